@@ -1,0 +1,16 @@
+"""annostat: probabilistic models of citizen-science volunteers.
+
+    >>> import annostat
+    >>> votes = annostat.Votes.read("votes.csv")                     # doctest: +SKIP
+    >>> fit = annostat.DawidSkene().fit(votes)                       # doctest: +SKIP
+    >>> fit.answers, fit.volunteers, fit.confusion                   # doctest: +SKIP
+"""
+
+__version__ = "0.1.0"
+
+from annostat.errors import InputError
+from annostat.fit import Fit
+from annostat.models import DawidSkene, MajorityVote, get_model
+from annostat.votes import Votes
+
+__all__ = ["__version__", "InputError", "Fit", "DawidSkene", "MajorityVote", "Votes", "get_model"]

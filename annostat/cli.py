@@ -1,0 +1,141 @@
+"""The ``annostat`` command: a thin typer layer over the Python API.
+
+Bad input (a missing file, an unknown column, an empty or unreadable table) prints one line naming the file, column
+or row and exits with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from annostat.errors import InputError
+from annostat.models import REGISTRY, get_model
+
+app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    help="Probabilistic models of citizen-science volunteers.",
+)
+console = Console(stderr=True)
+ModelName = Enum("ModelName", {name: name for name in REGISTRY}, type=str)
+DuplicatePolicy = Enum("DuplicatePolicy", {p: p for p in ("first", "last", "all")}, type=str)
+
+
+def fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+@contextmanager
+def input_errors() -> Iterator[None]:
+    """Turn input problems into one line and exit status 2."""
+    try:
+        yield
+    except InputError as exc:
+        fail(str(exc))
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        fail(f"{exc.filename}: {exc.strerror}")
+
+
+@contextmanager
+def fit_progress(enabled: bool):
+    """A rich progress bar per question; yields the callback models take (or None)."""
+    if not enabled:
+        yield None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        tasks: dict = {}
+
+        def update(question, done: int, total: int) -> None:
+            if question not in tasks:
+                tasks[question] = bar.add_task(f"fitting {question}", total=total)
+            bar.update(tasks[question], completed=done, total=total)
+
+        yield update
+
+
+@app.command()
+def fit(
+    votes: Path = typer.Argument(..., help="Votes table: CSV/TSV or Parquet, one row per vote."),
+    model: ModelName = typer.Option("ds", "--model", "-m", help="Model to fit."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the fit (created if needed)."),
+    subject_col: str = typer.Option("subject", help="Column with the subject id."),
+    volunteer_col: str = typer.Option("volunteer", help="Column with the volunteer id."),
+    question_col: str = typer.Option("question", help="Column with the question; absent: one question."),
+    answer_col: str = typer.Option("answer", help="Column with the answer."),
+    time_col: str = typer.Option("created_at", help="Column with the time of the vote; absent: file order."),
+    duplicates: DuplicatePolicy = typer.Option("first", help="Repeat votes by one volunteer on one subject."),
+    max_iter: Optional[int] = typer.Option(None, help="Dawid-Skene: most EM iterations [default: 100]."),
+    tol: Optional[float] = typer.Option(None, help="Dawid-Skene: relative change that stops EM [default: 1e-6]."),
+    pseudo_diagonal: Optional[float] = typer.Option(None, help="Dawid-Skene: Dirichlet pseudo-count on the diagonal."),
+    pseudo_off_diagonal: Optional[float] = typer.Option(None, help="Dawid-Skene: pseudo-count off the diagonal."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
+) -> None:
+    """Fit a model to a votes table and write subjects, posteriors, volunteers, confusion and fit.json."""
+    from annostat.votes import Votes
+
+    options = {}
+    if model.value == "ds":
+        given = dict(max_iter=max_iter, tol=tol, pseudo_diagonal=pseudo_diagonal,
+                     pseudo_off_diagonal=pseudo_off_diagonal)
+        options = {k: v for k, v in given.items() if v is not None}
+    with input_errors():
+        try:
+            estimator = get_model(model.value, **options)
+        except ValueError as exc:
+            fail(str(exc))
+        start = time.perf_counter()
+        table = Votes.read(
+            votes, subject=subject_col, volunteer=volunteer_col, question=question_col, answer=answer_col,
+            time=time_col, duplicates=duplicates.value,
+        )
+        with fit_progress(not quiet) as progress:
+            result = estimator.fit(table, progress=progress)
+        result.seconds = time.perf_counter() - start
+        result.save(out)
+    if not quiet:
+        console.print(f"{votes}: {table.report.summary()}", highlight=False)
+        console.print(result.convergence.to_string(index=False), highlight=False)
+        console.print(f"{estimator.title} fit written to {out}/ in {result.seconds:.2f} s", highlight=False)
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("annostat-demo"), "--out", "-o", help="Folder for the demo's outputs."),
+    subjects: int = typer.Option(3000, help="Simulated subjects (galaxies)."),
+    volunteers: int = typer.Option(300, help="Simulated volunteers."),
+    seed: int = typer.Option(0, help="Random seed."),
+) -> None:
+    """Simulate Galaxy Zoo votes with known truth, fit majority vote and Dawid-Skene, and compare them."""
+    from annostat.demo import run_demo
+
+    with fit_progress(True) as progress:
+        comparison = run_demo(out, n_subjects=subjects, n_volunteers=volunteers, seed=seed, progress=progress)
+    table = Table(title="Simulated Galaxy Zoo votes: fits against the truth")
+    for column in ("question", "model", "subjects", "accuracy", "volunteer accuracy MAE (>= 20 votes)"):
+        table.add_column(column, justify="left" if column in ("question", "model") else "right")
+    for row in comparison.sort_values(["question", "model"], ascending=[False, False]).itertuples():
+        table.add_row(row.question, REGISTRY[row.model].title, f"{row.subjects:,}", f"{row.accuracy:.4f}",
+                      f"{row.volunteer_accuracy_mae:.4f}")
+    Console().print(table)
+    Console().print(f"Fits written to {out}/mv and {out}/ds; votes, truth and comparison.csv in {out}/")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app(prog_name="annostat")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

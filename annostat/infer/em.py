@@ -1,0 +1,216 @@
+"""Dawid-Skene expectation-maximisation in JAX: one question, ragged long-format votes.
+
+Data: for each vote n, a subject s_n (votes sorted by subject), a volunteer v_n and an answer l_n in 0..K-1.
+Parameters: answer priors pi (K) and per-volunteer confusion theta_v (K true answers x K given answers).
+
+- M-step: expected counts C[v, k, l] = sum over v's votes with answer l of T[s_n, k], by one segment sum over
+  the votes sorted by (volunteer, answer); theta_v[k, :] = max(C[v, k, :] + A[k, :], eps) normalised, with A the
+  Dirichlet pseudo-counts (MAP under a Dirichlet(A + 1) prior on each row); pi = (sum_s T[s] + a0) normalised.
+- E-step: log T[s, k] = log pi_k + sum over s's votes of log theta_{v_n}[k, l_n], by one sorted segment sum over
+  the votes in subject order, then normalised in log space; the marginal log-likelihood of the votes is the sum over
+  subjects of logsumexp_k.
+
+Everything runs in float32 inside jit-compiled ``lax.while_loop`` chunks of iterations, so arrays stay on the device
+and Python is visited only every few iterations (for progress reports). Array sizes are padded up to a few fixed
+"buckets" so that fits of similar size reuse one compiled kernel: padded votes point at a padded subject and a padded
+volunteer that take no part in the priors or the log-likelihood. Scatter-adds on CPU are sequential, so results are
+deterministic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+CHUNK = 10  # iterations per compiled call; progress is reported between chunks
+
+
+def bucket(n: int, minimum: int = 16) -> int:
+    """Round ``n`` up to the next of 16, 20, 24, 28, 32, 40, 48, 56, 64, ...: at most 25% padding."""
+    n = max(int(n), minimum)
+    e = max(int(np.floor(np.log2(n))) - 2, 0)
+    step = 1 << e
+    return int(-(-n // step) * step)
+
+
+@dataclass
+class EMResult:
+    """What one EM fit of one question returns (numpy arrays, unpadded)."""
+
+    posteriors: np.ndarray  # [S, K] p(true answer | votes)
+    confusion: np.ndarray  # [V, K, K] p(answer | true answer)
+    counts: np.ndarray  # [V, K, K] expected number of votes per (true answer, answer) under the posteriors
+    priors: np.ndarray  # [K]
+    log_likelihood: np.ndarray  # per iteration: marginal log-likelihood of the votes
+    log_prior: np.ndarray  # per iteration: log density of the Dirichlet priors (up to a constant)
+    elbo: np.ndarray  # per iteration: crowd-kit's evidence lower bound (-inf at the first iteration)
+    converged: bool
+
+
+def _counts(T, vs_subject, vs_key, n_vol_pad, K):
+    """Expected counts C[v, k, l]: sum of T[s_n, k] over volunteer v's votes with answer l."""
+    counts = jax.ops.segment_sum(T[vs_subject], vs_key, num_segments=n_vol_pad * K, indices_are_sorted=True)
+    return jnp.swapaxes(counts.reshape(n_vol_pad, K, K), 1, 2)
+
+
+def _m_step(T, vs_subject, vs_key, smask, n_vol_pad, K, pseudo, prior_pseudo, eps):
+    theta = jnp.maximum(_counts(T, vs_subject, vs_key, n_vol_pad, K) + pseudo, eps)
+    log_theta = jnp.log(theta) - jnp.log(theta.sum(axis=2, keepdims=True))
+    pi = jnp.maximum((T * smask[:, None]).sum(axis=0) + prior_pseudo, eps)
+    log_pi = jnp.log(pi) - jnp.log(pi.sum())
+    return log_pi, log_theta
+
+
+def _e_step(log_pi, log_theta, subject, key, smask, n_subj_pad, K):
+    # log_theta[v, k, l] laid out as rows (v, l) of K true-answer entries, so one gather reads K contiguous floats
+    table = jnp.swapaxes(log_theta, 1, 2).reshape(-1, K)
+    L = jax.ops.segment_sum(table[key], subject, num_segments=n_subj_pad, indices_are_sorted=True) + log_pi
+    norm = jax.nn.logsumexp(L, axis=1)
+    T = jnp.exp(L - norm[:, None])
+    return T, jnp.sum(norm * smask), L
+
+
+def _log_prior(log_pi, log_theta, vmask, pseudo, prior_pseudo):
+    return jnp.sum(vmask[:, None, None] * pseudo * log_theta) + jnp.sum(prior_pseudo * log_pi)
+
+
+def _crowdkit_elbo(T, L, log_pi, extra_votes, smask, eps):
+    """crowd-kit's evidence lower bound: posteriors ``T`` against the joint log-probabilities ``L`` of the new
+    parameters, with the log prior counted once per vote rather than once per subject (as crowd-kit 1.4.2 does)."""
+    Tm = T * smask[:, None]
+    return jnp.sum(Tm * (L + extra_votes[:, None] * log_pi)) - jnp.sum(Tm * jnp.log(jnp.maximum(T, eps)))
+
+
+@partial(jax.jit, static_argnames=("K", "n_subj_pad", "n_vol_pad"))
+def _em_chunk(state, data, settings, n_steps, *, K, n_subj_pad, n_vol_pad):
+    """Up to ``n_steps`` EM iterations (M-step, then E-step), stopping early on convergence.
+
+    ``state`` = (posteriors, log priors and log confusion that produced them, previous objective, iterations done).
+    The objective is the log-likelihood plus log prior, or, in crowd-kit mode (``elbo_mode``), the evidence lower
+    bound of the previous posteriors under the new parameters; crowd-kit mode also stops on any gain below the
+    tolerance (losses included) and then keeps the previous posteriors, as crowd-kit does.
+    """
+    subject, key, vs_subject, vs_key, smask, vmask, extra_votes = data
+    pseudo, prior_pseudo, eps, rtol, atol, elbo_mode = settings
+
+    def cond(c):
+        i, done = c[0], c[1]
+        return (i < n_steps) & (~done)
+
+    def body(c):
+        i, _, (T, _, _, previous, it), traces = c
+        log_pi, log_theta = _m_step(T, vs_subject, vs_key, smask, n_vol_pad, K, pseudo, prior_pseudo, eps)
+        T_new, ll, L = _e_step(log_pi, log_theta, subject, key, smask, n_subj_pad, K)
+        lp = _log_prior(log_pi, log_theta, vmask, pseudo, prior_pseudo)
+        elbo = jnp.where(it == 0, -jnp.inf, _crowdkit_elbo(T, L, log_pi, extra_votes, smask, eps))
+        objective = jnp.where(elbo_mode, elbo, ll + lp)
+        gain = objective - previous
+        change = jnp.where(elbo_mode, gain, jnp.abs(gain))
+        done = jnp.isfinite(previous) & (change <= atol + rtol * jnp.abs(previous))
+        T_out = jnp.where(elbo_mode & done, T, T_new)
+        traces = tuple(t.at[i].set(v) for t, v in zip(traces, (ll, lp, elbo)))
+        return i + 1, done, (T_out, log_pi, log_theta, objective, it + 1), traces
+
+    nan = jnp.full((CHUNK,), jnp.nan, jnp.float32)
+    i, done, state, traces = jax.lax.while_loop(cond, body, (jnp.int32(0), jnp.bool_(False), state, (nan,) * 3))
+    return state, i, done, traces
+
+
+_expected_counts = jax.jit(_counts, static_argnames=("n_vol_pad", "K"))
+
+
+def dawid_skene_em(
+    subject: np.ndarray,
+    volunteer: np.ndarray,
+    answer: np.ndarray,
+    n_subjects: int,
+    n_volunteers: int,
+    n_answers: int,
+    init: np.ndarray,
+    *,
+    pseudo_counts: np.ndarray,
+    prior_pseudo_count: float = 1.0,
+    eps: float = 1e-10,
+    max_iter: int = 100,
+    rtol: float = 1e-6,
+    atol: float = 0.0,
+    elbo_mode: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> EMResult:
+    """Fit Dawid-Skene to one question's votes by EM.
+
+    ``subject`` must be sorted (ascending); codes are 0..n-1. ``init`` holds the starting posteriors [S, K]
+    (vote fractions). The loop stops when the change of the objective (log-likelihood + log prior) is at most
+    ``atol + rtol * |previous|``, or after ``max_iter`` iterations (``elbo_mode``: crowd-kit's rule, see
+    ``_em_chunk``). ``progress(done, max_iter)`` is called between
+    compiled chunks.
+    """
+    K = int(n_answers)
+    N = len(subject)
+    S, V = int(n_subjects), int(n_volunteers)
+    if N == 0:
+        raise ValueError("no votes to fit")
+    if np.any(np.diff(subject) < 0):
+        raise ValueError("votes must be sorted by subject")
+    n_votes_pad, n_subj_pad, n_vol_pad = bucket(N), bucket(S + 1), bucket(V + 1)
+
+    subj = np.full(n_votes_pad, n_subj_pad - 1, np.int32)
+    subj[:N] = subject
+    vol = np.full(n_votes_pad, n_vol_pad - 1, np.int32)
+    vol[:N] = volunteer
+    ans = np.zeros(n_votes_pad, np.int32)
+    ans[:N] = answer
+    key = vol * K + ans
+    order = np.argsort(key, kind="stable").astype(np.int32)
+    smask = np.zeros(n_subj_pad, np.float32)
+    smask[:S] = 1.0
+    vmask = np.zeros(n_vol_pad, np.float32)
+    vmask[:V] = 1.0
+    T0 = np.full((n_subj_pad, K), 1.0 / K, np.float32)
+    T0[:S] = init
+    extra_votes = np.maximum(np.bincount(subj, minlength=n_subj_pad) - 1, 0).astype(np.float32)
+    data = tuple(jnp.asarray(a) for a in (subj, key, subj[order], key[order], smask, vmask, extra_votes))
+    settings = (
+        jnp.asarray(pseudo_counts, jnp.float32),
+        jnp.float32(prior_pseudo_count),
+        jnp.float32(eps),
+        jnp.float32(rtol),
+        jnp.float32(atol),
+        jnp.bool_(elbo_mode),
+    )
+    static = dict(K=K, n_subj_pad=n_subj_pad, n_vol_pad=n_vol_pad)
+
+    state = (
+        jnp.asarray(T0),
+        jnp.zeros(K, jnp.float32),
+        jnp.zeros((n_vol_pad, K, K), jnp.float32),
+        jnp.float32(-jnp.inf),
+        jnp.int32(0),
+    )
+    traces, done, n_done = [], False, 0
+    while n_done < max_iter and not done:
+        steps = min(CHUNK, max_iter - n_done)
+        state, i, done_flag, chunk_traces = _em_chunk(state, data, settings, jnp.int32(steps), **static)
+        i, done = int(i), bool(done_flag)
+        traces.append(np.stack([np.asarray(t)[:i] for t in chunk_traces]))
+        n_done += i
+        if progress is not None:
+            progress(n_done, max_iter)
+    T, log_pi, log_theta, _, _ = state
+    ll, lp, elbo = np.concatenate(traces, axis=1)
+    counts = _expected_counts(T, data[2], data[3], n_vol_pad=n_vol_pad, K=K)
+    return EMResult(
+        posteriors=np.asarray(T)[:S],
+        confusion=np.exp(np.asarray(log_theta)[:V]),
+        counts=np.asarray(counts)[:V],
+        priors=np.exp(np.asarray(log_pi)),
+        log_likelihood=ll,
+        log_prior=lp,
+        elbo=elbo,
+        converged=done,
+    )

@@ -1,0 +1,17 @@
+"""Models of volunteers: one module per model, each registered under a short name (``mv``, ``ds``)."""
+
+from annostat.models.base import REGISTRY, Model
+from annostat.models.dawid_skene import DawidSkene
+from annostat.models.majority_vote import MajorityVote
+
+
+def get_model(name: str, **options) -> Model:
+    """The model registered as ``name`` (``mv``, ``ds``), built with ``options``."""
+    try:
+        cls = REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"no model {name!r}; the models are {', '.join(sorted(REGISTRY))}") from None
+    return cls(**options)
+
+
+__all__ = ["REGISTRY", "Model", "DawidSkene", "MajorityVote", "get_model"]

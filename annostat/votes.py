@@ -1,0 +1,430 @@
+"""The votes table: every input becomes one integer-coded :class:`Votes`.
+
+A vote is one volunteer's answer to one question about one subject, at one time. :class:`Votes` holds the votes as
+integer codes (``subject``, ``volunteer``, ``question``, ``answer`` per question), each volunteer's experience
+(``experience``: how many responses they had given before this one, on any question; ``experience_question``: on this
+question), the label maps both ways, and a :class:`RowReport` that accounts for every input row.
+
+Codes follow the sorted order of the original labels, so they are deterministic. Answer codes are per question:
+questions may have different answer sets (a 3-answer and a 2-answer question in one table is normal).
+
+Row accounting: rows with a missing subject, volunteer, question or answer are dropped and counted by reason;
+duplicate votes (one volunteer, one subject, one question, several rows) follow a policy (``first`` keeps the
+earliest, ``last`` the latest, ``all`` keeps every row) and are counted. ``rows read = rows kept + rows dropped``
+always holds.
+
+Experience is counted over every valid response (duplicates included: the volunteer did see the subject again),
+in time order, ties broken by file order; rows without a time sort after the timed ones of the same volunteer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from annostat.errors import InputError, where
+from annostat.io.tables import read_table
+
+DUPLICATE_POLICIES = ("first", "last", "all")
+DEFAULT_COLUMNS = {
+    "subject": "subject",
+    "volunteer": "volunteer",
+    "question": "question",
+    "answer": "answer",
+    "time": "created_at",
+}
+ROLES = ("subject", "volunteer", "question", "answer")
+
+
+@dataclass
+class RowReport:
+    """Where every input row went: kept, or dropped with a reason."""
+
+    source: str
+    rows_read: int
+    rows_kept: int
+    dropped: dict[str, int] = field(default_factory=dict)
+    duplicate_policy: str = "first"
+    duplicates: int = 0
+    missing_time: int = 0
+
+    @property
+    def rows_dropped(self) -> int:
+        return sum(self.dropped.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "read": self.rows_read,
+            "kept": self.rows_kept,
+            "dropped": self.rows_dropped,
+            "dropped_by_reason": dict(self.dropped),
+            "duplicate_policy": self.duplicate_policy,
+            "duplicates_found": self.duplicates,
+            "missing_time": self.missing_time,
+        }
+
+    def summary(self) -> str:
+        text = f"{self.rows_read:,} rows read, {self.rows_kept:,} kept"
+        if self.dropped:
+            text += ", " + ", ".join(f"{n:,} dropped ({why})" for why, n in self.dropped.items())
+        if self.duplicates and self.duplicate_policy == "all":
+            text += f", {self.duplicates:,} repeat votes kept (policy all)"
+        return text
+
+
+def _resolve_columns(frame_columns: Sequence[str], source: str, given: Mapping[str, str | None]) -> dict[str, str]:
+    """Map roles to column names. Optional roles (question, time) left at their default are dropped if absent."""
+    resolved: dict[str, str] = {}
+    available = ", ".join(repr(c) for c in frame_columns)
+    for role in ("subject", "volunteer", "answer", "question", "time"):
+        name = given.get(role)
+        optional = role in ("question", "time")
+        if name is None:
+            continue
+        if name in resolved.values():
+            clash = next(r for r, c in resolved.items() if c == name)
+            if optional and name == DEFAULT_COLUMNS[role]:
+                continue  # e.g. a table whose subject column is called "question" (dog, duck)
+            raise InputError(f"{source}: column {name!r} is given both as the {clash} and as the {role} column")
+        if name not in frame_columns:
+            if optional and name == DEFAULT_COLUMNS[role]:
+                continue
+            raise InputError(f"{source}: no {role} column {name!r}; the columns are {available}")
+        resolved[role] = name
+    return resolved
+
+
+def _blank_to_null(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    if dtype == pl.Utf8:
+        return pl.when(expr.str.strip_chars() == "").then(None).otherwise(expr)
+    if dtype.is_float():
+        return pl.when(expr.is_nan()).then(None).otherwise(expr)
+    return expr
+
+
+def _parse_time(column: pl.Series, source: str, name: str, rows: pl.Series) -> pl.Series:
+    """Turn a time/order column into sortable Float64 (numbers) or Int64 microseconds (dates)."""
+    dtype = column.dtype
+    if dtype == pl.Date:
+        column = column.cast(pl.Datetime("us"))
+        dtype = column.dtype
+    if isinstance(dtype, pl.Datetime):
+        return column.dt.replace_time_zone(None).dt.cast_time_unit("us").cast(pl.Int64)
+    if dtype.is_numeric():
+        return column.cast(pl.Float64)
+    text = column.cast(pl.Utf8)
+    as_number = text.cast(pl.Float64, strict=False)
+    if as_number.null_count() == text.null_count():
+        return as_number
+    parsed = text.str.replace(r"\s*UTC$", "").str.to_datetime(strict=False, time_unit="us", time_zone="UTC")
+    if parsed.null_count() != text.null_count():
+        try:  # mixed formats: let pandas try each value on its own
+            pandas_parsed = pd.to_datetime(text.to_pandas(), utc=True, format="mixed", errors="coerce")
+            parsed = pl.from_pandas(pandas_parsed).dt.cast_time_unit("us")
+        except (ValueError, TypeError):
+            pass
+    bad = parsed.is_null() & text.is_not_null()
+    if bad.any():
+        first = int(bad.arg_max())
+        raise InputError(
+            f"{where(source, column=name, row=int(rows[first]) + 1)}: cannot read {text[first]!r} as a time "
+            f"({int(bad.sum()):,} such rows); fix the values or leave out the time column to use file order"
+        )
+    return parsed.dt.replace_time_zone(None).cast(pl.Int64)
+
+
+class Votes:
+    """Integer-coded votes with label maps, experience and row accounting.
+
+    Build one with :meth:`Votes.from_frame` (pandas or polars) or :meth:`Votes.read` (CSV or Parquet)::
+
+        votes = Votes.read("classifications.csv", subject="subject_id", volunteer="user_name")
+        votes.table            # polars: subject, volunteer, question, answer (codes), row, time,
+                               #         experience, experience_question
+        votes.subjects[12]     # the original label of subject code 12
+        votes.report.summary() # '10,000 rows read, 9,990 kept, 10 dropped (missing answer)'
+
+    The table is sorted by question, then subject, then input row.
+    """
+
+    def __init__(
+        self,
+        table: pl.DataFrame,
+        subjects: pl.Series,
+        volunteers: pl.Series,
+        questions: pl.Series,
+        answers: list[pl.Series],
+        report: RowReport,
+        columns: dict[str, str],
+    ) -> None:
+        self.table = table
+        self.subjects = subjects
+        self.volunteers = volunteers
+        self.questions = questions
+        self.answers = answers
+        self.report = report
+        self.columns = columns
+        q = self.table["question"].to_numpy()
+        self._question_bounds = np.searchsorted(q, np.arange(len(questions) + 1), side="left")
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def read(cls, path: str | Path, **options: Any) -> "Votes":
+        """Read votes from a CSV/TSV or Parquet file; options as in :meth:`from_frame`."""
+        frame = read_table(path)
+        return cls.from_frame(frame, source=str(path), **options)
+
+    @classmethod
+    def from_frame(
+        cls,
+        frame: pl.DataFrame | pd.DataFrame,
+        *,
+        subject: str = "subject",
+        volunteer: str = "volunteer",
+        question: str | None = "question",
+        answer: str = "answer",
+        time: str | None = "created_at",
+        duplicates: str = "first",
+        answers: Mapping[Any, Sequence[Any]] | Sequence[Any] | None = None,
+        source: str | None = None,
+    ) -> "Votes":
+        """Build the votes table from a long DataFrame, one row per vote.
+
+        Args:
+            frame: pandas or polars DataFrame.
+            subject, volunteer, answer: column names (required columns).
+            question: the question column; ``None``, or the default name when absent, means one question.
+            time: the time/order column (datetimes, ISO/Panoptes time text, or numbers); ``None``, or the default
+                name when absent, means file order.
+            duplicates: ``first`` (default), ``last`` or ``all`` for repeat votes by one volunteer on one subject
+                and question.
+            answers: the answer set of each question (``{question: [answers...]}``, or a list for one question),
+                in the order to code them; votes with other answers are dropped and counted. By default each
+                question's answers are the values seen, sorted.
+            source: name used in messages (the file name).
+        """
+        source = source or "<data frame>"
+        if duplicates not in DUPLICATE_POLICIES:
+            raise InputError(f"duplicate policy {duplicates!r} is not one of {', '.join(DUPLICATE_POLICIES)}")
+        if isinstance(frame, pd.DataFrame):
+            try:
+                frame = pl.from_pandas(frame, nan_to_null=True)
+            except Exception as exc:
+                raise InputError(f"{source}: cannot convert the pandas DataFrame: {exc}") from exc
+        if not isinstance(frame, pl.DataFrame):
+            raise InputError(f"{source}: expected a pandas or polars DataFrame, got {type(frame).__name__}")
+        if frame.width == 0 or frame.height == 0:
+            raise InputError(f"{source}: the table is empty (no rows)")
+        given = {"subject": subject, "volunteer": volunteer, "question": question, "answer": answer, "time": time}
+        cols = _resolve_columns(frame.columns, source, given)
+        n_read = frame.height
+
+        work = frame.select(
+            [_blank_to_null(pl.col(c), frame.schema[c]).alias(role) for role, c in cols.items() if role != "time"]
+        ).with_row_index("row")
+        if "question" not in cols:
+            work = work.with_columns(pl.lit(cols["answer"]).alias("question"))
+        if "time" in cols:
+            work = work.with_columns(_parse_time(frame[cols["time"]], source, cols["time"], work["row"]).alias("time"))
+        else:
+            work = work.with_columns(pl.lit(None, dtype=pl.Float64).alias("time"))
+
+        dropped: dict[str, int] = {}
+        for role in ROLES:
+            missing = work[role].is_null()
+            n_missing = int(missing.sum())
+            if n_missing:
+                dropped[f"missing {role}"] = n_missing
+                work = work.filter(~missing)
+        if work.height == 0:
+            raise InputError(f"{source}: no usable votes: all {n_read:,} rows lack a {', '.join(dropped)}")
+
+        # label maps and codes
+        def coder(col: str) -> tuple[pl.Series, pl.Expr]:
+            labels = work[col].unique().sort()
+            return labels, (pl.col(col).rank("dense") - 1).cast(pl.Int32)
+
+        subjects, subject_code = coder("subject")
+        volunteers, volunteer_code = coder("volunteer")
+        questions, question_code = coder("question")
+        work = work.with_columns(
+            subject_code.alias("subject_code"),
+            volunteer_code.alias("volunteer_code"),
+            question_code.alias("question_code"),
+        )
+        if answers is not None:
+            work, answer_sets, n_outside = _code_given_answers(work, questions, answers, source)
+            if n_outside:
+                dropped["answer not in its question's answer set"] = n_outside
+        else:
+            work = work.with_columns(
+                (pl.col("answer").rank("dense").over("question_code") - 1).cast(pl.Int32).alias("answer_code")
+            )
+            answer_map = work.group_by("question_code").agg(pl.col("answer").unique().sort()).sort("question_code")
+            answer_sets = [pl.Series("answer", a, dtype=work.schema["answer"]) for a in answer_map["answer"]]
+
+        # experience over every valid response, in time order (ties: file order)
+        work = work.sort(["volunteer_code", "time", "row"], nulls_last=True)
+        work = work.with_columns(
+            pl.int_range(pl.len(), dtype=pl.Int32).over("volunteer_code").alias("experience"),
+            pl.int_range(pl.len(), dtype=pl.Int32).over(["volunteer_code", "question_code"]).alias(
+                "experience_question"
+            ),
+        )
+        key = ["volunteer_code", "subject_code", "question_code"]
+        work = work.with_columns(
+            pl.int_range(pl.len(), dtype=pl.Int32).over(key).alias("_repeat"),
+            pl.len().over(key).alias("_repeats"),
+        )
+        n_duplicates = int((work["_repeat"] > 0).sum())
+        if duplicates == "first":
+            work = work.filter(pl.col("_repeat") == 0)
+        elif duplicates == "last":
+            work = work.filter(pl.col("_repeat") == pl.col("_repeats") - 1)
+        if n_duplicates and duplicates != "all":
+            dropped[f"duplicate vote (policy {duplicates})"] = n_duplicates
+
+        table = (
+            work.select(
+                pl.col("subject_code").alias("subject"),
+                pl.col("volunteer_code").alias("volunteer"),
+                pl.col("question_code").alias("question"),
+                pl.col("answer_code").alias("answer"),
+                pl.col("row"),
+                pl.col("time"),
+                pl.col("experience"),
+                pl.col("experience_question"),
+            )
+            .sort(["question", "subject", "row"])
+        )
+        # labels of subjects/volunteers that lost every vote to the duplicate policy cannot occur: the kept row
+        # of each group shares them. Re-code anyway if an answer-set filter removed every vote of a label.
+        table, subjects, volunteers = _compact(table, subjects, volunteers)
+        report = RowReport(
+            source=source,
+            rows_read=n_read,
+            rows_kept=table.height,
+            dropped=dropped,
+            duplicate_policy=duplicates,
+            duplicates=n_duplicates,
+            missing_time=int(table["time"].null_count()) if "time" in cols else 0,
+        )
+        assert report.rows_read == report.rows_kept + report.rows_dropped, report
+        return cls(table, subjects.rename("subject"), volunteers.rename("volunteer"), questions.rename("question"),
+                   answer_sets, report, cols)
+
+    # ------------------------------------------------------------------ sizes and views
+    @property
+    def n_votes(self) -> int:
+        return self.table.height
+
+    @property
+    def n_subjects(self) -> int:
+        return len(self.subjects)
+
+    @property
+    def n_volunteers(self) -> int:
+        return len(self.volunteers)
+
+    @property
+    def n_questions(self) -> int:
+        return len(self.questions)
+
+    @property
+    def n_answers(self) -> list[int]:
+        return [len(a) for a in self.answers]
+
+    def question_slice(self, question: int) -> slice:
+        """Rows of :attr:`table` holding the votes on question code ``question`` (sorted by subject)."""
+        return slice(int(self._question_bounds[question]), int(self._question_bounds[question + 1]))
+
+    def arrays(self, question: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(subject, volunteer, answer) int32 codes of one question's votes, sorted by subject."""
+        part = self.table[self.question_slice(question)]
+        return (part["subject"].to_numpy(), part["volunteer"].to_numpy(), part["answer"].to_numpy())
+
+    def iter_questions(self) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+        for q in range(self.n_questions):
+            yield (q, *self.arrays(q))
+
+    def question_code(self, label: Any) -> int:
+        matches = (self.questions == label).arg_true()
+        if len(matches) == 0:
+            raise KeyError(f"no question {label!r}; the questions are {self.questions.to_list()}")
+        return int(matches[0])
+
+    def to_frame(self) -> pl.DataFrame:
+        """The votes with their original labels (and codes), in table order."""
+        t = self.table
+        answer_labels = _answer_labels(self.answers, t["question"].to_numpy(), t["answer"].to_numpy())
+        return t.select(
+            self.subjects.gather(t["subject"]).alias("subject"),
+            self.volunteers.gather(t["volunteer"]).alias("volunteer"),
+            self.questions.gather(t["question"]).alias("question"),
+            answer_labels.alias("answer"),
+            pl.col("row"),
+            pl.col("time"),
+            pl.col("experience"),
+            pl.col("experience_question"),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Votes({self.n_votes:,} votes: {self.n_subjects:,} subjects, {self.n_volunteers:,} volunteers, "
+            f"{self.n_questions} question{'s' if self.n_questions != 1 else ''} with "
+            f"{'/'.join(map(str, self.n_answers))} answers)"
+        )
+
+
+def _answer_labels(answers: list[pl.Series], question: np.ndarray, answer: np.ndarray) -> pl.Series:
+    """Original answer labels for (question code, answer code) pairs."""
+    flat = pl.concat(answers) if len(answers) > 1 else answers[0]
+    offsets = np.concatenate([[0], np.cumsum([len(a) for a in answers])])
+    return flat.gather(offsets[question] + answer)
+
+
+def _code_given_answers(
+    work: pl.DataFrame, questions: pl.Series, answers: Mapping[Any, Sequence[Any]] | Sequence[Any], source: str
+) -> tuple[pl.DataFrame, list[pl.Series], int]:
+    if not isinstance(answers, Mapping):
+        if len(questions) != 1:
+            raise InputError(f"{source}: answers given as a list, but the table has {len(questions)} questions")
+        answers = {questions[0]: answers}
+    unknown = [q for q in questions.to_list() if q not in answers]
+    if unknown:
+        raise InputError(f"{source}: no answer set given for question(s) {unknown}")
+    dtype = work.schema["answer"]
+    answer_sets, rows = [], []
+    for code, q in enumerate(questions.to_list()):
+        labels = pl.Series("answer", list(answers[q])).cast(dtype, strict=False)
+        if labels.null_count() or labels.n_unique() != len(labels):
+            raise InputError(f"{source}: the answer set of question {q!r} has repeated or unreadable values")
+        answer_sets.append(labels)
+        rows.append(pl.DataFrame({"question_code": pl.Series([code] * len(labels), dtype=pl.Int32),
+                                  "answer": labels, "answer_code": pl.Series(range(len(labels)), dtype=pl.Int32)}))
+    coded = work.join(pl.concat(rows), on=["question_code", "answer"], how="left")
+    outside = coded["answer_code"].is_null()
+    return coded.filter(~outside), answer_sets, int(outside.sum())
+
+
+def _compact(table: pl.DataFrame, subjects: pl.Series, volunteers: pl.Series):
+    """Drop labels that have no votes left and re-code densely."""
+    used_s = table["subject"].unique().sort()
+    used_v = table["volunteer"].unique().sort()
+    if len(used_s) == len(subjects) and len(used_v) == len(volunteers):
+        return table, subjects, volunteers
+    remap_s = np.full(len(subjects), -1, np.int32)
+    remap_s[used_s.to_numpy()] = np.arange(len(used_s), dtype=np.int32)
+    remap_v = np.full(len(volunteers), -1, np.int32)
+    remap_v[used_v.to_numpy()] = np.arange(len(used_v), dtype=np.int32)
+    table = table.with_columns(
+        pl.Series("subject", remap_s[table["subject"].to_numpy()]),
+        pl.Series("volunteer", remap_v[table["volunteer"].to_numpy()]),
+    )
+    return table, subjects.gather(used_s), volunteers.gather(used_v)
