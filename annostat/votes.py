@@ -29,6 +29,7 @@ import polars as pl
 
 from annostat.errors import InputError, where
 from annostat.io.tables import read_table
+from annostat.sorting import argsort_distinct
 
 DUPLICATE_POLICIES = ("first", "last", "all")
 DEFAULT_COLUMNS = {
@@ -245,14 +246,10 @@ class Votes:
         if work.height == 0:
             raise InputError(f"{source}: no usable votes: all {n_read:,} rows lack a {', '.join(dropped)}")
 
-        # label maps and codes
-        def coder(col: str) -> tuple[pl.Series, pl.Expr]:
-            labels = work[col].unique().sort()
-            return labels, (pl.col(col).rank("dense") - 1).cast(pl.Int32)
-
-        subjects, subject_code = coder("subject")
-        volunteers, volunteer_code = coder("volunteer")
-        questions, question_code = coder("question")
+        # label maps and codes (sorted order of the labels)
+        subjects, subject_code = _codes(work["subject"])
+        volunteers, volunteer_code = _codes(work["volunteer"])
+        questions, question_code = _codes(work["question"])
         work = work.with_columns(
             subject_code.alias("subject_code"),
             volunteer_code.alias("volunteer_code"),
@@ -269,42 +266,42 @@ class Votes:
             answer_map = work.group_by("question_code").agg(pl.col("answer").unique().sort()).sort("question_code")
             answer_sets = [pl.Series("answer", a, dtype=work.schema["answer"]) for a in answer_map["answer"]]
 
-        # experience over every valid response, in time order (ties: file order)
-        work = work.sort(["volunteer_code", "time", "row"], nulls_last=True)
-        work = work.with_columns(
-            pl.int_range(pl.len(), dtype=pl.Int32).over("volunteer_code").alias("experience"),
-            pl.int_range(pl.len(), dtype=pl.Int32).over(["volunteer_code", "question_code"]).alias(
-                "experience_question"
-            ),
-        )
-        key = ["volunteer_code", "subject_code", "question_code"]
-        work = work.with_columns(
-            pl.int_range(pl.len(), dtype=pl.Int32).over(key).alias("_repeat"),
-            pl.len().over(key).alias("_repeats"),
-        )
-        n_duplicates = int((work["_repeat"] > 0).sum())
-        if duplicates == "first":
-            work = work.filter(pl.col("_repeat") == 0)
-        elif duplicates == "last":
-            work = work.filter(pl.col("_repeat") == pl.col("_repeats") - 1)
-        if n_duplicates and duplicates != "all":
+        n = work.height
+        s_code, v_code, q_code = (work[c].to_numpy().astype(np.int64) for c in
+                                  ("subject_code", "volunteer_code", "question_code"))
+        S, Q = len(subjects), len(questions)
+        # position of each row in time order (ties and missing times: file order, missing last)
+        if "time" in cols:
+            t = work["time"].cast(pl.Float64).fill_null(np.inf).to_numpy()
+            position = np.empty(n, np.int64)
+            position[np.argsort(t, kind="stable")] = np.arange(n)
+        else:
+            position = np.arange(n, dtype=np.int64)
+        # experience: rank of each response among its volunteer's (and volunteer-question's) responses in time order
+        experience = _rank_within(v_code, position)
+        experience_q = experience if Q == 1 else _rank_within(v_code * Q + q_code, position)
+        # duplicate votes: one volunteer, one subject, one question; in time order
+        repeat_key = (v_code * S + s_code) * Q + q_code
+        in_time = np.argsort(position)
+        keyed = pl.Series(repeat_key[in_time])
+        n_duplicates = n - keyed.n_unique()
+        keep = np.ones(n, bool)
+        if duplicates != "all" and n_duplicates:
+            keep[in_time] = (keyed.is_first_distinct() if duplicates == "first" else keyed.is_last_distinct()).to_numpy()
             dropped[f"duplicate vote (policy {duplicates})"] = n_duplicates
-
-        table = (
-            work.select(
-                pl.col("subject_code").alias("subject"),
-                pl.col("volunteer_code").alias("volunteer"),
-                pl.col("question_code").alias("question"),
-                pl.col("answer_code").alias("answer"),
-                pl.col("row"),
-                pl.col("time"),
-                pl.col("experience"),
-                pl.col("experience_question"),
-            )
-            .sort(["question", "subject", "row"])
-        )
-        # labels of subjects/volunteers that lost every vote to the duplicate policy cannot occur: the kept row
-        # of each group shares them. Re-code anyway if an answer-set filter removed every vote of a label.
+        rows = np.flatnonzero(keep)
+        final = rows[argsort_distinct((q_code[rows] * S + s_code[rows]) * n + rows)]
+        table = pl.DataFrame({
+            "subject": s_code[final].astype(np.int32),
+            "volunteer": v_code[final].astype(np.int32),
+            "question": q_code[final].astype(np.int32),
+            "answer": work["answer_code"].to_numpy()[final].astype(np.int32),
+            "row": work["row"].to_numpy()[final].astype(np.int64),
+            "time": work["time"].gather(final),
+            "experience": experience[final].astype(np.int32),
+            "experience_question": experience_q[final].astype(np.int32),
+        })
+        # labels whose every vote fell to the answer-set filter are dropped and the codes compacted
         table, subjects, volunteers = _compact(table, subjects, volunteers)
         report = RowReport(
             source=source,
@@ -380,6 +377,30 @@ class Votes:
             f"{self.n_questions} question{'s' if self.n_questions != 1 else ''} with "
             f"{'/'.join(map(str, self.n_answers))} answers)"
         )
+
+
+def _codes(column: pl.Series) -> tuple[pl.Series, pl.Series]:
+    """Sorted unique labels and the Int32 code (position among them) of every value."""
+    labels = column.unique().sort()
+    if column.dtype == pl.Utf8:
+        codes = column.cast(pl.Enum(labels)).to_physical()
+    else:
+        codes = column.rank("dense") - 1
+    return labels, codes.cast(pl.Int32)
+
+
+def _rank_within(group: np.ndarray, position: np.ndarray) -> np.ndarray:
+    """For each row, how many rows of the same group come earlier in ``position`` order."""
+    n = len(group)
+    order = argsort_distinct(group * n + position)
+    g = group[order]
+    starts = np.zeros(n, np.int64)
+    new_group = np.ones(n, bool)
+    new_group[1:] = g[1:] != g[:-1]
+    starts[new_group] = np.flatnonzero(new_group)
+    ranks = np.empty(n, np.int64)
+    ranks[order] = np.arange(n) - np.maximum.accumulate(starts)
+    return ranks
 
 
 def _answer_labels(answers: list[pl.Series], question: np.ndarray, answer: np.ndarray) -> pl.Series:

@@ -55,10 +55,10 @@ class _CrowdKitAggregator:
         probas.index.name, probas.columns.name = "task", "label"
         self.probas_ = probas
         self.labels_ = probas.idxmax(axis=1).rename("agg_label")
-        self._set_extra(fit)
+        self._set_extra(fit, data)
         return self
 
-    def _set_extra(self, fit: Fit) -> None:
+    def _set_extra(self, fit: Fit, data: pd.DataFrame) -> None:
         pass
 
     def fit_predict(self, data: pd.DataFrame, *args: Any, **kwargs: Any) -> pd.Series:
@@ -74,9 +74,12 @@ class MajorityVote(_CrowdKitAggregator):
     def __init__(self) -> None:
         self._model = models.MajorityVote()
 
-    def _set_extra(self, fit: Fit) -> None:
-        volunteers = fit.table("volunteers").to_pandas()
-        self.skills_ = volunteers.set_index("volunteer")["accuracy"].astype(float).rename("skill")
+    def _set_extra(self, fit: Fit, data: pd.DataFrame) -> None:
+        # agreement with labels_ (whose ties follow crowd-kit's first-seen order), per worker, counting repeats of
+        # one (task, worker, label) once, as crowd-kit does
+        data = data.drop_duplicates(["task", "worker", "label"])
+        agrees = data["label"].to_numpy() == self.labels_.reindex(data["task"]).to_numpy()
+        self.skills_ = pd.Series(agrees, index=data["worker"]).groupby(level=0).mean().astype(float).rename("skill")
         self.skills_.index.name = "worker"
 
 
@@ -91,7 +94,7 @@ class DawidSkene(_CrowdKitAggregator):
             prior_pseudo_count=0.0, eps=1e-10, crowdkit_stopping=True,
         )
 
-    def _set_extra(self, fit: Fit) -> None:
+    def _set_extra(self, fit: Fit, data: pd.DataFrame) -> None:
         priors = fit.table("priors").to_pandas().set_index("answer")["p"].astype(float)
         priors.index.name = "label"
         self.priors_ = priors.rename("prior")

@@ -27,6 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from annostat.sorting import argsort_distinct
+
 CHUNK = 10  # iterations per compiled call; progress is reported between chunks
 
 
@@ -111,7 +113,9 @@ def _em_chunk(state, data, settings, n_steps, *, K, n_subj_pad, n_vol_pad):
         objective = jnp.where(elbo_mode, elbo, ll + lp)
         gain = objective - previous
         change = jnp.where(elbo_mode, gain, jnp.abs(gain))
-        done = jnp.isfinite(previous) & (change <= atol + rtol * jnp.abs(previous))
+        threshold = atol + rtol * jnp.abs(previous)
+        # crowd-kit stops on a gain strictly below tol; annostat's own rule never stops early when tol is 0
+        done = jnp.isfinite(previous) & jnp.where(elbo_mode, change < threshold, (change <= threshold) & (threshold > 0))
         T_out = jnp.where(elbo_mode & done, T, T_new)
         traces = tuple(t.at[i].set(v) for t, v in zip(traces, (ll, lp, elbo)))
         return i + 1, done, (T_out, log_pi, log_theta, objective, it + 1), traces
@@ -166,7 +170,7 @@ def dawid_skene_em(
     ans = np.zeros(n_votes_pad, np.int32)
     ans[:N] = answer
     key = vol * K + ans
-    order = np.argsort(key, kind="stable").astype(np.int32)
+    order = argsort_distinct(key.astype(np.int64) * n_votes_pad + np.arange(n_votes_pad)).astype(np.int32)
     smask = np.zeros(n_subj_pad, np.float32)
     smask[:S] = 1.0
     vmask = np.zeros(n_vol_pad, np.float32)

@@ -31,6 +31,8 @@ def vote_fractions(subject: np.ndarray, answer: np.ndarray, n_subjects: int, n_a
 
 def local_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(unique codes, codes re-numbered 0..n-1): the subjects or volunteers that vote on one question."""
+    if len(codes) and np.bincount(codes).all():  # already dense: every code 0..max has votes
+        return np.arange(int(codes.max()) + 1, dtype=np.int32), codes.astype(np.int32, copy=False)
     unique, local = np.unique(codes, return_inverse=True)
     return unique, local.astype(np.int32)
 

@@ -12,8 +12,9 @@ Priors (MAP): each confusion row :math:`\theta_v[k, \cdot] \sim \mathrm{Dirichle
 :math:`\pi \sim \mathrm{Dirichlet}(1 + a_0)`. The pseudo-counts keep volunteers with a handful of votes from getting
 confusion rows of exact zeros and ones (the failure of unsmoothed Dawid-Skene on sparse data), and a diagonal that
 outweighs the off-diagonal tells the model that volunteers are better than chance, which fixes the labelling of the
-true answers. Default :math:`a_\mathrm{diag} = 2`, :math:`a_\mathrm{off} = 1`, :math:`a_0 = 1`: chosen on the real
-dog and duck data and on simulated Galaxy Zoo votes (``benchmarks/ds_pseudo_counts.py``, ``models/dawid_skene.md``).
+true answers. Default :math:`a_\mathrm{diag} = 2`, :math:`a_\mathrm{off} = 0.25`, :math:`a_0 = 1`: chosen on the
+real dog and duck data and on simulated Galaxy Zoo votes (``benchmarks/ds_pseudo_counts.py``,
+``models/dawid_skene.md``).
 
 EM (``annostat.infer.em``): start from the vote fractions; M-step: expected counts plus pseudo-counts, normalised;
 E-step: posteriors in log space; stop when the relative change of the objective (log-likelihood plus log prior) is
@@ -72,7 +73,7 @@ class DawidSkene(Model):
         max_iter: int = 100,
         tol: float = 1e-6,
         pseudo_diagonal: float = 2.0,
-        pseudo_off_diagonal: float = 1.0,
+        pseudo_off_diagonal: float = 0.25,
         prior_pseudo_count: float = 1.0,
         atol_per_vote: float = 0.0,
         eps: float = 1e-10,

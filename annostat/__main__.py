@@ -1,0 +1,3 @@
+from annostat.cli import main
+
+main()

@@ -1,0 +1,14 @@
+"""Sorting helpers shared by the votes table and the EM kernels."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+
+def argsort_distinct(keys: np.ndarray) -> np.ndarray:
+    """Argsort of distinct int64 keys: polars' multithreaded sort (stability is moot when keys are distinct).
+
+    Make keys distinct, and the order deterministic, by folding in the row index: ``key * n + arange(n)``.
+    """
+    return pl.Series(keys).arg_sort().to_numpy()

@@ -1,0 +1,118 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from annostat import DawidSkene, MajorityVote, Votes
+from annostat.demo import score_against_truth
+from annostat.infer.em import bucket
+from tests.conftest import accuracy, real_votes
+
+
+@pytest.fixture(scope="module")
+def ds_fit(small_votes):
+    return DawidSkene().fit(small_votes)
+
+
+@pytest.fixture(scope="module")
+def mv_fit(small_votes):
+    return MajorityVote().fit(small_votes)
+
+
+def test_bucket_pads_at_most_a_quarter():
+    for n in [1, 15, 16, 17, 100, 1000, 12345, 2_000_000]:
+        b = bucket(n)
+        assert b >= n and (b <= 16 or b <= 1.25 * n)
+    assert bucket(17) == bucket(20)
+
+
+def test_dawid_skene_beats_majority_vote_on_simulated_votes(small_sim, ds_fit, mv_fit):
+    ds = score_against_truth(ds_fit, small_sim).set_index("question")
+    mv = score_against_truth(mv_fit, small_sim).set_index("question")
+    assert (ds["accuracy"] >= mv["accuracy"]).all()
+    assert ds.loc["smooth-or-featured", "accuracy"] > 0.93
+    # volunteers with >= 20 votes: estimated accuracy tracks the truth (fewer votes on the branch question)
+    assert ds.loc["smooth-or-featured", "volunteer_accuracy_corr"] > 0.9
+    assert ds.loc["disk-edge-on", "volunteer_accuracy_corr"] > 0.7
+    assert (ds["volunteer_accuracy_mae"] < 0.08).all()
+
+
+def test_fit_tables_are_consistent(small_votes, ds_fit):
+    post = ds_fit.posteriors
+    sums = post.groupby(["subject", "question"])["p"].sum()
+    assert np.allclose(sums, 1, atol=1e-4)
+    assert not post["p"].isna().any()
+    answers = ds_fit.answers
+    assert len(answers) == len(sums)
+    best = post.loc[post.groupby(["subject", "question"])["p"].idxmax()]
+    assert (best["p"].to_numpy() == pytest.approx(answers.sort_values(["subject", "question"])["p"].to_numpy(),
+                                                  abs=1e-6))
+    conf = ds_fit.confusion
+    rows = conf.groupby(["volunteer", "question", "true_answer"])["p"].sum()
+    assert np.allclose(rows, 1, atol=1e-4)
+    counts = conf.groupby(["volunteer", "question"])["count"].sum()
+    vols = ds_fit.volunteers.set_index(["volunteer", "question"])
+    assert np.allclose(counts.loc[vols.index], vols["n"], rtol=1e-3)
+    assert vols["n"].sum() == small_votes.n_votes
+    priors = ds_fit.priors.groupby("question")["p"].sum()
+    assert np.allclose(priors, 1, atol=1e-5)
+    # accuracy is the prior-weighted diagonal
+    diag = conf[conf["true_answer"] == conf["answer"]].merge(ds_fit.priors.rename(columns={"p": "prior"}),
+                                                             left_on=["question", "true_answer"],
+                                                             right_on=["question", "answer"])
+    acc = (diag["p"] * diag["prior"]).groupby([diag["volunteer"], diag["question"]]).sum()
+    assert np.allclose(acc.loc[vols.index], vols["accuracy"], atol=1e-5)
+
+
+def test_em_converges_monotonically_and_deterministically(small_votes, ds_fit):
+    assert ds_fit.converged
+    trace = ds_fit.trace
+    for _, part in trace.groupby("question"):
+        objective = (part["log_likelihood"] + part["log_prior"]).to_numpy()
+        assert np.all(np.diff(objective) >= -1e-4 * np.abs(objective[1:]))  # EM never loses (float32 noise aside)
+    again = DawidSkene().fit(small_votes)
+    assert again.posteriors.equals(ds_fit.posteriors)
+    assert again.confusion.equals(ds_fit.confusion)
+
+
+def test_tol_zero_runs_every_iteration(small_votes):
+    fit = DawidSkene(max_iter=23, tol=0).fit(small_votes)
+    assert fit.iterations == 23 and not fit.converged
+    assert (fit.convergence["iterations"] == 23).all()
+
+
+def test_sparse_edge_cases_work():
+    # volunteer with one vote, subject with one vote, an answer one volunteer never used, an answer nobody used
+    df = pd.DataFrame({
+        "subject": [1, 1, 1, 2, 2, 2, 3, 4],
+        "volunteer": ["a", "b", "c", "a", "b", "c", "a", "lonely"],
+        "answer": ["x", "x", "y", "y", "y", "y", "x", "z"],
+    })
+    votes = Votes.from_frame(df, answers=["x", "y", "z", "w"])
+    fit = DawidSkene().fit(votes)
+    post = fit.posteriors
+    assert len(post) == 4 * 4 and not post["p"].isna().any()
+    assert np.isfinite(fit.confusion["p"]).all() and np.isfinite(fit.volunteers["accuracy"]).all()
+    lonely = fit.volunteers.set_index("volunteer").loc["lonely"]
+    assert lonely["n"] == 1 and 0 < lonely["accuracy"] < 1
+    assert fit.answers.set_index("subject").loc[2, "answer"] == "y"
+
+
+def test_majority_vote_ties_are_deterministic_and_reported():
+    df = pd.DataFrame({"subject": [1, 1, 2, 2, 2], "volunteer": ["a", "b", "a", "b", "c"],
+                       "answer": ["smooth", "featured", "smooth", "smooth", "featured"]})
+    fit = MajorityVote().fit(Votes.from_frame(df))
+    answers = fit.answers.set_index("subject")
+    assert answers.loc[1, "answer"] == "featured" and answers.loc[1, "tie"]  # tie: the first answer in sort order
+    assert answers.loc[2, "answer"] == "smooth" and not answers.loc[2, "tie"]
+    assert fit.summary()["questions"][0]["ties"] == 1
+    vols = fit.volunteers.set_index("volunteer")
+    assert vols.loc["c", "accuracy"] == 0.0 and vols.loc["b", "accuracy"] == 1.0
+
+
+@pytest.mark.parametrize("name,crowdkit_ds", [("dog", 0.8426), ("duck", 0.8889)])
+def test_real_data_dawid_skene_at_least_crowdkit_and_above_majority_vote(name, crowdkit_ds):
+    votes, truth = real_votes(name)
+    ds = accuracy(DawidSkene().fit(votes), truth)
+    mv = accuracy(MajorityVote().fit(votes), truth)
+    assert ds >= crowdkit_ds - 1e-4
+    assert ds > mv
