@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -156,23 +156,46 @@ class Votes:
 
     def __init__(
         self,
-        table: pl.DataFrame,
+        codes: dict[str, np.ndarray],
         subjects: pl.Series,
         volunteers: pl.Series,
         questions: pl.Series,
         answers: list[pl.Series],
         report: RowReport,
         columns: dict[str, str],
+        time: pl.Series | None = None,
+        experience: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> None:
-        self.table = table
+        """Low-level constructor: ``codes`` holds int arrays ``subject, volunteer, question, answer`` and int64
+        ``row``, sorted by question, subject, row. Use :meth:`from_frame` or :meth:`read` instead."""
+        self._codes = codes
         self.subjects = subjects
         self.volunteers = volunteers
         self.questions = questions
         self.answers = answers
         self.report = report
         self.columns = columns
-        q = self.table["question"].to_numpy()
-        self._question_bounds = np.searchsorted(q, np.arange(len(questions) + 1), side="left")
+        self._time = time
+        self._experience = experience
+        self._table: pl.DataFrame | None = None
+        self._question_bounds = np.searchsorted(codes["question"], np.arange(len(questions) + 1), side="left")
+
+    @property
+    def table(self) -> pl.DataFrame:
+        """The votes as a polars DataFrame of codes: subject, volunteer, question, answer, row (input row, from 0),
+        time, experience, experience_question; sorted by question, subject, row. Built on first use."""
+        if self._table is None:
+            n = self.n_votes
+            experience, experience_question = (
+                self._experience() if self._experience else (np.zeros(n, np.int32), np.zeros(n, np.int32))
+            )
+            self._table = pl.DataFrame({
+                **{c: self._codes[c] for c in ("subject", "volunteer", "question", "answer", "row")},
+                "time": self._time if self._time is not None else pl.Series("time", [None] * n, dtype=pl.Float64),
+                "experience": experience,
+                "experience_question": experience_question,
+            })
+        return self._table
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -230,26 +253,32 @@ class Votes:
             [_blank_to_null(pl.col(c), frame.schema[c]).alias(role) for role, c in cols.items() if role != "time"]
         ).with_row_index("row")
         if "question" not in cols:
-            work = work.with_columns(pl.lit(cols["answer"]).alias("question"))
+            work = work.with_columns(pl.lit(0, dtype=pl.Int32).alias("question"))
         if "time" in cols:
             work = work.with_columns(_parse_time(frame[cols["time"]], source, cols["time"], work["row"]).alias("time"))
         else:
             work = work.with_columns(pl.lit(None, dtype=pl.Float64).alias("time"))
 
         dropped: dict[str, int] = {}
-        for role in ROLES:
-            missing = work[role].is_null()
-            n_missing = int(missing.sum())
-            if n_missing:
-                dropped[f"missing {role}"] = n_missing
-                work = work.filter(~missing)
+        missing = pl.lit(False)
+        reasons = []
+        for role in ROLES:  # a row missing several values counts once, under the first missing role
+            reasons.append((~missing & pl.col(role).is_null()).sum().alias(role))
+            missing = missing | pl.col(role).is_null()
+        counts = work.select(reasons).row(0, named=True)
+        dropped = {f"missing {role}": int(n) for role, n in counts.items() if n}
+        if dropped:
+            work = work.filter(~missing)
         if work.height == 0:
             raise InputError(f"{source}: no usable votes: all {n_read:,} rows lack a {', '.join(dropped)}")
 
         # label maps and codes (sorted order of the labels)
         subjects, subject_code = _codes(work["subject"])
         volunteers, volunteer_code = _codes(work["volunteer"])
-        questions, question_code = _codes(work["question"])
+        if "question" in cols:
+            questions, question_code = _codes(work["question"])
+        else:  # one question, named after the answer column
+            questions, question_code = pl.Series([cols["answer"]]), work["question"]
         work = work.with_columns(
             subject_code.alias("subject_code"),
             volunteer_code.alias("volunteer_code"),
@@ -259,6 +288,10 @@ class Votes:
             work, answer_sets, n_outside = _code_given_answers(work, questions, answers, source)
             if n_outside:
                 dropped["answer not in its question's answer set"] = n_outside
+        elif len(questions) == 1:
+            labels, answer_code = _codes(work["answer"])
+            work = work.with_columns(answer_code.alias("answer_code"))
+            answer_sets = [labels.rename("answer")]
         else:
             work = work.with_columns(
                 (pl.col("answer").rank("dense").over("question_code") - 1).cast(pl.Int32).alias("answer_code")
@@ -277,9 +310,6 @@ class Votes:
             position[np.argsort(t, kind="stable")] = np.arange(n)
         else:
             position = np.arange(n, dtype=np.int64)
-        # experience: rank of each response among its volunteer's (and volunteer-question's) responses in time order
-        experience = _rank_within(v_code, position)
-        experience_q = experience if Q == 1 else _rank_within(v_code * Q + q_code, position)
         # duplicate votes: one volunteer, one subject, one question; in time order
         repeat_key = (v_code * S + s_code) * Q + q_code
         in_time = np.argsort(position)
@@ -291,35 +321,39 @@ class Votes:
             dropped[f"duplicate vote (policy {duplicates})"] = n_duplicates
         rows = np.flatnonzero(keep)
         final = rows[argsort_distinct((q_code[rows] * S + s_code[rows]) * n + rows)]
-        table = pl.DataFrame({
+        codes = {
             "subject": s_code[final].astype(np.int32),
             "volunteer": v_code[final].astype(np.int32),
             "question": q_code[final].astype(np.int32),
             "answer": work["answer_code"].to_numpy()[final].astype(np.int32),
             "row": work["row"].to_numpy()[final].astype(np.int64),
-            "time": work["time"].gather(final),
-            "experience": experience[final].astype(np.int32),
-            "experience_question": experience_q[final].astype(np.int32),
-        })
+        }
+
+        def experience() -> tuple[np.ndarray, np.ndarray]:
+            overall = _rank_within(v_code, position)
+            per_question = overall if Q == 1 else _rank_within(v_code * Q + q_code, position)
+            return overall[final].astype(np.int32), per_question[final].astype(np.int32)
+
+        time_column = work["time"].gather(final) if "time" in cols else None
         # labels whose every vote fell to the answer-set filter are dropped and the codes compacted
-        table, subjects, volunteers = _compact(table, subjects, volunteers)
+        codes, subjects, volunteers = _compact(codes, subjects, volunteers)
         report = RowReport(
             source=source,
             rows_read=n_read,
-            rows_kept=table.height,
+            rows_kept=len(final),
             dropped=dropped,
             duplicate_policy=duplicates,
             duplicates=n_duplicates,
-            missing_time=int(table["time"].null_count()) if "time" in cols else 0,
+            missing_time=int(time_column.null_count()) if time_column is not None else 0,
         )
         assert report.rows_read == report.rows_kept + report.rows_dropped, report
-        return cls(table, subjects.rename("subject"), volunteers.rename("volunteer"), questions.rename("question"),
-                   answer_sets, report, cols)
+        return cls(codes, subjects.rename("subject"), volunteers.rename("volunteer"), questions.rename("question"),
+                   answer_sets, report, cols, time=time_column, experience=experience)
 
     # ------------------------------------------------------------------ sizes and views
     @property
     def n_votes(self) -> int:
-        return self.table.height
+        return len(self._codes["subject"])
 
     @property
     def n_subjects(self) -> int:
@@ -343,8 +377,8 @@ class Votes:
 
     def arrays(self, question: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(subject, volunteer, answer) int32 codes of one question's votes, sorted by subject."""
-        part = self.table[self.question_slice(question)]
-        return (part["subject"].to_numpy(), part["volunteer"].to_numpy(), part["answer"].to_numpy())
+        part = self.question_slice(question)
+        return tuple(self._codes[c][part] for c in ("subject", "volunteer", "answer"))
 
     def iter_questions(self) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
         for q in range(self.n_questions):
@@ -381,6 +415,14 @@ class Votes:
 
 def _codes(column: pl.Series) -> tuple[pl.Series, pl.Series]:
     """Sorted unique labels and the Int32 code (position among them) of every value."""
+    if column.dtype.is_integer():
+        values = column.to_numpy()
+        low, high = int(values.min()), int(values.max())
+        if high - low <= 4 * len(values) + 1_000_000:  # compact range: a counting pass, no sort
+            present = np.bincount(values - low, minlength=high - low + 1) > 0
+            code_of = np.cumsum(present, dtype=np.int32) - 1
+            labels = np.flatnonzero(present) + low
+            return pl.Series(column.name, labels, dtype=column.dtype), pl.Series(code_of[values - low])
     labels = column.unique().sort()
     if column.dtype == pl.Utf8:
         codes = column.cast(pl.Enum(labels)).to_physical()
@@ -434,18 +476,16 @@ def _code_given_answers(
     return coded.filter(~outside), answer_sets, int(outside.sum())
 
 
-def _compact(table: pl.DataFrame, subjects: pl.Series, volunteers: pl.Series):
+def _compact(codes: dict[str, np.ndarray], subjects: pl.Series, volunteers: pl.Series):
     """Drop labels that have no votes left and re-code densely."""
-    used_s = table["subject"].unique().sort()
-    used_v = table["volunteer"].unique().sort()
-    if len(used_s) == len(subjects) and len(used_v) == len(volunteers):
-        return table, subjects, volunteers
-    remap_s = np.full(len(subjects), -1, np.int32)
-    remap_s[used_s.to_numpy()] = np.arange(len(used_s), dtype=np.int32)
-    remap_v = np.full(len(volunteers), -1, np.int32)
-    remap_v[used_v.to_numpy()] = np.arange(len(used_v), dtype=np.int32)
-    table = table.with_columns(
-        pl.Series("subject", remap_s[table["subject"].to_numpy()]),
-        pl.Series("volunteer", remap_v[table["volunteer"].to_numpy()]),
-    )
-    return table, subjects.gather(used_s), volunteers.gather(used_v)
+    for name, labels in (("subject", subjects), ("volunteer", volunteers)):
+        used = np.bincount(codes[name], minlength=len(labels)) > 0
+        if used.all():
+            continue
+        remap = np.cumsum(used, dtype=np.int32) - 1
+        codes[name] = remap[codes[name]]
+        if name == "subject":
+            subjects = labels.filter(pl.Series(used))
+        else:
+            volunteers = labels.filter(pl.Series(used))
+    return codes, subjects, volunteers
