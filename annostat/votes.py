@@ -384,6 +384,30 @@ class Votes:
         for q in range(self.n_questions):
             yield (q, *self.arrays(q))
 
+    def labels_of(self, role: str, codes: Sequence[int] | np.ndarray, question: int | None = None) -> pl.Series:
+        """Original labels of ``codes`` for ``role`` (subject, volunteer, question, or answer of ``question``)."""
+        return self._label_map(role, question).gather(np.asarray(codes, dtype=np.int64))
+
+    def codes_of(self, role: str, labels: Sequence[Any] | pl.Series, question: int | None = None) -> np.ndarray:
+        """Codes of original ``labels`` for ``role``; -1 for a label the votes do not hold."""
+        mapping = self._label_map(role, question)
+        known = pl.DataFrame({"label": mapping, "code": np.arange(len(mapping), dtype=np.int64)})
+        wanted = pl.DataFrame({"label": pl.Series(list(labels) if not isinstance(labels, pl.Series) else labels)})
+        wanted = wanted.with_columns(pl.col("label").cast(mapping.dtype, strict=False))
+        return wanted.join(known, on="label", how="left", maintain_order="left")["code"].fill_null(-1).to_numpy()
+
+    def _label_map(self, role: str, question: int | None) -> pl.Series:
+        if role == "answer":
+            if question is None:
+                if self.n_questions != 1:
+                    raise ValueError("answers are coded per question: give the question code")
+                question = 0
+            return self.answers[question]
+        maps = {"subject": self.subjects, "volunteer": self.volunteers, "question": self.questions}
+        if role not in maps:
+            raise ValueError(f"role must be subject, volunteer, question or answer, not {role!r}")
+        return maps[role]
+
     def question_code(self, label: Any) -> int:
         matches = (self.questions == label).arg_true()
         if len(matches) == 0:

@@ -21,6 +21,10 @@ def test_codes_and_label_maps_both_ways():
     assert votes.questions.to_list() == ["bar", "smooth"]
     assert [a.to_list() for a in votes.answers] == [["no", "weak"], ["featured", "smooth"]]
     assert votes.question_code("smooth") == 1
+    assert votes.codes_of("subject", ["g3", "g1", "nope"]).tolist() == [2, 0, -1]
+    assert votes.labels_of("volunteer", [1, 0]).to_list() == ["b", "a"]
+    assert votes.codes_of("answer", ["smooth", "featured"], question=1).tolist() == [1, 0]
+    assert votes.labels_of("answer", [1], question=0).to_list() == ["weak"]
     back = votes.to_frame().sort("row")
     assert back["subject"].to_list() == df["subject"].tolist()
     assert back["answer"].to_list() == df["answer"].tolist()
