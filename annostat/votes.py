@@ -259,7 +259,6 @@ class Votes:
         else:
             work = work.with_columns(pl.lit(None, dtype=pl.Float64).alias("time"))
 
-        dropped: dict[str, int] = {}
         missing = pl.lit(False)
         reasons = []
         for role in ROLES:  # a row missing several values counts once, under the first missing role
@@ -303,16 +302,15 @@ class Votes:
         s_code, v_code, q_code = (work[c].to_numpy().astype(np.int64) for c in
                                   ("subject_code", "volunteer_code", "question_code"))
         S, Q = len(subjects), len(questions)
-        # position of each row in time order (ties and missing times: file order, missing last)
+        # time order of the rows (ties and missing times: file order, missing last) and each row's position in it
         if "time" in cols:
-            t = work["time"].cast(pl.Float64).fill_null(np.inf).to_numpy()
+            in_time = np.argsort(work["time"].cast(pl.Float64).fill_null(np.inf).to_numpy(), kind="stable")
             position = np.empty(n, np.int64)
-            position[np.argsort(t, kind="stable")] = np.arange(n)
+            position[in_time] = np.arange(n)
         else:
-            position = np.arange(n, dtype=np.int64)
+            in_time = position = np.arange(n, dtype=np.int64)
         # duplicate votes: one volunteer, one subject, one question; in time order
         repeat_key = (v_code * S + s_code) * Q + q_code
-        in_time = np.argsort(position)
         keyed = pl.Series(repeat_key[in_time])
         n_duplicates = n - keyed.n_unique()
         keep = np.ones(n, bool)

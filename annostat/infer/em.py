@@ -51,7 +51,7 @@ class EMResult:
     priors: np.ndarray  # [K]
     log_likelihood: np.ndarray  # per iteration: marginal log-likelihood of the votes
     log_prior: np.ndarray  # per iteration: log density of the Dirichlet priors (up to a constant)
-    elbo: np.ndarray  # per iteration: crowd-kit's evidence lower bound (-inf at the first iteration)
+    elbo: np.ndarray  # per iteration, crowd-kit mode only: its evidence lower bound (-inf first; NaN otherwise)
     converged: bool
 
 
@@ -155,8 +155,7 @@ def dawid_skene_em(
     ``subject`` must be sorted (ascending); codes are 0..n-1. ``init`` holds the starting posteriors [S, K]
     (vote fractions). The loop stops when the change of the objective (log-likelihood + log prior) is at most
     ``atol + rtol * |previous|``, or after ``max_iter`` iterations (``elbo_mode``: crowd-kit's rule, see
-    ``_em_chunk``). ``progress(done, max_iter)`` is called between
-    compiled chunks.
+    ``_em_chunk``). ``progress(done, max_iter)`` is called between compiled chunks.
     """
     K = int(n_answers)
     N = len(subject)
@@ -184,8 +183,7 @@ def dawid_skene_em(
     extra_votes = np.maximum(np.bincount(subj, minlength=n_subj_pad) - 1, 0).astype(np.float32)
     # numpy in, device_put once: no eager jnp operations, which would each compile on first use
     data = jax.device_put((subj, key, subj[order], key[order], smask, vmask, extra_votes))
-    settings = tuple(np.float32(x) for x in (0, prior_pseudo_count, eps, rtol, atol))
-    settings = (np.asarray(pseudo_counts, np.float32),) + settings[1:]
+    settings = (np.asarray(pseudo_counts, np.float32), *map(np.float32, (prior_pseudo_count, eps, rtol, atol)))
     static = dict(K=K, n_subj_pad=n_subj_pad, n_vol_pad=n_vol_pad, elbo_mode=bool(elbo_mode))
 
     zeros = np.zeros((n_vol_pad, K, K), np.float32)
