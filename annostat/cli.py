@@ -6,6 +6,7 @@ or row and exits with status 2, without a traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from contextlib import contextmanager
@@ -30,6 +31,24 @@ app = typer.Typer(
 console = Console(stderr=True)
 ModelName = Enum("ModelName", {name: name for name in REGISTRY}, type=str)
 DuplicatePolicy = Enum("DuplicatePolicy", {p: p for p in ("first", "last", "all")}, type=str)
+
+
+def use_compilation_cache() -> None:
+    """Keep XLA's compiled EM kernels on disk between runs of the command (each run is a fresh process).
+
+    ``ANNOSTAT_CACHE_DIR`` chooses the folder (default ``~/.cache/annostat/xla``); set it empty to switch off.
+    """
+    folder = os.environ.get("ANNOSTAT_CACHE_DIR", str(Path.home() / ".cache" / "annostat" / "xla"))
+    if not folder:
+        return
+    import jax
+
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        jax.config.update("jax_compilation_cache_dir", folder)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+    except (OSError, AttributeError, ValueError):  # an unwritable home or an older JAX: compile as usual
+        pass
 
 
 def fail(message: str) -> None:
@@ -86,6 +105,7 @@ def fit(
     """Fit a model to a votes table and write subjects, posteriors, volunteers, confusion and fit.json."""
     from annostat.votes import Votes
 
+    use_compilation_cache()
     options = {}
     if model.value == "ds":
         given = dict(max_iter=max_iter, tol=tol, pseudo_diagonal=pseudo_diagonal,
@@ -121,6 +141,7 @@ def demo(
     """Simulate Galaxy Zoo votes with known truth, fit majority vote and Dawid-Skene, and compare them."""
     from annostat.demo import run_demo
 
+    use_compilation_cache()
     with fit_progress(True) as progress:
         comparison = run_demo(out, n_subjects=subjects, n_volunteers=volunteers, seed=seed, progress=progress)
     table = Table(title="Simulated Galaxy Zoo votes: fits against the truth")

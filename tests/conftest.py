@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -5,6 +6,8 @@ import pytest
 
 from annostat import Votes
 from annostat.simulate import simulate_votes
+
+os.environ["ANNOSTAT_CACHE_DIR"] = ""  # tests compile afresh and write nothing to the home folder
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 REAL = SHARED / "data" / "real"

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -115,3 +116,12 @@ def test_demo_small(tmp_path):
             assert (out / model / name).exists()
     comparison = pd.read_csv(out / "comparison.csv")
     assert set(comparison["model"]) == {"mv", "ds"} and (comparison["accuracy"] > 0.8).all()
+
+
+def test_command_keeps_compiled_kernels_between_runs(tmp_path, votes_csv):
+    cache = tmp_path / "xla"
+    env = {**os.environ, "ANNOSTAT_CACHE_DIR": str(cache)}
+    proc = subprocess.run([sys.executable, "-m", "annostat", "fit", str(votes_csv), "--out", str(tmp_path / "fit"),
+                           "--quiet"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert any(p.name.startswith("jit__em_chunk") for p in cache.iterdir())
