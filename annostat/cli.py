@@ -31,6 +31,7 @@ app = typer.Typer(
 console = Console(stderr=True)
 ModelName = Enum("ModelName", {name: name for name in REGISTRY}, type=str)
 DuplicatePolicy = Enum("DuplicatePolicy", {p: p for p in ("first", "last", "all")}, type=str)
+InputFormat = Enum("InputFormat", {f: f for f in ("auto", "table", "panoptes")}, type=str)
 
 
 def use_compilation_cache() -> None:
@@ -87,23 +88,31 @@ def fit_progress(enabled: bool):
 
 @app.command()
 def fit(
-    votes: Path = typer.Argument(..., help="Votes table: CSV/TSV or Parquet, one row per vote."),
+    votes: Path = typer.Argument(..., help="Votes table (CSV/TSV/Parquet, one row per vote) or Panoptes export."),
     model: ModelName = typer.Option("ds", "--model", "-m", help="Model to fit."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the fit (created if needed)."),
-    subject_col: str = typer.Option("subject", help="Column with the subject id."),
-    volunteer_col: str = typer.Option("volunteer", help="Column with the volunteer id."),
-    question_col: str = typer.Option("question", help="Column with the question; absent: one question."),
-    answer_col: str = typer.Option("answer", help="Column with the answer."),
-    time_col: str = typer.Option("created_at", help="Column with the time of the vote; absent: file order."),
-    duplicates: DuplicatePolicy = typer.Option("first", help="Repeat votes by one volunteer on one subject."),
+    format: InputFormat = typer.Option("auto", "--format", help="auto: a Panoptes export is known by its columns."),
+    subject_col: str = typer.Option("subject", help="Table: column with the subject id."),
+    volunteer_col: str = typer.Option("volunteer", help="Table: column with the volunteer id."),
+    question_col: str = typer.Option("question", help="Table: column with the question; absent: one question."),
+    answer_col: str = typer.Option("answer", help="Table: column with the answer."),
+    time_col: str = typer.Option("created_at", help="Table: column with the time of the vote; absent: file order."),
+    duplicates: DuplicatePolicy = typer.Option(
+        "first", help="Repeat votes (table) or repeat classifications (export) by one volunteer of one subject."),
+    workflows: Optional[Path] = typer.Option(None, help="Export: workflow definitions (project CSV or API JSON)."),
+    workflow_id: Optional[str] = typer.Option(None, help="Export: the workflow to read."),
+    tree: str = typer.Option("auto", help="Export: tree preset for Zoobot names (auto, none, or a preset)."),
+    seen_before: str = typer.Option("drop", help="Export: drop or keep seen_before re-classifications."),
+    anonymous: str = typer.Option("keep", help="Export: keep or drop not-logged-in volunteers."),
+    strict: bool = typer.Option(False, "--strict", help="Export: any row that would be quarantined is an error."),
     max_iter: Optional[int] = typer.Option(None, help="Dawid-Skene: most EM iterations [default: 100]."),
     tol: Optional[float] = typer.Option(None, help="Dawid-Skene: relative change that stops EM [default: 1e-6]."),
     pseudo_diagonal: Optional[float] = typer.Option(None, help="Dawid-Skene: Dirichlet pseudo-count on the diagonal."),
     pseudo_off_diagonal: Optional[float] = typer.Option(None, help="Dawid-Skene: pseudo-count off the diagonal."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
-    """Fit a model to a votes table and write subjects, posteriors, volunteers, confusion and fit.json."""
-    from annostat.votes import Votes
+    """Fit a model to votes and write subjects, posteriors, volunteers, confusion, votes and fit.json."""
+    from annostat.io.load import load_votes
 
     use_compilation_cache()
     options = {}
@@ -117,18 +126,33 @@ def fit(
         except ValueError as exc:
             fail(str(exc))
         start = time.perf_counter()
-        table = Votes.read(
-            votes, subject=subject_col, volunteer=volunteer_col, question=question_col, answer=answer_col,
-            time=time_col, duplicates=duplicates.value,
-        )
+        if format.value == "panoptes" or (format.value == "auto" and _is_export(votes)):
+            reader = dict(workflows=workflows, workflow_id=workflow_id, tree=None if tree == "none" else tree,
+                          seen_before=seen_before, repeats=duplicates.value, anonymous=anonymous, strict=strict)
+            table, export = load_votes(votes, "panoptes", **reader)
+        else:
+            table, export = load_votes(
+                votes, "table", subject=subject_col, volunteer=volunteer_col, question=question_col,
+                answer=answer_col, time=time_col, duplicates=duplicates.value,
+            )
         with fit_progress(not quiet) as progress:
             result = estimator.fit(table, progress=progress)
         result.seconds = time.perf_counter() - start
         result.save(out)
+        if export is not None:
+            export.report.quarantine.write_csv(out / "quarantine.csv")
     if not quiet:
-        console.print(f"{votes}: {table.report.summary()}", highlight=False)
+        console.print(f"{votes}: {(export.report if export else table.report).summary()}", highlight=False)
+        if export is not None and export.report.rows_quarantined:
+            console.print(f"quarantined rows and reasons: {out / 'quarantine.csv'}", highlight=False)
         console.print(result.convergence.to_string(index=False), highlight=False)
         console.print(f"{estimator.title} fit written to {out}/ in {result.seconds:.2f} s", highlight=False)
+
+
+def _is_export(path: Path) -> bool:
+    from annostat.io.load import detect_format
+
+    return detect_format(path) == "panoptes"
 
 
 @app.command()

@@ -15,7 +15,8 @@ question (numpy arrays on codes). :class:`Fit` turns those into tables with the 
 
 Tables are pandas DataFrames (``fit.table(name)`` gives polars). ``fit.save(folder)`` writes ``subjects.parquet``
 (the most probable answers), ``posteriors.parquet``, ``volunteers.parquet``, ``confusion.parquet``,
-``priors.parquet``, ``trace.parquet`` and ``fit.json``, each atomically.
+``priors.parquet``, ``trace.parquet``, ``votes.parquet`` (the votes fitted, with their original labels) and
+``fit.json``, each atomically.
 """
 
 from __future__ import annotations
@@ -244,6 +245,7 @@ class Fit:
             "settings": self.settings,
             "columns": v.columns,
             "rows": v.report.to_dict(),
+            **v.provenance,
             "votes": v.n_votes,
             "subjects": v.n_subjects,
             "volunteers": v.n_volunteers,
@@ -282,6 +284,8 @@ class Fit:
         for filename, name in files.items():
             frame = self.table(name)
             _atomic_write(folder / filename, frame.write_parquet)
+        # the votes themselves (original labels), for catalogues and later analyses of the fit
+        _atomic_write(folder / "votes.parquet", self.votes.to_frame().write_parquet)
         text = json.dumps(self.summary(), indent=2)
         _atomic_write(folder / "fit.json", lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
         return folder

@@ -165,6 +165,7 @@ class Votes:
         columns: dict[str, str],
         time: pl.Series | None = None,
         experience: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None,
+        provenance: dict[str, Any] | None = None,
     ) -> None:
         """Low-level constructor: ``codes`` holds int arrays ``subject, volunteer, question, answer`` and int64
         ``row``, sorted by question, subject, row. Use :meth:`from_frame` or :meth:`read` instead."""
@@ -177,6 +178,7 @@ class Votes:
         self.columns = columns
         self._time = time
         self._experience = experience
+        self.provenance = provenance or {}  # what the reader that made these votes reports (e.g. a Panoptes export)
         self._table: pl.DataFrame | None = None
         self._question_bounds = np.searchsorted(codes["question"], np.arange(len(questions) + 1), side="left")
 
@@ -228,9 +230,9 @@ class Votes:
                 name when absent, means file order.
             duplicates: ``first`` (default), ``last`` or ``all`` for repeat votes by one volunteer on one subject
                 and question.
-            answers: the answer set of each question (``{question: [answers...]}``, or a list for one question),
-                in the order to code them; votes with other answers are dropped and counted. By default each
-                question's answers are the values seen, sorted.
+            answers: the answer set of questions (``{question: [answers...]}``, or a list for one question), in
+                the order to code them; votes with other answers are dropped and counted. Questions not given (and
+                all questions by default) take the answers seen, sorted.
             source: name used in messages (the file name).
         """
         source = source or "<data frame>"
@@ -481,13 +483,13 @@ def _code_given_answers(
         if len(questions) != 1:
             raise InputError(f"{source}: answers given as a list, but the table has {len(questions)} questions")
         answers = {questions[0]: answers}
-    unknown = [q for q in questions.to_list() if q not in answers]
-    if unknown:
-        raise InputError(f"{source}: no answer set given for question(s) {unknown}")
     dtype = work.schema["answer"]
     answer_sets, rows = [], []
     for code, q in enumerate(questions.to_list()):
-        labels = pl.Series("answer", list(answers[q])).cast(dtype, strict=False)
+        if q in answers:
+            labels = pl.Series("answer", list(answers[q])).cast(dtype, strict=False)
+        else:  # not given: the answers seen, sorted
+            labels = work.filter(pl.col("question_code") == code)["answer"].unique().sort()
         if labels.null_count() or labels.n_unique() != len(labels):
             raise InputError(f"{source}: the answer set of question {q!r} has repeated or unreadable values")
         answer_sets.append(labels)

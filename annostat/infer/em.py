@@ -123,7 +123,7 @@ def _em_chunk(state, data, settings, n_steps, *, K, n_subj_pad, n_vol_pad, elbo_
         else:  # annostat: stop on a small relative change; never early when tol is 0
             elbo = jnp.float32(jnp.nan)
             objective = ll + lp
-            done = jnp.isfinite(previous) & (jnp.abs(objective - previous) <= threshold) & (threshold > 0)
+            done = jnp.isfinite(previous) & (jnp.abs(objective - previous) <= threshold) & ((rtol > 0) | (atol > 0))
         traces = tuple(t.at[i].set(v) for t, v in zip(traces, (ll, lp, elbo)))
         return i + 1, done, (T_new, log_pi, log_theta, counts, objective, it + 1), traces
 

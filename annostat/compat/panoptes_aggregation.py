@@ -1,0 +1,74 @@
+"""Side-by-side runs of the Zooniverse's own reducer, panoptes_aggregation (``pip install annostat[peers]``).
+
+:func:`reduce_questions` runs panoptes_aggregation's ``extract`` (question extractor) and ``reduce`` (question
+reducer, ``-F first``) on a classification export and returns its vote counts per subject, task and answer slug.
+:func:`annostat_counts` gives annostat's counts in the same terms (workflow task ids, answers as normalised labels),
+and :func:`slug_to_label` maps panoptes_aggregation's slugs of whole label texts back to normalised labels, so the
+two can be compared answer for answer.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import polars as pl
+
+from annostat.io.panoptes import read_panoptes
+from annostat.io.workflows import Workflow, normalise_label
+
+
+def reduce_questions(classifications: str | Path, workflow_id: int, tasks: list[str],
+                     workdir: str | Path | None = None) -> pl.DataFrame:
+    """panoptes_aggregation's question extract + reduce; columns subject, task, slug, count."""
+    import yaml
+    from panoptes_aggregation.scripts.extract_panoptes_csv import extract_csv
+    from panoptes_aggregation.scripts.reduce_panoptes_csv import reduce_csv
+
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="panoptes-aggregation-"))
+    extract_config = workdir / "extractor_config.yaml"
+    extract_config.write_text(yaml.safe_dump({
+        "workflow_id": int(workflow_id), "workflow_version": {"min": "0.1"},
+        "extractor_config": {"question_extractor": [{"task": t} for t in tasks]},
+    }))
+    reduce_config = workdir / "reducer_config.yaml"
+    reduce_config.write_text(yaml.safe_dump({"reducer_config": {"question_reducer": {}}}))
+    extracted = extract_csv(str(classifications), str(extract_config), output_dir=str(workdir),
+                            hide_progressbar=True)
+    rows = []
+    for path in extracted:
+        reduced = reduce_csv(path, str(reduce_config), filter="first", output_dir=str(workdir),
+                             hide_progressbar=True)
+        frame = pl.read_csv(reduced, infer_schema=False)
+        for row in frame.iter_rows(named=True):
+            for column, value in row.items():
+                if column.startswith("data.") and column != "data.aggregation_version" and value not in (None, ""):
+                    rows.append({"subject": row["subject_id"], "task": row["task"],
+                                 "slug": column.removeprefix("data."), "count": int(float(value))})
+    return pl.DataFrame(rows, schema={"subject": pl.Utf8, "task": pl.Utf8, "slug": pl.Utf8, "count": pl.Int64})
+
+
+def slug_to_label(workflow: Workflow) -> dict[tuple[str, str], str]:
+    """(task, panoptes_aggregation slug of a raw label) -> annostat's normalised label, over every version."""
+    from panoptes_aggregation.extractors.question_extractor import slugify_or_null
+
+    mapping = {}
+    for version in workflow.versions.values():
+        for task in version.tasks.values():
+            for raw in task.labels:
+                mapping[(task.id, slugify_or_null(raw))] = normalise_label(raw)
+    return mapping
+
+
+def annostat_counts(classifications: str | Path, workflows) -> pl.DataFrame:
+    """annostat's vote counts in panoptes_aggregation's terms: subject, task, label, count (task ids, no tree;
+    multiple-answer tasks count the answers chosen)."""
+    export = read_panoptes(classifications, workflows, tree=None, seen_before="keep")
+    votes = export.votes.with_columns(
+        pl.col("question").str.split("/").list.first().alias("task"),
+        pl.when(pl.col("question").str.contains("/"))
+        .then(pl.col("question").str.split("/").list.slice(1).list.join("/"))
+        .otherwise(pl.col("answer")).alias("label"),
+    )
+    chosen = votes.filter(~pl.col("question").str.contains("/") | (pl.col("answer") == "yes"))
+    return chosen.group_by("subject", "task", "label").len("count").with_columns(pl.col("count").cast(pl.Int64))

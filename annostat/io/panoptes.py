@@ -1,0 +1,516 @@
+"""Zooniverse Panoptes classification exports: raw project exports to one long votes table, every row accounted for.
+
+One export row is one classification: a volunteer's path through a workflow's tasks for one subject. The reader
+turns it into one vote per (classification, question task):
+
+- single-answer tasks: the answer label is normalised and matched to an answer of the classification's *own*
+  workflow version (``annostat.io.workflows``); multiple-answer tasks become one yes/no question per answer
+  (``T10/ring``); ``null`` values are "not answered", not votes; raw API indices (``"value": 0``) are read too;
+- drawing, survey, text, slider and other tasks are skipped and counted per type;
+- with a tree preset (``annostat.trees``), tasks and answers get Zoobot's names, and a version whose answers differ
+  from every candidate question is skipped and counted.
+
+Row accounting (``PanoptesReport``): rows read = rows used + rows quarantined + rows skipped by policy.
+
+- quarantined (kept in ``quarantine``, with row number, classification id and reason): malformed JSON in
+  ``annotations``, ``metadata`` or ``subject_data``, an unknown workflow version or task, an answer label that
+  matches no answer of its version, an unreadable ``created_at``, a missing subject id or volunteer;
+- skipped by policy: other workflows, ``seen_before`` re-classifications (default: dropped), a volunteer's repeat
+  classifications of a subject (default: the first is kept, as panoptes_aggregation does), not-logged-in volunteers
+  (kept by default as pseudo-volunteers ``not-logged-in-<hash>``, flagged; ``anonymous="drop"`` drops them), rows
+  with no answered question task.
+
+Reading is batched (polars' lazy CSV scan), and each distinct ``annotations`` text is parsed once, so large exports
+stream through in bounded memory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from annostat.errors import InputError
+from annostat.io.workflows import Workflow, normalise_label, read_workflows
+from annostat.trees import EXTRA_QUESTIONS, PANOPTES_TASKS, TREES
+
+STANDARD_COLUMNS = (
+    "classification_id", "user_name", "user_id", "user_ip", "workflow_id", "workflow_name", "workflow_version",
+    "created_at", "gold_standard", "expert", "metadata", "annotations", "subject_data", "subject_ids",
+)
+REQUIRED_COLUMNS = ("classification_id", "workflow_id", "workflow_version", "created_at", "annotations", "subject_ids")
+QUESTION_TYPES = ("single", "multiple")
+#: Galaxy Zoo workflows whose tasks map onto a tree preset
+KNOWN_WORKFLOW_TREES = {"6122": "gz-decals-dr5"}
+BATCH_ROWS = 200_000
+
+
+def is_panoptes_export(columns: list[str]) -> bool:
+    """A classification export is recognised by its columns."""
+    return {"classification_id", "annotations", "subject_ids"} <= set(columns)
+
+
+@dataclass
+class PanoptesReport:
+    """Where every classification row went."""
+
+    source: str
+    rows_read: int = 0
+    rows_used: int = 0
+    quarantined: Counter = field(default_factory=Counter)
+    skipped: Counter = field(default_factory=Counter)
+    tasks_skipped_by_type: Counter = field(default_factory=Counter)
+    votes_skipped: Counter = field(default_factory=Counter)
+    anonymous_rows: int = 0
+    workflow_id: str | None = None
+    tree: str | None = None
+    quarantine: pl.DataFrame | None = None
+
+    @property
+    def rows_quarantined(self) -> int:
+        return sum(self.quarantined.values())
+
+    @property
+    def rows_skipped(self) -> int:
+        return sum(self.skipped.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "format": "panoptes",
+            "workflow_id": self.workflow_id,
+            "tree": self.tree,
+            "read": self.rows_read,
+            "used": self.rows_used,
+            "quarantined": self.rows_quarantined,
+            "quarantined_by_reason": dict(self.quarantined),
+            "skipped": self.rows_skipped,
+            "skipped_by_policy": dict(self.skipped),
+            "tasks_skipped_by_type": dict(self.tasks_skipped_by_type),
+            "votes_skipped": dict(self.votes_skipped),
+            "anonymous_rows_used": self.anonymous_rows,
+        }
+
+    def summary(self) -> str:
+        text = f"{self.rows_read:,} classifications read, {self.rows_used:,} used"
+        if self.quarantined:
+            text += f", {self.rows_quarantined:,} quarantined ({', '.join(f'{n:,} {k}' for k, n in self.quarantined.items())})"
+        if self.skipped:
+            text += f", {self.rows_skipped:,} skipped ({', '.join(f'{n:,} {k}' for k, n in self.skipped.items())})"
+        return text
+
+
+# ---------------------------------------------------------------------------------------------------- answers
+def _answer_map(workflow: Workflow | None, tree: str | None) -> pl.DataFrame | None:
+    """(workflow_version, task) rows with the task type and, per answer label, the question and answer names.
+
+    Columns: workflow_version, task, task_type, label, question, answer, status ("ok" or why the votes are skipped).
+    For multiple-answer tasks question is ``task/label`` and answer is filled in per vote (yes/no).
+    """
+    if workflow is None:
+        return None
+    candidates = PANOPTES_TASKS.get(tree or "", {})
+    tree_answers = {q.name: set(q.answers) for q in TREES[tree].questions.values()} if tree else {}
+    tree_answers.update({q: set(a) for q, a in EXTRA_QUESTIONS.get(tree or "", {}).items()})
+    rows = []
+    for version in workflow.versions.values():
+        for task in version.tasks.values():
+            labels = task.normalised
+            base = {"workflow_version": version.version, "task": task.id, "task_type": task.type}
+            if task.type not in QUESTION_TYPES or not labels:
+                rows.append({**base, "label": None, "question": None, "answer": None, "status": "ok"})
+                continue
+            if task.type == "multiple":
+                for label in labels:
+                    rows.append({**base, "label": label, "question": f"{task.id}/{label}", "answer": None,
+                                 "status": "ok"})
+                continue
+            mapped, status = None, "ok"
+            if task.id in candidates:
+                status = f"{task.id} v{version.version}: its answers match no question of the {tree} tree"
+                for question, aliases in candidates[task.id]:
+                    if all(label in aliases for label in labels) and \
+                            {aliases[label] for label in labels} == tree_answers.get(question):
+                        mapped, status = (question, aliases), "ok"
+                        break
+            for label in labels:
+                question, answer = (mapped[0], mapped[1][label]) if mapped else (task.id, label)
+                rows.append({**base, "label": label, "question": question, "answer": answer, "status": status})
+    return pl.DataFrame(rows, schema={"workflow_version": pl.Utf8, "task": pl.Utf8, "task_type": pl.Utf8,
+                                      "label": pl.Utf8, "question": pl.Utf8, "answer": pl.Utf8, "status": pl.Utf8})
+
+
+def _parse_annotations(texts: list[str]) -> pl.DataFrame:
+    """Each distinct annotations text once: (annotations, task, kind, values) rows, kind in
+    null / label / index / labels / other:<type> / malformed."""
+    out: dict[str, list] = {"annotations": [], "task": [], "kind": [], "values": []}
+
+    def add(text, task, kind, values):
+        out["annotations"].append(text)
+        out["task"].append(task)
+        out["kind"].append(kind)
+        out["values"].append(values)
+
+    for text in texts:
+        try:
+            items = json.loads(text)
+            if not isinstance(items, list):
+                raise ValueError
+        except (ValueError, TypeError):
+            add(text, None, "malformed", None)
+            continue
+        if not items:
+            add(text, None, "empty", None)
+        for item in items:
+            if not isinstance(item, dict) or "task" not in item:
+                add(text, None, "malformed", None)
+                continue
+            task, value = str(item["task"]), item.get("value")
+            if value is None:
+                add(text, task, "null", None)
+            elif isinstance(value, str):
+                add(text, task, "label", [normalise_label(value)])
+            elif isinstance(value, bool):
+                add(text, task, "other:boolean", None)
+            elif isinstance(value, int):
+                add(text, task, "index", [str(value)])
+            elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+                add(text, task, "labels", [normalise_label(v) for v in value])
+            elif isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+                add(text, task, "indices", [str(v) for v in value])
+            else:
+                add(text, task, "other:structured", None)
+    return pl.DataFrame(out, schema={"annotations": pl.Utf8, "task": pl.Utf8, "kind": pl.Utf8,
+                                     "values": pl.List(pl.Utf8)})
+
+
+# ---------------------------------------------------------------------------------------------------- reader
+@dataclass
+class PanoptesExport:
+    """What :func:`read_panoptes` returns: the long votes table and the accounting."""
+
+    votes: pl.DataFrame  # subject, volunteer, question, answer, created_at, classification_id, anonymous, dwell_seconds
+    report: PanoptesReport
+    classifications: pl.DataFrame  # one row per used classification
+
+
+def _columns(path: Path) -> list[str]:
+    try:
+        return pl.scan_csv(path, infer_schema=False).collect_schema().names()
+    except Exception as exc:  # noqa: BLE001 - polars raises several types for unreadable files
+        raise InputError(f"{path}: cannot be read as CSV: {str(exc).splitlines()[0] if str(exc) else exc}") from exc
+
+
+def read_panoptes(
+    path: str | Path,
+    workflows: str | Path | dict[str, Workflow] | None = None,
+    workflow_id: str | int | None = None,
+    *,
+    tree: str | None = "auto",
+    seen_before: str = "drop",
+    repeats: str = "first",
+    anonymous: str = "keep",
+    strict: bool = False,
+    batch_rows: int = BATCH_ROWS,
+) -> PanoptesExport:
+    """Read a Panoptes classification export (see the module docstring).
+
+    Args:
+        workflows: workflow definitions (path or :func:`read_workflows` result). Without them, answers are taken as
+            written (normalised) and nothing can be checked against the workflow.
+        workflow_id: which workflow to read; required when the export holds several.
+        tree: a tree preset for Zoobot names, ``"auto"`` (the preset of a known Galaxy Zoo workflow) or ``None``.
+        seen_before: ``drop`` (default) or ``keep`` re-classifications the volunteer had seen before.
+        repeats: ``first`` (default), ``last`` or ``all`` classifications by one volunteer of one subject.
+        anonymous: ``keep`` (default) not-logged-in volunteers as pseudo-volunteers, or ``drop`` them.
+        strict: raise :class:`InputError` on the first quarantined row instead of quarantining.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    for name, value, allowed in (("seen_before", seen_before, ("drop", "keep")),
+                                 ("repeats", repeats, ("first", "last", "all")),
+                                 ("anonymous", anonymous, ("keep", "drop"))):
+        if value not in allowed:
+            raise InputError(f"{name} policy {value!r} is not one of {', '.join(allowed)}")
+    columns = _columns(path)
+    index_columns = [c for c in columns if c == "" or c.startswith("Unnamed") or c == "__index_level_0__"]
+    if missing := [c for c in REQUIRED_COLUMNS if c not in columns]:
+        raise InputError(f"{path}: not a Panoptes classification export: no column(s) {', '.join(missing)}")
+    if "user_name" not in columns and "user_id" not in columns:
+        raise InputError(f"{path}: no volunteer column: the export needs user_name or user_id")
+    if isinstance(workflows, (str, Path)):
+        workflows = read_workflows(workflows)
+
+    scan = pl.scan_csv(path, infer_schema=False).drop(index_columns)
+    # which workflow: given, or the only one in the export
+    if workflow_id is None:
+        ids = scan.select(pl.col("workflow_id").drop_nulls().unique()).collect()["workflow_id"].to_list()
+        if len(ids) != 1:
+            raise InputError(f"{path}: the export holds {len(ids)} workflows ({', '.join(sorted(ids)[:10])}); "
+                             "choose one with --workflow-id")
+        workflow_id = ids[0]
+    workflow_id = str(workflow_id)
+    workflow = None
+    if workflows is not None:
+        if workflow_id not in workflows:
+            raise InputError(f"workflow {workflow_id} is not in the workflow definitions "
+                             f"(they hold {', '.join(sorted(workflows))})")
+        workflow = workflows[workflow_id]
+    if tree == "auto":
+        tree = KNOWN_WORKFLOW_TREES.get(workflow_id) if workflow is not None else None
+    if tree is not None and tree not in TREES:
+        raise InputError(f"no tree preset {tree!r}; the presets are {', '.join(sorted(TREES))}")
+    report = PanoptesReport(source=str(path), workflow_id=workflow_id, tree=tree)
+    answer_map = _answer_map(workflow, tree)
+
+    classifications, votes, quarantine = [], [], []
+    offset = 0
+    for batch in scan.collect_batches(chunk_size=batch_rows):
+        batch = batch.with_row_index("row", offset=offset + 1)
+        offset += batch.height
+        c, v, q = _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, anonymous)
+        classifications.append(c)
+        votes.append(v)
+        quarantine.append(q)
+        if strict and q.height:
+            first = q.row(0, named=True)
+            raise InputError(f"{path}, row {first['row']}, classification {first['classification_id']}: "
+                             f"{first['reason']} (--strict)")
+    report.rows_read = offset
+    if offset == 0:
+        raise InputError(f"{path}: the export has a header but no rows")
+    classifications = pl.concat(classifications)
+    votes = pl.concat(votes)
+    report.quarantine = pl.concat(quarantine).sort("row")
+    report.quarantined.update(Counter(report.quarantine["reason"].str.replace(r":.*", "").to_list()))
+
+    # a volunteer's repeat classifications of a subject
+    if repeats != "all" and classifications.height:
+        order = classifications.sort(["created_at", "row"], descending=repeats == "last")
+        keep = order.unique(["volunteer", "subject"], keep="first", maintain_order=True)["row"]
+        n_repeats = classifications.height - len(keep)
+        if n_repeats:
+            report.skipped[f"repeat classification of a subject (kept the {repeats})"] += n_repeats
+            classifications = classifications.filter(pl.col("row").is_in(keep.implode()))
+    # rows left without any vote
+    voted = votes["row"].unique()
+    no_votes = classifications.filter(~pl.col("row").is_in(voted.implode())).height
+    if no_votes:
+        report.skipped["no answered question task"] += no_votes
+        classifications = classifications.filter(pl.col("row").is_in(voted.implode()))
+    report.rows_used = classifications.height
+    report.anonymous_rows = int(classifications["anonymous"].sum()) if classifications.height else 0
+    assert report.rows_read == report.rows_used + report.rows_quarantined + report.rows_skipped, report.to_dict()
+    if report.rows_used == 0:
+        reasons = {**report.quarantined, **report.skipped}
+        raise InputError(f"{path}: nothing usable remains of {report.rows_read:,} classifications "
+                         f"({', '.join(f'{n:,} {k}' for k, n in reasons.items()) or 'no question tasks'})")
+    long = votes.join(classifications, on="row", how="inner").select(
+        "subject", "volunteer", "question", "answer", "created_at", "classification_id", "anonymous",
+        "dwell_seconds", "workflow_version", "row",
+    )
+    return PanoptesExport(long.sort("row"), report, classifications)
+
+
+def _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, anonymous):
+    """One batch of export rows -> (used classifications, votes, quarantined rows)."""
+    quarantine = []
+
+    def quarantine_rows(mask_frame: pl.DataFrame, reason: str | pl.Expr):
+        if mask_frame.height:
+            reason_expr = pl.lit(reason) if isinstance(reason, str) else reason
+            quarantine.append(mask_frame.select("row", "classification_id", reason_expr.alias("reason")))
+
+    # other workflows
+    other = batch["workflow_id"] != workflow_id
+    if other.any():
+        report.skipped["other workflow"] += int(other.sum())
+        batch = batch.filter(~other)
+    # volunteer, anonymous flag
+    has = set(batch.columns)
+    name = pl.col("user_name") if "user_name" in has else pl.lit(None, pl.Utf8)
+    user_id = pl.col("user_id") if "user_id" in has else pl.lit(None, pl.Utf8)
+    ip = pl.col("user_ip") if "user_ip" in has else pl.lit(None, pl.Utf8)
+    batch = batch.with_columns(
+        pl.coalesce(
+            name,
+            pl.when(user_id.is_not_null()).then(pl.lit("user-") + user_id),
+            pl.when(ip.is_not_null()).then(pl.lit("not-logged-in-") + ip),
+        ).alias("volunteer"),
+        (user_id.is_null() | name.str.starts_with("not-logged-in-").fill_null(False)).alias("anonymous"),
+        pl.col("subject_ids").str.strip_chars().alias("subject"),
+        pl.col("created_at").str.replace(r"\s*UTC$", "")
+        .str.to_datetime(strict=False, time_unit="us", time_zone="UTC").alias("created_at_parsed"),
+    )
+    # row-level problems, first reason wins
+    problems = [
+        (pl.col("subject").is_null() | (pl.col("subject") == ""), "missing subject id"),
+        (pl.col("subject").str.contains(r"[,;\s]").fill_null(False), "several subject ids in one classification"),
+        (pl.col("volunteer").is_null(), "no volunteer (user_name, user_id and user_ip all empty)"),
+        (pl.col("created_at_parsed").is_null(), "unparsable created_at"),
+        (pl.col("annotations").is_null(), "missing annotations"),
+    ]
+    for column, label in (("metadata", "malformed metadata JSON"), ("subject_data", "malformed subject_data JSON")):
+        if column in has:
+            problems.append((pl.col(column).is_not_null() & pl.col(column).str.json_path_match("$").is_null(), label))
+    if workflow is not None:  # the export's version text -> the workflow's version (28.3 finds 28.30)
+        mapping = {}
+        for raw in batch["workflow_version"].unique().to_list():
+            found = workflow.version(raw) if raw is not None else None
+            mapping[raw] = found.version if found else None
+        batch = batch.with_columns(pl.col("workflow_version").replace_strict(mapping, default=None).alias("version"))
+        problems.append((pl.col("version").is_null(), "unknown workflow version"))
+    else:
+        batch = batch.with_columns(pl.col("workflow_version").alias("version"))
+    reason = pl.lit(None, pl.Utf8)
+    for mask, label in reversed(problems):
+        reason = pl.when(mask).then(pl.lit(label)).otherwise(reason)
+    batch = batch.with_columns(reason.alias("problem"))
+    bad = batch.filter(pl.col("problem").is_not_null())
+    quarantine_rows(bad, pl.col("problem"))
+    batch = batch.filter(pl.col("problem").is_null())
+
+    # metadata: seen_before and dwell time
+    if "metadata" in has:
+        batch = batch.with_columns(
+            (pl.col("metadata").str.json_path_match("$.seen_before") == "true").fill_null(False).alias("seen_before"),
+            (
+                pl.col("metadata").str.json_path_match("$.finished_at").str.to_datetime(strict=False, time_unit="ms",
+                                                                                        time_zone="UTC")
+                - pl.col("metadata").str.json_path_match("$.started_at").str.to_datetime(strict=False, time_unit="ms",
+                                                                                         time_zone="UTC")
+            ).dt.total_milliseconds().truediv(1000).cast(pl.Float32).alias("dwell_seconds"),
+        )
+    else:
+        batch = batch.with_columns(pl.lit(False).alias("seen_before"), pl.lit(None, pl.Float32).alias("dwell_seconds"))
+    if seen_before == "drop":
+        seen = batch["seen_before"]
+        if seen.any():
+            report.skipped["seen_before re-classification"] += int(seen.sum())
+            batch = batch.filter(~pl.col("seen_before"))
+    if anonymous == "drop":
+        anon = batch["anonymous"]
+        if anon.any():
+            report.skipped["not-logged-in volunteer"] += int(anon.sum())
+            batch = batch.filter(~pl.col("anonymous"))
+
+    # annotations: each distinct text parsed once
+    parsed = _parse_annotations(batch["annotations"].unique().to_list())
+    items = batch.select("row", "classification_id", "version", "annotations").join(
+        parsed, on="annotations", how="inner").drop("annotations")
+    malformed = items.filter(pl.col("kind") == "malformed").unique("row")
+    quarantine_rows(malformed, "malformed annotations JSON")
+    items = items.filter(~pl.col("row").is_in(malformed["row"].implode()) & (pl.col("kind") != "empty"))
+
+    if answer_map is not None:
+        task_types = answer_map.select("workflow_version", "task", "task_type").unique()
+        items = items.join(task_types, left_on=["version", "task"], right_on=["workflow_version", "task"], how="left")
+        unknown = items.filter(pl.col("task_type").is_null())
+        quarantine_rows(unknown.unique("row", keep="first"),
+                        pl.format("unknown task: {} is not a task of version {}", pl.col("task"), pl.col("version")))
+        items = items.filter(~pl.col("row").is_in(unknown["row"].implode()))
+    else:  # without workflow definitions, the value's shape says the task type
+        items = items.with_columns(
+            pl.when(pl.col("kind").is_in(["label", "index"])).then(pl.lit("single"))
+            .when(pl.col("kind").is_in(["labels", "indices"])).then(pl.lit("multiple"))
+            .when(pl.col("kind") == "null").then(pl.lit("unknown"))
+            .otherwise(pl.col("kind").str.replace("other:", "")).alias("task_type"))
+    others = items.filter(~pl.col("task_type").is_in(list(QUESTION_TYPES)) & (pl.col("kind") != "null"))
+    report.tasks_skipped_by_type.update(Counter(others["task_type"].to_list()))
+    items = items.filter(pl.col("task_type").is_in(list(QUESTION_TYPES)) & (pl.col("kind") != "null"))
+
+    votes, bad_labels = _votes_from_items(items, answer_map, report)
+    quarantine_rows(bad_labels, pl.col("reason"))
+    bad_rows = bad_labels["row"].implode()
+    votes = votes.filter(~pl.col("row").is_in(bad_rows))
+    used = batch.filter(~pl.col("row").is_in(bad_rows) & ~pl.col("row").is_in(malformed["row"].implode()))
+    if answer_map is not None:
+        used = used.filter(~pl.col("row").is_in(unknown["row"].implode()))
+    classifications = used.select(
+        "row", "classification_id", "volunteer", "subject", pl.col("created_at_parsed").alias("created_at"),
+        "anonymous", "dwell_seconds", pl.col("version").alias("workflow_version"),
+    )
+    q = (pl.concat(quarantine) if quarantine else
+         pl.DataFrame(schema={"row": pl.UInt32, "classification_id": pl.Utf8, "reason": pl.Utf8}))
+    q = q.with_columns(pl.col("row").cast(pl.Int64)).unique("row", keep="first", maintain_order=True)
+    return classifications.with_columns(pl.col("row").cast(pl.Int64)), votes.with_columns(
+        pl.col("row").cast(pl.Int64)), q
+
+
+def _votes_from_items(items: pl.DataFrame, answer_map: pl.DataFrame | None, report: PanoptesReport):
+    """(row, task, kind, values) items -> votes (row, question, answer) and rows with labels outside the workflow."""
+    schema = {"row": pl.UInt32, "question": pl.Utf8, "answer": pl.Utf8}
+    empty_bad = pl.DataFrame(schema={"row": pl.UInt32, "classification_id": pl.Utf8, "reason": pl.Utf8})
+    if items.height == 0:
+        return pl.DataFrame(schema=schema), empty_bad
+    single = items.filter(pl.col("task_type") == "single")
+    multiple = items.filter(pl.col("task_type") == "multiple")
+    if answer_map is None:
+        single_votes = single.select("row", pl.col("task").alias("question"), pl.col("values").list.first().alias("answer"))
+        # one yes/no question per answer seen anywhere for the task
+        seen = multiple.explode("values").select("task", pl.col("values").alias("label")).drop_nulls().unique()
+        multi_votes = (
+            multiple.select("row", "task", "values").join(seen, on="task")
+            .select("row", pl.format("{}/{}", pl.col("task"), pl.col("label")).alias("question"),
+                    pl.when(pl.col("values").list.contains(pl.col("label"))).then(pl.lit("yes"))
+                    .otherwise(pl.lit("no")).alias("answer"))
+        )
+        return pl.concat([single_votes, multi_votes]).with_columns(pl.col("row").cast(pl.UInt32)), empty_bad
+
+    labelled = answer_map.filter(pl.col("label").is_not_null())
+    # indices (raw API form) -> labels of the version's task
+    indexed = labelled.with_columns(
+        pl.int_range(pl.len()).over(["workflow_version", "task"]).cast(pl.Utf8).alias("index"))
+    single = single.explode("values").rename({"values": "value"})
+    single = single.join(indexed.select("workflow_version", "task", "index", pl.col("label").alias("from_index")),
+                         left_on=["version", "task", "value"], right_on=["workflow_version", "task", "index"],
+                         how="left")
+    single = single.with_columns(
+        pl.when(pl.col("kind") == "index").then(pl.col("from_index")).otherwise(pl.col("value")).alias("label"))
+    single = single.join(labelled.select("workflow_version", "task", "label", "question", "answer", "status"),
+                         left_on=["version", "task", "label"], right_on=["workflow_version", "task", "label"],
+                         how="left")
+    bad_single = single.filter(pl.col("question").is_null()).select(
+        "row", "classification_id",
+        pl.format("answer not in workflow: {} '{}' is not an answer of version {}", pl.col("task"),
+                  pl.col("value"), pl.col("version")).alias("reason"))
+    single = single.filter(pl.col("question").is_not_null())
+    skipped = single.filter(pl.col("status") != "ok")
+    report.votes_skipped.update(Counter(skipped["status"].to_list()))
+    single_votes = single.filter(pl.col("status") == "ok").select("row", "question", "answer")
+
+    # multiple: every answer of the version's task becomes a yes/no vote; labels outside the task are quarantined
+    task_labels = labelled.filter(pl.col("task_type") == "multiple").select(
+        "workflow_version", "task", "label", "question").with_columns(
+        pl.int_range(pl.len()).over(["workflow_version", "task"]).cast(pl.Utf8).alias("index"))
+    chosen = multiple.explode("values").rename({"values": "value"}).drop_nulls("value")
+    chosen = chosen.join(task_labels.select("workflow_version", "task", "index", pl.col("label").alias("from_index")),
+                         left_on=["version", "task", "value"], right_on=["workflow_version", "task", "index"],
+                         how="left").with_columns(
+        pl.when(pl.col("kind") == "indices").then(pl.col("from_index")).otherwise(pl.col("value")).alias("label"))
+    chosen = chosen.join(task_labels.select("workflow_version", "task", "label", "question"),
+                         left_on=["version", "task", "label"], right_on=["workflow_version", "task", "label"],
+                         how="left")
+    bad_multiple = chosen.filter(pl.col("question").is_null()).select(
+        "row", "classification_id",
+        pl.format("answer not in workflow: {} '{}' is not an answer of version {}", pl.col("task"),
+                  pl.col("value"), pl.col("version")).alias("reason"))
+    picked = chosen.filter(pl.col("question").is_not_null()).select("row", "question").with_columns(
+        pl.lit(True).alias("picked"))
+    multi_votes = (
+        multiple.select("row", "version", "task").unique()
+        .join(task_labels, left_on=["version", "task"], right_on=["workflow_version", "task"])
+        .join(picked, on=["row", "question"], how="left")
+        .select("row", "question", pl.when(pl.col("picked")).then(pl.lit("yes")).otherwise(pl.lit("no"))
+                .alias("answer"))
+    )
+    votes = pl.concat([single_votes.with_columns(pl.col("row").cast(pl.UInt32)),
+                       multi_votes.with_columns(pl.col("row").cast(pl.UInt32))])
+    bad = pl.concat([bad_single.with_columns(pl.col("row").cast(pl.UInt32)),
+                     bad_multiple.with_columns(pl.col("row").cast(pl.UInt32))])
+    return votes, bad

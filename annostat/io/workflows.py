@@ -1,0 +1,214 @@
+"""Zooniverse workflow definitions: tasks, answers and versions, from the project export CSV or the API's JSON.
+
+A workflow changes over its life: answers are reworded, icons swapped, questions rephrased. Classification exports
+carry the answer *label text* of the version the volunteer saw, so annostat matches labels per version:
+
+- :func:`normalise_label` strips markdown images and links, collapses whitespace and case-folds, so
+  ``"![feature_or_disk.png](https://...) Features or Disk"`` becomes ``"features or disk"``;
+- each task's answers get stable ids from their normalised labels: one label is one answer in every version that
+  has it, whatever its position; a tree preset (``annostat.trees``) may alias reworded labels to one answer name;
+- a label that matches no answer of its own version is not guessed: the classification row is quarantined.
+
+Versions are ``major.minor`` text; the export's ``28.3`` (a float-mangled ``28.30``) finds version 28.30 when no
+version 28.3 exists.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import polars as pl
+
+from annostat.errors import InputError
+
+_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
+_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+_MARKUP = re.compile(r"[*_`]+")
+
+
+def normalise_label(text: Any) -> str:
+    """Answer or question text without markdown images/links/emphasis, whitespace collapsed, case-folded."""
+    if text is None:
+        return ""
+    text = _IMAGE.sub(" ", str(text))
+    text = _LINK.sub(r"\1", text)
+    text = _MARKUP.sub("", text)
+    return " ".join(text.split()).casefold()
+
+
+def version_key(version: Any) -> tuple[int, str]:
+    """``"28.30"`` -> (28, "30"); the minor part stays text (55.121 is not 55.12)."""
+    text = str(version).strip()
+    major, _, minor = text.partition(".")
+    try:
+        return int(major), minor or "0"
+    except ValueError:
+        raise ValueError(f"workflow version {version!r} is not major.minor") from None
+
+
+@dataclass
+class Task:
+    """One task of one workflow version."""
+
+    id: str
+    type: str  # single, multiple, drawing, survey, text, slider, dropdown, shortcut, ...
+    question: str  # the question text (raw)
+    labels: list[str] = field(default_factory=list)  # answer label text (raw), by answer index
+    next: list[str | None] = field(default_factory=list)  # per answer: the task it leads to (single tasks)
+    task_next: str | None = None  # the task after this one (multiple tasks and others)
+
+    @property
+    def normalised(self) -> list[str]:
+        return [normalise_label(label) for label in self.labels]
+
+
+@dataclass
+class WorkflowVersion:
+    workflow_id: str
+    major: int
+    minor: str
+    first_task: str | None
+    tasks: dict[str, Task]
+
+    @property
+    def version(self) -> str:
+        return f"{self.major}.{self.minor}"
+
+
+@dataclass
+class Workflow:
+    """All known versions of one workflow, and the stable answers of each task across them."""
+
+    id: str
+    name: str | None
+    versions: dict[tuple[int, str], WorkflowVersion]
+
+    def version(self, version: Any) -> WorkflowVersion | None:
+        """The version ``major.minor``; ``28.3`` also finds 28.30 when 28.3 itself is unknown and 28.30 is unique."""
+        try:
+            key = version_key(version)
+        except ValueError:
+            return None
+        if key in self.versions:
+            return self.versions[key]
+        padded = [v for k, v in self.versions.items() if k[0] == key[0] and k[1].rstrip("0") == key[1].rstrip("0")]
+        return padded[0] if len(padded) == 1 else None
+
+    @property
+    def latest(self) -> WorkflowVersion:
+        return self.versions[max(self.versions, key=lambda k: (k[0], int(k[1]) if k[1].isdigit() else -1))]
+
+    def task_ids(self) -> list[str]:
+        ids: dict[str, None] = {}
+        for v in self.versions.values():
+            ids.update(dict.fromkeys(v.tasks))
+        return sorted(ids, key=_task_order)
+
+    def answer_labels(self, task_id: str) -> list[str]:
+        """Stable answers of a task: every normalised label any version uses, latest version's order first."""
+        order: dict[str, None] = {}
+        versions = sorted(self.versions.values(), key=lambda v: (v.major, int(v.minor) if v.minor.isdigit() else -1),
+                          reverse=True)
+        for v in versions:
+            task = v.tasks.get(task_id)
+            if task is not None:
+                order.update(dict.fromkeys(label for label in task.normalised if label not in order))
+        return list(order)
+
+
+def _task_order(task_id: str) -> tuple[int, str]:
+    digits = re.sub(r"\D", "", task_id)
+    return (int(digits) if digits else 10**9, task_id)
+
+
+def _parse_tasks(tasks: Any, strings: Any) -> dict[str, Task]:
+    tasks = json.loads(tasks) if isinstance(tasks, str) else (tasks or {})
+    strings = json.loads(strings) if isinstance(strings, str) else (strings or {})
+    parsed = {}
+    for task_id, task in tasks.items():
+        if not isinstance(task, dict):
+            continue
+        answers = task.get("answers") or []
+        labels = [strings.get(a.get("label"), a.get("label", "")) if isinstance(a, dict) else str(a) for a in answers]
+        question = task.get("question") or task.get("instruction") or ""
+        parsed[task_id] = Task(
+            id=task_id,
+            type=str(task.get("type", "unknown")),
+            question=strings.get(question, question),
+            labels=[str(label) for label in labels],
+            next=[a.get("next") if isinstance(a, dict) else None for a in answers],
+            task_next=task.get("next"),
+        )
+    return parsed
+
+
+def read_workflows(path: str | Path) -> dict[str, Workflow]:
+    """Read workflow definitions: the project workflow export CSV (``tasks``, ``strings``, ``version``,
+    ``minor_version``) or the API's workflow-versions JSON (a list, or ``{"workflow_versions": [...]}``)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    versions: list[tuple[str, str | None, WorkflowVersion]] = []
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(path.read_text(encoding="utf-8"))
+            items = data.get("workflow_versions", data) if isinstance(data, dict) else data
+            if isinstance(items, dict):
+                items = [items]
+            for item in items:
+                workflow_id = str((item.get("links") or {}).get("workflow") or item.get("workflow_id") or "")
+                versions.append((workflow_id, None, WorkflowVersion(
+                    workflow_id, int(item["major_number"]), str(item["minor_number"]), item.get("first_task"),
+                    _parse_tasks(item.get("tasks"), item.get("strings")),
+                )))
+        else:
+            frame = pl.read_csv(path, infer_schema=False)
+            needed = {"workflow_id", "version", "tasks", "strings"}
+            if missing := needed - set(frame.columns):
+                raise InputError(f"{path}: not a workflow export: no column(s) {', '.join(sorted(missing))}")
+            for i, row in enumerate(frame.iter_rows(named=True)):
+                try:
+                    tasks = _parse_tasks(row["tasks"], row["strings"])
+                except json.JSONDecodeError as exc:
+                    raise InputError(f"{path}, row {i + 1}: malformed JSON in tasks or strings: {exc.msg}") from exc
+                versions.append((str(row["workflow_id"]), row.get("display_name"), WorkflowVersion(
+                    str(row["workflow_id"]), int(row["version"]), str(row.get("minor_version") or "0"),
+                    row.get("first_task"), tasks,
+                )))
+    except InputError:
+        raise
+    except (json.JSONDecodeError, KeyError, ValueError, TypeError, pl.exceptions.PolarsError) as exc:
+        raise InputError(f"{path}: cannot be read as workflow definitions: {exc}") from exc
+    if not versions:
+        raise InputError(f"{path}: no workflow versions found")
+    workflows: dict[str, Workflow] = {}
+    for workflow_id, name, version in versions:
+        wf = workflows.setdefault(workflow_id, Workflow(workflow_id, name, {}))
+        wf.versions[(version.major, version.minor)] = version
+        wf.name = wf.name or name
+    return workflows
+
+
+def answer_table(workflow: Workflow, aliases: dict[str, dict[str, str]] | None = None) -> pl.DataFrame:
+    """Every (version, task, answer index) of a workflow with its normalised label and stable answer name.
+
+    ``aliases`` maps task id -> {normalised label: answer name} (from a tree preset); other labels are their own
+    answer name. Columns: workflow_version, task, task_type, answer_index, label, answer.
+    """
+    rows: list[dict[str, Any]] = []
+    for version in workflow.versions.values():
+        for task in version.tasks.values():
+            task_aliases = (aliases or {}).get(task.id, {})
+            for index, label in enumerate(task.normalised):
+                rows.append({"workflow_version": version.version, "task": task.id, "task_type": task.type,
+                             "answer_index": index, "label": label, "answer": task_aliases.get(label, label)})
+    return pl.DataFrame(rows, schema={"workflow_version": pl.Utf8, "task": pl.Utf8, "task_type": pl.Utf8,
+                                      "answer_index": pl.Int64, "label": pl.Utf8, "answer": pl.Utf8})
+
+
+def workflow_ids(workflows: dict[str, Workflow]) -> Iterable[str]:
+    return sorted(workflows, key=lambda w: (len(w), w))
