@@ -50,8 +50,10 @@ class _CrowdKitAggregator:
         fit = self._model.fit(self._votes(data))
         self.fit_ = fit
         probas = fit.table("posteriors").to_pandas().pivot(index="subject", columns="answer", values="p")
-        first_seen = pd.unique(data["label"].dropna())  # crowd-kit orders labels (and breaks ties) by first use
-        probas = probas.astype(float)[[label for label in first_seen if label in probas.columns]]
+        # crowd-kit breaks ties by the label order pandas gives its vote-count table (first use under pandas 3,
+        # sorted under pandas 2): take the order from the same pandas operation
+        order = data[["task", "label"]].value_counts().unstack("label").columns
+        probas = probas.astype(float)[[label for label in order if label in probas.columns]]
         probas.index.name, probas.columns.name = "task", "label"
         self.probas_ = probas
         self.labels_ = probas.idxmax(axis=1).rename("agg_label")
