@@ -278,7 +278,7 @@ def read_panoptes(
         votes.append(v)
         quarantine.append(q)
         if strict and q.height:
-            first = q.row(0, named=True)
+            first = q.sort("row").row(0, named=True)
             raise InputError(f"{path}, row {first['row']}, classification {first['classification_id']}: "
                              f"{first['reason']} (--strict)")
     report.rows_read = offset
@@ -363,7 +363,8 @@ def _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, a
         for raw in batch["workflow_version"].unique().to_list():
             found = workflow.version(raw) if raw is not None else None
             mapping[raw] = found.version if found else None
-        batch = batch.with_columns(pl.col("workflow_version").replace_strict(mapping, default=None).alias("version"))
+        batch = batch.with_columns(
+            pl.col("workflow_version").replace_strict(mapping, default=None, return_dtype=pl.Utf8).alias("version"))
         problems.append((pl.col("version").is_null(), "unknown workflow version"))
     else:
         batch = batch.with_columns(pl.col("workflow_version").alias("version"))
