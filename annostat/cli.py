@@ -156,6 +156,53 @@ def _is_export(path: Path) -> bool:
 
 
 @app.command()
+def catalogue(
+    fit_dir: Path = typer.Argument(..., help="A fit folder written by annostat fit."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for the catalogue [default: FIT_DIR]."),
+) -> None:
+    """Write a Zoobot-compatible catalogue: vote counts, totals, fractions and posteriors per subject."""
+    from annostat.catalogue import write_catalogue
+
+    with input_errors():
+        parquet, csv = write_catalogue(fit_dir, out)
+    console.print(f"catalogue written to {parquet} and {csv}", highlight=False)
+
+
+@app.command()
+def inspect(
+    path: Path = typer.Argument(..., help="A Panoptes classification export or a votes table."),
+    workflows: Optional[Path] = typer.Option(None, help="Workflow definitions (project CSV or API JSON)."),
+    workflow_id: Optional[str] = typer.Option(None, help="The workflow a fit would read."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+) -> None:
+    """Show what an export holds before fitting it."""
+    import json
+
+    from annostat.inspect import inspect_path
+
+    with input_errors():
+        summary = inspect_path(path, workflows=workflows, workflow_id=workflow_id)
+    if as_json:
+        print(json.dumps(summary, indent=2, default=str))
+        return
+    table = Table(title=str(path), show_header=False)
+    for key, value in summary.items():
+        table.add_row(key.replace("_", " "), _describe(value))
+    Console().print(table)
+
+
+def _describe(value) -> str:
+    """A readable cell for inspect: one line per item of a list or dict."""
+    if isinstance(value, dict):
+        return "\n".join(f"{k}: {_describe(v)}" for k, v in value.items()) or "-"
+    if isinstance(value, list):
+        if value and all(isinstance(v, dict) for v in value):
+            return "\n".join(" ".join(str(x) for x in v.values()) for v in value)
+        return ", ".join(map(str, value))
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+
+
+@app.command()
 def demo(
     out: Path = typer.Option(Path("annostat-demo"), "--out", "-o", help="Folder for the demo's outputs."),
     subjects: int = typer.Option(3000, help="Simulated subjects (galaxies)."),
