@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -144,48 +145,63 @@ def _answer_map(workflow: Workflow | None, tree: str | None) -> pl.DataFrame | N
                                       "label": pl.Utf8, "question": pl.Utf8, "answer": pl.Utf8, "status": pl.Utf8})
 
 
-def _parse_annotations(texts: list[str]) -> pl.DataFrame:
-    """Each distinct annotations text once: (annotations, task, kind, values) rows, kind in
-    null / label / index / labels / other:<type> / malformed."""
-    out: dict[str, list] = {"annotations": [], "task": [], "kind": [], "values": []}
+_ANNOTATION_SCHEMA = {"annotations": pl.Utf8, "task": pl.Utf8, "kind": pl.Utf8, "value": pl.Utf8}
 
-    def add(text, task, kind, values):
-        out["annotations"].append(text)
-        out["task"].append(task)
-        out["kind"].append(kind)
-        out["values"].append(values)
 
-    for text in texts:
-        try:
-            items = json.loads(text)
-            if not isinstance(items, list):
-                raise ValueError
-        except (ValueError, TypeError):
-            add(text, None, "malformed", None)
-            continue
-        if not items:
-            add(text, None, "empty", None)
-        for item in items:
-            if not isinstance(item, dict) or "task" not in item:
-                add(text, None, "malformed", None)
-                continue
-            task, value = str(item["task"]), item.get("value")
-            if value is None:
-                add(text, task, "null", None)
-            elif isinstance(value, str):
-                add(text, task, "label", [normalise_label(value)])
-            elif isinstance(value, bool):
-                add(text, task, "other:boolean", None)
-            elif isinstance(value, int):
-                add(text, task, "index", [str(value)])
-            elif isinstance(value, list) and all(isinstance(v, str) for v in value):
-                add(text, task, "labels", [normalise_label(v) for v in value])
-            elif isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-                add(text, task, "indices", [str(v) for v in value])
-            else:
-                add(text, task, "other:structured", None)
-    return pl.DataFrame(out, schema={"annotations": pl.Utf8, "task": pl.Utf8, "kind": pl.Utf8,
-                                     "values": pl.List(pl.Utf8)})
+def _parse_annotation(text: str) -> list[tuple]:
+    """One annotations text -> (task, kind, value) items, one per answer chosen. Kinds: null (not answered),
+    label, index, labels (a multiple-answer value; an empty list gives one item with value None), indices,
+    other:<shape>, malformed, empty."""
+    try:
+        items = json.loads(text)
+        if not isinstance(items, list):
+            raise ValueError
+    except (ValueError, TypeError):
+        return [(None, "malformed", None)]
+    if not items:
+        return [(None, "empty", None)]
+    out = []
+    for item in items:
+        if not isinstance(item, dict) or "task" not in item:
+            return [(None, "malformed", None)]
+        task, value = str(item["task"]), item.get("value")
+        if value is None:
+            out.append((task, "null", None))
+        elif isinstance(value, str):
+            out.append((task, "label", _normalised(value)))
+        elif isinstance(value, bool):
+            out.append((task, "other:boolean", None))
+        elif isinstance(value, int):
+            out.append((task, "index", str(value)))
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            out.extend((task, "labels", _normalised(v)) for v in value) if value else out.append((task, "labels", None))
+        elif isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            out.extend((task, "indices", str(v)) for v in value) if value else out.append((task, "indices", None))
+        else:
+            out.append((task, "other:structured", None))
+    return out
+
+
+@lru_cache(maxsize=65536)
+def _normalised(label: str) -> str:
+    return normalise_label(label)
+
+
+class _AnnotationCache:
+    """Parsed annotation texts, kept across batches: each distinct text is parsed once per export."""
+
+    def __init__(self) -> None:
+        self.frame = pl.DataFrame(schema=_ANNOTATION_SCHEMA)
+        self.known: set[str] = set()
+
+    def items(self, texts: pl.Series) -> pl.DataFrame:
+        distinct = texts.unique()
+        new = [t for t in distinct.to_list() if t is not None and t not in self.known]
+        if new:
+            rows = [(text, *item) for text in new for item in _parse_annotation(text)]
+            self.frame = pl.concat([self.frame, pl.DataFrame(rows, schema=_ANNOTATION_SCHEMA, orient="row")])
+            self.known.update(new)
+        return self.frame
 
 
 # ---------------------------------------------------------------------------------------------------- reader
@@ -270,10 +286,11 @@ def read_panoptes(
 
     classifications, votes, quarantine = [], [], []
     offset = 0
+    cache = _AnnotationCache()
     for batch in scan.collect_batches(chunk_size=batch_rows):
-        batch = batch.with_row_index("row", offset=offset + 1)
+        batch = batch.with_row_index("row", offset=offset + 1).with_columns(pl.col("row").cast(pl.Int64))
         offset += batch.height
-        c, v, q = _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, anonymous)
+        c, v, q = _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, anonymous, cache)
         classifications.append(c)
         votes.append(v)
         quarantine.append(q)
@@ -317,7 +334,7 @@ def read_panoptes(
     return PanoptesExport(long.sort("row"), report, classifications)
 
 
-def _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, anonymous):
+def _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, anonymous, cache):
     """One batch of export rows -> (used classifications, votes, quarantined rows)."""
     quarantine = []
 
@@ -401,7 +418,7 @@ def _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, a
             batch = batch.filter(~pl.col("anonymous"))
 
     # annotations: each distinct text parsed once
-    parsed = _parse_annotations(batch["annotations"].unique().to_list())
+    parsed = cache.items(batch["annotations"])
     items = batch.select("row", "classification_id", "version", "annotations").join(
         parsed, on="annotations", how="inner").drop("annotations")
     malformed = items.filter(pl.col("kind") == "malformed").unique("row")
@@ -437,81 +454,66 @@ def _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, a
         "anonymous", "dwell_seconds", pl.col("version").alias("workflow_version"),
     )
     q = (pl.concat(quarantine) if quarantine else
-         pl.DataFrame(schema={"row": pl.UInt32, "classification_id": pl.Utf8, "reason": pl.Utf8}))
-    q = q.with_columns(pl.col("row").cast(pl.Int64)).unique("row", keep="first", maintain_order=True)
-    return classifications.with_columns(pl.col("row").cast(pl.Int64)), votes.with_columns(
-        pl.col("row").cast(pl.Int64)), q
+         pl.DataFrame(schema={"row": pl.Int64, "classification_id": pl.Utf8, "reason": pl.Utf8}))
+    return classifications, votes, q.unique("row", keep="first", maintain_order=True)
 
 
 def _votes_from_items(items: pl.DataFrame, answer_map: pl.DataFrame | None, report: PanoptesReport):
-    """(row, task, kind, values) items -> votes (row, question, answer) and rows with labels outside the workflow."""
-    schema = {"row": pl.UInt32, "question": pl.Utf8, "answer": pl.Utf8}
-    empty_bad = pl.DataFrame(schema={"row": pl.UInt32, "classification_id": pl.Utf8, "reason": pl.Utf8})
+    """(row, task, kind, value) items -> votes (row, question, answer) and rows with labels outside the workflow."""
+    schema = {"row": pl.Int64, "question": pl.Utf8, "answer": pl.Utf8}
+    bad_schema = {"row": pl.Int64, "classification_id": pl.Utf8, "reason": pl.Utf8}
     if items.height == 0:
-        return pl.DataFrame(schema=schema), empty_bad
+        return pl.DataFrame(schema=schema), pl.DataFrame(schema=bad_schema)
     single = items.filter(pl.col("task_type") == "single")
     multiple = items.filter(pl.col("task_type") == "multiple")
-    if answer_map is None:
-        single_votes = single.select("row", pl.col("task").alias("question"), pl.col("values").list.first().alias("answer"))
-        # one yes/no question per answer seen anywhere for the task
-        seen = multiple.explode("values").select("task", pl.col("values").alias("label")).drop_nulls().unique()
-        multi_votes = (
-            multiple.select("row", "task", "values").join(seen, on="task")
-            .select("row", pl.format("{}/{}", pl.col("task"), pl.col("label")).alias("question"),
-                    pl.when(pl.col("values").list.contains(pl.col("label"))).then(pl.lit("yes"))
-                    .otherwise(pl.lit("no")).alias("answer"))
-        )
-        return pl.concat([single_votes, multi_votes]).with_columns(pl.col("row").cast(pl.UInt32)), empty_bad
+    answered = multiple.select("row", "version", "task").unique()
+    chosen = multiple.filter(pl.col("value").is_not_null())
 
-    labelled = answer_map.filter(pl.col("label").is_not_null())
-    # indices (raw API form) -> labels of the version's task
-    indexed = labelled.with_columns(
+    if answer_map is None:  # one yes/no question per answer seen anywhere for the task
+        seen = chosen.select("task", pl.col("value").alias("label")).unique()
+        picked = chosen.select("row", "task", pl.col("value").alias("label"), pl.lit(True).alias("picked"))
+        multi_votes = (
+            answered.join(seen, on="task").join(picked, on=["row", "task", "label"], how="left")
+            .select("row", (pl.col("task") + "/" + pl.col("label")).alias("question"),
+                    pl.when(pl.col("picked")).then(pl.lit("yes")).otherwise(pl.lit("no")).alias("answer"))
+        )
+        single_votes = single.select("row", pl.col("task").alias("question"), pl.col("value").alias("answer"))
+        return pl.concat([single_votes, multi_votes]), pl.DataFrame(schema=bad_schema)
+
+    labelled = answer_map.filter(pl.col("label").is_not_null()).with_columns(
         pl.int_range(pl.len()).over(["workflow_version", "task"]).cast(pl.Utf8).alias("index"))
-    single = single.explode("values").rename({"values": "value"})
-    single = single.join(indexed.select("workflow_version", "task", "index", pl.col("label").alias("from_index")),
-                         left_on=["version", "task", "value"], right_on=["workflow_version", "task", "index"],
-                         how="left")
-    single = single.with_columns(
-        pl.when(pl.col("kind") == "index").then(pl.col("from_index")).otherwise(pl.col("value")).alias("label"))
-    single = single.join(labelled.select("workflow_version", "task", "label", "question", "answer", "status"),
-                         left_on=["version", "task", "label"], right_on=["workflow_version", "task", "label"],
-                         how="left")
-    bad_single = single.filter(pl.col("question").is_null()).select(
-        "row", "classification_id",
-        pl.format("answer not in workflow: {} '{}' is not an answer of version {}", pl.col("task"),
-                  pl.col("value"), pl.col("version")).alias("reason"))
+    keys = dict(left_on=["version", "task", "label"], right_on=["workflow_version", "task", "label"], how="left")
+
+    def resolve(frame: pl.DataFrame, index_kind: str, columns: list[str]) -> pl.DataFrame:
+        """Labels (or raw API indices) of the classification's version -> the workflow's answers."""
+        frame = frame.join(labelled.select("workflow_version", "task", "index", pl.col("label").alias("from_index")),
+                           left_on=["version", "task", "value"], right_on=["workflow_version", "task", "index"],
+                           how="left")
+        frame = frame.with_columns(
+            pl.when(pl.col("kind") == index_kind).then(pl.col("from_index")).otherwise(pl.col("value")).alias("label"))
+        return frame.join(labelled.select("workflow_version", "task", "label", *columns), **keys)
+
+    def outside(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.filter(pl.col("question").is_null()).select(
+            "row", "classification_id",
+            pl.format("answer not in workflow: {} '{}' is not an answer of version {}", pl.col("task"),
+                      pl.col("value"), pl.col("version")).alias("reason"))
+
+    single = resolve(single, "index", ["question", "answer", "status"])
+    bad_single = outside(single)
     single = single.filter(pl.col("question").is_not_null())
-    skipped = single.filter(pl.col("status") != "ok")
-    report.votes_skipped.update(Counter(skipped["status"].to_list()))
+    report.votes_skipped.update(Counter(single.filter(pl.col("status") != "ok")["status"].to_list()))
     single_votes = single.filter(pl.col("status") == "ok").select("row", "question", "answer")
 
-    # multiple: every answer of the version's task becomes a yes/no vote; labels outside the task are quarantined
-    task_labels = labelled.filter(pl.col("task_type") == "multiple").select(
-        "workflow_version", "task", "label", "question").with_columns(
-        pl.int_range(pl.len()).over(["workflow_version", "task"]).cast(pl.Utf8).alias("index"))
-    chosen = multiple.explode("values").rename({"values": "value"}).drop_nulls("value")
-    chosen = chosen.join(task_labels.select("workflow_version", "task", "index", pl.col("label").alias("from_index")),
-                         left_on=["version", "task", "value"], right_on=["workflow_version", "task", "index"],
-                         how="left").with_columns(
-        pl.when(pl.col("kind") == "indices").then(pl.col("from_index")).otherwise(pl.col("value")).alias("label"))
-    chosen = chosen.join(task_labels.select("workflow_version", "task", "label", "question"),
-                         left_on=["version", "task", "label"], right_on=["workflow_version", "task", "label"],
-                         how="left")
-    bad_multiple = chosen.filter(pl.col("question").is_null()).select(
-        "row", "classification_id",
-        pl.format("answer not in workflow: {} '{}' is not an answer of version {}", pl.col("task"),
-                  pl.col("value"), pl.col("version")).alias("reason"))
-    picked = chosen.filter(pl.col("question").is_not_null()).select("row", "question").with_columns(
-        pl.lit(True).alias("picked"))
+    # multiple: every answer of the version's task becomes a yes/no vote
+    chosen = resolve(chosen, "indices", ["question"])
+    bad_multiple = outside(chosen)
+    picked = chosen.filter(pl.col("question").is_not_null()).select("row", "question", pl.lit(True).alias("picked"))
+    task_labels = labelled.filter(pl.col("task_type") == "multiple").select("workflow_version", "task", "question")
     multi_votes = (
-        multiple.select("row", "version", "task").unique()
-        .join(task_labels, left_on=["version", "task"], right_on=["workflow_version", "task"])
+        answered.join(task_labels, left_on=["version", "task"], right_on=["workflow_version", "task"])
         .join(picked, on=["row", "question"], how="left")
         .select("row", "question", pl.when(pl.col("picked")).then(pl.lit("yes")).otherwise(pl.lit("no"))
                 .alias("answer"))
     )
-    votes = pl.concat([single_votes.with_columns(pl.col("row").cast(pl.UInt32)),
-                       multi_votes.with_columns(pl.col("row").cast(pl.UInt32))])
-    bad = pl.concat([bad_single.with_columns(pl.col("row").cast(pl.UInt32)),
-                     bad_multiple.with_columns(pl.col("row").cast(pl.UInt32))])
-    return votes, bad
+    return pl.concat([single_votes, multi_votes]), pl.concat([bad_single, bad_multiple])
