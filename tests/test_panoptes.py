@@ -306,3 +306,13 @@ def test_load_votes_gives_tree_answer_sets():
     q = votes.question_code("bar")
     assert votes.answers[q].to_list() == ["strong", "weak", "no"]
     assert votes.provenance["export"]["used"] == 9
+
+
+@pytest.mark.parametrize("workflows", [DECALS_WF, None])
+def test_batches_do_not_change_the_result(broken_export, workflows):
+    whole = read_panoptes(broken_export, workflows, workflow_id=6122)
+    batched = read_panoptes(broken_export, workflows, workflow_id=6122, batch_rows=3)
+    key = ["row", "question"]
+    assert batched.votes.sort(key).equals(whole.votes.sort(key))
+    assert batched.report.to_dict() == whole.report.to_dict()
+    assert batched.report.quarantine.equals(whole.report.quarantine)

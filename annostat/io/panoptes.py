@@ -302,7 +302,7 @@ def read_panoptes(
     if offset == 0:
         raise InputError(f"{path}: the export has a header but no rows")
     classifications = pl.concat(classifications)
-    votes = pl.concat(votes)
+    votes = _expand_multiple(pl.concat(votes)) if workflow is None else pl.concat(votes)
     report.quarantine = pl.concat(quarantine).sort("row")
     report.quarantined.update(Counter(report.quarantine["reason"].str.replace(r":.*", "").to_list()))
 
@@ -372,9 +372,10 @@ def _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, a
         (pl.col("created_at_parsed").is_null(), "unparsable created_at"),
         (pl.col("annotations").is_null(), "missing annotations"),
     ]
-    for column, label in (("metadata", "malformed metadata JSON"), ("subject_data", "malformed subject_data JSON")):
-        if column in has:
-            problems.append((pl.col(column).is_not_null() & pl.col(column).str.json_path_match("$").is_null(), label))
+    if "subject_data" in has:  # one value per subject: check each distinct text once
+        texts = batch["subject_data"].drop_nulls().unique()
+        broken = texts.filter(texts.str.json_path_match("$").is_null())
+        problems.append((pl.col("subject_data").is_in(broken.implode()), "malformed subject_data JSON"))
     if workflow is not None:  # the export's version text -> the workflow's version (28.3 finds 28.30)
         mapping = {}
         for raw in batch["workflow_version"].unique().to_list():
@@ -393,17 +394,13 @@ def _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, a
     quarantine_rows(bad, pl.col("problem"))
     batch = batch.filter(pl.col("problem").is_null())
 
-    # metadata: seen_before and dwell time
+    # metadata: seen_before and dwell time, one JSON pass (a per-row check only when a batch holds bad JSON)
     if "metadata" in has:
-        batch = batch.with_columns(
-            (pl.col("metadata").str.json_path_match("$.seen_before") == "true").fill_null(False).alias("seen_before"),
-            (
-                pl.col("metadata").str.json_path_match("$.finished_at").str.to_datetime(strict=False, time_unit="ms",
-                                                                                        time_zone="UTC")
-                - pl.col("metadata").str.json_path_match("$.started_at").str.to_datetime(strict=False, time_unit="ms",
-                                                                                         time_zone="UTC")
-            ).dt.total_milliseconds().truediv(1000).cast(pl.Float32).alias("dwell_seconds"),
-        )
+        meta = _decode_metadata(batch)
+        batch = batch.with_columns(meta)
+        bad = batch.filter(pl.col("metadata_malformed"))
+        quarantine_rows(bad, "malformed metadata JSON")
+        batch = batch.filter(~pl.col("metadata_malformed"))
     else:
         batch = batch.with_columns(pl.lit(False).alias("seen_before"), pl.lit(None, pl.Float32).alias("dwell_seconds"))
     if seen_before == "drop":
@@ -417,72 +414,97 @@ def _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, a
             report.skipped["not-logged-in volunteer"] += int(anon.sum())
             batch = batch.filter(~pl.col("anonymous"))
 
-    # annotations: each distinct text parsed once
-    parsed = cache.items(batch["annotations"])
-    items = batch.select("row", "classification_id", "version", "annotations").join(
-        parsed, on="annotations", how="inner").drop("annotations")
-    malformed = items.filter(pl.col("kind") == "malformed").unique("row")
-    quarantine_rows(malformed, "malformed annotations JSON")
-    items = items.filter(~pl.col("row").is_in(malformed["row"].implode()) & (pl.col("kind") != "empty"))
-
+    # annotations: resolved once per distinct (annotations text, version) pair, then joined to the rows
+    pairs = (batch.group_by("annotations", "version").len("n")
+             .with_row_index("pair").with_columns(pl.col("pair").cast(pl.Int64)))
+    items = pairs.join(cache.items(batch["annotations"]), on="annotations", how="inner").drop("annotations")
+    reasons = [items.filter(pl.col("kind") == "malformed").select("pair", pl.lit("malformed annotations JSON")
+                                                                   .alias("reason"))]
+    items = items.filter(~pl.col("kind").is_in(["malformed", "empty"]))
     if answer_map is not None:
         task_types = answer_map.select("workflow_version", "task", "task_type").unique()
         items = items.join(task_types, left_on=["version", "task"], right_on=["workflow_version", "task"], how="left")
-        unknown = items.filter(pl.col("task_type").is_null())
-        quarantine_rows(unknown.unique("row", keep="first"),
-                        pl.format("unknown task: {} is not a task of version {}", pl.col("task"), pl.col("version")))
-        items = items.filter(~pl.col("row").is_in(unknown["row"].implode()))
+        reasons.append(items.filter(pl.col("task_type").is_null()).select(
+            "pair", pl.format("unknown task: {} is not a task of version {}", pl.col("task"), pl.col("version"))
+            .alias("reason")))
     else:  # without workflow definitions, the value's shape says the task type
         items = items.with_columns(
             pl.when(pl.col("kind").is_in(["label", "index"])).then(pl.lit("single"))
             .when(pl.col("kind").is_in(["labels", "indices"])).then(pl.lit("multiple"))
             .when(pl.col("kind") == "null").then(pl.lit("unknown"))
             .otherwise(pl.col("kind").str.replace("other:", "")).alias("task_type"))
-    others = items.filter(~pl.col("task_type").is_in(list(QUESTION_TYPES)) & (pl.col("kind") != "null"))
-    report.tasks_skipped_by_type.update(Counter(others["task_type"].to_list()))
-    items = items.filter(pl.col("task_type").is_in(list(QUESTION_TYPES)) & (pl.col("kind") != "null"))
+    votes, bad_labels = _votes_from_items(items.filter(pl.col("task_type").is_not_null()), answer_map)
+    reasons.append(bad_labels)
+    pair_reason = pl.concat(reasons).unique("pair", keep="first", maintain_order=True)
+    good_pairs = pairs.join(pair_reason, on="pair", how="anti")
+    # tasks of other types, and votes set aside by the tree, counted per classification
+    others = items.join(good_pairs.select("pair"), on="pair").filter(
+        ~pl.col("task_type").is_in(list(QUESTION_TYPES)) & (pl.col("kind") != "null") &
+        pl.col("task_type").is_not_null()).unique(["pair", "task"])
+    for task_type, n in others.group_by("task_type").agg(pl.col("n").sum()).iter_rows():
+        report.tasks_skipped_by_type[task_type] += int(n)
+    aside = votes.filter(pl.col("status") != "ok").join(good_pairs.select("pair", "n"), on="pair")
+    for status, n in aside.group_by("status").agg(pl.col("n").sum()).iter_rows():
+        report.votes_skipped[status] += int(n)
 
-    votes, bad_labels = _votes_from_items(items, answer_map, report)
-    quarantine_rows(bad_labels, pl.col("reason"))
-    bad_rows = bad_labels["row"].implode()
-    votes = votes.filter(~pl.col("row").is_in(bad_rows))
-    used = batch.filter(~pl.col("row").is_in(bad_rows) & ~pl.col("row").is_in(malformed["row"].implode()))
-    if answer_map is not None:
-        used = used.filter(~pl.col("row").is_in(unknown["row"].implode()))
+    rows = batch.join(pairs.select("annotations", "version", "pair"), on=["annotations", "version"], how="left")
+    bad = rows.join(pair_reason, on="pair", how="inner")
+    quarantine_rows(bad, pl.col("reason"))
+    used = rows.join(pair_reason, on="pair", how="anti")
+    row_votes = used.select("row", "pair").join(votes.filter(pl.col("status") == "ok").drop("status"), on="pair")
     classifications = used.select(
         "row", "classification_id", "volunteer", "subject", pl.col("created_at_parsed").alias("created_at"),
         "anonymous", "dwell_seconds", pl.col("version").alias("workflow_version"),
     )
     q = (pl.concat(quarantine) if quarantine else
          pl.DataFrame(schema={"row": pl.Int64, "classification_id": pl.Utf8, "reason": pl.Utf8}))
-    return classifications, votes, q.unique("row", keep="first", maintain_order=True)
+    return classifications, row_votes.drop("pair"), q.unique("row", keep="first", maintain_order=True)
 
 
-def _votes_from_items(items: pl.DataFrame, answer_map: pl.DataFrame | None, report: PanoptesReport):
-    """(row, task, kind, value) items -> votes (row, question, answer) and rows with labels outside the workflow."""
-    schema = {"row": pl.Int64, "question": pl.Utf8, "answer": pl.Utf8}
-    bad_schema = {"row": pl.Int64, "classification_id": pl.Utf8, "reason": pl.Utf8}
+_METADATA = pl.Struct({"started_at": pl.Utf8, "finished_at": pl.Utf8, "seen_before": pl.Boolean})
+
+
+def _decode_metadata(batch: pl.DataFrame) -> list[pl.Series]:
+    """seen_before, dwell_seconds and a malformed flag from the metadata JSON column."""
+    text = batch["metadata"]
+    malformed = pl.Series("metadata_malformed", [False] * batch.height, dtype=pl.Boolean)
+    try:
+        decoded = text.str.json_decode(_METADATA)
+    except pl.exceptions.PolarsError:  # some row is not JSON: find which, decode the rest
+        malformed = (text.is_not_null() & text.str.json_path_match("$").is_null()).alias("metadata_malformed")
+        blank = pl.Series([None] * batch.height, dtype=pl.Utf8)
+        decoded = text.zip_with(~malformed, blank).str.json_decode(_METADATA)
+    fields = decoded.struct.unnest()
+    when = {k: fields[k].str.to_datetime(strict=False, time_unit="ms", time_zone="UTC")
+            for k in ("started_at", "finished_at")}
+    dwell = ((when["finished_at"] - when["started_at"]).dt.total_milliseconds() / 1000).cast(pl.Float32)
+    return [fields["seen_before"].fill_null(False).alias("seen_before"), dwell.alias("dwell_seconds"), malformed]
+
+
+def _votes_from_items(items: pl.DataFrame, answer_map: pl.DataFrame | None):
+    """(pair, version, task, kind, value) items -> votes (pair, question, answer, status) and (pair, reason) for
+    labels outside the workflow. Without a workflow, multiple-answer tasks give ``yes`` votes for the answers chosen
+    and a marker vote (question = task, answer = None) to be expanded once every answer of the task is known."""
+    vote_schema = {"pair": pl.Int64, "question": pl.Utf8, "answer": pl.Utf8, "status": pl.Utf8}
+    bad_schema = {"pair": pl.Int64, "reason": pl.Utf8}
+    items = items.filter(pl.col("task_type").is_in(list(QUESTION_TYPES)) & (pl.col("kind") != "null"))
     if items.height == 0:
-        return pl.DataFrame(schema=schema), pl.DataFrame(schema=bad_schema)
+        return pl.DataFrame(schema=vote_schema), pl.DataFrame(schema=bad_schema)
     single = items.filter(pl.col("task_type") == "single")
     multiple = items.filter(pl.col("task_type") == "multiple")
-    answered = multiple.select("row", "version", "task").unique()
+    answered = multiple.select("pair", "version", "task").unique()
     chosen = multiple.filter(pl.col("value").is_not_null())
+    ok = pl.lit("ok").alias("status")
 
-    if answer_map is None:  # one yes/no question per answer seen anywhere for the task
-        seen = chosen.select("task", pl.col("value").alias("label")).unique()
-        picked = chosen.select("row", "task", pl.col("value").alias("label"), pl.lit(True).alias("picked"))
-        multi_votes = (
-            answered.join(seen, on="task").join(picked, on=["row", "task", "label"], how="left")
-            .select("row", (pl.col("task") + "/" + pl.col("label")).alias("question"),
-                    pl.when(pl.col("picked")).then(pl.lit("yes")).otherwise(pl.lit("no")).alias("answer"))
-        )
-        single_votes = single.select("row", pl.col("task").alias("question"), pl.col("value").alias("answer"))
-        return pl.concat([single_votes, multi_votes]), pl.DataFrame(schema=bad_schema)
+    if answer_map is None:
+        single_votes = single.select("pair", pl.col("task").alias("question"), pl.col("value").alias("answer"), ok)
+        picked = chosen.select("pair", (pl.col("task") + "/" + pl.col("value")).alias("question"),
+                               pl.lit("yes").alias("answer"), ok)
+        markers = answered.select("pair", pl.col("task").alias("question"), pl.lit(None, pl.Utf8).alias("answer"), ok)
+        return pl.concat([single_votes, picked, markers]).unique(), pl.DataFrame(schema=bad_schema)
 
     labelled = answer_map.filter(pl.col("label").is_not_null()).with_columns(
         pl.int_range(pl.len()).over(["workflow_version", "task"]).cast(pl.Utf8).alias("index"))
-    keys = dict(left_on=["version", "task", "label"], right_on=["workflow_version", "task", "label"], how="left")
 
     def resolve(frame: pl.DataFrame, index_kind: str, columns: list[str]) -> pl.DataFrame:
         """Labels (or raw API indices) of the classification's version -> the workflow's answers."""
@@ -491,29 +513,42 @@ def _votes_from_items(items: pl.DataFrame, answer_map: pl.DataFrame | None, repo
                            how="left")
         frame = frame.with_columns(
             pl.when(pl.col("kind") == index_kind).then(pl.col("from_index")).otherwise(pl.col("value")).alias("label"))
-        return frame.join(labelled.select("workflow_version", "task", "label", *columns), **keys)
+        return frame.join(labelled.select("workflow_version", "task", "label", *columns),
+                          left_on=["version", "task", "label"], right_on=["workflow_version", "task", "label"],
+                          how="left")
 
     def outside(frame: pl.DataFrame) -> pl.DataFrame:
         return frame.filter(pl.col("question").is_null()).select(
-            "row", "classification_id",
-            pl.format("answer not in workflow: {} '{}' is not an answer of version {}", pl.col("task"),
-                      pl.col("value"), pl.col("version")).alias("reason"))
+            "pair", pl.format("answer not in workflow: {} '{}' is not an answer of version {}", pl.col("task"),
+                              pl.col("value"), pl.col("version")).alias("reason"))
 
     single = resolve(single, "index", ["question", "answer", "status"])
     bad_single = outside(single)
-    single = single.filter(pl.col("question").is_not_null())
-    report.votes_skipped.update(Counter(single.filter(pl.col("status") != "ok")["status"].to_list()))
-    single_votes = single.filter(pl.col("status") == "ok").select("row", "question", "answer")
-
+    single_votes = single.filter(pl.col("question").is_not_null()).select("pair", "question", "answer", "status")
     # multiple: every answer of the version's task becomes a yes/no vote
     chosen = resolve(chosen, "indices", ["question"])
     bad_multiple = outside(chosen)
-    picked = chosen.filter(pl.col("question").is_not_null()).select("row", "question", pl.lit(True).alias("picked"))
+    picked = chosen.filter(pl.col("question").is_not_null()).select("pair", "question", pl.lit(True).alias("picked"))
     task_labels = labelled.filter(pl.col("task_type") == "multiple").select("workflow_version", "task", "question")
     multi_votes = (
         answered.join(task_labels, left_on=["version", "task"], right_on=["workflow_version", "task"])
-        .join(picked, on=["row", "question"], how="left")
-        .select("row", "question", pl.when(pl.col("picked")).then(pl.lit("yes")).otherwise(pl.lit("no"))
-                .alias("answer"))
+        .join(picked, on=["pair", "question"], how="left")
+        .select("pair", "question", pl.when(pl.col("picked")).then(pl.lit("yes")).otherwise(pl.lit("no"))
+                .alias("answer"), ok)
     )
     return pl.concat([single_votes, multi_votes]), pl.concat([bad_single, bad_multiple])
+
+
+def _expand_multiple(votes: pl.DataFrame) -> pl.DataFrame:
+    """Without workflow definitions: each answered multiple-answer task (a marker vote) becomes one yes/no vote per
+    answer of the task seen anywhere in the export."""
+    markers = votes.filter(pl.col("answer").is_null())
+    if markers.height == 0:
+        return votes
+    chosen = votes.filter(pl.col("answer").is_not_null() & pl.col("question").str.contains("/"))
+    labels = chosen.select(pl.col("question").str.split("/").list.first().alias("task"), "question").unique()
+    expanded = (markers.select("row", pl.col("question").alias("task")).join(labels, on="task")
+                .join(chosen.select("row", "question", "answer"), on=["row", "question"], how="left")
+                .select("row", "question", pl.col("answer").fill_null("no")))
+    singles = votes.filter(pl.col("answer").is_not_null() & ~pl.col("question").str.contains("/"))
+    return pl.concat([singles, expanded])
