@@ -300,33 +300,66 @@ class Votes:
             answer_map = work.group_by("question_code").agg(pl.col("answer").unique().sort()).sort("question_code")
             answer_sets = [pl.Series("answer", a, dtype=work.schema["answer"]) for a in answer_map["answer"]]
 
-        n = work.height
-        s_code, v_code, q_code = (work[c].to_numpy().astype(np.int64) for c in
-                                  ("subject_code", "volunteer_code", "question_code"))
+        return cls.from_codes(
+            subject=work["subject_code"].to_numpy(), volunteer=work["volunteer_code"].to_numpy(),
+            question=work["question_code"].to_numpy(), answer=work["answer_code"].to_numpy(),
+            row=work["row"].to_numpy(), time=work["time"] if "time" in cols else None,
+            subjects=subjects, volunteers=volunteers, questions=questions, answers=answer_sets,
+            duplicates=duplicates, dropped=dropped, rows_read=n_read, columns=cols, source=source,
+        )
+
+    @classmethod
+    def from_codes(
+        cls,
+        *,
+        subject: np.ndarray,
+        volunteer: np.ndarray,
+        question: np.ndarray,
+        answer: np.ndarray,
+        row: np.ndarray,
+        time: pl.Series | None,
+        subjects: pl.Series,
+        volunteers: pl.Series,
+        questions: pl.Series,
+        answers: list[pl.Series],
+        duplicates: str = "first",
+        dropped: dict[str, int] | None = None,
+        rows_read: int | None = None,
+        columns: dict[str, str] | None = None,
+        source: str = "<codes>",
+        provenance: dict[str, Any] | None = None,
+    ) -> "Votes":
+        """Votes from integer codes (one entry per vote, any order) and their label maps: the duplicate policy,
+        time order, experience and final sort of :meth:`from_frame`, for readers that code labels themselves."""
+        dropped = dict(dropped or {})
+        n = len(subject)
+        rows_read = n + sum(dropped.values()) if rows_read is None else rows_read
+        s_code, v_code, q_code = (np.asarray(a).astype(np.int64) for a in (subject, volunteer, question))
         S, Q = len(subjects), len(questions)
         # time order of the rows (ties and missing times: file order, missing last) and each row's position in it
-        if "time" in cols:
-            in_time = np.argsort(work["time"].cast(pl.Float64).fill_null(np.inf).to_numpy(), kind="stable")
+        if time is not None:
+            in_time = np.argsort(time.cast(pl.Float64).fill_null(np.inf).to_numpy(), kind="stable")
             position = np.empty(n, np.int64)
             position[in_time] = np.arange(n)
         else:
             in_time = position = np.arange(n, dtype=np.int64)
         # duplicate votes: one volunteer, one subject, one question; in time order
-        repeat_key = (v_code * S + s_code) * Q + q_code
-        keyed = pl.Series(repeat_key[in_time])
+        keyed = pl.Series(((v_code * S + s_code) * Q + q_code)[in_time])
         n_duplicates = n - keyed.n_unique()
         keep = np.ones(n, bool)
         if duplicates != "all" and n_duplicates:
             keep[in_time] = (keyed.is_first_distinct() if duplicates == "first" else keyed.is_last_distinct()).to_numpy()
             dropped[f"duplicate vote (policy {duplicates})"] = n_duplicates
+        del keyed
         rows = np.flatnonzero(keep)
         final = rows[argsort_distinct((q_code[rows] * S + s_code[rows]) * n + rows)]
+        del rows, keep
         codes = {
             "subject": s_code[final].astype(np.int32),
             "volunteer": v_code[final].astype(np.int32),
             "question": q_code[final].astype(np.int32),
-            "answer": work["answer_code"].to_numpy()[final].astype(np.int32),
-            "row": work["row"].to_numpy()[final].astype(np.int64),
+            "answer": np.asarray(answer)[final].astype(np.int32),
+            "row": np.asarray(row)[final].astype(np.int64),
         }
 
         def experience() -> tuple[np.ndarray, np.ndarray]:
@@ -334,12 +367,12 @@ class Votes:
             per_question = overall if Q == 1 else _rank_within(v_code * Q + q_code, position)
             return overall[final].astype(np.int32), per_question[final].astype(np.int32)
 
-        time_column = work["time"].gather(final) if "time" in cols else None
+        time_column = time.gather(final) if time is not None else None
         # labels whose every vote fell to the answer-set filter are dropped and the codes compacted
         codes, subjects, volunteers = _compact(codes, subjects, volunteers)
         report = RowReport(
             source=source,
-            rows_read=n_read,
+            rows_read=rows_read,
             rows_kept=len(final),
             dropped=dropped,
             duplicate_policy=duplicates,
@@ -348,7 +381,7 @@ class Votes:
         )
         assert report.rows_read == report.rows_kept + report.rows_dropped, report
         return cls(codes, subjects.rename("subject"), volunteers.rename("volunteer"), questions.rename("question"),
-                   answer_sets, report, cols, time=time_column, experience=experience)
+                   answers, report, columns or {}, time=time_column, experience=experience, provenance=provenance)
 
     # ------------------------------------------------------------------ sizes and views
     @property

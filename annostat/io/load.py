@@ -5,11 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import polars as pl
+
 from annostat.errors import InputError
 from annostat.io.panoptes import PanoptesExport, _columns, is_panoptes_export, read_panoptes
 from annostat.io.tables import _integer_if_lossless
 from annostat.trees import EXTRA_QUESTIONS, TREES
-from annostat.votes import Votes
+from annostat.votes import Votes, _codes
 
 FORMATS = ("auto", "table", "panoptes")
 
@@ -27,20 +30,49 @@ def detect_format(path: str | Path) -> str:
 def votes_from_panoptes(path: str | Path, **options: Any) -> tuple[Votes, PanoptesExport]:
     """Read a Panoptes export (options as :func:`annostat.io.panoptes.read_panoptes`) into votes.
 
-    Questions of a tree preset take the tree's full answer sets (so an answer nobody chose still counts);
-    ``votes.provenance["export"]`` holds the classification-level accounting.
+    Subjects and volunteers are coded once per classification, questions and answers once per label, so a large
+    export never becomes a table of strings per vote. Questions of a tree preset take the tree's full answer sets
+    (an answer nobody chose still counts); multiple-answer tasks are yes/no questions. Experience follows the
+    classifications' ``created_at`` order. ``votes.provenance["export"]`` holds the classification accounting.
     """
     export = read_panoptes(path, **options)
+    c, answers = export.classifications, export.answers
+    subjects, subject_code = _codes(_integer_if_lossless(c["subject"]))
+    volunteers, volunteer_code = _codes(c["volunteer"])
+    # each vote's classification: votes and classifications are both sorted by row, and every used
+    # classification has at least one vote
+    vote_rows = answers["row"].to_numpy()
+    index = np.cumsum(np.r_[False, vote_rows[1:] != vote_rows[:-1]])
+    order = np.argsort(c["created_at"].to_numpy(), kind="stable")  # classifications in time order
+    position = np.empty(c.height, np.int64)
+    position[order] = np.arange(c.height)
+
+    questions = answers["question"].cast(pl.Utf8).unique().sort()
+    question_code = answers["question"].cast(pl.Utf8).cast(pl.Enum(questions)).to_physical().to_numpy()
     tree = export.report.tree
-    # multiple-answer tasks are yes/no questions, whatever was chosen
-    answers = {q: ["yes", "no"] for q in export.votes["question"].unique().to_list() if "/" in q}
-    if tree:
-        answers = {q.name: list(q.answers) for q in TREES[tree].questions.values()}
-        answers.update({q: list(a) for q, a in EXTRA_QUESTIONS.get(tree, {}).items()})
-    frame = export.votes.with_columns(_integer_if_lossless(export.votes["subject"]))
-    votes = Votes.from_frame(frame, subject="subject", volunteer="volunteer", question="question", answer="answer",
-                             time="created_at", duplicates="all", answers=answers, source=str(path))
-    votes.provenance = {"export": export.report.to_dict()}
+    given = {q.name: list(q.answers) for q in TREES[tree].questions.values()} if tree else {}
+    given.update({q: list(a) for q, a in EXTRA_QUESTIONS.get(tree or "", {}).items()})
+    labels = answers["answer"].cast(pl.Utf8).unique().sort()
+    answer_global = answers["answer"].cast(pl.Utf8).cast(pl.Enum(labels)).to_physical().to_numpy()
+    seen = (answers.select(pl.col("question").cast(pl.Utf8), pl.col("answer").cast(pl.Utf8)).unique()
+            .group_by("question").agg(pl.col("answer").sort()))
+    seen = dict(seen.iter_rows())
+    answer_sets, lookup = [], np.full((len(questions), len(labels)), -1, np.int32)
+    for q, question in enumerate(questions.to_list()):
+        names = ["yes", "no"] if "/" in question else given.get(question, seen[question])
+        answer_sets.append(pl.Series("answer", names, dtype=pl.Utf8))
+        for a, label in enumerate(labels.to_list()):
+            if label in names:
+                lookup[q, a] = names.index(label)
+    answer_code = lookup[question_code, answer_global]
+    assert (answer_code >= 0).all(), "an answer outside its question's answer set"
+    votes = Votes.from_codes(
+        subject=subject_code.to_numpy()[index], volunteer=volunteer_code.to_numpy()[index],
+        question=question_code, answer=answer_code, row=vote_rows,
+        time=pl.Series("created_at", position[index]), subjects=subjects, volunteers=volunteers,
+        questions=questions.rename("question"), answers=answer_sets, duplicates="all",
+        columns={"format": "panoptes"}, source=str(path), provenance={"export": export.report.to_dict()},
+    )
     return votes, export
 
 

@@ -207,11 +207,20 @@ class _AnnotationCache:
 # ---------------------------------------------------------------------------------------------------- reader
 @dataclass
 class PanoptesExport:
-    """What :func:`read_panoptes` returns: the long votes table and the accounting."""
+    """What :func:`read_panoptes` returns: the votes, the classifications they come from, and the accounting."""
 
-    votes: pl.DataFrame  # subject, volunteer, question, answer, created_at, classification_id, anonymous, dwell_seconds
+    answers: pl.DataFrame  # one row per vote, sorted by row: row, question, answer (categorical)
+    classifications: pl.DataFrame  # one row per used classification, sorted by row
     report: PanoptesReport
-    classifications: pl.DataFrame  # one row per used classification
+
+    @property
+    def votes(self) -> pl.DataFrame:
+        """The long votes table with labels: subject, volunteer, question, answer, created_at, classification_id,
+        anonymous, dwell_seconds, workflow_version, row."""
+        return self.answers.join(self.classifications, on="row", how="inner").select(
+            "subject", "volunteer", pl.col("question").cast(pl.Utf8), pl.col("answer").cast(pl.Utf8), "created_at",
+            "classification_id", "anonymous", "dwell_seconds", "workflow_version", "row",
+        ).sort("row", maintain_order=True)
 
 
 def _columns(path: Path) -> list[str]:
@@ -327,11 +336,8 @@ def read_panoptes(
         reasons = {**report.quarantined, **report.skipped}
         raise InputError(f"{path}: nothing usable remains of {report.rows_read:,} classifications "
                          f"({', '.join(f'{n:,} {k}' for k, n in reasons.items()) or 'no question tasks'})")
-    long = votes.join(classifications, on="row", how="inner").select(
-        "subject", "volunteer", "question", "answer", "created_at", "classification_id", "anonymous",
-        "dwell_seconds", "workflow_version", "row",
-    )
-    return PanoptesExport(long.sort("row"), report, classifications)
+    votes = votes.join(classifications.select("row"), on="row", how="semi", maintain_order="left")
+    return PanoptesExport(votes, classifications, report)
 
 
 def _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, anonymous, cache):
@@ -415,9 +421,11 @@ def _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, a
             batch = batch.filter(~pl.col("anonymous"))
 
     # annotations: resolved once per distinct (annotations text, version) pair, then joined to the rows
-    pairs = (batch.group_by("annotations", "version").len("n")
-             .with_row_index("pair").with_columns(pl.col("pair").cast(pl.Int64)))
-    items = pairs.join(cache.items(batch["annotations"]), on="annotations", how="inner").drop("annotations")
+    grouped = (batch.group_by("annotations", "version").agg(pl.col("row"))
+               .with_row_index("pair").with_columns(pl.col("pair").cast(pl.Int64), pl.col("row").list.len().alias("n")))
+    row_pair = grouped.select("pair", "row").explode("row")
+    pairs = grouped.drop("row")
+    items = pairs.join(cache.items(pairs["annotations"]), on="annotations", how="inner").drop("annotations")
     reasons = [items.filter(pl.col("kind") == "malformed").select("pair", pl.lit("malformed annotations JSON")
                                                                    .alias("reason"))]
     items = items.filter(~pl.col("kind").is_in(["malformed", "empty"]))
@@ -447,7 +455,7 @@ def _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, a
     for status, n in aside.group_by("status").agg(pl.col("n").sum()).iter_rows():
         report.votes_skipped[status] += int(n)
 
-    rows = batch.join(pairs.select("annotations", "version", "pair"), on=["annotations", "version"], how="left")
+    rows = batch.drop("annotations").join(row_pair, on="row", how="left")
     bad = rows.join(pair_reason, on="pair", how="inner")
     quarantine_rows(bad, pl.col("reason"))
     used = rows.join(pair_reason, on="pair", how="anti")
@@ -458,7 +466,9 @@ def _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, a
     )
     q = (pl.concat(quarantine) if quarantine else
          pl.DataFrame(schema={"row": pl.Int64, "classification_id": pl.Utf8, "reason": pl.Utf8}))
-    return classifications, row_votes.drop("pair"), q.unique("row", keep="first", maintain_order=True)
+    row_votes = row_votes.drop("pair").sort("row", maintain_order=True).with_columns(
+        pl.col("question").cast(pl.Categorical), pl.col("answer").cast(pl.Categorical))
+    return classifications, row_votes, q.unique("row", keep="first", maintain_order=True)
 
 
 _METADATA = pl.Struct({"started_at": pl.Utf8, "finished_at": pl.Utf8, "seen_before": pl.Boolean})
@@ -542,13 +552,15 @@ def _votes_from_items(items: pl.DataFrame, answer_map: pl.DataFrame | None):
 def _expand_multiple(votes: pl.DataFrame) -> pl.DataFrame:
     """Without workflow definitions: each answered multiple-answer task (a marker vote) becomes one yes/no vote per
     answer of the task seen anywhere in the export."""
-    markers = votes.filter(pl.col("answer").is_null())
-    if markers.height == 0:
+    if votes["answer"].null_count() == 0:
         return votes
+    votes = votes.with_columns(pl.col("question").cast(pl.Utf8), pl.col("answer").cast(pl.Utf8))
+    markers = votes.filter(pl.col("answer").is_null())
     chosen = votes.filter(pl.col("answer").is_not_null() & pl.col("question").str.contains("/"))
     labels = chosen.select(pl.col("question").str.split("/").list.first().alias("task"), "question").unique()
     expanded = (markers.select("row", pl.col("question").alias("task")).join(labels, on="task")
                 .join(chosen.select("row", "question", "answer"), on=["row", "question"], how="left")
                 .select("row", "question", pl.col("answer").fill_null("no")))
     singles = votes.filter(pl.col("answer").is_not_null() & ~pl.col("question").str.contains("/"))
-    return pl.concat([singles, expanded])
+    return pl.concat([singles, expanded]).sort("row", maintain_order=True).with_columns(
+        pl.col("question").cast(pl.Categorical), pl.col("answer").cast(pl.Categorical))
