@@ -138,17 +138,9 @@ GZ2_AFTER = {
     "spiral-winding": "has-spiral-arms_yes",
     "spiral-arm-count": "has-spiral-arms_yes",
 }
-COSMIC_DAWN = {
+COSMIC_DAWN = {  # DR5's questions with a "problem" first answer and its sub-questions, plus clumps
+    **DECALS_DR5,
     "smooth-or-featured": ("smooth", "featured-or-disk", "problem"),
-    "disk-edge-on": ("yes", "no"),
-    "has-spiral-arms": ("yes", "no"),
-    "bar": ("strong", "weak", "no"),
-    "bulge-size": ("dominant", "large", "moderate", "small", "none"),
-    "how-rounded": ("round", "in-between", "cigar-shaped"),
-    "edge-on-bulge": ("boxy", "none", "rounded"),
-    "spiral-winding": ("tight", "medium", "loose"),
-    "spiral-arm-count": ("1", "2", "3", "4", "more-than-4", "cant-tell"),
-    "merging": ("none", "minor-disturbance", "major-disturbance", "merger"),
     "clumps": ("yes", "no"),
     "problem": ("star", "artifact", "zoom"),
     "artifact": ("satellite", "scattered", "diffraction", "ray", "saturation", "other"),
