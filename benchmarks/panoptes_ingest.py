@@ -9,7 +9,8 @@ classifications per subject, per-row metadata with start and finish times, and p
     python benchmarks/panoptes_ingest.py --compare 100000         # annostat vs panoptes_aggregation, same counts
     python benchmarks/panoptes_ingest.py --reference              # regenerate tests/data/panoptes_aggregation_*.csv
 
-Each timed run happens in a fresh process (peak RSS is its own).
+Each timed run happens in a fresh process (peak RSS is its own). The comparison needs panoptes_aggregation
+(``pip install panoptes_aggregation``; it pins pandas < 3, so keep it out of the test environment).
 """
 
 from __future__ import annotations

@@ -60,10 +60,14 @@ def slug_to_label(workflow: Workflow) -> dict[tuple[str, str], str]:
     return mapping
 
 
-def annostat_counts(classifications: str | Path, workflows) -> pl.DataFrame:
+def annostat_counts(classifications: str | Path, workflows, repeats: str = "all") -> pl.DataFrame:
     """annostat's vote counts in panoptes_aggregation's terms: subject, task, label, count (task ids, no tree;
-    multiple-answer tasks count the answers chosen)."""
-    export = read_panoptes(classifications, workflows, tree=None, seen_before="keep")
+    multiple-answer tasks count the answers chosen).
+
+    ``repeats="all"`` by default: panoptes_aggregation 5.3.1's ``reduce`` accepts ``-F first`` but never applies it
+    (``reduce_csv`` does not pass the filter on), so it counts a volunteer's repeat classifications of a subject.
+    """
+    export = read_panoptes(classifications, workflows, tree=None, seen_before="keep", repeats=repeats)
     votes = export.votes.with_columns(
         pl.col("question").str.split("/").list.first().alias("task"),
         pl.when(pl.col("question").str.contains("/"))
