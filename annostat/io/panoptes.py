@@ -16,10 +16,9 @@ Row accounting (``PanoptesReport``): rows read = rows used + rows quarantined + 
   ``annotations``, ``metadata`` or ``subject_data``, an unknown workflow version or task, an answer label that
   matches no answer of its version, an unreadable ``created_at``, a missing subject id or volunteer;
 - skipped by policy: other workflows, ``seen_before`` re-classifications (default: dropped), a volunteer's repeat
-  classifications of a subject (default: the first is kept, as panoptes_aggregation's ``-F first`` is documented to do),
-  not-logged-in volunteers
-  (kept by default as pseudo-volunteers ``not-logged-in-<hash>``, flagged; ``anonymous="drop"`` drops them), rows
-  with no answered question task.
+  classifications of a subject (default: the first is kept, as panoptes_aggregation's ``-F first`` is documented
+  to do), not-logged-in volunteers (kept by default as pseudo-volunteers ``not-logged-in-<hash>``, flagged;
+  ``anonymous="drop"`` drops them), rows with no answered question task.
 
 Reading is batched (polars' lazy CSV scan), and each distinct ``annotations`` text is parsed once, so large exports
 stream through in bounded memory.
