@@ -332,39 +332,45 @@ class Votes:
         """Votes from integer codes (one entry per vote, any order) and their label maps: the duplicate policy,
         time order, experience and final sort of :meth:`from_frame`, for readers that code labels themselves."""
         dropped = dict(dropped or {})
+        subject, volunteer, question = (np.asarray(a, dtype=np.int32) for a in (subject, volunteer, question))
+        answer, row = np.asarray(answer, dtype=np.int32), np.asarray(row, dtype=np.int64)
         n = len(subject)
         rows_read = n + sum(dropped.values()) if rows_read is None else rows_read
-        s_code, v_code, q_code = (np.asarray(a).astype(np.int64) for a in (subject, volunteer, question))
         S, Q = len(subjects), len(questions)
-        # time order of the rows (ties and missing times: file order, missing last) and each row's position in it
-        if time is not None:
-            in_time = np.argsort(time.cast(pl.Float64).fill_null(np.inf).to_numpy(), kind="stable")
-            position = np.empty(n, np.int64)
-            position[in_time] = np.arange(n)
+
+        def time_order() -> np.ndarray:
+            """Vote indices in time order (ties and missing times: input order, missing last)."""
+            if time is None:
+                return np.arange(n, dtype=np.int64)
+            return np.argsort(time.cast(pl.Float64).fill_null(np.inf).to_numpy(), kind="stable")
+
+        # duplicate votes: one volunteer, one subject, one question (int64 keys, made only where needed)
+        repeat_key = (volunteer.astype(np.int64) * S + subject) * Q + question
+        if duplicates == "all":
+            n_duplicates = n - pl.Series(repeat_key).n_unique()
+            rows = np.arange(n, dtype=np.int64)
         else:
-            in_time = position = np.arange(n, dtype=np.int64)
-        # duplicate votes: one volunteer, one subject, one question; in time order
-        keyed = pl.Series(((v_code * S + s_code) * Q + q_code)[in_time])
-        n_duplicates = n - keyed.n_unique()
-        keep = np.ones(n, bool)
-        if duplicates != "all" and n_duplicates:
-            keep[in_time] = (keyed.is_first_distinct() if duplicates == "first" else keyed.is_last_distinct()).to_numpy()
-            dropped[f"duplicate vote (policy {duplicates})"] = n_duplicates
-        del keyed
-        rows = np.flatnonzero(keep)
-        final = rows[argsort_distinct((q_code[rows] * S + s_code[rows]) * n + rows)]
-        del rows, keep
-        codes = {
-            "subject": s_code[final].astype(np.int32),
-            "volunteer": v_code[final].astype(np.int32),
-            "question": q_code[final].astype(np.int32),
-            "answer": np.asarray(answer)[final].astype(np.int32),
-            "row": np.asarray(row)[final].astype(np.int64),
-        }
+            in_time = time_order()
+            keyed = pl.Series(repeat_key[in_time])
+            n_duplicates = n - keyed.n_unique()
+            keep = np.ones(n, bool)
+            if n_duplicates:
+                first = keyed.is_first_distinct() if duplicates == "first" else keyed.is_last_distinct()
+                keep[in_time] = first.to_numpy()
+                dropped[f"duplicate vote (policy {duplicates})"] = n_duplicates
+            rows = np.flatnonzero(keep)
+            del keyed, keep, in_time
+        del repeat_key
+        final = rows[argsort_distinct((question[rows].astype(np.int64) * S + subject[rows]) * n + rows)]
+        del rows
+        codes = {"subject": subject[final], "volunteer": volunteer[final], "question": question[final],
+                 "answer": answer[final], "row": row[final]}
 
         def experience() -> tuple[np.ndarray, np.ndarray]:
-            overall = _rank_within(v_code, position)
-            per_question = overall if Q == 1 else _rank_within(v_code * Q + q_code, position)
+            position = np.empty(n, np.int64)
+            position[time_order()] = np.arange(n)
+            overall = _rank_within(volunteer.astype(np.int64), position)
+            per_question = overall if Q == 1 else _rank_within(volunteer.astype(np.int64) * Q + question, position)
             return overall[final].astype(np.int32), per_question[final].astype(np.int32)
 
         time_column = time.gather(final) if time is not None else None

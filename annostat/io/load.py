@@ -47,19 +47,19 @@ def votes_from_panoptes(path: str | Path, **options: Any) -> tuple[Votes, Panopt
     position = np.empty(c.height, np.int64)
     position[order] = np.arange(c.height)
 
-    questions = answers["question"].cast(pl.Utf8).unique().sort()
-    question_code = answers["question"].cast(pl.Utf8).cast(pl.Enum(questions)).to_physical().to_numpy()
+    questions, question_code = _category_codes(answers["question"])
+    labels, answer_global = _category_codes(answers["answer"])
     tree = export.report.tree
     given = {q.name: list(q.answers) for q in TREES[tree].questions.values()} if tree else {}
     given.update({q: list(a) for q, a in EXTRA_QUESTIONS.get(tree or "", {}).items()})
-    labels = answers["answer"].cast(pl.Utf8).unique().sort()
-    answer_global = answers["answer"].cast(pl.Utf8).cast(pl.Enum(labels)).to_physical().to_numpy()
-    seen = (answers.select(pl.col("question").cast(pl.Utf8), pl.col("answer").cast(pl.Utf8)).unique()
-            .group_by("question").agg(pl.col("answer").sort()))
-    seen = dict(seen.iter_rows())
+    pairs = np.flatnonzero(np.bincount(question_code.astype(np.int64) * len(labels) + answer_global,
+                                       minlength=len(questions) * len(labels)))
+    seen: dict[str, list[str]] = {}
+    for pair in pairs:
+        seen.setdefault(questions[int(pair // len(labels))], []).append(labels[int(pair % len(labels))])
     answer_sets, lookup = [], np.full((len(questions), len(labels)), -1, np.int32)
     for q, question in enumerate(questions.to_list()):
-        names = ["yes", "no"] if "/" in question else given.get(question, seen[question])
+        names = ["yes", "no"] if "/" in question else given.get(question, sorted(seen.get(question, [])))
         answer_sets.append(pl.Series("answer", names, dtype=pl.Utf8))
         for a, label in enumerate(labels.to_list()):
             if label in names:
@@ -74,6 +74,20 @@ def votes_from_panoptes(path: str | Path, **options: Any) -> tuple[Votes, Panopt
         columns={"format": "panoptes"}, source=str(path), provenance={"export": export.report.to_dict()},
     )
     return votes, export
+
+
+def _category_codes(column: pl.Series) -> tuple[pl.Series, np.ndarray]:
+    """Sorted labels of a categorical column and each value's position among them, from the physical codes
+    (O(n), no string per row)."""
+    physical = column.to_physical().to_numpy().astype(np.int64)
+    present = np.flatnonzero(np.bincount(physical))
+    first = np.empty(int(physical.max()) + 1, np.int64)
+    first[physical[::-1]] = np.arange(len(physical) - 1, -1, -1)  # the first row holding each code
+    names = column.gather(first[present]).cast(pl.Utf8)
+    order = np.argsort(names.to_numpy(), kind="stable")
+    position = np.empty(int(physical.max()) + 1, np.int32)
+    position[present[order]] = np.arange(len(present), dtype=np.int32)
+    return names.gather(order).rename(column.name), position[physical]
 
 
 def load_votes(path: str | Path, format: str = "auto", **options: Any) -> tuple[Votes, PanoptesExport | None]:

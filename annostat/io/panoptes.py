@@ -47,7 +47,7 @@ REQUIRED_COLUMNS = ("classification_id", "workflow_id", "workflow_version", "cre
 QUESTION_TYPES = ("single", "multiple")
 #: Galaxy Zoo workflows whose tasks map onto a tree preset
 KNOWN_WORKFLOW_TREES = {"6122": "gz-decals-dr5"}
-BATCH_ROWS = 200_000
+BATCH_ROWS = 100_000
 
 
 def is_panoptes_export(columns: list[str]) -> bool:
