@@ -344,11 +344,15 @@ class Votes:
                 return np.arange(n, dtype=np.int64)
             return np.argsort(time.cast(pl.Float64).fill_null(np.inf).to_numpy(), kind="stable")
 
-        # duplicate votes: one volunteer, one subject, one question (int64 keys, made only where needed)
-        repeat_key = (volunteer.astype(np.int64) * S + subject) * Q + question
+        # duplicate votes: one volunteer, one subject, one question (int64 keys, built in place)
+        repeat_key = volunteer.astype(np.int64)
+        repeat_key *= S
+        repeat_key += subject
+        repeat_key *= Q
+        repeat_key += question
         if duplicates == "all":
             n_duplicates = n - pl.Series(repeat_key).n_unique()
-            rows = np.arange(n, dtype=np.int64)
+            rows = None
         else:
             in_time = time_order()
             keyed = pl.Series(repeat_key[in_time])
@@ -361,8 +365,20 @@ class Votes:
             rows = np.flatnonzero(keep)
             del keyed, keep, in_time
         del repeat_key
-        final = rows[argsort_distinct((question[rows].astype(np.int64) * S + subject[rows]) * n + rows)]
-        del rows
+        # final order: question, subject, input order
+        if rows is None:
+            rows = np.arange(n, dtype=np.int64)
+            sort_key = question.astype(np.int64)
+            sort_key *= S
+            sort_key += subject
+        else:
+            sort_key = question[rows].astype(np.int64)
+            sort_key *= S
+            sort_key += subject[rows]
+        sort_key *= n
+        sort_key += rows
+        final = rows[argsort_distinct(sort_key)]
+        del rows, sort_key
         codes = {"subject": subject[final], "volunteer": volunteer[final], "question": question[final],
                  "answer": answer[final], "row": row[final]}
 

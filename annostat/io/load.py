@@ -42,10 +42,12 @@ def votes_from_panoptes(path: str | Path, **options: Any) -> tuple[Votes, Panopt
     # each vote's classification: votes and classifications are both sorted by row, and every used
     # classification has at least one vote
     vote_rows = answers["row"].to_numpy()
-    index = np.cumsum(np.r_[False, vote_rows[1:] != vote_rows[:-1]])
+    index = np.empty(len(vote_rows), np.int32)
+    index[0] = 0
+    np.cumsum(vote_rows[1:] != vote_rows[:-1], out=index[1:])
     order = np.argsort(c["created_at"].to_numpy(), kind="stable")  # classifications in time order
-    position = np.empty(c.height, np.int64)
-    position[order] = np.arange(c.height)
+    position = np.empty(c.height, np.int32)
+    position[order] = np.arange(c.height, dtype=np.int32)
 
     questions, question_code = _category_codes(answers["question"])
     labels, answer_global = _category_codes(answers["answer"])
@@ -81,8 +83,8 @@ def _category_codes(column: pl.Series) -> tuple[pl.Series, np.ndarray]:
     (O(n), no string per row)."""
     physical = column.to_physical().to_numpy().astype(np.int64)
     present = np.flatnonzero(np.bincount(physical))
-    first = np.empty(int(physical.max()) + 1, np.int64)
-    first[physical[::-1]] = np.arange(len(physical) - 1, -1, -1)  # the first row holding each code
+    first = np.zeros(int(physical.max()) + 1, np.int64)
+    first[physical] = np.arange(len(physical))  # a row holding each code (any one will do)
     names = column.gather(first[present]).cast(pl.Utf8)
     order = np.argsort(names.to_numpy(), kind="stable")
     position = np.empty(int(physical.max()) + 1, np.int32)

@@ -467,7 +467,7 @@ def _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, a
     q = (pl.concat(quarantine) if quarantine else
          pl.DataFrame(schema={"row": pl.Int64, "classification_id": pl.Utf8, "reason": pl.Utf8}))
     row_votes = row_votes.drop("pair").sort("row", maintain_order=True).with_columns(
-        pl.col("question").cast(pl.Categorical), pl.col("answer").cast(pl.Categorical))
+        pl.col("row").cast(pl.Int32), pl.col("question").cast(pl.Categorical), pl.col("answer").cast(pl.Categorical))
     return classifications, row_votes, q.unique("row", keep="first", maintain_order=True)
 
 
