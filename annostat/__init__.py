@@ -12,5 +12,6 @@ from annostat.errors import InputError
 from annostat.fit import Fit
 from annostat.models import DawidSkene, MajorityVote, get_model
 from annostat.votes import Votes
+from annostat.io.load import load_votes  # noqa: E402 - after Votes, which the loader builds
 
-__all__ = ["__version__", "InputError", "Fit", "DawidSkene", "MajorityVote", "Votes", "get_model"]
+__all__ = ["__version__", "InputError", "Fit", "DawidSkene", "MajorityVote", "Votes", "get_model", "load_votes"]
