@@ -11,7 +11,7 @@ import polars as pl
 
 from annostat.errors import InputError
 from annostat.io.load import detect_format
-from annostat.io.panoptes import _columns, read_panoptes
+from annostat.io.panoptes import _columns, read_panoptes, volunteer_columns
 
 
 def _distribution(counts: pl.Series) -> dict[str, float]:
@@ -29,12 +29,7 @@ def inspect_export(path: str | Path, workflows: str | Path | None = None,
     columns = _columns(path)
     scan = pl.scan_csv(path, infer_schema=False)
     has = set(columns)
-    user = pl.coalesce(
-        pl.col("user_name") if "user_name" in has else pl.lit(None, pl.Utf8),
-        (pl.lit("user-") + pl.col("user_id")) if "user_id" in has else pl.lit(None, pl.Utf8),
-    )
-    anonymous = (pl.col("user_id").is_null() if "user_id" in has
-                 else pl.col("user_name").str.starts_with("not-logged-in-"))
+    user, anonymous = volunteer_columns(has)  # the same volunteers the reader sees
     seen = ((pl.col("metadata").str.json_path_match("$.seen_before") == "true").fill_null(False)
             if "metadata" in has else pl.lit(False))
     frame = scan.select(

@@ -340,6 +340,22 @@ def read_panoptes(
     return PanoptesExport(votes, classifications, report)
 
 
+def volunteer_columns(columns) -> tuple[pl.Expr, pl.Expr]:
+    """Who classified, from whichever of ``user_name``, ``user_id``, ``user_ip`` an export has: the user name, else
+    ``user-<id>``, else ``not-logged-in-<ip hash>``; and whether they were not logged in (no user id, or a
+    ``not-logged-in-`` name)."""
+    def column(name: str) -> pl.Expr:
+        return pl.col(name) if name in columns else pl.lit(None, pl.Utf8)
+
+    name, user_id, ip = column("user_name"), column("user_id"), column("user_ip")
+    volunteer = pl.coalesce(
+        name,
+        pl.when(user_id.is_not_null()).then(pl.lit("user-") + user_id),
+        pl.when(ip.is_not_null()).then(pl.lit("not-logged-in-") + ip),
+    )
+    return volunteer, user_id.is_null() | name.str.starts_with("not-logged-in-").fill_null(False)
+
+
 def _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, anonymous, cache):
     """One batch of export rows -> (used classifications, votes, quarantined rows)."""
     quarantine = []
@@ -356,16 +372,10 @@ def _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, a
         batch = batch.filter(~other)
     # volunteer, anonymous flag
     has = set(batch.columns)
-    name = pl.col("user_name") if "user_name" in has else pl.lit(None, pl.Utf8)
-    user_id = pl.col("user_id") if "user_id" in has else pl.lit(None, pl.Utf8)
-    ip = pl.col("user_ip") if "user_ip" in has else pl.lit(None, pl.Utf8)
+    volunteer, not_logged_in = volunteer_columns(has)
     batch = batch.with_columns(
-        pl.coalesce(
-            name,
-            pl.when(user_id.is_not_null()).then(pl.lit("user-") + user_id),
-            pl.when(ip.is_not_null()).then(pl.lit("not-logged-in-") + ip),
-        ).alias("volunteer"),
-        (user_id.is_null() | name.str.starts_with("not-logged-in-").fill_null(False)).alias("anonymous"),
+        volunteer.alias("volunteer"),
+        not_logged_in.alias("anonymous"),
         pl.col("subject_ids").str.strip_chars().alias("subject"),
         pl.col("created_at").str.replace(r"\s*UTC$", "")
         .str.to_datetime(strict=False, time_unit="us", time_zone="UTC").alias("created_at_parsed"),
