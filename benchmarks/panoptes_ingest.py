@@ -150,24 +150,12 @@ def spawn(kind: str, export: Path, workdir: Path) -> dict:
 
 
 def same_counts(export: Path, workdir: Path) -> bool:
-    from annostat.compat.panoptes_aggregation import annostat_counts, slug_to_label
+    from annostat.compat import panoptes_aggregation as pa
     from annostat.io.workflows import read_workflows
 
     workflow = read_workflows(WORKFLOWS)["6122"]
-    labels = slug_to_label(workflow)
-    theirs = pl.concat([pl.read_csv(p, infer_schema=False) for p in workdir.glob("question_reducer_*.csv")])
-    rows = []
-    for row in theirs.iter_rows(named=True):
-        for column, value in row.items():
-            if column.startswith("data.") and column != "data.aggregation_version" and value not in (None, ""):
-                slug = column.removeprefix("data.")
-                rows.append((row["subject_id"], row["task"], labels.get((row["task"], slug), "?" + slug),
-                             int(float(value))))
-    theirs = pl.DataFrame(rows, schema=["subject", "task", "label", "count"], orient="row")
-    theirs = theirs.group_by("subject", "task", "label").agg(pl.col("count").sum())
-    ours = annostat_counts(export, {"6122": workflow})
-    joined = theirs.join(ours, on=["subject", "task", "label"], how="full", suffix="_ours", coalesce=True)
-    return bool(joined.height == theirs.height == ours.height and (joined["count"] == joined["count_ours"]).all())
+    theirs = pa.with_labels(pa.read_reductions(sorted(workdir.glob("question_reducer_*.csv"))), workflow)
+    return pa.same_counts(theirs, pa.annostat_counts(export, {"6122": workflow}))
 
 
 def main() -> None:
@@ -201,7 +189,7 @@ def main() -> None:
 
 
 def write_reference() -> None:
-    from annostat.compat.panoptes_aggregation import reduce_questions, slug_to_label
+    from annostat.compat.panoptes_aggregation import reduce_questions, with_labels
     from annostat.io.workflows import read_workflows
 
     for name, export, workflows, workflow_id in [
@@ -209,10 +197,7 @@ def write_reference() -> None:
         ("slsn", ZOO / "slsn" / "classifications.csv", ZOO / "slsn" / "workflows.csv", "10"),
     ]:
         workflow = read_workflows(workflows)[workflow_id]
-        labels = slug_to_label(workflow)
-        counts = reduce_questions(export, int(workflow_id), workflow.task_ids())
-        counts = counts.with_columns(pl.struct("task", "slug").map_elements(
-            lambda r: labels[(r["task"], r["slug"])], return_dtype=pl.Utf8).alias("label"))
+        counts = with_labels(reduce_questions(export, int(workflow_id), workflow.task_ids()), workflow)
         counts.sort("subject", "task", "slug").write_csv(ROOT / "tests" / "data" / f"panoptes_aggregation_{name}.csv")
 
 

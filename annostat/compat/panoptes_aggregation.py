@@ -35,17 +35,34 @@ def reduce_questions(classifications: str | Path, workflow_id: int, tasks: list[
     reduce_config.write_text(yaml.safe_dump({"reducer_config": {"question_reducer": {}}}))
     extracted = extract_csv(str(classifications), str(extract_config), output_dir=str(workdir),
                             hide_progressbar=True)
+    return read_reductions([reduce_csv(path, str(reduce_config), filter="first", output_dir=str(workdir),
+                                       hide_progressbar=True) for path in extracted])
+
+
+def read_reductions(paths) -> pl.DataFrame:
+    """panoptes_aggregation's question-reducer CSVs -> subject, task, slug, count (one row per non-empty count)."""
     rows = []
-    for path in extracted:
-        reduced = reduce_csv(path, str(reduce_config), filter="first", output_dir=str(workdir),
-                             hide_progressbar=True)
-        frame = pl.read_csv(reduced, infer_schema=False)
-        for row in frame.iter_rows(named=True):
+    for path in paths:
+        for row in pl.read_csv(path, infer_schema=False).iter_rows(named=True):
             for column, value in row.items():
                 if column.startswith("data.") and column != "data.aggregation_version" and value not in (None, ""):
                     rows.append({"subject": row["subject_id"], "task": row["task"],
                                  "slug": column.removeprefix("data."), "count": int(float(value))})
     return pl.DataFrame(rows, schema={"subject": pl.Utf8, "task": pl.Utf8, "slug": pl.Utf8, "count": pl.Int64})
+
+
+def with_labels(reductions: pl.DataFrame, workflow: Workflow) -> pl.DataFrame:
+    """Add ``label``: annostat's normalised label of each slug (``?slug`` for a slug no version's label makes)."""
+    labels = slug_to_label(workflow)
+    return reductions.with_columns(pl.struct("task", "slug").map_elements(
+        lambda r: labels.get((r["task"], r["slug"]), "?" + r["slug"]), return_dtype=pl.Utf8).alias("label"))
+
+
+def same_counts(reductions: pl.DataFrame, ours: pl.DataFrame) -> bool:
+    """Whether labelled reductions (:func:`with_labels`) and :func:`annostat_counts` hold the same counts."""
+    theirs = reductions.group_by("subject", "task", "label").agg(pl.col("count").cast(pl.Int64).sum())
+    joined = theirs.join(ours, on=["subject", "task", "label"], how="full", suffix="_ours", coalesce=True)
+    return bool(joined.height == theirs.height == ours.height and (joined["count"] == joined["count_ours"]).all())
 
 
 def slug_to_label(workflow: Workflow) -> dict[tuple[str, str], str]:
