@@ -74,6 +74,23 @@ def test_em_converges_monotonically_and_deterministically(small_votes, ds_fit):
     assert again.confusion.equals(ds_fit.confusion)
 
 
+def test_em_kernel_is_compiled_once_per_padded_size(small_votes, ds_fit):
+    from annostat.infer import em
+
+    before = dict(em._EXECUTABLES)
+    DawidSkene().fit(small_votes)  # same sizes as ds_fit: every executable is reused, none compiled
+    assert em._EXECUTABLES == before
+
+
+def test_argsort_distinct_sorted_and_unsorted_keys():
+    from annostat.sorting import argsort_distinct
+
+    rng = np.random.default_rng(3)
+    for keys in (np.arange(50, dtype=np.int64) * 3, rng.permutation(1000).astype(np.int64), np.array([7], np.int64),
+                 np.array([2, 2, 1], np.int64)[[0, 2]]):
+        assert np.array_equal(argsort_distinct(keys), np.argsort(keys, kind="stable"))
+
+
 def test_tol_zero_runs_every_iteration(small_votes):
     fit = DawidSkene(max_iter=23, tol=0).fit(small_votes)
     assert fit.iterations == 23 and not fit.converged

@@ -19,9 +19,11 @@ deterministic.
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -132,6 +134,40 @@ def _em_chunk(state, data, settings, n_steps, *, K, n_subj_pad, n_vol_pad, elbo_
     return state, i, done, traces
 
 
+# Compilation runs ahead on a worker thread: XLA compiles (releasing the GIL) while numpy prepares the votes.
+# Executables are kept per shape, so fits of similar size (and the questions of one fit) reuse them.
+_COMPILER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="annostat-compile")
+_EXECUTABLES: dict[tuple, Future] = {}
+_EXECUTABLES_LOCK = threading.Lock()
+
+
+def _chunk_signature(n_votes_pad: int, n_subj_pad: int, n_vol_pad: int, K: int) -> tuple[Any, ...]:
+    """Abstract arguments of ``_em_chunk`` (state, data, settings, n_steps) for one padded problem size."""
+    f32, i32 = jnp.float32, jnp.int32
+
+    def a(shape, dtype):
+        return jax.ShapeDtypeStruct(shape, dtype)
+
+    state = (a((n_subj_pad, K), f32), a((K,), f32), a((n_vol_pad, K, K), f32), a((n_vol_pad, K, K), f32),
+             a((), f32), a((), i32))
+    votes = a((n_votes_pad,), i32)
+    data = (votes, votes, votes, votes, a((n_subj_pad,), f32), a((n_vol_pad,), f32), a((n_subj_pad,), f32))
+    settings = (a((K, K), f32), a((), f32), a((), f32), a((), f32), a((), f32))
+    return state, data, settings, a((), i32)
+
+
+def compile_ahead(n_votes_pad: int, n_subj_pad: int, n_vol_pad: int, K: int, elbo_mode: bool) -> Future:
+    """Start compiling the EM kernel for one padded size (at most once per size); returns a future executable."""
+    key = (n_votes_pad, n_subj_pad, n_vol_pad, K, bool(elbo_mode))
+    with _EXECUTABLES_LOCK:
+        future = _EXECUTABLES.get(key)
+        if future is None:
+            static = dict(K=K, n_subj_pad=n_subj_pad, n_vol_pad=n_vol_pad, elbo_mode=bool(elbo_mode))
+            args = _chunk_signature(n_votes_pad, n_subj_pad, n_vol_pad, K)
+            future = _EXECUTABLES[key] = _COMPILER.submit(lambda: _em_chunk.lower(*args, **static).compile())
+    return future
+
+
 def dawid_skene_em(
     subject: np.ndarray,
     volunteer: np.ndarray,
@@ -165,6 +201,7 @@ def dawid_skene_em(
     if np.any(np.diff(subject) < 0):
         raise ValueError("votes must be sorted by subject")
     n_votes_pad, n_subj_pad, n_vol_pad = bucket(N), bucket(S + 1), bucket(V + 1)
+    executable = compile_ahead(n_votes_pad, n_subj_pad, n_vol_pad, K, elbo_mode)
 
     subj = np.full(n_votes_pad, n_subj_pad - 1, np.int32)
     subj[:N] = subject
@@ -184,14 +221,13 @@ def dawid_skene_em(
     # numpy in, device_put once: no eager jnp operations, which would each compile on first use
     data = jax.device_put((subj, key, subj[order], key[order], smask, vmask, extra_votes))
     settings = (np.asarray(pseudo_counts, np.float32), *map(np.float32, (prior_pseudo_count, eps, rtol, atol)))
-    static = dict(K=K, n_subj_pad=n_subj_pad, n_vol_pad=n_vol_pad, elbo_mode=bool(elbo_mode))
-
     zeros = np.zeros((n_vol_pad, K, K), np.float32)
     state = (T0, np.zeros(K, np.float32), zeros, zeros, np.float32(-np.inf), np.int32(0))
     traces, done, n_done = [], False, 0
+    em_chunk = executable.result()
     while n_done < max_iter and not done:
         steps = min(CHUNK, max_iter - n_done)
-        state, i, done_flag, chunk_traces = _em_chunk(state, data, settings, np.int32(steps), **static)
+        state, i, done_flag, chunk_traces = em_chunk(state, data, settings, np.int32(steps))
         i, done = int(i), bool(done_flag)
         traces.append(np.stack([np.asarray(t)[:i] for t in chunk_traces]))
         n_done += i
