@@ -29,6 +29,7 @@ import polars as pl
 
 from annostat.errors import InputError, where
 from annostat.io.tables import read_table
+from annostat._memory import with_plain_pages
 from annostat.sorting import argsort_distinct
 
 DUPLICATE_POLICIES = ("first", "last", "all")
@@ -207,6 +208,7 @@ class Votes:
         return cls.from_frame(frame, source=str(path), **options)
 
     @classmethod
+    @with_plain_pages
     def from_frame(
         cls,
         frame: pl.DataFrame | pd.DataFrame,
@@ -309,6 +311,7 @@ class Votes:
         )
 
     @classmethod
+    @with_plain_pages
     def from_codes(
         cls,
         *,
@@ -328,12 +331,20 @@ class Votes:
         columns: dict[str, str] | None = None,
         source: str = "<codes>",
         provenance: dict[str, Any] | None = None,
+        in_order: bool = False,
     ) -> "Votes":
         """Votes from integer codes (one entry per vote, any order) and their label maps: the duplicate policy,
-        time order, experience and final sort of :meth:`from_frame`, for readers that code labels themselves."""
+        time order, experience and final sort of :meth:`from_frame`, for readers that code labels themselves.
+
+        ``in_order=True`` says the votes already are in the table's order (question, subject, input row) and every
+        subject and volunteer label has a vote (duplicate policy ``all`` only): the arrays are kept as given, with
+        no sort and no copies, which matters for exports of 100M votes."""
         dropped = dict(dropped or {})
         subject, volunteer, question = (np.asarray(a, dtype=np.int32) for a in (subject, volunteer, question))
-        answer, row = np.asarray(answer, dtype=np.int32), np.asarray(row, dtype=np.int64)
+        answer = np.asarray(answer, dtype=np.int32)
+        row = np.asarray(row)
+        if row.dtype not in (np.int32, np.int64):  # input row numbers: int32 kept (100M votes), else int64
+            row = row.astype(np.int64)
         n = len(subject)
         rows_read = n + sum(dropped.values()) if rows_read is None else rows_read
         S, Q = len(subjects), len(questions)
@@ -344,58 +355,75 @@ class Votes:
                 return np.arange(n, dtype=np.int64)
             return np.argsort(time.cast(pl.Float64).fill_null(np.inf).to_numpy(), kind="stable")
 
-        # duplicate votes: one volunteer, one subject, one question (int64 keys, built in place)
-        repeat_key = volunteer.astype(np.int64)
-        repeat_key *= S
-        repeat_key += subject
-        repeat_key *= Q
-        repeat_key += question
-        if duplicates == "all":
-            n_duplicates = n - pl.Series(repeat_key).n_unique()
-            rows = None
-        else:
-            in_time = time_order()
-            keyed = pl.Series(repeat_key[in_time])
-            n_duplicates = n - keyed.n_unique()
-            keep = np.ones(n, bool)
-            if n_duplicates:
-                first = keyed.is_first_distinct() if duplicates == "first" else keyed.is_last_distinct()
-                keep[in_time] = first.to_numpy()
-                dropped[f"duplicate vote (policy {duplicates})"] = n_duplicates
-            rows = np.flatnonzero(keep)
-            del keyed, keep, in_time
-        del repeat_key
+        if in_order and duplicates != "all":
+            raise ValueError("in_order needs the duplicate policy 'all'")
+        rows = None  # the votes kept (None: all)
+        if in_order:  # duplicates counted question by question (contiguous here): small hash tables
+            bounds = np.flatnonzero(np.r_[True, question[1:] != question[:-1], True])
+            n_duplicates = 0
+            for a, b in zip(bounds[:-1], bounds[1:]):
+                key = volunteer[a:b].astype(np.int64)
+                key *= S
+                key += subject[a:b]
+                n_duplicates += int(b - a) - pl.Series(key).n_unique()
+                del key
+        else:  # duplicate votes: one volunteer, one subject, one question (int64 keys, built in place)
+            repeat_key = volunteer.astype(np.int64)
+            repeat_key *= S
+            repeat_key += subject
+            repeat_key *= Q
+            repeat_key += question
+            if duplicates == "all":
+                n_duplicates = n - pl.Series(repeat_key).n_unique()
+            else:
+                in_time = time_order()
+                keyed = pl.Series(repeat_key[in_time])
+                n_duplicates = n - keyed.n_unique()
+                keep = np.ones(n, bool)
+                if n_duplicates:
+                    first = keyed.is_first_distinct() if duplicates == "first" else keyed.is_last_distinct()
+                    keep[in_time] = first.to_numpy()
+                    dropped[f"duplicate vote (policy {duplicates})"] = n_duplicates
+                rows = np.flatnonzero(keep)
+                del keyed, keep, in_time
+            del repeat_key
         # final order: question, subject, input order
-        if rows is None:
-            rows = np.arange(n, dtype=np.int64)
-            sort_key = question.astype(np.int64)
-            sort_key *= S
-            sort_key += subject
+        if in_order:
+            final = None
+            codes = {"subject": subject, "volunteer": volunteer, "question": question, "answer": answer, "row": row}
         else:
-            sort_key = question[rows].astype(np.int64)
-            sort_key *= S
-            sort_key += subject[rows]
-        sort_key *= n
-        sort_key += rows
-        final = rows[argsort_distinct(sort_key)]
-        del rows, sort_key
-        codes = {"subject": subject[final], "volunteer": volunteer[final], "question": question[final],
-                 "answer": answer[final], "row": row[final]}
+            if rows is None:
+                rows = np.arange(n, dtype=np.int64)
+                sort_key = question.astype(np.int64)
+                sort_key *= S
+                sort_key += subject
+            else:
+                sort_key = question[rows].astype(np.int64)
+                sort_key *= S
+                sort_key += subject[rows]
+            sort_key *= n
+            sort_key += rows
+            final = rows[argsort_distinct(sort_key)]
+            del rows, sort_key
+            codes = {"subject": subject[final], "volunteer": volunteer[final], "question": question[final],
+                     "answer": answer[final], "row": row[final]}
 
         def experience() -> tuple[np.ndarray, np.ndarray]:
             position = np.empty(n, np.int64)
             position[time_order()] = np.arange(n)
             overall = _rank_within(volunteer.astype(np.int64), position)
             per_question = overall if Q == 1 else _rank_within(volunteer.astype(np.int64) * Q + question, position)
+            if final is None:
+                return overall.astype(np.int32), per_question.astype(np.int32)
             return overall[final].astype(np.int32), per_question[final].astype(np.int32)
 
-        time_column = time.gather(final) if time is not None else None
-        # labels whose every vote fell to the answer-set filter are dropped and the codes compacted
-        codes, subjects, volunteers = _compact(codes, subjects, volunteers)
+        time_column = time.gather(final) if time is not None and final is not None else time
+        if not in_order:  # labels whose every vote fell to the answer-set filter are dropped and the codes compacted
+            codes, subjects, volunteers = _compact(codes, subjects, volunteers)
         report = RowReport(
             source=source,
             rows_read=rows_read,
-            rows_kept=len(final),
+            rows_kept=len(codes["subject"]),
             dropped=dropped,
             duplicate_policy=duplicates,
             duplicates=n_duplicates,

@@ -308,3 +308,25 @@ def test_batches_do_not_change_the_result(broken_export, workflows):
     assert batched.votes.sort(key).equals(whole.votes.sort(key))
     assert batched.report.to_dict() == whole.report.to_dict()
     assert batched.report.quarantine.equals(whole.report.quarantine)
+
+
+@pytest.mark.parametrize("repeats", ["first", "all"])
+def test_export_votes_are_built_as_the_general_path_builds_them(broken_export, repeats):
+    # the export path orders 100M votes without sorting them; it must give what the general (sorting) path gives
+    import numpy as np
+
+    from annostat import Votes
+
+    votes, _ = load_votes(broken_export, workflows=DECALS_WF, workflow_id=6122, repeats=repeats)
+    c = votes._codes
+    shuffled = np.random.default_rng(0).permutation(votes.n_votes)
+    perm = shuffled[np.argsort(c["row"][shuffled], kind="stable")]  # export row order, votes within a row shuffled
+    again = Votes.from_codes(
+        subject=c["subject"][perm], volunteer=c["volunteer"][perm], question=c["question"][perm],
+        answer=c["answer"][perm], row=c["row"][perm], time=votes._time.gather(perm), subjects=votes.subjects,
+        volunteers=votes.volunteers, questions=votes.questions, answers=votes.answers, duplicates="all")
+    for name in ("subject", "volunteer", "question", "answer", "row"):
+        assert np.array_equal(again._codes[name], c[name]), name
+    assert again.report.duplicates == votes.report.duplicates
+    assert again.table.equals(votes.table)  # experience included
+    assert votes.report.duplicates == (0 if repeats == "first" else votes.report.duplicates)

@@ -8,10 +8,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from annostat._memory import with_plain_pages
 from annostat.errors import InputError
 from annostat.io.panoptes import PanoptesExport, _columns, is_panoptes_export, read_panoptes
 from annostat.io.tables import _integer_if_lossless
 from annostat.trees import EXTRA_QUESTIONS, TREES
+from annostat.sorting import argsort_distinct
 from annostat.votes import Votes, _codes
 
 FORMATS = ("auto", "table", "panoptes")
@@ -27,6 +29,7 @@ def detect_format(path: str | Path) -> str:
     return "panoptes" if is_panoptes_export(_columns(path)) else "table"
 
 
+@with_plain_pages
 def votes_from_panoptes(path: str | Path, **options: Any) -> tuple[Votes, PanoptesExport]:
     """Read a Panoptes export (options as :func:`annostat.io.panoptes.read_panoptes`) into votes.
 
@@ -36,60 +39,104 @@ def votes_from_panoptes(path: str | Path, **options: Any) -> tuple[Votes, Panopt
     classifications' ``created_at`` order. ``votes.provenance["export"]`` holds the classification accounting.
     """
     export = read_panoptes(path, **options)
-    c, answers = export.classifications, export.answers
+    c, codes = export.classifications, export.codes
     subjects, subject_code = _codes(_integer_if_lossless(c["subject"]))
     volunteers, volunteer_code = _codes(c["volunteer"])
+    subject_code, volunteer_code = subject_code.to_numpy(), volunteer_code.to_numpy()
     # each vote's classification: votes and classifications are both sorted by row, and every used
     # classification has at least one vote
-    vote_rows = answers["row"].to_numpy()
+    vote_rows = codes.row
     index = np.empty(len(vote_rows), np.int32)
     index[0] = 0
     np.cumsum(vote_rows[1:] != vote_rows[:-1], out=index[1:])
-    order = np.argsort(c["created_at"].to_numpy(), kind="stable")  # classifications in time order
-    position = np.empty(c.height, np.int32)
-    position[order] = np.arange(c.height, dtype=np.int32)
+    counts = np.bincount(index, minlength=c.height)
+    starts = np.cumsum(counts) - counts
 
-    questions, question_code = _category_codes(answers["question"])
-    labels, answer_global = _category_codes(answers["answer"])
+    # questions in sorted order; each question's answers: the tree's, yes/no, or those seen (sorted)
+    questions = sorted(codes.questions)
+    question_position = np.empty(max(len(codes.questions), 1), np.int32)
+    question_position[[codes.questions.index(q) for q in questions]] = np.arange(len(questions), dtype=np.int32)
+    question_code = question_position[codes.question]
+    assert (codes.answer >= 0).all(), "a vote without an answer"
+    seen_pairs = np.zeros((len(questions), max(len(codes.answers), 1)), bool)
+    seen_pairs[question_code, codes.answer] = True
     tree = export.report.tree
     given = {q.name: list(q.answers) for q in TREES[tree].questions.values()} if tree else {}
     given.update({q: list(a) for q, a in EXTRA_QUESTIONS.get(tree or "", {}).items()})
-    pairs = np.flatnonzero(np.bincount(question_code.astype(np.int64) * len(labels) + answer_global,
-                                       minlength=len(questions) * len(labels)))
-    seen: dict[str, list[str]] = {}
-    for pair in pairs:
-        seen.setdefault(questions[int(pair // len(labels))], []).append(labels[int(pair % len(labels))])
-    answer_sets, lookup = [], np.full((len(questions), len(labels)), -1, np.int32)
-    for q, question in enumerate(questions.to_list()):
-        names = ["yes", "no"] if "/" in question else given.get(question, sorted(seen.get(question, [])))
+    answer_sets, lookup = [], np.full((len(questions), max(len(codes.answers), 1)), -1, np.int32)
+    for q, question in enumerate(questions):
+        seen = sorted(codes.answers[a] for a in np.flatnonzero(seen_pairs[q]))
+        names = ["yes", "no"] if "/" in question else given.get(question, seen)
         answer_sets.append(pl.Series("answer", names, dtype=pl.Utf8))
-        for a, label in enumerate(labels.to_list()):
+        for a, label in enumerate(codes.answers):
             if label in names:
                 lookup[q, a] = names.index(label)
-    answer_code = lookup[question_code, answer_global]
+    questions = pl.Series("question", questions, dtype=pl.Utf8)
+
+    # the table's order (question, subject, row) without a sort of the votes: classifications in (subject, row)
+    # order, their votes in blocks, then a stable counting sort by question
+    final = _vote_order(index, counts, starts, subject_code, question_code, len(questions))
+    # what each vote needs, packed into one int64 so that the votes are moved into that order by one gather:
+    # classification, place within it, question, answer
+    answer_code = lookup[question_code, codes.answer]
     assert (answer_code >= 0).all(), "an answer outside its question's answer set"
+    offset = np.arange(len(index), dtype=np.int64)
+    offset -= starts[index]
+    bits = [max(int(x), 1).bit_length() for x in (counts.max(), len(questions), lookup.max() + 1)]
+    if max(c.height, 1).bit_length() + sum(bits) > 63:
+        raise InputError(f"{path}: too many classifications or answers to pack a vote into 64 bits")
+    packed = index.astype(np.int64)
+    del index
+    for part, width in zip((offset, question_code, answer_code), bits):
+        packed <<= width
+        packed |= part
+    del offset, question_code, answer_code
+    packed = packed[final]
+    del final
+    answer_f = (packed & ((1 << bits[2]) - 1)).astype(np.int32)
+    packed >>= bits[2]
+    question_f = (packed & ((1 << bits[1]) - 1)).astype(np.int32)
+    packed >>= bits[1]
+    offset_f = (packed & ((1 << bits[0]) - 1)).astype(np.int32)
+    packed >>= bits[0]
+    index_f = packed.astype(np.int32)
+    del packed
+    subject_f, volunteer_f = subject_code[index_f], volunteer_code[index_f]
+    row_f = c["row"].to_numpy().astype(np.int32)[index_f]
+    # time: each vote's place in time order (classifications by created_at, ties by row; a classification's votes
+    # in the order of its annotation): distinct, so experience never depends on how the votes are laid out
+    order = np.argsort(c["created_at"].to_numpy(), kind="stable")
+    first = np.empty(c.height, np.int64)
+    first[order] = np.cumsum(counts[order]) - counts[order]
+    time_f = first.astype(np.int32 if len(vote_rows) < 2**31 else np.int64)[index_f]
+    time_f += offset_f
+    del order, first, index_f, offset_f
     votes = Votes.from_codes(
-        subject=subject_code.to_numpy()[index], volunteer=volunteer_code.to_numpy()[index],
-        question=question_code, answer=answer_code, row=vote_rows,
-        time=pl.Series("created_at", position[index]), subjects=subjects, volunteers=volunteers,
-        questions=questions.rename("question"), answers=answer_sets, duplicates="all",
+        subject=subject_f, volunteer=volunteer_f, question=question_f, answer=answer_f, row=row_f,
+        time=pl.Series("created_at", time_f), subjects=subjects, volunteers=volunteers,
+        questions=questions, answers=answer_sets, duplicates="all",
         columns={"format": "panoptes"}, source=str(path), provenance={"export": export.report.to_dict()},
+        in_order=True,
     )
     return votes, export
 
 
-def _category_codes(column: pl.Series) -> tuple[pl.Series, np.ndarray]:
-    """Sorted labels of a categorical column and each value's position among them, from the physical codes
-    (O(n), no string per row)."""
-    physical = column.to_physical().to_numpy().astype(np.int64)
-    present = np.flatnonzero(np.bincount(physical))
-    first = np.zeros(int(physical.max()) + 1, np.int64)
-    first[physical] = np.arange(len(physical))  # a row holding each code (any one will do)
-    names = column.gather(first[present]).cast(pl.Utf8)
-    order = np.argsort(names.to_numpy(), kind="stable")
-    position = np.empty(int(physical.max()) + 1, np.int32)
-    position[present[order]] = np.arange(len(present), dtype=np.int32)
-    return names.gather(order).rename(column.name), position[physical]
+def _vote_order(index, counts, starts, subject_code, question_code, n_questions: int) -> np.ndarray:
+    """Permutation of the votes into (question, subject, row) order, for votes in row order where vote n belongs to
+    classification ``index[n]`` (ascending; ``counts`` votes from ``starts``) of subject ``subject_code[index[n]]``:
+    classifications sorted by subject, their votes moved in blocks, then a stable counting sort by question."""
+    C, N = len(subject_code), len(index)
+    dtype = np.int32 if N < 2**31 else np.int64
+    by_subject = argsort_distinct(subject_code.astype(np.int64) * C + np.arange(C))
+    lengths = counts[by_subject]
+    moved = np.cumsum(lengths) - lengths
+    shift = (starts[by_subject] - moved).astype(dtype)
+    perm = np.repeat(shift, lengths)
+    perm += np.arange(N, dtype=dtype)
+    del lengths, moved, shift, by_subject
+    small = np.int8 if n_questions <= 127 else np.int16 if n_questions <= 32767 else np.int32
+    by_question = np.argsort(question_code[perm].astype(small), kind="stable")
+    return perm[by_question]
 
 
 def load_votes(path: str | Path, format: str = "auto", **options: Any) -> tuple[Votes, PanoptesExport | None]:

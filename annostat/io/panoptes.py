@@ -33,6 +33,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from annostat.errors import InputError
@@ -204,14 +205,72 @@ class _AnnotationCache:
         return self.frame
 
 
+class _LabelCodes:
+    """Question or answer labels coded as integers across batches (first seen, first coded), so the votes of a
+    large export are kept as compact integer arrays rather than as many small polars frames."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+
+    def codes(self, labels: pl.Series) -> np.ndarray:
+        """Codes of ``labels`` (-1 for null)."""
+        for value in labels.unique().to_list():
+            if value is not None and value not in self.index:
+                self.index[value] = len(self.index)
+        return labels.replace_strict(self.index, default=None, return_dtype=pl.Int32).fill_null(-1).to_numpy()
+
+
 # ---------------------------------------------------------------------------------------------------- reader
+@dataclass
+class VoteCodes:
+    """An export's votes as integer arrays, sorted by row: ``question[i]`` and ``answer[i]`` index the label lists
+    (``answer`` -1: no answer). Compact (12 bytes a vote) where a frame of labels would not be."""
+
+    row: np.ndarray  # int32 export row (1-based) of the classification
+    question: np.ndarray  # int32 code into ``questions``
+    answer: np.ndarray  # int32 code into ``answers``
+    questions: list[str]
+    answers: list[str]
+
+    def __len__(self) -> int:
+        return len(self.row)
+
+    def take(self, mask: np.ndarray) -> "VoteCodes":
+        return VoteCodes(self.row[mask], self.question[mask], self.answer[mask], self.questions, self.answers)
+
+    def frame(self) -> pl.DataFrame:
+        """row, question, answer (categorical), built without a string per vote."""
+        return pl.DataFrame([pl.Series("row", self.row), _categorical(self.question, self.questions, "question"),
+                             _categorical(self.answer, self.answers, "answer")])
+
+    @classmethod
+    def from_frame(cls, frame: pl.DataFrame) -> "VoteCodes":
+        questions, answers = _LabelCodes(), _LabelCodes()
+        return cls(frame["row"].cast(pl.Int32).to_numpy(), questions.codes(frame["question"].cast(pl.Utf8)),
+                   answers.codes(frame["answer"].cast(pl.Utf8)), list(questions.index), list(answers.index))
+
+
+def _categorical(codes: np.ndarray, labels: list[str], name: str) -> pl.Series:
+    """A categorical column from codes into ``labels`` (-1 becomes null)."""
+    column = pl.Series(name, labels or [""], dtype=pl.Utf8).cast(pl.Categorical).gather(np.maximum(codes, 0))
+    missing = codes < 0
+    if missing.any():
+        column = pl.select(pl.when(pl.Series(missing)).then(None).otherwise(column).alias(name)).to_series()
+    return column
+
+
 @dataclass
 class PanoptesExport:
     """What :func:`read_panoptes` returns: the votes, the classifications they come from, and the accounting."""
 
-    answers: pl.DataFrame  # one row per vote, sorted by row: row, question, answer (categorical)
+    codes: VoteCodes  # one entry per vote, sorted by row
     classifications: pl.DataFrame  # one row per used classification, sorted by row
     report: PanoptesReport
+
+    @property
+    def answers(self) -> pl.DataFrame:
+        """One row per vote, sorted by row: row, question, answer (categorical)."""
+        return self.codes.frame()
 
     @property
     def votes(self) -> pl.DataFrame:
@@ -296,10 +355,12 @@ def read_panoptes(
     classifications, votes, quarantine = [], [], []
     offset = 0
     cache = _AnnotationCache()
+    labels = (_LabelCodes(), _LabelCodes())  # questions, answers
     for batch in scan.collect_batches(chunk_size=batch_rows):
         batch = batch.with_row_index("row", offset=offset + 1).with_columns(pl.col("row").cast(pl.Int64))
         offset += batch.height
-        c, v, q = _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, anonymous, cache)
+        c, v, q = _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, anonymous, cache,
+                              labels)
         classifications.append(c)
         votes.append(v)
         quarantine.append(q)
@@ -311,7 +372,11 @@ def read_panoptes(
     if offset == 0:
         raise InputError(f"{path}: the export has a header but no rows")
     classifications = pl.concat(classifications)
-    votes = _expand_multiple(pl.concat(votes)) if workflow is None else pl.concat(votes)
+    codes = VoteCodes(*(np.concatenate(parts) for parts in zip(*votes)), list(labels[0].index),
+                      list(labels[1].index))
+    del votes
+    if workflow is None:
+        codes = VoteCodes.from_frame(_expand_multiple(codes.frame()))
     report.quarantine = pl.concat(quarantine).sort("row")
     report.quarantined.update(Counter(report.quarantine["reason"].str.replace(r":.*", "").to_list()))
 
@@ -323,12 +388,12 @@ def read_panoptes(
         if n_repeats:
             report.skipped[f"repeat classification of a subject (kept the {repeats})"] += n_repeats
             classifications = classifications.filter(pl.col("row").is_in(keep.implode()))
-    # rows left without any vote
-    voted = votes["row"].unique()
-    no_votes = classifications.filter(~pl.col("row").is_in(voted.implode())).height
-    if no_votes:
-        report.skipped["no answered question task"] += no_votes
-        classifications = classifications.filter(pl.col("row").is_in(voted.implode()))
+    # rows left without any vote (codes.row is sorted)
+    voted = codes.row[np.r_[True, codes.row[1:] != codes.row[:-1]]] if len(codes) else codes.row
+    has_votes = np.isin(classifications["row"].to_numpy(), voted, assume_unique=True)
+    if not has_votes.all():
+        report.skipped["no answered question task"] += int((~has_votes).sum())
+        classifications = classifications.filter(pl.Series(has_votes))
     report.rows_used = classifications.height
     report.anonymous_rows = int(classifications["anonymous"].sum()) if classifications.height else 0
     assert report.rows_read == report.rows_used + report.rows_quarantined + report.rows_skipped, report.to_dict()
@@ -336,8 +401,12 @@ def read_panoptes(
         reasons = {**report.quarantined, **report.skipped}
         raise InputError(f"{path}: nothing usable remains of {report.rows_read:,} classifications "
                          f"({', '.join(f'{n:,} {k}' for k, n in reasons.items()) or 'no question tasks'})")
-    votes = votes.join(classifications.select("row"), on="row", how="semi", maintain_order="left")
-    return PanoptesExport(votes, classifications, report)
+    # votes of the classifications kept (both sorted by row)
+    used_rows = classifications["row"].to_numpy()
+    if len(used_rows) < len(voted):
+        at = np.minimum(np.searchsorted(used_rows, codes.row), len(used_rows) - 1)
+        codes = codes.take(used_rows[at] == codes.row)
+    return PanoptesExport(codes, classifications, report)
 
 
 def volunteer_columns(columns) -> tuple[pl.Expr, pl.Expr]:
@@ -356,8 +425,9 @@ def volunteer_columns(columns) -> tuple[pl.Expr, pl.Expr]:
     return volunteer, user_id.is_null() | name.str.starts_with("not-logged-in-").fill_null(False)
 
 
-def _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, anonymous, cache):
-    """One batch of export rows -> (used classifications, votes, quarantined rows)."""
+def _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, anonymous, cache, labels):
+    """One batch of export rows -> (used classifications, votes as (row, question code, answer code) arrays,
+    quarantined rows)."""
     quarantine = []
 
     def quarantine_rows(mask_frame: pl.DataFrame, reason: str | pl.Expr):
@@ -377,8 +447,7 @@ def _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, a
         volunteer.alias("volunteer"),
         not_logged_in.alias("anonymous"),
         pl.col("subject_ids").str.strip_chars().alias("subject"),
-        pl.col("created_at").str.replace(r"\s*UTC$", "")
-        .str.to_datetime(strict=False, time_unit="us", time_zone="UTC").alias("created_at_parsed"),
+        _parse_created_at(batch["created_at"]).alias("created_at_parsed"),
     )
     # row-level problems, first reason wins
     problems = [
@@ -465,20 +534,33 @@ def _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, a
     for status, n in aside.group_by("status").agg(pl.col("n").sum()).iter_rows():
         report.votes_skipped[status] += int(n)
 
-    rows = batch.drop("annotations").join(row_pair, on="row", how="left")
+    rows = batch.drop("annotations").join(row_pair, on="row", how="left", maintain_order="left")
     bad = rows.join(pair_reason, on="pair", how="inner")
     quarantine_rows(bad, pl.col("reason"))
-    used = rows.join(pair_reason, on="pair", how="anti")
-    row_votes = used.select("row", "pair").join(votes.filter(pl.col("status") == "ok").drop("status"), on="pair")
+    used = rows.join(pair_reason, on="pair", how="anti", maintain_order="left")
+    # labels are coded once per pair, not once per vote; the join keeps the rows' order
+    pair_votes = votes.filter(pl.col("status") == "ok")
+    pair_votes = pl.DataFrame({"pair": pair_votes["pair"], "question": labels[0].codes(pair_votes["question"]),
+                               "answer": labels[1].codes(pair_votes["answer"])})
+    row_votes = used.select(pl.col("row").cast(pl.Int32), "pair").join(pair_votes, on="pair",
+                                                                        maintain_order="left_right")
+    row_votes = tuple(row_votes[name].to_numpy().copy() for name in ("row", "question", "answer"))
     classifications = used.select(
         "row", "classification_id", "volunteer", "subject", pl.col("created_at_parsed").alias("created_at"),
         "anonymous", "dwell_seconds", pl.col("version").alias("workflow_version"),
     )
     q = (pl.concat(quarantine) if quarantine else
          pl.DataFrame(schema={"row": pl.Int64, "classification_id": pl.Utf8, "reason": pl.Utf8}))
-    row_votes = row_votes.drop("pair").sort("row", maintain_order=True).with_columns(
-        pl.col("row").cast(pl.Int32), pl.col("question").cast(pl.Categorical), pl.col("answer").cast(pl.Categorical))
     return classifications, row_votes, q.unique("row", keep="first", maintain_order=True)
+
+
+def _parse_created_at(text: pl.Series) -> pl.Series:
+    """Panoptes' ``2019-01-01 00:07:21 UTC`` by its format (fast); any other spelling by polars' inference."""
+    parsed = text.str.to_datetime(format="%Y-%m-%d %H:%M:%S UTC", strict=False, time_unit="us", time_zone="UTC")
+    if parsed.null_count() > text.null_count():
+        inferred = text.str.replace(r"\s*UTC$", "").str.to_datetime(strict=False, time_unit="us", time_zone="UTC")
+        parsed = parsed.fill_null(inferred)
+    return parsed
 
 
 _METADATA = pl.Struct({"started_at": pl.Utf8, "finished_at": pl.Utf8, "seen_before": pl.Boolean})
