@@ -165,6 +165,7 @@ def main() -> None:
     parser.add_argument("--reference", action="store_true")
     parser.add_argument("--worker", nargs=3)
     parser.add_argument("--workdir", default=tempfile.gettempdir())
+    parser.add_argument("--reuse", action="store_true", help="reuse an export of that size already in --workdir")
     args = parser.parse_args()
     if args.worker:
         worker(*args.worker)
@@ -183,8 +184,10 @@ def main() -> None:
               f"{same_counts(export, pa_dir)}")
     if args.rows:
         start = time.perf_counter()
-        export = make_export(workdir / f"export_{args.rows}.csv", args.rows)
-        print(f"made {export} ({export.stat().st_size / 1e9:.1f} GB) in {time.perf_counter() - start:.0f} s")
+        export = workdir / f"export_{args.rows}.csv"
+        if not (args.reuse and export.exists()):
+            make_export(export, args.rows)
+            print(f"made {export} ({export.stat().st_size / 1e9:.1f} GB) in {time.perf_counter() - start:.0f} s")
         spawn("annostat", export, workdir)
 
 
