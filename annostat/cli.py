@@ -47,7 +47,7 @@ def use_compilation_cache() -> None:
     try:
         Path(folder).mkdir(parents=True, exist_ok=True)
         jax.config.update("jax_compilation_cache_dir", folder)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # NumPyro set-up: hundreds of small ops
     except (OSError, AttributeError, ValueError):  # an unwritable home or an older JAX: compile as usual
         pass
 
@@ -109,6 +109,11 @@ def fit(
     tol: Optional[float] = typer.Option(None, help="Dawid-Skene: relative change that stops EM [default: 1e-6]."),
     pseudo_diagonal: Optional[float] = typer.Option(None, help="Dawid-Skene: Dirichlet pseudo-count on the diagonal."),
     pseudo_off_diagonal: Optional[float] = typer.Option(None, help="Dawid-Skene: pseudo-count off the diagonal."),
+    inference: str = typer.Option("svi", help="Bayesian models (hds, learning): svi, map or nuts."),
+    seed: int = typer.Option(0, help="Bayesian models: random seed (runs are reproducible for a seed)."),
+    steps: Optional[int] = typer.Option(None, help="Bayesian models: SVI/MAP optimisation steps [default: 2000]."),
+    draws: Optional[int] = typer.Option(None, help="Bayesian models: posterior draws kept [default: 200]."),
+    batch_size: Optional[int] = typer.Option(None, help="Bayesian models: subjects per SVI step."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
     """Fit a model to votes and write subjects, posteriors, volunteers, confusion, votes and fit.json."""
@@ -119,6 +124,9 @@ def fit(
     if model.value == "ds":
         given = dict(max_iter=max_iter, tol=tol, pseudo_diagonal=pseudo_diagonal,
                      pseudo_off_diagonal=pseudo_off_diagonal)
+        options = {k: v for k, v in given.items() if v is not None}
+    elif model.value in ("hds", "learning"):
+        given = dict(inference=inference, seed=seed, steps=steps, draws=draws, batch_size=batch_size)
         options = {k: v for k, v in given.items() if v is not None}
     with input_errors():
         try:

@@ -52,6 +52,9 @@ class QuestionFit:
     converged: bool = True
     ties: np.ndarray | None = None  # [S] bool, for models that break ties
     elbo: np.ndarray | None = None  # per iteration, for EM models
+    volunteer_extras: dict[str, np.ndarray] | None = None  # [V] more volunteer columns (intervals, learning)
+    inference: dict[str, Any] | None = None  # Bayesian models: draws and diagnostics for the ArviZ trace
+    final_log_likelihood: float | None = None  # models whose trace is not a log-likelihood: at the final fit
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -153,10 +156,12 @@ class Fit:
                 "question": self._question_label(qf, len(qf.volunteers)),
                 "n": qf.n_votes.astype(np.int64),
                 "accuracy": qf.accuracy.astype(np.float32),
+                **{k: np.asarray(v, np.float32) for k, v in (qf.volunteer_extras or {}).items()},
             })
             for qf in self.questions
         ]
-        return self._concat(parts, self._schema("volunteer", "question", n=pl.Int64, accuracy=pl.Float32))
+        return pl.concat(parts, how="diagonal") if parts else pl.DataFrame(
+            schema=self._schema("volunteer", "question", n=pl.Int64, accuracy=pl.Float32))
 
     def _build_confusion(self) -> pl.DataFrame:
         parts = []
@@ -205,8 +210,7 @@ class Fit:
             "question": self.votes.questions.gather([qf.question for qf in self.questions]),
             "iterations": [len(qf.log_likelihood) for qf in self.questions],
             "converged": [bool(qf.converged) for qf in self.questions],
-            "log_likelihood": [float(qf.log_likelihood[-1]) if len(qf.log_likelihood) else None
-                               for qf in self.questions],
+            "log_likelihood": [_final_log_likelihood(qf) for qf in self.questions],
         }
         return pl.DataFrame(rows, schema_overrides={"iterations": pl.Int64, "log_likelihood": pl.Float64})
 
@@ -231,7 +235,7 @@ class Fit:
 
     @property
     def log_likelihood(self) -> float | None:
-        values = [float(qf.log_likelihood[-1]) for qf in self.questions if len(qf.log_likelihood)]
+        values = [v for v in map(_final_log_likelihood, self.questions) if v is not None]
         return float(np.sum(values)) if values else None
 
     def summary(self) -> dict[str, Any]:
@@ -258,7 +262,10 @@ class Fit:
                     "volunteers": len(qf.volunteers),
                     "iterations": len(qf.log_likelihood),
                     "converged": bool(qf.converged),
-                    "log_likelihood": float(qf.log_likelihood[-1]) if len(qf.log_likelihood) else None,
+                    "log_likelihood": _final_log_likelihood(qf),
+                    **({"inference": _jsonable(qf.inference["diagnostics"]) | {
+                        "method": qf.inference["method"], "seconds": round(qf.inference["seconds"], 3)}}
+                       if qf.inference else {}),
                     **({"ties": int(qf.ties.sum())} if qf.ties is not None else {}),
                 }
                 for qf in self.questions
@@ -286,15 +293,53 @@ class Fit:
             _atomic_write(folder / filename, frame.write_parquet)
         # the votes themselves (original labels), for catalogues and later analyses of the fit
         _atomic_write(folder / "votes.parquet", self.votes.to_frame().write_parquet)
+        if any(qf.inference for qf in self.questions):
+            trace = self.inference_data()
+            _atomic_write(folder / "trace.nc", trace.to_netcdf)
         text = json.dumps(self.summary(), indent=2)
         _atomic_write(folder / "fit.json", lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
         return folder
+
+    def inference_data(self):
+        """ArviZ ``InferenceData`` of a Bayesian fit: posterior draws of every parameter (one variable per question
+        and parameter, named ``<parameter>[<question>]``), sample_stats (NUTS: its statistics; SVI/MAP: the loss per
+        step), observed_data (each question's votes per subject, padded, with a mask) and posterior_predictive
+        (volunteer accuracy per draw, the quantity the volunteer tables summarise)."""
+        import arviz as az
+
+        posterior, stats, observed, predictive, coords, dims = {}, {}, {}, {}, {}, {}
+        for qf in self.questions:
+            if not qf.inference:
+                continue
+            inf, tag = qf.inference, f"[{qf.inference['question']}]"
+            chains = inf["chains"]
+            for name, value in inf["draws"].items():
+                value = np.asarray(value)
+                posterior[name + tag] = value.reshape(chains, -1, *value.shape[1:])
+            if inf["sample_stats"]:
+                for name, value in inf["sample_stats"].items():
+                    stats[name + tag] = np.asarray(value)
+            elif len(inf["losses"]):
+                stats["loss" + tag] = np.asarray(inf["losses"])[None, :]
+            for name, value in inf["observed"].items():
+                observed[name + tag] = np.asarray(value, np.int32 if value.dtype == bool else value.dtype)
+            volunteers = self.votes.volunteers.gather(qf.volunteers).cast(pl.Utf8).to_list()
+            coords["volunteer" + tag] = volunteers
+            dims["volunteer_offset" + tag] = ["volunteer" + tag]
+        return az.from_dict(posterior=posterior, sample_stats=stats or None, observed_data=observed or None,
+                            coords=coords or None, dims=dims or None)
 
     def __repr__(self) -> str:
         return (
             f"Fit(model={self.model!r}, {self.votes.n_votes:,} votes, {len(self.questions)} questions, "
             f"iterations={self.iterations}, converged={self.converged})"
         )
+
+
+def _final_log_likelihood(qf: QuestionFit) -> float | None:
+    if qf.final_log_likelihood is not None:
+        return float(qf.final_log_likelihood)
+    return float(qf.log_likelihood[-1]) if len(qf.log_likelihood) else None
 
 
 def accuracy_from_confusion(confusion: np.ndarray, priors: np.ndarray) -> np.ndarray:

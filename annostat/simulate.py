@@ -117,3 +117,79 @@ def simulate_votes(
         for q in QUESTIONS
     ], ignore_index=True)
     return SimulatedVotes(votes=votes, truth=truth, volunteers=volunteers, confusion=conf)
+
+
+@dataclass
+class SimulatedLearning:
+    votes: pd.DataFrame  # subject, volunteer, question, answer, created_at
+    truth: pd.DataFrame  # subject, question, answer
+    volunteers: pd.DataFrame  # volunteer, question, start, plateau, halflife, n, accuracy (at their last vote)
+    population: pd.DataFrame  # experience, accuracy: the population's mean accuracy curve
+
+
+def simulate_learning_votes(
+    n_subjects: int = 1500,
+    n_volunteers: int = 120,
+    votes_per_subject: int = 8,
+    n_answers: int = 3,
+    start: float = 0.55,
+    plateau: float = 0.9,
+    halflife: float = 15.0,
+    spread: float = 0.4,
+    learning: bool = True,
+    seed: int = 0,
+) -> SimulatedLearning:
+    """One question whose volunteers improve with practice, with known truth.
+
+    Volunteer v answers correctly with probability ``a_v(e) = p_v - (p_v - s_v) exp(-e / h_v)`` at experience e (their
+    earlier votes), errors spread evenly; start ``s_v`` and plateau ``p_v`` vary around ``start`` and ``plateau`` on
+    the logit scale (sd ``spread``), half-life ``h_v`` around ``halflife`` (log sd 0.3). ``learning=False`` keeps every
+    volunteer at their plateau. Activity is heavy-tailed; votes are given in time order, volunteer by volunteer
+    interleaved at random.
+    """
+    rng = np.random.default_rng(seed)
+    K = n_answers
+    labels = np.array([f"answer-{k}" for k in range(K)])
+    truth = rng.integers(0, K, n_subjects)
+
+    def around(p, size):
+        return 1 / (1 + np.exp(-(np.log(p / (1 - p)) + rng.normal(0, spread, size))))
+
+    s_v, p_v = around(start, n_volunteers), around(plateau, n_volunteers)
+    s_v = np.minimum(s_v, p_v)
+    h_v = halflife * np.exp(rng.normal(0, 0.3, n_volunteers))
+    if not learning:
+        s_v = p_v.copy()
+    activity = rng.pareto(1.2, n_volunteers) + 1
+    activity /= activity.sum()
+    subject = np.repeat(np.arange(n_subjects), votes_per_subject)
+    volunteer = rng.choice(n_volunteers, len(subject), p=activity)
+    pair = np.unique(subject.astype(np.int64) * n_volunteers + volunteer)
+    subject, volunteer = pair // n_volunteers, pair % n_volunteers
+    order = rng.permutation(len(subject))  # time order
+    subject, volunteer = subject[order], volunteer[order]
+    experience = np.zeros(len(subject), np.int64)
+    seen = np.zeros(n_volunteers, np.int64)
+    for i, v in enumerate(volunteer):
+        experience[i] = seen[v]
+        seen[v] += 1
+    accuracy = p_v[volunteer] - (p_v[volunteer] - s_v[volunteer]) * np.exp(-experience / h_v[volunteer])
+    correct = rng.random(len(subject)) < accuracy
+    wrong = (truth[subject] + rng.integers(1, K, len(subject))) % K
+    answer = np.where(correct, truth[subject], wrong)
+    when = np.datetime64("2026-01-01T00:00:00") + np.arange(len(subject)).astype("timedelta64[s]")
+    names = np.array([f"volunteer-{i:04d}" for i in range(n_volunteers)])
+    votes = pd.DataFrame({"subject": 30_000_000 + subject, "volunteer": names[volunteer], "question": "q",
+                          "answer": labels[answer], "created_at": when})
+    n = np.bincount(volunteer, minlength=n_volunteers)
+    last = np.maximum(n - 1, 0)
+    volunteers = pd.DataFrame({
+        "volunteer": names, "question": "q", "start": s_v, "plateau": p_v, "halflife": h_v, "n": n,
+        "accuracy": p_v - (p_v - s_v) * np.exp(-last / h_v),
+    })
+    grid = np.arange(0, 201, 5)
+    population = pd.DataFrame({"experience": grid, "accuracy": [
+        float(np.mean(p_v - (p_v - s_v) * np.exp(-e / h_v))) for e in grid]})
+    truth_frame = pd.DataFrame({"subject": 30_000_000 + np.arange(n_subjects), "question": "q",
+                                "answer": labels[truth]})
+    return SimulatedLearning(votes, truth_frame, volunteers, population)

@@ -1,12 +1,14 @@
-"""Models of volunteers: one module per model, each registered under a short name (``mv``, ``ds``)."""
+"""Models of volunteers: one module per model, each registered under a short name (``mv``, ``ds``, ``hds``, ``learning``)."""
 
 from annostat.models.base import REGISTRY, Model
 from annostat.models.dawid_skene import DawidSkene
+from annostat.models.hierarchical import HierarchicalDawidSkene
+from annostat.models.learning import LearningCurve
 from annostat.models.majority_vote import MajorityVote
 
 
 def get_model(name: str, **options) -> Model:
-    """The model registered as ``name`` (``mv``, ``ds``), built with ``options``."""
+    """The model registered as ``name`` (``mv``, ``ds``, ``hds``, ``learning``), built with ``options``."""
     try:
         cls = REGISTRY[name]
     except KeyError:
@@ -14,4 +16,4 @@ def get_model(name: str, **options) -> Model:
     return cls(**options)
 
 
-__all__ = ["REGISTRY", "Model", "DawidSkene", "MajorityVote", "get_model"]
+__all__ = ["REGISTRY", "Model", "DawidSkene", "HierarchicalDawidSkene", "LearningCurve", "MajorityVote", "get_model"]

@@ -1,0 +1,138 @@
+"""What the Bayesian volunteer models share: the per-question fit through ``annostat.infer.bayes`` and the summaries
+(answer posteriors averaged over parameter draws, volunteer accuracy with 90% intervals, an ArviZ trace).
+
+A subclass supplies a NumPyro ``numpyro_model(data, n_subjects, n_volunteers, n_answers, batch_size)``,
+``log_theta_votes(params, part)`` (each vote's log-probability under every true answer, [B, M, K]) and
+``confusion_draws(draws, data)`` ([D, V, K, K]: the confusion the volunteer tables report); optionally
+``volunteer_extras`` (more volunteer columns) and ``population_confusion_draws``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax.numpy as jnp
+import numpy as np
+
+from annostat.fit import QuestionFit
+from annostat.models.base import Model, local_codes
+
+LEVEL = 0.9  # credible intervals in the volunteer tables
+
+
+def off_diagonal_logits(eta):
+    """[..., K, K-1] off-diagonal logits -> [..., K, K] logits with 0 on the diagonal."""
+    K = eta.shape[-2]
+    rows = np.repeat(np.arange(K), K - 1)
+    cols = np.array([l for k in range(K) for l in range(K) if l != k], dtype=np.int64)
+    full = jnp.zeros(eta.shape[:-1] + (K,), eta.dtype)
+    return full.at[..., rows, cols].set(eta.reshape(eta.shape[:-2] + (K * (K - 1),)))
+
+
+class BayesianModel(Model):
+    """Base of the NumPyro models.
+
+    Args:
+        inference: ``svi`` (default; minibatches over subjects), ``map`` (posterior mode) or ``nuts`` (small data).
+        seed: random seed (fits are reproducible for a seed).
+        steps: SVI/MAP optimisation steps.
+        learning_rate: initial Adam learning rate (decays tenfold over the steps).
+        batch_size: subjects per SVI step (default: all subjects up to 20,000, else 20,000).
+        draws: posterior draws kept (SVI: from the guide; NUTS: after warm-up, over all chains).
+        warmup, chains: NUTS settings.
+        experience: ``question`` (responses to this question before) or ``overall`` (any question) for models of
+            learning.
+    """
+
+    numpyro_model: Callable
+    log_theta_votes: Callable
+
+    def __init__(self, inference: str = "svi", seed: int = 0, steps: int = 2000, learning_rate: float = 0.02,
+                 batch_size: int | None = None, draws: int = 200, warmup: int = 500, chains: int = 2,
+                 experience: str = "question") -> None:
+        from annostat.infer.bayes import INFERENCE
+
+        if inference not in INFERENCE:
+            raise ValueError(f"inference {inference!r} is not one of {', '.join(INFERENCE)}")
+        if experience not in ("question", "overall"):
+            raise ValueError("experience must be 'question' or 'overall'")
+        if min(steps, draws, warmup, chains) < 1:
+            raise ValueError("steps, draws, warmup and chains must be at least 1")
+        self.inference, self.seed, self.steps, self.learning_rate = inference, int(seed), int(steps), learning_rate
+        self.batch_size, self.draws, self.warmup, self.chains = batch_size, int(draws), int(warmup), int(chains)
+        self.experience = experience
+        self.inference_results: dict[int, Any] = {}
+
+    def settings(self) -> dict[str, Any]:
+        return {"inference": self.inference, "seed": self.seed, "steps": self.steps,
+                "learning_rate": self.learning_rate, "batch_size": self.batch_size, "draws": self.draws,
+                "warmup": self.warmup, "chains": self.chains, "experience": self.experience,
+                "objective": "negative ELBO per step (SVI/MAP); log-likelihood at the posterior mean"}
+
+    # ------------------------------------------------------------------ per question
+    def fit_question(self, votes, question, subject, volunteer, answer, progress) -> QuestionFit:
+        from annostat.infer.bayes import SubjectVotes, answer_posteriors, interval, run
+
+        K = votes.n_answers[question]
+        subjects, s_local = local_codes(subject)
+        volunteers, v_local = local_codes(volunteer)
+        S, V = len(subjects), len(volunteers)
+        part = votes.question_slice(question)
+        column = "experience_question" if self.experience == "question" else "experience"
+        experience = votes.table[column].to_numpy()[part].astype(np.float32)
+        data = SubjectVotes.build(s_local, v_local, answer, experience, S, V, K)
+        n_votes = np.bincount(v_local, minlength=V)
+        if K < 2:  # one possible answer: nothing to infer
+            return QuestionFit(question, subjects, np.ones((S, 1)), volunteers, n_votes, np.ones((V, 1, 1)),
+                               n_votes[:, None, None].astype(float), np.ones(V), np.ones(1), np.zeros(0), np.zeros(0))
+        batch = self.batch_size if self.batch_size is not None else (None if S <= 20_000 else 20_000)
+        result = run(self.numpyro_model, data, method=self.inference, seed=self.seed + question, steps=self.steps,
+                     learning_rate=self.learning_rate, batch_size=batch, draws=self.draws, warmup=self.warmup,
+                     chains=self.chains)
+        if progress is not None:
+            progress(self.steps if self.inference != "nuts" else 1, self.steps if self.inference != "nuts" else 1)
+        draws = result.draws
+        posteriors, log_likelihood = answer_posteriors(self.log_theta_votes, lambda p: jnp.log(p["priors"]), draws,
+                                                       data)
+        confusion_draws = self.confusion_draws(draws, data)  # [D, V, K, K]
+        priors_draws = draws["priors"]  # [D, K]
+        accuracy_draws = np.einsum("dvkk,dk->dv", confusion_draws, priors_draws)
+        lo, hi = interval(accuracy_draws, LEVEL)
+        confusion = confusion_draws.mean(axis=0)
+        # expected votes per (true answer, answer) under the answer posteriors, as Dawid-Skene reports them
+        counts = np.zeros((V, K, K))
+        np.add.at(counts, (v_local, slice(None), answer), posteriors[s_local])
+        extras = {"accuracy_lo": lo, "accuracy_hi": hi, **self.volunteer_extras(draws, data, v_local)}
+        self.inference_results[question] = result
+        objective = -result.losses if len(result.losses) else np.array([log_likelihood])
+        return QuestionFit(
+            question=question, subjects=subjects, posteriors=posteriors, volunteers=volunteers, n_votes=n_votes,
+            confusion=confusion, counts=counts, accuracy=accuracy_draws.mean(axis=0), priors=priors_draws.mean(axis=0),
+            log_likelihood=objective.astype(np.float64), log_prior=np.full(len(objective), np.nan),
+            converged=_converged(result), volunteer_extras=extras,
+            inference=_inference_record(result, data, votes, question, subjects, volunteers),
+            final_log_likelihood=log_likelihood,
+        )
+
+    def confusion_draws(self, draws, data) -> np.ndarray:
+        raise NotImplementedError
+
+    def volunteer_extras(self, draws, data, v_local) -> dict[str, np.ndarray]:
+        return {}
+
+
+def _converged(result) -> bool:
+    if result.method == "nuts":
+        return bool(result.diagnostics.get("r_hat_max", 1.0) < 1.05)
+    change = result.diagnostics.get("loss_change_last_10pc")
+    return change is None or abs(change) < 1e-3
+
+
+def _inference_record(result, data, votes, question, subjects, volunteers) -> dict[str, Any]:
+    """What the ArviZ trace of one question holds (see :meth:`annostat.fit.Fit.inference_data`)."""
+    return {
+        "method": result.method, "draws": result.draws, "chains": result.chains, "losses": result.losses,
+        "sample_stats": result.sample_stats, "diagnostics": result.diagnostics, "seconds": result.seconds,
+        "observed": {"volunteer": data.volunteer, "answer": data.answer, "mask": data.mask},
+        "question": votes.questions[question],
+    }

@@ -1,0 +1,156 @@
+r"""Learning curves: each volunteer's confusion changes with their experience, pooled hierarchically per question.
+
+Model (per question, :math:`K` answers, NumPyro, non-centred). As in hierarchical Dawid-Skene
+(``annostat.models.hierarchical``) each volunteer has off-diagonal confusion logits :math:`\eta_{v,kl}` (diagonal
+fixed at 0) around a population :math:`\mu_{kl}`; these describe the volunteer when they start. With experience
+:math:`e` (their count of earlier responses, to this question by default) every wrong answer becomes less likely by the
+same amount, a skill gain that saturates:
+
+.. math::
+    g_v &= \gamma + \sigma_g u_v, \quad u_v \sim \mathcal{N}(0, 1) &\text{total gain (logits; negative: declining)} \\
+    \log h_v &= \log h_0 + \sigma_h w_v, \quad w_v \sim \mathcal{N}(0, 1) &\text{votes to gain } 63\% \text{ of it} \\
+    \eta_{v,kl}(e) &= \eta_{v,kl} - g_v \, (1 - e^{-e / h_v}) \\
+    \gamma &\sim \mathcal{N}(1, 1), \; \sigma_g \sim \mathrm{HalfNormal}(1), \;
+    \log h_0 \sim \mathcal{N}(\log 20, 1), \; \sigma_h \sim \mathrm{HalfNormal}(0.5)
+
+so the volunteer's accuracy :math:`\sum_k \pi_k \theta_v(e)[k, k]` rises (or falls) from a *start* at :math:`e = 0`
+to a *plateau* as :math:`e \to \infty` at *rate* :math:`1 / h_v` per response. The population curve takes the
+population values (:math:`\eta = \mu`, :math:`g = \gamma`, :math:`h = h_0`). The true answers are summed out
+analytically. The confusion and accuracy the volunteer tables report are the volunteer's at their latest experience
+(what they would do now); ``start``, ``plateau`` and ``rate`` come with 90% intervals.
+
+Reference: E. Paun et al. (2018), Comparing Bayesian models of annotation, TACL 6 (the hierarchical confusion model
+this extends); learning curves for crowd workers as in e.g. Galaxy Zoo volunteer studies of skill versus
+classifications made.
+
+Example:
+    >>> from annostat import Votes
+    >>> from annostat.models.learning import LearningCurve
+    >>> from annostat.simulate import simulate_votes
+    >>> sim = simulate_votes(n_subjects=200, n_volunteers=30, seed=1)
+    >>> fit = LearningCurve(inference="map", steps=300).fit(Votes.from_frame(sim.votes))
+    >>> {"start", "plateau", "rate"} <= set(fit.volunteers.columns)
+    True
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from annostat.models.base import register
+from annostat.models.bayesian import LEVEL, BayesianModel, off_diagonal_logits
+from annostat.models.hierarchical import DIAGONAL_PRIOR_MEAN
+
+
+def learning_model(data, n_subjects, n_volunteers, n_answers, batch_size=None):
+    """NumPyro model: learning curves on one question's votes (``SubjectVotes.device()`` arrays)."""
+    import numpyro
+    import numpyro.distributions as dist
+
+    from annostat.infer.bayes import subject_log_likelihood
+
+    K = n_answers
+    params = {
+        "population_logit": numpyro.sample(
+            "population_logit", dist.Normal(-DIAGONAL_PRIOR_MEAN, 1.5).expand([K, K - 1]).to_event(2)),
+        "population_scale": numpyro.sample("population_scale", dist.HalfNormal(1.0).expand([K]).to_event(1)),
+        "gain_mean": numpyro.sample("gain_mean", dist.Normal(1.0, 1.0)),
+        "gain_scale": numpyro.sample("gain_scale", dist.HalfNormal(1.0)),
+        "log_halflife_mean": numpyro.sample("log_halflife_mean", dist.Normal(np.log(20.0), 1.0)),
+        "log_halflife_scale": numpyro.sample("log_halflife_scale", dist.HalfNormal(0.5)),
+        "priors": numpyro.sample("priors", dist.Dirichlet(jnp.ones(K))),
+    }
+    with numpyro.plate("volunteers", n_volunteers):
+        params["volunteer_offset"] = numpyro.sample(
+            "volunteer_offset", dist.Normal(0.0, 1.0).expand([K, K - 1]).to_event(2))
+        params["gain_offset"] = numpyro.sample("gain_offset", dist.Normal(0.0, 1.0))
+        params["halflife_offset"] = numpyro.sample("halflife_offset", dist.Normal(0.0, 1.0))
+    with numpyro.plate("subjects", n_subjects, subsample_size=batch_size) as rows:
+        part = {k: v[rows] for k, v in data.items()}
+        _, marginal = subject_log_likelihood(LearningCurve.log_theta_votes(params, part), part["mask"],
+                                             jnp.log(params["priors"]))
+        numpyro.factor("votes", marginal)
+
+
+def _volunteer_curve(params):
+    """Per volunteer: starting off-diagonal logits [V, K, K-1], gain [V], half-life [V]."""
+    eta = params["population_logit"] + params["population_scale"][:, None] * params["volunteer_offset"]
+    gain = params["gain_mean"] + params["gain_scale"] * params["gain_offset"]
+    halflife = jnp.exp(params["log_halflife_mean"] + params["log_halflife_scale"] * params["halflife_offset"])
+    return eta, gain, halflife
+
+
+def _log_confusion_at(eta, gain, halflife, experience):
+    """log theta at ``experience`` (broadcast over leading axes of eta[..., K, K-1])."""
+    skill = gain * (1.0 - jnp.exp(-experience / halflife))
+    return jax.nn.log_softmax(off_diagonal_logits(eta - skill[..., None, None]), axis=-1)
+
+
+def _accuracy(log_theta, priors):
+    return jnp.einsum("...kk,k->...", jnp.exp(log_theta), priors)
+
+
+@register
+class LearningCurve(BayesianModel):
+    """Confusion that changes with experience, pooled hierarchically (see the module docstring).
+
+    Args: as :class:`~annostat.models.bayesian.BayesianModel`; ``experience`` chooses the experience count
+    (``question``: this question's earlier responses; ``overall``: any question's).
+    """
+
+    name = "learning"
+    title = "Learning curves"
+    numpyro_model = staticmethod(learning_model)
+
+    @staticmethod
+    def log_theta_votes(params, part) -> jax.Array:
+        eta, gain, halflife = _volunteer_curve(params)
+        v, e = part["volunteer"], part["experience"]
+        log_theta = _log_confusion_at(eta[v], gain[v], halflife[v], e)  # [B, M, K, K]
+        return jnp.take_along_axis(log_theta, part["answer"][..., None, None], axis=-1)[..., 0]
+
+    def confusion_draws(self, draws, data) -> np.ndarray:
+        latest = np.zeros(data.n_volunteers, np.float32)
+        np.maximum.at(latest, data.volunteer[data.mask], data.experience[data.mask])
+
+        def one(params):
+            eta, gain, halflife = _volunteer_curve(params)
+            return jnp.exp(_log_confusion_at(eta, gain, halflife, jnp.asarray(latest)))
+
+        return np.asarray(jax.lax.map(one, {k: jnp.asarray(v) for k, v in draws.items()}))
+
+    def volunteer_extras(self, draws, data, v_local) -> dict[str, np.ndarray]:
+        from annostat.infer.bayes import interval
+
+        def one(params):
+            eta, gain, halflife = _volunteer_curve(params)
+            start = _accuracy(jax.nn.log_softmax(off_diagonal_logits(eta), axis=-1), params["priors"])
+            plateau = _accuracy(jax.nn.log_softmax(off_diagonal_logits(eta - gain[:, None, None]), axis=-1),
+                                params["priors"])
+            return jnp.stack([start, plateau, 1.0 / halflife])
+
+        values = np.asarray(jax.lax.map(one, {k: jnp.asarray(v) for k, v in draws.items()}))  # [D, 3, V]
+        out = {}
+        for i, name in enumerate(("start", "plateau", "rate")):
+            lo, hi = interval(values[:, i], LEVEL)
+            out.update({name: values[:, i].mean(axis=0), f"{name}_lo": lo, f"{name}_hi": hi})
+        return out
+
+    @staticmethod
+    def population_curve(draws, experience: np.ndarray, level: float = LEVEL) -> dict[str, np.ndarray]:
+        """The population's accuracy at each ``experience``: mean and ``level`` interval over the draws."""
+        from annostat.infer.bayes import interval
+
+        e = jnp.asarray(experience, jnp.float32)
+
+        def one(params):
+            log_theta = _log_confusion_at(params["population_logit"], params["gain_mean"],
+                                          jnp.exp(params["log_halflife_mean"]), e)
+            return _accuracy(log_theta, params["priors"])
+
+        keys = ("population_logit", "gain_mean", "log_halflife_mean", "priors")
+        values = np.asarray(jax.lax.map(one, {k: jnp.asarray(draws[k]) for k in keys}))
+        lo, hi = interval(values, level)
+        return {"experience": np.asarray(experience), "accuracy": values.mean(axis=0), "lo": lo, "hi": hi}
