@@ -106,7 +106,7 @@ def run(
     """Fit ``model`` to one question's votes with ``method`` (svi, map, nuts); seeds make runs reproducible."""
     import numpyro
     import optax
-    from numpyro.infer import MCMC, NUTS, SVI, Predictive, Trace_ELBO, init_to_median
+    from numpyro.infer import MCMC, NUTS, SVI, Predictive, Trace_ELBO, init_to_mean, init_to_median
     from numpyro.infer.autoguide import AutoDelta, AutoNormal
 
     if method not in INFERENCE:
@@ -128,7 +128,7 @@ def run(
 
     batch = None if batch_size is None or batch_size >= data.n_subjects else int(batch_size)
     # start at the prior medians: diagonal-favouring confusions, so optimisation starts in the labelled mode
-    init = init_to_median(num_samples=15)
+    init = init_to_mean
     guide = (AutoDelta(model, init_loc_fn=init) if method == "map"
              else AutoNormal(model, init_loc_fn=init, init_scale=init_scale))
     schedule = optax.exponential_decay(learning_rate, transition_steps=max(steps, 1), decay_rate=0.1)

@@ -9,8 +9,10 @@ A subclass supplies a NumPyro ``numpyro_model(data, n_subjects, n_volunteers, n_
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Callable
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -18,6 +20,16 @@ from annostat.fit import QuestionFit
 from annostat.models.base import Model, local_codes
 
 LEVEL = 0.9  # credible intervals in the volunteer tables
+
+
+@partial(jax.jit, static_argnums=0)
+def marginal_likelihood(log_theta_votes, params, data, rows):
+    """log p(votes of each subject in ``rows``), the true answer summed out: one compiled function, so that
+    NumPyro's eager set-up runs of a model compile it once rather than op by op."""
+    from annostat.infer.bayes import subject_log_likelihood
+
+    part = {k: v[rows] for k, v in data.items()}
+    return subject_log_likelihood(log_theta_votes(params, part), part["mask"], jnp.log(params["priors"]))[1]
 
 
 def off_diagonal_logits(eta):

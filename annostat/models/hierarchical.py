@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from annostat.models.base import register
-from annostat.models.bayesian import BayesianModel, off_diagonal_logits
+from annostat.models.bayesian import BayesianModel, marginal_likelihood, off_diagonal_logits
 
 DIAGONAL_PRIOR_MEAN = 2.0
 
@@ -49,8 +49,6 @@ def hierarchical_model(data, n_subjects, n_volunteers, n_answers, batch_size=Non
     """NumPyro model: hierarchical Dawid-Skene on one question's votes (``SubjectVotes.device()`` arrays)."""
     import numpyro
     import numpyro.distributions as dist
-
-    from annostat.infer.bayes import subject_log_likelihood
 
     K = n_answers
     mu = numpyro.sample("population_logit", dist.Normal(-DIAGONAL_PRIOR_MEAN, 1.5).expand([K, K - 1]).to_event(2))
@@ -63,10 +61,7 @@ def hierarchical_model(data, n_subjects, n_volunteers, n_answers, batch_size=Non
     params = {"population_logit": mu, "population_scale": tau, "volunteer_offset": z, "priors": pi,
               "skill_scale": sigma, "skill": skill}
     with numpyro.plate("subjects", n_subjects, subsample_size=batch_size) as rows:
-        part = {k: v[rows] for k, v in data.items()}
-        _, marginal = subject_log_likelihood(HierarchicalDawidSkene.log_theta_votes(params, part), part["mask"],
-                                             jnp.log(pi))
-        numpyro.factor("votes", marginal)
+        numpyro.factor("votes", marginal_likelihood(HierarchicalDawidSkene.log_theta_votes, params, data, rows))
 
 
 @register

@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from annostat.models.base import register
-from annostat.models.bayesian import LEVEL, BayesianModel, off_diagonal_logits
+from annostat.models.bayesian import LEVEL, BayesianModel, marginal_likelihood, off_diagonal_logits
 from annostat.models.hierarchical import DIAGONAL_PRIOR_MEAN
 
 
@@ -48,8 +48,6 @@ def learning_model(data, n_subjects, n_volunteers, n_answers, batch_size=None):
     """NumPyro model: learning curves on one question's votes (``SubjectVotes.device()`` arrays)."""
     import numpyro
     import numpyro.distributions as dist
-
-    from annostat.infer.bayes import subject_log_likelihood
 
     K = n_answers
     params = {
@@ -68,10 +66,7 @@ def learning_model(data, n_subjects, n_volunteers, n_answers, batch_size=None):
         params["gain_offset"] = numpyro.sample("gain_offset", dist.Normal(0.0, 1.0))
         params["halflife_offset"] = numpyro.sample("halflife_offset", dist.Normal(0.0, 1.0))
     with numpyro.plate("subjects", n_subjects, subsample_size=batch_size) as rows:
-        part = {k: v[rows] for k, v in data.items()}
-        _, marginal = subject_log_likelihood(LearningCurve.log_theta_votes(params, part), part["mask"],
-                                             jnp.log(params["priors"]))
-        numpyro.factor("votes", marginal)
+        numpyro.factor("votes", marginal_likelihood(LearningCurve.log_theta_votes, params, data, rows))
 
 
 def _volunteer_curve(params):
