@@ -30,6 +30,7 @@ app = typer.Typer(
 )
 console = Console(stderr=True)
 ModelName = Enum("ModelName", {name: name for name in REGISTRY}, type=str)
+BAYESIAN = ("hds", "learning", "item", "lre", "mace", "mn")
 DuplicatePolicy = Enum("DuplicatePolicy", {p: p for p in ("first", "last", "all")}, type=str)
 InputFormat = Enum("InputFormat", {f: f for f in ("auto", "table", "panoptes")}, type=str)
 
@@ -109,7 +110,7 @@ def fit(
     tol: Optional[float] = typer.Option(None, help="Dawid-Skene: relative change that stops EM [default: 1e-6]."),
     pseudo_diagonal: Optional[float] = typer.Option(None, help="Dawid-Skene: Dirichlet pseudo-count on the diagonal."),
     pseudo_off_diagonal: Optional[float] = typer.Option(None, help="Dawid-Skene: pseudo-count off the diagonal."),
-    inference: str = typer.Option("svi", help="Bayesian models (hds, learning): svi, map or nuts."),
+    inference: str = typer.Option("svi", help="Bayesian models (hds, learning, item, lre, mace, mn): svi, map or nuts."),
     seed: int = typer.Option(0, help="Bayesian models: random seed (runs are reproducible for a seed)."),
     steps: Optional[int] = typer.Option(None, help="Bayesian models: SVI/MAP optimisation steps [default: 2000]."),
     draws: Optional[int] = typer.Option(None, help="Bayesian models: posterior draws kept [default: 200]."),
@@ -125,7 +126,7 @@ def fit(
         given = dict(max_iter=max_iter, tol=tol, pseudo_diagonal=pseudo_diagonal,
                      pseudo_off_diagonal=pseudo_off_diagonal)
         options = {k: v for k, v in given.items() if v is not None}
-    elif model.value in ("hds", "learning"):
+    elif model.value in BAYESIAN:
         given = dict(inference=inference, seed=seed, steps=steps, draws=draws, batch_size=batch_size)
         options = {k: v for k, v in given.items() if v is not None}
     with input_errors():

@@ -142,3 +142,39 @@ def test_cli_fits_a_bayesian_model_and_writes_the_trace(tmp_path, small_sim):
     assert any(name.startswith("population_logit") for name in trace.posterior.data_vars)
     bad = CliRunner().invoke(app, ["fit", str(path), "--model", "hds", "--inference", "gibbs", "--out", str(out)])
     assert bad.exit_code != 0 and "gibbs" in bad.output and "Traceback" not in bad.output
+
+
+@pytest.fixture(scope="module")
+def family_sim():
+    from annostat.simulate import simulate_votes
+
+    return simulate_votes(n_subjects=300, n_volunteers=50, votes_per_subject=8, spammer_fraction=0.15, seed=5)
+
+
+@pytest.mark.parametrize("name, inference", [("mn", "map"), ("mace", "map"), ("item", "svi"), ("lre", "svi")])
+def test_rest_of_the_family_fits_and_beats_majority_vote(family_sim, name, inference):
+    from annostat import MajorityVote
+    from annostat.models import get_model
+
+    votes = Votes.from_frame(family_sim.votes)
+
+    def answer_accuracy(fit):
+        a = fit.answers.merge(family_sim.truth, on=["subject", "question"], suffixes=("", "_true"))
+        return (a["answer"] == a["answer_true"]).mean()
+
+    fit = get_model(name, inference=inference, steps=600).fit(votes)
+    if name != "item":  # item difficulty alone (pooled volunteers) falls into an "everything is hard" mode here
+        assert answer_accuracy(fit) >= answer_accuracy(MajorityVote().fit(votes)) - 0.005
+    v = fit.volunteers
+    assert v["accuracy"].between(0, 1).all() and (v["accuracy_lo"] <= v["accuracy_hi"]).all()
+    if name == "mace":  # planted spammers are found: lower competence than the honest volunteers
+        spam = family_sim.volunteers.drop_duplicates("volunteer").set_index("volunteer")["spammer"]
+        competence = v.groupby("volunteer")["competence"].mean()
+        assert competence[spam[spam].index].mean() < competence[spam[~spam].index].mean() - 0.2
+
+
+def test_map_is_refused_where_it_is_degenerate():
+    from annostat.models import ItemDifficulty
+
+    with pytest.raises(ValueError, match="ill-posed"):
+        ItemDifficulty(inference="map")

@@ -61,7 +61,10 @@ class SubjectVotes:
         return cls(**out, n_subjects=n_subjects, n_volunteers=n_volunteers, n_answers=n_answers)
 
     def device(self) -> dict[str, jax.Array]:
-        return {name: jnp.asarray(getattr(self, name)) for name in ("volunteer", "answer", "experience", "mask")}
+        """The arrays a model reads, plus ``subject`` (each row's subject, for subject-level parameters)."""
+        arrays = {name: jnp.asarray(getattr(self, name)) for name in ("volunteer", "answer", "experience", "mask")}
+        arrays["subject"] = jnp.arange(self.n_subjects, dtype=jnp.int32)
+        return arrays
 
     @property
     def n_votes(self) -> int:

@@ -3,8 +3,11 @@
 from annostat.models.base import REGISTRY, Model
 from annostat.models.dawid_skene import DawidSkene
 from annostat.models.hierarchical import HierarchicalDawidSkene
+from annostat.models.item_difficulty import ItemDifficulty, RandomEffects
 from annostat.models.learning import LearningCurve
+from annostat.models.mace import Mace
 from annostat.models.majority_vote import MajorityVote
+from annostat.models.pooled import PooledMultinomial
 
 
 def get_model(name: str, **options) -> Model:
@@ -16,4 +19,5 @@ def get_model(name: str, **options) -> Model:
     return cls(**options)
 
 
-__all__ = ["REGISTRY", "Model", "DawidSkene", "HierarchicalDawidSkene", "LearningCurve", "MajorityVote", "get_model"]
+__all__ = ["REGISTRY", "Model", "DawidSkene", "HierarchicalDawidSkene", "ItemDifficulty", "LearningCurve", "Mace",
+           "MajorityVote", "PooledMultinomial", "RandomEffects", "get_model"]

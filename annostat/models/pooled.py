@@ -1,0 +1,61 @@
+r"""Pooled multinomial: one confusion matrix shared by every volunteer (Paun et al.'s *MultiNom*).
+
+Model (per question, :math:`K` answers, NumPyro): off-diagonal logits :math:`\mu_{kl} \sim \mathcal{N}(-2, 1.5^2)`
+(diagonal fixed at 0), :math:`\theta[k, \cdot] = \mathrm{softmax}(0 \text{ at } k, \mu_{k\cdot})` for everyone,
+:math:`\pi \sim \mathrm{Dirichlet}(1)`; the true answer is summed out analytically. The fully pooled end of the
+family: every volunteer is the average volunteer. A baseline that tells how much individual modelling buys.
+
+Reference: E. Paun et al. (2018), Comparing Bayesian models of annotation, TACL 6, 571-585.
+
+Example:
+    >>> from annostat import Votes
+    >>> from annostat.models.pooled import PooledMultinomial
+    >>> from annostat.simulate import simulate_votes
+    >>> fit = PooledMultinomial(inference="map", steps=200).fit(Votes.from_frame(simulate_votes(200, 30).votes))
+    >>> fit.volunteers.groupby("question")["accuracy"].nunique().max()
+    1
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from annostat.models.base import register
+from annostat.models.bayesian import BayesianModel, marginal_likelihood, off_diagonal_logits
+from annostat.models.hierarchical import DIAGONAL_PRIOR_MEAN
+
+
+def pooled_model(data, n_subjects, n_volunteers, n_answers, batch_size=None):
+    """NumPyro model: one confusion matrix for all volunteers."""
+    import numpyro
+    import numpyro.distributions as dist
+
+    K = n_answers
+    params = {
+        "population_logit": numpyro.sample(
+            "population_logit", dist.Normal(-DIAGONAL_PRIOR_MEAN, 1.5).expand([K, K - 1]).to_event(2)),
+        "priors": numpyro.sample("priors", dist.Dirichlet(jnp.ones(K))),
+    }
+    with numpyro.plate("subjects", n_subjects, subsample_size=batch_size) as rows:
+        numpyro.factor("votes", marginal_likelihood(PooledMultinomial.log_theta_votes, params, data, rows))
+
+
+@register
+class PooledMultinomial(BayesianModel):
+    """One confusion matrix for every volunteer (see the module docstring)."""
+
+    name = "mn"
+    title = "Pooled multinomial"
+    numpyro_model = staticmethod(pooled_model)
+
+    @staticmethod
+    def log_theta_votes(params, part) -> jax.Array:
+        log_theta = jax.nn.log_softmax(off_diagonal_logits(params["population_logit"]), axis=-1)  # [K, K]
+        return jnp.moveaxis(log_theta[:, part["answer"]], 0, -1)  # [B, M, K]
+
+    def confusion_draws(self, draws, data) -> np.ndarray:
+        theta = np.exp(np.asarray(jax.nn.log_softmax(off_diagonal_logits(jnp.asarray(draws["population_logit"])),
+                                                     axis=-1)))
+        return np.broadcast_to(theta[:, None], (theta.shape[0], data.n_volunteers) + theta.shape[1:])
