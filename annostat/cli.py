@@ -165,6 +165,65 @@ def _is_export(path: Path) -> bool:
 
 
 @app.command()
+def compare(
+    votes: Path = typer.Argument(..., help="Votes table (CSV/TSV/Parquet) or Panoptes export."),
+    models: str = typer.Option("ds,hds", help="Comma-separated models to compare."),
+    holdout: float = typer.Option(0.1, help="Share of the votes held out for scoring."),
+    seed: int = typer.Option(0, help="Seed of the split and of the Bayesian fits."),
+    inference: str = typer.Option("map", help="Bayesian models: svi, map or nuts (map: fast)."),
+    steps: int = typer.Option(1000, help="Bayesian models: SVI/MAP steps."),
+    workflows: Optional[Path] = typer.Option(None, help="Export: workflow definitions."),
+    workflow_id: Optional[str] = typer.Option(None, help="Export: the workflow to read."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the table as CSV here too."),
+) -> None:
+    """Fit several models to the same votes and rank them by held-out vote log-likelihood."""
+    from annostat.checking import compare as compare_models
+    from annostat.io.load import load_votes
+
+    use_compilation_cache()
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    with input_errors():
+        unknown = [m for m in names if m not in REGISTRY]
+        if unknown or not names:
+            fail(f"unknown model(s) {', '.join(unknown) or '(none given)'}; the models are {', '.join(REGISTRY)}")
+        options = {}
+        for m in names:
+            if m == "ds":
+                continue
+            if m in BAYESIAN:
+                chosen = inference if (inference != "map" or REGISTRY[m].map_supported) else "svi"
+                options[m] = dict(inference=chosen, steps=steps, seed=seed)
+        try:
+            if _is_export(votes):
+                table, _ = load_votes(votes, "panoptes", workflows=workflows, workflow_id=workflow_id)
+            else:
+                table, _ = load_votes(votes, "table")
+            result = compare_models(table, names, holdout=holdout, seed=seed, options=options)
+        except ValueError as exc:
+            fail(str(exc))
+    console.print(result.to_string(index=False), highlight=False)
+    if out is not None:
+        result.to_csv(out, index=False)
+
+
+@app.command()
+def plot(
+    fit_dir: Path = typer.Argument(..., help="A fit folder written by annostat fit."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for the figures [default: FIT_DIR/plots]."),
+    truth: Optional[Path] = typer.Option(None, help="CSV of true answers (subject, question, answer): adds a "
+                                                     "reliability diagram."),
+    volunteers: int = typer.Option(3, help="Confusion heatmaps for this many of the most active volunteers."),
+) -> None:
+    """Write figures of a fit: confusion heatmaps, skill against votes, learning curves, reliability diagram."""
+    from annostat.plots import plot_fit
+
+    with input_errors():
+        written = plot_fit(fit_dir, out, truth=truth, n_volunteers=volunteers)
+    for path in written:
+        console.print(str(path), highlight=False)
+
+
+@app.command()
 def catalogue(
     fit_dir: Path = typer.Argument(..., help="A fit folder written by annostat fit."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for the catalogue [default: FIT_DIR]."),

@@ -142,6 +142,17 @@ def test_cli_fits_a_bayesian_model_and_writes_the_trace(tmp_path, small_sim):
     assert any(name.startswith("population_logit") for name in trace.posterior.data_vars)
     bad = CliRunner().invoke(app, ["fit", str(path), "--model", "hds", "--inference", "gibbs", "--out", str(out)])
     assert bad.exit_code != 0 and "gibbs" in bad.output and "Traceback" not in bad.output
+    truth = tmp_path / "truth.csv"
+    small_sim.truth.to_csv(truth, index=False)
+    plotted = CliRunner().invoke(app, ["plot", str(out), "--truth", str(truth)])
+    assert plotted.exit_code == 0, plotted.output
+    names = {p.name for p in (out / "plots").iterdir()}
+    assert {"confusion_smooth-or-featured.png", "skill_disk-edge-on.png", "reliability.png"} <= names
+    compared = CliRunner().invoke(app, ["compare", str(path), "--models", "ds,mn", "--steps", "200"])
+    assert compared.exit_code == 0, compared.output
+    assert "heldout_log_likelihood" in compared.output and " mn " in compared.output
+    unknown = CliRunner().invoke(app, ["compare", str(path), "--models", "ds,nope"])
+    assert unknown.exit_code != 0 and "nope" in unknown.output
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,155 @@
+"""Figures of a fit folder (matplotlib, written as PNG): they read the fit's tables, never refit.
+
+- ``confusion_<question>.png``: the population's confusion (volunteers' matrices weighted by their votes) and those
+  of the most active volunteers, rows the true answer;
+- ``skill_<question>.png``: each volunteer's accuracy against their number of votes (log scale), with 90% intervals
+  where the model gives them;
+- ``learning_<question>.png`` (learning-curve fits): the population's accuracy against experience with its 90% band;
+- ``reliability.png`` (given true answers): the probability of the chosen answer against how often it is right.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from annostat.errors import InputError
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("_") or "question"
+
+
+def _read(fit_dir: Path, name: str) -> pd.DataFrame:
+    path = fit_dir / name
+    if not path.exists():
+        raise InputError(f"{fit_dir}: not a fit folder (no {name})")
+    return pd.read_parquet(path)
+
+
+def plot_fit(fit_dir: str | Path, out: str | Path | None = None, truth: str | Path | None = None,
+             n_volunteers: int = 3) -> list[Path]:
+    """Write the figures of the fit in ``fit_dir`` to ``out`` (default ``fit_dir/plots``); returns the paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fit_dir = Path(fit_dir)
+    out = Path(out) if out is not None else fit_dir / "plots"
+    out.mkdir(parents=True, exist_ok=True)
+    confusion, volunteers = _read(fit_dir, "confusion.parquet"), _read(fit_dir, "volunteers.parquet")
+    info = json.loads((fit_dir / "fit.json").read_text()) if (fit_dir / "fit.json").exists() else {}
+    written = []
+    for question, conf in confusion.groupby("question", sort=True):
+        vols = volunteers[volunteers["question"] == question]
+        answers = list(dict.fromkeys(conf["answer"]))
+        K = len(answers)
+        weights = vols.set_index("volunteer")["n"]
+        conf = conf.assign(w=conf["volunteer"].map(weights).fillna(0))
+        population = (conf.assign(pw=conf["p"] * conf["w"]).groupby(["true_answer", "answer"])["pw"].sum()
+                      / conf.groupby(["true_answer", "answer"])["w"].sum())
+        active = vols.sort_values("n", ascending=False)["volunteer"].head(n_volunteers).tolist()
+        panels = [("population", population)] + [
+            (f"{v} (n={int(weights[v])})", conf[conf["volunteer"] == v].set_index(["true_answer", "answer"])["p"])
+            for v in active]
+        fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.2), squeeze=False)
+        for ax, (title, values) in zip(axes[0], panels):
+            matrix = np.array([[values.get((t, a), np.nan) for a in answers] for t in answers], dtype=float)
+            ax.imshow(matrix, vmin=0, vmax=1, cmap="viridis")
+            for i in range(K):
+                for j in range(K):
+                    ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center",
+                            color="white" if matrix[i, j] < 0.5 else "black", fontsize=8)
+            ax.set_xticks(range(K), answers, rotation=45, ha="right", fontsize=7)
+            ax.set_yticks(range(K), answers, fontsize=7)
+            ax.set_title(title, fontsize=8)
+        axes[0][0].set_ylabel("true answer")
+        fig.suptitle(f"{question}: p(answer | true answer)", fontsize=9)
+        fig.tight_layout()
+        written.append(_save(fig, out / f"confusion_{_safe(question)}.png"))
+
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        if {"accuracy_lo", "accuracy_hi"} <= set(vols.columns):
+            ax.errorbar(vols["n"], vols["accuracy"], yerr=[vols["accuracy"] - vols["accuracy_lo"],
+                                                            vols["accuracy_hi"] - vols["accuracy"]],
+                        fmt="o", ms=3, alpha=0.5, elinewidth=0.6)
+        else:
+            ax.plot(vols["n"], vols["accuracy"], "o", ms=3, alpha=0.5)
+        ax.set_xscale("log")
+        ax.set_xlabel("votes on the question")
+        ax.set_ylabel("accuracy")
+        ax.set_title(f"{question}: volunteer skill ({info.get('model', '?')})", fontsize=9)
+        fig.tight_layout()
+        written.append(_save(fig, out / f"skill_{_safe(question)}.png"))
+
+    if info.get("model") == "learning" and (fit_dir / "trace.nc").exists():
+        written += _learning_curves(fit_dir, out, plt)
+    if truth is not None:
+        written.append(_reliability(fit_dir, Path(truth), out, plt))
+    return written
+
+
+def _learning_curves(fit_dir: Path, out: Path, plt) -> list[Path]:
+    import arviz as az
+
+    from annostat.models.learning import LearningCurve
+
+    trace = az.from_netcdf(fit_dir / "trace.nc")
+    written = []
+    keys = ("population_logit", "gain_mean", "log_halflife_mean", "priors")
+    for name in trace.posterior.data_vars:
+        if not name.startswith("gain_mean["):
+            continue
+        tag = name[len("gain_mean"):]
+        draws = {k: trace.posterior[k + tag].values.reshape(-1, *trace.posterior[k + tag].shape[2:]) for k in keys}
+        grid = np.linspace(0, 200, 81)
+        curve = LearningCurve.population_curve(draws, grid)
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        ax.fill_between(grid, curve["lo"], curve["hi"], alpha=0.3, label="90% band")
+        ax.plot(grid, curve["accuracy"], label="population")
+        ax.set_xlabel("experience (earlier responses)")
+        ax.set_ylabel("accuracy")
+        ax.legend(fontsize=8)
+        ax.set_title(f"{tag.strip('[]')}: learning curve", fontsize=9)
+        fig.tight_layout()
+        written.append(_save(fig, out / f"learning_{_safe(tag.strip('[]'))}.png"))
+    return written
+
+
+def _reliability(fit_dir: Path, truth_path: Path, out: Path, plt) -> Path:
+    if not truth_path.exists():
+        raise InputError(f"{truth_path}: file not found")
+    truth = pd.read_csv(truth_path, dtype=str)
+    missing = {"subject", "question", "answer"} - set(truth.columns)
+    if missing:
+        raise InputError(f"{truth_path}: no column(s) {', '.join(sorted(missing))}")
+    chosen = _read(fit_dir, "subjects.parquet").astype({"subject": str, "question": str, "answer": str})
+    both = chosen.merge(truth, on=["subject", "question"], suffixes=("", "_true"))
+    if both.empty:
+        raise InputError(f"{truth_path}: no subject and question in common with the fit")
+    bins = np.linspace(0, 1, 11)
+    which = np.clip(np.digitize(both["p"], bins) - 1, 0, 9)
+    right = (both["answer"] == both["answer_true"]).astype(float)
+    rows = [(both["p"][which == b].mean(), right[which == b].mean(), (which == b).sum()) for b in range(10)
+            if (which == b).any()]
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+    ax.plot([r[0] for r in rows], [r[1] for r in rows], "o-")
+    ax.set_xlabel("p of the chosen answer")
+    ax.set_ylabel("fraction right")
+    ax.set_title("reliability", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, out / "reliability.png")
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
