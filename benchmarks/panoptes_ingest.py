@@ -158,6 +158,24 @@ def same_counts(export: Path, workdir: Path) -> bool:
     return pa.same_counts(theirs, pa.annostat_counts(export, {"6122": workflow}))
 
 
+def counts_from_extraction(export: Path, extraction: Path) -> tuple[int, bool]:
+    """Sum panoptes_aggregation's question extractions per subject, task and answer (what its question reducer
+    adds up; its reduce step never finished on 100k rows) and compare with annostat's counts."""
+    from annostat.compat import panoptes_aggregation as pa
+    from annostat.io.workflows import read_workflows
+
+    ext = pl.read_csv(extraction, infer_schema=False)
+    data = [c for c in ext.columns if c.startswith("data.") and c != "data.aggregation_version"]
+    sums = ext.group_by("subject_id", "task").agg([pl.col(c).cast(pl.Float64).sum() for c in data])
+    long = sums.unpivot(index=["subject_id", "task"], on=data, variable_name="slug", value_name="count")
+    reductions = long.filter(pl.col("count") > 0).select(
+        pl.col("subject_id").alias("subject"), "task", pl.col("slug").str.replace("^data\\.", ""),
+        pl.col("count").cast(pl.Int64))
+    workflow = read_workflows(WORKFLOWS)["6122"]
+    ours = pa.annostat_counts(export, {"6122": workflow})
+    return ours.height, pa.same_counts(pa.with_labels(reductions, workflow), ours)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=0)
@@ -166,11 +184,16 @@ def main() -> None:
     parser.add_argument("--worker", nargs=3)
     parser.add_argument("--workdir", default=tempfile.gettempdir())
     parser.add_argument("--reuse", action="store_true", help="reuse an export of that size already in --workdir")
+    parser.add_argument("--check-extraction", nargs=2, metavar=("EXPORT", "EXTRACTIONS"),
+                        help="compare annostat's counts with panoptes_aggregation's summed question extractions")
     args = parser.parse_args()
     if args.worker:
         worker(*args.worker)
         return
     workdir = Path(args.workdir)
+    if args.check_extraction:
+        n, same = counts_from_extraction(Path(args.check_extraction[0]), Path(args.check_extraction[1]))
+        print(f"{n:,} subject-task-answer counts; identical: {same}")
     if args.reference:
         write_reference()
     if args.compare:
