@@ -41,6 +41,22 @@ class SimulatedVotes:
     confusion: dict[str, np.ndarray]  # question -> [V, K, K] true p(answer | true answer)
 
 
+def _activity(rng, n_volunteers: int, tail: float) -> np.ndarray:
+    """Heavy-tailed share of the votes per volunteer (Pareto weights)."""
+    activity = rng.pareto(tail, n_volunteers) + 1.0
+    return activity / activity.sum()
+
+
+def _classifications(rng, n_each: np.ndarray, activity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(subject, volunteer) of each classification: ``n_each[s]`` draws of a volunteer by activity for subject s,
+    one classification per (subject, volunteer) pair, sorted by subject."""
+    n_volunteers = len(activity)
+    subject = np.repeat(np.arange(len(n_each)), n_each)
+    volunteer = rng.choice(n_volunteers, len(subject), p=activity)
+    pair = np.unique(subject.astype(np.int64) * n_volunteers + volunteer)
+    return pair // n_volunteers, pair % n_volunteers
+
+
 def _confusions(rng, n_volunteers, question, skill, spammer) -> np.ndarray:
     acc = np.asarray(ACCURACY[question])
     K = len(acc)
@@ -73,17 +89,13 @@ def simulate_votes(
     true0 = rng.choice(3, n_subjects, p=PRIORS[q0])
     true1 = rng.choice(2, n_subjects, p=PRIORS[q1])  # meaningful only where true0 == featured-or-disk
 
-    activity = rng.pareto(activity_tail, n_volunteers) + 1.0
-    activity /= activity.sum()
+    activity = _activity(rng, n_volunteers, activity_tail)
     skill = rng.normal(0, skill_spread, n_volunteers)
     spammer = rng.random(n_volunteers) < spammer_fraction
     conf = {q: _confusions(rng, n_volunteers, q, skill, spammer) for q in QUESTIONS}
 
     n_each = np.clip(rng.poisson(votes_per_subject, n_subjects), 1, n_volunteers)
-    subject = np.repeat(np.arange(n_subjects), n_each)
-    volunteer = rng.choice(n_volunteers, len(subject), p=activity)
-    pair = np.unique(subject.astype(np.int64) * n_volunteers + volunteer)  # one classification per pair
-    subject, volunteer = pair // n_volunteers, pair % n_volunteers
+    subject, volunteer = _classifications(rng, n_each, activity)
     n = len(subject)
 
     def answer(question, true):
@@ -160,12 +172,8 @@ def simulate_learning_votes(
     h_v = halflife * np.exp(rng.normal(0, 0.3, n_volunteers))
     if not learning:
         s_v = p_v.copy()
-    activity = rng.pareto(1.2, n_volunteers) + 1
-    activity /= activity.sum()
-    subject = np.repeat(np.arange(n_subjects), votes_per_subject)
-    volunteer = rng.choice(n_volunteers, len(subject), p=activity)
-    pair = np.unique(subject.astype(np.int64) * n_volunteers + volunteer)
-    subject, volunteer = pair // n_volunteers, pair % n_volunteers
+    activity = _activity(rng, n_volunteers, 1.2)
+    subject, volunteer = _classifications(rng, np.full(n_subjects, votes_per_subject), activity)
     order = rng.permutation(len(subject))  # time order
     subject, volunteer = subject[order], volunteer[order]
     experience = np.zeros(len(subject), np.int64)

@@ -194,22 +194,17 @@ def answer_posteriors(
 
         posterior = jax.lax.map(per_draw, chosen).mean(axis=0)
         _, at_mean = subject_log_likelihood(log_theta_votes(mean, part), part["mask"], log_pi(mean))
-        return posterior, at_mean.sum()
+        return posterior, at_mean
 
     S = data.n_subjects
     size = min(chunk_subjects, S)
     out, total = np.zeros((S, data.n_answers), np.float32), 0.0
     for begin in range(0, S, size):
         rows = np.arange(begin, begin + size) % S  # a fixed chunk shape: one compilation; wrapped rows dropped
-        posterior, ll = one_chunk(jnp.asarray(rows))
+        posterior, at_mean = one_chunk(jnp.asarray(rows))
         keep = min(size, S - begin)
         out[begin:begin + keep] = np.asarray(posterior)[:keep]
-        if keep == size:
-            total += float(ll)
-        else:  # the last, wrapped chunk: count only its own subjects
-            part = {k: v[rows[:keep]] for k, v in arrays.items()}
-            _, m = subject_log_likelihood(log_theta_votes(mean, part), part["mask"], log_pi(mean))
-            total += float(m.sum())
+        total += float(np.asarray(at_mean)[:keep].sum())
     return out, total
 
 

@@ -4,7 +4,8 @@
 A subclass supplies a NumPyro ``numpyro_model(data, n_subjects, n_volunteers, n_answers, batch_size)``,
 ``log_theta_votes(params, part)`` (each vote's log-probability under every true answer, [B, M, K]) and
 ``confusion_draws(draws, data)`` ([D, V, K, K]: the confusion the volunteer tables report); optionally
-``volunteer_extras`` (more volunteer columns) and ``population_confusion_draws``.
+``volunteer_extras`` (more volunteer columns). The pieces several models' maths share are here too: the confusion
+from off-diagonal logits, the population prior, hierarchical volunteers' logits, and the observation of the votes.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from annostat.fit import QuestionFit
 from annostat.models.base import Model, local_codes
 
 LEVEL = 0.9  # credible intervals in the volunteer tables
+#: prior mean of the population's diagonal advantage in logits (~80% right with three answers): fixes the labels
+DIAGONAL_PRIOR_MEAN = 2.0
 
 
 @partial(jax.jit, static_argnums=0)
@@ -30,6 +33,35 @@ def marginal_likelihood(log_theta_votes, params, data, rows):
 
     part = {k: v[rows] for k, v in data.items()}
     return subject_log_likelihood(log_theta_votes(params, part), part["mask"], jnp.log(params["priors"]))[1]
+
+
+def sample_population_logit(n_answers: int):
+    """The population's off-diagonal logits [K, K-1] ~ Normal(-2, 1.5^2), favouring the diagonal."""
+    import numpyro
+    import numpyro.distributions as dist
+
+    K = n_answers
+    return numpyro.sample("population_logit",
+                          dist.Normal(-DIAGONAL_PRIOR_MEAN, 1.5).expand([K, K - 1]).to_event(2))
+
+
+def observe_votes(log_theta_votes, params, data, n_subjects: int, batch_size: int | None) -> None:
+    """Add every subject's marginal log-likelihood (minibatches of ``batch_size`` subjects, scaled by the plate)."""
+    import numpyro
+
+    with numpyro.plate("subjects", n_subjects, subsample_size=batch_size) as rows:
+        numpyro.factor("votes", marginal_likelihood(log_theta_votes, params, data, rows))
+
+
+def volunteer_logits(params):
+    """Hierarchical volunteers' off-diagonal logits [V, K, K-1]: mu_kl + tau_k z_v,kl - sigma s_v."""
+    eta = params["population_logit"] + params["population_scale"][:, None] * params["volunteer_offset"]
+    return eta - (params["skill_scale"] * params["skill"])[:, None, None]
+
+
+def log_confusion(eta):
+    """[..., K, K-1] off-diagonal logits -> log theta [..., K, K], rows the true answer."""
+    return jax.nn.log_softmax(off_diagonal_logits(eta), axis=-1)
 
 
 def off_diagonal_logits(eta):

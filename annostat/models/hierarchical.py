@@ -40,9 +40,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from annostat.models.base import register
-from annostat.models.bayesian import BayesianModel, marginal_likelihood, off_diagonal_logits
-
-DIAGONAL_PRIOR_MEAN = 2.0
+from annostat.models.bayesian import (
+    DIAGONAL_PRIOR_MEAN,  # noqa: F401 - documented here, where the prior is explained
+    BayesianModel,
+    log_confusion,
+    observe_votes,
+    sample_population_logit,
+    volunteer_logits,
+)
 
 
 def hierarchical_model(data, n_subjects, n_volunteers, n_answers, batch_size=None):
@@ -51,7 +56,7 @@ def hierarchical_model(data, n_subjects, n_volunteers, n_answers, batch_size=Non
     import numpyro.distributions as dist
 
     K = n_answers
-    mu = numpyro.sample("population_logit", dist.Normal(-DIAGONAL_PRIOR_MEAN, 1.5).expand([K, K - 1]).to_event(2))
+    mu = sample_population_logit(K)
     tau = numpyro.sample("population_scale", dist.HalfNormal(1.0).expand([K]).to_event(1))
     sigma = numpyro.sample("skill_scale", dist.HalfNormal(1.0))
     pi = numpyro.sample("priors", dist.Dirichlet(jnp.ones(K)))
@@ -60,8 +65,7 @@ def hierarchical_model(data, n_subjects, n_volunteers, n_answers, batch_size=Non
         skill = numpyro.sample("skill", dist.Normal(0.0, 1.0))
     params = {"population_logit": mu, "population_scale": tau, "volunteer_offset": z, "priors": pi,
               "skill_scale": sigma, "skill": skill}
-    with numpyro.plate("subjects", n_subjects, subsample_size=batch_size) as rows:
-        numpyro.factor("votes", marginal_likelihood(HierarchicalDawidSkene.log_theta_votes, params, data, rows))
+    observe_votes(HierarchicalDawidSkene.log_theta_votes, params, data, n_subjects, batch_size)
 
 
 @register
@@ -79,9 +83,7 @@ class HierarchicalDawidSkene(BayesianModel):
     @staticmethod
     def log_confusion(params) -> jax.Array:
         """log theta [V, K, K] of one draw."""
-        eta = params["population_logit"] + params["population_scale"][:, None] * params["volunteer_offset"]
-        eta = eta - (params["skill_scale"] * params["skill"])[..., None, None]
-        return jax.nn.log_softmax(off_diagonal_logits(eta), axis=-1)
+        return log_confusion(volunteer_logits(params))
 
     @classmethod
     def log_theta_votes(cls, params, part) -> jax.Array:
@@ -90,7 +92,3 @@ class HierarchicalDawidSkene(BayesianModel):
 
     def confusion_draws(self, draws, data) -> np.ndarray:
         return np.exp(np.asarray(jax.vmap(self.log_confusion)({k: jnp.asarray(v) for k, v in draws.items()})))
-
-    def population_confusion_draws(self, draws) -> np.ndarray:
-        mu = jnp.asarray(draws["population_logit"])
-        return np.exp(np.asarray(jax.nn.log_softmax(off_diagonal_logits(mu), axis=-1)))

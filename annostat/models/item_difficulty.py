@@ -38,8 +38,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from annostat.models.base import register
-from annostat.models.bayesian import BayesianModel, marginal_likelihood, off_diagonal_logits
-from annostat.models.hierarchical import DIAGONAL_PRIOR_MEAN
+from annostat.models.bayesian import (
+    BayesianModel,
+    log_confusion,
+    marginal_likelihood,
+    sample_population_logit,
+    volunteer_logits,
+)
 
 
 def _difficulty_model(volunteers_pooled: bool):
@@ -49,8 +54,7 @@ def _difficulty_model(volunteers_pooled: bool):
 
         K = n_answers
         params = {
-            "population_logit": numpyro.sample(
-                "population_logit", dist.Normal(-DIAGONAL_PRIOR_MEAN, 1.5).expand([K, K - 1]).to_event(2)),
+            "population_logit": sample_population_logit(K),
             "difficulty_scale": numpyro.sample("difficulty_scale", dist.HalfNormal(1.0)),
             "priors": numpyro.sample("priors", dist.Dirichlet(jnp.ones(K))),
         }
@@ -78,26 +82,21 @@ class _Difficulty(BayesianModel):
     @classmethod
     def volunteer_logits(cls, params):
         """Off-diagonal logits [V or 1, K, K-1] before the subject's difficulty."""
-        mu = params["population_logit"]
-        if not cls.pooled_volunteers:
-            return mu[None]
-        eta = mu + params["population_scale"][:, None] * params["volunteer_offset"]
-        return eta - (params["skill_scale"] * params["skill"])[:, None, None]
+        return volunteer_logits(params) if cls.pooled_volunteers else params["population_logit"][None]
 
     @classmethod
     def log_theta_votes(cls, params, part) -> jax.Array:
         eta = cls.volunteer_logits(params)
         volunteer = part["volunteer"] if cls.pooled_volunteers else jnp.zeros_like(part["volunteer"])
         delta = params["difficulty_scale"] * params["difficulty"][part["subject"]]  # [B]
-        logits = off_diagonal_logits(eta[volunteer] + delta[:, None, None, None])  # [B, M, K, K]
-        return jnp.take_along_axis(jax.nn.log_softmax(logits, axis=-1), part["answer"][..., None, None],
-                                   axis=-1)[..., 0]
+        log_theta = log_confusion(eta[volunteer] + delta[:, None, None, None])  # [B, M, K, K]
+        return jnp.take_along_axis(log_theta, part["answer"][..., None, None], axis=-1)[..., 0]
 
     def confusion_draws(self, draws, data) -> np.ndarray:
         """The confusion for a subject of average difficulty (delta = 0)."""
         def one(params):
             eta = self.volunteer_logits(params)
-            return jnp.exp(jax.nn.log_softmax(off_diagonal_logits(eta), axis=-1))
+            return jnp.exp(log_confusion(eta))
 
         theta = np.asarray(jax.lax.map(one, {k: jnp.asarray(v) for k, v in draws.items()}))
         return np.broadcast_to(theta, (theta.shape[0], data.n_volunteers) + theta.shape[2:])

@@ -40,8 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from annostat.models.base import register
-from annostat.models.bayesian import LEVEL, BayesianModel, marginal_likelihood, off_diagonal_logits
-from annostat.models.hierarchical import DIAGONAL_PRIOR_MEAN
+from annostat.models.bayesian import LEVEL, BayesianModel, log_confusion, observe_votes, sample_population_logit
 
 
 def learning_model(data, n_subjects, n_volunteers, n_answers, batch_size=None):
@@ -51,8 +50,7 @@ def learning_model(data, n_subjects, n_volunteers, n_answers, batch_size=None):
 
     K = n_answers
     params = {
-        "population_logit": numpyro.sample(
-            "population_logit", dist.Normal(-DIAGONAL_PRIOR_MEAN, 1.5).expand([K, K - 1]).to_event(2)),
+        "population_logit": sample_population_logit(K),
         "population_scale": numpyro.sample("population_scale", dist.HalfNormal(1.0).expand([K]).to_event(1)),
         "gain_mean": numpyro.sample("gain_mean", dist.Normal(1.0, 1.0)),
         "gain_scale": numpyro.sample("gain_scale", dist.HalfNormal(1.0)),
@@ -65,8 +63,7 @@ def learning_model(data, n_subjects, n_volunteers, n_answers, batch_size=None):
             "volunteer_offset", dist.Normal(0.0, 1.0).expand([K, K - 1]).to_event(2))
         params["gain_offset"] = numpyro.sample("gain_offset", dist.Normal(0.0, 1.0))
         params["halflife_offset"] = numpyro.sample("halflife_offset", dist.Normal(0.0, 1.0))
-    with numpyro.plate("subjects", n_subjects, subsample_size=batch_size) as rows:
-        numpyro.factor("votes", marginal_likelihood(LearningCurve.log_theta_votes, params, data, rows))
+    observe_votes(LearningCurve.log_theta_votes, params, data, n_subjects, batch_size)
 
 
 def _volunteer_curve(params):
@@ -80,7 +77,7 @@ def _volunteer_curve(params):
 def _log_confusion_at(eta, gain, halflife, experience):
     """log theta at ``experience`` (broadcast over leading axes of eta[..., K, K-1])."""
     skill = gain * (1.0 - jnp.exp(-experience / halflife))
-    return jax.nn.log_softmax(off_diagonal_logits(eta - skill[..., None, None]), axis=-1)
+    return log_confusion(eta - skill[..., None, None])
 
 
 def _accuracy(log_theta, priors):
@@ -121,9 +118,8 @@ class LearningCurve(BayesianModel):
 
         def one(params):
             eta, gain, halflife = _volunteer_curve(params)
-            start = _accuracy(jax.nn.log_softmax(off_diagonal_logits(eta), axis=-1), params["priors"])
-            plateau = _accuracy(jax.nn.log_softmax(off_diagonal_logits(eta - gain[:, None, None]), axis=-1),
-                                params["priors"])
+            start = _accuracy(log_confusion(eta), params["priors"])
+            plateau = _accuracy(log_confusion(eta - gain[:, None, None]), params["priors"])
             return jnp.stack([start, plateau, 1.0 / halflife])
 
         values = np.asarray(jax.lax.map(one, {k: jnp.asarray(v) for k, v in draws.items()}))  # [D, 3, V]

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from annostat.models.base import register
-from annostat.models.bayesian import LEVEL, BayesianModel, marginal_likelihood
+from annostat.models.bayesian import LEVEL, BayesianModel, observe_votes
 
 
 def mace_model(data, n_subjects, n_volunteers, n_answers, batch_size=None):
@@ -48,8 +48,7 @@ def mace_model(data, n_subjects, n_volunteers, n_answers, batch_size=None):
     with numpyro.plate("volunteers", n_volunteers):
         params["spam_offset"] = numpyro.sample("spam_offset", dist.Normal(0.0, 1.0))
         params["spam_answers"] = numpyro.sample("spam_answers", dist.Dirichlet(jnp.ones(K)))
-    with numpyro.plate("subjects", n_subjects, subsample_size=batch_size) as rows:
-        numpyro.factor("votes", marginal_likelihood(Mace.log_theta_votes, params, data, rows))
+    observe_votes(Mace.log_theta_votes, params, data, n_subjects, batch_size)
 
 
 def _confusion(params):

@@ -23,8 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from annostat.models.base import register
-from annostat.models.bayesian import BayesianModel, marginal_likelihood, off_diagonal_logits
-from annostat.models.hierarchical import DIAGONAL_PRIOR_MEAN
+from annostat.models.bayesian import BayesianModel, log_confusion, observe_votes, sample_population_logit
 
 
 def pooled_model(data, n_subjects, n_volunteers, n_answers, batch_size=None):
@@ -34,12 +33,10 @@ def pooled_model(data, n_subjects, n_volunteers, n_answers, batch_size=None):
 
     K = n_answers
     params = {
-        "population_logit": numpyro.sample(
-            "population_logit", dist.Normal(-DIAGONAL_PRIOR_MEAN, 1.5).expand([K, K - 1]).to_event(2)),
+        "population_logit": sample_population_logit(K),
         "priors": numpyro.sample("priors", dist.Dirichlet(jnp.ones(K))),
     }
-    with numpyro.plate("subjects", n_subjects, subsample_size=batch_size) as rows:
-        numpyro.factor("votes", marginal_likelihood(PooledMultinomial.log_theta_votes, params, data, rows))
+    observe_votes(PooledMultinomial.log_theta_votes, params, data, n_subjects, batch_size)
 
 
 @register
@@ -52,10 +49,9 @@ class PooledMultinomial(BayesianModel):
 
     @staticmethod
     def log_theta_votes(params, part) -> jax.Array:
-        log_theta = jax.nn.log_softmax(off_diagonal_logits(params["population_logit"]), axis=-1)  # [K, K]
+        log_theta = log_confusion(params["population_logit"])  # [K, K]
         return jnp.moveaxis(log_theta[:, part["answer"]], 0, -1)  # [B, M, K]
 
     def confusion_draws(self, draws, data) -> np.ndarray:
-        theta = np.exp(np.asarray(jax.nn.log_softmax(off_diagonal_logits(jnp.asarray(draws["population_logit"])),
-                                                     axis=-1)))
+        theta = np.exp(np.asarray(log_confusion(jnp.asarray(draws["population_logit"]))))
         return np.broadcast_to(theta[:, None], (theta.shape[0], data.n_volunteers) + theta.shape[1:])
