@@ -176,7 +176,11 @@ def compare(
     workflow_id: Optional[str] = typer.Option(None, help="Export: the workflow to read."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the table as CSV here too."),
 ) -> None:
-    """Fit several models to the same votes and rank them by held-out vote log-likelihood."""
+    """Fit several models to the same votes and rank them by held-out vote log-likelihood.
+
+    With --inference svi or nuts the Bayesian models also get PSIS-LOO and WAIC (elpd, summed over questions; subjects
+    are the unit left out), the share of subjects with Pareto k > 0.7, and ppc_extreme: the share of volunteers (with
+    10+ votes) whose agreement with the consensus falls outside the model's 5-95% predictive range."""
     from annostat.checking import compare as compare_models
     from annostat.io.load import load_votes
 

@@ -303,11 +303,13 @@ class Fit:
     def inference_data(self):
         """ArviZ ``InferenceData`` of a Bayesian fit: posterior draws of every parameter (one variable per question
         and parameter, named ``<parameter>[<question>]``), sample_stats (NUTS: its statistics; SVI/MAP: the loss per
-        step), observed_data (each question's votes per subject, padded, with a mask) and posterior_predictive
-        (volunteer accuracy per draw, the quantity the volunteer tables summarise)."""
+        step), observed_data (each question's votes per subject, padded, with a mask, and each volunteer's
+        ``agreement`` with the consensus), posterior_predictive (that agreement in votes replayed from the model, per
+        draw) and log_likelihood (``votes[<question>]``: each subject's log-likelihood per draw, the unit of LOO and
+        WAIC). The last two use up to 64 of the draws, as one chain."""
         import arviz as az
 
-        posterior, stats, observed, predictive, coords, dims = {}, {}, {}, {}, {}, {}
+        posterior, stats, observed, predictive, pointwise, coords, dims = {}, {}, {}, {}, {}, {}, {}
         for qf in self.questions:
             if not qf.inference:
                 continue
@@ -326,7 +328,16 @@ class Fit:
             volunteers = self.votes.volunteers.gather(qf.volunteers).cast(pl.Utf8).to_list()
             coords["volunteer" + tag] = volunteers
             dims["volunteer_offset" + tag] = ["volunteer" + tag]
+            if inf.get("agreement") is not None:
+                observed["agreement" + tag] = np.asarray(inf["agreement"])
+                predictive["agreement" + tag] = np.asarray(inf["agreement_draws"])[None]
+                dims["agreement" + tag] = ["volunteer" + tag]
+            if inf.get("pointwise") is not None:
+                pointwise["votes" + tag] = np.asarray(inf["pointwise"])[None]
+                coords["subject" + tag] = self.votes.subjects.gather(qf.subjects).cast(pl.Utf8).to_list()
+                dims["votes" + tag] = ["subject" + tag]
         return az.from_dict(posterior=posterior, sample_stats=stats or None, observed_data=observed or None,
+                            posterior_predictive=predictive or None, log_likelihood=pointwise or None,
                             coords=coords or None, dims=dims or None)
 
     def __repr__(self) -> str:

@@ -4,7 +4,9 @@
   of the most active volunteers, rows the true answer;
 - ``skill_<question>.png``: each volunteer's accuracy against their number of votes (log scale), with 90% intervals
   where the model gives them;
-- ``learning_<question>.png`` (learning-curve fits): the population's accuracy against experience with its 90% band;
+- ``learning_<question>.png`` (learning-curve fits): the population's accuracy against experience with its 90% band,
+  and beside it the curves of the most active volunteers with theirs (each drawn up to the experience they reached,
+  dashed beyond);
 - ``reliability.png`` (given true answers): the probability of the chosen answer against how often it is right.
 """
 
@@ -88,36 +90,53 @@ def plot_fit(fit_dir: str | Path, out: str | Path | None = None, truth: str | Pa
         written.append(_save(fig, out / f"skill_{_safe(question)}.png"))
 
     if info.get("model") == "learning" and (fit_dir / "trace.nc").exists():
-        written += _learning_curves(fit_dir, out, plt)
+        written += _learning_curves(fit_dir, out, plt, volunteers, n_volunteers)
     if truth is not None:
         written.append(_reliability(fit_dir, Path(truth), out, plt))
     return written
 
 
-def _learning_curves(fit_dir: Path, out: Path, plt) -> list[Path]:
+def _learning_curves(fit_dir: Path, out: Path, plt, volunteers: pd.DataFrame, n_volunteers: int) -> list[Path]:
     import arviz as az
 
     from annostat.models.learning import LearningCurve
 
     trace = az.from_netcdf(fit_dir / "trace.nc")
     written = []
-    keys = ("population_logit", "gain_mean", "log_halflife_mean", "priors")
     for name in trace.posterior.data_vars:
         if not name.startswith("gain_mean["):
             continue
         tag = name[len("gain_mean"):]
-        draws = {k: trace.posterior[k + tag].values.reshape(-1, *trace.posterior[k + tag].shape[2:]) for k in keys}
-        grid = np.linspace(0, 200, 81)
+        question = tag[1:-1]
+        draws = {k[:-len(tag)]: v.values.reshape(-1, *v.shape[2:]) for k, v in trace.posterior.data_vars.items()
+                 if k.endswith(tag)}
+        vols = volunteers[volunteers["question"] == question].sort_values("n", ascending=False).head(n_volunteers)
+        grid = np.linspace(0, max(50, int(vols["n"].max()) if len(vols) else 200), 81)
         curve = LearningCurve.population_curve(draws, grid)
-        fig, ax = plt.subplots(figsize=(5, 3.5))
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+        ax = axes[0]
         ax.fill_between(grid, curve["lo"], curve["hi"], alpha=0.3, label="90% band")
         ax.plot(grid, curve["accuracy"], label="population")
         ax.set_xlabel("experience (earlier responses)")
         ax.set_ylabel("accuracy")
         ax.legend(fontsize=8)
-        ax.set_title(f"{tag.strip('[]')}: learning curve", fontsize=9)
+        ax.set_title(f"{question}: population learning curve", fontsize=9)
+        names = [str(v) for v in trace.posterior["volunteer_offset" + tag].coords["volunteer" + tag].values]
+        position = {v: i for i, v in enumerate(names)}
+        chosen = [(str(v), position[str(v)], n) for v, n in zip(vols["volunteer"], vols["n"]) if str(v) in position]
+        ax = axes[1]
+        if chosen:
+            mine = LearningCurve.volunteer_curves(draws, np.array([c[1] for c in chosen]), grid)
+            for i, (label, _, n) in enumerate(chosen):
+                reached = grid <= n  # (question experience: at most n - 1 earlier responses)
+                line, = ax.plot(grid[reached], mine["accuracy"][i][reached], label=f"{label} (n={int(n)})")
+                ax.plot(grid[~reached], mine["accuracy"][i][~reached], "--", color=line.get_color(), lw=0.8)
+                ax.fill_between(grid, mine["lo"][i], mine["hi"][i], color=line.get_color(), alpha=0.15)
+            ax.legend(fontsize=7)
+        ax.set_xlabel("experience (earlier responses)")
+        ax.set_title(f"{question}: most active volunteers", fontsize=9)
         fig.tight_layout()
-        written.append(_save(fig, out / f"learning_{_safe(tag.strip('[]'))}.png"))
+        written.append(_save(fig, out / f"learning_{_safe(question)}.png"))
     return written
 
 

@@ -30,19 +30,52 @@ def expected_calibration_error(fit, truth: pd.DataFrame, bins: int = 10) -> floa
 
 
 @pytest.fixture(scope="module")
-def hds_svi(small_votes):
-    return HierarchicalDawidSkene(inference="svi", steps=1500, seed=0).fit(small_votes)
+def gz_sim():
+    """Galaxy-Zoo-shaped votes: 3,000 subjects, 400 volunteers (long-tailed activity, 5% spammers)."""
+    from annostat.simulate import simulate_votes
+
+    return simulate_votes(n_subjects=3000, n_volunteers=400, votes_per_subject=8, seed=3)
 
 
-def test_hierarchical_pools_volunteers_with_few_votes(small_sim, small_votes, hds_svi):
-    ds = volunteer_errors(DawidSkene().fit(small_votes), small_sim.volunteers)
-    hds = volunteer_errors(hds_svi, small_sim.volunteers)
+@pytest.fixture(scope="module")
+def gz_votes(gz_sim):
+    return Votes.from_frame(gz_sim.votes)
+
+
+@pytest.fixture(scope="module")
+def hds_svi(gz_votes):
+    return HierarchicalDawidSkene(inference="svi", steps=1500, seed=0).fit(gz_votes)
+
+
+def test_hierarchical_recovers_volunteers_better_than_dawid_skene(gz_sim, gz_votes, hds_svi):
+    ds = volunteer_errors(DawidSkene().fit(gz_votes), gz_sim.volunteers)
+    hds = volunteer_errors(hds_svi, gz_sim.volunteers)
     few_ds, few_hds = (e[(e["n"] >= 5) & (e["n"] <= 30)]["error"].mean() for e in (ds, hds))
-    assert few_hds < few_ds  # pooling helps most where a volunteer has 5-30 votes
-    assert hds["error"].mean() <= ds["error"].mean() + 0.002
+    assert few_hds < few_ds  # pooling helps most where a volunteer has 5-30 votes (0.0790 vs 0.0809 measured)
+    assert hds["error"].mean() < ds["error"].mean()
+    many = hds[hds["n"] >= 50]
+    assert len(many) >= 50 and np.corrcoef(many["accuracy"], many["accuracy_true"])[0, 1] >= 0.95
     assert (hds["accuracy_lo"] <= hds["accuracy"]).all() and (hds["accuracy"] <= hds["accuracy_hi"]).all()
     covered = ((hds["accuracy_lo"] <= hds["accuracy_true"]) & (hds["accuracy_true"] <= hds["accuracy_hi"])).mean()
-    assert 0.75 <= covered <= 0.97  # 90% intervals (mean-field SVI is a little narrow: ~0.82 measured)
+    assert 0.85 <= covered <= 0.95  # 90% intervals
+
+
+def test_model_checks_tell_a_pooled_model_from_a_hierarchical_one(gz_votes, hds_svi):
+    """PSIS-LOO/WAIC and the posterior predictive agreement check prefer the model that describes each volunteer."""
+    from annostat.checking import agreement_check, information_criteria
+    from annostat.models import PooledMultinomial
+
+    pooled = PooledMultinomial(inference="svi", steps=1000, seed=0).fit(gz_votes)
+    ic_hds, ic_pooled = information_criteria(hds_svi), information_criteria(pooled)
+    assert list(ic_hds["question"]) == list(ic_pooled["question"]) and len(ic_hds) == 2
+    assert np.isfinite(ic_hds[["elpd_loo", "elpd_waic", "p_loo"]].to_numpy()).all()
+    assert ic_hds["elpd_loo"].sum() > ic_pooled["elpd_loo"].sum()
+    assert ic_hds["elpd_waic"].sum() > ic_pooled["elpd_waic"].sum()
+    check_hds, check_pooled = agreement_check(hds_svi), agreement_check(pooled)
+    extreme = lambda c: (c["too_low"].sum() + c["too_high"].sum()) / c["volunteers"].sum()  # noqa: E731
+    assert extreme(check_hds) <= 0.15 < extreme(check_pooled)  # one shared confusion cannot describe everyone
+    trace = hds_svi.inference_data()
+    assert {"posterior", "posterior_predictive", "log_likelihood", "observed_data"} <= set(trace.groups())
 
 
 def test_labels_do_not_switch_on_symmetric_data():
@@ -64,7 +97,8 @@ def test_labels_do_not_switch_on_symmetric_data():
 
 @pytest.fixture(scope="module")
 def learning_sim():
-    return simulate_learning_votes(n_subjects=1000, n_volunteers=80, seed=2)
+    # 4 votes a subject: answers are uncertain enough for a static model's calibration to suffer
+    return simulate_learning_votes(n_subjects=1000, n_volunteers=80, votes_per_subject=4, seed=2)
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +113,7 @@ def test_learning_curve_recovers_the_population_curve(learning_sim, learning_fit
     curve = LearningCurve.population_curve(model.inference_results[0].draws, grid)
     true = learning_sim.population.set_index("experience").loc[grid, "accuracy"].to_numpy()
     inside = (curve["lo"] - 0.01 <= true) & (true <= curve["hi"] + 0.01)
-    assert inside.sum() >= 4, (curve, true)
+    assert inside.sum() >= 4, (curve, true)  # measured: all 5 inside
     assert np.abs(curve["accuracy"] - true).max() < 0.04
     v = fit.volunteers
     assert {"start", "start_lo", "start_hi", "plateau", "rate", "rate_hi"} <= set(v.columns)
@@ -97,10 +131,27 @@ def test_learning_curve_beats_static_dawid_skene(learning_sim, learning_fit):
         return (a["answer"] == a["answer_true"]).mean()
 
     assert answer_accuracy(lc) >= answer_accuracy(ds)
-    assert expected_calibration_error(lc, truth) < expected_calibration_error(ds, truth)
+    # measured: ECE 0.008 vs 0.042, accuracy 0.939 vs 0.920, volunteer MAE 0.037 vs 0.079
+    assert expected_calibration_error(lc, truth) < expected_calibration_error(ds, truth) / 2
     lc_errors = volunteer_errors(lc, learning_sim.volunteers[["volunteer", "question", "accuracy"]])
     ds_errors = volunteer_errors(ds, learning_sim.volunteers[["volunteer", "question", "accuracy"]])
     assert lc_errors["error"].mean() < ds_errors["error"].mean()
+
+
+def test_learning_curve_plots_population_and_volunteer_curves(tmp_path, learning_fit):
+    from annostat.models.learning import LearningCurve
+    from annostat.plots import plot_fit
+
+    model, fit = learning_fit
+    draws = model.inference_results[0].draws
+    grid = np.array([0.0, 200.0])
+    curves = LearningCurve.volunteer_curves(draws, np.array([0, 1]), grid)
+    assert curves["accuracy"].shape == (2, 2) and (curves["lo"] <= curves["hi"]).all()
+    v = fit.volunteers.iloc[:2]
+    assert np.allclose(curves["accuracy"][:, 0], v["start"], atol=0.02)  # experience 0: the start of the curve
+    fit.save(tmp_path / "fit")
+    written = {p.name for p in plot_fit(tmp_path / "fit")}
+    assert "learning_q.png" in written
 
 
 def test_nuts_reports_convergence_diagnostics():

@@ -10,14 +10,15 @@ log-likelihood of each subject's votes, the true answer summed out analytically:
 
 Inference is separate from the model, as in NumPyro:
 
-- ``svi``: a mean-field normal guide (``AutoNormal``), Adam (optax) on the ELBO, subjects subsampled in minibatches
-  (the likelihood is scaled by the plate), so memory and time per step do not grow with the number of subjects;
+- ``svi``: a mean-field normal guide (``AutoNormal``), Adam (optax) on the ELBO, subjects drawn in minibatches
+  (uniformly, with replacement; the plate scales their likelihood), so memory and time per step do not grow with the
+  number of subjects;
 - ``map``: a point-mass guide (``AutoDelta``), the same optimiser: the posterior mode, fast;
 - ``nuts``: NUTS over the full data, for small problems, with r_hat and effective sample sizes.
 
-Afterwards, :func:`posterior_draws` gives draws of the parameters (from the guide or the chains), and
-:func:`answer_posteriors` averages p(true answer | votes, parameters) over them, so answers carry the uncertainty
-about the volunteers.
+:func:`run` returns draws of the parameters (from the guide or the chains); :func:`answer_posteriors` averages
+p(true answer | votes, parameters) over them, so answers carry the uncertainty about the volunteers, and in the same
+pass computes what the model checks need (pointwise log-likelihood for LOO/WAIC, replayed volunteer agreement).
 """
 
 from __future__ import annotations
@@ -105,9 +106,12 @@ def run(
     warmup: int = 500,
     chains: int = 2,
     init_scale: float = 0.1,
+    progress: Callable[[int, int], None] | None = None,
+    progress_chunks: int = 10,
 ) -> Inference:
-    """Fit ``model`` to one question's votes with ``method`` (svi, map, nuts); seeds make runs reproducible."""
-    import numpyro
+    """Fit ``model`` to one question's votes with ``method`` (svi, map, nuts); seeds make runs reproducible.
+
+    SVI/MAP run in up to ``progress_chunks`` equal chunks of steps, calling ``progress(done, steps)`` after each."""
     import optax
     from numpyro.infer import MCMC, NUTS, SVI, Predictive, Trace_ELBO, init_to_mean, init_to_median
     from numpyro.infer.autoguide import AutoDelta, AutoNormal
@@ -130,24 +134,83 @@ def run(
         return Inference("nuts", flat, np.zeros(0), time.perf_counter() - start, diagnostics, chains, stats)
 
     batch = None if batch_size is None or batch_size >= data.n_subjects else int(batch_size)
-    # start at the prior medians: diagonal-favouring confusions, so optimisation starts in the labelled mode
-    init = init_to_mean
-    guide = (AutoDelta(model, init_loc_fn=init) if method == "map"
-             else AutoNormal(model, init_loc_fn=init, init_scale=init_scale))
     schedule = optax.exponential_decay(learning_rate, transition_steps=max(steps, 1), decay_rate=0.1)
-    svi = SVI(model, guide, optax.adam(schedule), Trace_ELBO())
-    result = svi.run(key, steps, arrays, data.n_subjects, data.n_volunteers, data.n_answers, batch,
-                     progress_bar=False)
-    params, losses = result.params, np.asarray(result.losses)
+    shape = (data.n_subjects, data.n_volunteers, data.n_answers, batch)
+
+    def new_guide():
+        # start at the prior means: diagonal-favouring confusions, so optimisation starts in the labelled mode
+        return (AutoDelta(model, init_loc_fn=init_to_mean) if method == "map"
+                else AutoNormal(model, init_loc_fn=init_to_mean, init_scale=init_scale))
+
+    def new_svi(arrays, key):
+        """An SVI object set up (guide prototype, transforms) and its initial state."""
+        svi = SVI(_with_rows(model), _with_rows(new_guide()), optax.adam(schedule), Trace_ELBO())
+        return svi, svi.init(key, arrays, *shape, rows=_rows(key, shape[0], batch))
+
+    # Each stage is one compiled program with its own guide object, set up while tracing: NumPyro's eager set-up of
+    # an autoguide (prototype trace, initial values, their gradient) would otherwise compile hundreds of small
+    # operations one by one (~20 s a question on 2 CPU cores).
+    @jax.jit
+    def initialise(arrays, key):
+        return new_svi(arrays, key)[1]
+
+    @jax.jit
+    def optimise(state, arrays, keys, init_key):
+        svi = new_svi(arrays, init_key)[0]  # its own initial state is not used (and compiled away)
+
+        def step(state, key):
+            return svi.update(state, arrays, *shape, rows=_rows(key, shape[0], batch))
+
+        return jax.lax.scan(step, state, keys)
+
     n_draws = 1 if method == "map" else draws
-    sites = Predictive(guide, params=params, num_samples=n_draws)(
-        jax.random.PRNGKey(seed + 1), arrays, data.n_subjects, data.n_volunteers, data.n_answers, batch)
-    flat = {k: np.asarray(v) for k, v in sites.items() if not k.startswith("_")}
+
+    @jax.jit
+    def sample(state, arrays, key, init_key):
+        params = new_svi(arrays, init_key)[0].get_params(state)
+        sites = Predictive(new_guide(), params=params, num_samples=n_draws)(key, arrays, *shape[:3], None)
+        return {k: v for k, v in sites.items() if not k.startswith("_")}
+
+    init_key, loop_key, draw_key = jax.random.split(key, 3)
+    state = initialise(arrays, init_key)
+    # equal chunks, so the loop compiles once
+    n_chunks = max(d for d in range(1, min(progress_chunks, steps) + 1) if steps % d == 0)
+    losses = []
+    for i in range(n_chunks):
+        state, chunk_losses = optimise(state, arrays, jax.random.split(jax.random.fold_in(loop_key, i),
+                                                                       steps // n_chunks), init_key)
+        losses.append(np.asarray(chunk_losses))
+        if progress is not None:
+            progress((i + 1) * (steps // n_chunks), steps)
+    losses = np.concatenate(losses)
+    flat = {k: np.asarray(v) for k, v in sample(state, arrays, draw_key, init_key).items()}
     tail = losses[-max(len(losses) // 10, 1):]
     diagnostics = {"steps": int(steps), "final_loss": float(np.mean(tail)), "batch_size": batch or data.n_subjects,
                    "loss_change_last_10pc": float((np.mean(tail) - np.mean(losses[-2 * len(tail):-len(tail)]))
                                                   / max(abs(np.mean(tail)), 1e-9)) if len(losses) >= 20 else None}
     return Inference(method, flat, losses, time.perf_counter() - start, diagnostics)
+
+
+def _rows(key, n_subjects: int, batch: int | None):
+    """A minibatch of subjects, drawn uniformly with replacement (None: all subjects)."""
+    return None if batch is None else jax.random.randint(key, (batch,), 0, n_subjects, dtype=jnp.int32)
+
+
+def _with_rows(fn: Callable) -> Callable:
+    """``fn`` (a model or guide) whose ``subjects`` plate takes the minibatch ``rows`` given to it.
+
+    NumPyro's own subsampling draws the minibatch by a Fisher-Yates scan over every subject on CPU, which costs more
+    than the rest of an SVI step at Galaxy Zoo sizes; sampling rows with replacement is as unbiased and nearly free.
+    The plate still scales the minibatch's log-likelihood by subjects / batch."""
+    from numpyro.handlers import substitute
+
+    def with_rows(*args, rows=None, **kwargs):
+        if rows is None:
+            return fn(*args, **kwargs)
+        with substitute(data={"subjects": rows}):
+            return fn(*args, **kwargs)
+
+    return with_rows
 
 
 def _mcmc_diagnostics(samples: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -168,44 +231,99 @@ def _mcmc_diagnostics(samples: dict[str, np.ndarray]) -> dict[str, Any]:
     return out
 
 
+@dataclass
+class PosteriorPass:
+    """What :func:`answer_posteriors` computes over one question's subjects, from the parameter draws."""
+
+    posteriors: np.ndarray  # [S, K] p(true answer | votes), averaged over the draws
+    log_likelihood: float  # log p(votes) at the posterior-mean parameters
+    pointwise: np.ndarray | None  # [D, S] log p(votes of subject s | draw d) (for LOO/WAIC), None when too large
+    agreement: np.ndarray  # [V] observed: the share of each volunteer's votes that agree with the consensus answer
+    agreement_draws: np.ndarray  # [D, V] the same share in votes replicated from the model, one row per draw
+    draws_used: np.ndarray  # indices of the draws used
+
+
 def answer_posteriors(
     log_theta_votes: Callable[[dict[str, jax.Array], dict[str, jax.Array]], jax.Array],
     log_pi: Callable[[dict[str, jax.Array]], jax.Array],
     draws: dict[str, np.ndarray],
     data: SubjectVotes,
     max_draws: int = 64,
+    draw_budget: int = 32_000_000,
     chunk_subjects: int = 65536,
-) -> tuple[np.ndarray, float]:
-    """p(true answer | votes) per subject [S, K], averaged over (up to ``max_draws``) parameter draws, and the
-    marginal log-likelihood of the votes at the posterior-mean parameters."""
+    seed: int = 0,
+    max_pointwise: int = 20_000_000,
+) -> PosteriorPass:
+    """Answer posteriors averaged over (up to ``max_draws``; fewer, at least 16, for questions with more than
+    ``draw_budget / max_draws`` subjects) parameter draws, and the model checks that need the same pass over the votes.
+
+    - ``pointwise``: each subject's marginal log-likelihood under each draw, the input of PSIS-LOO and WAIC (the unit
+      left out is a subject with all its votes); kept while draws x subjects <= ``max_pointwise``.
+    - Posterior predictive check of each volunteer's agreement with the consensus (the most probable answer at the
+      posterior-mean parameters): for each draw, a true answer is drawn for every subject from p(true answer | votes, draw) and each of
+      the volunteer's votes is replayed from their confusion row; the share of replayed votes that agree with the
+      consensus, against the observed share, says whether the model describes that volunteer.
+    """
     n = next(iter(draws.values())).shape[0]
-    pick = np.unique(np.linspace(0, n - 1, min(n, max_draws)).astype(int))
+    # up to max_draws, fewer (at least 16) where draws x subjects would pass draw_budget: the pass costs as much as
+    # ~500 SVI steps on a million subjects with 64 draws
+    wanted = min(max_draws, max(16, draw_budget // max(data.n_subjects, 1)))
+    pick = np.unique(np.linspace(0, n - 1, min(n, wanted)).astype(int))
     chosen = {k: jnp.asarray(v[pick]) for k, v in draws.items()}
     mean = {k: jnp.asarray(v.mean(axis=0)) for k, v in draws.items()}
     arrays = data.device()
+    S, V, D = data.n_subjects, data.n_volunteers, len(pick)
+    keep_pointwise = D * S <= max_pointwise
 
     @jax.jit
-    def one_chunk(rows):
+    def one_chunk(rows, keep, key):
         part = {k: v[rows] for k, v in arrays.items()}
+        joint_at_mean, at_mean = subject_log_likelihood(log_theta_votes(mean, part), part["mask"], log_pi(mean))
+        consensus = jnp.argmax(joint_at_mean, axis=-1).astype(jnp.int32)
+        agree_part = dict(part, answer=jnp.broadcast_to(consensus[:, None], part["answer"].shape))
+        weight = (part["mask"] & keep[:, None]).astype(jnp.float32)
 
-        def per_draw(params):
+        def per_draw(args):
+            params, draw_key = args
             joint, marginal = subject_log_likelihood(log_theta_votes(params, part), part["mask"], log_pi(params))
-            return jnp.exp(joint - marginal[:, None])
+            truth_key, vote_key = jax.random.split(draw_key)
+            truth = jax.random.categorical(truth_key, joint - marginal[:, None])  # [B]
+            log_agree = log_theta_votes(params, agree_part)  # [B, M, K]: log p(answer = consensus | true k)
+            p_agree = jnp.exp(jnp.take_along_axis(log_agree, truth[:, None, None], axis=-1)[..., 0])
+            agree = (jax.random.uniform(vote_key, p_agree.shape) < p_agree) * weight
+            replayed = jax.ops.segment_sum(agree.ravel(), part["volunteer"].ravel(), num_segments=V)
+            return jnp.exp(joint - marginal[:, None]), marginal, replayed
 
-        posterior = jax.lax.map(per_draw, chosen).mean(axis=0)
-        _, at_mean = subject_log_likelihood(log_theta_votes(mean, part), part["mask"], log_pi(mean))
-        return posterior, at_mean
+        posterior, marginal, replayed = jax.lax.map(per_draw, (chosen, jax.random.split(key, D)))
+        return posterior.mean(axis=0), marginal, replayed, at_mean, consensus
 
-    S = data.n_subjects
     size = min(chunk_subjects, S)
     out, total = np.zeros((S, data.n_answers), np.float32), 0.0
-    for begin in range(0, S, size):
+    pointwise = np.zeros((D, S), np.float32) if keep_pointwise else None
+    consensus = np.zeros(S, np.int32)
+    replayed = np.zeros((D, V), np.float64)
+    key = jax.random.PRNGKey(seed)
+    for i, begin in enumerate(range(0, S, size)):
         rows = np.arange(begin, begin + size) % S  # a fixed chunk shape: one compilation; wrapped rows dropped
-        posterior, at_mean = one_chunk(jnp.asarray(rows))
         keep = min(size, S - begin)
+        posterior, marginal, replay, at_mean, chosen_answer = one_chunk(
+            jnp.asarray(rows), jnp.asarray(np.arange(size) < keep), jax.random.fold_in(key, i))
         out[begin:begin + keep] = np.asarray(posterior)[:keep]
         total += float(np.asarray(at_mean)[:keep].sum())
-    return out, total
+        consensus[begin:begin + keep] = np.asarray(chosen_answer)[:keep]
+        replayed += np.asarray(replay)
+        if pointwise is not None:
+            pointwise[:, begin:begin + keep] = np.asarray(marginal)[:, :keep]
+    n_votes = np.bincount(data.volunteer[data.mask], minlength=V).astype(np.float64)
+    observed = np.bincount(data.volunteer[data.mask], minlength=V,
+                           weights=(data.answer == consensus[:, None])[data.mask]).astype(np.float64)
+    per_vote = np.maximum(n_votes, 1)
+    return PosteriorPass(out, total, pointwise, observed / per_vote, replayed / per_vote, pick)
+
+
+def posterior_predictive_p(observed: np.ndarray, replicated: np.ndarray) -> np.ndarray:
+    """Posterior predictive p-value per column: P(replicated > observed) + P(replicated = observed) / 2."""
+    return (replicated > observed).mean(axis=0) + 0.5 * np.isclose(replicated, observed).mean(axis=0)
 
 
 def interval(values: np.ndarray, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:

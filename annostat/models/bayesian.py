@@ -119,7 +119,7 @@ class BayesianModel(Model):
 
     # ------------------------------------------------------------------ per question
     def fit_question(self, votes, question, subject, volunteer, answer, progress) -> QuestionFit:
-        from annostat.infer.bayes import SubjectVotes, answer_posteriors, interval, run
+        from annostat.infer.bayes import SubjectVotes, answer_posteriors, interval, posterior_predictive_p, run
 
         K = votes.n_answers[question]
         subjects, s_local = local_codes(subject)
@@ -136,21 +136,25 @@ class BayesianModel(Model):
         batch = self.batch_size if self.batch_size is not None else (None if S <= 20_000 else 20_000)
         result = run(self.numpyro_model, data, method=self.inference, seed=self.seed + question, steps=self.steps,
                      learning_rate=self.learning_rate, batch_size=batch, draws=self.draws, warmup=self.warmup,
-                     chains=self.chains)
-        if progress is not None:
-            progress(self.steps if self.inference != "nuts" else 1, self.steps if self.inference != "nuts" else 1)
+                     chains=self.chains, progress=progress)
+        if progress is not None and self.inference == "nuts":
+            progress(1, 1)
         draws = result.draws
-        posteriors, log_likelihood = answer_posteriors(self.log_theta_votes, lambda p: jnp.log(p["priors"]), draws,
-                                                       data)
+        checked = answer_posteriors(self.log_theta_votes, lambda p: jnp.log(p["priors"]), draws, data,
+                                    seed=self.seed + question)
+        posteriors, log_likelihood = checked.posteriors, checked.log_likelihood
         confusion_draws = self.confusion_draws(draws, data)  # [D, V, K, K]
         priors_draws = draws["priors"]  # [D, K]
         accuracy_draws = np.einsum("dvkk,dk->dv", confusion_draws, priors_draws)
         lo, hi = interval(accuracy_draws, LEVEL)
         confusion = confusion_draws.mean(axis=0)
         # expected votes per (true answer, answer) under the answer posteriors, as Dawid-Skene reports them
-        counts = np.zeros((V, K, K))
-        np.add.at(counts, (v_local, slice(None), answer), posteriors[s_local])
-        extras = {"accuracy_lo": lo, "accuracy_hi": hi, **self.volunteer_extras(draws, data, v_local)}
+        cell = v_local.astype(np.int64) * K + answer
+        counts = np.stack([np.bincount(cell, weights=posteriors[s_local, k], minlength=V * K).reshape(V, K)
+                           for k in range(K)], axis=1)  # [V, true answer, answer]
+        extras = {"accuracy_lo": lo, "accuracy_hi": hi, **self.volunteer_extras(draws, data, v_local),
+                  "agreement": checked.agreement,
+                  "agreement_ppp": posterior_predictive_p(checked.agreement, checked.agreement_draws)}
         self.inference_results[question] = result
         objective = -result.losses if len(result.losses) else np.array([log_likelihood])
         return QuestionFit(
@@ -158,7 +162,7 @@ class BayesianModel(Model):
             confusion=confusion, counts=counts, accuracy=accuracy_draws.mean(axis=0), priors=priors_draws.mean(axis=0),
             log_likelihood=objective.astype(np.float64), log_prior=np.full(len(objective), np.nan),
             converged=_converged(result), volunteer_extras=extras,
-            inference=_inference_record(result, data, votes, question, subjects, volunteers),
+            inference=_inference_record(result, data, votes, question, checked),
             final_log_likelihood=log_likelihood,
         )
 
@@ -176,11 +180,13 @@ def _converged(result) -> bool:
     return change is None or abs(change) < 1e-3
 
 
-def _inference_record(result, data, votes, question, subjects, volunteers) -> dict[str, Any]:
+def _inference_record(result, data, votes, question, checked) -> dict[str, Any]:
     """What the ArviZ trace of one question holds (see :meth:`annostat.fit.Fit.inference_data`)."""
     return {
         "method": result.method, "draws": result.draws, "chains": result.chains, "losses": result.losses,
         "sample_stats": result.sample_stats, "diagnostics": result.diagnostics, "seconds": result.seconds,
         "observed": {"volunteer": data.volunteer, "answer": data.answer, "mask": data.mask},
         "question": votes.questions[question],
+        # model checks: pointwise log-likelihood per subject (LOO/WAIC) and replicated volunteer agreement
+        "pointwise": checked.pointwise, "agreement": checked.agreement, "agreement_draws": checked.agreement_draws,
     }

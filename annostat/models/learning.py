@@ -40,7 +40,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from annostat.models.base import register
-from annostat.models.bayesian import LEVEL, BayesianModel, log_confusion, observe_votes, sample_population_logit
+from annostat.models.bayesian import (
+    LEVEL,
+    BayesianModel,
+    log_confusion,
+    observe_votes,
+    off_diagonal_logits,
+    sample_population_logit,
+)
 
 
 def learning_model(data, n_subjects, n_volunteers, n_answers, batch_size=None):
@@ -98,10 +105,17 @@ class LearningCurve(BayesianModel):
 
     @staticmethod
     def log_theta_votes(params, part) -> jax.Array:
+        """log theta_v(e)[k, l] of each vote under every true answer k, [B, M, K], without building the [K, K]
+        matrix per vote: every off-diagonal logit drops by the same skill(e), so row k's normaliser is
+        log(1 + exp(-skill) sum_{l != k} exp(eta_kl)) = softplus(LSE_k - skill)."""
         eta, gain, halflife = _volunteer_curve(params)
-        v, e = part["volunteer"], part["experience"]
-        log_theta = _log_confusion_at(eta[v], gain[v], halflife[v], e)  # [B, M, K, K]
-        return jnp.take_along_axis(log_theta, part["answer"][..., None, None], axis=-1)[..., 0]
+        full = off_diagonal_logits(eta)  # [V, K, K], 0 on the diagonal
+        row_lse = jax.nn.logsumexp(eta, axis=-1)  # [V, K]: over the off-diagonal logits of each row
+        v, e, l = part["volunteer"], part["experience"], part["answer"]
+        skill = (gain[v] * (1.0 - jnp.exp(-e / halflife[v])))[..., None]  # [B, M, 1]
+        K = eta.shape[-2]
+        logit = jnp.where(jnp.arange(K) == l[..., None], 0.0, full[v, :, l] - skill)  # [B, M, K]
+        return logit - jax.nn.softplus(row_lse[v] - skill)
 
     def confusion_draws(self, draws, data) -> np.ndarray:
         latest = np.zeros(data.n_volunteers, np.float32)
@@ -128,6 +142,27 @@ class LearningCurve(BayesianModel):
             lo, hi = interval(values[:, i], LEVEL)
             out.update({name: values[:, i].mean(axis=0), f"{name}_lo": lo, f"{name}_hi": hi})
         return out
+
+    @staticmethod
+    def volunteer_curves(draws, volunteers: np.ndarray, experience: np.ndarray,
+                         level: float = LEVEL) -> dict[str, np.ndarray]:
+        """Accuracy of each of ``volunteers`` (positions in the fit's volunteer order) at each ``experience``:
+        mean and ``level`` interval over the draws, each [len(volunteers), len(experience)]."""
+        from annostat.infer.bayes import interval
+
+        e = jnp.asarray(experience, jnp.float32)
+        chosen = np.asarray(volunteers)
+        keys = ("population_logit", "population_scale", "gain_mean", "gain_scale", "log_halflife_mean",
+                "log_halflife_scale", "priors", "volunteer_offset", "gain_offset", "halflife_offset")
+
+        def one(params):
+            eta, gain, halflife = _volunteer_curve(params)
+            log_theta = _log_confusion_at(eta[chosen, None], gain[chosen, None], halflife[chosen, None], e[None, :])
+            return _accuracy(log_theta, params["priors"])  # [C, E]
+
+        values = np.asarray(jax.lax.map(one, {k: jnp.asarray(draws[k]) for k in keys}))
+        lo, hi = interval(values, level)
+        return {"experience": np.asarray(experience), "accuracy": values.mean(axis=0), "lo": lo, "hi": hi}
 
     @staticmethod
     def population_curve(draws, experience: np.ndarray, level: float = LEVEL) -> dict[str, np.ndarray]:
