@@ -3,8 +3,8 @@
 Not part of the test suite. Votes from ``annostat.simulate.simulate_votes`` (two questions of the DECaLS tree,
 heavy-tailed activity, 5% spammers): ~10 votes per subject, subjects = votes / 9, volunteers = votes / 100. Each fit
 runs in a fresh process on the 2-core CPU machine: SVI with minibatches of 20,000 subjects, ``--steps`` steps
-(default 2000), 64 posterior draws for the answers; the time covers building the votes table and the fit, JAX
-compilation included; peak RSS is the process's.
+(default 2000), 64 posterior draws kept; the time covers building the votes table and the fit (JAX compilation, answer
+posteriors and model checks included); peak RSS is the process's, the simulated votes frame included.
 
     python benchmarks/bayes_scale.py --votes 1000000 --model hds
     python benchmarks/bayes_scale.py --votes 10000000 --model learning
