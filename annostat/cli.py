@@ -297,6 +297,33 @@ def demo(
     Console().print(f"Fits written to {out}/mv and {out}/ds; votes, truth and comparison.csv in {out}/")
 
 
+truth_app = typer.Typer(help="Build truth sets: simulated galaxies whose true Galaxy Zoo answers are known.",
+                        no_args_is_help=True)
+app.add_typer(truth_app, name="truth")
+
+
+@truth_app.command("standin")
+def truth_standin(
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the truth set."),
+    n: int = typer.Option(500, "--n", help="Galaxies to render."),
+    size: int = typer.Option(64, help="Image size in pixels (0.262 arcsec each)."),
+    seed: int = typer.Option(0, help="Random seed of the parameters and the noise."),
+    sky_sigma: float = typer.Option(0.001, help="Sky noise per pixel (nanomaggies)."),
+) -> None:
+    """Render stand-in galaxies (bulge, disc, bar, spiral arms, clumps, tidal arcs; JAX) into a truth set."""
+    from annostat.render import standin_truth_set
+
+    if n < 1:
+        fail("--n must be at least 1")
+    if size < 16:
+        fail("--size must be at least 16 pixels")
+    with input_errors():
+        truth_set = standin_truth_set(out, n, size=size, seed=seed, sky_sigma=sky_sigma)
+    featured = int((truth_set.truth["true_smooth-or-featured"] == "featured-or-disk").sum())
+    console.print(f"{n:,} galaxies ({featured:,} featured) rendered at {size}x{size} in {', '.join(truth_set.bands)}; "
+                  f"truth set written to {out}", highlight=False)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app(prog_name="annostat")
 
