@@ -65,7 +65,7 @@ def input_errors() -> Iterator[None]:
         yield
     except InputError as exc:
         fail(str(exc))
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, FileExistsError, PermissionError) as exc:
         fail(f"{exc.filename}: {exc.strerror}")
 
 

@@ -141,6 +141,8 @@ def write_truth_set(root: str | os.PathLike, manifest: Mapping[str, Any], truth:
     from astropy.io import fits
 
     root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise InputError(f"{root}: exists and is not a folder")
     full = {"schema_version": SCHEMA_VERSION, "pixscale_arcsec": 0.262, "psf": {"kind": "gaussian", "fwhm_arcsec": 1.3},
             "units": {"image": "nanomaggies"}, "thresholds": {}, "seed": 0, **dict(manifest)}
     truth = truth.copy()

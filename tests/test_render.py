@@ -94,3 +94,7 @@ def test_cli_writes_a_valid_truth_set(tmp_path):
         assert stored == expected
     bad = CliRunner().invoke(app, ["truth", "standin", "--n", "0", "--out", str(out)])
     assert bad.exit_code == 2 and "--n must be at least 1" in bad.output
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    bad = CliRunner().invoke(app, ["truth", "standin", "--n", "2", "--size", "16", "--out", str(a_file)])
+    assert bad.exit_code == 2 and "exists and is not a folder" in bad.output and "Traceback" not in bad.output
