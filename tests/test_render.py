@@ -90,7 +90,7 @@ def test_cli_writes_a_valid_truth_set(tmp_path):
     assert ts.read_image(ts.truth["image_id"].iloc[0])["z"].shape == (SIZE, SIZE)
     for _, row in ts.truth.iterrows():  # the stored answers are exactly the thresholds applied to the raw columns
         expected = answers_from(row)
-        stored = {c[len("true_"):]: v for c, v in row.items() if c.startswith("true_") and v is not None}
+        stored = {c[len("true_"):]: v for c, v in row.items() if c.startswith("true_") and pd.notna(v)}
         assert stored == expected
     bad = CliRunner().invoke(app, ["truth", "standin", "--n", "0", "--out", str(out)])
     assert bad.exit_code == 2 and "--n must be at least 1" in bad.output
