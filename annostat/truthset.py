@@ -22,8 +22,8 @@ true answer one of its question's answers; a true answer exactly where the true 
 Example:
     >>> import tempfile, numpy as np, pandas as pd
     >>> from annostat.truthset import write_truth_set, load_truth_set, empty_truth_row
-    >>> row = empty_truth_row("g0", "gz-decals-dr5") | {"true_smooth-or-featured": "smooth", "true_how-rounded": "round",
-    ...        "true_merging": "none"}
+    >>> row = empty_truth_row("g0", "gz-decals-dr5") | {"true_smooth-or-featured": "smooth",
+    ...        "true_how-rounded": "round", "true_merging": "none"}
     >>> root = tempfile.mkdtemp()
     >>> _ = write_truth_set(root, {"source": "standin", "tree": "gz-decals-dr5", "bands": ["r"], "seed": 0},
     ...                     pd.DataFrame([row]), {"g0": {"r": np.zeros((8, 8), np.float32)}})

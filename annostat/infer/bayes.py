@@ -240,7 +240,6 @@ class PosteriorPass:
     pointwise: np.ndarray | None  # [D, S] log p(votes of subject s | draw d) (for LOO/WAIC), None when too large
     agreement: np.ndarray  # [V] observed: the share of each volunteer's votes that agree with the consensus answer
     agreement_draws: np.ndarray  # [D, V] the same share in votes replicated from the model, one row per draw
-    draws_used: np.ndarray  # indices of the draws used
 
 
 def answer_posteriors(
@@ -260,9 +259,10 @@ def answer_posteriors(
     - ``pointwise``: each subject's marginal log-likelihood under each draw, the input of PSIS-LOO and WAIC (the unit
       left out is a subject with all its votes); kept while draws x subjects <= ``max_pointwise``.
     - Posterior predictive check of each volunteer's agreement with the consensus (the most probable answer at the
-      posterior-mean parameters): for each draw, a true answer is drawn for every subject from p(true answer | votes, draw) and each of
-      the volunteer's votes is replayed from their confusion row; the share of replayed votes that agree with the
-      consensus, against the observed share, says whether the model describes that volunteer.
+      posterior-mean parameters): for each draw, a true answer is drawn for every subject from
+      p(true answer | votes, draw) and each of the volunteer's votes is replayed from their confusion row; the share
+      of replayed votes that agree with the consensus, against the observed share, says whether the model describes
+      that volunteer.
     """
     n = next(iter(draws.values())).shape[0]
     # up to max_draws, fewer (at least 16) where draws x subjects would pass draw_budget: the pass costs as much as
@@ -318,7 +318,7 @@ def answer_posteriors(
     observed = np.bincount(data.volunteer[data.mask], minlength=V,
                            weights=(data.answer == consensus[:, None])[data.mask]).astype(np.float64)
     per_vote = np.maximum(n_votes, 1)
-    return PosteriorPass(out, total, pointwise, observed / per_vote, replayed / per_vote, pick)
+    return PosteriorPass(out, total, pointwise, observed / per_vote, replayed / per_vote)
 
 
 def posterior_predictive_p(observed: np.ndarray, replicated: np.ndarray) -> np.ndarray:
