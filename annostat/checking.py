@@ -20,8 +20,8 @@ For the Bayesian models (``annostat.models.bayesian``) two more checks read the 
 Example:
     >>> from annostat import Votes
     >>> from annostat.checking import compare
-    >>> from annostat.simulate import simulate_votes
-    >>> table = compare(Votes.from_frame(simulate_votes(200, 30).votes), ["mv", "ds"], holdout=0.2)
+    >>> from annostat.simulate import simulate_questions
+    >>> table = compare(Votes.from_frame(simulate_questions(200, 30).votes), ["mv", "ds"], holdout=0.2)
     >>> list(table.columns)[:3]
     ['model', 'heldout_log_likelihood', 'heldout_votes']
 """

@@ -1,203 +1,532 @@
-"""Simulated Galaxy-Zoo-shaped votes with known truth (for the demo, tests and benchmarks).
+r"""Simulated volunteers who walk a Galaxy Zoo decision tree: the one simulator annostat's tests, demo and benchmarks use.
 
-Two questions of the Galaxy Zoo DECaLS tree: ``smooth-or-featured`` (smooth, featured-or-disk, artifact), asked of
-every subject, and ``disk-edge-on`` (yes, no), asked only when the volunteer answered featured-or-disk, exactly as the
-real tree branches on the volunteer's own answer. Its true answer exists only for featured subjects.
+Subjects come from a truth set (``annostat.truthset``: rendered or FIRE galaxies with true answers) or from
+:func:`truth_table` (true answers drawn down the tree from answer frequencies, no images: fast, for tests and scale
+benchmarks). Each classification is one volunteer's walk through the tree, following *their own* answers: a
+volunteer who calls a smooth galaxy featured is then asked whether it is edge-on, exactly as on the Zooniverse site.
 
-Volunteers: heavy-tailed activity (Pareto weights: most give a few votes, a few give hundreds), a skill per volunteer
-drawn around the population's per-answer accuracy on the logit scale, errors spread according to a population
-pattern (smooth and featured confused with each other more than with artifact), and a share of spammers who answer
-at random. Each subject gets about ``votes_per_subject`` votes from distinct volunteers.
+**Volunteers** (:class:`VolunteerPopulation`, the population prior). Volunteer :math:`v` answering question :math:`q`
+about subject :math:`s` whose true answer is :math:`k`, at experience :math:`e` (their earlier classifications), is
+right with probability
 
-:func:`simulate_votes` returns the votes (one row per vote: ``subject, volunteer, question, answer, created_at``), the
-true answers and each volunteer's true confusion and accuracy.
+.. math:: p = \sigma\big(\ell_{vqk} - g_v e^{-e/h_v} - \beta d_s\big), \qquad
+          \ell_{vqk} = \mathrm{logit}(a_q) + u_v + \epsilon_{vqk},
+
+where :math:`a_q` is the population's plateau accuracy on the question (:data:`ACCURACY`), :math:`u_v \sim N(0,
+\sigma_u)` a skill shared across questions, :math:`\epsilon_{vqk} \sim N(0, \sigma_q)` per question and true answer;
+the learning gap :math:`g_v \ge 0` (logit) closes with half-life-like scale :math:`h_v` (log-normal); :math:`d_s \ge 0`
+is the image's difficulty (below) with weight :math:`\beta`. A wrong answer goes to answer :math:`j` with the
+volunteer's own error row :math:`r_{vqk} \sim \mathrm{Dirichlet}(c\, w_{kj})`: on ordered questions (bar strength,
+bulge size, roundness, winding, arm count, merging) :math:`w_{kj} = e^{-|k-j|}`, so neighbours are confused most;
+elsewhere evenly. Where the true path never asks the question (the volunteer took a wrong branch), the answer the
+image suggests is drawn from the question's answer frequencies. Activity is heavy-tailed (Pareto weights; most
+volunteers give a few classifications, a few give thousands). A share of volunteers are spammers: they answer
+``spammer_answer`` wherever a question has it (e.g. always "artifact", which also ends their walk early) and at
+random elsewhere; they are occasional visitors (activity capped at the population's median).
+
+**Image difficulty** :math:`d_s`, from whatever columns the truth table has: faint (``flux`` in nanomaggies:
+:math:`\max(0, \log_{10}(10 / F))`), small (``size_arcsec``, else ``h_arcsec`` or ``r_e_arcsec``:
+:math:`\max(0, (2 - R) / 2)`) and edge-on (``inclination_deg``: :math:`0.3 \sin^4 i`). Without those columns every
+image is of difficulty 0.
+
+**Retirement**: each subject is retired after ``retire_after`` classifications by distinct volunteers (fewer only
+when there are fewer volunteers, reported). Classifications are spread over time in random order, one second apart
+at least, and a volunteer's experience counts their earlier ones.
+
+:func:`simulate` returns :class:`SimulatedVotes`: the long votes table (``subject, volunteer, question, answer,
+created_at``), the true answers, the true volunteer parameters (``accuracy``: their expected accuracy on the votes
+they gave where the true path asks the question, the quantity a static model estimates; ``accuracy_last`` at
+their last classification, what a learning-curve model reports; ``accuracy_plateau``, ``start``, ``halflife``,
+``spammer``; accuracies weight the true answers by their frequencies and are for an image of difficulty 0 except
+``accuracy``), each volunteer's plateau confusion, the population's learning curve and the
+subjects' difficulty. :meth:`SimulatedVotes.write` writes all of it, plus a Zooniverse Panoptes classification export
+(``classifications.csv``) and its workflow definition (``workflows.json``), so simulated votes go through the same
+ingest-and-fit path as real ones. ``annostat simulate TRUTHSET`` writes into ``TRUTHSET/votes/``.
+
+Example:
+    >>> from annostat.simulate import simulate, truth_table, VolunteerPopulation
+    >>> truth = truth_table(200, seed=1)
+    >>> sim = simulate(truth, VolunteerPopulation(n_volunteers=40), retire_after=5, seed=1)
+    >>> list(sim.votes.columns)
+    ['classification_id', 'subject', 'volunteer', 'question', 'answer', 'created_at', 'experience']
+    >>> bool(sim.votes.groupby("question")["subject"].nunique()["smooth-or-featured"] == 200)
+    True
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-QUESTIONS = {
-    "smooth-or-featured": ["smooth", "featured-or-disk", "artifact"],
-    "disk-edge-on": ["yes", "no"],
+from annostat.trees import Question, Tree, get_tree
+
+if TYPE_CHECKING:  # pragma: no cover
+    from annostat.truthset import TruthSet
+
+#: population plateau accuracy on a typical image (difficulty 0), per question; other questions by answer count
+ACCURACY = {
+    "smooth-or-featured": 0.85, "disk-edge-on": 0.9, "has-spiral-arms": 0.82, "bar": 0.7, "bulge-size": 0.6,
+    "how-rounded": 0.75, "edge-on-bulge": 0.7, "spiral-winding": 0.62, "spiral-arm-count": 0.6, "merging": 0.8,
 }
-PRIORS = {"smooth-or-featured": [0.55, 0.38, 0.07], "disk-edge-on": [0.25, 0.75]}
-#: population accuracy per true answer, and where errors go (rows: true answer; diagonal unused)
-ACCURACY = {"smooth-or-featured": [0.85, 0.78, 0.65], "disk-edge-on": [0.80, 0.88]}
-ERROR_PATTERN = {
-    "smooth-or-featured": np.array([[0, 0.8, 0.2], [0.85, 0, 0.15], [0.5, 0.5, 0]]),
-    "disk-edge-on": np.array([[0, 1.0], [1.0, 0]]),
+#: questions whose answers are ordered (errors go mostly to neighbouring answers)
+ORDERED = {"bar", "bulge-size", "how-rounded", "spiral-winding", "spiral-arm-count", "merging"}
+#: answer frequencies where the question is asked, for :func:`truth_table` (roughly Galaxy Zoo DECaLS's)
+FREQUENCIES = {
+    "smooth-or-featured": [0.55, 0.38, 0.07], "disk-edge-on": [0.25, 0.75], "has-spiral-arms": [0.6, 0.4],
+    "bar": [0.15, 0.25, 0.6], "bulge-size": [0.05, 0.2, 0.4, 0.3, 0.05], "how-rounded": [0.4, 0.45, 0.15],
+    "edge-on-bulge": [0.3, 0.3, 0.4], "spiral-winding": [0.3, 0.45, 0.25],
+    "spiral-arm-count": [0.15, 0.5, 0.15, 0.05, 0.05, 0.1], "merging": [0.8, 0.12, 0.05, 0.03],
 }
+SUBJECT_BASE = 90_000_000  # simulated Panoptes subject ids are SUBJECT_BASE + row of the truth table
+
+
+def _default_accuracy(question: Question) -> float:
+    return ACCURACY.get(question.name, {2: 0.85, 3: 0.75}.get(len(question.answers), 0.65))
+
+
+@dataclass
+class VolunteerPopulation:
+    """The population the simulated volunteers are drawn from (see the module docstring for the model)."""
+
+    n_volunteers: int = 300
+    accuracy: dict[str, float] = field(default_factory=dict)  # plateau accuracy per question (default ACCURACY)
+    skill_sd: float = 0.8  # sd of the shared skill u_v (logit)
+    question_sd: float = 0.3  # sd of the per-question, per-answer deviation (logit)
+    error_concentration: float = 5.0  # c: how closely a volunteer's error row follows the population's
+    learning_gap: float = 0.6  # mean logit gap between first vote and plateau (0: no learning)
+    learning_gap_sd: float = 0.5
+    halflife: float = 20.0  # median experience scale h_v (classifications)
+    halflife_sd: float = 0.4  # log sd of h_v
+    activity_tail: float = 1.1  # Pareto index of activity (smaller: heavier tail)
+    spammer_fraction: float = 0.03
+    spammer_answer: str | None = "artifact"  # what spammers answer where a question offers it (None: random)
+    difficulty_weight: float = 0.6  # beta
 
 
 @dataclass
 class SimulatedVotes:
-    votes: pd.DataFrame  # subject, volunteer, question, answer, created_at
-    truth: pd.DataFrame  # subject, question, answer (true answers; disk-edge-on only for featured subjects)
-    volunteers: pd.DataFrame  # volunteer, question, accuracy (true, prior-weighted), spammer
-    confusion: dict[str, np.ndarray]  # question -> [V, K, K] true p(answer | true answer)
+    """What :func:`simulate` made: votes and everything true about them (subject ids are Panoptes-style ints)."""
+
+    votes: pd.DataFrame  # classification_id, subject, volunteer, question, answer, created_at, experience
+    truth: pd.DataFrame  # subject, question, answer: the true answers (questions the true path asks)
+    volunteers: pd.DataFrame  # volunteer, question, n, n_scored, accuracy, accuracy_plateau, accuracy_last, start,
+    #                           halflife, gap, skill, spammer
+    confusion: pd.DataFrame  # volunteer, question, true_answer, answer, p (plateau, difficulty 0)
+    population: pd.DataFrame  # question, experience, accuracy: the population's mean learning curve
+    subjects: pd.DataFrame  # subject, image_id, difficulty, classifications, retired
+    classifications: pd.DataFrame  # classification_id, subject, volunteer, created_at, experience
+    tree: Tree
+    settings: dict[str, Any]
+
+    def write(self, out: str | Path, export: bool = True) -> Path:
+        """Write the votes and truths to ``out`` (see :func:`write_simulation`)."""
+        return write_simulation(self, out, export=export)
 
 
-def _activity(rng, n_volunteers: int, tail: float) -> np.ndarray:
-    """Heavy-tailed share of the votes per volunteer (Pareto weights)."""
-    activity = rng.pareto(tail, n_volunteers) + 1.0
-    return activity / activity.sum()
+def subtree(tree: Tree, questions: list[str] | tuple[str, ...] | None) -> Tree:
+    """The tree restricted to ``questions`` (tree order kept); each question needs the question that leads to it."""
+    if questions is None:
+        return tree
+    unknown = [q for q in questions if q not in tree.questions]
+    if unknown:
+        raise ValueError(f"question(s) {', '.join(unknown)} not in the {tree.name} tree")
+    kept = {name: q for name, q in tree.questions.items() if name in questions}
+    for q in kept.values():
+        if q.asked_after and not any(parent in kept for parent, _ in q.asked_after):
+            raise ValueError(f"question {q.name} is asked after {q.asked_after[0][0]}, which is not simulated")
+    return Tree(tree.name, kept)
 
 
-def _classifications(rng, n_each: np.ndarray, activity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(subject, volunteer) of each classification: ``n_each[s]`` draws of a volunteer by activity for subject s,
-    one classification per (subject, volunteer) pair, sorted by subject."""
+def _asked(question: Question, answers: dict[str, np.ndarray], codes: dict[str, dict[str, int]], n: int) -> np.ndarray:
+    """Which of n walks reach ``question``, given each walk's answers so far (code, -1 = not asked)."""
+    if not question.asked_after:
+        return np.ones(n, bool)
+    mask = np.zeros(n, bool)
+    for parent, answer in question.asked_after:
+        if parent not in answers:
+            continue
+        mask |= answers[parent] >= 0 if answer is None else answers[parent] == codes[parent][answer]
+    return mask
+
+
+def truth_table(n_subjects: int, tree: str = "gz-decals-dr5", questions: list[str] | tuple[str, ...] | None = None,
+                frequencies: dict[str, list[float]] | None = None, seed: int = 0) -> pd.DataFrame:
+    """True answers for ``n_subjects`` galaxies without images, drawn down the tree from answer frequencies
+    (:data:`FREQUENCIES`, overridable per question; other questions uniform). One row per subject in the truth-set
+    layout (``image_id``, the observing columns, ``true_<question>``), with ``flux`` (log-uniform 1-30 nanomaggies),
+    ``size_arcsec`` (uniform 1-4) and ``inclination_deg`` (edge-on discs 75-90 degrees, others isotropic below 75)
+    for the volunteers' image difficulty."""
+    from annostat.truthset import empty_truth_row, true_column
+
+    full = get_tree(tree)
+    t = subtree(full, questions)
+    rng = np.random.default_rng(seed)
+    freq = {**FREQUENCIES, **(frequencies or {})}
+    codes = {name: {a: i for i, a in enumerate(q.answers)} for name, q in t.questions.items()}
+    answers: dict[str, np.ndarray] = {}
+    for name, q in t.questions.items():
+        p = np.asarray(freq.get(name, np.ones(len(q.answers))), float)
+        if len(p) != len(q.answers):
+            raise ValueError(f"frequencies for {name}: {len(p)} values for {len(q.answers)} answers")
+        drawn = rng.choice(len(q.answers), n_subjects, p=p / p.sum())
+        answers[name] = np.where(_asked(q, answers, codes, n_subjects), drawn, -1)
+    edge_on = answers.get("disk-edge-on", np.full(n_subjects, -1)) == codes.get("disk-edge-on", {}).get("yes", -2)
+    cos_i = np.where(edge_on, rng.uniform(0, np.cos(np.radians(75)), n_subjects),
+                     rng.uniform(np.cos(np.radians(75)), 1, n_subjects))
+    flux = np.exp(rng.uniform(np.log(1.0), np.log(30.0), n_subjects))
+    size = rng.uniform(1.0, 4.0, n_subjects)
+    base = empty_truth_row("", tree, sim="prior", snapshot=0)
+    table = pd.DataFrame({column: [value] * n_subjects for column, value in base.items()})
+    table["image_id"] = [f"galaxy-{i:06d}" for i in range(n_subjects)]
+    table["inclination_deg"] = np.degrees(np.arccos(cos_i))
+    table["flux"], table["size_arcsec"] = flux, size
+    for name, q in t.questions.items():
+        labels = np.array(list(q.answers) + [None], dtype=object)  # code -1 picks None
+        table[true_column(name)] = labels[answers[name]]
+    return table
+
+
+def difficulty(truth: pd.DataFrame) -> np.ndarray:
+    """Each subject's image difficulty d_s (module docstring) from the columns the truth table has."""
+    d = np.zeros(len(truth))
+    if "flux" in truth:
+        d += np.maximum(0.0, np.log10(10.0 / np.clip(truth["flux"].to_numpy(float), 1e-3, None)))
+    size_col = next((c for c in ("size_arcsec", "h_arcsec", "r_e_arcsec") if c in truth), None)
+    if size_col:
+        d += np.maximum(0.0, (2.0 - truth[size_col].to_numpy(float)) / 2.0)
+    if "inclination_deg" in truth:
+        inc = np.nan_to_num(truth["inclination_deg"].to_numpy(float), nan=0.0)
+        d += 0.3 * np.sin(np.radians(inc)) ** 4
+    return d
+
+
+def _assign(rng, n_subjects: int, per_subject: int, activity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(subject, volunteer) of each classification: ``per_subject`` distinct volunteers per subject, drawn by
+    activity (repeats redrawn; what still repeats after 30 rounds is left out and shows as a subject not retired)."""
     n_volunteers = len(activity)
-    subject = np.repeat(np.arange(len(n_each)), n_each)
+    k = min(per_subject, n_volunteers)
+    subject = np.repeat(np.arange(n_subjects, dtype=np.int64), k)
     volunteer = rng.choice(n_volunteers, len(subject), p=activity)
-    pair = np.unique(subject.astype(np.int64) * n_volunteers + volunteer)
-    return pair // n_volunteers, pair % n_volunteers
+    keep = np.ones(len(subject), bool)
+    for _ in range(30):
+        _, first = np.unique(subject * n_volunteers + volunteer, return_index=True)
+        keep = np.zeros(len(subject), bool)
+        keep[first] = True
+        if keep.all():
+            break
+        volunteer[~keep] = rng.choice(n_volunteers, int((~keep).sum()), p=activity)
+    else:
+        _, first = np.unique(subject * n_volunteers + volunteer, return_index=True)
+        keep = np.zeros(len(subject), bool)
+        keep[first] = True
+    return subject[keep], volunteer[keep]
 
 
-def _confusions(rng, n_volunteers, question, skill, spammer) -> np.ndarray:
-    acc = np.asarray(ACCURACY[question])
-    K = len(acc)
-    logit = np.log(acc / (1 - acc))[None, :] + skill[:, None] + rng.normal(0, 0.3, (n_volunteers, K))
-    diag = 1 / (1 + np.exp(-logit))
-    pattern = ERROR_PATTERN[question]
-    conf = np.empty((n_volunteers, K, K))
-    for k in range(K):
-        errors = rng.dirichlet(5 * pattern[k][pattern[k] > 0] + 1e-3, size=n_volunteers)
-        row = np.zeros((n_volunteers, K))
-        row[:, pattern[k] > 0] = errors * (1 - diag[:, k])[:, None]
-        row[:, k] = diag[:, k]
-        conf[:, k] = row
-    conf[spammer] = 1.0 / K
-    return conf
+def _error_weights(question: Question) -> np.ndarray:
+    K = len(question.answers)
+    idx = np.arange(K)
+    w = np.exp(-np.abs(idx[:, None] - idx[None, :])) if question.name in ORDERED else np.ones((K, K))
+    np.fill_diagonal(w, 0.0)
+    return w
 
 
-def simulate_votes(
-    n_subjects: int = 3000,
-    n_volunteers: int = 300,
-    votes_per_subject: float = 10.0,
-    spammer_fraction: float = 0.05,
-    skill_spread: float = 1.0,
-    activity_tail: float = 1.1,
-    seed: int = 0,
-) -> SimulatedVotes:
-    """Simulate a Galaxy-Zoo-shaped votes table with known truth (see the module docstring)."""
-    rng = np.random.default_rng(seed)
-    q0, q1 = QUESTIONS
-    true0 = rng.choice(3, n_subjects, p=PRIORS[q0])
-    true1 = rng.choice(2, n_subjects, p=PRIORS[q1])  # meaningful only where true0 == featured-or-disk
-
-    activity = _activity(rng, n_volunteers, activity_tail)
-    skill = rng.normal(0, skill_spread, n_volunteers)
-    spammer = rng.random(n_volunteers) < spammer_fraction
-    conf = {q: _confusions(rng, n_volunteers, q, skill, spammer) for q in QUESTIONS}
-
-    n_each = np.clip(rng.poisson(votes_per_subject, n_subjects), 1, n_volunteers)
-    subject, volunteer = _classifications(rng, n_each, activity)
-    n = len(subject)
-
-    def answer(question, true):
-        cum = np.cumsum(conf[question][volunteer, true], axis=1)
-        return np.minimum((rng.random(n)[:, None] > cum).sum(axis=1), cum.shape[1] - 1)
-
-    a0 = answer(q0, true0[subject])
-    apparent1 = np.where(true0[subject] == 1, true1[subject], rng.choice(2, n, p=[0.2, 0.8]))
-    a1 = answer(q1, apparent1)
-    asked1 = a0 == 1
-
-    start = np.datetime64("2026-01-01T00:00:00")
-    when = start + rng.integers(0, 30 * 24 * 3600, n).astype("timedelta64[s]")
-    subject_ids = 20_000_000 + np.arange(n_subjects)
-    names = np.array([f"volunteer-{i:04d}" for i in range(n_volunteers)])
-    votes = pd.concat([
-        pd.DataFrame({"subject": subject_ids[subject], "volunteer": names[volunteer], "question": q0,
-                      "answer": np.array(QUESTIONS[q0])[a0], "created_at": when}),
-        pd.DataFrame({"subject": subject_ids[subject[asked1]], "volunteer": names[volunteer[asked1]],
-                      "question": q1, "answer": np.array(QUESTIONS[q1])[a1[asked1]], "created_at": when[asked1]}),
-    ]).sort_values(["created_at", "subject", "question"], kind="stable").reset_index(drop=True)
-    featured = true0 == 1
-    truth = pd.concat([
-        pd.DataFrame({"subject": subject_ids, "question": q0, "answer": np.array(QUESTIONS[q0])[true0]}),
-        pd.DataFrame({"subject": subject_ids[featured], "question": q1,
-                      "answer": np.array(QUESTIONS[q1])[true1[featured]]}),
-    ], ignore_index=True)
-    volunteers = pd.concat([
-        pd.DataFrame({"volunteer": names, "question": q,
-                      "accuracy": np.einsum("vkk,k->v", conf[q], np.asarray(PRIORS[q])), "spammer": spammer})
-        for q in QUESTIONS
-    ], ignore_index=True)
-    return SimulatedVotes(votes=votes, truth=truth, volunteers=volunteers, confusion=conf)
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
 
 
-@dataclass
-class SimulatedLearning:
-    votes: pd.DataFrame  # subject, volunteer, question, answer, created_at
-    truth: pd.DataFrame  # subject, question, answer
-    volunteers: pd.DataFrame  # volunteer, question, start, plateau, halflife, n, accuracy (at their last vote)
-    population: pd.DataFrame  # experience, accuracy: the population's mean accuracy curve
+def simulate(truth: "TruthSet | pd.DataFrame", population: VolunteerPopulation | None = None, *,
+             tree: str | None = None, questions: list[str] | tuple[str, ...] | None = None, retire_after: int = 10,
+             seed: int = 0, start: str = "2026-01-01T00:00:00") -> SimulatedVotes:
+    """Simulated volunteers classify the subjects of ``truth`` (a :class:`~annostat.truthset.TruthSet` or a truth
+    table such as :func:`truth_table`'s) until each is retired; see the module docstring for the model.
 
-
-def simulate_learning_votes(
-    n_subjects: int = 1500,
-    n_volunteers: int = 120,
-    votes_per_subject: int = 8,
-    n_answers: int = 3,
-    start: float = 0.55,
-    plateau: float = 0.9,
-    halflife: float = 15.0,
-    spread: float = 0.4,
-    learning: bool = True,
-    seed: int = 0,
-) -> SimulatedLearning:
-    """One question whose volunteers improve with practice, with known truth.
-
-    Volunteer v answers correctly with probability ``a_v(e) = p_v - (p_v - s_v) exp(-e / h_v)`` at experience e (their
-    earlier votes), errors spread evenly; start ``s_v`` and plateau ``p_v`` vary around ``start`` and ``plateau`` on
-    the logit scale (sd ``spread``), half-life ``h_v`` around ``halflife`` (log sd 0.3). ``learning=False`` keeps every
-    volunteer at their plateau. Activity is heavy-tailed; votes are given in time order, volunteer by volunteer
-    interleaved at random.
+    Args:
+        tree: the tree preset (default: the truth set's, else ``gz-decals-dr5``).
+        questions: simulate only these questions of the tree (each with the question that leads to it).
+        retire_after: classifications (distinct volunteers) per subject.
     """
+    pop = population or VolunteerPopulation()
+    frame = truth if isinstance(truth, pd.DataFrame) else truth.truth
+    tree_name = tree or (truth.manifest["tree"] if not isinstance(truth, pd.DataFrame) else "gz-decals-dr5")
+    t = subtree(get_tree(tree_name), questions)
     rng = np.random.default_rng(seed)
-    K = n_answers
-    labels = np.array([f"answer-{k}" for k in range(K)])
-    truth = rng.integers(0, K, n_subjects)
+    n_subjects, V = len(frame), int(pop.n_volunteers)
+    if n_subjects == 0 or V == 0 or retire_after < 1:
+        raise ValueError("need at least one subject, one volunteer and retire_after >= 1")
+    codes = {name: {a: i for i, a in enumerate(q.answers)} for name, q in t.questions.items()}
+    true_codes = {}
+    for name in t.questions:
+        col = frame.get(f"true_{name}")
+        values = col.astype(object).where(col.notna(), None) if col is not None else [None] * n_subjects
+        true_codes[name] = np.array([codes[name][a] if a is not None else -1 for a in values], np.int64)
+    d_s = difficulty(frame)
 
-    def around(p, size):
-        return 1 / (1 + np.exp(-(np.log(p / (1 - p)) + rng.normal(0, spread, size))))
+    # volunteers
+    activity = rng.pareto(pop.activity_tail, V) + 1.0
+    skill = rng.normal(0.0, pop.skill_sd, V)
+    spammer = rng.random(V) < pop.spammer_fraction
+    activity[spammer] = np.minimum(activity[spammer], np.median(activity))  # drive-by visitors, not regulars
+    activity /= activity.sum()
+    gap = np.maximum(0.0, rng.normal(pop.learning_gap, pop.learning_gap_sd, V)) if pop.learning_gap > 0 else np.zeros(V)
+    halflife = pop.halflife * np.exp(rng.normal(0.0, pop.halflife_sd, V))
+    plateau_logit, error_rows = {}, {}
+    for name, q in t.questions.items():
+        K = len(q.answers)
+        a_q = pop.accuracy.get(name, _default_accuracy(q))
+        plateau_logit[name] = np.log(a_q / (1 - a_q)) + skill[:, None] + rng.normal(0, pop.question_sd, (V, K))
+        w = _error_weights(q)
+        rows = np.zeros((V, K, K))
+        for k in range(K):
+            others = w[k] > 0
+            rows[:, k, others] = rng.dirichlet(pop.error_concentration * w[k, others] / w[k, others].sum() * (K - 1),
+                                               size=V)
+        error_rows[name] = rows
 
-    s_v, p_v = around(start, n_volunteers), around(plateau, n_volunteers)
-    s_v = np.minimum(s_v, p_v)
-    h_v = halflife * np.exp(rng.normal(0, 0.3, n_volunteers))
-    if not learning:
-        s_v = p_v.copy()
-    activity = _activity(rng, n_volunteers, 1.2)
-    subject, volunteer = _classifications(rng, np.full(n_subjects, votes_per_subject), activity)
-    order = rng.permutation(len(subject))  # time order
-    subject, volunteer = subject[order], volunteer[order]
-    experience = np.zeros(len(subject), np.int64)
-    seen = np.zeros(n_volunteers, np.int64)
-    for i, v in enumerate(volunteer):
-        experience[i] = seen[v]
-        seen[v] += 1
-    accuracy = p_v[volunteer] - (p_v[volunteer] - s_v[volunteer]) * np.exp(-experience / h_v[volunteer])
-    correct = rng.random(len(subject)) < accuracy
-    wrong = (truth[subject] + rng.integers(1, K, len(subject))) % K
-    answer = np.where(correct, truth[subject], wrong)
-    when = np.datetime64("2026-01-01T00:00:00") + np.arange(len(subject)).astype("timedelta64[s]")
-    names = np.array([f"volunteer-{i:04d}" for i in range(n_volunteers)])
-    votes = pd.DataFrame({"subject": 30_000_000 + subject, "volunteer": names[volunteer], "question": "q",
-                          "answer": labels[answer], "created_at": when})
-    n = np.bincount(volunteer, minlength=n_volunteers)
-    last = np.maximum(n - 1, 0)
-    volunteers = pd.DataFrame({
-        "volunteer": names, "question": "q", "start": s_v, "plateau": p_v, "halflife": h_v, "n": n,
-        "accuracy": p_v - (p_v - s_v) * np.exp(-last / h_v),
+    # classifications: who, which subject, when
+    c_subject, c_volunteer = _assign(rng, n_subjects, retire_after, activity)
+    order = rng.permutation(len(c_subject))
+    c_subject, c_volunteer = c_subject[order], c_volunteer[order]
+    n_class = len(c_subject)
+    step = max(1, (60 * 24 * 3600) // max(n_class, 1))
+    when = np.datetime64(start, "s") + (np.arange(n_class, dtype=np.int64) * step).astype("timedelta64[s]")
+    by_volunteer = np.argsort(c_volunteer, kind="stable")
+    counts = np.bincount(c_volunteer, minlength=V)
+    experience = np.empty(n_class, np.int64)
+    experience[by_volunteer] = np.arange(n_class) - np.repeat(np.cumsum(counts) - counts, counts)
+
+    # the walks, question by question in tree order
+    answers: dict[str, np.ndarray] = {}
+    p_right: dict[str, np.ndarray] = {}
+    learning = np.exp(-experience / halflife[c_volunteer]) * gap[c_volunteer]
+    hard = pop.difficulty_weight * d_s[c_subject]
+    for name, q in t.questions.items():
+        K = len(q.answers)
+        asked_mask = _asked(q, answers, codes, n_class)
+        true_k = true_codes[name][c_subject]
+        known = true_k >= 0
+        freq = np.bincount(true_codes[name][true_codes[name] >= 0], minlength=K) + 1.0
+        seen = np.where(known, true_k, rng.choice(K, n_class, p=freq / freq.sum()))
+        p = _sigmoid(plateau_logit[name][c_volunteer, seen] - learning - hard)
+        right = rng.random(n_class) < p
+        rows = error_rows[name][c_volunteer, seen]
+        wrong = (rng.random(n_class)[:, None] > np.cumsum(rows, axis=1)).sum(axis=1).clip(0, K - 1)
+        answer = np.where(right, seen, wrong)
+        spam = spammer[c_volunteer]
+        if spam.any():
+            target = codes[name].get(pop.spammer_answer) if pop.spammer_answer else None
+            spam_answer = np.full(n_class, target) if target is not None else rng.integers(0, K, n_class)
+            answer = np.where(spam, spam_answer, answer)
+            p = np.where(spam, (true_k == target) if target is not None else 1.0 / K, p)
+        answers[name] = np.where(asked_mask, answer, -1)
+        p_right[name] = np.where(asked_mask & known, p, np.nan)
+
+    # outputs
+    subject_ids = SUBJECT_BASE + np.arange(n_subjects, dtype=np.int64)
+    names = np.array([f"sim-volunteer-{i:05d}" for i in range(V)])
+    class_ids = 700_000_000 + np.arange(n_class, dtype=np.int64)
+    # one row per vote, in time order and tree order within a classification; labels as categoricals (a vote's
+    # volunteer, question and answer are codes into the label lists, so millions of votes stay small)
+    all_answers = list(dict.fromkeys(a for q in t.questions.values() for a in q.answers))
+    answer_code = {name: np.array([all_answers.index(a) for a in q.answers]) for name, q in t.questions.items()}
+    asked_q = np.stack([answers[name] >= 0 for name in t.questions], axis=1)  # [classifications, questions]
+    row_c, row_q = np.nonzero(asked_q)  # row-major: classification by classification, questions in tree order
+    q_names = list(t.questions)
+    answer_codes = np.empty(len(row_c), np.int64)
+    for j, name in enumerate(q_names):
+        here = row_q == j
+        answer_codes[here] = answer_code[name][answers[name][row_c[here]]]
+    votes = pd.DataFrame({
+        "classification_id": class_ids[row_c], "subject": subject_ids[c_subject[row_c]],
+        "volunteer": pd.Categorical.from_codes(c_volunteer[row_c], names),
+        "question": pd.Categorical.from_codes(row_q, q_names),
+        "answer": pd.Categorical.from_codes(answer_codes, all_answers),
+        "created_at": when[row_c], "experience": experience[row_c],
     })
-    grid = np.arange(0, 201, 5)
-    population = pd.DataFrame({"experience": grid, "accuracy": [
-        float(np.mean(p_v - (p_v - s_v) * np.exp(-e / h_v))) for e in grid]})
-    truth_frame = pd.DataFrame({"subject": 30_000_000 + np.arange(n_subjects), "question": "q",
-                                "answer": labels[truth]})
-    return SimulatedLearning(votes, truth_frame, volunteers, population)
+
+    truth_long = pd.concat([
+        pd.DataFrame({"subject": subject_ids[true_codes[name] >= 0], "question": name,
+                      "answer": np.array(q.answers, dtype=object)[true_codes[name][true_codes[name] >= 0]]})
+        for name, q in t.questions.items()], ignore_index=True)
+
+    vol_rows, conf_rows, curve_rows = [], [], []
+    grid = np.unique(np.concatenate([np.arange(0, 201, 5), [int(experience.max()) if n_class else 0]]))
+    for name, q in t.questions.items():
+        K = len(q.answers)
+        prior = np.bincount(true_codes[name][true_codes[name] >= 0], minlength=K).astype(float)
+        prior = prior / prior.sum() if prior.sum() > 0 else np.full(K, 1.0 / K)
+        diag_plateau = _sigmoid(plateau_logit[name])  # [V, K]
+        diag_start = _sigmoid(plateau_logit[name] - gap[:, None])
+        target = codes[name].get(pop.spammer_answer) if pop.spammer_answer else None
+        spam_acc = prior[target] if target is not None else 1.0 / K
+        acc_plateau = np.where(spammer, spam_acc, diag_plateau @ prior)
+        acc_start = np.where(spammer, spam_acc, diag_start @ prior)
+        last = np.maximum(counts - 1, 0)[:, None]  # experience at the volunteer's last classification
+        diag_last = _sigmoid(plateau_logit[name] - gap[:, None] * np.exp(-last / halflife[:, None]))
+        acc_last = np.where(spammer, spam_acc, diag_last @ prior)
+        n = np.bincount(c_volunteer[answers[name] >= 0], minlength=V)
+        valid = ~np.isnan(p_right[name])
+        scored = np.bincount(c_volunteer[valid], minlength=V)
+        expected = np.bincount(c_volunteer[valid], weights=p_right[name][valid], minlength=V)
+        vol_rows.append(pd.DataFrame({
+            "volunteer": names, "question": name, "n": n, "n_scored": scored,
+            "accuracy": np.where(scored > 0, expected / np.maximum(scored, 1), acc_plateau),
+            "accuracy_plateau": acc_plateau, "accuracy_last": acc_last, "start": acc_start, "halflife": halflife,
+            "gap": gap, "skill": skill,
+            "spammer": spammer,
+        }))
+        conf = error_rows[name] * (1 - diag_plateau)[:, :, None]
+        conf[:, np.arange(K), np.arange(K)] = diag_plateau
+        if spammer.any():
+            conf[spammer] = 0.0
+            if target is not None:
+                conf[spammer, :, target] = 1.0
+            else:
+                conf[spammer] = 1.0 / K
+        vv, kk, jj = np.meshgrid(np.arange(V), np.arange(K), np.arange(K), indexing="ij")
+        conf_rows.append(pd.DataFrame({"volunteer": names[vv.ravel()], "question": name,
+                                       "true_answer": np.array(q.answers, dtype=object)[kk.ravel()],
+                                       "answer": np.array(q.answers, dtype=object)[jj.ravel()],
+                                       "p": conf.ravel()}))
+        honest = ~spammer
+        curve = [float(np.mean((_sigmoid(plateau_logit[name][honest] - gap[honest, None]
+                                         * np.exp(-e / halflife[honest, None]))) @ prior)) if honest.any() else np.nan
+                 for e in grid]
+        curve_rows.append(pd.DataFrame({"question": name, "experience": grid, "accuracy": curve}))
+    got = np.bincount(c_subject, minlength=n_subjects)
+    subjects = pd.DataFrame({"subject": subject_ids, "image_id": frame["image_id"].astype(str).to_numpy(),
+                             "difficulty": d_s, "classifications": got, "retired": got >= retire_after})
+    classifications = pd.DataFrame({"classification_id": class_ids, "subject": subject_ids[c_subject],
+                                    "volunteer": names[c_volunteer], "created_at": when, "experience": experience})
+    settings = {"population": asdict(pop), "tree": tree_name, "questions": list(t.questions),
+                "retire_after": int(retire_after), "seed": int(seed), "start": start,
+                "subjects": int(n_subjects), "classifications": int(n_class), "votes": int(len(votes)),
+                "subjects_not_retired": int((got < retire_after).sum())}
+    return SimulatedVotes(votes=votes, truth=truth_long, volunteers=pd.concat(vol_rows, ignore_index=True),
+                          confusion=pd.concat(conf_rows, ignore_index=True),
+                          population=pd.concat(curve_rows, ignore_index=True), subjects=subjects,
+                          classifications=classifications, tree=t, settings=settings)
+
+
+def simulate_questions(n_subjects: int, n_volunteers: int,
+                       questions: list[str] | tuple[str, ...] = ("smooth-or-featured", "disk-edge-on"),
+                       retire_after: int = 10, seed: int = 0, **population: Any) -> SimulatedVotes:
+    """:func:`simulate` on :func:`truth_table` galaxies, for some questions of the DECaLS tree (default: the first
+    two): a small Galaxy-Zoo-shaped votes table with known truth in one call. ``population`` sets
+    :class:`VolunteerPopulation` fields."""
+    truth = truth_table(n_subjects, questions=questions, seed=seed)
+    return simulate(truth, VolunteerPopulation(n_volunteers=n_volunteers, **population), questions=questions,
+                    retire_after=retire_after, seed=seed)
+
+
+# --- the Panoptes export -------------------------------------------------------------------------------------------
+
+#: the Galaxy Zoo DECaLS (GZD-5) workflow as simulated volunteers see it: task -> (question, labels, next per answer).
+#: Task ids and labels follow the real workflow 6122 (its odd-feature task T10 left out, so merging ends the walk,
+#: and "Star or Artifact" goes on to merging as the annostat tree asks).
+DECALS_WORKFLOW: dict[str, tuple[str, dict[str, str], dict[str, str | None]]] = {
+    "T0": ("smooth-or-featured", {"smooth": "Smooth", "featured-or-disk": "Features or Disk",
+                                  "artifact": "Star or Artifact"},
+           {"smooth": "T1", "featured-or-disk": "T2", "artifact": "T11"}),
+    "T1": ("how-rounded", {"round": "Completely round", "in-between": "In between", "cigar-shaped": "Cigar-shaped"},
+           {"round": "T11", "in-between": "T11", "cigar-shaped": "T11"}),
+    "T2": ("disk-edge-on", {"yes": "Yes - Edge On Disk", "no": "No - Something Else"}, {"yes": "T3", "no": "T4"}),
+    "T3": ("edge-on-bulge", {"rounded": "Rounded", "boxy": "Boxy", "none": "No bulge"},
+           {"rounded": "T11", "boxy": "T11", "none": "T11"}),
+    "T4": ("bar", {"no": "No Bar", "weak": "Weak Bar", "strong": "Strong Bar"},
+           {"no": "T5", "weak": "T5", "strong": "T5"}),
+    "T5": ("has-spiral-arms", {"yes": "Yes", "no": "No"}, {"yes": "T6", "no": "T8"}),
+    "T6": ("spiral-winding", {"tight": "Tight", "medium": "Medium", "loose": "Loose"},
+           {"tight": "T7", "medium": "T7", "loose": "T7"}),
+    "T7": ("spiral-arm-count", {"1": "1", "2": "2", "3": "3", "4": "4", "more-than-4": "More than 4",
+                                "cant-tell": "Can't tell"}, dict.fromkeys(["1", "2", "3", "4", "more-than-4",
+                                                                           "cant-tell"], "T8")),
+    "T8": ("bulge-size", {"none": "No Bulge", "small": "Small", "moderate": "Moderate", "large": "Large",
+                          "dominant": "Dominant"}, dict.fromkeys(["none", "small", "moderate", "large", "dominant"],
+                                                                 "T11")),
+    "T11": ("merging", {"merger": "Merging", "major-disturbance": "Major Disturbance",
+                        "minor-disturbance": "Minor Disturbance", "none": "None"},
+            dict.fromkeys(["merger", "major-disturbance", "minor-disturbance", "none"], None)),
+}
+WORKFLOW_ID, WORKFLOW_VERSION = "6122", "1.1"
+WORKFLOW_NAME = "DECaLS DR5 (simulated by annostat)"
+_EXPORT_TREES = ("gz-decals-dr5", "gz-decals-dr8", "gz-desi")
+
+
+def workflow_definition() -> dict[str, Any]:
+    """The simulated DECaLS workflow as the Panoptes API's workflow-versions JSON."""
+    tasks, strings = {}, {}
+    for task_id, (question, labels, nxt) in DECALS_WORKFLOW.items():
+        answers = []
+        for i, (answer, label) in enumerate(labels.items()):
+            key = f"{task_id}.answers.{i}.label"
+            strings[key] = label
+            answers.append({"label": key, **({"next": nxt[answer]} if nxt[answer] else {})})
+        strings[f"{task_id}.question"] = question
+        tasks[task_id] = {"type": "single", "answers": answers, "question": f"{task_id}.question", "required": True}
+    major, minor = WORKFLOW_VERSION.split(".")
+    return {"workflow_versions": [{"id": "1", "major_number": int(major), "minor_number": int(minor),
+                                   "first_task": "T0", "tasks": tasks, "strings": strings,
+                                   "links": {"workflow": WORKFLOW_ID}}]}
+
+
+def panoptes_export(sim: SimulatedVotes) -> pd.DataFrame:
+    """The simulated classifications as a Panoptes classification export (the 14 columns of a real one)."""
+    if sim.settings["tree"] not in _EXPORT_TREES:
+        raise ValueError(f"a Panoptes export is written for the Galaxy Zoo DECaLS tree only, not {sim.settings['tree']}")
+    task_of = {question: (task_id, labels) for task_id, (question, labels, _) in DECALS_WORKFLOW.items()}
+    task_rank = {task_id: i for i, task_id in enumerate(DECALS_WORKFLOW)}
+    v = sim.votes
+    task = v["question"].map(lambda q: task_of[q][0])
+    item = [json.dumps({"task": tk, "task_label": q, "value": task_of[q][1][a]})
+            for tk, q, a in zip(task, v["question"], v["answer"])]
+    items = pd.DataFrame({"classification_id": v["classification_id"].to_numpy(), "rank": task.map(task_rank),
+                          "item": item}).sort_values(["classification_id", "rank"], kind="stable")
+    annotations = items.groupby("classification_id", sort=True)["item"].agg(lambda s: "[" + ",".join(s) + "]")
+    c = sim.classifications.set_index("classification_id").loc[annotations.index]
+    rng = np.random.default_rng(sim.settings["seed"] + 1)
+    dwell = rng.lognormal(np.log(25.0), 0.6, len(c))
+    finished = pd.to_datetime(c["created_at"].to_numpy())
+    started = finished - pd.to_timedelta(dwell, unit="s")
+    iso = lambda t: t.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "Z"  # noqa: E731
+    metadata = ['{"started_at":"%s","finished_at":"%s","source":"annostat.simulate","user_language":"en"}' % pair
+                for pair in zip(iso(started), iso(finished))]
+    image_of = sim.subjects.set_index("subject")["image_id"]
+    subject_data = [json.dumps({str(s): {"retired": None, "image_id": image_of[s]}}) for s in c["subject"]]
+    user_number = c["volunteer"].str.rsplit("-", n=1).str[1].astype(int)
+    return pd.DataFrame({
+        "classification_id": annotations.index.to_numpy(), "user_name": c["volunteer"].to_numpy(),
+        "user_id": (1_000_000 + user_number).to_numpy(), "user_ip": [f"{u:020x}" for u in user_number],
+        "workflow_id": WORKFLOW_ID, "workflow_name": WORKFLOW_NAME, "workflow_version": WORKFLOW_VERSION,
+        "created_at": finished.strftime("%Y-%m-%d %H:%M:%S UTC"), "gold_standard": "", "expert": "",
+        "metadata": metadata, "annotations": annotations.to_numpy(), "subject_data": subject_data,
+        "subject_ids": c["subject"].to_numpy(),
+    })
+
+
+def write_simulation(sim: SimulatedVotes, out: str | Path, export: bool = True) -> Path:
+    """Write a simulation to ``out``: ``votes.parquet`` (the long table), ``classifications.csv`` and
+    ``workflows.json`` (the Panoptes export and its workflow, for the DECaLS tree), ``volunteers.parquet``,
+    ``confusion.parquet`` and ``learning.parquet`` (the true volunteer parameters), ``subjects.parquet`` (Panoptes
+    subject id, image id, difficulty, retired), ``truth.parquet`` (true answers, long) and ``simulation.json``
+    (settings and counts)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    sim.votes.to_parquet(out / "votes.parquet", index=False)
+    sim.truth.to_parquet(out / "truth.parquet", index=False)
+    sim.volunteers.to_parquet(out / "volunteers.parquet", index=False)
+    sim.confusion.to_parquet(out / "confusion.parquet", index=False)
+    sim.population.to_parquet(out / "learning.parquet", index=False)
+    sim.subjects.to_parquet(out / "subjects.parquet", index=False)
+    settings = dict(sim.settings)
+    if export and sim.settings["tree"] in _EXPORT_TREES:
+        panoptes_export(sim).to_csv(out / "classifications.csv", index=False)
+        (out / "workflows.json").write_text(json.dumps(workflow_definition(), indent=1) + "\n", encoding="utf-8")
+        settings["export"] = {"classifications": "classifications.csv", "workflows": "workflows.json",
+                              "workflow_id": WORKFLOW_ID}
+    (out / "simulation.json").write_text(json.dumps(settings, indent=2, default=str) + "\n", encoding="utf-8")
+    return out

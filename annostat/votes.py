@@ -249,6 +249,8 @@ class Votes:
             raise InputError(f"{source}: expected a pandas or polars DataFrame, got {type(frame).__name__}")
         if frame.width == 0 or frame.height == 0:
             raise InputError(f"{source}: the table is empty (no rows)")
+        # categorical label columns are their labels: codes and sort order as for plain text
+        frame = frame.with_columns(pl.col(pl.Categorical, pl.Enum).cast(pl.String))
         given = {"subject": subject, "volunteer": volunteer, "question": question, "answer": answer, "time": time}
         cols = _resolve_columns(frame.columns, source, given)
         n_read = frame.height

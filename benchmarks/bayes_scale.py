@@ -1,7 +1,8 @@
 """SVI at scale: hierarchical Dawid-Skene and learning curves on 1M and 10M simulated Galaxy-Zoo-shaped votes.
 
-Not part of the test suite. Votes from ``annostat.simulate.simulate_votes`` (two questions of the DECaLS tree,
-heavy-tailed activity, 5% spammers): ~10 votes per subject, subjects = votes / 9, volunteers = votes / 100. Each fit
+Not part of the test suite. Votes from ``annostat.simulate`` (volunteers walk the first two questions of the DECaLS
+tree: static volunteers, equally hard images, heavy-tailed activity, 5% spammers): 10 classifications per subject
+(~13.6 votes), subjects = votes / 13.6, volunteers = votes / 150. Each fit
 runs in a fresh process on the 2-core CPU machine: SVI with minibatches of 20,000 subjects, ``--steps`` steps
 (default 2000), 64 posterior draws kept; the time covers building the votes table and the fit (JAX compilation, answer
 posteriors and model checks included); peak RSS is the process's, the simulated votes frame included.
@@ -25,10 +26,13 @@ import numpy as np
 def worker(model: str, n_votes: int, steps: int) -> None:
     from annostat import Votes
     from annostat.models import get_model
-    from annostat.simulate import simulate_votes
+    from annostat.simulate import VolunteerPopulation, simulate, truth_table
 
-    sim = simulate_votes(n_subjects=n_votes // 9, n_volunteers=max(n_votes // 100, 50), votes_per_subject=10,
-                         seed=0)
+    questions = ("smooth-or-featured", "disk-edge-on")
+    population = VolunteerPopulation(n_volunteers=max(n_votes // 150, 50), learning_gap=0.0, difficulty_weight=0.0,
+                                     spammer_fraction=0.05)
+    sim = simulate(truth_table(int(n_votes / 13.6), questions=questions), population, questions=questions,
+                   retire_after=10, seed=0)
     start = time.perf_counter()
     votes = Votes.from_frame(sim.votes)
     fit = get_model(model, inference="svi", steps=steps, batch_size=20_000, draws=64).fit(votes)

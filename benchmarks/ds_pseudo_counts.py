@@ -15,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from annostat import DawidSkene, MajorityVote, Votes
-from annostat.demo import score_against_truth
-from annostat.simulate import simulate_votes
+from annostat.benchmark import answer_scores, volunteer_scores
+from annostat.simulate import VolunteerPopulation, simulate, truth_table
 
 HERE = Path(__file__).resolve().parent
 REAL = HERE.parent.parent / "shared" / "data" / "real"
@@ -41,16 +41,19 @@ def main() -> None:
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
     real = list(real_data())
-    sims = [simulate_votes(n_subjects=2000, n_volunteers=300, votes_per_subject=m, seed=seed)
-            for seed in range(5) for m in (5, 10)]
+    questions = ("smooth-or-featured", "disk-edge-on")
+    sims = [simulate(truth_table(2000, questions=questions, seed=seed), VolunteerPopulation(n_volunteers=300),
+                     questions=questions, retire_after=m, seed=seed) for seed in range(5) for m in (5, 10)]
     sim_votes = [Votes.from_frame(s.votes) for s in sims]
     rows = [{"pseudo-counts": "majority vote", **{n: accuracy(MajorityVote().fit(v), t) for n, v, t in real}}]
     for diag, off in GRID:
         model = DawidSkene(pseudo_diagonal=diag, pseudo_off_diagonal=off)
         row = {"pseudo-counts": f"{diag} / {off}", **{n: accuracy(model.fit(v), t) for n, v, t in real}}
-        scores = pd.concat([score_against_truth(model.fit(v), s, min_votes=1) for v, s in zip(sim_votes, sims)])
-        row["sim accuracy"] = scores["accuracy"].mean()
-        row["sim volunteer MAE"] = scores["volunteer_accuracy_mae"].mean()
+        fits = [model.fit(v) for v in sim_votes]
+        row["sim accuracy"] = pd.concat([answer_scores(f.posteriors, s.truth)[0] for f, s in zip(fits, sims)])[
+            "accuracy"].mean()
+        row["sim volunteer MAE"] = pd.concat([volunteer_scores(f.volunteers, s.volunteers, min_votes=1)[0]
+                                              for f, s in zip(fits, sims)])["volunteer_mae"].mean()
         rows.append(row)
         print(row, flush=True)
     table = pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4f")

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from annostat import Votes
-from annostat.simulate import simulate_votes
+from annostat.simulate import simulate_questions
 
 os.environ["ANNOSTAT_CACHE_DIR"] = ""  # tests compile afresh and write nothing to the home folder
 
@@ -28,9 +28,21 @@ def accuracy(fit, truth: pd.DataFrame) -> float:
     return float((answers["answer"] == answers["true"]).mean())
 
 
+GZ_QUESTIONS = ("smooth-or-featured", "disk-edge-on")
+
+
+def gz_simulation(n_subjects: int, n_volunteers: int, retire_after: int, seed: int, **population):
+    """Simulated volunteers on the first two questions of the Galaxy Zoo DECaLS tree (``smooth-or-featured``, then
+    ``disk-edge-on`` for whoever answers featured). Static volunteers on equally hard images unless ``population``
+    says otherwise (the static models' own assumptions), 5% spammers who always answer artifact."""
+    settings = {"learning_gap": 0.0, "difficulty_weight": 0.0, "spammer_fraction": 0.05, **population}
+    return simulate_questions(n_subjects, n_volunteers, GZ_QUESTIONS, retire_after=retire_after, seed=seed,
+                              **settings)
+
+
 @pytest.fixture(scope="session")
 def small_sim():
-    return simulate_votes(n_subjects=600, n_volunteers=80, votes_per_subject=8, seed=3)
+    return gz_simulation(600, 80, retire_after=8, seed=3)
 
 
 @pytest.fixture(scope="session")

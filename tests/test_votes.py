@@ -193,3 +193,12 @@ def test_every_row_is_accounted_for(rows, policy):
     # experience: the volunteer's earlier valid responses in file order (repeats included, whatever the policy)
     earlier = complete.groupby("volunteer").cumcount()
     assert (back["experience"].to_numpy() == earlier.loc[back["row"].to_numpy()].to_numpy()).all()
+
+
+def test_categorical_columns_are_read_as_their_labels():
+    plain = pd.DataFrame({"subject": [3, 1, 1, 2], "volunteer": ["b", "a", "b", "a"], "question": ["q", "q", "r", "q"],
+                          "answer": ["yes", "no", "x", "yes"]})
+    categorical = plain.astype({"volunteer": "category", "question": "category", "answer": "category"})
+    a, b = Votes.from_frame(plain), Votes.from_frame(categorical)
+    assert a.table.equals(b.table) and a.to_frame().equals(b.to_frame())
+    assert b.to_frame()["question"].dtype == a.to_frame()["question"].dtype

@@ -25,8 +25,8 @@ algorithm, Journal of the Royal Statistical Society C 28(1), 20-28.
 
 Example:
     >>> from annostat import Votes, DawidSkene
-    >>> from annostat.simulate import simulate_votes
-    >>> sim = simulate_votes(n_subjects=300, n_volunteers=40, seed=1)
+    >>> from annostat.simulate import simulate_questions
+    >>> sim = simulate_questions(300, 40, seed=1)
     >>> fit = DawidSkene().fit(Votes.from_frame(sim.votes))
     >>> fit.converged
     True

@@ -26,8 +26,8 @@ of annotation, TACL 6, 571-585 (the hierarchical Dawid-Skene of their family); A
 Example:
     >>> from annostat import Votes
     >>> from annostat.models.hierarchical import HierarchicalDawidSkene
-    >>> from annostat.simulate import simulate_votes
-    >>> sim = simulate_votes(n_subjects=200, n_volunteers=30, seed=1)
+    >>> from annostat.simulate import simulate_questions
+    >>> sim = simulate_questions(200, 30, seed=1)
     >>> fit = HierarchicalDawidSkene(inference="map", steps=300).fit(Votes.from_frame(sim.votes))
     >>> sorted(fit.volunteers.columns)[:3]
     ['accuracy', 'accuracy_hi', 'accuracy_lo']

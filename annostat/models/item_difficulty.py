@@ -25,8 +25,8 @@ of annotation, TACL 6, 571-585.
 Example:
     >>> from annostat import Votes
     >>> from annostat.models.item_difficulty import ItemDifficulty
-    >>> from annostat.simulate import simulate_votes
-    >>> fit = ItemDifficulty(inference="svi", steps=200).fit(Votes.from_frame(simulate_votes(200, 30).votes))
+    >>> from annostat.simulate import simulate_questions
+    >>> fit = ItemDifficulty(inference="svi", steps=200).fit(Votes.from_frame(simulate_questions(200, 30).votes))
     >>> fit.converged in (True, False)
     True
 """

@@ -26,8 +26,8 @@ classifications made.
 Example:
     >>> from annostat import Votes
     >>> from annostat.models.learning import LearningCurve
-    >>> from annostat.simulate import simulate_votes
-    >>> sim = simulate_votes(n_subjects=200, n_volunteers=30, seed=1)
+    >>> from annostat.simulate import simulate_questions
+    >>> sim = simulate_questions(200, 30, seed=1)
     >>> fit = LearningCurve(inference="map", steps=300).fit(Votes.from_frame(sim.votes))
     >>> {"start", "plateau", "rate"} <= set(fit.volunteers.columns)
     True

@@ -18,8 +18,8 @@ E. Paun et al. (2018), Comparing Bayesian models of annotation, TACL 6.
 Example:
     >>> from annostat import Votes
     >>> from annostat.models.mace import Mace
-    >>> from annostat.simulate import simulate_votes
-    >>> fit = Mace(inference="map", steps=200).fit(Votes.from_frame(simulate_votes(200, 30).votes))
+    >>> from annostat.simulate import simulate_questions
+    >>> fit = Mace(inference="map", steps=200).fit(Votes.from_frame(simulate_questions(200, 30).votes))
     >>> "competence" in fit.volunteers.columns
     True
 """

@@ -10,8 +10,8 @@ Reference: E. Paun et al. (2018), Comparing Bayesian models of annotation, TACL 
 Example:
     >>> from annostat import Votes
     >>> from annostat.models.pooled import PooledMultinomial
-    >>> from annostat.simulate import simulate_votes
-    >>> fit = PooledMultinomial(inference="map", steps=200).fit(Votes.from_frame(simulate_votes(200, 30).votes))
+    >>> from annostat.simulate import simulate_questions
+    >>> fit = PooledMultinomial(inference="map", steps=200).fit(Votes.from_frame(simulate_questions(200, 30).votes))
     >>> bool(fit.volunteers.groupby("question")["accuracy"].std().max() < 1e-5)  # everyone the same
     True
 """
