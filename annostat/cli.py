@@ -274,27 +274,45 @@ def _describe(value) -> str:
     return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
 
 
+def print_scores(result, title: str) -> None:
+    """The benchmark's scores, one row per pipeline and question, as a rich table on stdout."""
+    table = Table(title=title)
+    columns = (("question", "question", "{}"), ("pipeline", "pipeline", "{}"), ("accuracy", "accuracy", "{:.3f}"),
+               ("balanced_accuracy", "balanced acc.", "{:.3f}"), ("ece", "ECE", "{:.3f}"),
+               ("brier", "Brier", "{:.3f}"), ("volunteer_mae", "volunteer MAE", "{:.3f}"))
+    for _, header, _ in columns:
+        table.add_column(header, justify="left" if header in ("question", "pipeline") else "right",
+                         overflow="fold", min_width=18 if header == "question" else None)
+    for row in result.scores.sort_values(["question", "pipeline"]).to_dict("records"):
+        table.add_row(*["" if row.get(key) is None or row.get(key) != row.get(key) else fmt.format(row[key])
+                        for key, _, fmt in columns])
+    Console().print(table)
+
+
 @app.command()
 def demo(
     out: Path = typer.Option(Path("annostat-demo"), "--out", "-o", help="Folder for the demo's outputs."),
-    subjects: int = typer.Option(3000, help="Simulated subjects (galaxies)."),
-    volunteers: int = typer.Option(300, help="Simulated volunteers."),
+    galaxies: int = typer.Option(300, help="Stand-in galaxies to render."),
+    volunteers: int = typer.Option(150, help="Simulated volunteers."),
+    retire_after: int = typer.Option(10, help="Classifications per galaxy."),
+    efficiency: str = typer.Option("1,2,3,5,10", help="Classifications per galaxy for the label-efficiency curve."),
     seed: int = typer.Option(0, help="Random seed."),
 ) -> None:
-    """Simulate Galaxy Zoo votes with known truth, fit majority vote and Dawid-Skene, and compare them."""
+    """The whole loop: render galaxies, simulate volunteers, fit, benchmark against the truth, write the report."""
     from annostat.demo import run_demo
 
+    if galaxies < 1 or volunteers < 1 or retire_after < 1:
+        fail("--galaxies, --volunteers and --retire-after must be at least 1")
+    try:
+        grid = [int(m) for m in efficiency.split(",") if m.strip()]
+    except ValueError:
+        fail(f"--efficiency: {efficiency!r} is not a comma-separated list of whole numbers")
     use_compilation_cache()
-    with fit_progress(True) as progress:
-        comparison = run_demo(out, n_subjects=subjects, n_volunteers=volunteers, seed=seed, progress=progress)
-    table = Table(title="Simulated Galaxy Zoo votes: fits against the truth")
-    for column in ("question", "model", "subjects", "accuracy", "volunteer accuracy MAE (>= 20 votes)"):
-        table.add_column(column, justify="left" if column in ("question", "model") else "right")
-    for row in comparison.sort_values(["question", "model"], ascending=[False, False]).itertuples():
-        table.add_row(row.question, REGISTRY[row.model].title, f"{row.subjects:,}", f"{row.accuracy:.4f}",
-                      f"{row.volunteer_accuracy_mae:.4f}")
-    Console().print(table)
-    Console().print(f"Fits written to {out}/mv and {out}/ds; votes, truth and comparison.csv in {out}/")
+    with input_errors():
+        result = run_demo(out, n_galaxies=galaxies, n_volunteers=volunteers, retire_after=retire_after, seed=seed,
+                          efficiency=grid, log=lambda message: console.print(message, highlight=False))
+    print_scores(result, "Simulated Galaxy Zoo votes: pipelines against the truth")
+    Console().print(f"Truth set and votes in {out}/truth; report in {result.report}; fits in {out}/report/fits")
 
 
 truth_app = typer.Typer(help="Build truth sets: simulated galaxies whose true Galaxy Zoo answers are known.",
@@ -322,6 +340,81 @@ def truth_standin(
     featured = int((truth_set.truth["true_smooth-or-featured"] == "featured-or-disk").sum())
     console.print(f"{n:,} galaxies ({featured:,} featured) rendered at {size}x{size} in {', '.join(truth_set.bands)}; "
                   f"truth set written to {out}", highlight=False)
+
+
+
+
+@app.command()
+def simulate(
+    truthset: Path = typer.Argument(..., help="A truth set folder (annostat truth standin / fire)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for the votes (default TRUTHSET/votes)."),
+    volunteers: int = typer.Option(300, help="Simulated volunteers."),
+    retire_after: int = typer.Option(10, help="Classifications (distinct volunteers) per subject."),
+    spammers: float = typer.Option(0.03, help="Share of volunteers who always answer 'artifact'."),
+    learning_gap: float = typer.Option(0.6, help="Mean logit gap between a volunteer's first vote and plateau."),
+    difficulty: float = typer.Option(0.6, help="Weight of image difficulty (faint, small, edge-on) on the logit."),
+    seed: int = typer.Option(0, help="Random seed."),
+) -> None:
+    """Simulated volunteers walk the Galaxy Zoo tree on a truth set's galaxies: votes, a Panoptes export and its
+    workflow, and the true volunteer parameters."""
+    from annostat.simulate import VolunteerPopulation, simulate as run
+    from annostat.truthset import load_truth_set
+
+    if volunteers < 1 or retire_after < 1:
+        fail("--volunteers and --retire-after must be at least 1")
+    if not 0 <= spammers <= 1:
+        fail("--spammers must be between 0 and 1")
+    with input_errors():
+        truth_set = load_truth_set(truthset, check_images=False)
+        target = out or truth_set.votes_dir
+        if target.exists() and not target.is_dir():
+            raise InputError(f"{target}: exists and is not a folder")
+    population = VolunteerPopulation(n_volunteers=volunteers, spammer_fraction=spammers, learning_gap=learning_gap,
+                                     difficulty_weight=difficulty)
+    sim = run(truth_set, population, retire_after=retire_after, seed=seed)
+    sim.write(target)
+    s = sim.settings
+    console.print(f"{s['classifications']:,} classifications ({s['votes']:,} votes) by {volunteers:,} volunteers on "
+                  f"{s['subjects']:,} subjects ({s['subjects_not_retired']:,} not retired); written to {target}",
+                  highlight=False)
+
+
+
+@app.command()
+def benchmark(
+    truthset: Path = typer.Argument(..., help="A truth set with simulated votes (annostat simulate)."),
+    pipelines: str = typer.Option("mv,ds", help="Comma-separated pipelines (annostat models; ck-* with crowd-kit)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the report."),
+    votes_dir: Optional[Path] = typer.Option(None, help="Simulated votes folder (default TRUTHSET/votes)."),
+    efficiency: str = typer.Option(",".join(map(str, (1, 2, 3, 5, 8, 10, 15, 20, 30, 40))),
+                                   help="Classifications per subject for the label-efficiency curve ('' for none)."),
+    efficiency_pipelines: Optional[str] = typer.Option(None, help="Pipelines refitted for the label-efficiency "
+                                                                  "curve (default: the fast ones chosen)."),
+    min_votes: int = typer.Option(10, help="Volunteers with at least this many votes are scored."),
+) -> None:
+    """Run aggregation pipelines on a truth set's simulated votes and score them against the truth."""
+    from annostat.benchmark import run_benchmark
+    from annostat.pipelines import PIPELINES
+
+    names = [p.strip() for p in pipelines.split(",") if p.strip()]
+    eff_names = None if efficiency_pipelines is None else [p.strip() for p in efficiency_pipelines.split(",")
+                                                            if p.strip()]
+    for name in names + (eff_names or []):
+        if name not in PIPELINES:
+            fail(f"--pipelines: no pipeline {name!r}; the pipelines are {', '.join(PIPELINES)}")
+        if not PIPELINES[name].available:
+            fail(f"--pipelines: {name} needs {PIPELINES[name].needs} (pip install 'annostat[peers]')")
+    try:
+        grid = [int(m) for m in efficiency.split(",") if m.strip()]
+    except ValueError:
+        fail(f"--efficiency: {efficiency!r} is not a comma-separated list of whole numbers")
+    use_compilation_cache()
+    with input_errors():
+        result = run_benchmark(truthset, names, out, votes_dir=votes_dir, efficiency=grid,
+                               efficiency_pipelines=eff_names, min_votes=min_votes,
+                               log=lambda message: console.print(message, highlight=False))
+    print_scores(result, "Pipelines against the simulated truth")
+    Console().print(f"Report written to {result.report}")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -1,69 +1,50 @@
-"""The demo: simulate Galaxy-Zoo-shaped votes with known truth, fit majority vote and Dawid-Skene, compare.
+"""The demo: the whole loop on a small default, through the same path a user takes.
 
-Everything goes through the public path a user takes: the simulated votes are written to CSV, read back with
-:meth:`annostat.votes.Votes.read`, fitted, and each fit folder is written with :meth:`annostat.fit.Fit.save`.
+1. render a few hundred stand-in galaxies into a truth set (:func:`annostat.render.standin_truth_set`);
+2. simulated volunteers walk the Galaxy Zoo DECaLS tree on them (:func:`annostat.simulate.simulate`), written as a
+   Panoptes classification export with its workflow definition into ``truth/votes/``;
+3. the export is read back, majority vote and Dawid-Skene (and crowd-kit's Dawid-Skene when installed) are fitted,
+   and each fit folder is written;
+4. the benchmark harness (:func:`annostat.benchmark.run_benchmark`) scores every pipeline against the truth, with the
+   label-efficiency curve, and writes the report.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable, Sequence
 
-import numpy as np
-import pandas as pd
+from annostat.benchmark import BenchmarkResult, run_benchmark
+from annostat.pipelines import PIPELINES
+from annostat.render import standin_truth_set
+from annostat.simulate import VolunteerPopulation, simulate
 
-from annostat.fit import Fit
-from annostat.models import get_model
-from annostat.models.base import Progress
-from annostat.simulate import SimulatedVotes, simulate_votes
-from annostat.votes import Votes
+DEMO_EFFICIENCY = (1, 2, 3, 5, 10)
 
 
-def score_against_truth(fit: Fit, sim: SimulatedVotes, min_votes: int = 20) -> pd.DataFrame:
-    """Per question: accuracy of the most probable answers, and error of the volunteers' estimated accuracy.
-
-    Answers are scored on subjects with a true answer and at least one vote on the question; volunteer accuracy on
-    volunteers with at least ``min_votes`` votes on the question (mean absolute error and correlation).
-    """
-    answers = fit.answers.merge(sim.truth, on=["subject", "question"], suffixes=("", "_true"))
-    answers["correct"] = answers["answer"] == answers["answer_true"]
-    vols = fit.volunteers.merge(sim.volunteers, on=["volunteer", "question"], suffixes=("", "_true"))
-    vols = vols[vols["n"] >= min_votes]
-    rows = []
-    for question, part in answers.groupby("question", sort=False):
-        v = vols[vols["question"] == question]
-        rows.append({
-            "model": fit.model,
-            "question": question,
-            "subjects": len(part),
-            "accuracy": part["correct"].mean(),
-            "volunteers": len(v),
-            "volunteer_accuracy_mae": (v["accuracy"] - v["accuracy_true"]).abs().mean(),
-            "volunteer_accuracy_corr": np.corrcoef(v["accuracy"], v["accuracy_true"])[0, 1] if len(v) > 2 else np.nan,
-        })
-    return pd.DataFrame(rows)
+def demo_pipelines() -> list[str]:
+    """mv and ds, plus crowd-kit's Dawid-Skene when crowd-kit is installed."""
+    return ["mv", "ds"] + (["ck-ds"] if PIPELINES["ck-ds"].available else [])
 
 
 def run_demo(
     out: str | Path = "annostat-demo",
-    n_subjects: int = 3000,
-    n_volunteers: int = 300,
+    n_galaxies: int = 300,
+    n_volunteers: int = 150,
+    retire_after: int = 10,
     seed: int = 0,
-    models: tuple[str, ...] = ("mv", "ds"),
-    progress: Progress | None = None,
-) -> pd.DataFrame:
-    """Run the demo, write ``votes.csv``, ``truth.csv``, one fit folder per model and ``comparison.csv`` to ``out``."""
+    pipelines: Sequence[str] | None = None,
+    efficiency: Sequence[int] = DEMO_EFFICIENCY,
+    log: Callable[[str], None] | None = None,
+) -> BenchmarkResult:
+    """Run the demo into ``out``: ``truth/`` (the truth set, its votes in ``truth/votes/``), ``report/`` (the
+    benchmark report) and ``report/fits/<pipeline>/`` (each annostat fit folder)."""
+    say = log or (lambda message: None)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    sim = simulate_votes(n_subjects=n_subjects, n_volunteers=n_volunteers, seed=seed)
-    sim.votes.to_csv(out / "votes.csv", index=False)
-    sim.truth.to_csv(out / "truth.csv", index=False)
-    sim.volunteers.to_csv(out / "volunteers_truth.csv", index=False)
-    votes = Votes.read(out / "votes.csv")
-    scores = []
-    for name in models:
-        fit = get_model(name).fit(votes, progress=progress)
-        fit.save(out / name)
-        scores.append(score_against_truth(fit, sim))
-    comparison = pd.concat(scores, ignore_index=True)
-    comparison.to_csv(out / "comparison.csv", index=False)
-    return comparison
+    say(f"rendering {n_galaxies} stand-in galaxies")
+    truth_set = standin_truth_set(out / "truth", n_galaxies, size=64, seed=seed)
+    say(f"{n_volunteers} simulated volunteers classify them ({retire_after} classifications each)")
+    sim = simulate(truth_set, VolunteerPopulation(n_volunteers=n_volunteers), retire_after=retire_after, seed=seed)
+    sim.write(truth_set.votes_dir)
+    return run_benchmark(truth_set.root, list(pipelines or demo_pipelines()), out / "report", efficiency=efficiency,
+                         save_fits=True, log=say)

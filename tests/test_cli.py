@@ -106,16 +106,27 @@ def test_console_script_has_no_traceback(tmp_path):
 
 
 def test_demo_small(tmp_path):
+    """The whole loop: render, simulate (through a Panoptes export), fit, benchmark, report."""
     out = tmp_path / "demo"
-    result = runner.invoke(app, ["demo", "--out", str(out), "--subjects", "400", "--volunteers", "60"])
+    result = runner.invoke(app, ["demo", "--out", str(out), "--galaxies", "80", "--volunteers", "40",
+                                 "--retire-after", "6", "--efficiency", "1,6"])
     assert result.exit_code == 0, result.output
-    assert "Dawid-Skene" in result.output and "majority vote" in result.output
     for model in ("mv", "ds"):
         for name in ("subjects.parquet", "posteriors.parquet", "volunteers.parquet", "confusion.parquet",
                      "fit.json"):
-            assert (out / model / name).exists()
-    comparison = pd.read_csv(out / "comparison.csv")
-    assert set(comparison["model"]) == {"mv", "ds"} and (comparison["accuracy"] > 0.8).all()
+            assert (out / "report" / "fits" / model / name).exists()
+    assert (out / "truth" / "votes" / "classifications.csv").exists()
+    setup = json.loads((out / "report" / "setup.json").read_text())
+    assert setup["votes_from"] == "panoptes export" and setup["subjects"] == 80
+    scores = pd.read_parquet(out / "report" / "scores.parquet")
+    assert {"mv", "ds"} <= set(scores["pipeline"]) and scores["question"].nunique() >= 8
+    ds = scores[scores["pipeline"] == "ds"].set_index("question")
+    assert ds.loc["smooth-or-featured", "accuracy"] > 0.8
+    efficiency = pd.read_parquet(out / "report" / "efficiency.parquet")
+    assert set(efficiency["votes_per_subject"]) == {1, 6}
+    report = (out / "report" / "report.md").read_text()
+    assert "## Label efficiency" in report and "![efficiency](efficiency.png)" in report
+    assert "smooth-or-featured" in result.output
 
 
 def test_command_keeps_compiled_kernels_between_runs(tmp_path, votes_csv):

@@ -1,0 +1,381 @@
+r"""The benchmark harness: run aggregation pipelines on a truth set's simulated votes and score them against the truth.
+
+``annostat benchmark TRUTHSET --pipelines mv,ds,ck-ds --out REPORT`` reads the truth set (``annostat.truthset``) and
+the votes ``annostat simulate`` wrote to ``TRUTHSET/votes/``: the Panoptes classification export and its workflow
+when present (so the votes go through the same ingest path as real exports), else the long votes table. Each
+pipeline (``annostat.pipelines``) is fitted on the same votes and scored per question, on the subjects whose true
+path asks the question and that have at least one vote on it:
+
+- **accuracy** of the most probable answer, and **balanced accuracy** (mean recall over the true answers present);
+- **expected calibration error** of the posteriors: :math:`\sum_b \frac{n_b}{N}|\mathrm{acc}_b - \mathrm{conf}_b|`
+  over 10 equal-width bins of the top answer's probability, and the multi-class **Brier score**
+  :math:`\frac1N\sum_s\sum_k (p_{sk} - [k = y_s])^2`, and the mean negative log-probability of the true answer;
+- **volunteer recovery**: correlation and mean absolute error between each volunteer's estimated accuracy and their
+  true expected accuracy on the votes they gave (volunteers with at least ``min_votes`` votes on the question), and
+  the coverage of the 90% intervals where the pipeline gives them;
+- **learning curves** (pipelines that estimate one): mean absolute error of the population curve against the true
+  one, on questions every classification asks (there a volunteer's classifications and answers count alike);
+- the **label-efficiency curve**: each subject's first *m* classifications only (as if retired after *m*), for *m*
+  from 1 to 40 (up to the simulation's retirement limit), accuracy per question; the ``fast`` pipelines by default.
+
+Output (``REPORT``): ``report.md`` (set-up, tables, figures), ``scores.parquet``, ``volunteers.parquet`` (per
+volunteer: estimated vs true), ``efficiency.parquet``, ``calibration.parquet``, ``learning.parquet`` and the
+figures ``efficiency.png``, ``calibration.png``, ``volunteers.png`` (and ``learning.png``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from annostat.errors import InputError
+from annostat.pipelines import PipelineOutput, get_pipeline
+from annostat.truthset import TruthSet, load_truth_set
+from annostat.votes import Votes
+
+EFFICIENCY_VOTES = (1, 2, 3, 5, 8, 10, 15, 20, 30, 40)
+N_BINS = 10
+
+
+@dataclass
+class BenchmarkResult:
+    scores: pd.DataFrame  # pipeline, question, subjects, accuracy, balanced_accuracy, ece, brier, nll, volunteer_*, ...
+    volunteers: pd.DataFrame  # pipeline, volunteer, question, n, accuracy, accuracy_true[, accuracy_lo, accuracy_hi]
+    efficiency: pd.DataFrame  # pipeline, question, votes_per_subject, subjects, accuracy
+    calibration: pd.DataFrame  # pipeline, question, bin, confidence, accuracy, n
+    learning: pd.DataFrame  # pipeline, question, experience, accuracy, lo, hi, accuracy_true
+    setup: dict
+    report: Path | None = None
+
+
+# --- inputs ----------------------------------------------------------------------------------------------------
+
+def read_simulated_votes(truth_set: TruthSet, votes_dir: str | os.PathLike | None = None) -> tuple[Votes, Path, str]:
+    """The simulated votes of a truth set: through the Panoptes export when there is one, else the long table."""
+    from annostat.io.load import load_votes
+
+    folder = Path(votes_dir) if votes_dir else truth_set.votes_dir
+    if not (folder / "simulation.json").exists():
+        raise InputError(f"{folder}: no simulated votes (simulation.json not found); run annostat simulate "
+                         f"{truth_set.root} first")
+    settings = json.loads((folder / "simulation.json").read_text(encoding="utf-8"))
+    export = settings.get("export")
+    if export and (folder / export["classifications"]).exists():
+        votes, _ = load_votes(folder / export["classifications"], workflows=folder / export["workflows"],
+                              workflow_id=export["workflow_id"])
+        return votes, folder, "panoptes export"
+    return Votes.read(folder / "votes.parquet"), folder, "votes table"
+
+
+def true_answers(truth_set: TruthSet, folder: Path) -> pd.DataFrame:
+    """The truth set's true answers keyed by the simulated (Panoptes) subject ids: subject, question, answer."""
+    subjects = pd.read_parquet(folder / "subjects.parquet")[["subject", "image_id"]]
+    long = truth_set.true_answers().rename(columns={"subject": "image_id"})
+    return long.merge(subjects, on="image_id")[["subject", "question", "answer"]]
+
+
+# --- scores ----------------------------------------------------------------------------------------------------
+
+def answer_scores(posteriors: pd.DataFrame, truth: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per question: accuracy, balanced accuracy, ECE, Brier score and NLL of the posteriors against the truth;
+    and the reliability bins. Scored on subjects with a true answer and a posterior."""
+    rows, bins = [], []
+    for question, post in posteriors.groupby("question", sort=True):
+        wide = post.pivot_table(index="subject", columns="answer", values="p", aggfunc="first").fillna(0.0)
+        t = truth[truth["question"] == question].set_index("subject")["answer"]
+        common = wide.index.intersection(t.index)
+        if len(common) == 0:
+            continue
+        p = wide.loc[common].to_numpy(float)
+        p = p / np.clip(p.sum(axis=1, keepdims=True), 1e-12, None)
+        answers = np.asarray(wide.columns, dtype=object)
+        y = t.loc[common].to_numpy(dtype=object)
+        onehot = answers[None, :] == y[:, None]
+        top = p.argmax(axis=1)
+        correct = answers[top] == y
+        confidence = p.max(axis=1)
+        recalls = [correct[y == k].mean() for k in np.unique(y)]
+        which = np.minimum((confidence * N_BINS).astype(int), N_BINS - 1)
+        ece = 0.0
+        for b in range(N_BINS):
+            in_bin = which == b
+            if in_bin.any():
+                ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
+                bins.append({"question": question, "bin": b, "confidence": confidence[in_bin].mean(),
+                             "accuracy": correct[in_bin].mean(), "n": int(in_bin.sum())})
+        p_true = np.where(onehot.any(axis=1), (p * onehot).sum(axis=1), 0.0)
+        rows.append({"question": question, "subjects": len(common), "accuracy": correct.mean(),
+                     "balanced_accuracy": float(np.mean(recalls)), "ece": ece,
+                     "brier": float(((p - onehot) ** 2).sum(axis=1).mean()),
+                     "nll": float(-np.log(np.clip(p_true, 1e-6, None)).mean())})
+    return pd.DataFrame(rows), pd.DataFrame(bins)
+
+
+def volunteer_scores(estimated: pd.DataFrame | None, true_volunteers: pd.DataFrame, min_votes: int,
+                     accuracy_at: str = "votes") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per question: correlation, MAE and interval coverage of the volunteers' estimated accuracy against their
+    true accuracy (volunteers with >= ``min_votes`` votes on the question); and the joined table. The true value is
+    the expected accuracy on the votes they gave (``accuracy_at="votes"``) or at their last classification
+    (``"last"``, for learning-curve models)."""
+    if estimated is None or estimated.empty:
+        return pd.DataFrame(columns=["question"]), pd.DataFrame()
+    column = {"votes": "accuracy", "last": "accuracy_last"}[accuracy_at]
+    truth = true_volunteers[["volunteer", "question", column]].rename(columns={column: "accuracy_true"})
+    est = estimated.assign(volunteer=estimated["volunteer"].astype(str))
+    joined = est.merge(truth, on=["volunteer", "question"], how="inner")
+    rows = []
+    for question, part in joined.groupby("question", sort=True):
+        part = part[part["n"] >= min_votes]
+        row = {"question": question, "volunteers_scored": len(part)}
+        if len(part) >= 3:
+            row["volunteer_corr"] = float(np.corrcoef(part["accuracy"], part["accuracy_true"])[0, 1])
+            row["volunteer_mae"] = float((part["accuracy"] - part["accuracy_true"]).abs().mean())
+            if {"accuracy_lo", "accuracy_hi"} <= set(part):
+                inside = (part["accuracy_lo"] <= part["accuracy_true"]) & (part["accuracy_true"] <= part["accuracy_hi"])
+                row["volunteer_coverage90"] = float(inside.mean())
+        rows.append(row)
+    return pd.DataFrame(rows), joined
+
+
+def learning_scores(curves: pd.DataFrame | None, true_curve: pd.DataFrame,
+                    questions: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """MAE of the estimated population learning curve against the true one, on ``questions``."""
+    if curves is None or curves.empty:
+        return pd.DataFrame(columns=["question"]), pd.DataFrame()
+    rows, joined = [], []
+    for question, part in curves.groupby("question", sort=True):
+        if question not in questions:
+            continue
+        t = true_curve[true_curve["question"] == question].sort_values("experience")
+        part = part.assign(accuracy_true=np.interp(part["experience"], t["experience"], t["accuracy"]))
+        joined.append(part)
+        rows.append({"question": question,
+                     "learning_curve_mae": float((part["accuracy"] - part["accuracy_true"]).abs().mean())})
+    return pd.DataFrame(rows), (pd.concat(joined, ignore_index=True) if joined else pd.DataFrame())
+
+
+def first_classifications(votes: Votes, m: int) -> Votes:
+    """Each subject's first ``m`` classifications (a volunteer's votes on a subject are one classification), in time
+    order: the votes a project that retired subjects after ``m`` would have had. Answer sets are kept."""
+    frame = votes.to_frame().select("subject", "volunteer", "question", "answer", "time").to_pandas()
+    first = frame.groupby(["subject", "volunteer"], sort=False, observed=True)["time"].transform("min")
+    pairs = frame.assign(first=first).drop_duplicates(["subject", "volunteer"])
+    rank = pairs.groupby("subject")["first"].rank(method="first") - 1
+    kept = pairs.loc[rank < m, ["subject", "volunteer"]]
+    part = frame.merge(kept, on=["subject", "volunteer"])
+    answers = {q: list(a.to_list()) for q, a in zip(votes.questions.to_list(), votes.answers)}
+    return Votes.from_frame(part, time="time", answers=answers, source=f"first {m} classifications")
+
+
+# --- the run ---------------------------------------------------------------------------------------------------
+
+def run_benchmark(
+    truthset: str | os.PathLike,
+    pipelines: Sequence[str] = ("mv", "ds"),
+    out: str | os.PathLike | None = None,
+    votes_dir: str | os.PathLike | None = None,
+    efficiency: Sequence[int] = EFFICIENCY_VOTES,
+    efficiency_pipelines: Sequence[str] | None = None,
+    min_votes: int = 10,
+    save_fits: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> BenchmarkResult:
+    """Run ``pipelines`` on the truth set's simulated votes, score them, and write the report to ``out`` (with
+    ``save_fits``, each annostat fit folder to ``out/fits/<pipeline>``)."""
+    say = log or (lambda message: None)
+    truth_set = load_truth_set(truthset, check_images=False)
+    chosen = [get_pipeline(name) for name in pipelines]
+    votes, folder, source = read_simulated_votes(truth_set, votes_dir)
+    truth = true_answers(truth_set, folder)
+    settings = json.loads((folder / "simulation.json").read_text(encoding="utf-8"))
+    true_volunteers = pd.read_parquet(folder / "volunteers.parquet")
+    true_curve = pd.read_parquet(folder / "learning.parquet")
+    root_questions = [q.name for q in truth_set.tree.questions.values() if not q.asked_after]
+
+    scores, vols, calib, learn = [], [], [], []
+    for pipeline in chosen:
+        say(f"fitting {pipeline.name} on {votes.n_votes:,} votes")
+        result: PipelineOutput = pipeline(votes)
+        if save_fits and out is not None and result.fit is not None:
+            result.fit.save(Path(out) / "fits" / pipeline.name)
+        a, bins = answer_scores(result.posteriors, truth)
+        v, joined = volunteer_scores(result.volunteers, true_volunteers, min_votes, result.accuracy_at)
+        lc, curves = learning_scores(result.learning, true_curve, root_questions)
+        table = a.merge(v, on="question", how="left").merge(lc, on="question", how="left")
+        table.insert(0, "pipeline", pipeline.name)
+        table["seconds"] = result.seconds
+        scores.append(table)
+        for frame, into in ((joined, vols), (bins, calib), (curves, learn)):
+            if len(frame):
+                into.append(frame.assign(pipeline=pipeline.name))
+
+    max_m = int(settings.get("retire_after") or max(efficiency, default=0))
+    grid = [m for m in efficiency if 1 <= m <= max_m]
+    eff_names = list(efficiency_pipelines) if efficiency_pipelines is not None else \
+        [p.name for p in chosen if p.cost == "fast"]
+    eff = []
+    for m in grid:
+        subset = first_classifications(votes, m)
+        for name in eff_names:
+            say(f"label efficiency: {name} with {m} classification(s) per subject")
+            result = get_pipeline(name)(subset)
+            a, _ = answer_scores(result.posteriors, truth)
+            eff.append(a[["question", "subjects", "accuracy"]].assign(pipeline=name, votes_per_subject=m))
+
+    def frame(parts, columns):
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+
+    setup = {"truth_set": str(truth_set.root), "source": truth_set.manifest["source"],
+             "tree": truth_set.manifest["tree"], "votes_from": source, "votes": int(votes.n_votes),
+             "subjects": int(votes.n_subjects), "volunteers": int(votes.n_volunteers),
+             "retire_after": settings.get("retire_after"), "spammer_fraction":
+                 settings.get("population", {}).get("spammer_fraction"), "min_votes": min_votes,
+             "pipelines": [p.name for p in chosen], "efficiency_pipelines": eff_names, "efficiency_votes": grid}
+    result = BenchmarkResult(
+        scores=frame(scores, ["pipeline", "question"]), volunteers=frame(vols, ["pipeline"]),
+        efficiency=frame(eff, ["pipeline", "question", "votes_per_subject", "subjects", "accuracy"]),
+        calibration=frame(calib, ["pipeline"]), learning=frame(learn, ["pipeline"]), setup=setup)
+    if out is not None:
+        result.report = write_report(result, out)
+    return result
+
+
+# --- the report ------------------------------------------------------------------------------------------------
+
+def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
+    """A GitHub Markdown table (numbers to ``digits`` decimals; NaN as a blank)."""
+    def cell(value) -> str:
+        if isinstance(value, (float, np.floating)):
+            return "" if np.isnan(value) else f"{value:.{digits}f}"
+        if isinstance(value, (int, np.integer)):
+            return f"{value:,}"
+        return str(value).replace("|", "\\|")
+    numeric = [pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns]
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |",
+             "|" + "|".join("---:" if n else ":---" for n in numeric) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def write_report(result: BenchmarkResult, out: str | os.PathLike) -> Path:
+    """Write ``report.md``, the Parquet tables and the figures to ``out``."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("scores", "volunteers", "efficiency", "calibration", "learning"):
+        getattr(result, name).to_parquet(out / f"{name}.parquet", index=False)
+    (out / "setup.json").write_text(json.dumps(result.setup, indent=2, default=str) + "\n", encoding="utf-8")
+    figures = _figures(result, out)
+    s = result.setup
+    lines = [
+        "# Benchmark against simulated truth", "",
+        f"Truth set `{s['truth_set']}` ({s['source']}, tree {s['tree']}); votes read from the {s['votes_from']}: "
+        f"{s['votes']:,} votes on {s['subjects']:,} subjects by {s['volunteers']:,} simulated volunteers (retired "
+        f"after {s['retire_after']} classifications; spammer share {s['spammer_fraction']}). Scores per question on "
+        f"subjects whose true path asks it; volunteer recovery on volunteers with >= {s['min_votes']} votes on the "
+        "question (true value: their expected accuracy on the votes they gave).", "",
+        "## Scores", "",
+    ]
+    columns = ["pipeline", "question", "subjects", "accuracy", "balanced_accuracy", "ece", "brier", "nll",
+               "volunteers_scored", "volunteer_corr", "volunteer_mae", "volunteer_coverage90", "learning_curve_mae",
+               "seconds"]
+    table = result.scores[[c for c in columns if c in result.scores]]
+    lines += [markdown_table(table), ""]
+    if len(result.scores):
+        mean = result.scores.groupby("pipeline", sort=False)[["accuracy", "balanced_accuracy", "ece", "brier"]].mean()
+        lines += ["Mean over questions:", "", markdown_table(mean.reset_index()), ""]
+    if len(result.efficiency):
+        wide = result.efficiency.pivot_table(index=["question", "pipeline"], columns="votes_per_subject",
+                                             values="accuracy").reset_index()
+        wide.columns = [str(c) if not isinstance(c, str) else c for c in wide.columns]
+        lines += ["## Label efficiency", "",
+                  "Accuracy with each subject's first *m* classifications (columns: *m*).", "",
+                  markdown_table(wide), ""]
+    lines += ["## Figures", ""] + [f"![{name}]({name}.png)" for name in figures] + [""]
+    lines += ["Tables: `scores.parquet`, `volunteers.parquet`, `efficiency.parquet`, `calibration.parquet`, "
+              "`learning.parquet`; set-up: `setup.json`.", ""]
+    (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
+    return out / "report.md"
+
+
+def _figures(result: BenchmarkResult, out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    questions = sorted(result.scores["question"].unique()) if len(result.scores) else []
+    if len(result.efficiency):
+        n = len(questions)
+        cols = min(n, 5)
+        rows_ = int(np.ceil(n / cols))
+        fig, axes = plt.subplots(rows_, cols, figsize=(3.2 * cols, 2.6 * rows_), squeeze=False, sharex=True)
+        for ax, question in zip(axes.ravel(), questions):
+            part = result.efficiency[result.efficiency["question"] == question]
+            for name, line in part.groupby("pipeline", sort=False):
+                line = line.sort_values("votes_per_subject")
+                ax.plot(line["votes_per_subject"], line["accuracy"], marker="o", ms=3, label=name)
+            ax.set_title(question, fontsize=8)
+            ax.set_xscale("log")
+        for ax in axes.ravel()[n:]:
+            ax.axis("off")
+        axes[0, 0].legend(fontsize=7)
+        fig.supxlabel("classifications per subject")
+        fig.supylabel("accuracy")
+        fig.tight_layout()
+        fig.savefig(out / "efficiency.png", dpi=110)
+        plt.close(fig)
+        written.append("efficiency")
+    if len(result.calibration):
+        fig, ax = plt.subplots(figsize=(4.2, 4))
+        ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+        for name, part in result.calibration.groupby("pipeline", sort=False):
+            pooled = part.assign(c=part["confidence"] * part["n"], a=part["accuracy"] * part["n"]).groupby("bin")[
+                ["c", "a", "n"]].sum()
+            ax.plot(pooled["c"] / pooled["n"], pooled["a"] / pooled["n"], marker="o", ms=3, label=name)
+        ax.set_xlabel("top answer's probability")
+        ax.set_ylabel("share correct")
+        ax.set_title("Reliability (all questions)", fontsize=9)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / "calibration.png", dpi=110)
+        plt.close(fig)
+        written.append("calibration")
+    if len(result.volunteers):
+        names = list(result.volunteers["pipeline"].unique())
+        fig, axes = plt.subplots(1, len(names), figsize=(3.4 * len(names), 3.3), squeeze=False)
+        min_votes = result.setup["min_votes"]
+        for ax, name in zip(axes[0], names):
+            part = result.volunteers[(result.volunteers["pipeline"] == name) & (result.volunteers["n"] >= min_votes)]
+            ax.scatter(part["accuracy_true"], part["accuracy"], s=6, alpha=0.5)
+            ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+            ax.set_title(name, fontsize=9)
+            ax.set_xlabel("true accuracy")
+        axes[0, 0].set_ylabel("estimated accuracy")
+        fig.tight_layout()
+        fig.savefig(out / "volunteers.png", dpi=110)
+        plt.close(fig)
+        written.append("volunteers")
+    if len(result.learning):
+        fig, ax = plt.subplots(figsize=(4.6, 3.4))
+        for (name, question), part in result.learning.groupby(["pipeline", "question"], sort=False):
+            line, = ax.plot(part["experience"], part["accuracy"], label=f"{name}: {question}")
+            ax.fill_between(part["experience"], part["lo"], part["hi"], color=line.get_color(), alpha=0.2)
+            ax.plot(part["experience"], part["accuracy_true"], "--", color=line.get_color(), lw=1)
+        ax.set_xlabel("experience (classifications)")
+        ax.set_ylabel("population accuracy")
+        ax.set_title("Learning curves (dashed: true)", fontsize=9)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / "learning.png", dpi=110)
+        plt.close(fig)
+        written.append("learning")
+    return written

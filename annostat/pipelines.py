@@ -1,0 +1,182 @@
+"""Aggregation pipelines the benchmark harness runs: one registry, so a new method joins with a few lines.
+
+A pipeline takes :class:`~annostat.votes.Votes` and returns a :class:`PipelineOutput`: every subject's posterior over
+every question's answers (long: ``subject, question, answer, p``), and where the method has them, each volunteer's
+estimated accuracy (``volunteer, question, n, accuracy`` and optionally ``accuracy_lo``/``accuracy_hi``) and the
+population's learning curve (``question, experience, accuracy, lo, hi``).
+
+Registered here: every annostat model (``mv``, ``ds``, ``hds``, ``learning``, ``mace``, ``mn``, ``item``, ``lre``;
+Bayesian ones with SVI) and, when crowd-kit is installed (the ``peers`` extra), crowd-kit's ``ck-mv``, ``ck-wawa``,
+``ck-ds``, ``ck-ods`` (one-coin Dawid-Skene), ``ck-glad`` and ``ck-mace``, fitted question by question on the same
+votes. ``cost`` says which pipelines are cheap enough to refit many times for the label-efficiency curve.
+
+Adding one::
+
+    from annostat.pipelines import PipelineOutput, register_pipeline
+
+    @register_pipeline("my-method", "My method")
+    def my_method(votes):
+        ...
+        return PipelineOutput(posteriors=frame)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from annostat.fit import Fit
+from annostat.models import REGISTRY, get_model
+from annostat.votes import Votes
+
+
+@dataclass
+class PipelineOutput:
+    posteriors: pd.DataFrame  # subject, question, answer, p (every answer of every question the subject has votes on)
+    volunteers: pd.DataFrame | None = None  # volunteer, question, n, accuracy[, accuracy_lo, accuracy_hi]
+    learning: pd.DataFrame | None = None  # question, experience, accuracy, lo, hi
+    fit: Fit | None = None
+    seconds: float = float("nan")
+    accuracy_at: str = "votes"  # the volunteers' accuracy is over their votes ("votes") or at their last one ("last")
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    name: str
+    title: str
+    run: Callable[[Votes], PipelineOutput]
+    cost: str = "fast"  # "fast": refitted for the label-efficiency curve by default; "slow": fitted once
+    needs: str | None = None  # an optional package the pipeline imports
+
+    @property
+    def available(self) -> bool:
+        return self.needs is None or importlib.util.find_spec(self.needs) is not None
+
+    def __call__(self, votes: Votes) -> PipelineOutput:
+        start = time.perf_counter()
+        out = self.run(votes)
+        out.seconds = time.perf_counter() - start
+        return out
+
+
+PIPELINES: dict[str, Pipeline] = {}
+
+
+def register_pipeline(name: str, title: str, cost: str = "fast", needs: str | None = None):
+    """Decorator: register ``run(votes) -> PipelineOutput`` under ``name``."""
+    def wrap(run: Callable[[Votes], PipelineOutput]) -> Callable[[Votes], PipelineOutput]:
+        PIPELINES[name] = Pipeline(name, title, run, cost, needs)
+        return run
+    return wrap
+
+
+def get_pipeline(name: str) -> Pipeline:
+    try:
+        pipeline = PIPELINES[name]
+    except KeyError:
+        raise KeyError(f"no pipeline {name!r}; the pipelines are {', '.join(PIPELINES)}") from None
+    if not pipeline.available:
+        raise KeyError(f"pipeline {name!r} needs {pipeline.needs}: pip install 'annostat[peers]'")
+    return pipeline
+
+
+# --- annostat's models -----------------------------------------------------------------------------------------
+
+def _learning_curves(fit: Fit, grid: np.ndarray) -> pd.DataFrame | None:
+    from annostat.models.learning import LearningCurve
+
+    parts = []
+    for qf in fit.questions:
+        if not qf.inference or "gain_mean" not in qf.inference["draws"]:
+            continue
+        curve = LearningCurve.population_curve(qf.inference["draws"], grid)
+        parts.append(pd.DataFrame({"question": qf.inference["question"], "experience": grid,
+                                   "accuracy": curve["accuracy"], "lo": curve["lo"], "hi": curve["hi"]}))
+    return pd.concat(parts, ignore_index=True) if parts else None
+
+
+def _model_pipeline(name: str) -> Callable[[Votes], PipelineOutput]:
+    def run(votes: Votes) -> PipelineOutput:
+        fit = get_model(name).fit(votes)
+        volunteers = fit.volunteers
+        keep = [c for c in ("volunteer", "question", "n", "accuracy", "accuracy_lo", "accuracy_hi") if c in volunteers]
+        learning = _learning_curves(fit, np.arange(0, 201, 5, dtype=float)) if name == "learning" else None
+        return PipelineOutput(fit.posteriors, volunteers[keep], learning, fit,
+                              accuracy_at="last" if name == "learning" else "votes")
+    return run
+
+
+for _name, _cls in REGISTRY.items():
+    register_pipeline(_name, f"annostat {_cls.title}", cost="fast" if _name in ("mv", "ds") else "slow")(
+        _model_pipeline(_name))
+
+
+# --- crowd-kit -------------------------------------------------------------------------------------------------
+
+def _crowdkit_pipeline(factory: Callable[[], object], volunteer_accuracy: str | None) -> Callable[[Votes], PipelineOutput]:
+    """Fit a crowd-kit aggregator per question on (task, worker, label) frames of the same votes."""
+    def run(votes: Votes) -> PipelineOutput:
+        frame = votes.to_frame().select("subject", "volunteer", "question", "answer").to_pandas()
+        posteriors, volunteers = [], []
+        for q_index, question in enumerate(votes.questions):
+            part = frame[frame["question"] == question]
+            if part.empty:
+                continue
+            answers = [str(a) for a in votes.answers[q_index]]
+            data = pd.DataFrame({"task": part["subject"].to_numpy(), "worker": part["volunteer"].astype(str).to_numpy(),
+                                 "label": part["answer"].astype(str).to_numpy()})
+            model = factory()
+            proba = model.fit_predict_proba(data) if hasattr(model, "fit_predict_proba") else None
+            if proba is None:  # label-only aggregators: the chosen answer gets probability 1
+                labels = model.fit_predict(data)
+                proba = pd.get_dummies(labels).astype(float)
+            proba = proba.reindex(columns=answers, fill_value=0.0).fillna(0.0)
+            long = proba.rename_axis("subject").reset_index().melt(id_vars="subject", var_name="answer", value_name="p")
+            long.insert(1, "question", question)
+            posteriors.append(long)
+            n = data.groupby("worker").size()
+            if volunteer_accuracy == "errors":  # Dawid-Skene: prior-weighted diagonal of the confusion
+                errors, priors = model.errors_, model.priors_.reindex(answers, fill_value=0.0)
+                acc = {}
+                for worker, matrix in errors.groupby(level=0):
+                    m = matrix.droplevel(0).reindex(index=answers, columns=answers, fill_value=0.0)
+                    acc[worker] = float(np.sum(np.diag(m.to_numpy()) * priors.to_numpy()))
+                accuracy = pd.Series(acc)
+            elif volunteer_accuracy == "skills":
+                accuracy = model.skills_
+            else:
+                accuracy = None
+            if accuracy is not None:
+                volunteers.append(pd.DataFrame({"volunteer": accuracy.index.astype(str), "question": question,
+                                                "n": n.reindex(accuracy.index).fillna(0).astype(int).to_numpy(),
+                                                "accuracy": accuracy.to_numpy(float)}))
+        vols = pd.concat(volunteers, ignore_index=True) if volunteers else None
+        return PipelineOutput(pd.concat(posteriors, ignore_index=True), vols)
+    return run
+
+
+def _register_crowdkit() -> None:
+    def agg(name: str, **kwargs):
+        def make():
+            from crowdkit import aggregation
+            return getattr(aggregation, name)(**kwargs)
+        return make
+
+    for key, cls, kwargs, accuracy, cost in (
+        ("ck-mv", "MajorityVote", {}, "skills", "fast"),
+        ("ck-wawa", "Wawa", {}, "skills", "fast"),
+        ("ck-ds", "DawidSkene", {"n_iter": 100}, "errors", "fast"),
+        ("ck-ods", "OneCoinDawidSkene", {"n_iter": 100}, "skills", "fast"),
+        ("ck-glad", "GLAD", {"n_iter": 100, "silent": True}, None, "slow"),
+        ("ck-mace", "MACE", {"n_iter": 100}, None, "slow"),
+    ):
+        register_pipeline(key, f"crowd-kit {cls}", cost=cost, needs="crowdkit")(
+            _crowdkit_pipeline(agg(cls, **kwargs), accuracy))
+
+
+_register_crowdkit()

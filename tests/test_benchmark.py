@@ -1,0 +1,157 @@
+"""The benchmark harness: its scores on hand-made posteriors, the label-efficiency subsets, the pipeline registry, and
+whole runs on small truth sets (annostat and crowd-kit pipelines on the same votes, read from the Panoptes export)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from annostat.benchmark import (answer_scores, first_classifications, learning_scores, markdown_table, run_benchmark,
+                                volunteer_scores)
+from annostat.cli import app
+from annostat.pipelines import PIPELINES, PipelineOutput, get_pipeline, register_pipeline
+from annostat.simulate import VolunteerPopulation, simulate, truth_table
+from annostat.truthset import write_truth_set
+from annostat.votes import Votes
+
+
+def make_truth_set(root, n, seed):
+    """A truth set of ``n`` galaxies with answers drawn down the tree and blank 8x8 images (fast, no rendering)."""
+    truth = truth_table(n, seed=seed)
+    return write_truth_set(root, {"source": "standin", "tree": "gz-decals-dr5", "bands": ["r"], "seed": seed}, truth,
+                           {i: {"r": np.zeros((8, 8), np.float32)} for i in truth["image_id"]})
+
+
+def test_answer_scores_on_hand_made_posteriors():
+    post = pd.DataFrame({"subject": np.repeat([1, 2, 3, 4], 2), "question": "q", "answer": ["a", "b"] * 4,
+                         "p": [0.8, 0.2] * 4})
+    truth = pd.DataFrame({"subject": [1, 2, 3, 4], "question": "q", "answer": ["a", "a", "a", "b"]})
+    scores, bins = answer_scores(post, truth)
+    row = scores.iloc[0]
+    assert row["subjects"] == 4 and row["accuracy"] == pytest.approx(0.75)
+    assert row["balanced_accuracy"] == pytest.approx(0.5)  # recall 1 on a, 0 on b
+    assert row["ece"] == pytest.approx(0.05)  # one bin: confidence 0.8, share correct 0.75
+    assert row["brier"] == pytest.approx((3 * 0.08 + 1.28) / 4)
+    assert row["nll"] == pytest.approx(-(3 * np.log(0.8) + np.log(0.2)) / 4)
+    assert bins["n"].sum() == 4
+    perfect = post.assign(p=np.where(post["answer"] == post["subject"].map({1: "a", 2: "a", 3: "a", 4: "b"}), 1., 0.))
+    best = answer_scores(perfect, truth)[0].iloc[0]
+    assert best["accuracy"] == 1 and best["ece"] == pytest.approx(0) and best["brier"] == pytest.approx(0)
+
+
+def test_volunteer_and_learning_scores():
+    est = pd.DataFrame({"volunteer": ["u", "v", "w", "x"], "question": "q", "n": [50, 50, 50, 2],
+                        "accuracy": [0.9, 0.7, 0.5, 0.1], "accuracy_lo": [0.85, 0.5, 0.45, 0.0],
+                        "accuracy_hi": [0.95, 0.75, 0.55, 0.2]})
+    true = pd.DataFrame({"volunteer": ["u", "v", "w", "x"], "question": "q", "accuracy": [0.8, 0.7, 0.6, 0.9],
+                         "accuracy_last": [0.9, 0.7, 0.5, 0.9]})
+    scores, joined = volunteer_scores(est, true, min_votes=10)
+    row = scores.iloc[0]
+    assert row["volunteers_scored"] == 3 and row["volunteer_mae"] == pytest.approx(0.2 / 3)
+    assert row["volunteer_coverage90"] == pytest.approx(1 / 3) and row["volunteer_corr"] == pytest.approx(1.0)
+    assert volunteer_scores(est, true, 10, accuracy_at="last")[0].iloc[0]["volunteer_mae"] == pytest.approx(0)
+    curve = pd.DataFrame({"question": "q", "experience": [0.0, 10.0], "accuracy": [0.6, 0.8], "lo": 0.5, "hi": 0.9})
+    true_curve = pd.DataFrame({"question": "q", "experience": [0, 20], "accuracy": [0.6, 0.9]})
+    lc, _ = learning_scores(curve, true_curve, ["q"])
+    assert lc.iloc[0]["learning_curve_mae"] == pytest.approx(0.025)  # true at 10: 0.75
+    assert learning_scores(curve, true_curve, ["other"])[0].empty
+
+
+def test_first_classifications_keeps_each_subjects_earliest_volunteers():
+    sim = simulate(truth_table(200, seed=1), VolunteerPopulation(n_volunteers=40), retire_after=6, seed=1)
+    votes = Votes.from_frame(sim.votes)
+    two = first_classifications(votes, 2).to_frame().to_pandas()
+    per_subject = two.groupby("subject")["volunteer"].nunique()
+    assert per_subject.max() == 2 and len(per_subject) == 200
+    c = sim.classifications.sort_values("created_at")
+    earliest = c.groupby("subject").head(2)
+    kept = two[["subject", "volunteer"]].drop_duplicates().astype(str)
+    assert set(map(tuple, kept.to_numpy())) == set(map(tuple, earliest[["subject", "volunteer"]].astype(str).to_numpy()))
+    assert first_classifications(votes, 2).n_answers == votes.n_answers  # answer sets kept
+    assert first_classifications(votes, 6).n_votes == votes.n_votes
+
+
+def test_markdown_table():
+    text = markdown_table(pd.DataFrame({"name": ["a|b"], "x": [0.12345], "n": [1234], "gap": [np.nan]}))
+    assert text.splitlines() == ["| name | x | n | gap |", "|:---|---:|---:|---:|", "| a\\|b | 0.123 | 1,234 |  |"]
+
+
+@pytest.fixture(scope="module")
+def small_benchmark(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench") / "truth"
+    truth_set = make_truth_set(root, 400, seed=2)
+    sim = simulate(truth_set, VolunteerPopulation(n_volunteers=80), retire_after=8, seed=2)
+    sim.write(truth_set.votes_dir)
+
+    @register_pipeline("test-first-answer", "always the first answer (a test pipeline)")
+    def first_answer(votes):
+        frame = votes.to_frame().select("subject", "question").unique().to_pandas()
+        rows = [(s, q, a, float(i == 0)) for s, q in zip(frame["subject"], frame["question"])
+                for i, a in enumerate(votes.answers[votes.questions.to_list().index(q)].to_list())]
+        return PipelineOutput(pd.DataFrame(rows, columns=["subject", "question", "answer", "p"]))
+
+    try:
+        names = ["mv", "ds", "test-first-answer"] + (["ck-ds"] if PIPELINES["ck-ds"].available else [])
+        result = run_benchmark(root, names, root.parent / "report", efficiency=(1, 4, 8, 20),
+                               efficiency_pipelines=["mv", "ds"])
+    finally:
+        PIPELINES.pop("test-first-answer")
+    return result, root.parent / "report"
+
+
+def test_benchmark_scores_every_pipeline_on_every_question(small_benchmark):
+    result, out = small_benchmark
+    s = result.scores
+    assert result.setup["votes_from"] == "panoptes export"
+    assert set(s["pipeline"]) >= {"mv", "ds", "test-first-answer"}
+    assert s.groupby("pipeline")["question"].nunique().min() == 10
+    by = s.set_index(["pipeline", "question"])
+    sof = "smooth-or-featured"
+    assert by.loc[("ds", sof), "accuracy"] >= by.loc[("mv", sof), "accuracy"] - 0.01
+    assert by.loc[("ds", sof), "accuracy"] > by.loc[("test-first-answer", sof), "accuracy"] + 0.2
+    assert by.loc[("ds", sof), "brier"] < by.loc[("mv", sof), "brier"]
+    assert by.loc[("ds", sof), "volunteer_corr"] > 0.7 and by.loc[("ds", sof), "volunteer_mae"] < 0.1
+    assert np.isnan(by.loc[("test-first-answer", sof), "volunteer_mae"])  # no volunteer model, no score
+    if "ck-ds" in set(s["pipeline"]):  # the peer on the same votes: a comparable answer accuracy
+        assert by.loc[("ck-ds", sof), "accuracy"] > 0.8
+    for name in ("report.md", "scores.parquet", "volunteers.parquet", "efficiency.parquet", "calibration.parquet",
+                 "efficiency.png", "calibration.png", "volunteers.png", "setup.json"):
+        assert (out / name).exists(), name
+    report = (out / "report.md").read_text()
+    assert "| ds | smooth-or-featured |" in report and "test-first-answer" in report
+
+
+def test_label_efficiency_curve_rises_with_votes(small_benchmark):
+    result, _ = small_benchmark
+    e = result.efficiency
+    assert set(e["votes_per_subject"]) == {1, 4, 8}  # 20 is beyond the retirement limit (8)
+    assert set(e["pipeline"]) == {"mv", "ds"}
+    sof = e[(e["question"] == "smooth-or-featured")].set_index(["pipeline", "votes_per_subject"])["accuracy"]
+    for name in ("mv", "ds"):
+        assert sof[(name, 1)] < sof[(name, 4)] < sof[(name, 8)] + 0.01
+    assert sof[("ds", 8)] == pytest.approx(result.scores.set_index(["pipeline", "question"]).loc[
+        ("ds", "smooth-or-featured"), "accuracy"], abs=1e-9)  # all 8 classifications = the full fit
+
+
+def test_learning_pipeline_is_scored_on_its_curve(tmp_path):
+    root = tmp_path / "truth"
+    truth_set = make_truth_set(root, 300, seed=5)
+    population = VolunteerPopulation(n_volunteers=40, learning_gap=1.5, spammer_fraction=0.0, difficulty_weight=0.0)
+    sim = simulate(truth_set, population, questions=["smooth-or-featured"], retire_after=5, seed=5)
+    sim.write(truth_set.votes_dir)
+    result = run_benchmark(root, ["learning"], tmp_path / "report", efficiency=())
+    row = result.scores.iloc[0]
+    assert row["question"] == "smooth-or-featured" and row["accuracy"] > 0.8
+    assert row["learning_curve_mae"] < 0.08
+    assert (tmp_path / "report" / "learning.png").exists()
+
+
+def test_cli_benchmark_errors_are_one_line(tmp_path):
+    root = tmp_path / "truth"
+    make_truth_set(root, 20, seed=0)
+    unknown = CliRunner().invoke(app, ["benchmark", str(root), "--pipelines", "mv,nope", "--out", str(tmp_path / "r")])
+    assert unknown.exit_code == 2 and "no pipeline 'nope'" in unknown.output
+    no_votes = CliRunner().invoke(app, ["benchmark", str(root), "--out", str(tmp_path / "r")])
+    assert no_votes.exit_code == 2 and "no simulated votes" in no_votes.output and "Traceback" not in no_votes.output
+    with pytest.raises(KeyError, match="no pipeline"):
+        get_pipeline("nope")
