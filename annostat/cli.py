@@ -344,6 +344,38 @@ def truth_standin(
 
 
 
+@truth_app.command("fire")
+def truth_fire(
+    snapshots: list[Path] = typer.Argument(..., help="FIRE-2 snapshots: <sim>/output/snapshot_NNN.hdf5 files or "
+                                                       "snapdir_NNN folders."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the truth set."),
+    name: Optional[str] = typer.Option(None, help="Simulation name (default: from the <sim>/output/ layout)."),
+    views: int = typer.Option(4, help="Random orientations per snapshot."),
+    size: int = typer.Option(128, help="Image size in pixels."),
+    redshift: float = typer.Option(0.05, help="Redshift the galaxy is placed at (angular scale, flux)."),
+    sky_sigma: float = typer.Option(0.002, help="Sky noise per pixel (nanomaggies)."),
+    weight: str = typer.Option("light", help="Project 'light' (age-dependent mass-to-light) or 'mass'."),
+    seed: int = typer.Option(0, help="Random seed of the views and the noise."),
+) -> None:
+    """Mock images and truth (inclination, bar A2, disc fraction, spirals) of FIRE-2 star particles as a truth set."""
+    from annostat.fire import fire_truth_set
+
+    if views < 1:
+        fail("--views must be at least 1")
+    if size < 16:
+        fail("--size must be at least 16 pixels")
+    if weight not in ("light", "mass"):
+        fail(f"--weight: {weight!r} is not 'light' or 'mass'")
+    if redshift <= 0:
+        fail("--redshift must be above 0")
+    with input_errors():
+        truth_set = fire_truth_set(snapshots, out, views=views, size=size, redshift=redshift, sky_sigma=sky_sigma,
+                                   seed=seed, name=name, weight=weight)
+    featured = int((truth_set.truth["true_smooth-or-featured"] == "featured-or-disk").sum())
+    console.print(f"{len(snapshots)} snapshot(s) x {views} views = {len(truth_set.truth)} images ({featured} "
+                  f"featured) at {size}x{size}; truth set written to {out}", highlight=False)
+
+
 @app.command()
 def simulate(
     truthset: Path = typer.Argument(..., help="A truth set folder (annostat truth standin / fire)."),

@@ -139,7 +139,7 @@ def answers_from(p, thresholds: dict[str, Any] | None = None) -> dict[str, str]:
                                  else "small" if bulge >= t["bulge_small"] else "none")
     else:
         out["smooth-or-featured"] = "smooth"
-        q = axis_ratio(p)
+        q = float(p["axis_ratio"]) if "axis_ratio" in p else axis_ratio(p)  # measured (FIRE) or from parameters
         out["how-rounded"] = ("round" if q > t["round_axis_ratio"] else "cigar-shaped" if q < t["cigar_axis_ratio"]
                               else "in-between")
     tidal = p["tidal_amp"]

@@ -103,3 +103,129 @@ def test_bad_snapshots_are_named(tmp_path):
     text.write_text("not hdf5")
     with pytest.raises(InputError, match="text.hdf5: not an HDF5 file"):
         read_stars(text)
+
+
+def spiral_disc(rng, n, m=2, pitch_deg=20.0, amplitude=0.6):
+    """A cold rotating disc whose density follows an m-armed logarithmic spiral (rejection sampling)."""
+    R = rng.gamma(2.0, 1.5, 4 * n)
+    phi = rng.uniform(0, 2 * np.pi, 4 * n)
+    density = 1 + amplitude * np.cos(m * (phi - np.log(R) / np.tan(np.radians(pitch_deg))))
+    keep = rng.random(4 * n) < density / (1 + amplitude)
+    R, phi = R[keep][:n], phi[keep][:n]
+    pos = np.stack([R * np.cos(phi), R * np.sin(phi), rng.normal(0, 0.2, len(R))], 1)
+    vc = 200.0
+    vel = np.stack([-vc * np.sin(phi), vc * np.cos(phi), rng.normal(0, 5, len(R))], 1)
+    return pos, vel, np.full(len(R), 1e6)
+
+
+def test_spiral_arms_are_measured_from_young_stars(tmp_path):
+    from annostat.fire import measure_snapshot
+
+    rng = np.random.default_rng(3)
+    pos, vel, m = spiral_disc(rng, 30000, m=2, pitch_deg=20.0)
+    path = tmp_path / "m12s" / "output" / "snapshot_600.hdf5"
+    path.parent.mkdir(parents=True)
+    write_snapshot(path, pos, vel, m)
+    with h5py.File(path, "a") as f:  # all stars formed recently: ages well under 1 Gyr
+        f["PartType4"]["StellarFormationTime"] = np.full(len(m), A - 0.02)
+    truth = measure_snapshot(path)
+    q = truth.quantities
+    assert q["young_tracer"] and q["spiral_m"] == 2 and q["spiral_amp"] > 0.15
+    assert abs(q["pitch_deg"] - 20.0) < 5.0
+    plain = tmp_path / "m12p" / "output" / "snapshot_600.hdf5"
+    plain.parent.mkdir(parents=True)
+    write_snapshot(plain, *disc(np.random.default_rng(4), 30000, barred=False))
+    assert measure_snapshot(plain).quantities["spiral_amp"] < 0.1
+
+
+def test_snapdir_pieces_are_read_together(tmp_path):
+    from annostat.fire import snapshot_files, snapshot_identity
+
+    rng = np.random.default_rng(5)
+    pos, vel, m = disc(rng, 9000, barred=False)
+    whole = tmp_path / "whole.hdf5"
+    write_snapshot(whole, pos, vel, m)
+    folder = tmp_path / "m12y" / "output" / "snapdir_600"
+    folder.mkdir(parents=True)
+    for k, part in enumerate(np.array_split(np.arange(9000), 3)):
+        write_snapshot(folder / f"snapshot_600.{k}.hdf5", pos[part], vel[part], m[part])
+    assert [p.name for p in snapshot_files(folder)] == [f"snapshot_600.{k}.hdf5" for k in range(3)]
+    a, b = read_stars(whole), read_stars(folder / "snapshot_600.1.hdf5")
+    assert np.allclose(a.positions, b.positions) and np.allclose(a.masses, b.masses)
+    assert snapshot_identity(folder) == ("m12y", 600) == snapshot_identity(folder / "snapshot_600.2.hdf5")
+    renamed = whole.rename(tmp_path / "snapshot_012.hdf5")
+    assert snapshot_identity(renamed, name="mine") == ("mine", 12)
+    with pytest.raises(InputError, match="--name"):  # not in the <sim>/output/ layout
+        snapshot_identity(renamed)
+
+
+def test_host_rotation_comes_from_the_track_file(tmp_path, tilt):
+    from annostat.fire import measure_snapshot
+
+    rng = np.random.default_rng(6)
+    pos, vel, m = disc(rng, 20000, barred=True)
+    offset = np.array([500.0, 800.0, 300.0])
+    sim = tmp_path / "m12t"
+    path = sim / "output" / "snapshot_600.hdf5"
+    path.parent.mkdir(parents=True)
+    write_snapshot(path, pos @ tilt.T + offset, vel @ tilt.T, m)
+    (sim / "track").mkdir()
+    with h5py.File(sim / "track" / "host_coordinates.hdf5", "w") as f:
+        rotation = np.full((601, 1, 3, 3), np.nan)
+        rotation[600, 0] = tilt.T  # rows: the disc's axes in the simulation's frame
+        position = np.full((601, 1, 3), np.nan)
+        position[600, 0] = offset / A  # comoving kpc
+        f["host.rotation"], f["host.position"] = rotation, position
+    truth = measure_snapshot(path)
+    assert truth.frame == "host_coordinates"
+    assert np.std(truth.positions[:, 2]) < 0.3 and truth.quantities["a2_max"] > 0.3
+    assert truth.quantities["disc_fraction"] > 0.9
+
+
+@pytest.fixture(scope="module")
+def fire_sims(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fire")
+    rng = np.random.default_rng(7)
+    paths = []
+    for sim, (pos, vel, m) in (("m12bar", disc(rng, 30000, True)), ("m12sph", spheroid(rng, 30000))):
+        path = root / sim / "output" / "snapshot_600.hdf5"
+        path.parent.mkdir(parents=True)
+        write_snapshot(path, pos, vel, m)
+        paths.append(path)
+    return root, paths
+
+
+def test_cli_builds_a_fire_truth_set_whose_answers_match_construction(fire_sims, tmp_path):
+    from typer.testing import CliRunner
+
+    from annostat.cli import app
+    from annostat.truthset import load_truth_set
+
+    root, paths = fire_sims
+    out = tmp_path / "truth"
+    result = CliRunner().invoke(app, ["truth", "fire", *map(str, paths), "--out", str(out), "--views", "6",
+                                      "--size", "64", "--seed", "2"])
+    assert result.exit_code == 0, result.output
+    ts = load_truth_set(out)
+    t = ts.truth.set_index("image_id")
+    assert ts.manifest["source"] == "fire2" and set(t["sim"]) == {"m12bar", "m12sph"} and len(t) == 12
+    bar, sph = t[t["sim"] == "m12bar"], t[t["sim"] == "m12sph"]
+    assert (bar["true_smooth-or-featured"] == "featured-or-disk").all()
+    assert (sph["true_smooth-or-featured"] == "smooth").all() and (sph["true_how-rounded"] == "round").all()
+    edge_on = bar["inclination_deg"] >= 75
+    assert (bar.loc[edge_on, "true_disk-edge-on"] == "yes").all()
+    assert (bar.loc[~edge_on, "true_disk-edge-on"] == "no").all() and (bar.loc[~edge_on, "true_bar"] == "strong").all()
+    for image_id, row in bar.iterrows():  # the pixels: an edge-on disc is thin, a face-on one round
+        r = ts.read_image(image_id)["r"]
+        y, x = np.mgrid[: r.shape[0], : r.shape[1]]
+        w = np.clip(r, 0, None)
+        cov = np.cov(np.stack([x.ravel(), y.ravel()]), aweights=w.ravel())
+        ratio = np.sqrt(np.linalg.eigvalsh(cov)[0] / np.linalg.eigvalsh(cov)[1])
+        if row["inclination_deg"] > 80:
+            assert ratio < 0.45
+    assert np.isclose(t["flux_r"], t["flux_r"].iloc[0], rtol=0.05).all()  # same mass, same distance
+    named = CliRunner().invoke(app, ["truth", "fire", str(paths[0]), "--out", str(tmp_path / "n"), "--views", "1",
+                                     "--size", "32", "--name", "my-run"])
+    assert named.exit_code == 0 and load_truth_set(tmp_path / "n").truth["sim"].tolist() == ["my-run"]
+    missing = CliRunner().invoke(app, ["truth", "fire", str(root / "nope.hdf5"), "--out", str(tmp_path / "x")])
+    assert missing.exit_code == 2 and "file not found" in missing.output and "Traceback" not in missing.output
