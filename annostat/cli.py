@@ -351,6 +351,8 @@ def truth_fire(
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the truth set."),
     name: Optional[str] = typer.Option(None, help="Simulation name (default: from the <sim>/output/ layout)."),
     views: int = typer.Option(4, help="Random orientations per snapshot."),
+    inclinations: Optional[str] = typer.Option(None, help="Chosen inclinations in degrees, e.g. '0,45,85' (one "
+                                                          "view each, instead of --views random ones)."),
     size: int = typer.Option(128, help="Image size in pixels."),
     redshift: float = typer.Option(0.05, help="Redshift the galaxy is placed at (angular scale, flux)."),
     sky_sigma: float = typer.Option(0.002, help="Sky noise per pixel (nanomaggies)."),
@@ -368,9 +370,16 @@ def truth_fire(
         fail(f"--weight: {weight!r} is not 'light' or 'mass'")
     if redshift <= 0:
         fail("--redshift must be above 0")
+    angles = None
+    if inclinations is not None:
+        try:
+            angles = [float(a) for a in inclinations.split(",") if a.strip()]
+        except ValueError:
+            fail(f"--inclinations: {inclinations!r} is not a comma-separated list of angles")
+        views = len(angles)
     with input_errors():
         truth_set = fire_truth_set(snapshots, out, views=views, size=size, redshift=redshift, sky_sigma=sky_sigma,
-                                   seed=seed, name=name, weight=weight)
+                                   seed=seed, name=name, weight=weight, inclinations=angles)
     featured = int((truth_set.truth["true_smooth-or-featured"] == "featured-or-disk").sum())
     console.print(f"{len(snapshots)} snapshot(s) x {views} views = {len(truth_set.truth)} images ({featured} "
                   f"featured) at {size}x{size}; truth set written to {out}", highlight=False)

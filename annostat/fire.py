@@ -518,13 +518,18 @@ def fire_answers(quantities: dict[str, float], inclination_deg: float, axis_rati
 def fire_truth_set(snapshots: Sequence[str | Path], out: str | Path, views: int = 4, size: int = 128,
                    redshift: float = 0.05, pixscale: float = 0.262, psf_fwhm: float = 1.3, sky_sigma: float = 0.002,
                    seed: int = 0, name: str | None = None, weight: str = "light",
-                   thresholds: dict[str, Any] | None = None):
-    """Mock images and truth of FIRE-2 snapshots, ``views`` random orientations each (isotropic inclinations, uniform
-    position angles), placed at ``redshift``, written as a truth set in ``out`` (see the module docstring)."""
+                   thresholds: dict[str, Any] | None = None, inclinations: Sequence[float] | None = None):
+    """Mock images and truth of FIRE-2 snapshots, placed at ``redshift``, written as a truth set in ``out`` (see the
+    module docstring). Orientations: the given ``inclinations`` (degrees; one view each), else ``views`` random ones
+    (isotropic); position angles uniform at random."""
     from astropy.cosmology import FlatLambdaCDM
 
     from annostat.truthset import empty_truth_row, true_column, write_truth_set
 
+    if inclinations is not None:
+        if not len(inclinations) or not all(0 <= i <= 90 for i in inclinations):
+            raise InputError("inclinations must be one or more angles from 0 to 90 degrees")
+        views = len(inclinations)
     if views < 1 or size < 16:
         raise InputError("need at least one view and images of at least 16 pixels")
     rng = np.random.default_rng(seed)
@@ -536,7 +541,7 @@ def fire_truth_set(snapshots: Sequence[str | Path], out: str | Path, views: int 
         d_l_pc = float(cosmo.luminosity_distance(redshift).to("pc").value)
         flux_per_light = 10 ** ((22.5 - SUN_ABS_MAG_R - 5 * np.log10(d_l_pc / 10.0)) / 2.5)
         for view in range(views):
-            inc = float(np.degrees(np.arccos(rng.random())))
+            inc = float(inclinations[view]) if inclinations is not None else float(np.degrees(np.arccos(rng.random())))
             pa = float(rng.uniform(0, 180))
             sky = truth.positions @ view_rotation(inc, pa).T
             q = projected_axis_ratio(sky, truth.light[:, 1], 2 * max(truth.quantities["r50_kpc"], 0.5))

@@ -227,5 +227,13 @@ def test_cli_builds_a_fire_truth_set_whose_answers_match_construction(fire_sims,
     named = CliRunner().invoke(app, ["truth", "fire", str(paths[0]), "--out", str(tmp_path / "n"), "--views", "1",
                                      "--size", "32", "--name", "my-run"])
     assert named.exit_code == 0 and load_truth_set(tmp_path / "n").truth["sim"].tolist() == ["my-run"]
+    chosen = CliRunner().invoke(app, ["truth", "fire", str(paths[0]), "--out", str(tmp_path / "c"), "--size", "32",
+                                      "--inclinations", "0,88"])
+    assert chosen.exit_code == 0, chosen.output
+    views = load_truth_set(tmp_path / "c").truth
+    assert views["inclination_deg"].tolist() == [0.0, 88.0] and views["true_disk-edge-on"].tolist() == ["no", "yes"]
+    bad = CliRunner().invoke(app, ["truth", "fire", str(paths[0]), "--out", str(tmp_path / "b"), "--inclinations",
+                                   "120"])
+    assert bad.exit_code == 2 and "inclinations" in bad.output
     missing = CliRunner().invoke(app, ["truth", "fire", str(root / "nope.hdf5"), "--out", str(tmp_path / "x")])
     assert missing.exit_code == 2 and "file not found" in missing.output and "Traceback" not in missing.output
