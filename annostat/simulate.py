@@ -24,8 +24,9 @@ volunteers give a few classifications, a few give thousands). A share of volunte
 ``spammer_answer`` wherever a question has it (e.g. always "artifact", which also ends their walk early) and at
 random elsewhere; they are occasional visitors (activity capped at the population's median).
 
-**Image difficulty** :math:`d_s`, from whatever columns the truth table has: faint (``flux`` in nanomaggies:
-:math:`\max(0, \log_{10}(10 / F))`), small (``size_arcsec``, else ``h_arcsec`` or ``r_e_arcsec``:
+**Image difficulty** :math:`d_s`, from whatever columns the truth table has: faint (``flux``, or FIRE's ``flux_r``,
+in nanomaggies: :math:`\max(0, \log_{10}(10 / F))`), small (``size_arcsec``, else ``h_arcsec``, ``r_e_arcsec`` or
+FIRE's ``r50_kpc / kpc_per_arcsec``:
 :math:`\max(0, (2 - R) / 2)`) and edge-on (``inclination_deg``: :math:`0.3 \sin^4 i`). Without those columns every
 image is of difficulty 0.
 
@@ -194,11 +195,15 @@ def truth_table(n_subjects: int, tree: str = "gz-decals-dr5", questions: list[st
 def difficulty(truth: pd.DataFrame) -> np.ndarray:
     """Each subject's image difficulty d_s (module docstring) from the columns the truth table has."""
     d = np.zeros(len(truth))
-    if "flux" in truth:
-        d += np.maximum(0.0, np.log10(10.0 / np.clip(truth["flux"].to_numpy(float), 1e-3, None)))
+    flux_col = next((c for c in ("flux", "flux_r") if c in truth), None)
+    if flux_col:
+        d += np.maximum(0.0, np.log10(10.0 / np.clip(truth[flux_col].to_numpy(float), 1e-3, None)))
     size_col = next((c for c in ("size_arcsec", "h_arcsec", "r_e_arcsec") if c in truth), None)
-    if size_col:
-        d += np.maximum(0.0, (2.0 - truth[size_col].to_numpy(float)) / 2.0)
+    size = truth[size_col].to_numpy(float) if size_col else None
+    if size is None and {"r50_kpc", "kpc_per_arcsec"} <= set(truth.columns):  # FIRE truth sets
+        size = truth["r50_kpc"].to_numpy(float) / truth["kpc_per_arcsec"].to_numpy(float)
+    if size is not None:
+        d += np.maximum(0.0, (2.0 - size) / 2.0)
     if "inclination_deg" in truth:
         inc = np.nan_to_num(truth["inclination_deg"].to_numpy(float), nan=0.0)
         d += 0.3 * np.sin(np.radians(inc)) ** 4

@@ -3,6 +3,7 @@ answers are known by construction) is read back in physical units, put in the ho
 
 import h5py
 import numpy as np
+import pandas as pd
 import pytest
 
 from annostat.errors import InputError
@@ -224,6 +225,12 @@ def test_cli_builds_a_fire_truth_set_whose_answers_match_construction(fire_sims,
         if row["inclination_deg"] > 80:
             assert ratio < 0.45
     assert np.isclose(t["flux_r"], t["flux_r"].iloc[0], rtol=0.05).all()  # same mass, same distance
+    simulated = CliRunner().invoke(app, ["simulate", str(out), "--volunteers", "20", "--retire-after", "5"])
+    assert simulated.exit_code == 0, simulated.output  # FIRE galaxies go through the same volunteer simulator
+    subjects = pd.read_parquet(out / "votes" / "subjects.parquet").set_index("image_id")
+    assert set(subjects.index) == set(t.index)
+    by_inclination = subjects["difficulty"].groupby(t["inclination_deg"] > 75).mean()
+    assert by_inclination[True] > by_inclination[False]  # edge-on views are harder to read
     named = CliRunner().invoke(app, ["truth", "fire", str(paths[0]), "--out", str(tmp_path / "n"), "--views", "1",
                                      "--size", "32", "--name", "my-run"])
     assert named.exit_code == 0 and load_truth_set(tmp_path / "n").truth["sim"].tolist() == ["my-run"]
