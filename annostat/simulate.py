@@ -36,13 +36,18 @@ at least, and a volunteer's experience counts their earlier ones.
 
 :func:`simulate` returns :class:`SimulatedVotes`: the long votes table (``subject, volunteer, question, answer,
 created_at``), the true answers, the true volunteer parameters (``accuracy``: their expected accuracy on the votes
-they gave where the true path asks the question, the quantity a static model estimates; ``accuracy_last`` at
-their last classification, what a learning-curve model reports; ``accuracy_plateau``, ``start``, ``halflife``,
-``spammer``; accuracies weight the true answers by their frequencies and are for an image of difficulty 0 except
-``accuracy``), each volunteer's plateau confusion, the population's learning curve and the
-subjects' difficulty. :meth:`SimulatedVotes.write` writes all of it, plus a Zooniverse Panoptes classification export
-(``classifications.csv``) and its workflow definition (``workflows.json``), so simulated votes go through the same
-ingest-and-fit path as real ones. ``annostat simulate TRUTHSET`` writes into ``TRUTHSET/votes/``.
+they gave where the true path asks the question, the quantity a static model estimates; ``accuracy_last`` at their
+last classification, what a learning-curve model reports; ``accuracy_plateau``, ``start``, ``halflife``,
+``spammer``, ``planted``: the planted confusions, ``true->given``; accuracies weight the true answers by their
+frequencies and, except ``accuracy``, are for an image of difficulty 0), each volunteer's plateau confusion, the
+population's learning curve and the subjects' difficulty. :meth:`SimulatedVotes.write` writes all of it, plus a
+Zooniverse Panoptes classification export (``classifications.csv``) and its workflow definition (``workflows.json``),
+so simulated votes go through the same ingest-and-fit path as real ones. ``annostat simulate TRUTHSET`` writes into
+``TRUTHSET/votes/``.
+
+**Planted confusions** (``VolunteerPopulation.planted``, for testing advice): a share of the honest volunteers give a
+chosen wrong answer to a chosen true answer with a chosen rate (say, weak bars called "no bar" half the time), on top
+of their ordinary errors.
 
 Example:
     >>> from annostat.simulate import simulate, truth_table, VolunteerPopulation
@@ -107,6 +112,9 @@ class VolunteerPopulation:
     spammer_fraction: float = 0.03
     spammer_answer: str | None = "artifact"  # what spammers answer where a question offers it (None: random)
     difficulty_weight: float = 0.6  # beta
+    #: planted confusions: (question, true answer, answer given, rate, share of the honest volunteers who have it);
+    #: such a volunteer gives that answer to that true answer with probability ``rate`` before anything else
+    planted: list[tuple[str, str, str, float, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -291,6 +299,18 @@ def simulate(truth: "TruthSet | pd.DataFrame", population: VolunteerPopulation |
             rows[:, k, others] = rng.dirichlet(pop.error_concentration * w[k, others] / w[k, others].sum() * (K - 1),
                                                size=V)
         error_rows[name] = rows
+    planted_rate = {name: np.zeros((V, len(q.answers))) for name, q in t.questions.items()}
+    planted_answer = {name: np.full((V, len(q.answers)), -1) for name, q in t.questions.items()}
+    planted_label = {name: np.full(V, "", dtype=object) for name in t.questions}
+    for question, true_answer, given, rate, share in pop.planted:
+        if question not in t.questions or true_answer not in codes[question] or given not in codes[question] \
+                or true_answer == given or not 0 < rate <= 1:
+            raise ValueError(f"planted confusion {(question, true_answer, given, rate)} does not fit the tree")
+        chosen = ~spammer & (rng.random(V) < share)
+        k, j = codes[question][true_answer], codes[question][given]
+        planted_rate[question][chosen, k], planted_answer[question][chosen, k] = rate, j
+        planted_label[question][chosen] = [f"{label}; {true_answer}->{given}".lstrip("; ")
+                                           for label in planted_label[question][chosen]]
 
     # classifications: who, which subject, when
     c_subject, c_volunteer = _assign(rng, n_subjects, retire_after, activity)
@@ -321,6 +341,11 @@ def simulate(truth: "TruthSet | pd.DataFrame", population: VolunteerPopulation |
         rows = error_rows[name][c_volunteer, seen]
         wrong = (rng.random(n_class)[:, None] > np.cumsum(rows, axis=1)).sum(axis=1).clip(0, K - 1)
         answer = np.where(right, seen, wrong)
+        rate = planted_rate[name][c_volunteer, seen]
+        if rate.any():  # planted confusions come first
+            hit = rng.random(n_class) < rate
+            answer = np.where(hit, planted_answer[name][c_volunteer, seen], answer)
+            p = p * (1.0 - rate)
         spam = spammer[c_volunteer]
         if spam.any():
             target = codes[name].get(pop.spammer_answer) if pop.spammer_answer else None
@@ -364,14 +389,15 @@ def simulate(truth: "TruthSet | pd.DataFrame", population: VolunteerPopulation |
         K = len(q.answers)
         prior = np.bincount(true_codes[name][true_codes[name] >= 0], minlength=K).astype(float)
         prior = prior / prior.sum() if prior.sum() > 0 else np.full(K, 1.0 / K)
-        diag_plateau = _sigmoid(plateau_logit[name])  # [V, K]
-        diag_start = _sigmoid(plateau_logit[name] - gap[:, None])
+        keep = 1.0 - planted_rate[name]  # [V, K]
+        diag_plateau = _sigmoid(plateau_logit[name]) * keep
+        diag_start = _sigmoid(plateau_logit[name] - gap[:, None]) * keep
         target = codes[name].get(pop.spammer_answer) if pop.spammer_answer else None
         spam_acc = prior[target] if target is not None else 1.0 / K
         acc_plateau = np.where(spammer, spam_acc, diag_plateau @ prior)
         acc_start = np.where(spammer, spam_acc, diag_start @ prior)
         last = np.maximum(counts - 1, 0)[:, None]  # experience at the volunteer's last classification
-        diag_last = _sigmoid(plateau_logit[name] - gap[:, None] * np.exp(-last / halflife[:, None]))
+        diag_last = _sigmoid(plateau_logit[name] - gap[:, None] * np.exp(-last / halflife[:, None])) * keep
         acc_last = np.where(spammer, spam_acc, diag_last @ prior)
         n = np.bincount(c_volunteer[answers[name] >= 0], minlength=V)
         valid = ~np.isnan(p_right[name])
@@ -382,10 +408,13 @@ def simulate(truth: "TruthSet | pd.DataFrame", population: VolunteerPopulation |
             "accuracy": np.where(scored > 0, expected / np.maximum(scored, 1), acc_plateau),
             "accuracy_plateau": acc_plateau, "accuracy_last": acc_last, "start": acc_start, "halflife": halflife,
             "gap": gap, "skill": skill,
-            "spammer": spammer,
+            "spammer": spammer, "planted": planted_label[name],
         }))
-        conf = error_rows[name] * (1 - diag_plateau)[:, :, None]
+        plain = _sigmoid(plateau_logit[name])
+        conf = error_rows[name] * ((1 - plain) * keep)[:, :, None]
         conf[:, np.arange(K), np.arange(K)] = diag_plateau
+        vv, kk = np.nonzero(planted_answer[name] >= 0)
+        conf[vv, kk, planted_answer[name][vv, kk]] += planted_rate[name][vv, kk]
         if spammer.any():
             conf[spammer] = 0.0
             if target is not None:
@@ -399,8 +428,8 @@ def simulate(truth: "TruthSet | pd.DataFrame", population: VolunteerPopulation |
                                        "p": conf.ravel()}))
         honest = ~spammer
         curve = [float(np.mean((_sigmoid(plateau_logit[name][honest] - gap[honest, None]
-                                         * np.exp(-e / halflife[honest, None]))) @ prior)) if honest.any() else np.nan
-                 for e in grid]
+                                         * np.exp(-e / halflife[honest, None])) * keep[honest]) @ prior))
+                 if honest.any() else np.nan for e in grid]
         curve_rows.append(pd.DataFrame({"question": name, "experience": grid, "accuracy": curve}))
     got = np.bincount(c_subject, minlength=n_subjects)
     subjects = pd.DataFrame({"subject": subject_ids, "image_id": frame["image_id"].astype(str).to_numpy(),

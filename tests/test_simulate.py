@@ -175,3 +175,21 @@ def test_cli_simulate_writes_into_the_truth_set(tmp_path, truth):
     assert missing.exit_code == 2 and "not a folder" in missing.output and "Traceback" not in missing.output
     bad = CliRunner().invoke(app, ["simulate", str(root), "--spammers", "2"])
     assert bad.exit_code == 2 and "--spammers" in bad.output
+
+
+def test_planted_confusions_show_in_the_votes_and_the_truth(truth):
+    planted = [("bar", "weak", "no", 0.6, 0.5)]
+    sim = simulate(truth, VolunteerPopulation(n_volunteers=60, spammer_fraction=0.0, planted=planted),
+                   retire_after=10, seed=6)
+    v = sim.volunteers[sim.volunteers["question"] == "bar"].set_index("volunteer")
+    has = v["planted"] == "weak->no"
+    assert 0.3 < has.mean() < 0.7 and (v.loc[~has, "planted"] == "").all()
+    m = correct(sim)
+    weak = m[(m["question"] == "bar") & (m["answer_true"] == "weak")]
+    said_no = weak.assign(no=weak["answer"] == "no").groupby(weak["volunteer"].map(has))["no"].mean()
+    assert said_no[True] > 0.55 and said_no[False] < 0.3
+    conf = sim.confusion[(sim.confusion["question"] == "bar") & (sim.confusion["true_answer"] == "weak")]
+    cell = conf[conf["answer"] == "no"].set_index("volunteer")["p"]
+    assert (cell[has[has].index] >= 0.6).all() and np.allclose(conf.groupby("volunteer")["p"].sum(), 1.0)
+    with pytest.raises(ValueError, match="does not fit"):
+        simulate(truth, VolunteerPopulation(n_volunteers=10, planted=[("bar", "weak", "weak", 0.5, 0.5)]))
