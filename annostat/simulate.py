@@ -112,6 +112,7 @@ class VolunteerPopulation:
     spammer_fraction: float = 0.03
     spammer_answer: str | None = "artifact"  # what spammers answer where a question offers it (None: random)
     difficulty_weight: float = 0.6  # beta
+    ordered_errors: bool = True  # errors on ordered questions go mostly to neighbouring answers (False: evenly)
     #: planted confusions: (question, true answer, answer given, rate, share of the honest volunteers who have it);
     #: such a volunteer gives that answer to that true answer with probability ``rate`` before anything else
     planted: list[tuple[str, str, str, float, float]] = field(default_factory=list)
@@ -292,7 +293,7 @@ def simulate(truth: "TruthSet | pd.DataFrame", population: VolunteerPopulation |
         K = len(q.answers)
         a_q = pop.accuracy.get(name, _default_accuracy(q))
         plateau_logit[name] = np.log(a_q / (1 - a_q)) + skill[:, None] + rng.normal(0, pop.question_sd, (V, K))
-        w = _error_weights(q)
+        w = _error_weights(q) if pop.ordered_errors else 1.0 - np.eye(K)
         rows = np.zeros((V, K, K))
         for k in range(K):
             others = w[k] > 0
