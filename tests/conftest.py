@@ -48,3 +48,25 @@ def small_sim():
 @pytest.fixture(scope="session")
 def small_votes(small_sim):
     return Votes.from_frame(small_sim.votes)
+
+
+def assert_advisable(fit, tmp_path, bayesian: bool, learning: bool = False) -> None:
+    """``annostat advise`` works on this fit's folder: one advice row per volunteer and question, intervals that hold
+    the estimate (from the model, or the labelled approximation), a trend for learning fits, the HTML cards."""
+    from typer.testing import CliRunner
+
+    from annostat.cli import app
+
+    folder = fit.save(tmp_path / f"fit-{fit.model}")
+    out = tmp_path / f"advice-{fit.model}"
+    result = CliRunner().invoke(app, ["advise", str(folder), "--out", str(out), "--max-pages", "1", "--min-votes", "5"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_parquet(out / "advice.parquet")
+    assert len(table) == len(fit.volunteers)
+    assert table["recommendation"].notna().all() and table["advice"].str.len().gt(20).all()
+    assert (table["accuracy_lo"] <= table["accuracy"] + 1e-6).all()
+    assert (table["accuracy"] <= table["accuracy_hi"] + 1e-6).all()
+    assert set(table["interval"]) == {"model posterior" if bayesian else "beta approximation"}
+    if learning:
+        assert table.loc[table["n"] >= 5, "trend"].isin(["improving", "plateaued", "declining"]).all()
+    assert (out / "index.html").exists() and len(list((out / "volunteers").iterdir())) == 1

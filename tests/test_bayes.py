@@ -11,7 +11,7 @@ from annostat import DawidSkene, Votes
 from annostat.cli import app
 from annostat.models import HierarchicalDawidSkene, LearningCurve
 from annostat.simulate import VolunteerPopulation, simulate, truth_table
-from tests.conftest import accuracy, gz_simulation, real_votes
+from tests.conftest import accuracy, assert_advisable, gz_simulation, real_votes
 
 
 def volunteer_errors(fit, truth: pd.DataFrame) -> pd.DataFrame:
@@ -43,6 +43,11 @@ def gz_votes(gz_sim):
 @pytest.fixture(scope="module")
 def hds_svi(gz_votes):
     return HierarchicalDawidSkene(inference="svi", steps=1500, seed=0).fit(gz_votes)
+
+
+def test_hierarchical_and_learning_fits_can_be_advised(hds_svi, learning_fit, tmp_path):
+    assert_advisable(hds_svi, tmp_path, bayesian=True)
+    assert_advisable(learning_fit[1], tmp_path, bayesian=True, learning=True)
 
 
 def test_hierarchical_recovers_volunteers_better_than_dawid_skene(gz_sim, gz_votes, hds_svi):
@@ -220,7 +225,7 @@ def family_sim():
 
 
 @pytest.mark.parametrize("name, inference", [("mn", "map"), ("mace", "map"), ("item", "svi"), ("lre", "svi")])
-def test_rest_of_the_family_fits_and_beats_majority_vote(family_sim, name, inference):
+def test_rest_of_the_family_fits_and_beats_majority_vote(family_sim, name, inference, tmp_path):
     from annostat import MajorityVote
     from annostat.models import get_model
 
@@ -231,6 +236,7 @@ def test_rest_of_the_family_fits_and_beats_majority_vote(family_sim, name, infer
         return (a["answer"] == a["answer_true"]).mean()
 
     fit = get_model(name, inference=inference, steps=600).fit(votes)
+    assert_advisable(fit, tmp_path, bayesian=True)
     if name != "item":  # item difficulty alone (pooled volunteers) falls into an "everything is hard" mode here
         assert answer_accuracy(fit) >= answer_accuracy(MajorityVote().fit(votes)) - 0.005
     v = fit.volunteers

@@ -27,7 +27,7 @@ Example:
     >>> from annostat import Votes
     >>> from annostat.models.hierarchical import HierarchicalDawidSkene
     >>> from annostat.simulate import simulate_questions
-    >>> sim = simulate_questions(200, 30, seed=1)
+    >>> sim = simulate_questions(200, 30, questions=["smooth-or-featured"], seed=1)
     >>> fit = HierarchicalDawidSkene(inference="map", steps=300).fit(Votes.from_frame(sim.votes))
     >>> sorted(fit.volunteers.columns)[:3]
     ['accuracy', 'accuracy_hi', 'accuracy_lo']

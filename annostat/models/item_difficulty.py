@@ -26,7 +26,8 @@ Example:
     >>> from annostat import Votes
     >>> from annostat.models.item_difficulty import ItemDifficulty
     >>> from annostat.simulate import simulate_questions
-    >>> fit = ItemDifficulty(inference="svi", steps=200).fit(Votes.from_frame(simulate_questions(200, 30).votes))
+    >>> votes = Votes.from_frame(simulate_questions(200, 30, questions=["smooth-or-featured"]).votes)
+    >>> fit = ItemDifficulty(inference="svi", steps=200, draws=16).fit(votes)
     >>> fit.converged in (True, False)
     True
 """

@@ -19,7 +19,8 @@ Example:
     >>> from annostat import Votes
     >>> from annostat.models.mace import Mace
     >>> from annostat.simulate import simulate_questions
-    >>> fit = Mace(inference="map", steps=200).fit(Votes.from_frame(simulate_questions(200, 30).votes))
+    >>> votes = Votes.from_frame(simulate_questions(200, 30, questions=["smooth-or-featured"]).votes)
+    >>> fit = Mace(inference="map", steps=200).fit(votes)
     >>> "competence" in fit.volunteers.columns
     True
 """

@@ -11,7 +11,8 @@ Example:
     >>> from annostat import Votes
     >>> from annostat.models.pooled import PooledMultinomial
     >>> from annostat.simulate import simulate_questions
-    >>> fit = PooledMultinomial(inference="map", steps=200).fit(Votes.from_frame(simulate_questions(200, 30).votes))
+    >>> votes = Votes.from_frame(simulate_questions(200, 30, questions=["smooth-or-featured"]).votes)
+    >>> fit = PooledMultinomial(inference="map", steps=200).fit(votes)
     >>> bool(fit.volunteers.groupby("question")["accuracy"].std().max() < 1e-5)  # everyone the same
     True
 """
