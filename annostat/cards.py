@@ -3,8 +3,8 @@
 ``index.html`` lists every volunteer (search box; click a column to sort) with their votes, mean accuracy and
 recommendations, and links to one page per volunteer (``volunteers/<pseudonym>.html``, for the ``max_pages`` most
 active volunteers): per question, their confusion beside the population's as heatmaps, their accuracy with its
-interval, their learning trend (start, now and plateau, for learning-curve fits), the advice and the worked examples
-with thumbnails. Everything shown is escaped; names are the pseudonyms unless names were kept.
+interval, their learning curve (approximated from start, plateau and rate, for learning-curve fits), the advice and
+the worked examples with thumbnails. Everything shown is escaped; names are the pseudonyms unless names were kept.
 """
 
 from __future__ import annotations
@@ -56,6 +56,30 @@ def _heatmap(path: Path, mine: np.ndarray, population: np.ndarray, answers: list
         ax.set_xlabel("answer given", fontsize=7)
     axes[0].set_ylabel("true answer", fontsize=7)
     fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def _learning_plot(path: Path, row: pd.Series, n: int, title: str) -> None:
+    """The volunteer's learning curve, approximated from the fit's start, plateau and rate (logit-linear in
+    1 - exp(-rate e)), with their experience marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    logit = lambda p: np.log(np.clip(p, 1e-4, 1 - 1e-4) / (1 - np.clip(p, 1e-4, 1 - 1e-4)))  # noqa: E731
+    e = np.linspace(0, max(2 * n, 50), 200)
+    curve = 1 / (1 + np.exp(-(logit(row["start"]) + (logit(row["plateau"]) - logit(row["start"]))
+                              * (1 - np.exp(-row["rate"] * e)))))
+    fig, ax = plt.subplots(figsize=(4.2, 2.6))
+    ax.plot(e, curve)
+    ax.axvline(n, color="grey", ls=":", lw=1)
+    ax.text(n, ax.get_ylim()[0], " now", fontsize=7, color="grey", va="bottom")
+    ax.set_xlabel("answers given to this question", fontsize=7)
+    ax.set_ylabel("accuracy", fontsize=7)
+    ax.set_title(f"{title}: learning curve (approximate)", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
@@ -117,6 +141,12 @@ def write_cards(out: Path, fit, advice: pd.DataFrame, examples: pd.DataFrame, pr
                 fig_name = f"{stem}--{safe_file_name(r.question)}.png"
                 _heatmap(figures / fig_name, ev.mean_confusion[v], ev.population, ev.answers, r.question)
                 figure = f'<img src="../figures/{_e(fig_name)}" alt="confusion on {_e(r.question)}">'
+            learning = fit.volunteers[(fit.volunteers["volunteer"] == original)
+                                      & (fit.volunteers["question"] == r.question)]
+            if {"start", "plateau", "rate"} <= set(learning.columns) and len(learning):
+                curve_name = f"{stem}--{safe_file_name(r.question)}-learning.png"
+                _learning_plot(figures / curve_name, learning.iloc[0], int(r.n), r.question)
+                figure += f'<img src="../figures/{_e(curve_name)}" alt="learning curve on {_e(r.question)}">'
             mine = examples[(examples["volunteer"] == volunteer) & (examples["question"] == r.question)] \
                 if len(examples) else examples
             pictures = "".join(

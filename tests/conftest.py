@@ -69,4 +69,6 @@ def assert_advisable(fit, tmp_path, bayesian: bool, learning: bool = False) -> N
     assert set(table["interval"]) == {"model posterior" if bayesian else "beta approximation"}
     if learning:
         assert table.loc[table["n"] >= 5, "trend"].isin(["improving", "plateaued", "declining"]).all()
+        page = next((out / "volunteers").iterdir()).read_text()
+        assert "learning curve on" in page
     assert (out / "index.html").exists() and len(list((out / "volunteers").iterdir())) == 1
