@@ -277,9 +277,9 @@ def _describe(value) -> str:
 def print_scores(result, title: str) -> None:
     """The benchmark's scores, one row per pipeline and question, as a rich table on stdout."""
     table = Table(title=title)
-    columns = (("question", "question", "{}"), ("pipeline", "pipeline", "{}"), ("accuracy", "accuracy", "{:.3f}"),
-               ("balanced_accuracy", "balanced acc.", "{:.3f}"), ("ece", "ECE", "{:.3f}"),
-               ("brier", "Brier", "{:.3f}"), ("volunteer_mae", "volunteer MAE", "{:.3f}"))
+    columns = (("question", "question", "{}"), ("pipeline", "pipeline", "{}"), ("accuracy", "acc.", "{:.3f}"),
+               ("balanced_accuracy", "bal. acc.", "{:.3f}"), ("ece", "ECE", "{:.3f}"),
+               ("brier", "Brier", "{:.3f}"), ("volunteer_mae", "vol. MAE", "{:.3f}"))
     for _, header, _ in columns:
         table.add_column(header, justify="left" if header in ("question", "pipeline") else "right",
                          overflow="fold", min_width=18 if header == "question" else None)
