@@ -195,8 +195,10 @@ def question_evidence(fit: FitFolder, question: str, draws: int = 2000, seed: in
     sure = pd.Series(best["answer"].to_numpy(), index=best["subject"].astype(str).to_numpy())
     votes = votes[votes["subject"].astype(str).isin(sure.index)]
     counts = np.zeros((len(vols), K, K))
-    np.add.at(counts, (votes["volunteer"].map(pos).to_numpy(), sure.loc[votes["subject"].astype(str)].map(index)
-                       .to_numpy(), votes["answer"].map(index).to_numpy()), 1.0)
+    cells = pd.DataFrame({"v": votes["volunteer"].map(pos).to_numpy(),
+                          "k": sure.loc[votes["subject"].astype(str)].map(index).to_numpy(),
+                          "j": votes["answer"].map(index).to_numpy()}).dropna().astype(np.int64)
+    np.add.at(counts, (cells["v"].to_numpy(), cells["k"].to_numpy(), cells["j"].to_numpy()), 1.0)
     population = _population_rows(counts)
     alpha = PRIOR_STRENGTH * population[None] + counts  # [V, K, K]
     mean = alpha / alpha.sum(axis=2, keepdims=True)
