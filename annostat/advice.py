@@ -444,17 +444,18 @@ def write_advice(fit_dir: str | os.PathLike, out: str | os.PathLike, keep_names:
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a folder")
     tables = advise(fit, min_votes=min_votes, seed=seed)
-    features, thumbnails = None, {}
+    features, thumbnails, image_of = None, {}, {}
     truth_set = None
     if truth is not None:
         from annostat.truthset import load_truth_set
 
         truth_set = load_truth_set(truth, check_images=False)
-        features = _truth_features(truth_set)
+        image_of = _image_ids(truth_set)
+        features = _truth_features(truth_set, image_of)
     example_table = worked_examples(fit, tables["advice"], per_confusion=examples, features=features)
     out.mkdir(parents=True, exist_ok=True)
     if len(example_table):
-        thumbnails = _thumbnails(example_table["subject"].unique(), out / "thumbs", truth_set, images)
+        thumbnails = _thumbnails(example_table["subject"].unique(), out / "thumbs", truth_set, images, image_of)
     example_table["thumbnail"] = example_table["subject"].map(thumbnails) if len(example_table) else []
 
     # names: pseudonyms unless kept
@@ -495,31 +496,31 @@ def write_advice(fit_dir: str | os.PathLike, out: str | os.PathLike, keep_names:
     return {"summary": summary, **public, "project": tables["project"], "examples": example_public}
 
 
-def _truth_features(truth_set) -> pd.DataFrame | None:
+def _image_ids(truth_set) -> dict[str, str]:
+    """Simulated subject id -> image id, from the truth set's ``votes/subjects.parquet`` (empty without one)."""
+    table = truth_set.votes_dir / "subjects.parquet"
+    if not table.exists():
+        return {}
+    subjects = pd.read_parquet(table)
+    return dict(zip(subjects["subject"].astype(str), subjects["image_id"].astype(str)))
+
+
+def _truth_features(truth_set, image_of: dict[str, str]) -> pd.DataFrame:
     """Numeric raw truth columns of a truth set, indexed by the simulated subject id (or the image id)."""
     frame = truth_set.truth
     numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])
                and c not in ("snapshot", "view", "pixscale_arcsec", "psf_fwhm_arcsec", "sky_sigma")]
-    features = frame.set_index("image_id")[numeric]
-    subjects = truth_set.votes_dir / "subjects.parquet"
-    if subjects.exists():
-        ids = pd.read_parquet(subjects).set_index("image_id")["subject"].astype(str)
-        features = features.rename(index=ids.to_dict())
-    return features
+    subject_of = {image: subject for subject, image in image_of.items()}
+    return frame.set_index("image_id")[numeric].rename(index=subject_of)
 
 
-def _thumbnails(subjects, folder: Path, truth_set, images) -> dict[str, str]:
+def _thumbnails(subjects, folder: Path, truth_set, images, image_of: dict[str, str]) -> dict[str, str]:
     """Thumbnail PNGs of ``subjects`` (relative paths): from a local image folder (``<subject>.png/.jpg``, copied) or
     a truth set's FITS images (an arcsinh-stretched g, r, z composite)."""
     import shutil
 
     folder.mkdir(parents=True, exist_ok=True)
     out: dict[str, str] = {}
-    image_of = {}
-    if truth_set is not None:
-        table = truth_set.votes_dir / "subjects.parquet"
-        image_of = (pd.read_parquet(table).assign(subject=lambda f: f["subject"].astype(str))
-                    .set_index("subject")["image_id"].to_dict() if table.exists() else {})
     for subject in subjects:
         subject = str(subject)
         target = folder / f"{safe_file_name(subject)}.png"

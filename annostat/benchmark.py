@@ -312,6 +312,13 @@ def _figures(result: BenchmarkResult, out: Path) -> list[str]:
     import matplotlib.pyplot as plt
 
     written = []
+
+    def save(fig, name: str) -> None:
+        fig.tight_layout()
+        fig.savefig(out / f"{name}.png", dpi=110)
+        plt.close(fig)
+        written.append(name)
+
     questions = sorted(result.scores["question"].unique()) if len(result.scores) else []
     if len(result.efficiency):
         n = len(questions)
@@ -330,10 +337,7 @@ def _figures(result: BenchmarkResult, out: Path) -> list[str]:
         axes[0, 0].legend(fontsize=7)
         fig.supxlabel("classifications per subject")
         fig.supylabel("accuracy")
-        fig.tight_layout()
-        fig.savefig(out / "efficiency.png", dpi=110)
-        plt.close(fig)
-        written.append("efficiency")
+        save(fig, "efficiency")
     if len(result.calibration):
         fig, ax = plt.subplots(figsize=(4.2, 4))
         ax.plot([0, 1], [0, 1], "k:", lw=0.8)
@@ -345,10 +349,7 @@ def _figures(result: BenchmarkResult, out: Path) -> list[str]:
         ax.set_ylabel("share correct")
         ax.set_title("Reliability (all questions)", fontsize=9)
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out / "calibration.png", dpi=110)
-        plt.close(fig)
-        written.append("calibration")
+        save(fig, "calibration")
     if len(result.volunteers):
         names = list(result.volunteers["pipeline"].unique())
         fig, axes = plt.subplots(1, len(names), figsize=(3.4 * len(names), 3.3), squeeze=False)
@@ -360,10 +361,7 @@ def _figures(result: BenchmarkResult, out: Path) -> list[str]:
             ax.set_title(name, fontsize=9)
             ax.set_xlabel("true accuracy")
         axes[0, 0].set_ylabel("estimated accuracy")
-        fig.tight_layout()
-        fig.savefig(out / "volunteers.png", dpi=110)
-        plt.close(fig)
-        written.append("volunteers")
+        save(fig, "volunteers")
     if len(result.learning):
         fig, ax = plt.subplots(figsize=(4.6, 3.4))
         for (name, question), part in result.learning.groupby(["pipeline", "question"], sort=False):
@@ -374,8 +372,5 @@ def _figures(result: BenchmarkResult, out: Path) -> list[str]:
         ax.set_ylabel("population accuracy")
         ax.set_title("Learning curves (dashed: true)", fontsize=9)
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out / "learning.png", dpi=110)
-        plt.close(fig)
-        written.append("learning")
+        save(fig, "learning")
     return written

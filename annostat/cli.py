@@ -58,6 +58,20 @@ def fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
+def split_list(text: str, option: str, kind: type = str, what: str = "values") -> list:
+    """A comma-separated option as a list of ``kind`` (blanks skipped); a one-line error naming the option if not."""
+    try:
+        return [kind(item.strip()) for item in text.split(",") if item.strip()]
+    except ValueError:
+        fail(f"{option}: {text!r} is not a comma-separated list of {what}")
+
+
+def report_truth_set(truth_set, out: Path, made: str) -> None:
+    """One line: what was made, how many featured, where the truth set is."""
+    featured = int((truth_set.truth["true_smooth-or-featured"] == "featured-or-disk").sum())
+    console.print(f"{made} ({featured:,} featured); truth set written to {out}", highlight=False)
+
+
 @contextmanager
 def input_errors() -> Iterator[None]:
     """Turn input problems into one line and exit status 2."""
@@ -185,7 +199,7 @@ def compare(
     from annostat.io.load import load_votes
 
     use_compilation_cache()
-    names = [m.strip() for m in models.split(",") if m.strip()]
+    names = split_list(models, "--models")
     with input_errors():
         unknown = [m for m in names if m not in REGISTRY]
         if unknown or not names:
@@ -303,10 +317,7 @@ def demo(
 
     if galaxies < 1 or volunteers < 1 or retire_after < 1:
         fail("--galaxies, --volunteers and --retire-after must be at least 1")
-    try:
-        grid = [int(m) for m in efficiency.split(",") if m.strip()]
-    except ValueError:
-        fail(f"--efficiency: {efficiency!r} is not a comma-separated list of whole numbers")
+    grid = split_list(efficiency, "--efficiency", int, "whole numbers")
     use_compilation_cache()
     with input_errors():
         result = run_demo(out, n_galaxies=galaxies, n_volunteers=volunteers, retire_after=retire_after, seed=seed,
@@ -337,11 +348,7 @@ def truth_standin(
         fail("--size must be at least 16 pixels")
     with input_errors():
         truth_set = standin_truth_set(out, n, size=size, seed=seed, sky_sigma=sky_sigma)
-    featured = int((truth_set.truth["true_smooth-or-featured"] == "featured-or-disk").sum())
-    console.print(f"{n:,} galaxies ({featured:,} featured) rendered at {size}x{size} in {', '.join(truth_set.bands)}; "
-                  f"truth set written to {out}", highlight=False)
-
-
+    report_truth_set(truth_set, out, f"{n:,} galaxies rendered at {size}x{size} in {', '.join(truth_set.bands)}")
 
 
 @truth_app.command("fire")
@@ -372,17 +379,13 @@ def truth_fire(
         fail("--redshift must be above 0")
     angles = None
     if inclinations is not None:
-        try:
-            angles = [float(a) for a in inclinations.split(",") if a.strip()]
-        except ValueError:
-            fail(f"--inclinations: {inclinations!r} is not a comma-separated list of angles")
+        angles = split_list(inclinations, "--inclinations", float, "angles")
         views = len(angles)
     with input_errors():
         truth_set = fire_truth_set(snapshots, out, views=views, size=size, redshift=redshift, sky_sigma=sky_sigma,
                                    seed=seed, name=name, weight=weight, inclinations=angles)
-    featured = int((truth_set.truth["true_smooth-or-featured"] == "featured-or-disk").sum())
-    console.print(f"{len(snapshots)} snapshot(s) x {views} views = {len(truth_set.truth)} images ({featured} "
-                  f"featured) at {size}x{size}; truth set written to {out}", highlight=False)
+    report_truth_set(truth_set, out, f"{len(snapshots)} snapshot(s) x {views} views = {len(truth_set.truth):,} "
+                                     f"images at {size}x{size}")
 
 
 @app.command()
@@ -437,18 +440,14 @@ def benchmark(
     from annostat.benchmark import run_benchmark
     from annostat.pipelines import PIPELINES
 
-    names = [p.strip() for p in pipelines.split(",") if p.strip()]
-    eff_names = None if efficiency_pipelines is None else [p.strip() for p in efficiency_pipelines.split(",")
-                                                            if p.strip()]
+    names = split_list(pipelines, "--pipelines")
+    eff_names = None if efficiency_pipelines is None else split_list(efficiency_pipelines, "--efficiency-pipelines")
     for name in names + (eff_names or []):
         if name not in PIPELINES:
             fail(f"--pipelines: no pipeline {name!r}; the pipelines are {', '.join(PIPELINES)}")
         if not PIPELINES[name].available:
             fail(f"--pipelines: {name} needs {PIPELINES[name].needs} (pip install 'annostat[peers]')")
-    try:
-        grid = [int(m) for m in efficiency.split(",") if m.strip()]
-    except ValueError:
-        fail(f"--efficiency: {efficiency!r} is not a comma-separated list of whole numbers")
+    grid = split_list(efficiency, "--efficiency", int, "whole numbers")
     use_compilation_cache()
     with input_errors():
         result = run_benchmark(truthset, names, out, votes_dir=votes_dir, efficiency=grid,

@@ -534,12 +534,12 @@ def fire_truth_set(snapshots: Sequence[str | Path], out: str | Path, views: int 
         raise InputError("need at least one view and images of at least 16 pixels")
     rng = np.random.default_rng(seed)
     rows, images = [], {}
+    cosmo = FlatLambdaCDM(H0=70.0, Om0=0.3)  # where the galaxies are placed: the same for every snapshot
+    kpc_per_arcsec = float(cosmo.kpc_proper_per_arcmin(redshift).value) / 60.0
+    d_l_pc = float(cosmo.luminosity_distance(redshift).to("pc").value)
+    flux_per_light = 10 ** ((22.5 - SUN_ABS_MAG_R - 5 * np.log10(d_l_pc / 10.0)) / 2.5)
     for path in snapshots:
         truth = measure_snapshot(path, name, weight)
-        cosmo = FlatLambdaCDM(H0=70.0, Om0=0.3)
-        kpc_per_arcsec = float(cosmo.kpc_proper_per_arcmin(redshift).value) / 60.0
-        d_l_pc = float(cosmo.luminosity_distance(redshift).to("pc").value)
-        flux_per_light = 10 ** ((22.5 - SUN_ABS_MAG_R - 5 * np.log10(d_l_pc / 10.0)) / 2.5)
         for view in range(views):
             inc = float(inclinations[view]) if inclinations is not None else float(np.degrees(np.arccos(rng.random())))
             pa = float(rng.uniform(0, 180))
