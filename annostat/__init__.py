@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 from annostat.errors import InputError
 from annostat.fit import Fit
 from annostat.models import DawidSkene, MajorityVote, get_model
-from annostat.votes import Votes
-from annostat.io.load import load_votes  # noqa: E402 - after Votes, which the loader builds
+from annostat.data.votes import Votes
+from annostat.data.io.load import load_votes  # noqa: E402 - after Votes, which the loader builds
 
 __all__ = ["__version__", "InputError", "Fit", "DawidSkene", "MajorityVote", "Votes", "get_model", "load_votes"]

@@ -19,7 +19,7 @@ from pathlib import Path
 import polars as pl
 
 from annostat.errors import InputError
-from annostat.trees import TREES
+from annostat.data.trees import TREES
 
 
 def _fit_files(fit_dir: Path) -> dict:

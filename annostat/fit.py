@@ -1,6 +1,6 @@
 """One fit object for every model: posteriors, answers, volunteers, confusion, priors, trace; the fit folder.
 
-A model fits each question of a :class:`~annostat.votes.Votes` table and hands back one :class:`QuestionFit` per
+A model fits each question of a :class:`~annostat.data.votes.Votes` table and hands back one :class:`QuestionFit` per
 question (numpy arrays on codes). :class:`Fit` turns those into tables with the original labels:
 
 ========================  ============================================================================
@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from annostat.votes import Votes
+from annostat.data.votes import Votes
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """SVI at scale: hierarchical Dawid-Skene and learning curves on 1M and 10M simulated Galaxy-Zoo-shaped votes.
 
-Not part of the test suite. Votes from ``annostat.simulate`` (volunteers walk the first two questions of the DECaLS
+Not part of the test suite. Votes from ``annostat.truth.simulate`` (volunteers walk the first two questions of the DECaLS
 tree: static volunteers, equally hard images, heavy-tailed activity, 5% spammers): 10 classifications per subject
 (~13.6 votes), subjects = votes / 13.6, volunteers = votes / 150. Each fit
 runs in a fresh process on the 2-core CPU machine: SVI with minibatches of 20,000 subjects, ``--steps`` steps
@@ -26,7 +26,7 @@ import numpy as np
 def worker(model: str, n_votes: int, steps: int) -> None:
     from annostat import Votes
     from annostat.models import get_model
-    from annostat.simulate import VolunteerPopulation, simulate, truth_table
+    from annostat.truth.simulate import VolunteerPopulation, simulate, truth_table
 
     questions = ("smooth-or-featured", "disk-edge-on")
     population = VolunteerPopulation(n_volunteers=max(n_votes // 150, 50), learning_gap=0.0, difficulty_weight=0.0,

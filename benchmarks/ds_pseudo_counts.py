@@ -15,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from annostat import DawidSkene, MajorityVote, Votes
-from annostat.benchmark import answer_scores, volunteer_scores
-from annostat.simulate import VolunteerPopulation, simulate, truth_table
+from annostat.evaluation.harness import answer_scores, volunteer_scores
+from annostat.truth.simulate import VolunteerPopulation, simulate, truth_table
 
 HERE = Path(__file__).resolve().parent
 REAL = HERE.parent.parent / "shared" / "data" / "real"

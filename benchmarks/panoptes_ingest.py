@@ -124,7 +124,7 @@ def make_export(path: Path, n_rows: int, seed: int = 0, chunk: int = 1_000_000) 
 def worker(kind: str, export: str, workdir: str) -> None:
     start = time.perf_counter()
     if kind == "annostat":
-        from annostat.io.load import load_votes
+        from annostat.data.io.load import load_votes
 
         votes, ex = load_votes(export, workflows=WORKFLOWS, workflow_id="6122")
         result = {"votes": votes.n_votes, "classifications_used": ex.report.rows_used,
@@ -151,7 +151,7 @@ def spawn(kind: str, export: Path, workdir: Path) -> dict:
 
 def same_counts(export: Path, workdir: Path) -> bool:
     from annostat.compat import panoptes_aggregation as pa
-    from annostat.io.workflows import read_workflows
+    from annostat.data.io.workflows import read_workflows
 
     workflow = read_workflows(WORKFLOWS)["6122"]
     theirs = pa.with_labels(pa.read_reductions(sorted(workdir.glob("question_reducer_*.csv"))), workflow)
@@ -162,7 +162,7 @@ def counts_from_extraction(export: Path, extraction: Path) -> tuple[int, bool]:
     """Sum panoptes_aggregation's question extractions per subject, task and answer (what its question reducer
     adds up; its reduce step never finished on 100k rows) and compare with annostat's counts."""
     from annostat.compat import panoptes_aggregation as pa
-    from annostat.io.workflows import read_workflows
+    from annostat.data.io.workflows import read_workflows
 
     ext = pl.read_csv(extraction, infer_schema=False)
     data = [c for c in ext.columns if c.startswith("data.") and c != "data.aggregation_version"]
@@ -216,7 +216,7 @@ def main() -> None:
 
 def write_reference() -> None:
     from annostat.compat.panoptes_aggregation import reduce_questions, with_labels
-    from annostat.io.workflows import read_workflows
+    from annostat.data.io.workflows import read_workflows
 
     for name, export, workflows, workflow_id in [
         ("gz-decals", ZOO / "gz-decals" / "classifications.csv", WORKFLOWS, "6122"),

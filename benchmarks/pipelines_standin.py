@@ -30,9 +30,9 @@ def main() -> None:
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
 
-    from annostat.benchmark import markdown_table, run_benchmark
-    from annostat.render import standin_truth_set
-    from annostat.simulate import VolunteerPopulation, simulate
+    from annostat.evaluation.harness import markdown_table, run_benchmark
+    from annostat.truth.standin import standin_truth_set
+    from annostat.truth.simulate import VolunteerPopulation, simulate
 
     start = time.perf_counter()
     truth_set = standin_truth_set(args.out / "truth", args.galaxies, seed=0)

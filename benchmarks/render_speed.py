@@ -22,7 +22,7 @@ def main() -> None:
     parser.add_argument("--truth-set", type=int, default=500, help="galaxies for the whole truth-set path (0: skip)")
     args = parser.parse_args()
     start = time.perf_counter()
-    from annostat.render import draw_parameters, render, standin_truth_set
+    from annostat.truth.standin import draw_parameters, render, standin_truth_set
 
     params = draw_parameters(args.n, seed=0)
     t0 = time.perf_counter()

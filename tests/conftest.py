@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from annostat import Votes
-from annostat.simulate import simulate_questions
+from annostat.truth.simulate import simulate_questions
 
 os.environ["ANNOSTAT_CACHE_DIR"] = ""  # tests compile afresh and write nothing to the home folder
 

@@ -11,10 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from annostat import Votes
-from annostat.advice import advise, pseudonym, read_fit_folder, safe_file_name, write_advice
+from annostat.guidance.advice import advise, pseudonym, read_fit_folder, safe_file_name, write_advice
 from annostat.cli import app
 from annostat.models import get_model
-from annostat.simulate import VolunteerPopulation, simulate, simulate_questions, truth_table
+from annostat.truth.simulate import VolunteerPopulation, simulate, simulate_questions, truth_table
 
 PLANTED = [("bar", "weak", "no", 0.75, 0.1), ("smooth-or-featured", "featured-or-disk", "smooth", 0.6, 0.1)]
 QUESTIONS = ("smooth-or-featured", "disk-edge-on", "has-spiral-arms", "bar")
@@ -111,7 +111,7 @@ def test_names_are_pseudonymised_safe_and_escaped(tmp_path):
 
 
 def test_thumbnails_from_a_truth_set(tmp_path):
-    from annostat.render import standin_truth_set
+    from annostat.truth.standin import standin_truth_set
 
     truth_set = standin_truth_set(tmp_path / "truth", 150, size=32, seed=3)
     planted = [("smooth-or-featured", "featured-or-disk", "smooth", 0.8, 0.3)]

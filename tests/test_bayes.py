@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from annostat import DawidSkene, Votes
 from annostat.cli import app
 from annostat.models import HierarchicalDawidSkene, LearningCurve
-from annostat.simulate import VolunteerPopulation, simulate, truth_table
+from annostat.truth.simulate import VolunteerPopulation, simulate, truth_table
 from tests.conftest import accuracy, assert_advisable, gz_simulation, real_votes
 
 
@@ -65,7 +65,7 @@ def test_hierarchical_recovers_volunteers_better_than_dawid_skene(gz_sim, gz_vot
 
 def test_model_checks_tell_a_pooled_model_from_a_hierarchical_one(gz_votes, hds_svi):
     """PSIS-LOO/WAIC and the posterior predictive agreement check prefer the model that describes each volunteer."""
-    from annostat.checking import agreement_check, information_criteria
+    from annostat.evaluation.checks import agreement_check, information_criteria
     from annostat.models import PooledMultinomial
 
     pooled = PooledMultinomial(inference="svi", steps=1000, seed=0).fit(gz_votes)
@@ -152,7 +152,7 @@ def test_learning_curve_beats_static_dawid_skene(learning_sim, learning_fit):
 
 def test_learning_curve_plots_population_and_volunteer_curves(tmp_path, learning_fit):
     from annostat.models.learning import LearningCurve
-    from annostat.plots import plot_fit
+    from annostat.evaluation.plots import plot_fit
 
     model, fit = learning_fit
     draws = model.inference_results[0].draws

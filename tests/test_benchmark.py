@@ -6,13 +6,13 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from annostat.benchmark import (answer_scores, first_classifications, learning_scores, markdown_table, run_benchmark,
+from annostat.evaluation.harness import (answer_scores, first_classifications, learning_scores, markdown_table, run_benchmark,
                                 volunteer_scores)
 from annostat.cli import app
-from annostat.pipelines import PIPELINES, PipelineOutput, get_pipeline, register_pipeline
-from annostat.simulate import VolunteerPopulation, simulate, truth_table
-from annostat.truthset import write_truth_set
-from annostat.votes import Votes
+from annostat.evaluation.pipelines import PIPELINES, PipelineOutput, get_pipeline, register_pipeline
+from annostat.truth.simulate import VolunteerPopulation, simulate, truth_table
+from annostat.truth.truthset import write_truth_set
+from annostat.data.votes import Votes
 
 
 QUESTIONS = ("smooth-or-featured", "disk-edge-on", "bar", "merging")  # a few questions keep the fits quick

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 from annostat import DawidSkene
 from annostat.catalogue import make_catalogue
 from annostat.cli import app
-from annostat.inspect import inspect_export
+from annostat.data.io.inspect import inspect_export
 from tests.conftest import SHARED
 
 runner = CliRunner()

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from annostat.errors import InputError
-from annostat.fire import (
+from annostat.truth.fire import (
     G_KPC_KMS2_PER_MSUN,
     bar_strength,
     disc_fraction,
@@ -120,7 +120,7 @@ def spiral_disc(rng, n, m=2, pitch_deg=20.0, amplitude=0.6):
 
 
 def test_spiral_arms_are_measured_from_young_stars(tmp_path):
-    from annostat.fire import measure_snapshot
+    from annostat.truth.fire import measure_snapshot
 
     rng = np.random.default_rng(3)
     pos, vel, m = spiral_disc(rng, 30000, m=2, pitch_deg=20.0)
@@ -140,7 +140,7 @@ def test_spiral_arms_are_measured_from_young_stars(tmp_path):
 
 
 def test_snapdir_pieces_are_read_together(tmp_path):
-    from annostat.fire import snapshot_files, snapshot_identity
+    from annostat.truth.fire import snapshot_files, snapshot_identity
 
     rng = np.random.default_rng(5)
     pos, vel, m = disc(rng, 9000, barred=False)
@@ -161,7 +161,7 @@ def test_snapdir_pieces_are_read_together(tmp_path):
 
 
 def test_host_rotation_comes_from_the_track_file(tmp_path, tilt):
-    from annostat.fire import measure_snapshot
+    from annostat.truth.fire import measure_snapshot
 
     rng = np.random.default_rng(6)
     pos, vel, m = disc(rng, 20000, barred=True)
@@ -200,7 +200,7 @@ def test_cli_builds_a_fire_truth_set_whose_answers_match_construction(fire_sims,
     from typer.testing import CliRunner
 
     from annostat.cli import app
-    from annostat.truthset import load_truth_set
+    from annostat.truth.truthset import load_truth_set
 
     root, paths = fire_sims
     out = tmp_path / "truth"

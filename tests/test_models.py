@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from annostat import DawidSkene, MajorityVote, Votes
-from annostat.benchmark import answer_scores, volunteer_scores
+from annostat.evaluation.harness import answer_scores, volunteer_scores
 from annostat.infer.em import bucket
 from tests.conftest import accuracy, real_votes
 
@@ -89,7 +89,7 @@ def test_em_kernel_is_compiled_once_per_padded_size(small_votes, ds_fit):
 
 
 def test_argsort_distinct_sorted_and_unsorted_keys():
-    from annostat.sorting import argsort_distinct
+    from annostat.data.sorting import argsort_distinct
 
     rng = np.random.default_rng(3)
     for keys in (np.arange(50, dtype=np.int64) * 3, rng.permutation(1000).astype(np.int64), np.array([7], np.int64),

@@ -8,10 +8,10 @@ from typer.testing import CliRunner
 from annostat import InputError
 from annostat.cli import app
 from annostat.compat.panoptes_aggregation import annostat_counts, same_counts
-from annostat.io.load import load_votes
-from annostat.io.panoptes import read_panoptes
-from annostat.io.workflows import normalise_label, read_workflows
-from annostat.trees import PANOPTES_TASKS, TREES, Tree
+from annostat.data.io.load import load_votes
+from annostat.data.io.panoptes import read_panoptes
+from annostat.data.io.workflows import normalise_label, read_workflows
+from annostat.data.trees import PANOPTES_TASKS, TREES, Tree
 from tests.conftest import SHARED
 
 ZOO = SHARED / "data" / "zooniverse"

@@ -11,11 +11,11 @@ from hypothesis import given, settings, strategies as st
 from typer.testing import CliRunner
 
 from annostat.cli import app
-from annostat.io.load import load_votes
-from annostat.simulate import VolunteerPopulation, simulate, subtree, truth_table
-from annostat.trees import get_tree
-from annostat.truthset import asked, write_truth_set
-from annostat.votes import Votes
+from annostat.data.io.load import load_votes
+from annostat.truth.simulate import VolunteerPopulation, simulate, subtree, truth_table
+from annostat.data.trees import get_tree
+from annostat.truth.truthset import asked, write_truth_set
+from annostat.data.votes import Votes
 
 TREE = get_tree("gz-decals-dr5")
 

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from annostat.errors import InputError
-from annostat.trees import get_tree
-from annostat.truthset import _check_truth, asked, empty_truth_row, load_truth_set, true_column, write_truth_set
+from annostat.data.trees import get_tree
+from annostat.truth.truthset import _check_truth, asked, empty_truth_row, load_truth_set, true_column, write_truth_set
 
 TREE = "gz-decals-dr5"
 MANIFEST = {"source": "standin", "tree": TREE, "bands": ["g", "r", "z"], "seed": 3,

@@ -27,7 +27,7 @@ import pandas as pd
 
 from annostat import models
 from annostat.fit import Fit
-from annostat.votes import Votes
+from annostat.data.votes import Votes
 
 __all__ = ["DawidSkene", "MajorityVote"]
 

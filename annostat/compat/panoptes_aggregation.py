@@ -14,8 +14,8 @@ from pathlib import Path
 
 import polars as pl
 
-from annostat.io.panoptes import read_panoptes
-from annostat.io.workflows import Workflow, normalise_label
+from annostat.data.io.panoptes import read_panoptes
+from annostat.data.io.workflows import Workflow, normalise_label
 
 
 def reduce_questions(classifications: str | Path, workflow_id: int, tasks: list[str],

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from annostat.sorting import argsort_distinct
+from annostat.data.sorting import argsort_distinct
 
 CHUNK = 10  # iterations per compiled call; progress is reported between chunks
 IN_BOUNDS = "promise_in_bounds"  # every index is valid by construction: skip XLA's bounds handling

@@ -8,7 +8,7 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 
 from annostat.fit import Fit, QuestionFit
-from annostat.votes import Votes
+from annostat.data.votes import Votes
 
 #: progress(question label, iterations done, iterations at most); models call it between steps
 Progress = Callable[[Any, int, int], None]

@@ -25,7 +25,7 @@ algorithm, Journal of the Royal Statistical Society C 28(1), 20-28.
 
 Example:
     >>> from annostat import Votes, DawidSkene
-    >>> from annostat.simulate import simulate_questions
+    >>> from annostat.truth.simulate import simulate_questions
     >>> sim = simulate_questions(300, 40, seed=1)
     >>> fit = DawidSkene().fit(Votes.from_frame(sim.votes))
     >>> fit.converged

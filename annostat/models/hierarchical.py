@@ -26,7 +26,7 @@ of annotation, TACL 6, 571-585 (the hierarchical Dawid-Skene of their family); A
 Example:
     >>> from annostat import Votes
     >>> from annostat.models.hierarchical import HierarchicalDawidSkene
-    >>> from annostat.simulate import simulate_questions
+    >>> from annostat.truth.simulate import simulate_questions
     >>> sim = simulate_questions(200, 30, questions=["smooth-or-featured"], seed=1)
     >>> fit = HierarchicalDawidSkene(inference="map", steps=300).fit(Votes.from_frame(sim.votes))
     >>> sorted(fit.volunteers.columns)[:3]

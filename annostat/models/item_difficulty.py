@@ -25,7 +25,7 @@ of annotation, TACL 6, 571-585.
 Example:
     >>> from annostat import Votes
     >>> from annostat.models.item_difficulty import ItemDifficulty
-    >>> from annostat.simulate import simulate_questions
+    >>> from annostat.truth.simulate import simulate_questions
     >>> votes = Votes.from_frame(simulate_questions(200, 30, questions=["smooth-or-featured"]).votes)
     >>> fit = ItemDifficulty(inference="svi", steps=200, draws=16).fit(votes)
     >>> fit.converged in (True, False)

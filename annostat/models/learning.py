@@ -26,7 +26,7 @@ classifications made.
 Example:
     >>> from annostat import Votes
     >>> from annostat.models.learning import LearningCurve
-    >>> from annostat.simulate import simulate_questions
+    >>> from annostat.truth.simulate import simulate_questions
     >>> sim = simulate_questions(200, 30, questions=["smooth-or-featured"], seed=1)
     >>> fit = LearningCurve(inference="map", steps=300).fit(Votes.from_frame(sim.votes))
     >>> {"start", "plateau", "rate"} <= set(fit.volunteers.columns)

@@ -18,7 +18,7 @@ E. Paun et al. (2018), Comparing Bayesian models of annotation, TACL 6.
 Example:
     >>> from annostat import Votes
     >>> from annostat.models.mace import Mace
-    >>> from annostat.simulate import simulate_questions
+    >>> from annostat.truth.simulate import simulate_questions
     >>> votes = Votes.from_frame(simulate_questions(200, 30, questions=["smooth-or-featured"]).votes)
     >>> fit = Mace(inference="map", steps=200).fit(votes)
     >>> "competence" in fit.volunteers.columns

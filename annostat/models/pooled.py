@@ -10,7 +10,7 @@ Reference: E. Paun et al. (2018), Comparing Bayesian models of annotation, TACL 
 Example:
     >>> from annostat import Votes
     >>> from annostat.models.pooled import PooledMultinomial
-    >>> from annostat.simulate import simulate_questions
+    >>> from annostat.truth.simulate import simulate_questions
     >>> votes = Votes.from_frame(simulate_questions(200, 30, questions=["smooth-or-featured"]).votes)
     >>> fit = PooledMultinomial(inference="map", steps=200).fit(votes)
     >>> bool(fit.volunteers.groupby("question")["accuracy"].std().max() < 1e-5)  # everyone the same

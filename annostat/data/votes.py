@@ -28,9 +28,9 @@ import pandas as pd
 import polars as pl
 
 from annostat.errors import InputError, where
-from annostat.io.tables import read_table
-from annostat._memory import with_plain_pages
-from annostat.sorting import argsort_distinct
+from annostat.data.io.tables import read_table
+from annostat.data._memory import with_plain_pages
+from annostat.data.sorting import argsort_distinct
 
 DUPLICATE_POLICIES = ("first", "last", "all")
 DEFAULT_COLUMNS = {

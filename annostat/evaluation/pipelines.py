@@ -1,6 +1,6 @@
 """Aggregation pipelines the benchmark harness runs: one registry, so a new method joins with a few lines.
 
-A pipeline takes :class:`~annostat.votes.Votes` and returns a :class:`PipelineOutput`: every subject's posterior over
+A pipeline takes :class:`~annostat.data.votes.Votes` and returns a :class:`PipelineOutput`: every subject's posterior over
 every question's answers (long: ``subject, question, answer, p``), and where the method has them, each volunteer's
 estimated accuracy (``volunteer, question, n, accuracy`` and optionally ``accuracy_lo``/``accuracy_hi``) and the
 population's learning curve (``question, experience, accuracy, lo, hi``).
@@ -12,7 +12,7 @@ votes. ``cost`` says which pipelines are cheap enough to refit many times for th
 
 Adding one::
 
-    from annostat.pipelines import PipelineOutput, register_pipeline
+    from annostat.evaluation.pipelines import PipelineOutput, register_pipeline
 
     @register_pipeline("my-method", "My method")
     def my_method(votes):
@@ -32,7 +32,7 @@ import pandas as pd
 
 from annostat.fit import Fit
 from annostat.models import REGISTRY, get_model
-from annostat.votes import Votes
+from annostat.data.votes import Votes
 
 
 @dataclass

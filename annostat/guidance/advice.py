@@ -437,7 +437,7 @@ def write_advice(fit_dir: str | os.PathLike, out: str | os.PathLike, keep_names:
     """Advise from a fit folder: ``advice.parquet``/``advice.csv``, ``examples.parquet``, ``impact.parquet``,
     ``project.parquet``/``project.csv``, thumbnails and the HTML cards (``index.html``, ``volunteers/*.html``) in
     ``out``; ``private/`` holds the salt and the name map. Returns the tables and counts."""
-    from annostat.cards import write_cards
+    from annostat.guidance.cards import write_cards
 
     fit = read_fit_folder(fit_dir)
     out = Path(out)
@@ -447,7 +447,7 @@ def write_advice(fit_dir: str | os.PathLike, out: str | os.PathLike, keep_names:
     features, thumbnails, image_of = None, {}, {}
     truth_set = None
     if truth is not None:
-        from annostat.truthset import load_truth_set
+        from annostat.truth.truthset import load_truth_set
 
         truth_set = load_truth_set(truth, check_images=False)
         image_of = _image_ids(truth_set)

@@ -1,6 +1,6 @@
 r"""Simulated volunteers who walk a Galaxy Zoo decision tree: the one simulator annostat's tests, demo and benchmarks use.
 
-Subjects come from a truth set (``annostat.truthset``: rendered or FIRE galaxies with true answers) or from
+Subjects come from a truth set (``annostat.truth.truthset``: rendered or FIRE galaxies with true answers) or from
 :func:`truth_table` (true answers drawn down the tree from answer frequencies, no images: fast, for tests and scale
 benchmarks). Each classification is one volunteer's walk through the tree, following *their own* answers: a
 volunteer who calls a smooth galaxy featured is then asked whether it is edge-on, exactly as on the Zooniverse site.
@@ -50,7 +50,7 @@ chosen wrong answer to a chosen true answer with a chosen rate (say, weak bars c
 of their ordinary errors.
 
 Example:
-    >>> from annostat.simulate import simulate, truth_table, VolunteerPopulation
+    >>> from annostat.truth.simulate import simulate, truth_table, VolunteerPopulation
     >>> truth = truth_table(200, seed=1)
     >>> sim = simulate(truth, VolunteerPopulation(n_volunteers=40), retire_after=5, seed=1)
     >>> list(sim.votes.columns)
@@ -69,10 +69,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from annostat.trees import Question, Tree, get_tree
+from annostat.data.trees import Question, Tree, get_tree
 
 if TYPE_CHECKING:  # pragma: no cover
-    from annostat.truthset import TruthSet
+    from annostat.truth.truthset import TruthSet
 
 #: population plateau accuracy on a typical image (difficulty 0), per question; other questions by answer count
 ACCURACY = {
@@ -171,7 +171,7 @@ def truth_table(n_subjects: int, tree: str = "gz-decals-dr5", questions: list[st
     layout (``image_id``, the observing columns, ``true_<question>``), with ``flux`` (log-uniform 1-30 nanomaggies),
     ``size_arcsec`` (uniform 1-4) and ``inclination_deg`` (edge-on discs 75-90 degrees, others isotropic below 75)
     for the volunteers' image difficulty."""
-    from annostat.truthset import empty_truth_row, true_column
+    from annostat.truth.truthset import empty_truth_row, true_column
 
     full = get_tree(tree)
     t = subtree(full, questions)
@@ -256,7 +256,7 @@ def _sigmoid(x):
 def simulate(truth: "TruthSet | pd.DataFrame", population: VolunteerPopulation | None = None, *,
              tree: str | None = None, questions: list[str] | tuple[str, ...] | None = None, retire_after: int = 10,
              seed: int = 0, start: str = "2026-01-01T00:00:00") -> SimulatedVotes:
-    """Simulated volunteers classify the subjects of ``truth`` (a :class:`~annostat.truthset.TruthSet` or a truth
+    """Simulated volunteers classify the subjects of ``truth`` (a :class:`~annostat.truth.truthset.TruthSet` or a truth
     table such as :func:`truth_table`'s) until each is retired; see the module docstring for the model.
 
     Args:
@@ -528,7 +528,7 @@ def panoptes_export(sim: SimulatedVotes) -> pd.DataFrame:
     finished = pd.to_datetime(c["created_at"].to_numpy())
     started = finished - pd.to_timedelta(dwell, unit="s")
     iso = lambda t: t.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "Z"  # noqa: E731
-    metadata = ['{"started_at":"%s","finished_at":"%s","source":"annostat.simulate","user_language":"en"}' % pair
+    metadata = ['{"started_at":"%s","finished_at":"%s","source":"annostat.truth.simulate","user_language":"en"}' % pair
                 for pair in zip(iso(started), iso(finished))]
     image_of = sim.subjects.set_index("subject")["image_id"]
     subject_data = [json.dumps({str(s): {"retired": None, "image_id": image_of[s]}}) for s in c["subject"]]

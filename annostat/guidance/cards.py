@@ -88,7 +88,7 @@ def _learning_plot(path: Path, row: pd.Series, n: int, title: str) -> None:
 def write_cards(out: Path, fit, advice: pd.DataFrame, examples: pd.DataFrame, project: pd.DataFrame,
                 evidence: dict, shown: dict[str, str], files: dict[str, str], max_pages: int = 500) -> int:
     """Write ``index.html`` and the volunteer pages; returns the number of pages written."""
-    from annostat.advice import safe_file_name
+    from annostat.guidance.advice import safe_file_name
 
     pages = out / "volunteers"
     pages.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,9 @@
 r"""The benchmark harness: run aggregation pipelines on a truth set's simulated votes and score them against the truth.
 
-``annostat benchmark TRUTHSET --pipelines mv,ds,ck-ds --out REPORT`` reads the truth set (``annostat.truthset``) and
+``annostat benchmark TRUTHSET --pipelines mv,ds,ck-ds --out REPORT`` reads the truth set (``annostat.truth.truthset``) and
 the votes ``annostat simulate`` wrote to ``TRUTHSET/votes/``: the Panoptes classification export and its workflow
 when present (so the votes go through the same ingest path as real exports), else the long votes table. Each
-pipeline (``annostat.pipelines``) is fitted on the same votes and scored per question, on the subjects whose true
+pipeline (``annostat.evaluation.pipelines``) is fitted on the same votes and scored per question, on the subjects whose true
 path asks the question and that have at least one vote on it:
 
 - **accuracy** of the most probable answer, and **balanced accuracy** (mean recall over the true answers present);
@@ -35,9 +35,9 @@ import numpy as np
 import pandas as pd
 
 from annostat.errors import InputError
-from annostat.pipelines import PipelineOutput, get_pipeline
-from annostat.truthset import TruthSet, load_truth_set
-from annostat.votes import Votes
+from annostat.evaluation.pipelines import PipelineOutput, get_pipeline
+from annostat.truth.truthset import TruthSet, load_truth_set
+from annostat.data.votes import Votes
 
 EFFICIENCY_VOTES = (1, 2, 3, 5, 8, 10, 15, 20, 30, 40)
 N_BINS = 10
@@ -58,7 +58,7 @@ class BenchmarkResult:
 
 def read_simulated_votes(truth_set: TruthSet, votes_dir: str | os.PathLike | None = None) -> tuple[Votes, Path, str]:
     """The simulated votes of a truth set: through the Panoptes export when there is one, else the long table."""
-    from annostat.io.load import load_votes
+    from annostat.data.io.load import load_votes
 
     folder = Path(votes_dir) if votes_dir else truth_set.votes_dir
     if not (folder / "simulation.json").exists():

@@ -132,7 +132,7 @@ def fit(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
     """Fit a model to votes and write subjects, posteriors, volunteers, confusion, votes and fit.json."""
-    from annostat.io.load import load_votes
+    from annostat.data.io.load import load_votes
 
     use_compilation_cache()
     options = {}
@@ -173,7 +173,7 @@ def fit(
 
 
 def _is_export(path: Path) -> bool:
-    from annostat.io.load import detect_format
+    from annostat.data.io.load import detect_format
 
     return detect_format(path) == "panoptes"
 
@@ -195,8 +195,8 @@ def compare(
     With --inference svi or nuts the Bayesian models also get PSIS-LOO and WAIC (elpd, summed over questions; subjects
     are the unit left out), the share of subjects with Pareto k > 0.7, and ppc_extreme: the share of volunteers (with
     10+ votes) whose agreement with the consensus falls outside the model's 5-95% predictive range."""
-    from annostat.checking import compare as compare_models
-    from annostat.io.load import load_votes
+    from annostat.evaluation.checks import compare as compare_models
+    from annostat.data.io.load import load_votes
 
     use_compilation_cache()
     names = split_list(models, "--models")
@@ -233,7 +233,7 @@ def plot(
     volunteers: int = typer.Option(3, help="Confusion heatmaps for this many of the most active volunteers."),
 ) -> None:
     """Write figures of a fit: confusion heatmaps, skill against votes, learning curves, reliability diagram."""
-    from annostat.plots import plot_fit
+    from annostat.evaluation.plots import plot_fit
 
     with input_errors():
         written = plot_fit(fit_dir, out, truth=truth, n_volunteers=volunteers)
@@ -264,7 +264,7 @@ def inspect(
     """Show what an export holds before fitting it."""
     import json
 
-    from annostat.inspect import inspect_path
+    from annostat.data.io.inspect import inspect_path
 
     with input_errors():
         summary = inspect_path(path, workflows=workflows, workflow_id=workflow_id)
@@ -313,7 +313,7 @@ def demo(
     seed: int = typer.Option(0, help="Random seed."),
 ) -> None:
     """The whole loop: render galaxies, simulate volunteers, fit, benchmark against the truth, write the report."""
-    from annostat.demo import run_demo
+    from annostat.evaluation.demo import run_demo
 
     if galaxies < 1 or volunteers < 1 or retire_after < 1:
         fail("--galaxies, --volunteers and --retire-after must be at least 1")
@@ -340,7 +340,7 @@ def truth_standin(
     sky_sigma: float = typer.Option(0.001, help="Sky noise per pixel (nanomaggies)."),
 ) -> None:
     """Render stand-in galaxies (bulge, disc, bar, spiral arms, clumps, tidal arcs; JAX) into a truth set."""
-    from annostat.render import standin_truth_set
+    from annostat.truth.standin import standin_truth_set
 
     if n < 1:
         fail("--n must be at least 1")
@@ -367,7 +367,7 @@ def truth_fire(
     seed: int = typer.Option(0, help="Random seed of the views and the noise."),
 ) -> None:
     """Mock images and truth (inclination, bar A2, disc fraction, spirals) of FIRE-2 star particles as a truth set."""
-    from annostat.fire import fire_truth_set
+    from annostat.truth.fire import fire_truth_set
 
     if views < 1:
         fail("--views must be at least 1")
@@ -401,8 +401,8 @@ def simulate(
 ) -> None:
     """Simulated volunteers walk the Galaxy Zoo tree on a truth set's galaxies: votes, a Panoptes export and its
     workflow, and the true volunteer parameters."""
-    from annostat.simulate import VolunteerPopulation, simulate as run
-    from annostat.truthset import load_truth_set
+    from annostat.truth.simulate import VolunteerPopulation, simulate as run
+    from annostat.truth.truthset import load_truth_set
 
     if volunteers < 1 or retire_after < 1:
         fail("--volunteers and --retire-after must be at least 1")
@@ -437,8 +437,8 @@ def benchmark(
     min_votes: int = typer.Option(10, help="Volunteers with at least this many votes are scored."),
 ) -> None:
     """Run aggregation pipelines on a truth set's simulated votes and score them against the truth."""
-    from annostat.benchmark import run_benchmark
-    from annostat.pipelines import PIPELINES
+    from annostat.evaluation.harness import run_benchmark
+    from annostat.evaluation.pipelines import PIPELINES
 
     names = split_list(pipelines, "--pipelines")
     eff_names = None if efficiency_pipelines is None else split_list(efficiency_pipelines, "--efficiency-pipelines")
@@ -471,7 +471,7 @@ def advise(
     max_pages: int = typer.Option(500, help="Volunteer pages for the most active volunteers."),
 ) -> None:
     """Personalised advice for each volunteer: what they do well, what they confuse, examples that would help."""
-    from annostat.advice import write_advice
+    from annostat.guidance.advice import write_advice
 
     if min_votes < 1 or examples < 0 or max_pages < 0:
         fail("--min-votes must be at least 1; --examples and --max-pages at least 0")

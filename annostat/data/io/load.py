@@ -1,4 +1,4 @@
-"""One entry point for data: any supported input becomes a :class:`~annostat.votes.Votes` table."""
+"""One entry point for data: any supported input becomes a :class:`~annostat.data.votes.Votes` table."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from annostat._memory import with_plain_pages
+from annostat.data._memory import with_plain_pages
 from annostat.errors import InputError
-from annostat.io.panoptes import PanoptesExport, _columns, is_panoptes_export, read_panoptes
-from annostat.io.tables import _integer_if_lossless
-from annostat.trees import EXTRA_QUESTIONS, TREES
-from annostat.sorting import argsort_distinct
-from annostat.votes import Votes, _codes
+from annostat.data.io.panoptes import PanoptesExport, _columns, is_panoptes_export, read_panoptes
+from annostat.data.io.tables import _integer_if_lossless
+from annostat.data.trees import EXTRA_QUESTIONS, TREES
+from annostat.data.sorting import argsort_distinct
+from annostat.data.votes import Votes, _codes
 
 FORMATS = ("auto", "table", "panoptes")
 
@@ -31,7 +31,7 @@ def detect_format(path: str | Path) -> str:
 
 @with_plain_pages
 def votes_from_panoptes(path: str | Path, **options: Any) -> tuple[Votes, PanoptesExport]:
-    """Read a Panoptes export (options as :func:`annostat.io.panoptes.read_panoptes`) into votes.
+    """Read a Panoptes export (options as :func:`annostat.data.io.panoptes.read_panoptes`) into votes.
 
     Subjects and volunteers are coded once per classification, questions and answers once per label, so a large
     export never becomes a table of strings per vote. Questions of a tree preset take the tree's full answer sets
@@ -143,7 +143,7 @@ def load_votes(path: str | Path, format: str = "auto", **options: Any) -> tuple[
     """Votes from a long table (CSV/TSV/Parquet) or a Panoptes classification export.
 
     Table options are :meth:`Votes.from_frame`'s (column names, duplicate policy); export options are
-    :func:`annostat.io.panoptes.read_panoptes`'s. Returns the votes and, for an export, the export (with its
+    :func:`annostat.data.io.panoptes.read_panoptes`'s. Returns the votes and, for an export, the export (with its
     quarantine).
     """
     if format not in FORMATS:

@@ -29,7 +29,7 @@ probability 0.15 (amplitude U(0.05, 0.6)); total flux log-uniform over 1-30 (nan
 
 Example:
     >>> import numpy as np
-    >>> from annostat.render import draw_parameters, render, answers_from
+    >>> from annostat.truth.standin import draw_parameters, render, answers_from
     >>> params = draw_parameters(4, seed=1)
     >>> images = render(params, size=32, seed=1)
     >>> images.shape, bool(np.isfinite(images).all())
@@ -231,8 +231,8 @@ def render(params: pd.DataFrame, size: int = 64, seed: int = 0, sky_sigma: float
 
 
 def standin_truth_set(out, n: int, size: int = 64, seed: int = 0, sky_sigma: float = 0.001):
-    """Render ``n`` stand-in galaxies and write them as a truth set (``annostat.truthset``) in ``out``."""
-    from annostat.truthset import empty_truth_row, true_column, write_truth_set
+    """Render ``n`` stand-in galaxies and write them as a truth set (``annostat.truth.truthset``) in ``out``."""
+    from annostat.truth.truthset import empty_truth_row, true_column, write_truth_set
 
     tree = "gz-decals-dr5"
     params = draw_parameters(n, seed)
@@ -251,6 +251,6 @@ def standin_truth_set(out, n: int, size: int = 64, seed: int = 0, sky_sigma: flo
     manifest = {"source": "standin", "tree": tree, "bands": list(BANDS), "pixscale_arcsec": PIXSCALE,
                 "psf": {"kind": "gaussian", "fwhm_arcsec": PSF_FWHM}, "seed": int(seed), "thresholds": THRESHOLDS,
                 "units": {"image": "nanomaggies", "angles": "degrees", "lengths": "arcsec"},
-                "renderer": {"name": "annostat.render", "size": size, "sky_sigma": sky_sigma}}
+                "renderer": {"name": "annostat.truth.standin", "size": size, "sky_sigma": sky_sigma}}
     images_by_id = {image_id: dict(zip(BANDS, images[i])) for i, image_id in enumerate(truth["image_id"])}
     return write_truth_set(out, manifest, truth, images_by_id)

@@ -19,8 +19,8 @@ For the Bayesian models (``annostat.models.bayesian``) two more checks read the 
 
 Example:
     >>> from annostat import Votes
-    >>> from annostat.checking import compare
-    >>> from annostat.simulate import simulate_questions
+    >>> from annostat.evaluation.checks import compare
+    >>> from annostat.truth.simulate import simulate_questions
     >>> table = compare(Votes.from_frame(simulate_questions(200, 30).votes), ["mv", "ds"], holdout=0.2)
     >>> list(table.columns)[:3]
     ['model', 'heldout_log_likelihood', 'heldout_votes']
@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from annostat.models import get_model
-from annostat.votes import Votes
+from annostat.data.votes import Votes
 
 
 def split_votes(votes: Votes, holdout: float = 0.1, seed: int = 0) -> tuple[Votes, pd.DataFrame]:

@@ -1,11 +1,11 @@
 """The demo: the whole loop on a small default, through the same path a user takes.
 
-1. render a few hundred stand-in galaxies into a truth set (:func:`annostat.render.standin_truth_set`);
-2. simulated volunteers walk the Galaxy Zoo DECaLS tree on them (:func:`annostat.simulate.simulate`), written as a
+1. render a few hundred stand-in galaxies into a truth set (:func:`annostat.truth.standin.standin_truth_set`);
+2. simulated volunteers walk the Galaxy Zoo DECaLS tree on them (:func:`annostat.truth.simulate.simulate`), written as a
    Panoptes classification export with its workflow definition into ``truth/votes/``;
 3. the export is read back, majority vote and Dawid-Skene (and crowd-kit's Dawid-Skene when installed) are fitted,
    and each fit folder is written;
-4. the benchmark harness (:func:`annostat.benchmark.run_benchmark`) scores every pipeline against the truth, with the
+4. the benchmark harness (:func:`annostat.evaluation.harness.run_benchmark`) scores every pipeline against the truth, with the
    label-efficiency curve, and writes the report.
 """
 
@@ -14,10 +14,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Sequence
 
-from annostat.benchmark import BenchmarkResult, run_benchmark
-from annostat.pipelines import PIPELINES
-from annostat.render import standin_truth_set
-from annostat.simulate import VolunteerPopulation, simulate
+from annostat.evaluation.harness import BenchmarkResult, run_benchmark
+from annostat.evaluation.pipelines import PIPELINES
+from annostat.truth.standin import standin_truth_set
+from annostat.truth.simulate import VolunteerPopulation, simulate
 
 DEMO_EFFICIENCY = (1, 2, 3, 5, 10)
 

@@ -3,7 +3,7 @@
 A truth set is a folder::
 
     <root>/
-      manifest.json   schema_version, source ("fire2" | "standin"), tree (a preset of ``annostat.trees``), bands,
+      manifest.json   schema_version, source ("fire2" | "standin"), tree (a preset of ``annostat.data.trees``), bands,
                       pixscale_arcsec, psf ({"kind", "fwhm_arcsec"}), units, seed, thresholds (the cuts that turned
                       raw truth quantities into answers, so they can be changed and the answers re-derived)
       truth.parquet   one row per image: image_id (unique), sim, snapshot, redshift, view, inclination_deg, pa_deg,
@@ -21,7 +21,7 @@ true answer one of its question's answers; a true answer exactly where the true 
 
 Example:
     >>> import tempfile, numpy as np, pandas as pd
-    >>> from annostat.truthset import write_truth_set, load_truth_set, empty_truth_row
+    >>> from annostat.truth.truthset import write_truth_set, load_truth_set, empty_truth_row
     >>> row = empty_truth_row("g0", "gz-decals-dr5") | {"true_smooth-or-featured": "smooth",
     ...        "true_how-rounded": "round", "true_merging": "none"}
     >>> root = tempfile.mkdtemp()
@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from annostat.errors import InputError
-from annostat.trees import Tree, get_tree
+from annostat.data.trees import Tree, get_tree
 
 SCHEMA_VERSION = 1
 SOURCES = ("fire2", "standin")

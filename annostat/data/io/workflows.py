@@ -6,7 +6,7 @@ carry the answer *label text* of the version the volunteer saw, so annostat matc
 - :func:`normalise_label` strips markdown images and links, collapses whitespace and case-folds, so
   ``"![feature_or_disk.png](https://...) Features or Disk"`` becomes ``"features or disk"``;
 - each task's answers get stable ids from their normalised labels: one label is one answer in every version that
-  has it, whatever its position; a tree preset (``annostat.trees``) may alias reworded labels to one answer name;
+  has it, whatever its position; a tree preset (``annostat.data.trees``) may alias reworded labels to one answer name;
 - a label that matches no answer of its own version is not guessed: the classification row is quarantined.
 
 Versions are ``major.minor`` text; the export's ``28.3`` (a float-mangled ``28.30``) finds version 28.30 when no

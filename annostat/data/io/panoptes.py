@@ -4,10 +4,10 @@ One export row is one classification: a volunteer's path through a workflow's ta
 turns it into one vote per (classification, question task):
 
 - single-answer tasks: the answer label is normalised and matched to an answer of the classification's *own*
-  workflow version (``annostat.io.workflows``); multiple-answer tasks become one yes/no question per answer
+  workflow version (``annostat.data.io.workflows``); multiple-answer tasks become one yes/no question per answer
   (``T10/ring``); ``null`` values are "not answered", not votes; raw API indices (``"value": 0``) are read too;
 - drawing, survey, text, slider and other tasks are skipped and counted per type;
-- with a tree preset (``annostat.trees``), tasks and answers get Zoobot's names, and a version whose answers differ
+- with a tree preset (``annostat.data.trees``), tasks and answers get Zoobot's names, and a version whose answers differ
   from every candidate question is skipped and counted.
 
 Row accounting (``PanoptesReport``): rows read = rows used + rows quarantined + rows skipped by policy.
@@ -37,8 +37,8 @@ import numpy as np
 import polars as pl
 
 from annostat.errors import InputError
-from annostat.io.workflows import Workflow, normalise_label, read_workflows
-from annostat.trees import EXTRA_QUESTIONS, PANOPTES_TASKS, TREES
+from annostat.data.io.workflows import Workflow, normalise_label, read_workflows
+from annostat.data.trees import EXTRA_QUESTIONS, PANOPTES_TASKS, TREES
 
 STANDARD_COLUMNS = (
     "classification_id", "user_name", "user_id", "user_ip", "workflow_id", "workflow_name", "workflow_version",

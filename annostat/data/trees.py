@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
-    from annostat.io.workflows import WorkflowVersion
+    from annostat.data.io.workflows import WorkflowVersion
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from typing import Any
 import polars as pl
 
 from annostat.errors import InputError
-from annostat.io.load import detect_format
-from annostat.io.panoptes import _columns, read_panoptes, volunteer_columns
+from annostat.data.io.load import detect_format
+from annostat.data.io.panoptes import _columns, read_panoptes, volunteer_columns
 
 
 def _distribution(counts: pl.Series) -> dict[str, float]:
@@ -75,7 +75,7 @@ def inspect_export(path: str | Path, workflows: str | Path | None = None,
 
 
 def inspect_table(path: str | Path, **options: Any) -> dict[str, Any]:
-    from annostat.votes import Votes
+    from annostat.data.votes import Votes
 
     votes = Votes.read(path, **options)
     per_subject = votes.table.group_by("subject").len("n")["n"]

@@ -36,12 +36,12 @@ and g/r, z/r colours from blue (young) to red (old), a crude stellar population 
 bluer and brighter than old bulges; ``weight="mass"`` projects mass with old colours. Fluxes are in nanomaggies
 (r-band absolute magnitude of the Sun 4.65).
 
-:func:`fire_truth_set` turns snapshots into a truth set (``annostat.truthset``), several views each, the answers
+:func:`fire_truth_set` turns snapshots into a truth set (``annostat.truth.truthset``), several views each, the answers
 through :data:`FIRE_THRESHOLDS` (changeable; kept in the manifest). ``annostat truth fire SNAPSHOT... --out DIR``.
 
 Example:
     >>> import numpy as np
-    >>> from annostat.fire import bar_strength
+    >>> from annostat.truth.fire import bar_strength
     >>> rng = np.random.default_rng(0)
     >>> phi = rng.uniform(0, 2 * np.pi, 20000); r = rng.exponential(3.0, 20000)
     >>> pos = np.stack([r * np.cos(phi), r * np.sin(phi), np.zeros_like(r)], 1)
@@ -366,11 +366,11 @@ BANDS = ("g", "r", "z")
 SUN_ABS_MAG_R = 4.65
 #: thresholds from FIRE truth quantities to Galaxy Zoo DECaLS answers (the stand-in's, with bar and merging cuts for
 #: particle measurements: A2 >= 0.25 strong, >= 0.15 weak; outer lopsidedness A1 as the merging proxy)
-FIRE_THRESHOLDS: dict[str, Any] = {}  # filled below from annostat.render.THRESHOLDS
+FIRE_THRESHOLDS: dict[str, Any] = {}  # filled below from annostat.truth.standin.THRESHOLDS
 
 
 def _fire_thresholds() -> dict[str, Any]:
-    from annostat.render import THRESHOLDS
+    from annostat.truth.standin import THRESHOLDS
 
     return {**THRESHOLDS, "bar_strong": 0.25, "bar_weak": 0.15, "spiral_amplitude": 0.1,
             "merging_minor": 0.1, "merging_major": 0.25, "merging_merger": 0.45}
@@ -506,7 +506,7 @@ def fire_answers(quantities: dict[str, float], inclination_deg: float, axis_rati
                  thresholds: dict[str, Any] | None = None) -> dict[str, str]:
     """The true Galaxy Zoo DECaLS answers of one view, through the stand-in's answer rules with FIRE's quantities:
     disc fraction, inclination, the bar's A2 as bar strength, the spiral mode, and the outer A1 as the merging proxy."""
-    from annostat.render import answers_from
+    from annostat.truth.standin import answers_from
 
     p = {"disc_fraction": quantities["disc_fraction"], "inclination_deg": inclination_deg,
          "bar_strength": quantities["a2_bar"], "spiral_amp": quantities["spiral_amp"],
@@ -524,7 +524,7 @@ def fire_truth_set(snapshots: Sequence[str | Path], out: str | Path, views: int 
     (isotropic); position angles uniform at random."""
     from astropy.cosmology import FlatLambdaCDM
 
-    from annostat.truthset import empty_truth_row, true_column, write_truth_set
+    from annostat.truth.truthset import empty_truth_row, true_column, write_truth_set
 
     if inclinations is not None:
         if not len(inclinations) or not all(0 <= i <= 90 for i in inclinations):
@@ -562,7 +562,7 @@ def fire_truth_set(snapshots: Sequence[str | Path], out: str | Path, views: int 
                 "psf": {"kind": "gaussian", "fwhm_arcsec": psf_fwhm}, "seed": int(seed),
                 "thresholds": {**FIRE_THRESHOLDS, **(thresholds or {})},
                 "units": {"image": "nanomaggies", "angles": "degrees", "lengths": "kpc", "mstar": "Msun"},
-                "renderer": {"name": "annostat.fire", "size": size, "placed_at_redshift": redshift,
+                "renderer": {"name": "annostat.truth.fire", "size": size, "placed_at_redshift": redshift,
                              "weight": weight, "sky_sigma": sky_sigma, "smoothing_neighbours": 16,
                              "cosmology": "flat LCDM H0=70 Om0=0.3 (placement)"}}
     return write_truth_set(out, manifest, pd.DataFrame(rows), images)

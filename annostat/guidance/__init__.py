@@ -1,0 +1,1 @@
+"""Personalised advice for volunteers, read from any fit folder."""
