@@ -139,3 +139,25 @@ def test_real_data_dawid_skene_at_least_crowdkit_and_above_majority_vote(name, c
     mv = accuracy(MajorityVote().fit(votes), truth)
     assert ds >= crowdkit_ds - 1e-4
     assert ds > mv
+
+
+def test_registry_knows_each_model_without_importing_it():
+    import subprocess
+    import sys
+
+    from annostat.models import REGISTRY, get_model, model_spec, models_that
+    from annostat.models.bayesian import BayesianModel
+
+    code = ("import sys; from annostat.models import model_spec; model_spec('hds').can('bayesian'); "
+            "print('annostat.models.hierarchical' in sys.modules, 'numpyro' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.split() == \
+        ["False", "False"]
+    for name, spec in REGISTRY.items():
+        cls = spec.load()
+        assert cls.name == name and get_model(name).title == spec.title
+        assert spec.can("bayesian") == issubclass(cls, BayesianModel)
+    assert models_that("learning") == ["learning"] and "mv" not in models_that("likelihood")
+    with pytest.raises(KeyError, match="the models are"):
+        model_spec("nope")
+    with pytest.raises(ValueError, match="ill-posed"):
+        get_model("item", inference="map")

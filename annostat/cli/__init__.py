@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from annostat.errors import InputError
-from annostat.models import REGISTRY, get_model
+from annostat.models import REGISTRY, get_model, model_spec
 
 app = typer.Typer(
     add_completion=False,
@@ -30,7 +30,6 @@ app = typer.Typer(
 )
 console = Console(stderr=True)
 ModelName = Enum("ModelName", {name: name for name in REGISTRY}, type=str)
-BAYESIAN = ("hds", "learning", "item", "lre", "mace", "mn")
 DuplicatePolicy = Enum("DuplicatePolicy", {p: p for p in ("first", "last", "all")}, type=str)
 InputFormat = Enum("InputFormat", {f: f for f in ("auto", "table", "panoptes")}, type=str)
 
@@ -135,14 +134,9 @@ def fit(
     from annostat.data.io.load import load_votes
 
     use_compilation_cache()
-    options = {}
-    if model.value == "ds":
-        given = dict(max_iter=max_iter, tol=tol, pseudo_diagonal=pseudo_diagonal,
-                     pseudo_off_diagonal=pseudo_off_diagonal)
-        options = {k: v for k, v in given.items() if v is not None}
-    elif model.value in BAYESIAN:
-        given = dict(inference=inference, seed=seed, steps=steps, draws=draws, batch_size=batch_size)
-        options = {k: v for k, v in given.items() if v is not None}
+    given = dict(max_iter=max_iter, tol=tol, pseudo_diagonal=pseudo_diagonal, pseudo_off_diagonal=pseudo_off_diagonal,
+                 inference=inference, seed=seed, steps=steps, draws=draws, batch_size=batch_size)
+    options = {k: given[k] for k in model_spec(model.value).options if given[k] is not None}
     with input_errors():
         try:
             estimator = get_model(model.value, **options)
@@ -206,10 +200,9 @@ def compare(
             fail(f"unknown model(s) {', '.join(unknown) or '(none given)'}; the models are {', '.join(REGISTRY)}")
         options = {}
         for m in names:
-            if m == "ds":
-                continue
-            if m in BAYESIAN:
-                chosen = inference if (inference != "map" or REGISTRY[m].map_supported) else "svi"
+            spec = model_spec(m)
+            if spec.can("bayesian"):
+                chosen = inference if (inference != "map" or spec.can("map")) else "svi"
                 options[m] = dict(inference=chosen, steps=steps, seed=seed)
         try:
             if _is_export(votes):

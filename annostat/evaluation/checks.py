@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from annostat.models import get_model
+from annostat.models import get_model, model_spec
 from annostat.data.votes import Votes
 
 
@@ -123,7 +123,8 @@ def compare(votes: Votes, models: list[str], holdout: float = 0.1, seed: int = 0
         start = time.perf_counter()
         fit = model.fit(train)
         seconds = time.perf_counter() - start
-        ll = heldout_log_likelihood(fit, heldout) if name != "mv" else np.full(len(heldout), np.nan)
+        ll = (heldout_log_likelihood(fit, heldout) if model_spec(name).can("likelihood")
+              else np.full(len(heldout), np.nan))
         row = {"model": name, "heldout_log_likelihood": float(np.mean(ll)), "heldout_votes": len(heldout),
                "training_votes": train.n_votes, "log_likelihood": fit.log_likelihood, "seconds": seconds,
                "elpd_loo": np.nan, "elpd_waic": np.nan, "pareto_k_above_0.7": np.nan, "ppc_extreme": np.nan}

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from annostat.fit import Fit
-from annostat.models import REGISTRY, get_model
+from annostat.models import REGISTRY, get_model, model_spec
 from annostat.data.votes import Votes
 
 
@@ -105,15 +105,15 @@ def _model_pipeline(name: str) -> Callable[[Votes], PipelineOutput]:
         fit = get_model(name).fit(votes)
         volunteers = fit.volunteers
         keep = [c for c in ("volunteer", "question", "n", "accuracy", "accuracy_lo", "accuracy_hi") if c in volunteers]
-        learning = _learning_curves(fit, np.arange(0, 201, 5, dtype=float)) if name == "learning" else None
-        return PipelineOutput(fit.posteriors, volunteers[keep], learning, fit,
-                              accuracy_at="last" if name == "learning" else "votes")
+        learns = model_spec(name).can("learning")
+        learning = _learning_curves(fit, np.arange(0, 201, 5, dtype=float)) if learns else None
+        return PipelineOutput(fit.posteriors, volunteers[keep], learning, fit, accuracy_at="last" if learns else "votes")
     return run
 
 
-for _name, _cls in REGISTRY.items():
-    register_pipeline(_name, f"annostat {_cls.title}", cost="fast" if _name in ("mv", "ds") else "slow")(
-        _model_pipeline(_name))
+for _spec in REGISTRY.values():
+    register_pipeline(_spec.name, f"annostat {_spec.title}", cost=_spec.cost, needs=_spec.needs)(
+        _model_pipeline(_spec.name))
 
 
 # --- crowd-kit -------------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from annostat.errors import InputError
+from annostat.models.registry import REGISTRY, model_spec
 
 
 def _safe(name: str) -> str:
@@ -89,7 +90,8 @@ def plot_fit(fit_dir: str | Path, out: str | Path | None = None, truth: str | Pa
         fig.tight_layout()
         written.append(_save(fig, out / f"skill_{_safe(question)}.png"))
 
-    if info.get("model") == "learning" and (fit_dir / "trace.nc").exists():
+    learns = info.get("model") in REGISTRY and model_spec(info["model"]).can("learning")
+    if learns and (fit_dir / "trace.nc").exists():
         written += _learning_curves(fit_dir, out, plt, volunteers, n_volunteers)
     if truth is not None:
         written.append(_reliability(fit_dir, Path(truth), out, plt))

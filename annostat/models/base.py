@@ -1,4 +1,4 @@
-"""What every model shares: the per-question loop over a votes table, timing, and the registry."""
+"""What every model shares: the per-question loop over a votes table, and timing."""
 
 from __future__ import annotations
 
@@ -8,19 +8,11 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 
 from annostat.fit import Fit, QuestionFit
+from annostat.models.registry import ModelSpec, model_spec
 from annostat.data.votes import Votes
 
 #: progress(question label, iterations done, iterations at most); models call it between steps
 Progress = Callable[[Any, int, int], None]
-
-REGISTRY: dict[str, type["Model"]] = {}
-
-
-def register(cls: type["Model"]) -> type["Model"]:
-    """Class decorator: make a model known to the CLI (``--model NAME``) and to everything that reads fits."""
-    REGISTRY[cls.name] = cls
-    return cls
-
 
 def vote_fractions(subject: np.ndarray, answer: np.ndarray, n_subjects: int, n_answers: int) -> np.ndarray:
     """[S, K] fraction of each subject's votes given to each answer (codes 0..S-1, 0..K-1)."""
@@ -40,8 +32,16 @@ def local_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class Model:
     """Base of all models: ``fit(votes)`` fits every question and returns a :class:`~annostat.fit.Fit`."""
 
-    name: ClassVar[str] = ""
-    title: ClassVar[str] = ""
+    name: ClassVar[str] = ""  # the name it is registered under (annostat.models.registry)
+
+    @property
+    def spec(self) -> ModelSpec:
+        """What the registry knows of this model: title, capabilities, options."""
+        return model_spec(self.name)
+
+    @property
+    def title(self) -> str:
+        return self.spec.title
 
     def settings(self) -> dict[str, Any]:
         return {}

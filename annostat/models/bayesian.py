@@ -90,7 +90,6 @@ class BayesianModel(Model):
 
     numpyro_model: Callable
     log_theta_votes: Callable
-    map_supported = True  # False where a posterior mode is degenerate (per-subject parameters)
 
     def __init__(self, inference: str = "svi", seed: int = 0, steps: int = 2000, learning_rate: float = 0.02,
                  batch_size: int | None = None, draws: int = 200, warmup: int = 500, chains: int = 2,
@@ -99,7 +98,7 @@ class BayesianModel(Model):
 
         if inference not in INFERENCE:
             raise ValueError(f"inference {inference!r} is not one of {', '.join(INFERENCE)}")
-        if inference == "map" and not self.map_supported:
+        if inference == "map" and not self.spec.can("map"):
             raise ValueError(f"inference 'map' is ill-posed for {self.title} (a subject's own difficulty can explain "
                              "its votes away); use svi or nuts")
         if experience not in ("question", "overall"):

@@ -40,7 +40,7 @@ import numpy as np
 
 from annostat.fit import QuestionFit, accuracy_from_confusion
 from annostat.infer.em import dawid_skene_em
-from annostat.models.base import Model, local_codes, register, vote_fractions
+from annostat.models.base import Model, local_codes, vote_fractions
 
 
 def pseudo_count_matrix(n_answers: int, diagonal: float, off_diagonal: float) -> np.ndarray:
@@ -50,7 +50,6 @@ def pseudo_count_matrix(n_answers: int, diagonal: float, off_diagonal: float) ->
     )
 
 
-@register
 class DawidSkene(Model):
     """Dawid-Skene with Dirichlet pseudo-counts, fitted by EM in JAX (see the module docstring).
 
@@ -66,7 +65,6 @@ class DawidSkene(Model):
     """
 
     name = "ds"
-    title = "Dawid-Skene"
 
     def __init__(
         self,

@@ -39,7 +39,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from annostat.models.base import register
 from annostat.models.bayesian import (
     DIAGONAL_PRIOR_MEAN,  # noqa: F401 - documented here, where the prior is explained
     BayesianModel,
@@ -68,7 +67,6 @@ def hierarchical_model(data, n_subjects, n_volunteers, n_answers, batch_size=Non
     observe_votes(HierarchicalDawidSkene.log_theta_votes, params, data, n_subjects, batch_size)
 
 
-@register
 class HierarchicalDawidSkene(BayesianModel):
     """Dawid-Skene with confusion matrices pooled across volunteers (see the module docstring).
 
@@ -77,7 +75,6 @@ class HierarchicalDawidSkene(BayesianModel):
     """
 
     name = "hds"
-    title = "Hierarchical Dawid-Skene"
     numpyro_model = staticmethod(hierarchical_model)
 
     @staticmethod

@@ -38,7 +38,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from annostat.models.base import register
 from annostat.models.bayesian import (
     BayesianModel,
     log_confusion,
@@ -78,7 +77,6 @@ def _difficulty_model(volunteers_pooled: bool):
 
 class _Difficulty(BayesianModel):
     pooled_volunteers = False
-    map_supported = False
 
     @classmethod
     def volunteer_logits(cls, params):
@@ -109,20 +107,16 @@ class _Difficulty(BayesianModel):
         return {}
 
 
-@register
 class ItemDifficulty(_Difficulty):
     """Pooled confusion plus a difficulty per subject (see the module docstring)."""
 
     name = "item"
-    title = "Item difficulty"
     numpyro_model = staticmethod(_difficulty_model(False))
 
 
-@register
 class RandomEffects(_Difficulty):
     """Partially pooled volunteers plus a difficulty per subject (see the module docstring)."""
 
     name = "lre"
-    title = "Logistic random effects"
     pooled_volunteers = True
     numpyro_model = staticmethod(_difficulty_model(True))

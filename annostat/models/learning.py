@@ -39,7 +39,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from annostat.models.base import register
 from annostat.models.bayesian import (
     LEVEL,
     BayesianModel,
@@ -91,7 +90,6 @@ def _accuracy(log_theta, priors):
     return jnp.einsum("...kk,k->...", jnp.exp(log_theta), priors)
 
 
-@register
 class LearningCurve(BayesianModel):
     """Confusion that changes with experience, pooled hierarchically (see the module docstring).
 
@@ -100,7 +98,6 @@ class LearningCurve(BayesianModel):
     """
 
     name = "learning"
-    title = "Learning curves"
     numpyro_model = staticmethod(learning_model)
 
     @staticmethod

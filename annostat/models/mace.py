@@ -31,7 +31,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from annostat.models.base import register
 from annostat.models.bayesian import LEVEL, BayesianModel, observe_votes
 
 
@@ -58,12 +57,10 @@ def _confusion(params):
     return (1 - spam)[:, None, None] * jnp.eye(K) + spam[:, None, None] * params["spam_answers"][:, None, :]
 
 
-@register
 class Mace(BayesianModel):
     """Truthful-or-random volunteers (see the module docstring)."""
 
     name = "mace"
-    title = "MACE spammer model"
     numpyro_model = staticmethod(mace_model)
 
     @staticmethod

@@ -23,15 +23,13 @@ from __future__ import annotations
 import numpy as np
 
 from annostat.fit import QuestionFit
-from annostat.models.base import Model, local_codes, register, vote_fractions
+from annostat.models.base import Model, local_codes, vote_fractions
 
 
-@register
 class MajorityVote(Model):
     """Vote fractions per subject and question; ties go to the lowest answer code and are reported."""
 
     name = "mv"
-    title = "majority vote"
 
     def fit_question(self, votes, question, subject, volunteer, answer, progress) -> QuestionFit:
         K = votes.n_answers[question]

@@ -23,7 +23,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from annostat.models.base import register
 from annostat.models.bayesian import BayesianModel, log_confusion, observe_votes, sample_population_logit
 
 
@@ -40,12 +39,10 @@ def pooled_model(data, n_subjects, n_volunteers, n_answers, batch_size=None):
     observe_votes(PooledMultinomial.log_theta_votes, params, data, n_subjects, batch_size)
 
 
-@register
 class PooledMultinomial(BayesianModel):
     """One confusion matrix for every volunteer (see the module docstring)."""
 
     name = "mn"
-    title = "Pooled multinomial"
     numpyro_model = staticmethod(pooled_model)
 
     @staticmethod
