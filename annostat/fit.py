@@ -22,8 +22,6 @@ Tables are pandas DataFrames (``fit.table(name)`` gives polars). ``fit.save(fold
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ import numpy as np
 import polars as pl
 
 from annostat.data.votes import Votes
+from annostat.files import atomic_write
 
 
 @dataclass
@@ -55,17 +54,6 @@ class QuestionFit:
     volunteer_extras: dict[str, np.ndarray] | None = None  # [V] more volunteer columns (intervals, learning)
     inference: dict[str, Any] | None = None  # Bayesian models: draws and diagnostics for the ArviZ trace
     final_log_likelihood: float | None = None  # models whose trace is not a log-likelihood: at the final fit
-
-
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _jsonable(value: Any) -> Any:
@@ -290,14 +278,14 @@ class Fit:
         }
         for filename, name in files.items():
             frame = self.table(name)
-            _atomic_write(folder / filename, frame.write_parquet)
+            atomic_write(folder / filename, frame.write_parquet)
         # the votes themselves (original labels), for catalogues and later analyses of the fit
-        _atomic_write(folder / "votes.parquet", self.votes.to_frame().write_parquet)
+        atomic_write(folder / "votes.parquet", self.votes.to_frame().write_parquet)
         if any(qf.inference for qf in self.questions):
             trace = self.inference_data()
-            _atomic_write(folder / "trace.nc", trace.to_netcdf)
+            atomic_write(folder / "trace.nc", trace.to_netcdf)
         text = json.dumps(self.summary(), indent=2)
-        _atomic_write(folder / "fit.json", lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
+        atomic_write(folder / "fit.json", lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
         return folder
 
     def inference_data(self):

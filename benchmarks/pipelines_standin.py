@@ -30,7 +30,8 @@ def main() -> None:
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
 
-    from annostat.evaluation.harness import markdown_table, run_benchmark
+    from annostat.evaluation.harness import run_benchmark
+    from annostat.evaluation.report import markdown_table
     from annostat.truth.standin import standin_truth_set
     from annostat.truth.simulate import VolunteerPopulation, simulate
 

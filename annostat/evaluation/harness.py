@@ -35,12 +35,13 @@ import numpy as np
 import pandas as pd
 
 from annostat.errors import InputError
+from annostat.evaluation.calibration import expected_calibration_error, reliability_bins
 from annostat.evaluation.pipelines import PipelineOutput, get_pipeline
+from annostat.evaluation.report import write_report
 from annostat.truth.truthset import TruthSet, load_truth_set
 from annostat.data.votes import Votes
 
 EFFICIENCY_VOTES = (1, 2, 3, 5, 8, 10, 15, 20, 30, 40)
-N_BINS = 10
 
 
 @dataclass
@@ -101,20 +102,16 @@ def answer_scores(posteriors: pd.DataFrame, truth: pd.DataFrame) -> tuple[pd.Dat
         correct = answers[top] == y
         confidence = p.max(axis=1)
         recalls = [correct[y == k].mean() for k in np.unique(y)]
-        which = np.minimum((confidence * N_BINS).astype(int), N_BINS - 1)
-        ece = 0.0
-        for b in range(N_BINS):
-            in_bin = which == b
-            if in_bin.any():
-                ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
-                bins.append({"question": question, "bin": b, "confidence": confidence[in_bin].mean(),
-                             "accuracy": correct[in_bin].mean(), "n": int(in_bin.sum())})
+        reliability = reliability_bins(confidence, correct)
+        ece = expected_calibration_error(reliability)
+        bins.append(reliability.assign(question=question))
         p_true = np.where(onehot.any(axis=1), (p * onehot).sum(axis=1), 0.0)
         rows.append({"question": question, "subjects": len(common), "accuracy": correct.mean(),
                      "balanced_accuracy": float(np.mean(recalls)), "ece": ece,
                      "brier": float(((p - onehot) ** 2).sum(axis=1).mean()),
                      "nll": float(-np.log(np.clip(p_true, 1e-6, None)).mean())})
-    return pd.DataFrame(rows), pd.DataFrame(bins)
+    columns = ["question", "bin", "confidence", "accuracy", "n"]
+    return pd.DataFrame(rows), (pd.concat(bins, ignore_index=True)[columns] if bins else pd.DataFrame(columns=columns))
 
 
 def volunteer_scores(estimated: pd.DataFrame | None, true_volunteers: pd.DataFrame, min_votes: int,
@@ -244,133 +241,3 @@ def run_benchmark(
     if out is not None:
         result.report = write_report(result, out)
     return result
-
-
-# --- the report ------------------------------------------------------------------------------------------------
-
-def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
-    """A GitHub Markdown table (numbers to ``digits`` decimals; NaN as a blank)."""
-    def cell(value) -> str:
-        if isinstance(value, (float, np.floating)):
-            return "" if np.isnan(value) else f"{value:.{digits}f}"
-        if isinstance(value, (int, np.integer)):
-            return f"{value:,}"
-        return str(value).replace("|", "\\|")
-    numeric = [pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns]
-    lines = ["| " + " | ".join(map(str, frame.columns)) + " |",
-             "|" + "|".join("---:" if n else ":---" for n in numeric) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines)
-
-
-def write_report(result: BenchmarkResult, out: str | os.PathLike) -> Path:
-    """Write ``report.md``, the Parquet tables and the figures to ``out``."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    for name in ("scores", "volunteers", "efficiency", "calibration", "learning"):
-        getattr(result, name).to_parquet(out / f"{name}.parquet", index=False)
-    (out / "setup.json").write_text(json.dumps(result.setup, indent=2, default=str) + "\n", encoding="utf-8")
-    figures = _figures(result, out)
-    s = result.setup
-    lines = [
-        "# Benchmark against simulated truth", "",
-        f"Truth set `{s['truth_set']}` ({s['source']}, tree {s['tree']}); votes read from the {s['votes_from']}: "
-        f"{s['votes']:,} votes on {s['subjects']:,} subjects by {s['volunteers']:,} simulated volunteers (retired "
-        f"after {s['retire_after']} classifications; spammer share {s['spammer_fraction']}). Scores per question on "
-        f"subjects whose true path asks it; volunteer recovery on volunteers with >= {s['min_votes']} votes on the "
-        "question (true value: their expected accuracy on the votes they gave).", "",
-        "## Scores", "",
-    ]
-    columns = ["pipeline", "question", "subjects", "accuracy", "balanced_accuracy", "ece", "brier", "nll",
-               "volunteers_scored", "volunteer_corr", "volunteer_mae", "volunteer_coverage90", "learning_curve_mae",
-               "seconds"]
-    table = result.scores[[c for c in columns if c in result.scores]]
-    lines += [markdown_table(table), ""]
-    if len(result.scores):
-        mean = result.scores.groupby("pipeline", sort=False)[["accuracy", "balanced_accuracy", "ece", "brier"]].mean()
-        lines += ["Mean over questions:", "", markdown_table(mean.reset_index()), ""]
-    if len(result.efficiency):
-        wide = result.efficiency.pivot_table(index=["question", "pipeline"], columns="votes_per_subject",
-                                             values="accuracy").reset_index()
-        wide.columns = [str(c) if not isinstance(c, str) else c for c in wide.columns]
-        lines += ["## Label efficiency", "",
-                  "Accuracy with each subject's first *m* classifications (columns: *m*).", "",
-                  markdown_table(wide), ""]
-    lines += ["## Figures", ""] + [f"![{name}]({name}.png)" for name in figures] + [""]
-    lines += ["Tables: `scores.parquet`, `volunteers.parquet`, `efficiency.parquet`, `calibration.parquet`, "
-              "`learning.parquet`; set-up: `setup.json`.", ""]
-    (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
-    return out / "report.md"
-
-
-def _figures(result: BenchmarkResult, out: Path) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    written = []
-
-    def save(fig, name: str) -> None:
-        fig.tight_layout()
-        fig.savefig(out / f"{name}.png", dpi=110)
-        plt.close(fig)
-        written.append(name)
-
-    questions = sorted(result.scores["question"].unique()) if len(result.scores) else []
-    if len(result.efficiency):
-        n = len(questions)
-        cols = min(n, 5)
-        rows_ = int(np.ceil(n / cols))
-        fig, axes = plt.subplots(rows_, cols, figsize=(3.2 * cols, 2.6 * rows_), squeeze=False, sharex=True)
-        for ax, question in zip(axes.ravel(), questions):
-            part = result.efficiency[result.efficiency["question"] == question]
-            for name, line in part.groupby("pipeline", sort=False):
-                line = line.sort_values("votes_per_subject")
-                ax.plot(line["votes_per_subject"], line["accuracy"], marker="o", ms=3, label=name)
-            ax.set_title(question, fontsize=8)
-            ax.set_xscale("log")
-        for ax in axes.ravel()[n:]:
-            ax.axis("off")
-        axes[0, 0].legend(fontsize=7)
-        fig.supxlabel("classifications per subject")
-        fig.supylabel("accuracy")
-        save(fig, "efficiency")
-    if len(result.calibration):
-        fig, ax = plt.subplots(figsize=(4.2, 4))
-        ax.plot([0, 1], [0, 1], "k:", lw=0.8)
-        for name, part in result.calibration.groupby("pipeline", sort=False):
-            pooled = part.assign(c=part["confidence"] * part["n"], a=part["accuracy"] * part["n"]).groupby("bin")[
-                ["c", "a", "n"]].sum()
-            ax.plot(pooled["c"] / pooled["n"], pooled["a"] / pooled["n"], marker="o", ms=3, label=name)
-        ax.set_xlabel("top answer's probability")
-        ax.set_ylabel("share correct")
-        ax.set_title("Reliability (all questions)", fontsize=9)
-        ax.legend(fontsize=7)
-        save(fig, "calibration")
-    if len(result.volunteers):
-        names = list(result.volunteers["pipeline"].unique())
-        fig, axes = plt.subplots(1, len(names), figsize=(3.4 * len(names), 3.3), squeeze=False)
-        min_votes = result.setup["min_votes"]
-        for ax, name in zip(axes[0], names):
-            part = result.volunteers[(result.volunteers["pipeline"] == name) & (result.volunteers["n"] >= min_votes)]
-            ax.scatter(part["accuracy_true"], part["accuracy"], s=6, alpha=0.5)
-            ax.plot([0, 1], [0, 1], "k:", lw=0.8)
-            ax.set_title(name, fontsize=9)
-            ax.set_xlabel("true accuracy")
-        axes[0, 0].set_ylabel("estimated accuracy")
-        save(fig, "volunteers")
-    if len(result.learning):
-        fig, ax = plt.subplots(figsize=(4.6, 3.4))
-        for (name, question), part in result.learning.groupby(["pipeline", "question"], sort=False):
-            line, = ax.plot(part["experience"], part["accuracy"], label=f"{name}: {question}")
-            ax.fill_between(part["experience"], part["lo"], part["hi"], color=line.get_color(), alpha=0.2)
-            ax.plot(part["experience"], part["accuracy_true"], "--", color=line.get_color(), lw=1)
-        ax.set_xlabel("experience (classifications)")
-        ax.set_ylabel("population accuracy")
-        ax.set_title("Learning curves (dashed: true)", fontsize=9)
-        ax.legend(fontsize=7)
-        save(fig, "learning")
-    return written

@@ -13,18 +13,16 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from annostat.errors import InputError
+from annostat.evaluation.calibration import reliability_bins
+from annostat.figures import pyplot, save
+from annostat.files import safe_file_name
 from annostat.models.registry import REGISTRY, model_spec
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("_") or "question"
 
 
 def _read(fit_dir: Path, name: str) -> pd.DataFrame:
@@ -37,11 +35,7 @@ def _read(fit_dir: Path, name: str) -> pd.DataFrame:
 def plot_fit(fit_dir: str | Path, out: str | Path | None = None, truth: str | Path | None = None,
              n_volunteers: int = 3) -> list[Path]:
     """Write the figures of the fit in ``fit_dir`` to ``out`` (default ``fit_dir/plots``); returns the paths."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fit_dir = Path(fit_dir)
     out = Path(out) if out is not None else fit_dir / "plots"
     out.mkdir(parents=True, exist_ok=True)
@@ -73,8 +67,7 @@ def plot_fit(fit_dir: str | Path, out: str | Path | None = None, truth: str | Pa
             ax.set_title(title, fontsize=8)
         axes[0][0].set_ylabel("true answer")
         fig.suptitle(f"{question}: p(answer | true answer)", fontsize=9)
-        fig.tight_layout()
-        written.append(_save(fig, out / f"confusion_{_safe(question)}.png"))
+        written.append(save(fig, out / f"confusion_{safe_file_name(question)}.png"))
 
         fig, ax = plt.subplots(figsize=(5, 3.5))
         if {"accuracy_lo", "accuracy_hi"} <= set(vols.columns):
@@ -87,8 +80,7 @@ def plot_fit(fit_dir: str | Path, out: str | Path | None = None, truth: str | Pa
         ax.set_xlabel("votes on the question")
         ax.set_ylabel("accuracy")
         ax.set_title(f"{question}: volunteer skill ({info.get('model', '?')})", fontsize=9)
-        fig.tight_layout()
-        written.append(_save(fig, out / f"skill_{_safe(question)}.png"))
+        written.append(save(fig, out / f"skill_{safe_file_name(question)}.png"))
 
     learns = info.get("model") in REGISTRY and model_spec(info["model"]).can("learning")
     if learns and (fit_dir / "trace.nc").exists():
@@ -137,8 +129,7 @@ def _learning_curves(fit_dir: Path, out: Path, plt, volunteers: pd.DataFrame, n_
             ax.legend(fontsize=7)
         ax.set_xlabel("experience (earlier responses)")
         ax.set_title(f"{question}: most active volunteers", fontsize=9)
-        fig.tight_layout()
-        written.append(_save(fig, out / f"learning_{_safe(question)}.png"))
+        written.append(save(fig, out / f"learning_{safe_file_name(question)}.png"))
     return written
 
 
@@ -153,24 +144,11 @@ def _reliability(fit_dir: Path, truth_path: Path, out: Path, plt) -> Path:
     both = chosen.merge(truth, on=["subject", "question"], suffixes=("", "_true"))
     if both.empty:
         raise InputError(f"{truth_path}: no subject and question in common with the fit")
-    bins = np.linspace(0, 1, 11)
-    which = np.clip(np.digitize(both["p"], bins) - 1, 0, 9)
-    right = (both["answer"] == both["answer_true"]).astype(float)
-    rows = [(both["p"][which == b].mean(), right[which == b].mean(), (which == b).sum()) for b in range(10)
-            if (which == b).any()]
+    bins = reliability_bins(both["p"].to_numpy(), (both["answer"] == both["answer_true"]).to_numpy())
     fig, ax = plt.subplots(figsize=(4, 4))
     ax.plot([0, 1], [0, 1], "k--", lw=0.8)
-    ax.plot([r[0] for r in rows], [r[1] for r in rows], "o-")
+    ax.plot(bins["confidence"], bins["accuracy"], "o-")
     ax.set_xlabel("p of the chosen answer")
     ax.set_ylabel("fraction right")
     ax.set_title("reliability", fontsize=9)
-    fig.tight_layout()
-    return _save(fig, out / "reliability.png")
-
-
-def _save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, out / "reliability.png")

@@ -51,7 +51,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +60,8 @@ import numpy as np
 import pandas as pd
 
 from annostat.errors import InputError
+from annostat.figures import pyplot
+from annostat.files import safe_file_name
 
 LEVEL = 0.9
 PRIOR_STRENGTH = 8.0
@@ -126,15 +127,6 @@ def read_fit_folder(path: str | os.PathLike) -> FitFolder:
 def pseudonym(name: str, salt: str) -> str:
     """``v-`` and 12 hex digits of SHA-256(salt, name): stable for a salt, not reversible without it."""
     return "v-" + hashlib.sha256(f"{salt}\x00{name}".encode()).hexdigest()[:12]
-
-
-_SLUG = re.compile(r"[^A-Za-z0-9_-]+")
-
-
-def safe_file_name(name: str) -> str:
-    """A file name from any user name: letters, digits, - and _ only, plus a hash so different names never clash."""
-    slug = _SLUG.sub("-", name).strip("-")[:40] or "volunteer"
-    return f"{slug}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
 # --- the evidence ----------------------------------------------------------------------------------------------
@@ -541,14 +533,9 @@ def _thumbnails(subjects, folder: Path, truth_set, images, image_of: dict[str, s
 
 
 def _fits_thumbnail(bands: dict[str, np.ndarray], target: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     layers = list(bands.values())
     rgb = np.stack([layers[-1], layers[len(layers) // 2], layers[0]], axis=-1) if len(layers) >= 3 else \
         np.repeat(layers[0][..., None], 3, axis=-1)
     scale = np.percentile(rgb, 99.5) or 1.0
     rgb = np.clip(np.arcsinh(rgb / (0.1 * scale)) / np.arcsinh(10.0), 0, 1)
-    plt.imsave(target, rgb[::-1])
+    pyplot().imsave(target, rgb[::-1])

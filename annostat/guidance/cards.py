@@ -16,6 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from annostat.figures import pyplot, save
+from annostat.files import safe_file_name
+
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;max-width:70em;color:#222}
 table{border-collapse:collapse}th,td{padding:.3em .6em;border-bottom:1px solid #ddd;text-align:left}
@@ -39,11 +42,7 @@ def _e(value: Any) -> str:
 
 
 def _heatmap(path: Path, mine: np.ndarray, population: np.ndarray, answers: list[str], title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.0), sharey=True)
     for ax, matrix, name in ((axes[0], mine, "you"), (axes[1], population, "most volunteers")):
         ax.imshow(matrix, vmin=0, vmax=1, cmap="Blues")
@@ -56,19 +55,13 @@ def _heatmap(path: Path, mine: np.ndarray, population: np.ndarray, answers: list
         ax.set_xlabel("answer given", fontsize=7)
     axes[0].set_ylabel("true answer", fontsize=7)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save(fig, path, dpi=80)
 
 
 def _learning_plot(path: Path, row: pd.Series, n: int, title: str) -> None:
     """The volunteer's learning curve, approximated from the fit's start, plateau and rate (logit-linear in
     1 - exp(-rate e)), with their experience marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     logit = lambda p: np.log(np.clip(p, 1e-4, 1 - 1e-4) / (1 - np.clip(p, 1e-4, 1 - 1e-4)))  # noqa: E731
     e = np.linspace(0, max(2 * n, 50), 200)
     curve = 1 / (1 + np.exp(-(logit(row["start"]) + (logit(row["plateau"]) - logit(row["start"]))
@@ -80,16 +73,12 @@ def _learning_plot(path: Path, row: pd.Series, n: int, title: str) -> None:
     ax.set_xlabel("answers given to this question", fontsize=7)
     ax.set_ylabel("accuracy", fontsize=7)
     ax.set_title(f"{title}: learning curve (approximate)", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save(fig, path, dpi=80)
 
 
 def write_cards(out: Path, fit, advice: pd.DataFrame, examples: pd.DataFrame, project: pd.DataFrame,
                 evidence: dict, shown: dict[str, str], files: dict[str, str], max_pages: int = 500) -> int:
     """Write ``index.html`` and the volunteer pages; returns the number of pages written."""
-    from annostat.guidance.advice import safe_file_name
-
     pages = out / "volunteers"
     pages.mkdir(parents=True, exist_ok=True)
     figures = out / "figures"

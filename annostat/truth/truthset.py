@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -44,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from annostat.errors import InputError
+from annostat.files import safe_file_name
 from annostat.data.trees import Tree, get_tree
 
 SCHEMA_VERSION = 1
@@ -59,7 +59,6 @@ TRUTH_COLUMNS: dict[str, str] = {
     "inclination_deg": "number", "pa_deg": "number", "pixscale_arcsec": "number", "psf_fwhm_arcsec": "number",
     "sky_sigma": "number", "image": "string",
 }
-_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 def true_column(question: str) -> str:
@@ -129,8 +128,7 @@ class TruthSet:
 
 def image_relpath(sim: str, snapshot: int, image_id: str) -> str:
     """Where an image lives under the root: images/<sim>/snapshot_<NNN>/<image_id>.fits (names made safe)."""
-    safe = lambda s: _SAFE.sub("_", str(s)).strip("._") or "_"  # noqa: E731
-    return f"images/{safe(sim)}/snapshot_{int(snapshot):03d}/{safe(image_id)}.fits"
+    return f"images/{safe_file_name(sim)}/snapshot_{int(snapshot):03d}/{safe_file_name(image_id)}.fits"
 
 
 def write_truth_set(root: str | os.PathLike, manifest: Mapping[str, Any], truth: pd.DataFrame,

@@ -19,7 +19,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import polars as pl
 
@@ -191,24 +191,3 @@ def read_workflows(path: str | Path) -> dict[str, Workflow]:
         wf.versions[(version.major, version.minor)] = version
         wf.name = wf.name or name
     return workflows
-
-
-def answer_table(workflow: Workflow, aliases: dict[str, dict[str, str]] | None = None) -> pl.DataFrame:
-    """Every (version, task, answer index) of a workflow with its normalised label and stable answer name.
-
-    ``aliases`` maps task id -> {normalised label: answer name} (from a tree preset); other labels are their own
-    answer name. Columns: workflow_version, task, task_type, answer_index, label, answer.
-    """
-    rows: list[dict[str, Any]] = []
-    for version in workflow.versions.values():
-        for task in version.tasks.values():
-            task_aliases = (aliases or {}).get(task.id, {})
-            for index, label in enumerate(task.normalised):
-                rows.append({"workflow_version": version.version, "task": task.id, "task_type": task.type,
-                             "answer_index": index, "label": label, "answer": task_aliases.get(label, label)})
-    return pl.DataFrame(rows, schema={"workflow_version": pl.Utf8, "task": pl.Utf8, "task_type": pl.Utf8,
-                                      "answer_index": pl.Int64, "label": pl.Utf8, "answer": pl.Utf8})
-
-
-def workflow_ids(workflows: dict[str, Workflow]) -> Iterable[str]:
-    return sorted(workflows, key=lambda w: (len(w), w))
