@@ -7,7 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from annostat.cli import app
-from annostat.truth.standin import PARAMETERS, THRESHOLDS, answers_from, draw_parameters, render
+from annostat.truth.answers import THRESHOLDS, answers_from
+from annostat.truth.standin import PARAMETERS, draw_parameters, render
 from annostat.truth.truthset import load_truth_set
 
 SIZE = 48

@@ -14,7 +14,8 @@ from annostat.cli import app
 from annostat.data.io.load import load_votes
 from annostat.truth.simulate import VolunteerPopulation, simulate, subtree, truth_table
 from annostat.data.trees import get_tree
-from annostat.truth.truthset import asked, write_truth_set
+from annostat.truth.answers import true_path
+from annostat.truth.truthset import write_truth_set
 from annostat.data.votes import Votes
 
 TREE = get_tree("gz-decals-dr5")
@@ -41,7 +42,7 @@ def walks(votes: pd.DataFrame) -> dict:
 def test_truth_table_follows_the_tree(truth):
     for row in truth.head(300).to_dict("records"):
         answers = {q: row[f"true_{q}"] if pd.notna(row[f"true_{q}"]) else None for q in TREE.questions}
-        for q, is_asked in asked(TREE, answers).items():
+        for q, is_asked in true_path(TREE, answers).items():
             assert (answers[q] is not None) == is_asked
 
 
@@ -51,7 +52,7 @@ def test_every_walk_follows_the_volunteers_own_answers(seed, spam):
     truth = truth_table(40, seed=seed)
     sim = simulate(truth, VolunteerPopulation(n_volunteers=15, spammer_fraction=spam), retire_after=3, seed=seed)
     for answers in walks(sim.votes).values():
-        path = asked(TREE, {q: answers.get(q) for q in TREE.questions})
+        path = true_path(TREE, {q: answers.get(q) for q in TREE.questions})
         assert {q for q, is_asked in path.items() if is_asked} == set(answers)
 
 

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from annostat.errors import InputError
 from annostat.data.trees import get_tree
-from annostat.truth.truthset import _check_truth, asked, empty_truth_row, load_truth_set, true_column, write_truth_set
+from annostat.truth.answers import true_path
+from annostat.truth.truthset import _check_truth, empty_truth_row, load_truth_set, true_column, write_truth_set
 
 TREE = "gz-decals-dr5"
 MANIFEST = {"source": "standin", "tree": TREE, "bands": ["g", "r", "z"], "seed": 3,
@@ -131,7 +132,7 @@ def walk(tree, choices):
     """The true answers of a walk through ``tree`` that picks answers by ``choices`` (question -> index)."""
     answers = {}
     for q in tree.questions:  # tree order: a question's parents are answered before it
-        if asked(tree, answers)[q]:
+        if true_path(tree, answers)[q][0]:
             options = tree.answers(q)
             answers[q] = options[choices.get(q, 0) % len(options)]
     return answers

@@ -60,6 +60,7 @@ import numpy as np
 import pandas as pd
 
 from annostat.errors import InputError
+from annostat.truth.answers import THRESHOLDS, answers_from
 
 G_KPC_KMS2_PER_MSUN = 4.30091e-6  # gravitational constant in kpc (km/s)^2 / Msun
 
@@ -366,17 +367,8 @@ BANDS = ("g", "r", "z")
 SUN_ABS_MAG_R = 4.65
 #: thresholds from FIRE truth quantities to Galaxy Zoo DECaLS answers (the stand-in's, with bar and merging cuts for
 #: particle measurements: A2 >= 0.25 strong, >= 0.15 weak; outer lopsidedness A1 as the merging proxy)
-FIRE_THRESHOLDS: dict[str, Any] = {}  # filled below from annostat.truth.standin.THRESHOLDS
-
-
-def _fire_thresholds() -> dict[str, Any]:
-    from annostat.truth.standin import THRESHOLDS
-
-    return {**THRESHOLDS, "bar_strong": 0.25, "bar_weak": 0.15, "spiral_amplitude": 0.1,
-            "merging_minor": 0.1, "merging_major": 0.25, "merging_merger": 0.45}
-
-
-FIRE_THRESHOLDS.update(_fire_thresholds())
+FIRE_THRESHOLDS: dict[str, Any] = {**THRESHOLDS, "bar_strong": 0.25, "bar_weak": 0.15, "spiral_amplitude": 0.1,
+                                    "merging_minor": 0.1, "merging_major": 0.25, "merging_merger": 0.45}
 
 
 def band_light(masses: np.ndarray, ages: np.ndarray | None, weight: str = "light") -> np.ndarray:
@@ -504,10 +496,9 @@ def measure_snapshot(path: str | Path, name: str | None = None, weight: str = "l
 
 def fire_answers(quantities: dict[str, float], inclination_deg: float, axis_ratio: float,
                  thresholds: dict[str, Any] | None = None) -> dict[str, str]:
-    """The true Galaxy Zoo DECaLS answers of one view, through the stand-in's answer rules with FIRE's quantities:
-    disc fraction, inclination, the bar's A2 as bar strength, the spiral mode, and the outer A1 as the merging proxy."""
-    from annostat.truth.standin import answers_from
-
+    """The true Galaxy Zoo DECaLS answers of one view, through the answer rules (:mod:`annostat.truth.answers`) with
+    FIRE's quantities: disc fraction, inclination, the bar's A2 as bar strength, the spiral mode, and the outer A1
+    as the merging proxy."""
     p = {"disc_fraction": quantities["disc_fraction"], "inclination_deg": inclination_deg,
          "bar_strength": quantities["a2_bar"], "spiral_amp": quantities["spiral_amp"],
          "pitch_deg": quantities["pitch_deg"], "spiral_m": quantities["spiral_m"],

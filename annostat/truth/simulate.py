@@ -70,6 +70,7 @@ import numpy as np
 import pandas as pd
 
 from annostat.data.trees import Question, Tree, get_tree
+from annostat.truth.answers import asks
 
 if TYPE_CHECKING:  # pragma: no cover
     from annostat.truth.truthset import TruthSet
@@ -152,18 +153,6 @@ def subtree(tree: Tree, questions: list[str] | tuple[str, ...] | None) -> Tree:
     return Tree(tree.name, kept)
 
 
-def _asked(question: Question, answers: dict[str, np.ndarray], codes: dict[str, dict[str, int]], n: int) -> np.ndarray:
-    """Which of n walks reach ``question``, given each walk's answers so far (code, -1 = not asked)."""
-    if not question.asked_after:
-        return np.ones(n, bool)
-    mask = np.zeros(n, bool)
-    for parent, answer in question.asked_after:
-        if parent not in answers:
-            continue
-        mask |= answers[parent] >= 0 if answer is None else answers[parent] == codes[parent][answer]
-    return mask
-
-
 def truth_table(n_subjects: int, tree: str = "gz-decals-dr5", questions: list[str] | tuple[str, ...] | None = None,
                 frequencies: dict[str, list[float]] | None = None, seed: int = 0) -> pd.DataFrame:
     """True answers for ``n_subjects`` galaxies without images, drawn down the tree from answer frequencies
@@ -184,7 +173,7 @@ def truth_table(n_subjects: int, tree: str = "gz-decals-dr5", questions: list[st
         if len(p) != len(q.answers):
             raise ValueError(f"frequencies for {name}: {len(p)} values for {len(q.answers)} answers")
         drawn = rng.choice(len(q.answers), n_subjects, p=p / p.sum())
-        answers[name] = np.where(_asked(q, answers, codes, n_subjects), drawn, -1)
+        answers[name] = np.where(asks(t, name, answers, n_subjects), drawn, -1)
     edge_on = answers.get("disk-edge-on", np.full(n_subjects, -1)) == codes.get("disk-edge-on", {}).get("yes", -2)
     cos_i = np.where(edge_on, rng.uniform(0, np.cos(np.radians(75)), n_subjects),
                      rng.uniform(np.cos(np.radians(75)), 1, n_subjects))
@@ -332,7 +321,7 @@ def simulate(truth: "TruthSet | pd.DataFrame", population: VolunteerPopulation |
     hard = pop.difficulty_weight * d_s[c_subject]
     for name, q in t.questions.items():
         K = len(q.answers)
-        asked_mask = _asked(q, answers, codes, n_class)
+        asked_mask = asks(t, name, answers, n_class)
         true_k = true_codes[name][c_subject]
         known = true_k >= 0
         freq = np.bincount(true_codes[name][true_codes[name] >= 0], minlength=K) + 1.0

@@ -14,8 +14,9 @@ and given Gaussian sky noise:
 - **star-forming clumps**: up to 8 Gaussian knots in the disc plane (blue);
 - **tidal feature**: an arc (a shell or stream) at 2.5-4 disc scale lengths, amplitude ``tidal_amp``.
 
-Parameters come from :func:`draw_parameters` (a documented prior, below), the answers from :func:`answers_from`
-through the thresholds in :data:`THRESHOLDS` (written to the truth set's manifest): a galaxy is featured when its disc
+Parameters come from :func:`draw_parameters` (a documented prior, below), the answers from
+:func:`annostat.truth.answers.answers_from` through the thresholds in :data:`annostat.truth.answers.THRESHOLDS`
+(written to the truth set's manifest): a galaxy is featured when its disc
 holds at least half the light, edge-on above 75 degrees, strongly barred when ``bar_strength`` >= 0.3, and so on.
 Because the image is made from exactly these parameters, the answers are true by construction (whether a volunteer
 *can* see them is what the simulated volunteers' image-dependent difficulty is for).
@@ -29,7 +30,8 @@ probability 0.15 (amplitude U(0.05, 0.6)); total flux log-uniform over 1-30 (nan
 
 Example:
     >>> import numpy as np
-    >>> from annostat.truth.standin import draw_parameters, render, answers_from
+    >>> from annostat.truth.standin import draw_parameters, render
+    >>> from annostat.truth.answers import answers_from
     >>> params = draw_parameters(4, seed=1)
     >>> images = render(params, size=32, seed=1)
     >>> images.shape, bool(np.isfinite(images).all())
@@ -48,25 +50,14 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from annostat.truth.answers import DISC_THICKNESS, THRESHOLDS, answers_from, axis_ratio
+
 BANDS = ("g", "r", "z")
 #: relative brightness of each component in g, r, z (bulges red, discs bluer, clumps bluest)
 COLOURS = {"bulge": (0.55, 1.0, 1.45), "disc": (0.85, 1.0, 1.1), "clumps": (1.6, 1.0, 0.6), "tidal": (0.8, 1.0, 1.1)}
 PIXSCALE = 0.262  # arcsec per pixel (DECaLS)
 PSF_FWHM = 1.3  # arcsec
-DISC_THICKNESS = 0.12
 MAX_CLUMPS = 8
-#: cuts from raw quantities to Galaxy Zoo DECaLS answers (written to the manifest)
-THRESHOLDS: dict[str, Any] = {
-    "featured_disc_fraction": 0.5,
-    "edge_on_inclination_deg": 75.0,
-    "round_axis_ratio": 0.8, "cigar_axis_ratio": 0.45,
-    "edge_on_bulge_none_fraction": 0.1,
-    "bar_strong": 0.3, "bar_weak": 0.15,
-    "spiral_amplitude": 0.1,
-    "winding_tight_pitch_deg": 15.0, "winding_loose_pitch_deg": 25.0,
-    "bulge_dominant": 0.6, "bulge_large": 0.4, "bulge_moderate": 0.2, "bulge_small": 0.05,
-    "merging_minor": 0.05, "merging_major": 0.2, "merging_merger": 0.4,
-}
 PARAMETERS = ("flux", "disc_fraction", "inclination_deg", "pa_deg", "r_e_arcsec", "sersic_n", "bulge_axis_ratio",
               "h_arcsec", "bar_strength", "bar_length_arcsec", "bar_angle_deg", "spiral_m", "spiral_amp", "pitch_deg",
               "spiral_phase_deg", "n_clumps", "tidal_amp", "tidal_angle_deg", "redshift")
@@ -103,49 +94,6 @@ def draw_parameters(n: int, seed: int = 0) -> pd.DataFrame:
         "tidal_angle_deg": rng.uniform(0, 360, n),
         "redshift": rng.uniform(0.02, 0.12, n),
     })
-
-
-def axis_ratio(p) -> float:
-    """The galaxy's projected axis ratio: the light-weighted mix of the bulge's and the inclined disc's."""
-    inc = np.radians(p["inclination_deg"])
-    disc_q = np.sqrt(np.cos(inc) ** 2 + (DISC_THICKNESS * np.sin(inc)) ** 2)
-    return float(p["disc_fraction"] * disc_q + (1 - p["disc_fraction"]) * p["bulge_axis_ratio"])
-
-
-def answers_from(p, thresholds: dict[str, Any] | None = None) -> dict[str, str]:
-    """The true Galaxy Zoo DECaLS (DR5) answers of one galaxy's parameters: only the questions its path asks."""
-    t = {**THRESHOLDS, **(thresholds or {})}
-    out: dict[str, str] = {}
-    bulge = 1.0 - p["disc_fraction"]
-    if p["disc_fraction"] >= t["featured_disc_fraction"]:
-        out["smooth-or-featured"] = "featured-or-disk"
-        if p["inclination_deg"] >= t["edge_on_inclination_deg"]:
-            out["disk-edge-on"] = "yes"
-            out["edge-on-bulge"] = ("none" if bulge < t["edge_on_bulge_none_fraction"]
-                                    else "boxy" if p["bar_strength"] >= t["bar_weak"] else "rounded")
-        else:
-            out["disk-edge-on"] = "no"
-            out["has-spiral-arms"] = "yes" if p["spiral_amp"] >= t["spiral_amplitude"] else "no"
-            out["bar"] = ("strong" if p["bar_strength"] >= t["bar_strong"]
-                          else "weak" if p["bar_strength"] >= t["bar_weak"] else "no")
-            if out["has-spiral-arms"] == "yes":
-                pitch = p["pitch_deg"]
-                out["spiral-winding"] = ("tight" if pitch < t["winding_tight_pitch_deg"]
-                                         else "loose" if pitch > t["winding_loose_pitch_deg"] else "medium")
-                m = int(p["spiral_m"])
-                out["spiral-arm-count"] = str(m) if m <= 4 else "more-than-4"
-            out["bulge-size"] = ("dominant" if bulge >= t["bulge_dominant"] else "large" if bulge >= t["bulge_large"]
-                                 else "moderate" if bulge >= t["bulge_moderate"]
-                                 else "small" if bulge >= t["bulge_small"] else "none")
-    else:
-        out["smooth-or-featured"] = "smooth"
-        q = float(p["axis_ratio"]) if "axis_ratio" in p else axis_ratio(p)  # measured (FIRE) or from parameters
-        out["how-rounded"] = ("round" if q > t["round_axis_ratio"] else "cigar-shaped" if q < t["cigar_axis_ratio"]
-                              else "in-between")
-    tidal = p["tidal_amp"]
-    out["merging"] = ("merger" if tidal >= t["merging_merger"] else "major-disturbance" if tidal >= t["merging_major"]
-                      else "minor-disturbance" if tidal >= t["merging_minor"] else "none")
-    return out
 
 
 def _galaxy(p, clump_xy, clump_amp, x, y):

@@ -44,6 +44,7 @@ import pandas as pd
 
 from annostat.errors import InputError
 from annostat.files import safe_file_name
+from annostat.truth.answers import true_path
 from annostat.data.trees import Tree, get_tree
 
 SCHEMA_VERSION = 1
@@ -63,18 +64,6 @@ TRUTH_COLUMNS: dict[str, str] = {
 
 def true_column(question: str) -> str:
     return f"true_{question}"
-
-
-def asked(tree: Tree, answers: Mapping[str, Any]) -> dict[str, bool]:
-    """Which questions the true path through ``tree`` asks, given the true answers (question -> answer or None)."""
-    out: dict[str, bool] = {}
-    for name, question in tree.questions.items():  # tree order: parents come first
-        if not question.asked_after:
-            out[name] = True
-        else:
-            out[name] = any(out.get(parent, False) and (answer is None or answers.get(parent) == answer)
-                            for parent, answer in question.asked_after)
-    return out
 
 
 def empty_truth_row(image_id: str, tree: str, **values: Any) -> dict[str, Any]:
@@ -234,15 +223,17 @@ def _check_truth(path: Path, truth: pd.DataFrame, tree: Tree) -> None:
             i = int(np.flatnonzero(bad.to_numpy())[0])
             raise InputError(f"{path}, image_id {ids.iloc[i]!r}, column {true_column(q)!r}: {values.iloc[i]!r} is not "
                              f"an answer of {q} ({', '.join(tree.answers(q))})")
-    records = pd.DataFrame({q: v.astype(object).where(v.notna(), None) for q, v in truths.items()}).to_dict("records")
-    for i, answers in enumerate(records):
-        for q, is_asked in asked(tree, answers).items():
-            if is_asked and answers[q] is None:
-                raise InputError(f"{path}, image_id {ids.iloc[i]!r}, column {true_column(q)!r}: null, but the true "
-                                 f"path asks {q}")
-            if not is_asked and answers[q] is not None:
-                raise InputError(f"{path}, image_id {ids.iloc[i]!r}, column {true_column(q)!r}: {answers[q]!r}, but "
-                                 f"the true path never asks {q} (it should be null)")
+    labels = {q: v.astype(object).where(v.notna(), None).to_numpy() for q, v in truths.items()}
+    for q, is_asked in true_path(tree, labels).items():
+        given = truths[q].notna().to_numpy()
+        if (is_asked & ~given).any():
+            i = int(np.flatnonzero(is_asked & ~given)[0])
+            raise InputError(f"{path}, image_id {ids.iloc[i]!r}, column {true_column(q)!r}: null, but the true "
+                             f"path asks {q}")
+        if (~is_asked & given).any():
+            i = int(np.flatnonzero(~is_asked & given)[0])
+            raise InputError(f"{path}, image_id {ids.iloc[i]!r}, column {true_column(q)!r}: {labels[q][i]!r}, but "
+                             f"the true path never asks {q} (it should be null)")
 
 
 def _check_images(root: Path, truth: pd.DataFrame, bands: list[str]) -> None:
