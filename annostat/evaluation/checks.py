@@ -29,12 +29,13 @@ Example:
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from annostat.models import get_model, model_spec
+from annostat.models import get_model, likelihood, model_spec
 from annostat.data.votes import Votes
 
 
@@ -52,29 +53,48 @@ def split_votes(votes: Votes, holdout: float = 0.1, seed: int = 0) -> tuple[Vote
     return train, frame[held].reset_index(drop=True)
 
 
-def heldout_log_likelihood(fit, heldout: pd.DataFrame) -> np.ndarray:
-    """log p(vote) for each held-out vote (rows of ``heldout``: subject, volunteer, question, answer)."""
-    post = fit.posteriors.rename(columns={"answer": "true_answer", "p": "p_true"})
-    conf = fit.confusion[["volunteer", "question", "true_answer", "answer", "p"]]
-    average = conf.groupby(["question", "true_answer", "answer"], as_index=False)["p"].mean()
-    priors = fit.priors.rename(columns={"answer": "true_answer", "p": "p_true"})
-    votes = heldout[["subject", "volunteer", "question", "answer"]].reset_index().rename(columns={"index": "vote"})
-    # p(true answer) per held-out vote: the subject's posterior, else the prior
-    known = votes.merge(post, on=["subject", "question"], how="inner")
-    unknown = votes[~votes["vote"].isin(known["vote"])].merge(priors, on="question", how="inner")
-    truth = pd.concat([known, unknown], ignore_index=True)
-    # p(answer | true answer) of the volunteer, else the volunteers' average
-    mine = truth.merge(conf, on=["volunteer", "question", "true_answer", "answer"], how="left")
-    mine = mine.merge(average.rename(columns={"p": "p_average"}), on=["question", "true_answer", "answer"], how="left")
-    mine["p"] = mine["p"].fillna(mine["p_average"])
-    prob = (mine["p_true"] * mine["p"]).groupby(mine["vote"]).sum()
-    return np.log(np.clip(prob.reindex(votes["vote"]).fillna(0).to_numpy(), 1e-12, None))
+def heldout_log_likelihood(fit, heldout: pd.DataFrame, floor: float = 1e-12) -> np.ndarray:
+    """log p(vote) for each held-out vote (rows of ``heldout``: subject, volunteer, question, answer), through the
+    shared volunteer likelihood: the subject's answer posterior from the fit (the answer priors for a subject the fit
+    has no votes of) as the prior of one more vote, with the volunteer's confusion (the volunteers' average for a
+    volunteer the fit does not know on the question). Votes the fit cannot score (a question it has no votes on, an
+    answer outside the answer set) and probabilities below ``floor`` get ``log(floor)``."""
+    out = np.full(len(heldout), np.log(floor))
+    votes = fit.votes
+    question = votes.codes_of("question", heldout["question"].tolist())
+    subject = votes.codes_of("subject", heldout["subject"].tolist())
+    volunteer = votes.codes_of("volunteer", heldout["volunteer"].tolist())
+    for qf in fit.questions:
+        rows = np.flatnonzero(question == qf.question)
+        if not len(rows):
+            continue
+        answer = votes.codes_of("answer", heldout["answer"].iloc[rows].tolist(), qf.question)
+        rows, answer = rows[answer >= 0], answer[answer >= 0]
+        S, K = qf.posteriors.shape
+        V = len(qf.volunteers)
+        # the fit's subjects and volunteers of the question, plus a last row: the prior, the average volunteer
+        log_posterior = np.log(np.concatenate([qf.posteriors, qf.priors[None]]).astype(np.float32))
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a cell no volunteer has: NaN, scored at the floor
+            average = np.nanmean(qf.confusion, axis=0)
+        confusion = np.concatenate([np.where(np.isnan(qf.confusion), average, qf.confusion), average[None]])
+        s = _position(qf.subjects, subject[rows], S)
+        v = _position(qf.volunteers, volunteer[rows], V)
+        log_confusion = np.log(confusion.astype(np.float32))
+        vote_ll = likelihood.vote_log_likelihood(log_confusion, likelihood.cell_index(v, answer, K))
+        out[rows] = np.maximum(np.asarray(likelihood.marginal(log_posterior[s] + vote_ll)), np.log(floor))
+    return out
+
+
+def _position(known: np.ndarray, codes: np.ndarray, missing: int) -> np.ndarray:
+    """Each code's position in the sorted ``known`` codes; ``missing`` where it is not there."""
+    at = np.minimum(np.searchsorted(known, codes), len(known) - 1)
+    return np.where((codes >= 0) & (known[at] == codes), at, missing).astype(np.int32)
 
 
 def information_criteria(fit) -> pd.DataFrame:
     """Per question of a Bayesian fit (with at least 2 draws): PSIS-LOO and WAIC (ArviZ, log scale, subjects as the
     unit) and the share of subjects whose Pareto k exceeds 0.7; one row per question."""
-    import warnings
 
     import arviz as az
 

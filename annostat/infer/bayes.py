@@ -31,6 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from annostat.models import likelihood
+
 INFERENCE = ("svi", "map", "nuts")
 
 
@@ -72,12 +74,14 @@ class SubjectVotes:
         return int(self.mask.sum())
 
 
-def subject_log_likelihood(log_theta_votes: jax.Array, mask: jax.Array, log_pi: jax.Array):
-    """Per subject: the joint log p(votes, true answer = k) [B, K] and the marginal log p(votes) [B].
+def subject_log_likelihood(log_theta_votes: jax.Array, mask: jax.Array, log_prior: jax.Array):
+    """Per subject: the joint log p(votes, true answer = k) [B, K] and the marginal log p(votes) [B], through the
+    shared volunteer likelihood (``annostat.models.likelihood``, padded form).
 
-    ``log_theta_votes[b, m, k]`` is the log-probability of vote m of subject b under true answer k."""
-    joint = jnp.sum(jnp.where(mask[..., None], log_theta_votes, 0.0), axis=1) + log_pi
-    return joint, jax.nn.logsumexp(joint, axis=-1)
+    ``log_theta_votes[b, m, k]`` is the log-probability of vote m of subject b under true answer k; ``log_prior`` is
+    [K] or [B, K]."""
+    joint = likelihood.padded_joint(log_theta_votes, mask, log_prior)
+    return joint, likelihood.marginal(joint)
 
 
 @dataclass
@@ -244,7 +248,7 @@ class PosteriorPass:
 
 def answer_posteriors(
     log_theta_votes: Callable[[dict[str, jax.Array], dict[str, jax.Array]], jax.Array],
-    log_pi: Callable[[dict[str, jax.Array]], jax.Array],
+    log_prior: Callable[[dict[str, jax.Array], dict[str, jax.Array]], jax.Array],
     draws: dict[str, np.ndarray],
     data: SubjectVotes,
     max_draws: int = 64,
@@ -255,6 +259,7 @@ def answer_posteriors(
 ) -> PosteriorPass:
     """Answer posteriors averaged over (up to ``max_draws``; fewer, at least 16, for questions with more than
     ``draw_budget / max_draws`` subjects) parameter draws, and the model checks that need the same pass over the votes.
+    ``log_prior(params, part)`` is the log prior of the subjects of ``part`` ([K] or [B, K]).
 
     - ``pointwise``: each subject's marginal log-likelihood under each draw, the input of PSIS-LOO and WAIC (the unit
       left out is a subject with all its votes); kept while draws x subjects <= ``max_pointwise``.
@@ -278,21 +283,23 @@ def answer_posteriors(
     @jax.jit
     def one_chunk(rows, keep, key):
         part = {k: v[rows] for k, v in arrays.items()}
-        joint_at_mean, at_mean = subject_log_likelihood(log_theta_votes(mean, part), part["mask"], log_pi(mean))
+        joint_at_mean, at_mean = subject_log_likelihood(log_theta_votes(mean, part), part["mask"],
+                                                        log_prior(mean, part))
         consensus = jnp.argmax(joint_at_mean, axis=-1).astype(jnp.int32)
         agree_part = dict(part, answer=jnp.broadcast_to(consensus[:, None], part["answer"].shape))
         weight = (part["mask"] & keep[:, None]).astype(jnp.float32)
 
         def per_draw(args):
             params, draw_key = args
-            joint, marginal = subject_log_likelihood(log_theta_votes(params, part), part["mask"], log_pi(params))
+            joint, marginal = subject_log_likelihood(log_theta_votes(params, part), part["mask"],
+                                                     log_prior(params, part))
             truth_key, vote_key = jax.random.split(draw_key)
             truth = jax.random.categorical(truth_key, joint - marginal[:, None])  # [B]
             log_agree = log_theta_votes(params, agree_part)  # [B, M, K]: log p(answer = consensus | true k)
             p_agree = jnp.exp(jnp.take_along_axis(log_agree, truth[:, None, None], axis=-1)[..., 0])
             agree = (jax.random.uniform(vote_key, p_agree.shape) < p_agree) * weight
             replayed = jax.ops.segment_sum(agree.ravel(), part["volunteer"].ravel(), num_segments=V)
-            return jnp.exp(joint - marginal[:, None]), marginal, replayed
+            return likelihood.posterior(joint, marginal), marginal, replayed
 
         posterior, marginal, replayed = jax.lax.map(per_draw, (chosen, jax.random.split(key, D)))
         return posterior.mean(axis=0), marginal, replayed, at_mean, consensus

@@ -6,9 +6,12 @@ Parameters: answer priors pi (K) and per-volunteer confusion theta_v (K true ans
 - M-step: expected counts C[v, k, l] = sum over v's votes with answer l of T[s_n, k], by one segment sum over
   the votes sorted by (volunteer, answer); theta_v[k, :] = max(C[v, k, :] + A[k, :], eps) normalised, with A the
   Dirichlet pseudo-counts (MAP under a Dirichlet(A + 1) prior on each row); pi = (sum_s T[s] + a0) normalised.
-- E-step: log T[s, k] = log pi_k + sum over s's votes of log theta_{v_n}[k, l_n], by one sorted segment sum over
-  the votes in subject order, then normalised in log space; the marginal log-likelihood of the votes is the sum over
-  subjects of logsumexp_k.
+- E-step: log T[s, k] = log pi_k + sum over s's votes of log theta_{v_n}[k, l_n] (the shared volunteer likelihood,
+  ``annostat.models.likelihood``: one sorted segment sum over the votes in subject order), normalised in log space;
+  the marginal log-likelihood of the votes is the sum over subjects of logsumexp_k. With per-subject evidence
+  (``log_evidence`` [S, K], e.g. a classifier's) the prior of subject s is
+  log pi_k + log_evidence[s, k]: the evidence is a fixed factor of each subject's likelihood and pi is still fitted,
+  by the same M-step (the EM of Saerens et al. 2002 for a classifier's outputs under new answer frequencies).
 
 Everything runs in float32 inside jit-compiled ``lax.while_loop`` chunks of iterations, so arrays stay on the device
 and Python is visited only every few iterations (for progress reports). Array sizes are padded up to a few fixed
@@ -30,9 +33,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from annostat.data.sorting import argsort_distinct
+from annostat.models import likelihood
+from annostat.models.likelihood import IN_BOUNDS
 
 CHUNK = 10  # iterations per compiled call; progress is reported between chunks
-IN_BOUNDS = "promise_in_bounds"  # every index is valid by construction: skip XLA's bounds handling
 
 
 def bucket(n: int, minimum: int = 16) -> int:
@@ -73,14 +77,12 @@ def _m_step(T, vs_subject, vs_key, smask, n_vol_pad, K, pseudo, prior_pseudo, ep
     return log_pi, log_theta, counts
 
 
-def _e_step(log_pi, log_theta, subject, key, smask, n_subj_pad, K):
-    # log_theta[v, k, l] laid out as rows (v, l) of K true-answer entries, so one gather reads K contiguous floats
-    table = jnp.swapaxes(log_theta, 1, 2).reshape(-1, K)
-    L = jax.ops.segment_sum(table.at[key].get(mode=IN_BOUNDS), subject, num_segments=n_subj_pad,
-                            indices_are_sorted=True, mode=IN_BOUNDS) + log_pi
-    norm = jax.nn.logsumexp(L, axis=1)
-    T = jnp.exp(L - norm[:, None])
-    return T, jnp.sum(norm * smask), L
+def _e_step(log_prior, log_theta, subject, key, smask, n_subj_pad):
+    """Posteriors [S, K], the marginal log-likelihood of the votes, and the joint [S, K]; ``log_prior`` is
+    [K] or [S, K], ``key`` each vote's cell (volunteer, answer)."""
+    joint = likelihood.ragged_joint(likelihood.vote_log_likelihood(log_theta, key), subject, n_subj_pad, log_prior)
+    norm = likelihood.marginal(joint)
+    return likelihood.posterior(joint, norm), jnp.sum(norm * smask), joint
 
 
 def _log_prior(log_pi, log_theta, vmask, pseudo, prior_pseudo):
@@ -104,7 +106,8 @@ def _em_chunk(state, data, settings, n_steps, *, K, n_subj_pad, n_vol_pad, elbo_
     bound of the previous posteriors under the new parameters; crowd-kit mode also stops on any gain below the
     tolerance (losses included) and then keeps the previous posteriors, as crowd-kit does.
     """
-    subject, key, vs_subject, vs_key, smask, vmask, extra_votes = data
+    subject, key, vs_subject, vs_key, smask, vmask, extra_votes = data[:7]
+    log_evidence = data[7] if len(data) > 7 else None  # [S, K] per-subject evidence, when given
     pseudo, prior_pseudo, eps, rtol, atol = settings
 
     def cond(c):
@@ -114,7 +117,8 @@ def _em_chunk(state, data, settings, n_steps, *, K, n_subj_pad, n_vol_pad, elbo_
     def body(c):
         i, _, (T, _, _, _, previous, it), traces = c
         log_pi, log_theta, counts = _m_step(T, vs_subject, vs_key, smask, n_vol_pad, K, pseudo, prior_pseudo, eps)
-        T_new, ll, L = _e_step(log_pi, log_theta, subject, key, smask, n_subj_pad, K)
+        log_prior = log_pi if log_evidence is None else log_pi + log_evidence
+        T_new, ll, L = _e_step(log_prior, log_theta, subject, key, smask, n_subj_pad)
         lp = _log_prior(log_pi, log_theta, vmask, pseudo, prior_pseudo)
         threshold = atol + rtol * jnp.abs(previous)
         if elbo_mode:  # crowd-kit: stop on a gain strictly below tol (losses included), keep the previous posteriors
@@ -141,7 +145,8 @@ _EXECUTABLES: dict[tuple, Future] = {}
 _EXECUTABLES_LOCK = threading.Lock()
 
 
-def _chunk_signature(n_votes_pad: int, n_subj_pad: int, n_vol_pad: int, K: int) -> tuple[Any, ...]:
+def _chunk_signature(n_votes_pad: int, n_subj_pad: int, n_vol_pad: int, K: int,
+                     evidence: bool = False) -> tuple[Any, ...]:
     """Abstract arguments of ``_em_chunk`` (state, data, settings, n_steps) for one padded problem size."""
     f32, i32 = jnp.float32, jnp.int32
 
@@ -152,18 +157,22 @@ def _chunk_signature(n_votes_pad: int, n_subj_pad: int, n_vol_pad: int, K: int) 
              a((), f32), a((), i32))
     votes = a((n_votes_pad,), i32)
     data = (votes, votes, votes, votes, a((n_subj_pad,), f32), a((n_vol_pad,), f32), a((n_subj_pad,), f32))
+    if evidence:
+        data += (a((n_subj_pad, K), f32),)
     settings = (a((K, K), f32), a((), f32), a((), f32), a((), f32), a((), f32))
     return state, data, settings, a((), i32)
 
 
-def compile_ahead(n_votes_pad: int, n_subj_pad: int, n_vol_pad: int, K: int, elbo_mode: bool) -> Future:
-    """Start compiling the EM kernel for one padded size (at most once per size); returns a future executable."""
-    key = (n_votes_pad, n_subj_pad, n_vol_pad, K, bool(elbo_mode))
+def compile_ahead(n_votes_pad: int, n_subj_pad: int, n_vol_pad: int, K: int, elbo_mode: bool,
+                  evidence: bool = False) -> Future:
+    """Start compiling the EM kernel for one padded size (at most once per size, with or without per-subject
+    evidence); returns a future executable."""
+    key = (n_votes_pad, n_subj_pad, n_vol_pad, K, bool(elbo_mode), bool(evidence))
     with _EXECUTABLES_LOCK:
         future = _EXECUTABLES.get(key)
         if future is None:
             static = dict(K=K, n_subj_pad=n_subj_pad, n_vol_pad=n_vol_pad, elbo_mode=bool(elbo_mode))
-            args = _chunk_signature(n_votes_pad, n_subj_pad, n_vol_pad, K)
+            args = _chunk_signature(n_votes_pad, n_subj_pad, n_vol_pad, K, evidence)
             future = _EXECUTABLES[key] = _COMPILER.submit(lambda: _em_chunk.lower(*args, **static).compile())
     return future
 
@@ -184,6 +193,7 @@ def dawid_skene_em(
     rtol: float = 1e-6,
     atol: float = 0.0,
     elbo_mode: bool = False,
+    log_evidence: np.ndarray | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> EMResult:
     """Fit Dawid-Skene to one question's votes by EM.
@@ -191,7 +201,8 @@ def dawid_skene_em(
     ``subject`` must be sorted (ascending); codes are 0..n-1. ``init`` holds the starting posteriors [S, K]
     (vote fractions). The loop stops when the change of the objective (log-likelihood + log prior) is at most
     ``atol + rtol * |previous|``, or after ``max_iter`` iterations (``elbo_mode``: crowd-kit's rule, see
-    ``_em_chunk``). ``progress(done, max_iter)`` is called between compiled chunks.
+    ``_em_chunk``). ``log_evidence`` [S, K] adds per-subject evidence to the prior (module docstring).
+    ``progress(done, max_iter)`` is called between compiled chunks.
     """
     K = int(n_answers)
     N = len(subject)
@@ -200,8 +211,10 @@ def dawid_skene_em(
         raise ValueError("no votes to fit")
     if np.any(np.diff(subject) < 0):
         raise ValueError("votes must be sorted by subject")
+    if log_evidence is not None and (elbo_mode or np.shape(log_evidence) != (S, K)):
+        raise ValueError(f"log_evidence must be [subjects, answers] = [{S}, {K}], and not in crowd-kit mode")
     n_votes_pad, n_subj_pad, n_vol_pad = bucket(N), bucket(S + 1), bucket(V + 1)
-    executable = compile_ahead(n_votes_pad, n_subj_pad, n_vol_pad, K, elbo_mode)
+    executable = compile_ahead(n_votes_pad, n_subj_pad, n_vol_pad, K, elbo_mode, log_evidence is not None)
 
     subj = np.full(n_votes_pad, n_subj_pad - 1, np.int32)
     subj[:N] = subject
@@ -219,7 +232,12 @@ def dawid_skene_em(
     T0[:S] = init
     extra_votes = np.maximum(np.bincount(subj, minlength=n_subj_pad) - 1, 0).astype(np.float32)
     # numpy in, device_put once: no eager jnp operations, which would each compile on first use
-    data = jax.device_put((subj, key, subj[order], key[order], smask, vmask, extra_votes))
+    data = (subj, key, subj[order], key[order], smask, vmask, extra_votes)
+    if log_evidence is not None:
+        evidence = np.zeros((n_subj_pad, K), np.float32)
+        evidence[:S] = log_evidence
+        data += (evidence,)
+    data = jax.device_put(data)
     settings = (np.asarray(pseudo_counts, np.float32), *map(np.float32, (prior_pseudo_count, eps, rtol, atol)))
     zeros = np.zeros((n_vol_pad, K, K), np.float32)
     state = (T0, np.zeros(K, np.float32), zeros, zeros, np.float32(-np.inf), np.int32(0))

@@ -32,7 +32,13 @@ def marginal_likelihood(log_theta_votes, params, data, rows):
     from annostat.infer.bayes import subject_log_likelihood
 
     part = {k: v[rows] for k, v in data.items()}
-    return subject_log_likelihood(log_theta_votes(params, part), part["mask"], jnp.log(params["priors"]))[1]
+    return subject_log_likelihood(log_theta_votes(params, part), part["mask"], subject_log_prior(params, part))[1]
+
+
+def subject_log_prior(params, part):
+    """The log prior of each subject of ``part``: the answer priors, plus the subjects' evidence when given."""
+    log_pi = jnp.log(params["priors"])
+    return log_pi + part["log_evidence"] if "log_evidence" in part else log_pi
 
 
 def sample_population_logit(n_answers: int):
@@ -139,8 +145,7 @@ class BayesianModel(Model):
         if progress is not None and self.inference == "nuts":
             progress(1, 1)
         draws = result.draws
-        checked = answer_posteriors(self.log_theta_votes, lambda p: jnp.log(p["priors"]), draws, data,
-                                    seed=self.seed + question)
+        checked = answer_posteriors(self.log_theta_votes, subject_log_prior, draws, data, seed=self.seed + question)
         posteriors, log_likelihood = checked.posteriors, checked.log_likelihood
         confusion_draws = self.confusion_draws(draws, data)  # [D, V, K, K]
         priors_draws = draws["priors"]  # [D, K]

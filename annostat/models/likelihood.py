@@ -1,0 +1,80 @@
+r"""The volunteer likelihood, written once: what every volunteer model, inference engine and check shares.
+
+One question with :math:`K` answers. Vote :math:`n` is volunteer :math:`v_n`'s answer :math:`l_n` about subject
+:math:`s_n`; under true answer :math:`k` it has log-probability :math:`\log\theta_{v_n}[k, l_n]` (a model's
+confusion; models whose confusion depends on the vote, such as learning curves or subject difficulty, give these
+per-vote values themselves). Votes are independent given the true answer, so for subject :math:`s` with log prior
+:math:`\log\pi_{sk}` over its true answer
+
+.. math::
+    \text{joint}_{sk} = \log\pi_{sk} + \sum_{n \in s} \log\theta_{v_n}[k, l_n], \qquad
+    \text{marginal}_s = \log\sum_k e^{\text{joint}_{sk}}, \qquad
+    p(z_s = k \mid \text{votes}) = e^{\text{joint}_{sk} - \text{marginal}_s}.
+
+The log prior is **per subject**, ``[S, K]``; a global prior ``[K]`` is the broadcast case. A per-subject prior can
+come from the fitted global prior plus a classifier's evidence (``annostat fit --prior``), or from a network that
+looks at the pixels. Two layouts of the votes:
+
+- **ragged**: one entry per vote, sorted by subject; :func:`ragged_joint` sums by segments (the EM kernels, where
+  memory must stay at a few bytes a vote);
+- **padded**: ``[B, M, K]`` with a mask ``[B, M]``, row b holding subject b's votes (the NumPyro models, whose
+  minibatches are rows).
+
+Example:
+    >>> import numpy as np
+    >>> log_theta = np.log(np.array([[[0.8, 0.2], [0.3, 0.7]]]))  # one volunteer, 2 answers
+    >>> votes = vote_log_likelihood(log_theta, cell_index(np.array([0, 0]), np.array([0, 0]), 2))  # two "0" votes
+    >>> joint = ragged_joint(votes, np.array([0, 0]), 1, np.log(np.array([0.5, 0.5])))
+    >>> np.asarray(posterior(joint), np.float64).round(3).tolist()
+    [[0.877, 0.123]]
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+IN_BOUNDS = "promise_in_bounds"  # codes are valid by construction: no bounds handling in the gathers
+
+
+def cell_index(volunteer, answer, n_answers: int):
+    """Each vote's row of :func:`confusion_rows`: ``volunteer * K + answer``."""
+    return volunteer * n_answers + answer
+
+
+def confusion_rows(log_confusion):
+    """``log theta[v, k, l]`` [V, K, K] laid out as rows (v, l) of K true-answer entries, [V * K, K]: one gather
+    then reads a vote's K values from contiguous memory."""
+    K = log_confusion.shape[-1]
+    return jnp.swapaxes(log_confusion, -1, -2).reshape(-1, K)
+
+
+def vote_log_likelihood(log_confusion, cell):
+    """[..., K]: log p(vote | true answer k) of each vote, from a per-volunteer confusion ``log theta`` [V, K, K]
+    (rows the true answer) and the votes' :func:`cell_index` (any shape)."""
+    return confusion_rows(log_confusion).at[cell].get(mode=IN_BOUNDS)
+
+
+def ragged_joint(vote_ll, subject, n_subjects: int, log_prior):
+    """[S, K] joint log-likelihood of each subject's votes and true answer: ``vote_ll`` [N, K] of votes sorted by
+    ``subject`` [N] (codes 0..S-1), plus ``log_prior`` [K] or [S, K]."""
+    return jax.ops.segment_sum(vote_ll, subject, num_segments=n_subjects, indices_are_sorted=True,
+                               mode=IN_BOUNDS) + log_prior
+
+
+def padded_joint(vote_ll, mask, log_prior):
+    """[B, K] joint log-likelihood of each row's votes and true answer: ``vote_ll`` [B, M, K] with ``mask`` [B, M]
+    (True: a real vote), plus ``log_prior`` [K] or [B, K]."""
+    return jnp.sum(jnp.where(mask[..., None], vote_ll, 0.0), axis=-2) + log_prior
+
+
+def marginal(joint):
+    """[...]: the marginal log-likelihood, the true answer summed out."""
+    return jax.nn.logsumexp(joint, axis=-1)
+
+
+def posterior(joint, marginal_ll=None):
+    """[..., K]: p(true answer | votes) from the joint (and its marginal, when already computed)."""
+    if marginal_ll is None:
+        marginal_ll = marginal(joint)
+    return jnp.exp(joint - marginal_ll[..., None])
