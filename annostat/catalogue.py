@@ -13,46 +13,35 @@ Questions follow the tree order when the fit came from a Galaxy Zoo export with 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import polars as pl
 
-from annostat.errors import InputError
 from annostat.data.trees import TREES
+from annostat.fit import Fit
 
 
-def _fit_files(fit_dir: Path) -> dict:
-    info_path = fit_dir / "fit.json"
-    if not info_path.exists():
-        raise InputError(f"{fit_dir}: not a fit folder (no fit.json); make one with annostat fit")
-    for name in ("votes.parquet", "posteriors.parquet", "priors.parquet"):
-        if not (fit_dir / name).exists():
-            raise InputError(f"{fit_dir}: the fit folder has no {name}; refit with this version of annostat")
-    return json.loads(info_path.read_text(encoding="utf-8"))
-
-
-def make_catalogue(fit_dir: str | Path) -> pl.DataFrame:
-    """The catalogue of a fit folder (see the module docstring)."""
-    fit_dir = Path(fit_dir)
-    info = _fit_files(fit_dir)
-    votes = pl.read_parquet(fit_dir / "votes.parquet", columns=["subject", "question", "answer"])
-    posteriors = pl.read_parquet(fit_dir / "posteriors.parquet")
-    priors = pl.read_parquet(fit_dir / "priors.parquet")
+def make_catalogue(fit: Fit | str | Path) -> pl.DataFrame:
+    """The catalogue of a fit (a :class:`~annostat.fit.Fit` or its folder; see the module docstring): one row per
+    subject the fit holds, voted or not."""
+    fit = fit if isinstance(fit, Fit) else Fit.load(fit)
+    info = fit.summary()
+    votes = fit.vote_table().select("subject", "question", "answer")
+    posteriors = fit.table("posteriors")
+    priors = fit.table("priors")
     questions = [(q["question"], q["answers"]) for q in info["questions"]]
     tree = (info.get("export") or {}).get("tree")
     if tree in TREES:
         rank = {name: i for i, name in enumerate(TREES[tree].questions)}
         questions.sort(key=lambda qa: rank.get(qa[0], len(rank)))
 
-    subjects = votes.select(pl.col("subject").unique().sort())
+    subjects = pl.DataFrame({"subject": fit.subjects.ids}).unique().sort("subject")
     label = pl.col("question").cast(pl.Utf8) + "_" + pl.col("answer").cast(pl.Utf8)
     counts = (votes.group_by("subject", "question", "answer").len("n")
               .with_columns(label.alias("column")).pivot(on="column", index="subject", values="n"))
     posterior_wide = (posteriors.with_columns((label + "_posterior").alias("column"))
                       .pivot(on="column", index="subject", values="p"))
     table = subjects.join(counts, on="subject", how="left").join(posterior_wide, on="subject", how="left")
-
     columns = [pl.col("subject")]
     for question, answers in questions:
         names = [f"{question}_{answer}" for answer in answers]
@@ -74,7 +63,8 @@ def make_catalogue(fit_dir: str | Path) -> pl.DataFrame:
 
 
 def write_catalogue(fit_dir: str | Path, out: str | Path | None = None) -> tuple[Path, Path]:
-    """Write ``catalogue.parquet`` and ``catalogue.csv`` (to ``out``, default the fit folder)."""
+    """Write ``catalogue.parquet`` and ``catalogue.csv`` of the fit folder ``fit_dir`` (to ``out``, default the fit
+    folder)."""
     catalogue = make_catalogue(fit_dir)
     out = Path(out or fit_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from annostat.data.subjects import Subjects
 from annostat.data.votes import Votes
+from annostat.errors import InputError
 from annostat.files import atomic_write
 
 
@@ -76,14 +78,41 @@ class Fit:
     TABLES = ("posteriors", "answers", "volunteers", "confusion", "priors", "trace", "convergence")
 
     def __init__(
-        self, votes: Votes, model: str, settings: dict[str, Any], questions: list[QuestionFit], seconds: float
+        self, votes: Votes, model: str, settings: dict[str, Any], questions: list[QuestionFit], seconds: float,
+        extra_subjects: pl.Series | None = None, prior_summary: dict[str, Any] | None = None,
     ) -> None:
+        """``questions`` index subjects by code: the votes' subjects, then ``extra_subjects`` (subjects the fit answers
+        without votes, e.g. from a prior), in that order."""
         self.votes = votes
         self.model = model
         self.settings = settings
         self.questions = questions
         self.seconds = seconds
+        self.extra_subjects = extra_subjects
+        self.prior_summary = prior_summary
         self._cache: dict[str, pl.DataFrame] = {}
+        self._subjects: Subjects | None = None
+
+    @property
+    def subject_labels(self) -> pl.Series:
+        """The label of every subject code the fit uses: the votes' subjects, then the subjects without votes."""
+        labels = self.votes.subjects
+        if self.extra_subjects is not None and len(self.extra_subjects):
+            labels = pl.concat([labels, self.extra_subjects.cast(labels.dtype).rename(labels.name)])
+        return labels
+
+    @property
+    def subjects(self) -> Subjects:
+        """The fit's subjects (:class:`~annostat.data.subjects.Subjects`): every subject code, in code order, with
+        ``n_votes`` (votes on any question) and the metadata and images the reader had (``votes.subject_table``)."""
+        if self._subjects is None:
+            labels = self.subject_labels
+            counts = np.bincount(self.votes.table["subject"].to_numpy(), minlength=len(labels))
+            table = Subjects(pl.DataFrame({"subject": labels, "n_votes": counts.astype(np.int64)}), "fit")
+            if self.votes.subject_table is not None:
+                table = table.merge(self.votes.subject_table.subset(labels))
+            self._subjects = table
+        return self._subjects
 
     # ------------------------------------------------------------------ tables (pandas for users, polars inside)
     def table(self, name: str) -> pl.DataFrame:
@@ -114,7 +143,7 @@ class Fit:
             S, K = qf.posteriors.shape
             labels = self.votes.answers[qf.question]
             parts.append(pl.DataFrame({
-                "subject": self.votes.subjects.gather(np.repeat(qf.subjects, K)),
+                "subject": self.subject_labels.gather(np.repeat(qf.subjects, K)),
                 "question": self._question_label(qf, S * K),
                 "answer": labels.gather(np.tile(np.arange(K), S)),
                 "p": qf.posteriors.reshape(-1).astype(np.float32),
@@ -127,15 +156,21 @@ class Fit:
             best = np.argmax(qf.posteriors, axis=1)  # first maximum: the lowest answer code wins a tie
             S = len(best)
             cols = {
-                "subject": self.votes.subjects.gather(qf.subjects),
+                "subject": self.subject_labels.gather(qf.subjects),
                 "question": self._question_label(qf, S),
                 "answer": self.votes.answers[qf.question].gather(best),
                 "p": qf.posteriors[np.arange(S), best].astype(np.float32),
+                "n_votes": self._votes_per_subject(qf),
             }
             if qf.ties is not None:
                 cols["tie"] = qf.ties
             parts.append(pl.DataFrame(cols))
-        return self._concat(parts, self._schema("subject", "question", "answer", p=pl.Float32))
+        return self._concat(parts, self._schema("subject", "question", "answer", p=pl.Float32, n_votes=pl.Int64))
+
+    def _votes_per_subject(self, qf: QuestionFit) -> np.ndarray:
+        """Votes on the question of each of ``qf``'s subjects (0 for subjects answered without votes)."""
+        counts = np.bincount(self.votes.arrays(qf.question)[0], minlength=len(self.subject_labels))
+        return counts[qf.subjects].astype(np.int64)
 
     def _build_volunteers(self) -> pl.DataFrame:
         parts = [
@@ -268,19 +303,11 @@ class Fit:
         """Write the fit folder (see the module docstring); returns the folder."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        files = {
-            "subjects.parquet": "answers",
-            "posteriors.parquet": "posteriors",
-            "volunteers.parquet": "volunteers",
-            "confusion.parquet": "confusion",
-            "priors.parquet": "priors",
-            "trace.parquet": "trace",
-        }
-        for filename, name in files.items():
-            frame = self.table(name)
-            atomic_write(folder / filename, frame.write_parquet)
-        # the votes themselves (original labels), for catalogues and later analyses of the fit
-        atomic_write(folder / "votes.parquet", self.votes.to_frame().write_parquet)
+        for name, filename in FILES.items():
+            atomic_write(folder / filename, self.table(name).write_parquet)
+        # the votes themselves (original labels), for catalogues and later analyses of the fit; the subjects
+        atomic_write(folder / "votes.parquet", self.vote_table().write_parquet)
+        atomic_write(folder / "subject_data.parquet", self.subjects.frame.write_parquet)
         if any(qf.inference for qf in self.questions):
             trace = self.inference_data()
             atomic_write(folder / "trace.nc", trace.to_netcdf)
@@ -288,51 +315,157 @@ class Fit:
         atomic_write(folder / "fit.json", lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
         return folder
 
-    def inference_data(self):
-        """ArviZ ``InferenceData`` of a Bayesian fit: posterior draws of every parameter (one variable per question
-        and parameter, named ``<parameter>[<question>]``), sample_stats (NUTS: its statistics; SVI/MAP: the loss per
-        step), observed_data (each question's votes per subject, padded, with a mask, and each volunteer's
-        ``agreement`` with the consensus), posterior_predictive (that agreement in votes replayed from the model, per
-        draw) and log_likelihood (``votes[<question>]``: each subject's log-likelihood per draw, the unit of LOO and
-        WAIC). The last two use up to 64 of the draws, as one chain."""
-        import arviz as az
+    def vote_table(self) -> pl.DataFrame:
+        """The votes fitted, with their original labels (``votes.parquet``): subject, volunteer, question, answer,
+        row, time, experience, experience_question."""
+        return self.votes.to_frame()
 
-        posterior, stats, observed, predictive, pointwise, coords, dims = {}, {}, {}, {}, {}, {}, {}
-        for qf in self.questions:
-            if not qf.inference:
-                continue
-            inf, tag = qf.inference, f"[{qf.inference['question']}]"
-            chains = inf["chains"]
-            for name, value in inf["draws"].items():
-                value = np.asarray(value)
-                posterior[name + tag] = value.reshape(chains, -1, *value.shape[1:])
-            if inf["sample_stats"]:
-                for name, value in inf["sample_stats"].items():
-                    stats[name + tag] = np.asarray(value)
-            elif len(inf["losses"]):
-                stats["loss" + tag] = np.asarray(inf["losses"])[None, :]
-            for name, value in inf["observed"].items():
-                observed[name + tag] = np.asarray(value, np.int32 if value.dtype == bool else value.dtype)
-            volunteers = self.votes.volunteers.gather(qf.volunteers).cast(pl.Utf8).to_list()
-            coords["volunteer" + tag] = volunteers
-            dims["volunteer_offset" + tag] = ["volunteer" + tag]
-            if inf.get("agreement") is not None:
-                observed["agreement" + tag] = np.asarray(inf["agreement"])
-                predictive["agreement" + tag] = np.asarray(inf["agreement_draws"])[None]
-                dims["agreement" + tag] = ["volunteer" + tag]
-            if inf.get("pointwise") is not None:
-                pointwise["votes" + tag] = np.asarray(inf["pointwise"])[None]
-                coords["subject" + tag] = self.votes.subjects.gather(qf.subjects).cast(pl.Utf8).to_list()
-                dims["votes" + tag] = ["subject" + tag]
-        return az.from_dict(posterior=posterior, sample_stats=stats or None, observed_data=observed or None,
-                            posterior_predictive=predictive or None, log_likelihood=pointwise or None,
-                            coords=coords or None, dims=dims or None)
+    @classmethod
+    def load(cls, folder: str | Path) -> "Fit":
+        """Read a fit folder written by :meth:`save` (or ``annostat fit``): the same tables, fit.json as
+        :meth:`summary`, the votes from ``votes.parquet`` and the ArviZ trace from ``trace.nc``. A folder that is
+        not a fit, or whose files are missing, truncated or unreadable, is an :class:`~annostat.errors.InputError`
+        naming the file."""
+        return SavedFit(folder)
+
+    def inference_data(self):
+        """ArviZ ``InferenceData`` of a Bayesian fit (:func:`annostat.infer.trace.inference_data`)."""
+        from annostat.infer.trace import inference_data
+
+        return inference_data(self)
 
     def __repr__(self) -> str:
         return (
             f"Fit(model={self.model!r}, {self.votes.n_votes:,} votes, {len(self.questions)} questions, "
             f"iterations={self.iterations}, converged={self.converged})"
         )
+
+
+#: the fit folder's tables and their files
+FILES = {"answers": "subjects.parquet", "posteriors": "posteriors.parquet", "volunteers": "volunteers.parquet",
+         "confusion": "confusion.parquet", "priors": "priors.parquet", "trace": "trace.parquet"}
+#: the columns each file of a fit folder must have
+NEEDED = {"answers": {"subject", "question", "answer", "p"}, "posteriors": {"subject", "question", "answer", "p"},
+          "volunteers": {"volunteer", "question", "n", "accuracy"},
+          "confusion": {"volunteer", "question", "true_answer", "answer", "p", "count"},
+          "priors": {"question", "answer", "p"}, "trace": {"question", "iteration", "log_likelihood"},
+          "votes": {"subject", "volunteer", "question", "answer"}}
+
+
+class SavedFit(Fit):
+    """A fit read back from its folder (:meth:`Fit.load`): the tables, the summary and the trace, read when asked for;
+    the model's per-question arrays are not kept in the folder, so ``questions`` is empty."""
+
+    def __init__(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise InputError(f"{folder}: not a folder (expected a fit folder written by annostat fit)")
+        info_path = folder / "fit.json"
+        if not info_path.is_file():
+            raise InputError(f"{folder}: not a fit folder (no fit.json); make one with annostat fit")
+        try:
+            info = json.loads(info_path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InputError(f"{info_path}: not a readable fit.json ({str(exc).splitlines()[0]})") from None
+        if not isinstance(info, dict) or not isinstance(info.get("questions"), list) or "model" not in info:
+            raise InputError(f"{info_path}: not a fit.json written by annostat (no model or questions)")
+        self.folder, self.info = folder, info
+        self.model, self.settings = str(info["model"]), info.get("settings") or {}
+        self.questions, self.seconds = [], float(info.get("seconds") or 0.0)
+        self.extra_subjects, self.prior_summary = None, info.get("prior")
+        self._cache, self._subjects, self._votes, self._vote_table = {}, None, None, None
+
+    def _read(self, name: str, filename: str) -> pl.DataFrame:
+        path = self.folder / filename
+        if not path.is_file():
+            raise InputError(f"{path}: file not found (not a complete fit folder)")
+        try:
+            frame = pl.read_parquet(path)
+        except Exception as exc:  # noqa: BLE001 - pyarrow and polars raise several kinds
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputError(f"{path}: not a readable Parquet file ({reason})") from None
+        missing = NEEDED.get(name, set()) - set(frame.columns)
+        if missing:
+            raise InputError(f"{path}: column(s) {', '.join(sorted(missing))} missing")
+        return frame
+
+    def table(self, name: str) -> pl.DataFrame:
+        if name not in self.TABLES:
+            raise KeyError(f"no table {name!r}; the tables are {', '.join(self.TABLES)}")
+        if name not in self._cache:
+            if name == "convergence":
+                rows = [{"question": q.get("question"), "iterations": q.get("iterations"),
+                         "converged": q.get("converged"), "log_likelihood": q.get("log_likelihood")}
+                        for q in self.info["questions"]]
+                self._cache[name] = pl.DataFrame(rows, schema_overrides={"iterations": pl.Int64,
+                                                                         "log_likelihood": pl.Float64})
+            else:
+                self._cache[name] = self._read(name, FILES[name])
+        return self._cache[name]
+
+    def vote_table(self) -> pl.DataFrame:
+        if self._vote_table is None:
+            self._vote_table = self._read("votes", "votes.parquet")
+        return self._vote_table
+
+    @property
+    def votes(self) -> Votes:
+        """The votes fitted, rebuilt from ``votes.parquet`` with the fit's answer sets (codes as in the fit)."""
+        if self._votes is None:
+            frame = self.vote_table()
+            answers = {q["question"]: q["answers"] for q in self.info["questions"] if "answers" in q}
+            has_time = "time" in frame.columns and frame["time"].null_count() < frame.height
+            self._votes = Votes.from_frame(frame.sort("row") if "row" in frame.columns else frame, answers=answers,
+                                           duplicates="all", time="time" if has_time else None,
+                                           source=str(self.folder / "votes.parquet"))
+        return self._votes
+
+    @property
+    def subjects(self) -> Subjects:
+        if self._subjects is None:
+            path = self.folder / "subject_data.parquet"
+            if path.is_file():
+                self._subjects = Subjects(self._read("subjects", "subject_data.parquet"), str(path))
+            else:  # folders written before the subjects table: the subjects the votes name
+                self._subjects = Subjects.from_ids(self.vote_table()["subject"].unique(maintain_order=True))
+        return self._subjects
+
+    @property
+    def subject_labels(self) -> pl.Series:
+        return self.subjects.ids
+
+    @property
+    def iterations(self) -> int:
+        return int(self.info.get("iterations") or 0)
+
+    @property
+    def converged(self) -> bool:
+        return bool(self.info.get("converged", True))
+
+    @property
+    def log_likelihood(self) -> float | None:
+        return self.info.get("log_likelihood")
+
+    def summary(self) -> dict[str, Any]:
+        return self.info
+
+    def inference_data(self):
+        """The ArviZ trace saved as ``trace.nc`` (a Bayesian fit's)."""
+        import arviz as az
+
+        path = self.folder / "trace.nc"
+        if not path.is_file():
+            raise InputError(f"{path}: file not found (only Bayesian fits write a trace)")
+        try:
+            return az.from_netcdf(path)
+        except Exception as exc:  # noqa: BLE001 - netCDF/HDF5 readers raise several kinds
+            raise InputError(f"{path}: not a readable netCDF trace ({str(exc).splitlines()[0]})") from None
+
+    def save(self, folder: str | Path) -> Path:
+        raise NotImplementedError("a fit read from its folder is saved already; copy the folder instead")
+
+    def __repr__(self) -> str:
+        return f"Fit(model={self.model!r}, read from {self.folder}, {len(self.info['questions'])} questions)"
 
 
 def _final_log_likelihood(qf: QuestionFit) -> float | None:

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -161,3 +163,19 @@ def test_registry_knows_each_model_without_importing_it():
         model_spec("nope")
     with pytest.raises(ValueError, match="ill-posed"):
         get_model("item", inference="map")
+
+
+def test_a_saved_fit_loads_back_to_the_same_tables(small_votes, ds_fit, tmp_path):
+    import polars.testing
+
+    from annostat import Fit
+
+    loaded = Fit.load(ds_fit.save(tmp_path / "fit"))
+    for name in ds_fit.TABLES:
+        polars.testing.assert_frame_equal(loaded.table(name), ds_fit.table(name))
+    assert loaded.summary() == json.loads((tmp_path / "fit" / "fit.json").read_text())
+    assert loaded.model == "ds" and loaded.iterations == ds_fit.iterations and loaded.converged == ds_fit.converged
+    assert loaded.votes.n_votes == small_votes.n_votes and loaded.votes.answers[0].to_list() == \
+        small_votes.answers[0].to_list()
+    polars.testing.assert_frame_equal(loaded.subjects.frame, ds_fit.subjects.frame)
+    assert (loaded.subjects.frame["n_votes"] > 0).all()

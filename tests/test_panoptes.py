@@ -7,6 +7,7 @@ from typer.testing import CliRunner
 
 from annostat import InputError
 from annostat.cli import app
+from annostat.models import get_model
 from annostat.compat.panoptes_aggregation import annostat_counts, same_counts
 from annostat.data.io.load import load_votes
 from annostat.data.io.panoptes import read_panoptes
@@ -132,6 +133,24 @@ def test_real_decals_export_with_zoobot_names():
     assert export.votes["dwell_seconds"].min() > 0
     # version 44.73's bulge answers (no bulge, small, obvious, large, dominant) match no Zoobot question
     assert sum(r.votes_skipped.values()) == 3
+
+
+def test_subject_data_becomes_the_subjects_table(tmp_path):
+    """The export's subject_data is kept: metadata columns (numbers stay numbers), the image file name, and the
+    fit carries it to its folder (subject_data.parquet) with each subject's votes."""
+    votes, _ = load_votes(DECALS, workflows=DECALS_WF)
+    table = votes.subject_table
+    assert len(table) == votes.n_subjects and set(table.ids) == set(votes.subjects)
+    assert {"ra", "dec", "redshift"} <= set(table.columns) and table.frame["ra"].dtype == pl.Float64
+    assert abs(table.frame.filter(pl.col("subject") == 15715879)["ra"][0] - 319.1152) < 1e-3
+    rows = real_rows().with_columns(pl.lit('{"1": {"#ra": 10.5, "!iauname": "J1", "Filename": "g 1.png"}}')
+                                    .alias("subject_data"))
+    votes, _ = load_votes(write(rows, tmp_path / "export.csv"), workflows=DECALS_WF)
+    frame = votes.subject_table.frame
+    assert {"ra", "iauname", "image"} <= set(frame.columns) and set(frame["image"]) == {"g 1.png"}
+    fit = get_model("ds").fit(votes)
+    saved = pl.read_parquet(fit.save(tmp_path / "fit") / "subject_data.parquet")
+    assert saved["n_votes"].sum() == votes.n_votes and set(saved["iauname"]) == {"J1"}
 
 
 # ------------------------------------------------------------------------------------------ nothing lost

@@ -58,6 +58,11 @@ def test_round_trip(truth_set):
     assert set(answers[answers["subject"] == "galaxy-2"]["question"]) == {
         "smooth-or-featured", "disk-edge-on", "edge-on-bulge", "merging"}
     assert (truth_set.root / "truth.parquet").exists() and truth_set.votes_dir == truth_set.root / "votes"
+    subjects = again.subjects()  # image ids as subjects, each with its FITS file: looked up, not searched
+    assert list(subjects.ids) == ["galaxy-0", "galaxy-1", "galaxy-2"] and "inclination_deg" in subjects.columns
+    assert again.root / subjects.image_of("galaxy-1") == again.image_path("galaxy-1") and again.has_image("galaxy-2")
+    with pytest.raises(KeyError, match="no image 'galaxy-9'"):
+        again.image_path("galaxy-9")
 
 
 def _rewrite_manifest(ts, **changes):

@@ -31,6 +31,7 @@ from annostat.errors import InputError, where
 from annostat.data.io.tables import read_table
 from annostat.data._memory import with_plain_pages
 from annostat.data.sorting import argsort_distinct
+from annostat.data.subjects import Subjects
 
 DUPLICATE_POLICIES = ("first", "last", "all")
 DEFAULT_COLUMNS = {
@@ -151,6 +152,7 @@ class Votes:
                                #         experience, experience_question
         votes.subjects[12]     # the original label of subject code 12
         votes.report.summary() # '10,000 rows read, 9,990 kept, 10 dropped (missing answer)'
+        votes.subject_table    # the subjects' metadata and images (Panoptes subject_data), or None
 
     The table is sorted by question, then subject, then input row.
     """
@@ -167,6 +169,7 @@ class Votes:
         time: pl.Series | None = None,
         experience: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None,
         provenance: dict[str, Any] | None = None,
+        subject_table: Subjects | None = None,
     ) -> None:
         """Low-level constructor: ``codes`` holds int arrays ``subject, volunteer, question, answer`` and int64
         ``row``, sorted by question, subject, row. Use :meth:`from_frame` or :meth:`read` instead."""
@@ -180,6 +183,7 @@ class Votes:
         self._time = time
         self._experience = experience
         self.provenance = provenance or {}  # what the reader that made these votes reports (e.g. a Panoptes export)
+        self.subject_table = subject_table  # the subjects' metadata and images, where the reader had them
         self._table: pl.DataFrame | None = None
         self._question_bounds = np.searchsorted(codes["question"], np.arange(len(questions) + 1), side="left")
 
@@ -334,6 +338,7 @@ class Votes:
         source: str = "<codes>",
         provenance: dict[str, Any] | None = None,
         in_order: bool = False,
+        subject_table: Subjects | None = None,
     ) -> "Votes":
         """Votes from integer codes (one entry per vote, any order) and their label maps: the duplicate policy,
         time order, experience and final sort of :meth:`from_frame`, for readers that code labels themselves.
@@ -433,7 +438,8 @@ class Votes:
         )
         assert report.rows_read == report.rows_kept + report.rows_dropped, report
         return cls(codes, subjects.rename("subject"), volunteers.rename("volunteer"), questions.rename("question"),
-                   answers, report, columns or {}, time=time_column, experience=experience, provenance=provenance)
+                   answers, report, columns or {}, time=time_column, experience=experience, provenance=provenance,
+                   subject_table=subject_table)
 
     # ------------------------------------------------------------------ sizes and views
     @property

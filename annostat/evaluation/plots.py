@@ -12,35 +12,28 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from annostat.errors import InputError
+from annostat.fit import Fit
 from annostat.evaluation.calibration import reliability_bins
 from annostat.figures import pyplot, save
 from annostat.files import safe_file_name
 from annostat.models.registry import REGISTRY, model_spec
 
 
-def _read(fit_dir: Path, name: str) -> pd.DataFrame:
-    path = fit_dir / name
-    if not path.exists():
-        raise InputError(f"{fit_dir}: not a fit folder (no {name})")
-    return pd.read_parquet(path)
-
-
 def plot_fit(fit_dir: str | Path, out: str | Path | None = None, truth: str | Path | None = None,
              n_volunteers: int = 3) -> list[Path]:
     """Write the figures of the fit in ``fit_dir`` to ``out`` (default ``fit_dir/plots``); returns the paths."""
     plt = pyplot()
-    fit_dir = Path(fit_dir)
-    out = Path(out) if out is not None else fit_dir / "plots"
+    fit = Fit.load(fit_dir)
+    out = Path(out) if out is not None else Path(fit_dir) / "plots"
     out.mkdir(parents=True, exist_ok=True)
-    confusion, volunteers = _read(fit_dir, "confusion.parquet"), _read(fit_dir, "volunteers.parquet")
-    info = json.loads((fit_dir / "fit.json").read_text()) if (fit_dir / "fit.json").exists() else {}
+    confusion, volunteers = fit.table("confusion").to_pandas(), fit.table("volunteers").to_pandas()
+    info = fit.summary()
     written = []
     for question, conf in confusion.groupby("question", sort=True):
         vols = volunteers[volunteers["question"] == question]
@@ -83,19 +76,17 @@ def plot_fit(fit_dir: str | Path, out: str | Path | None = None, truth: str | Pa
         written.append(save(fig, out / f"skill_{safe_file_name(question)}.png"))
 
     learns = info.get("model") in REGISTRY and model_spec(info["model"]).can("learning")
-    if learns and (fit_dir / "trace.nc").exists():
-        written += _learning_curves(fit_dir, out, plt, volunteers, n_volunteers)
+    if learns and (fit.folder / "trace.nc").exists():
+        written += _learning_curves(fit, out, plt, volunteers, n_volunteers)
     if truth is not None:
-        written.append(_reliability(fit_dir, Path(truth), out, plt))
+        written.append(_reliability(fit, Path(truth), out, plt))
     return written
 
 
-def _learning_curves(fit_dir: Path, out: Path, plt, volunteers: pd.DataFrame, n_volunteers: int) -> list[Path]:
-    import arviz as az
-
+def _learning_curves(fit: Fit, out: Path, plt, volunteers: pd.DataFrame, n_volunteers: int) -> list[Path]:
     from annostat.models.learning import LearningCurve
 
-    trace = az.from_netcdf(fit_dir / "trace.nc")
+    trace = fit.inference_data()
     written = []
     for name in trace.posterior.data_vars:
         if not name.startswith("gain_mean["):
@@ -133,14 +124,14 @@ def _learning_curves(fit_dir: Path, out: Path, plt, volunteers: pd.DataFrame, n_
     return written
 
 
-def _reliability(fit_dir: Path, truth_path: Path, out: Path, plt) -> Path:
+def _reliability(fit: Fit, truth_path: Path, out: Path, plt) -> Path:
     if not truth_path.exists():
         raise InputError(f"{truth_path}: file not found")
     truth = pd.read_csv(truth_path, dtype=str)
     missing = {"subject", "question", "answer"} - set(truth.columns)
     if missing:
         raise InputError(f"{truth_path}: no column(s) {', '.join(sorted(missing))}")
-    chosen = _read(fit_dir, "subjects.parquet").astype({"subject": str, "question": str, "answer": str})
+    chosen = fit.table("answers").to_pandas().astype({"subject": str, "question": str, "answer": str})
     both = chosen.merge(truth, on=["subject", "question"], suffixes=("", "_true"))
     if both.empty:
         raise InputError(f"{truth_path}: no subject and question in common with the fit")

@@ -33,6 +33,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from annostat.data.subjects import Subjects
 from annostat.errors import InputError
 from annostat.files import safe_file_name
 from annostat.truth.answers import true_path
@@ -93,11 +95,26 @@ class TruthSet:
     def votes_dir(self) -> Path:
         return self.root / "votes"
 
+    @functools.cached_property
+    def _images(self) -> dict[str, str]:
+        return dict(zip(self.truth["image_id"].astype(str), self.truth["image"].astype(str)))
+
+    def has_image(self, image_id: str) -> bool:
+        return str(image_id) in self._images
+
     def image_path(self, image_id: str) -> Path:
-        row = self.truth.loc[self.truth["image_id"] == image_id]
-        if row.empty:
-            raise KeyError(f"{self.root}: no image {image_id!r}")
-        return self.root / row["image"].iloc[0]
+        """The FITS file of ``image_id`` (a dictionary lookup)."""
+        try:
+            return self.root / self._images[str(image_id)]
+        except KeyError:
+            raise KeyError(f"{self.root}: no image {image_id!r}") from None
+
+    def subjects(self) -> Subjects:
+        """The truth set's galaxies as a subjects table: ``subject`` = ``image_id``, ``image`` its FITS file
+        (relative to the root), and the numeric truth columns as metadata."""
+        numeric = [c for c in self.truth.columns if pd.api.types.is_numeric_dtype(self.truth[c])]
+        frame = self.truth[["image_id", "image", *numeric]].rename(columns={"image_id": "subject"})
+        return Subjects.from_frame(frame, image="image", source=str(self.root))
 
     def read_image(self, image_id: str) -> dict[str, np.ndarray]:
         """The image's bands as float32 arrays, band -> [height, width]."""

@@ -14,6 +14,7 @@ from annostat.data.io.panoptes import PanoptesExport, _columns, is_panoptes_expo
 from annostat.data.io.tables import _integer_if_lossless
 from annostat.data.trees import EXTRA_QUESTIONS, TREES
 from annostat.data.sorting import argsort_distinct
+from annostat.data.subjects import subjects_from_subject_data
 from annostat.data.votes import Votes, _codes
 
 FORMATS = ("auto", "table", "panoptes")
@@ -36,11 +37,16 @@ def votes_from_panoptes(path: str | Path, **options: Any) -> tuple[Votes, Panopt
     Subjects and volunteers are coded once per classification, questions and answers once per label, so a large
     export never becomes a table of strings per vote. Questions of a tree preset take the tree's full answer sets
     (an answer nobody chose still counts); multiple-answer tasks are yes/no questions. Experience follows the
-    classifications' ``created_at`` order. ``votes.provenance["export"]`` holds the classification accounting.
+    classifications' ``created_at`` order. ``votes.provenance["export"]`` holds the classification accounting, and
+    ``votes.subject_table`` the subjects' metadata from ``subject_data``.
     """
     export = read_panoptes(path, **options)
     c, codes = export.classifications, export.codes
     subjects, subject_code = _codes(_integer_if_lossless(c["subject"]))
+    subject_table = None
+    if export.subject_data is not None:
+        ids = export.subject_data["subject"].cast(subjects.dtype)
+        subject_table = subjects_from_subject_data(ids, export.subject_data["subject_data"], str(path))
     volunteers, volunteer_code = _codes(c["volunteer"])
     subject_code, volunteer_code = subject_code.to_numpy(), volunteer_code.to_numpy()
     # each vote's classification: votes and classifications are both sorted by row, and every used
@@ -116,7 +122,7 @@ def votes_from_panoptes(path: str | Path, **options: Any) -> tuple[Votes, Panopt
         time=pl.Series("created_at", time_f), subjects=subjects, volunteers=volunteers,
         questions=questions, answers=answer_sets, duplicates="all",
         columns={"format": "panoptes"}, source=str(path), provenance={"export": export.report.to_dict()},
-        in_order=True,
+        in_order=True, subject_table=subject_table,
     )
     return votes, export
 

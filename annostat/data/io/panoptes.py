@@ -10,6 +10,10 @@ turns it into one vote per (classification, question task):
 - with a tree preset (``annostat.data.trees``), tasks and answers get Zoobot's names, and a version whose answers differ
   from every candidate question is skipped and counted.
 
+Each subject's ``subject_data`` (its metadata: image file name, ``ra``, ``dec``, survey names, the simulator's
+``image_id``) is kept, the first text of each subject used, and becomes the votes' subjects table
+(:class:`annostat.data.subjects.Subjects`).
+
 Row accounting (``PanoptesReport``): rows read = rows used + rows quarantined + rows skipped by policy.
 
 - quarantined (kept in ``quarantine``, with row number, classification id and reason): malformed JSON in
@@ -266,7 +270,7 @@ class PanoptesExport:
     codes: VoteCodes  # one entry per vote, sorted by row
     classifications: pl.DataFrame  # one row per used classification, sorted by row
     report: PanoptesReport
-
+    subject_data: pl.DataFrame | None = None  # subject, subject_data (text): the first of each used subject
     @property
     def answers(self) -> pl.DataFrame:
         """One row per vote, sorted by row: row, question, answer (categorical)."""
@@ -352,16 +356,17 @@ def read_panoptes(
     report = PanoptesReport(source=str(path), workflow_id=workflow_id, tree=tree)
     answer_map = _answer_map(workflow, tree)
 
-    classifications, votes, quarantine = [], [], []
+    classifications, votes, quarantine, subject_data = [], [], [], []
     offset = 0
     cache = _AnnotationCache()
     labels = (_LabelCodes(), _LabelCodes())  # questions, answers
     for batch in scan.collect_batches(chunk_size=batch_rows):
         batch = batch.with_row_index("row", offset=offset + 1).with_columns(pl.col("row").cast(pl.Int64))
         offset += batch.height
-        c, v, q = _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, anonymous, cache,
-                              labels)
+        c, v, q, d = _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, anonymous, cache,
+                                 labels)
         classifications.append(c)
+        subject_data.append(d)
         votes.append(v)
         quarantine.append(q)
         if strict and q.height:
@@ -406,7 +411,11 @@ def read_panoptes(
     if len(used_rows) < len(voted):
         at = np.minimum(np.searchsorted(used_rows, codes.row), len(used_rows) - 1)
         codes = codes.take(used_rows[at] == codes.row)
-    return PanoptesExport(codes, classifications, report)
+    metadata = None
+    if "subject_data" in columns:
+        metadata = (pl.concat(subject_data).unique("subject", keep="first", maintain_order=True)
+                    .join(classifications.select(pl.col("subject").unique()), on="subject", how="semi"))
+    return PanoptesExport(codes, classifications, report, metadata)
 
 
 def volunteer_columns(columns) -> tuple[pl.Expr, pl.Expr]:
@@ -427,7 +436,7 @@ def volunteer_columns(columns) -> tuple[pl.Expr, pl.Expr]:
 
 def _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, anonymous, cache, labels):
     """One batch of export rows -> (used classifications, votes as (row, question code, answer code) arrays,
-    quarantined rows)."""
+    quarantined rows, the first subject_data text of each subject used)."""
     quarantine = []
 
     def quarantine_rows(mask_frame: pl.DataFrame, reason: str | pl.Expr):
@@ -551,7 +560,9 @@ def _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, a
     )
     q = (pl.concat(quarantine) if quarantine else
          pl.DataFrame(schema={"row": pl.Int64, "classification_id": pl.Utf8, "reason": pl.Utf8}))
-    return classifications, row_votes, q.unique("row", keep="first", maintain_order=True)
+    metadata = (used.select("subject", "subject_data").unique("subject", keep="first", maintain_order=True)
+                if "subject_data" in used.columns else None)
+    return classifications, row_votes, q.unique("row", keep="first", maintain_order=True), metadata
 
 
 def _parse_created_at(text: pl.Series) -> pl.Series:
