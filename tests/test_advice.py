@@ -11,7 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from annostat import Votes
-from annostat.guidance.advice import advise, pseudonym, read_fit_folder, safe_file_name, write_advice
+from annostat import Fit
+from annostat.files import safe_file_name
+from annostat.guidance import FitTables, advise, pseudonym, write_advice
 from annostat.cli import app
 from annostat.models import get_model
 from annostat.truth.simulate import VolunteerPopulation, simulate, simulate_questions, truth_table
@@ -30,7 +32,7 @@ def planted(tmp_path_factory):
     sim = simulate(truth, population, questions=QUESTIONS, retire_after=15, seed=2)
     folder = tmp_path_factory.mktemp("planted") / "fit"
     get_model("ds").fit(Votes.from_frame(sim.votes)).save(folder)
-    return sim, folder, advise(read_fit_folder(folder))
+    return sim, folder, advise(FitTables.of(Fit.load(folder)))
 
 
 def test_planted_confusions_are_named_and_ordinary_volunteers_are_not(planted):
@@ -63,7 +65,7 @@ def test_examples_are_confident_and_answered_otherwise(planted, tmp_path):
     result = write_advice(folder, tmp_path / "advice", salt="s", max_pages=1)
     ex = result["examples"]
     assert len(ex) and (ex["consensus_p"] >= 0.9).all()
-    fit = read_fit_folder(folder)
+    fit = FitTables.of(Fit.load(folder))
     votes = fit.votes.assign(shown=fit.votes["volunteer"].map(lambda n: pseudonym(n, "s")),
                              subject=fit.votes["subject"].astype(str))
     own = ex[ex["answered_by"] == "volunteer"].merge(votes, left_on=["volunteer", "question", "subject"],
@@ -129,9 +131,15 @@ def test_cli_errors_are_one_line(tmp_path):
     missing = CliRunner().invoke(app, ["advise", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
     assert missing.exit_code == 2 and "not a folder" in missing.output and "Traceback" not in missing.output
     (tmp_path / "half").mkdir()
+    no_info = CliRunner().invoke(app, ["advise", str(tmp_path / "half"), "--out", str(tmp_path / "o")])
+    assert no_info.exit_code == 2 and "not a fit folder (no fit.json)" in no_info.output
+    (tmp_path / "half" / "fit.json").write_text('{"model": "ds", "questions": []}')
     (tmp_path / "half" / "volunteers.parquet").write_bytes(b"")
     half = CliRunner().invoke(app, ["advise", str(tmp_path / "half"), "--out", str(tmp_path / "o")])
-    assert half.exit_code == 2 and "not a readable Parquet file" in half.output
+    assert half.exit_code == 2 and "volunteers.parquet: not a readable Parquet file" in half.output
+    (tmp_path / "half" / "fit.json").write_text('{"model": "ds", "questions"')
+    broken = CliRunner().invoke(app, ["advise", str(tmp_path / "half"), "--out", str(tmp_path / "o")])
+    assert broken.exit_code == 2 and "fit.json: not a readable fit.json" in broken.output
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium package (apt install chromium)")

@@ -464,7 +464,7 @@ def advise(
     max_pages: int = typer.Option(500, help="Volunteer pages for the most active volunteers."),
 ) -> None:
     """Personalised advice for each volunteer: what they do well, what they confuse, examples that would help."""
-    from annostat.guidance.advice import write_advice
+    from annostat.guidance import write_advice
 
     if min_votes < 1 or examples < 0 or max_pages < 0:
         fail("--min-votes must be at least 1; --examples and --max-pages at least 0")
