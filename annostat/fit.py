@@ -56,6 +56,7 @@ class QuestionFit:
     volunteer_extras: dict[str, np.ndarray] | None = None  # [V] more volunteer columns (intervals, learning)
     inference: dict[str, Any] | None = None  # Bayesian models: draws and diagnostics for the ArviZ trace
     final_log_likelihood: float | None = None  # models whose trace is not a log-likelihood: at the final fit
+    prior_weight: float | None = None  # the weight given to a classifier's evidence (fits with a prior)
 
 
 def _jsonable(value: Any) -> Any:
@@ -275,13 +276,17 @@ class Fit:
             **v.provenance,
             "votes": v.n_votes,
             "subjects": v.n_subjects,
+            **({"subjects_without_votes": len(self.extra_subjects)} if self.extra_subjects is not None else {}),
             "volunteers": v.n_volunteers,
+            **({"prior": self.prior_summary} if self.prior_summary is not None else {}),
             "questions": [
                 {
                     "question": v.questions[qf.question],
                     "answers": v.answers[qf.question].to_list(),
                     "votes": int(qf.n_votes.sum()),
                     "subjects": len(qf.subjects),
+                    **({"subjects_with_votes": int((self._votes_per_subject(qf) > 0).sum())}
+                       if self.prior_summary is not None else {}),
                     "volunteers": len(qf.volunteers),
                     "iterations": len(qf.log_likelihood),
                     "converged": bool(qf.converged),
@@ -290,6 +295,7 @@ class Fit:
                         "method": qf.inference["method"], "seconds": round(qf.inference["seconds"], 3)}}
                        if qf.inference else {}),
                     **({"ties": int(qf.ties.sum())} if qf.ties is not None else {}),
+                    **({"prior_weight": qf.prior_weight} if qf.prior_weight is not None else {}),
                 }
                 for qf in self.questions
             ],

@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from annostat.errors import InputError
-from annostat.models import REGISTRY, get_model, model_spec
+from annostat.models import REGISTRY, get_model, model_spec, models_that
 
 app = typer.Typer(
     add_completion=False,
@@ -128,10 +128,20 @@ def fit(
     steps: Optional[int] = typer.Option(None, help="Bayesian models: SVI/MAP optimisation steps [default: 2000]."),
     draws: Optional[int] = typer.Option(None, help="Bayesian models: posterior draws kept [default: 200]."),
     batch_size: Optional[int] = typer.Option(None, help="Bayesian models: subjects per SVI step."),
+    prior: Optional[Path] = typer.Option(None, help="Per-subject answer priors from a classifier: annostat "
+                                                    "posteriors, a Zoobot prediction table or a wide table."),
+    prior_weight: float = typer.Option(1.0, help="Prior: the largest weight of the classifier's evidence; the votes "
+                                                 "choose the weight up to it (below 1 tempers an over-confident "
+                                                 "classifier; 0 ignores it)."),
+    fixed_prior_weight: bool = typer.Option(False, "--fixed-prior-weight",
+                                            help="Prior: use --prior-weight as it is instead of learning it."),
+    prior_id_col: Optional[str] = typer.Option(None, help="Prior: the id column [default: subject, subject_id, "
+                                                          "id_str or iauname]."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
     """Fit a model to votes and write subjects, posteriors, volunteers, confusion, votes and fit.json."""
     from annostat.data.io.load import load_votes
+    from annostat.data.priors import read_prior
 
     use_compilation_cache()
     given = dict(max_iter=max_iter, tol=tol, pseudo_diagonal=pseudo_diagonal, pseudo_off_diagonal=pseudo_off_diagonal,
@@ -152,8 +162,17 @@ def fit(
                 votes, "table", subject=subject_col, volunteer=volunteer_col, question=question_col,
                 answer=answer_col, time=time_col, duplicates=duplicates.value,
             )
+        subject_prior = None
+        if prior is not None:
+            if not model_spec(model.value).can("subject_prior"):
+                fail(f"--prior: the {model.value} model does not take a per-subject prior; the models that do are "
+                     f"{', '.join(models_that('subject_prior'))}")
+            if prior_weight < 0:
+                fail("--prior-weight must be at least 0")
+            subject_prior = read_prior(prior, table, id_column=prior_id_col, weight=prior_weight,
+                                       learn_weight=not fixed_prior_weight)
         with fit_progress(not quiet) as progress:
-            result = estimator.fit(table, progress=progress)
+            result = estimator.fit(table, progress=progress, prior=subject_prior)
         result.seconds = time.perf_counter() - start
         result.save(out)
         if export is not None:
@@ -162,6 +181,17 @@ def fit(
         console.print(f"{votes}: {(export.report if export else table.report).summary()}", highlight=False)
         if export is not None and export.report.rows_quarantined:
             console.print(f"quarantined rows and reasons: {out / 'quarantine.csv'}", highlight=False)
+        if subject_prior is not None:
+            p = result.prior_summary
+            weights = [q["prior_weight"] for q in result.summary()["questions"] if "prior_weight" in q]
+            span = f"{min(weights):.2f}" + (f"-{max(weights):.2f}" if max(weights) - min(weights) >= 0.005 else "") \
+                if weights else ""
+            used = (f"weight {span}" if weights else "no evidence") + \
+                (f" (learned, at most {p['weight']:g})" if p["weight_learned"] else " (fixed)")
+            console.print(f"prior ({p['format']}, {used}): {p['subjects']:,} subjects, "
+                          f"{p['subjects_with_votes']:,} with votes, {p['subjects_without_votes']:,} answered without "
+                          f"votes" + (f", {p['ids_not_matched']:,} ids matching no subject left out"
+                                      if p["ids_not_matched"] else ""), highlight=False)
         console.print(result.convergence.to_string(index=False), highlight=False)
         console.print(f"{estimator.title} fit written to {out}/ in {result.seconds:.2f} s", highlight=False)
 

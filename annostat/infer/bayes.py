@@ -47,10 +47,15 @@ class SubjectVotes:
     n_subjects: int
     n_volunteers: int
     n_answers: int
+    log_evidence: np.ndarray | None = None  # [S, K] a classifier's evidence about each subject (None: none)
+    prior_weight: float = 1.0  # the weight of the evidence: its largest value when learned, else its value
+    learn_prior_weight: bool = True
 
     @classmethod
-    def build(cls, subject, volunteer, answer, experience, n_subjects, n_volunteers, n_answers) -> "SubjectVotes":
-        """From votes sorted by subject (local codes 0..S-1, 0..V-1)."""
+    def build(cls, subject, volunteer, answer, experience, n_subjects, n_volunteers, n_answers,
+              evidence=None) -> "SubjectVotes":
+        """From votes sorted by subject (local codes 0..S-1, 0..V-1); ``evidence`` (``annostat.data.priors``) is
+        optional."""
         counts = np.bincount(subject, minlength=n_subjects)
         width = max(int(counts.max()) if len(counts) else 1, 1)
         starts = np.cumsum(counts) - counts
@@ -61,12 +66,22 @@ class SubjectVotes:
         for name, values in (("volunteer", volunteer), ("answer", answer), ("experience", experience),
                              ("mask", True)):
             out[name][subject, column] = values
-        return cls(**out, n_subjects=n_subjects, n_volunteers=n_volunteers, n_answers=n_answers)
+        if evidence is None:
+            return cls(**out, n_subjects=n_subjects, n_volunteers=n_volunteers, n_answers=n_answers)
+        return cls(**out, n_subjects=n_subjects, n_volunteers=n_volunteers, n_answers=n_answers,
+                   log_evidence=np.asarray(evidence.log_ratio, np.float32), prior_weight=float(evidence.weight),
+                   learn_prior_weight=bool(evidence.learn))
 
     def device(self) -> dict[str, jax.Array]:
-        """The arrays a model reads, plus ``subject`` (each row's subject, for subject-level parameters)."""
+        """The arrays a model reads, plus ``subject`` (each row's subject, for subject-level parameters) and, with a
+        classifier's evidence, ``log_evidence`` and its weight per subject (``prior_weight_max`` when the weight is
+        learned, ``prior_weight`` when it is fixed; see ``annostat.models.bayesian.subject_log_prior``)."""
         arrays = {name: jnp.asarray(getattr(self, name)) for name in ("volunteer", "answer", "experience", "mask")}
         arrays["subject"] = jnp.arange(self.n_subjects, dtype=jnp.int32)
+        if self.log_evidence is not None:
+            arrays["log_evidence"] = jnp.asarray(self.log_evidence)
+            weight = "prior_weight_max" if self.learn_prior_weight else "prior_weight"
+            arrays[weight] = jnp.full(self.n_subjects, self.prior_weight, jnp.float32)
         return arrays
 
     @property

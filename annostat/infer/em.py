@@ -8,10 +8,13 @@ Parameters: answer priors pi (K) and per-volunteer confusion theta_v (K true ans
   Dirichlet pseudo-counts (MAP under a Dirichlet(A + 1) prior on each row); pi = (sum_s T[s] + a0) normalised.
 - E-step: log T[s, k] = log pi_k + sum over s's votes of log theta_{v_n}[k, l_n] (the shared volunteer likelihood,
   ``annostat.models.likelihood``: one sorted segment sum over the votes in subject order), normalised in log space;
-  the marginal log-likelihood of the votes is the sum over subjects of logsumexp_k. With per-subject evidence
-  (``log_evidence`` [S, K], e.g. a classifier's) the prior of subject s is
-  log pi_k + log_evidence[s, k]: the evidence is a fixed factor of each subject's likelihood and pi is still fitted,
-  by the same M-step (the EM of Saerens et al. 2002 for a classifier's outputs under new answer frequencies).
+  the marginal log-likelihood of the votes is the sum over subjects of logsumexp_k.
+- With a classifier's evidence (``log_evidence`` r [S, K], ``annostat.data.priors``) subject s's prior is
+  log softmax(log pi + w r_s) (``likelihood.evidence_log_prior``) and the M-step for (pi, w) maximises
+  sum_s sum_k T[s, k] log softmax(log pi + w r_s)_k + a0 sum_k log pi_k, a multinomial logistic regression with
+  fixed offsets, concave, by a few Newton steps per iteration (warm-started; w kept in [0, w_max], or fixed at
+  w_max): the votes say how far to trust the classifier, so an over-confident one is tempered and a wrong one
+  ignored (w -> 0), as temperature scaling calibrates a network (Guo et al. 2017), here against the votes.
 
 Everything runs in float32 inside jit-compiled ``lax.while_loop`` chunks of iterations, so arrays stay on the device
 and Python is visited only every few iterations (for progress reports). Array sizes are padded up to a few fixed
@@ -59,6 +62,7 @@ class EMResult:
     log_prior: np.ndarray  # per iteration: log density of the Dirichlet priors (up to a constant)
     elbo: np.ndarray  # per iteration, crowd-kit mode only: its evidence lower bound (-inf first; NaN otherwise)
     converged: bool
+    prior_weight: float | None = None  # the weight given to a classifier's evidence (with evidence only)
 
 
 def _counts(T, vs_subject, vs_key, n_vol_pad, K):
@@ -75,6 +79,34 @@ def _m_step(T, vs_subject, vs_key, smask, n_vol_pad, K, pseudo, prior_pseudo, ep
     pi = jnp.maximum((T * smask[:, None]).sum(axis=0) + prior_pseudo, eps)
     log_pi = jnp.log(pi) - jnp.log(pi.sum())
     return log_pi, log_theta, counts
+
+
+NEWTON_STEPS = 4  # Newton steps of the prior's M-step per EM iteration (warm-started from the last iteration)
+
+
+def _prior_m_step(T, smask, r, log_pi, w, a0, w_max, learn):
+    """M-step of the answer prior with a classifier's evidence: (log pi, w) maximising
+    sum_s T_s . log softmax(log pi + w r_s) + a0 sum log pi, by Newton steps on (log pi_1.., w) (log pi_0 fixed:
+    softmax is unchanged by a shift); w stays in [0, w_max], or at w_max when not learned."""
+    K = T.shape[1]
+    Tm = T * smask[:, None]
+    target = Tm.sum(axis=0)
+    observed_w = (Tm * r).sum()
+    b = log_pi
+    for _ in range(NEWTON_STEPS):
+        P = jax.nn.softmax(b[None, :] + w * r, axis=1) * smask[:, None]
+        q = jax.nn.softmax(b)
+        pr = (P * r).sum(axis=1)
+        g_b = target - P.sum(axis=0) + a0 * (1.0 - K * q)
+        g_w = jnp.where(learn, observed_w - pr.sum(), 0.0)
+        H_bb = -(jnp.diag(P.sum(axis=0)) - P.T @ P) - a0 * K * (jnp.diag(q) - jnp.outer(q, q))
+        H_bw = jnp.where(learn, -((P * r).sum(axis=0) - (P * pr[:, None]).sum(axis=0)), 0.0)
+        H_ww = jnp.where(learn, -((P * r * r).sum() - (pr ** 2).sum()), -1.0)
+        H = jnp.block([[H_bb[1:, 1:], H_bw[1:, None]], [H_bw[None, 1:], H_ww[None, None]]])
+        step = jnp.linalg.solve(H - 1e-6 * jnp.eye(K), -jnp.concatenate([g_b[1:], g_w[None]]))
+        b = b.at[1:].add(step[:-1])
+        w = jnp.where(learn, jnp.clip(w + step[-1], 0.0, w_max), w_max)
+    return jax.nn.log_softmax(b), w
 
 
 def _e_step(log_prior, log_theta, subject, key, smask, n_subj_pad):
@@ -101,23 +133,28 @@ def _em_chunk(state, data, settings, n_steps, *, K, n_subj_pad, n_vol_pad, elbo_
     """Up to ``n_steps`` EM iterations (M-step, then E-step), stopping early on convergence.
 
     ``state`` = (posteriors, log priors, log confusion and expected counts that produced them, previous objective,
-    iterations done).
+    iterations done[, the classifier's weight, with evidence]).
     The objective is the log-likelihood plus log prior, or, in crowd-kit mode (``elbo_mode``), the evidence lower
     bound of the previous posteriors under the new parameters; crowd-kit mode also stops on any gain below the
     tolerance (losses included) and then keeps the previous posteriors, as crowd-kit does.
     """
     subject, key, vs_subject, vs_key, smask, vmask, extra_votes = data[:7]
-    log_evidence = data[7] if len(data) > 7 else None  # [S, K] per-subject evidence, when given
-    pseudo, prior_pseudo, eps, rtol, atol = settings
+    log_evidence = data[7] if len(data) > 7 else None  # [S, K] a classifier's per-subject evidence, when given
+    pseudo, prior_pseudo, eps, rtol, atol = settings[:5]
+    w_max, learn = settings[5:] if log_evidence is not None else (None, None)
 
     def cond(c):
         i, done = c[0], c[1]
         return (i < n_steps) & (~done)
 
     def body(c):
-        i, _, (T, _, _, _, previous, it), traces = c
+        i, _, (T, last_log_pi, _, _, previous, it, *weight), traces = c
         log_pi, log_theta, counts = _m_step(T, vs_subject, vs_key, smask, n_vol_pad, K, pseudo, prior_pseudo, eps)
-        log_prior = log_pi if log_evidence is None else log_pi + log_evidence
+        if log_evidence is None:
+            log_prior = log_pi
+        else:
+            log_pi, w = _prior_m_step(T, smask, log_evidence, last_log_pi, weight[0], prior_pseudo, w_max, learn)
+            log_prior, weight = likelihood.evidence_log_prior(log_pi, log_evidence, w), [w]
         T_new, ll, L = _e_step(log_prior, log_theta, subject, key, smask, n_subj_pad)
         lp = _log_prior(log_pi, log_theta, vmask, pseudo, prior_pseudo)
         threshold = atol + rtol * jnp.abs(previous)
@@ -131,7 +168,7 @@ def _em_chunk(state, data, settings, n_steps, *, K, n_subj_pad, n_vol_pad, elbo_
             objective = ll + lp
             done = jnp.isfinite(previous) & (jnp.abs(objective - previous) <= threshold) & ((rtol > 0) | (atol > 0))
         traces = tuple(t.at[i].set(v) for t, v in zip(traces, (ll, lp, elbo)))
-        return i + 1, done, (T_new, log_pi, log_theta, counts, objective, it + 1), traces
+        return i + 1, done, (T_new, log_pi, log_theta, counts, objective, it + 1, *weight), traces
 
     nan = jnp.full((CHUNK,), jnp.nan, jnp.float32)
     i, done, state, traces = jax.lax.while_loop(cond, body, (jnp.int32(0), jnp.bool_(False), state, (nan,) * 3))
@@ -157,9 +194,11 @@ def _chunk_signature(n_votes_pad: int, n_subj_pad: int, n_vol_pad: int, K: int,
              a((), f32), a((), i32))
     votes = a((n_votes_pad,), i32)
     data = (votes, votes, votes, votes, a((n_subj_pad,), f32), a((n_vol_pad,), f32), a((n_subj_pad,), f32))
-    if evidence:
-        data += (a((n_subj_pad, K), f32),)
     settings = (a((K, K), f32), a((), f32), a((), f32), a((), f32), a((), f32))
+    if evidence:  # the evidence, the classifier's weight (state), its largest value and whether it is learned
+        data += (a((n_subj_pad, K), f32),)
+        state += (a((), f32),)
+        settings += (a((), f32), a((), jnp.bool_))
     return state, data, settings, a((), i32)
 
 
@@ -194,6 +233,8 @@ def dawid_skene_em(
     atol: float = 0.0,
     elbo_mode: bool = False,
     log_evidence: np.ndarray | None = None,
+    prior_weight: float = 1.0,
+    learn_prior_weight: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> EMResult:
     """Fit Dawid-Skene to one question's votes by EM.
@@ -201,7 +242,8 @@ def dawid_skene_em(
     ``subject`` must be sorted (ascending); codes are 0..n-1. ``init`` holds the starting posteriors [S, K]
     (vote fractions). The loop stops when the change of the objective (log-likelihood + log prior) is at most
     ``atol + rtol * |previous|``, or after ``max_iter`` iterations (``elbo_mode``: crowd-kit's rule, see
-    ``_em_chunk``). ``log_evidence`` [S, K] adds per-subject evidence to the prior (module docstring).
+    ``_em_chunk``). ``log_evidence`` [S, K] is a classifier's evidence, weighted by ``prior_weight`` (learned up to
+    that value from the votes when ``learn_prior_weight``; module docstring).
     ``progress(done, max_iter)`` is called between compiled chunks.
     """
     K = int(n_answers)
@@ -241,6 +283,9 @@ def dawid_skene_em(
     settings = (np.asarray(pseudo_counts, np.float32), *map(np.float32, (prior_pseudo_count, eps, rtol, atol)))
     zeros = np.zeros((n_vol_pad, K, K), np.float32)
     state = (T0, np.zeros(K, np.float32), zeros, zeros, np.float32(-np.inf), np.int32(0))
+    if log_evidence is not None:  # a learned weight starts at 0 (the votes alone), a fixed one at its value
+        settings += (np.float32(prior_weight), np.bool_(learn_prior_weight))
+        state += (np.float32(0.0 if learn_prior_weight else prior_weight),)
     traces, done, n_done = [], False, 0
     em_chunk = executable.result()
     while n_done < max_iter and not done:
@@ -251,7 +296,7 @@ def dawid_skene_em(
         n_done += i
         if progress is not None:
             progress(n_done, max_iter)
-    T, log_pi, log_theta, counts, _, _ = state
+    T, log_pi, log_theta, counts, *_ = state
     ll, lp, elbo = np.concatenate(traces, axis=1)
     return EMResult(
         posteriors=np.asarray(T)[:S],
@@ -262,4 +307,5 @@ def dawid_skene_em(
         log_prior=lp,
         elbo=elbo,
         converged=done,
+        prior_weight=None if log_evidence is None else float(state[6]) if learn_prior_weight else float(prior_weight),
     )

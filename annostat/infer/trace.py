@@ -41,7 +41,7 @@ def inference_data(fit):
             dims["agreement" + tag] = ["volunteer" + tag]
         if inf.get("pointwise") is not None:
             pointwise["votes" + tag] = np.asarray(inf["pointwise"])[None]
-            coords["subject" + tag] = fit.votes.subjects.gather(qf.subjects).cast(pl.Utf8).to_list()
+            coords["subject" + tag] = fit.subject_labels.gather(inf.get("subjects", qf.subjects)).cast(pl.Utf8).to_list()
             dims["votes" + tag] = ["subject" + tag]
     return az.from_dict(posterior=posterior, sample_stats=stats or None, observed_data=observed or None,
                         posterior_predictive=predictive or None, log_likelihood=pointwise or None,

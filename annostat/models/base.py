@@ -6,10 +6,13 @@ import time
 from typing import Any, Callable, ClassVar
 
 import numpy as np
+import polars as pl
 
-from annostat.fit import Fit, QuestionFit
-from annostat.models.registry import ModelSpec, model_spec
+from annostat.data.priors import Evidence, SubjectPrior
 from annostat.data.votes import Votes
+from annostat.fit import Fit, QuestionFit
+from annostat.models import likelihood
+from annostat.models.registry import ModelSpec, model_spec, models_that
 
 #: progress(question label, iterations done, iterations at most); models call it between steps
 Progress = Callable[[Any, int, int], None]
@@ -48,17 +51,48 @@ class Model:
 
     def fit_question(
         self, votes: Votes, question: int, subject: np.ndarray, volunteer: np.ndarray, answer: np.ndarray,
-        progress: Callable[[int, int], None] | None,
+        progress: Callable[[int, int], None] | None, evidence: Evidence | None = None,
     ) -> QuestionFit:
+        """Fit one question's votes (sorted by subject). ``evidence`` is a classifier's evidence about the voting
+        subjects (in the order of the question's sorted subject codes), for models that take one."""
         raise NotImplementedError
 
-    def fit(self, votes: Votes, progress: Progress | None = None) -> Fit:
+    def fit(self, votes: Votes, progress: Progress | None = None, prior: SubjectPrior | None = None) -> Fit:
+        """Fit every question of ``votes``; ``prior`` (:func:`annostat.data.priors.read_prior`) gives subjects a
+        classifier's evidence (models with the ``subject_prior`` capability), and its subjects without votes get
+        answers from it."""
+        if prior is not None and not self.spec.can("subject_prior"):
+            raise ValueError(f"{self.title} does not take a per-subject prior; the models that do are "
+                             f"{', '.join(models_that('subject_prior'))}")
         start = time.perf_counter()
+        extra = prior.subjects_without_votes(votes) if prior is not None else None
+        labels = votes.subjects if extra is None else pl.concat([votes.subjects, extra.cast(votes.subjects.dtype)])
         results = []
         for q, subject, volunteer, answer in votes.iter_questions():
             if len(subject) == 0:
                 continue
             label = votes.questions[q]
             step = (lambda done, total, label=label: progress(label, done, total)) if progress else None
-            results.append(self.fit_question(votes, q, subject, volunteer, answer, step))
-        return Fit(votes, self.name, self.settings(), results, time.perf_counter() - start)
+            evidence = None if prior is None else prior.evidence(votes, q, votes.subjects.gather(local_codes(subject)[0]))
+            result = self.fit_question(votes, q, subject, volunteer, answer, step, evidence=evidence)
+            results.append(result if prior is None else _with_prior_only_subjects(result, prior, votes, labels))
+        return Fit(votes, self.name, self.settings(), results, time.perf_counter() - start, extra_subjects=extra,
+                   prior_summary=prior.summary(votes) if prior is not None else None)
+
+
+def _with_prior_only_subjects(qf: QuestionFit, prior: SubjectPrior, votes: Votes, labels: pl.Series) -> QuestionFit:
+    """``qf`` with the subjects that have a prior on the question but no votes on it: each answered by its evidence
+    and the fitted answer priors (the shared likelihood of no votes). Subjects stay sorted by code."""
+    ratio, has = prior.log_evidence(votes, qf.question, labels)
+    has[qf.subjects] = False
+    codes = np.flatnonzero(has).astype(qf.subjects.dtype)
+    if not len(codes):
+        return qf
+    weight = qf.prior_weight if qf.prior_weight is not None else 0.0  # None: the prior carried no evidence
+    log_prior = likelihood.evidence_log_prior(np.log(np.maximum(qf.priors, 1e-30)).astype(np.float32),
+                                              ratio[codes], np.float32(weight))
+    posteriors = np.asarray(likelihood.posterior(log_prior), np.float64).astype(qf.posteriors.dtype)
+    subjects = np.concatenate([qf.subjects, codes])
+    order = np.argsort(subjects, kind="stable")
+    qf.subjects, qf.posteriors = subjects[order], np.concatenate([qf.posteriors, posteriors])[order]
+    return qf

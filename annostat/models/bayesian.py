@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from annostat.fit import QuestionFit
+from annostat.models import likelihood
 from annostat.models.base import Model, local_codes
 
 LEVEL = 0.9  # credible intervals in the volunteer tables
@@ -36,9 +37,24 @@ def marginal_likelihood(log_theta_votes, params, data, rows):
 
 
 def subject_log_prior(params, part):
-    """The log prior of each subject of ``part``: the answer priors, plus the subjects' evidence when given."""
+    """The log prior of each subject of ``part``: the answer priors, with a classifier's evidence when given
+    (``likelihood.evidence_log_prior``; its weight sampled as ``prior_weight`` or fixed in the data)."""
     log_pi = jnp.log(params["priors"])
-    return log_pi + part["log_evidence"] if "log_evidence" in part else log_pi
+    if "log_evidence" not in part:
+        return log_pi
+    weight = params["prior_weight"] if "prior_weight" in params else part["prior_weight"][..., None]
+    return likelihood.evidence_log_prior(log_pi, part["log_evidence"], weight)
+
+
+def with_prior_weight(params, data):
+    """``params`` and, where a classifier's evidence comes with a learned weight, that weight:
+    ``prior_weight ~ Uniform(0, largest weight)``."""
+    if "prior_weight_max" not in data:
+        return params
+    import numpyro
+    import numpyro.distributions as dist
+
+    return {**params, "prior_weight": numpyro.sample("prior_weight", dist.Uniform(0.0, data["prior_weight_max"][0]))}
 
 
 def sample_population_logit(n_answers: int):
@@ -55,6 +71,7 @@ def observe_votes(log_theta_votes, params, data, n_subjects: int, batch_size: in
     """Add every subject's marginal log-likelihood (minibatches of ``batch_size`` subjects, scaled by the plate)."""
     import numpyro
 
+    params = with_prior_weight(params, data)
     with numpyro.plate("subjects", n_subjects, subsample_size=batch_size) as rows:
         numpyro.factor("votes", marginal_likelihood(log_theta_votes, params, data, rows))
 
@@ -123,7 +140,7 @@ class BayesianModel(Model):
                 "objective": "negative ELBO per step (SVI/MAP); log-likelihood at the posterior mean"}
 
     # ------------------------------------------------------------------ per question
-    def fit_question(self, votes, question, subject, volunteer, answer, progress) -> QuestionFit:
+    def fit_question(self, votes, question, subject, volunteer, answer, progress, evidence=None) -> QuestionFit:
         from annostat.infer.bayes import SubjectVotes, answer_posteriors, interval, posterior_predictive_p, run
 
         K = votes.n_answers[question]
@@ -133,7 +150,7 @@ class BayesianModel(Model):
         part = votes.question_slice(question)
         column = "experience_question" if self.experience == "question" else "experience"
         experience = votes.table[column].to_numpy()[part].astype(np.float32)
-        data = SubjectVotes.build(s_local, v_local, answer, experience, S, V, K)
+        data = SubjectVotes.build(s_local, v_local, answer, experience, S, V, K, evidence=evidence)
         n_votes = np.bincount(v_local, minlength=V)
         if K < 2:  # one possible answer: nothing to infer
             return QuestionFit(question, subjects, np.ones((S, 1)), volunteers, n_votes, np.ones((V, 1, 1)),
@@ -166,8 +183,10 @@ class BayesianModel(Model):
             confusion=confusion, counts=counts, accuracy=accuracy_draws.mean(axis=0), priors=priors_draws.mean(axis=0),
             log_likelihood=objective.astype(np.float64), log_prior=np.full(len(objective), np.nan),
             converged=_converged(result), volunteer_extras=extras,
-            inference=_inference_record(result, data, votes, question, checked),
+            inference=_inference_record(result, data, votes, question, checked, subjects),
             final_log_likelihood=log_likelihood,
+            prior_weight=None if evidence is None else float(np.mean(draws["prior_weight"])) if evidence.learn
+            else evidence.weight,
         )
 
     def confusion_draws(self, draws, data) -> np.ndarray:
@@ -184,13 +203,13 @@ def _converged(result) -> bool:
     return change is None or abs(change) < 1e-3
 
 
-def _inference_record(result, data, votes, question, checked) -> dict[str, Any]:
+def _inference_record(result, data, votes, question, checked, subjects) -> dict[str, Any]:
     """What the ArviZ trace of one question holds (see :meth:`annostat.fit.Fit.inference_data`)."""
     return {
         "method": result.method, "draws": result.draws, "chains": result.chains, "losses": result.losses,
         "sample_stats": result.sample_stats, "diagnostics": result.diagnostics, "seconds": result.seconds,
         "observed": {"volunteer": data.volunteer, "answer": data.answer, "mask": data.mask},
-        "question": votes.questions[question],
+        "question": votes.questions[question], "subjects": subjects,  # the codes of the subjects with votes
         # model checks: pointwise log-likelihood per subject (LOO/WAIC) and replicated volunteer agreement
         "pointwise": checked.pointwise, "agreement": checked.agreement, "agreement_draws": checked.agreement_draws,
     }

@@ -102,7 +102,7 @@ class DawidSkene(Model):
             **({"crowdkit_stopping": True} if self.crowdkit_stopping else {}),
         }
 
-    def fit_question(self, votes, question, subject, volunteer, answer, progress) -> QuestionFit:
+    def fit_question(self, votes, question, subject, volunteer, answer, progress, evidence=None) -> QuestionFit:
         K = votes.n_answers[question]
         subjects, s_local = local_codes(subject)
         volunteers, v_local = local_codes(volunteer)
@@ -117,6 +117,9 @@ class DawidSkene(Model):
             rtol=self.tol,
             atol=self.atol_per_vote * len(answer),
             elbo_mode=self.crowdkit_stopping,
+            log_evidence=None if evidence is None else evidence.log_ratio,
+            prior_weight=1.0 if evidence is None else evidence.weight,
+            learn_prior_weight=True if evidence is None else evidence.learn,
             progress=progress,
         )
         return QuestionFit(
@@ -124,5 +127,5 @@ class DawidSkene(Model):
             n_votes=np.bincount(v_local, minlength=V), confusion=result.confusion, counts=result.counts,
             accuracy=accuracy_from_confusion(result.confusion, result.priors), priors=result.priors,
             log_likelihood=result.log_likelihood, log_prior=result.log_prior, converged=result.converged,
-            elbo=result.elbo,
+            elbo=result.elbo, prior_weight=result.prior_weight,
         )

@@ -44,6 +44,7 @@ from annostat.models.bayesian import (
     marginal_likelihood,
     sample_population_logit,
     volunteer_logits,
+    with_prior_weight,
 )
 
 
@@ -66,6 +67,7 @@ def _difficulty_model(volunteers_pooled: bool):
                 params["volunteer_offset"] = numpyro.sample(
                     "volunteer_offset", dist.Normal(0.0, 1.0).expand([K, K - 1]).to_event(2))
                 params["skill"] = numpyro.sample("skill", dist.Normal(0.0, 1.0))
+        params = with_prior_weight(params, data)
         with numpyro.plate("subjects", n_subjects):  # per-subject parameters: every subject at every step
             params["difficulty"] = numpyro.sample("difficulty", dist.Normal(0.0, 1.0))
             rows = jnp.arange(n_subjects)

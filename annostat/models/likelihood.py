@@ -12,8 +12,8 @@ per-vote values themselves). Votes are independent given the true answer, so for
     p(z_s = k \mid \text{votes}) = e^{\text{joint}_{sk} - \text{marginal}_s}.
 
 The log prior is **per subject**, ``[S, K]``; a global prior ``[K]`` is the broadcast case. A per-subject prior can
-come from the fitted global prior plus a classifier's evidence (``annostat fit --prior``), or from a network that
-looks at the pixels. Two layouts of the votes:
+come from the fitted global prior and a classifier's evidence (:func:`evidence_log_prior`, ``annostat fit --prior``),
+or from a network that looks at the pixels. Two layouts of the votes:
 
 - **ragged**: one entry per vote, sorted by subject; :func:`ragged_joint` sums by segments (the EM kernels, where
   memory must stay at a few bytes a vote);
@@ -78,3 +78,11 @@ def posterior(joint, marginal_ll=None):
     if marginal_ll is None:
         marginal_ll = marginal(joint)
     return jnp.exp(joint - marginal_ll[..., None])
+
+
+def evidence_log_prior(log_pi, log_evidence, weight):
+    r"""[S, K] per-subject log prior from the global answer prior and each subject's evidence from a classifier:
+    :math:`\log \mathrm{softmax}(\log\pi + w\,r_s)`, with :math:`r_{sk}` the classifier's log-ratio of its prediction
+    to its average prediction (``annostat.data.priors``) and :math:`w` the weight given to it (0: the global prior;
+    1: a calibrated classifier's prediction, where the project's answer frequencies are the classifier's)."""
+    return jax.nn.log_softmax(log_pi + weight * log_evidence, axis=-1)

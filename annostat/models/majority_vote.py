@@ -31,7 +31,7 @@ class MajorityVote(Model):
 
     name = "mv"
 
-    def fit_question(self, votes, question, subject, volunteer, answer, progress) -> QuestionFit:
+    def fit_question(self, votes, question, subject, volunteer, answer, progress, evidence=None) -> QuestionFit:
         K = votes.n_answers[question]
         subjects, s_local = local_codes(subject)
         volunteers, v_local = local_codes(volunteer)

@@ -121,9 +121,9 @@ def _builtin(name: str, title: str, target: str, capabilities: Iterable[str], op
     register_model(ModelSpec(name, title, f"annostat.models.{target}", frozenset(capabilities), options, cost))
 
 
-_BAYESIAN = ("likelihood", "bayesian")
+_BAYESIAN = ("likelihood", "bayesian", "subject_prior")
 _builtin("mv", "majority vote", "majority_vote:MajorityVote", (), cost="fast")
-_builtin("ds", "Dawid-Skene", "dawid_skene:DawidSkene", ("likelihood",),
+_builtin("ds", "Dawid-Skene", "dawid_skene:DawidSkene", ("likelihood", "subject_prior"),
          ("max_iter", "tol", "pseudo_diagonal", "pseudo_off_diagonal"), cost="fast")
 _builtin("hds", "Hierarchical Dawid-Skene", "hierarchical:HierarchicalDawidSkene", (*_BAYESIAN, "map"),
          BAYESIAN_OPTIONS)
