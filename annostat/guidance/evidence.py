@@ -1,17 +1,20 @@
 r"""The evidence behind the advice: which of a volunteer's confusions stands out, judged on posteriors.
 
-**Evidence, judged on posteriors.** Each row *k* of a volunteer's confusion (their answers when the true answer is
-*k*) gets a Dirichlet posterior from their votes on subjects whose consensus is confident (the fit's posterior of
-the most probable answer at least 0.9, from at least 5 votes on the question: a fit's expected counts would carry
-the consensus's own mistakes on hard questions, and on branch questions that only a few volunteers reached, into
-every volunteer's confusion) and a prior pulled toward the population (8 pseudo-votes),
+**Evidence, judged on posteriors.** Each of a volunteer's votes is set against its subject's consensus computed
+*without that vote* (the leave-one-out posterior, :func:`leave_one_out_counts`), weighted by it: a vote on a subject
+whose other votes agree counts almost wholly in that answer's row, a vote on a subject the others leave uncertain is
+shared between rows. No minimum of votes per subject is needed, so advice works at the 3-5 votes a galaxy Galaxy Zoo
+gets, and a volunteer is never judged against a consensus their own vote made. Each row *k* of the volunteer's
+confusion (their answers when the true answer is *k*) gets a Dirichlet posterior from these counts and a prior
+pulled toward the population (8 pseudo-votes),
 :math:`\theta_{vk} \sim \mathrm{Dirichlet}(c\,\bar\theta_k + n_{vk})` with :math:`\bar\theta_k` the population's row
 (the median over volunteers with at least 5 votes on the row, renormalised) and :math:`c = 8`. A confusion
-*(k, j)* is named only when it stands out in draws from these posteriors: with probability at least 0.99 the
+*(k, j)* is named only when it stands out in draws from these posteriors: with probability at least 0.95 the
 volunteer's rate exceeds both the population's rate for the cell and the rate their other errors predict for it (the
 population's rate scaled by how much more often than the population they err on every other cell, never scaled
-down), and on average by at least 0.15. A volunteer who errs more everywhere has no confusion that stands out; the
-strict probability keeps chance patterns among a volunteer's K(K-1) cells from being named.
+down), and on average by at least 0.2. A volunteer who errs more everywhere has no confusion that stands out; the
+size of the excess asked for keeps chance patterns among a volunteer's K(K-1) cells from being named (measured on
+simulated volunteers with planted confusions, ``tests/test_advice.py``: at 3, 4 and 15 votes a subject).
 Of the cells that stand out, the one costing most accuracy (:math:`\pi_k(\hat\theta_{vkj} - \bar\theta_{kj})`, with
 :math:`\pi` the answer priors) is named. A volunteer whose errors are spread evenly gets advice about overall accuracy.
 
@@ -26,14 +29,13 @@ import numpy as np
 import pandas as pd
 
 from annostat.fit import Fit
+from annostat.models.registry import REGISTRY, model_spec
 
 LEVEL = 0.9
 PRIOR_STRENGTH = 8.0
-NAMED_PROBABILITY = 0.99
-NAMED_EFFECT = 0.15
+NAMED_PROBABILITY = 0.95
+NAMED_EFFECT = 0.2
 MIN_ROW_VOTES = 3.0
-CONFIDENT = 0.9
-MIN_SUBJECT_VOTES = 5
 
 
 @dataclass
@@ -96,6 +98,55 @@ class QuestionEvidence:
     mean_confusion: np.ndarray  # [V, K, K] posterior means
 
 
+def leave_one_out_counts(fit: FitTables, question: str, answers: list[str], volunteers: list[str]) -> np.ndarray:
+    r"""[V, K, K] each volunteer's votes on ``question`` set against their subject's consensus *without their own
+    vote*: vote n (volunteer v, answer l) adds p(true answer = k | the subject's other votes) to row k, column l.
+
+    The leave-one-out posterior divides the vote's own likelihood out of the fit's posterior,
+    :math:`p_{-n}(k) \propto p(k \mid \text{votes}) / \theta_v[k, l]` (the volunteer's fitted confusion: exact for
+    Dawid-Skene at its fitted parameters, the draws' mean confusion for the Bayesian models); for majority vote it is
+    the other votes' fractions (a subject with no other vote gives no evidence)."""
+    K = len(answers)
+    index = {a: i for i, a in enumerate(answers)}
+    votes = fit.votes[fit.votes["question"] == question]
+    pos = {v: i for i, v in enumerate(volunteers)}
+    v = votes["volunteer"].map(pos)
+    l = votes["answer"].map(index)
+    post = fit.posteriors[fit.posteriors["question"] == question]
+    wide = post.pivot_table(index=post["subject"].astype(str), columns="answer", values="p", aggfunc="first")
+    wide = wide.reindex(columns=answers).fillna(0.0)
+    s = pd.Series(np.arange(len(wide)), index=wide.index).reindex(votes["subject"].astype(str))
+    keep = (v.notna() & l.notna()).to_numpy() & s.notna().to_numpy()
+    v, l, s = v.to_numpy()[keep].astype(np.int64), l.to_numpy()[keep].astype(np.int64), s.to_numpy()[keep].astype(
+        np.int64)
+    P = wide.to_numpy(float)
+    if fit.model not in REGISTRY or model_spec(fit.model).can("likelihood"):
+        conf = fit.confusion[fit.confusion["question"] == question]
+        theta = np.full((len(volunteers), K, K), np.nan)
+        cv = conf["volunteer"].map(pos).to_numpy()
+        ck, cl = conf["true_answer"].map(index).to_numpy(), conf["answer"].map(index).to_numpy()
+        ok = ~(pd.isna(cv) | pd.isna(ck) | pd.isna(cl))
+        theta[cv[ok].astype(int), ck[ok].astype(int), cl[ok].astype(int)] = conf["p"].to_numpy(float)[ok]
+        theta = np.where(np.isnan(theta), np.nanmean(theta, axis=0, keepdims=True), theta)
+        log_loo = np.log(np.maximum(P[s], 1e-300)) - np.log(np.maximum(theta[v, :, l], 1e-6))
+        log_loo -= log_loo.max(axis=1, keepdims=True)
+        loo = np.exp(log_loo)
+        loo /= loo.sum(axis=1, keepdims=True)
+        valid = np.ones(len(v), bool)
+    else:  # vote fractions without the vote
+        n = np.zeros((len(wide), K))
+        np.add.at(n, (s, l), 1.0)
+        others = n[s] - np.eye(K)[l]
+        total = others.sum(axis=1)
+        valid = total > 0
+        loo = others / np.maximum(total, 1)[:, None]
+    weight = loo * valid[:, None]
+    counts = np.zeros((len(volunteers), K, K))
+    for k in range(K):
+        np.add.at(counts[:, k, :], (v, l), weight[:, k])
+    return counts
+
+
 def question_evidence(fit: FitTables, question: str, draws: int = 2000, seed: int = 0) -> QuestionEvidence:
     """Dirichlet posteriors of every volunteer's confusion on ``question`` and the confusion that stands out."""
     priors = fit.priors[fit.priors["question"] == question]
@@ -104,22 +155,7 @@ def question_evidence(fit: FitTables, question: str, draws: int = 2000, seed: in
     prior = prior / prior.sum()
     K = len(answers)
     vols = sorted(fit.volunteers.loc[fit.volunteers["question"] == question, "volunteer"].unique())
-    index = {a: i for i, a in enumerate(answers)}
-    pos = {v: i for i, v in enumerate(vols)}
-    # each volunteer's votes on subjects whose consensus is confident, by the consensus answer
-    post = fit.posteriors[fit.posteriors["question"] == question]
-    best = post.loc[post.groupby("subject")["p"].idxmax()]
-    votes = fit.votes[fit.votes["question"] == question]
-    per_subject = votes["subject"].astype(str).value_counts()
-    best = best[(best["p"] >= CONFIDENT)
-                & (best["subject"].astype(str).map(per_subject).fillna(0).to_numpy() >= MIN_SUBJECT_VOTES)]
-    sure = pd.Series(best["answer"].to_numpy(), index=best["subject"].astype(str).to_numpy())
-    votes = votes[votes["subject"].astype(str).isin(sure.index)]
-    counts = np.zeros((len(vols), K, K))
-    cells = pd.DataFrame({"v": votes["volunteer"].map(pos).to_numpy(),
-                          "k": sure.loc[votes["subject"].astype(str)].map(index).to_numpy(),
-                          "j": votes["answer"].map(index).to_numpy()}).dropna().astype(np.int64)
-    np.add.at(counts, (cells["v"].to_numpy(), cells["k"].to_numpy(), cells["j"].to_numpy()), 1.0)
+    counts = leave_one_out_counts(fit, question, answers, vols)
     population = _population_rows(counts)
     alpha = PRIOR_STRENGTH * population[None] + counts  # [V, K, K]
     mean = alpha / alpha.sum(axis=2, keepdims=True)
