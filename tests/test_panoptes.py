@@ -229,6 +229,9 @@ def test_other_task_types_are_skipped_and_counted(tmp_path):
         pl.Series("annotations", [extra, drawing_only]), pl.Series("subject_ids", ["1", "2"]))])
     export = read_panoptes(write(rows, tmp_path / "c.csv"), write(workflows, tmp_path / "w.csv"))
     assert export.report.tasks_skipped_by_type == {"drawing": 2, "text": 1}
+    assert export.report.tasks_skipped == {"T2 (drawing)": 2, "T3 (text)": 1}
+    assert export.report.skipped_tasks()[0] == ("task T2 (drawing) skipped in 2 classifications: only single- and "
+                                                "multiple-answer tasks are votes")
     assert export.report.skipped["no answered question task"] == 1
     assert export.report.rows_used == 8
 
@@ -254,6 +257,26 @@ def test_reduced_column_sets_and_index_column(tmp_path):
     export = read_panoptes(path, DECALS_WF)
     assert export.report.rows_used == 9
     assert set(export.votes["volunteer"]) == {"user-290475", "user-108"}
+
+
+def test_galaxy_zoos_reduced_export_needs_its_workflow_named(tmp_path):
+    """The export Galaxy Zoo's reduction scripts use has no workflow_id column: the workflow is named instead, and the
+    fit's summary on the terminal names every task it skipped."""
+    reduced = real_rows().select("classification_id", "user_id", "workflow_version", "created_at", "annotations",
+                                 "subject_ids")
+    path = write(reduced, tmp_path / "reduced.csv")
+    runner = CliRunner()
+    refused = runner.invoke(app, ["fit", str(path), "--workflows", str(DECALS_WF), "--out", str(tmp_path / "no")])
+    assert refused.exit_code == 2 and "no workflow_id column" in refused.output and "--workflow-id" in refused.output
+    result = runner.invoke(app, ["fit", str(path), "--workflows", str(DECALS_WF), "--workflow-id", "6122", "--out",
+                                 str(tmp_path / "fit")])
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert "9 classifications read, 9 used" in output and "votes skipped in 1 classification: T8 v44.73" in output
+    info = json.loads((tmp_path / "fit" / "fit.json").read_text())
+    assert info["export"]["workflow_id"] == "6122" and "workflow_id_column" in info["export"]
+    inspected = runner.invoke(app, ["inspect", str(path), "--json"])
+    assert inspected.exit_code == 0 and "no workflow_id column" in inspected.output
 
 
 def test_without_workflow_definitions_answers_are_read_as_written():

@@ -181,6 +181,8 @@ def fit(
         console.print(f"{votes}: {(export.report if export else table.report).summary()}", highlight=False)
         if export is not None and export.report.rows_quarantined:
             console.print(f"quarantined rows and reasons: {out / 'quarantine.csv'}", highlight=False)
+        for line in export.report.skipped_tasks() if export is not None else []:
+            console.print(line, highlight=False)
         if subject_prior is not None:
             p = result.prior_summary
             weights = [q["prior_weight"] for q in result.summary()["questions"] if "prior_weight" in q]

@@ -29,6 +29,8 @@ def inspect_export(path: str | Path, workflows: str | Path | None = None,
     columns = _columns(path)
     scan = pl.scan_csv(path, infer_schema=False)
     has = set(columns)
+    if "workflow_id" not in has:  # a reduced export of one workflow: the workflow named, or unknown
+        scan = scan.with_columns(pl.lit(None if workflow_id is None else str(workflow_id), pl.Utf8).alias("workflow_id"))
     user, anonymous = volunteer_columns(has)  # the same volunteers the reader sees
     seen = ((pl.col("metadata").str.json_path_match("$.seen_before") == "true").fill_null(False)
             if "metadata" in has else pl.lit(False))

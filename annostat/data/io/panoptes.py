@@ -48,7 +48,10 @@ STANDARD_COLUMNS = (
     "classification_id", "user_name", "user_id", "user_ip", "workflow_id", "workflow_name", "workflow_version",
     "created_at", "gold_standard", "expert", "metadata", "annotations", "subject_data", "subject_ids",
 )
-REQUIRED_COLUMNS = ("classification_id", "workflow_id", "workflow_version", "created_at", "annotations", "subject_ids")
+#: the columns every export must have; ``workflow_id`` too, unless the workflow is named (Galaxy Zoo's reduction
+#: scripts pass around exports of one workflow without it: classification_id, user_id, workflow_version, created_at,
+#: annotations, subject_ids)
+REQUIRED_COLUMNS = ("classification_id", "workflow_version", "created_at", "annotations", "subject_ids")
 QUESTION_TYPES = ("single", "multiple")
 #: Galaxy Zoo workflows whose tasks map onto a tree preset
 KNOWN_WORKFLOW_TREES = {"6122": "gz-decals-dr5"}
@@ -70,9 +73,11 @@ class PanoptesReport:
     quarantined: Counter = field(default_factory=Counter)
     skipped: Counter = field(default_factory=Counter)
     tasks_skipped_by_type: Counter = field(default_factory=Counter)
+    tasks_skipped: Counter = field(default_factory=Counter)  # "T3 (survey)" -> classifications
     votes_skipped: Counter = field(default_factory=Counter)
     anonymous_rows: int = 0
     workflow_id: str | None = None
+    workflow_id_given: bool = False  # the export has no workflow_id column: every row is taken as this workflow
     tree: str | None = None
     quarantine: pl.DataFrame | None = None
 
@@ -97,7 +102,10 @@ class PanoptesReport:
             "skipped": self.rows_skipped,
             "skipped_by_policy": dict(self.skipped),
             "tasks_skipped_by_type": dict(self.tasks_skipped_by_type),
+            "tasks_skipped": dict(self.tasks_skipped),
             "votes_skipped": dict(self.votes_skipped),
+            **({"workflow_id_column": "absent: every row taken as the workflow given"} if self.workflow_id_given
+               else {}),
             "anonymous_rows_used": self.anonymous_rows,
         }
 
@@ -108,6 +116,16 @@ class PanoptesReport:
         if self.skipped:
             text += f", {self.rows_skipped:,} skipped ({', '.join(f'{n:,} {k}' for k, n in self.skipped.items())})"
         return text
+
+    def skipped_tasks(self) -> list[str]:
+        """One line per task whose answers are not votes, and per set of votes set aside, with why."""
+        def times(n: int) -> str:
+            return f"{n:,} classification{'' if n == 1 else 's'}"
+
+        lines = [f"task {task} skipped in {times(n)}: only single- and multiple-answer tasks are votes"
+                 for task, n in sorted(self.tasks_skipped.items())]
+        lines += [f"votes skipped in {times(n)}: {why}" for why, n in sorted(self.votes_skipped.items())]
+        return lines
 
 
 # ---------------------------------------------------------------------------------------------------- answers
@@ -329,12 +347,18 @@ def read_panoptes(
     index_columns = [c for c in columns if c == "" or c.startswith("Unnamed") or c == "__index_level_0__"]
     if missing := [c for c in REQUIRED_COLUMNS if c not in columns]:
         raise InputError(f"{path}: not a Panoptes classification export: no column(s) {', '.join(missing)}")
+    has_workflow_column = "workflow_id" in columns
+    if not has_workflow_column and workflow_id is None:
+        raise InputError(f"{path}: the export has no workflow_id column (a reduced export of one workflow): name "
+                         "its workflow with --workflow-id")
     if "user_name" not in columns and "user_id" not in columns:
         raise InputError(f"{path}: no volunteer column: the export needs user_name or user_id")
     if isinstance(workflows, (str, Path)):
         workflows = read_workflows(workflows)
 
     scan = pl.scan_csv(path, infer_schema=False).drop(index_columns)
+    if not has_workflow_column:
+        scan = scan.with_columns(pl.lit(str(workflow_id)).alias("workflow_id"))
     # which workflow: given, or the only one in the export
     if workflow_id is None:
         ids = scan.select(pl.col("workflow_id").drop_nulls().unique()).collect()["workflow_id"].to_list()
@@ -353,7 +377,8 @@ def read_panoptes(
         tree = KNOWN_WORKFLOW_TREES.get(workflow_id) if workflow is not None else None
     if tree is not None and tree not in TREES:
         raise InputError(f"no tree preset {tree!r}; the presets are {', '.join(sorted(TREES))}")
-    report = PanoptesReport(source=str(path), workflow_id=workflow_id, tree=tree)
+    report = PanoptesReport(source=str(path), workflow_id=workflow_id, tree=tree,
+                            workflow_id_given=not has_workflow_column)
     answer_map = _answer_map(workflow, tree)
 
     classifications, votes, quarantine, subject_data = [], [], [], []
@@ -539,6 +564,8 @@ def _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, a
         pl.col("task_type").is_not_null()).unique(["pair", "task"])
     for task_type, n in others.group_by("task_type").agg(pl.col("n").sum()).iter_rows():
         report.tasks_skipped_by_type[task_type] += int(n)
+    for task, task_type, n in others.group_by("task", "task_type").agg(pl.col("n").sum()).iter_rows():
+        report.tasks_skipped[f"{task} ({task_type})"] += int(n)
     aside = votes.filter(pl.col("status") != "ok").join(good_pairs.select("pair", "n"), on="pair")
     for status, n in aside.group_by("status").agg(pl.col("n").sum()).iter_rows():
         report.votes_skipped[status] += int(n)
