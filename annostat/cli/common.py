@@ -1,0 +1,68 @@
+"""What every command shares: the console, one-line errors with exit status 2, option parsing, progress bars."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Iterator
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from annostat.errors import InputError
+from annostat.models import REGISTRY
+
+console = Console(stderr=True)
+ModelName = Enum("ModelName", {name: name for name in REGISTRY}, type=str)
+DuplicatePolicy = Enum("DuplicatePolicy", {p: p for p in ("first", "last", "all")}, type=str)
+InputFormat = Enum("InputFormat", {f: f for f in ("auto", "table", "panoptes")}, type=str)
+
+
+def fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+def split_list(text: str, option: str, kind: type = str, what: str = "values") -> list:
+    """A comma-separated option as a list of ``kind`` (blanks skipped); a one-line error naming the option if not."""
+    try:
+        return [kind(item.strip()) for item in text.split(",") if item.strip()]
+    except ValueError:
+        fail(f"{option}: {text!r} is not a comma-separated list of {what}")
+
+
+def report_truth_set(truth_set, out: Path, made: str) -> None:
+    """One line: what was made, how many featured, where the truth set is."""
+    featured = int((truth_set.truth["true_smooth-or-featured"] == "featured-or-disk").sum())
+    console.print(f"{made} ({featured:,} featured); truth set written to {out}", highlight=False)
+
+
+@contextmanager
+def input_errors() -> Iterator[None]:
+    """Turn input problems into one line and exit status 2."""
+    try:
+        yield
+    except InputError as exc:
+        fail(str(exc))
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, FileExistsError, PermissionError) as exc:
+        fail(f"{exc.filename}: {exc.strerror}")
+
+
+@contextmanager
+def fit_progress(enabled: bool):
+    """A rich progress bar per question; yields the callback models take (or None)."""
+    if not enabled:
+        yield None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        tasks: dict = {}
+
+        def update(question, done: int, total: int) -> None:
+            if question not in tasks:
+                tasks[question] = bar.add_task(f"fitting {question}", total=total)
+            bar.update(tasks[question], completed=done, total=total)
+
+        yield update

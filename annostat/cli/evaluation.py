@@ -1,0 +1,82 @@
+"""``annostat benchmark`` and ``annostat demo``: pipelines scored against simulated truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from annostat.cli.common import console, fail, input_errors, split_list
+from annostat.infer.cache import use_compilation_cache
+
+
+def print_scores(result, title: str) -> None:
+    """The benchmark's scores, one row per pipeline and question, as a rich table on stdout."""
+    table = Table(title=title)
+    columns = (("question", "question", "{}"), ("pipeline", "pipeline", "{}"), ("accuracy", "acc.", "{:.3f}"),
+               ("balanced_accuracy", "bal. acc.", "{:.3f}"), ("ece", "ECE", "{:.3f}"),
+               ("brier", "Brier", "{:.3f}"), ("volunteer_mae", "vol. MAE", "{:.3f}"))
+    for _, header, _ in columns:
+        table.add_column(header, justify="left" if header in ("question", "pipeline") else "right",
+                         overflow="fold", min_width=18 if header == "question" else None)
+    for row in result.scores.sort_values(["question", "pipeline"]).to_dict("records"):
+        table.add_row(*["" if row.get(key) is None or row.get(key) != row.get(key) else fmt.format(row[key])
+                        for key, _, fmt in columns])
+    Console().print(table)
+
+
+def benchmark(
+    truthset: Path = typer.Argument(..., help="A truth set with simulated votes (annostat simulate)."),
+    pipelines: str = typer.Option("mv,ds", help="Comma-separated pipelines (annostat models; ck-* with crowd-kit)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the report."),
+    votes_dir: Optional[Path] = typer.Option(None, help="Simulated votes folder (default TRUTHSET/votes)."),
+    efficiency: str = typer.Option(",".join(map(str, (1, 2, 3, 5, 8, 10, 15, 20, 30, 40))),
+                                   help="Classifications per subject for the label-efficiency curve ('' for none)."),
+    efficiency_pipelines: Optional[str] = typer.Option(None, help="Pipelines refitted for the label-efficiency "
+                                                                  "curve (default: the fast ones chosen)."),
+    min_votes: int = typer.Option(10, help="Volunteers with at least this many votes are scored."),
+) -> None:
+    """Run aggregation pipelines on a truth set's simulated votes and score them against the truth."""
+    from annostat.evaluation.harness import run_benchmark
+    from annostat.evaluation.pipelines import PIPELINES
+
+    names = split_list(pipelines, "--pipelines")
+    eff_names = None if efficiency_pipelines is None else split_list(efficiency_pipelines, "--efficiency-pipelines")
+    for name in names + (eff_names or []):
+        if name not in PIPELINES:
+            fail(f"--pipelines: no pipeline {name!r}; the pipelines are {', '.join(PIPELINES)}")
+        if not PIPELINES[name].available:
+            fail(f"--pipelines: {name} needs {PIPELINES[name].needs} (pip install 'annostat[peers]')")
+    grid = split_list(efficiency, "--efficiency", int, "whole numbers")
+    use_compilation_cache()
+    with input_errors():
+        result = run_benchmark(truthset, names, out, votes_dir=votes_dir, efficiency=grid,
+                               efficiency_pipelines=eff_names, min_votes=min_votes,
+                               log=lambda message: console.print(message, highlight=False))
+    print_scores(result, "Pipelines against the simulated truth")
+    Console().print(f"Report written to {result.report}")
+
+
+def demo(
+    out: Path = typer.Option(Path("annostat-demo"), "--out", "-o", help="Folder for the demo's outputs."),
+    galaxies: int = typer.Option(300, help="Stand-in galaxies to render."),
+    volunteers: int = typer.Option(150, help="Simulated volunteers."),
+    retire_after: int = typer.Option(10, help="Classifications per galaxy."),
+    efficiency: str = typer.Option("1,2,3,5,10", help="Classifications per galaxy for the label-efficiency curve."),
+    seed: int = typer.Option(0, help="Random seed."),
+) -> None:
+    """The whole loop: render galaxies, simulate volunteers, fit, benchmark against the truth, write the report."""
+    from annostat.evaluation.demo import run_demo
+
+    if galaxies < 1 or volunteers < 1 or retire_after < 1:
+        fail("--galaxies, --volunteers and --retire-after must be at least 1")
+    grid = split_list(efficiency, "--efficiency", int, "whole numbers")
+    use_compilation_cache()
+    with input_errors():
+        result = run_demo(out, n_galaxies=galaxies, n_volunteers=volunteers, retire_after=retire_after, seed=seed,
+                          efficiency=grid, log=lambda message: console.print(message, highlight=False))
+    print_scores(result, "Simulated Galaxy Zoo votes: pipelines against the truth")
+    Console().print(f"Truth set and votes in {out}/truth; report in {result.report}; fits in {out}/report/fits")

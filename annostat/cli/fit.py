@@ -1,0 +1,156 @@
+"""``annostat fit`` and ``annostat compare``: votes in, models fitted."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from annostat.cli.common import DuplicatePolicy, InputFormat, ModelName, console, fail, fit_progress, input_errors, \
+    split_list
+from annostat.infer.cache import use_compilation_cache
+from annostat.models import REGISTRY, get_model, model_spec, models_that
+
+
+def fit(
+    votes: Path = typer.Argument(..., help="Votes table (CSV/TSV/Parquet, one row per vote) or Panoptes export."),
+    model: ModelName = typer.Option("ds", "--model", "-m", help="Model to fit."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the fit (created if needed)."),
+    format: InputFormat = typer.Option("auto", "--format", help="auto: a Panoptes export is known by its columns."),
+    subject_col: str = typer.Option("subject", help="Table: column with the subject id."),
+    volunteer_col: str = typer.Option("volunteer", help="Table: column with the volunteer id."),
+    question_col: str = typer.Option("question", help="Table: column with the question; absent: one question."),
+    answer_col: str = typer.Option("answer", help="Table: column with the answer."),
+    time_col: str = typer.Option("created_at", help="Table: column with the time of the vote; absent: file order."),
+    duplicates: DuplicatePolicy = typer.Option(
+        "first", help="Repeat votes (table) or repeat classifications (export) by one volunteer of one subject."),
+    workflows: Optional[Path] = typer.Option(None, help="Export: workflow definitions (project CSV or API JSON)."),
+    workflow_id: Optional[str] = typer.Option(None, help="Export: the workflow to read."),
+    tree: str = typer.Option("auto", help="Export: tree preset for Zoobot names (auto, none, or a preset)."),
+    seen_before: str = typer.Option("drop", help="Export: drop or keep seen_before re-classifications."),
+    anonymous: str = typer.Option("keep", help="Export: keep or drop not-logged-in volunteers."),
+    strict: bool = typer.Option(False, "--strict", help="Export: any row that would be quarantined is an error."),
+    max_iter: Optional[int] = typer.Option(None, help="Dawid-Skene: most EM iterations [default: 100]."),
+    tol: Optional[float] = typer.Option(None, help="Dawid-Skene: relative change that stops EM [default: 1e-6]."),
+    pseudo_diagonal: Optional[float] = typer.Option(None, help="Dawid-Skene: Dirichlet pseudo-count on the diagonal."),
+    pseudo_off_diagonal: Optional[float] = typer.Option(None, help="Dawid-Skene: pseudo-count off the diagonal."),
+    inference: str = typer.Option("svi", help=f"Bayesian models ({', '.join(models_that('bayesian'))}): svi, map or "
+                                              "nuts."),
+    seed: int = typer.Option(0, help="Bayesian models: random seed (runs are reproducible for a seed)."),
+    steps: Optional[int] = typer.Option(None, help="Bayesian models: SVI/MAP optimisation steps [default: 2000]."),
+    draws: Optional[int] = typer.Option(None, help="Bayesian models: posterior draws kept [default: 200]."),
+    batch_size: Optional[int] = typer.Option(None, help="Bayesian models: subjects per SVI step."),
+    prior: Optional[Path] = typer.Option(None, help="Per-subject answer priors from a classifier: annostat "
+                                                    "posteriors, a Zoobot prediction table or a wide table."),
+    prior_weight: float = typer.Option(1.0, help="Prior: the largest weight of the classifier's evidence; the votes "
+                                                 "choose the weight up to it (below 1 tempers an over-confident "
+                                                 "classifier; 0 ignores it)."),
+    fixed_prior_weight: bool = typer.Option(False, "--fixed-prior-weight",
+                                            help="Prior: use --prior-weight as it is instead of learning it."),
+    prior_id_col: Optional[str] = typer.Option(None, help="Prior: the id column [default: subject, subject_id, "
+                                                          "id_str or iauname]."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
+) -> None:
+    """Fit a model to votes and write subjects, posteriors, volunteers, confusion, votes and fit.json."""
+    from annostat.data.io.load import detect_format, load_votes
+    from annostat.data.priors import read_prior
+
+    use_compilation_cache()
+    given = dict(max_iter=max_iter, tol=tol, pseudo_diagonal=pseudo_diagonal, pseudo_off_diagonal=pseudo_off_diagonal,
+                 inference=inference, seed=seed, steps=steps, draws=draws, batch_size=batch_size)
+    options = {k: given[k] for k in model_spec(model.value).options if given[k] is not None}
+    with input_errors():
+        try:
+            estimator = get_model(model.value, **options)
+        except ValueError as exc:
+            fail(str(exc))
+        start = time.perf_counter()
+        if format.value == "panoptes" or (format.value == "auto" and detect_format(votes) == "panoptes"):
+            reader = dict(workflows=workflows, workflow_id=workflow_id, tree=None if tree == "none" else tree,
+                          seen_before=seen_before, repeats=duplicates.value, anonymous=anonymous, strict=strict)
+            table, export = load_votes(votes, "panoptes", **reader)
+        else:
+            table, export = load_votes(
+                votes, "table", subject=subject_col, volunteer=volunteer_col, question=question_col,
+                answer=answer_col, time=time_col, duplicates=duplicates.value,
+            )
+        subject_prior = None
+        if prior is not None:
+            if not model_spec(model.value).can("subject_prior"):
+                fail(f"--prior: the {model.value} model does not take a per-subject prior; the models that do are "
+                     f"{', '.join(models_that('subject_prior'))}")
+            if prior_weight < 0:
+                fail("--prior-weight must be at least 0")
+            subject_prior = read_prior(prior, table, id_column=prior_id_col, weight=prior_weight,
+                                       learn_weight=not fixed_prior_weight)
+        with fit_progress(not quiet) as progress:
+            result = estimator.fit(table, progress=progress, prior=subject_prior)
+        result.seconds = time.perf_counter() - start
+        result.save(out)
+        if export is not None:
+            export.report.quarantine.write_csv(out / "quarantine.csv")
+    if not quiet:
+        console.print(f"{votes}: {(export.report if export else table.report).summary()}", highlight=False)
+        if export is not None and export.report.rows_quarantined:
+            console.print(f"quarantined rows and reasons: {out / 'quarantine.csv'}", highlight=False)
+        for line in export.report.skipped_tasks() if export is not None else []:
+            console.print(line, highlight=False)
+        if subject_prior is not None:
+            p = result.prior_summary
+            weights = [q["prior_weight"] for q in result.summary()["questions"] if "prior_weight" in q]
+            span = f"{min(weights):.2f}" + (f"-{max(weights):.2f}" if max(weights) - min(weights) >= 0.005 else "") \
+                if weights else ""
+            used = (f"weight {span}" if weights else "no evidence") + \
+                (f" (learned, at most {p['weight']:g})" if p["weight_learned"] else " (fixed)")
+            console.print(f"prior ({p['format']}, {used}): {p['subjects']:,} subjects, "
+                          f"{p['subjects_with_votes']:,} with votes, {p['subjects_without_votes']:,} answered without "
+                          f"votes" + (f", {p['ids_not_matched']:,} ids matching no subject left out"
+                                      if p["ids_not_matched"] else ""), highlight=False)
+        console.print(result.convergence.to_string(index=False), highlight=False)
+        console.print(f"{estimator.title} fit written to {out}/ in {result.seconds:.2f} s", highlight=False)
+
+
+def compare(
+    votes: Path = typer.Argument(..., help="Votes table (CSV/TSV/Parquet) or Panoptes export."),
+    models: str = typer.Option("ds,hds", help="Comma-separated models to compare."),
+    holdout: float = typer.Option(0.1, help="Share of the votes held out for scoring."),
+    seed: int = typer.Option(0, help="Seed of the split and of the Bayesian fits."),
+    inference: str = typer.Option("map", help="Bayesian models: svi, map or nuts (map: fast)."),
+    steps: int = typer.Option(1000, help="Bayesian models: SVI/MAP steps."),
+    workflows: Optional[Path] = typer.Option(None, help="Export: workflow definitions."),
+    workflow_id: Optional[str] = typer.Option(None, help="Export: the workflow to read."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the table as CSV here too."),
+) -> None:
+    """Fit several models to the same votes and rank them by held-out vote log-likelihood.
+
+    With --inference svi or nuts the Bayesian models also get PSIS-LOO and WAIC (elpd, summed over questions; subjects
+    are the unit left out), the share of subjects with Pareto k > 0.7, and ppc_extreme: the share of volunteers (with
+    10+ votes) whose agreement with the consensus falls outside the model's 5-95% predictive range."""
+    from annostat.data.io.load import detect_format, load_votes
+    from annostat.evaluation.checks import compare as compare_models
+
+    use_compilation_cache()
+    names = split_list(models, "--models")
+    with input_errors():
+        unknown = [m for m in names if m not in REGISTRY]
+        if unknown or not names:
+            fail(f"unknown model(s) {', '.join(unknown) or '(none given)'}; the models are {', '.join(REGISTRY)}")
+        options = {}
+        for m in names:
+            spec = model_spec(m)
+            if spec.can("bayesian"):
+                chosen = inference if (inference != "map" or spec.can("map")) else "svi"
+                options[m] = dict(inference=chosen, steps=steps, seed=seed)
+        try:
+            if detect_format(votes) == "panoptes":
+                table, _ = load_votes(votes, "panoptes", workflows=workflows, workflow_id=workflow_id)
+            else:
+                table, _ = load_votes(votes, "table")
+            result = compare_models(table, names, holdout=holdout, seed=seed, options=options)
+        except ValueError as exc:
+            fail(str(exc))
+    console.print(result.to_string(index=False), highlight=False)
+    if out is not None:
+        result.to_csv(out, index=False)
