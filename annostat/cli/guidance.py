@@ -40,6 +40,5 @@ def advise(
     for rec, count in sorted(s["recommendations"].items(), key=lambda kv: -kv[1]):
         table.add_row(rec, f"{count:,}")
     Console().print(table)
-    Console().print(f"{s['named_confusions']:,} named confusions, {s['examples']:,} worked examples; advice, tables "
-                    "and "
-                    f"{s['pages']:,} volunteer pages in {out} (open {out / 'index.html'})")
+    Console().print(f"{s['named_confusions']:,} named confusions, {s['examples']:,} worked examples; advice, "
+                    f"tables and {s['pages']:,} volunteer pages in {out} (open {out / 'index.html'})")
