@@ -8,10 +8,12 @@
 
 __version__ = "0.1.0"
 
+from annostat.data.subjects import Subjects
 from annostat.errors import InputError
 from annostat.fit import Fit
 from annostat.models import DawidSkene, MajorityVote, get_model
 from annostat.data.votes import Votes
 from annostat.data.io.load import load_votes  # noqa: E402 - after Votes, which the loader builds
 
-__all__ = ["__version__", "InputError", "Fit", "DawidSkene", "MajorityVote", "Votes", "get_model", "load_votes"]
+__all__ = ["__version__", "InputError", "Fit", "DawidSkene", "MajorityVote", "Subjects", "Votes", "get_model",
+           "load_votes"]

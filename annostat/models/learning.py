@@ -19,9 +19,16 @@ population values (:math:`\eta = \mu`, :math:`g = \gamma`, :math:`h = h_0`). The
 analytically. The confusion and accuracy the volunteer tables report are the volunteer's at their latest experience
 (what they would do now); ``start``, ``plateau`` and ``rate`` come with 90% intervals.
 
-Reference: E. Paun et al. (2018), Comparing Bayesian models of annotation, TACL 6 (the hierarchical confusion model
-this extends); learning curves for crowd workers as in e.g. Galaxy Zoo volunteer studies of skill versus
-classifications made.
+Where the curve comes from: the exponential approach to a plateau is the law of practice Heathcote, Brown and
+Mewhort (2000) found for individual learners (it fitted better than the power law in every one of 40 unaveraged data
+sets; a power law appears only when learners with different rates are averaged, which is why the rate here is each
+volunteer's own); applied to a confusion's logits, so accuracy saturates below 1. The hierarchical confusion around a
+population is Paun et al.'s (2018). Whether Galaxy Zoo volunteers' skill does follow it is an empirical question the
+model answers for each fit (``start``, ``plateau``, ``rate`` with intervals; ``annostat plot``).
+
+References: A. Heathcote, S. Brown, D. J. K. Mewhort (2000), The power law repealed: the case for an exponential law
+of practice, Psychonomic Bulletin & Review 7(2), 185-207; E. Paun, B. Carpenter, J. Chamberlain, D. Hovy,
+U. Kruschwitz, M. Poesio (2018), Comparing Bayesian models of annotation, TACL 6, 571-585.
 
 Example:
     >>> from annostat import Votes
