@@ -179,3 +179,17 @@ def test_a_saved_fit_loads_back_to_the_same_tables(small_votes, ds_fit, tmp_path
         small_votes.answers[0].to_list()
     polars.testing.assert_frame_equal(loaded.subjects.frame, ds_fit.subjects.frame)
     assert (loaded.subjects.frame["n_votes"] > 0).all()
+
+
+def test_dawid_skene_confusions_are_parameters_of_the_shared_likelihood(small_votes, ds_fit):
+    """Each subject's posterior is the shared likelihood's, from the fit's own parameters (as the E-step made it)."""
+    from annostat.models import likelihood
+
+    qf = ds_fit.questions[0]
+    params = DawidSkene.parameters(qf)
+    subject, volunteer, answer = small_votes.arrays(qf.question)
+    local_subject = np.searchsorted(qf.subjects, subject)
+    local_volunteer = np.searchsorted(qf.volunteers, volunteer)
+    votes_ll = DawidSkene.log_theta_votes(params, {"volunteer": local_volunteer, "answer": answer})
+    joint = likelihood.ragged_joint(votes_ll, local_subject, len(qf.subjects), np.log(params["priors"]))
+    assert np.allclose(np.asarray(likelihood.posterior(joint)), qf.posteriors, atol=1e-4)

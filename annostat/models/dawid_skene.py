@@ -30,6 +30,10 @@ Example:
     >>> fit = DawidSkene().fit(Votes.from_frame(sim.votes))
     >>> fit.converged
     True
+
+Its confusions are parameters of the shared volunteer likelihood (:meth:`DawidSkene.parameters`,
+:meth:`DawidSkene.log_theta_votes`), so whatever scores votes under a volunteer model (held-out checks, the joint
+network's loss) takes Dawid-Skene's as it takes the NumPyro models'.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import numpy as np
 
 from annostat.fit import QuestionFit, accuracy_from_confusion
 from annostat.infer.em import dawid_skene_em
+from annostat.models import likelihood
 from annostat.models.base import Model, local_codes, vote_fractions
 
 
@@ -101,6 +106,22 @@ class DawidSkene(Model):
             "eps": self.eps,
             **({"crowdkit_stopping": True} if self.crowdkit_stopping else {}),
         }
+
+    @staticmethod
+    def parameters(qf: QuestionFit) -> dict[str, Any]:
+        """One question's fitted parameters in the form the shared volunteer likelihood takes
+        (``annostat.models.likelihood``): ``log_confusion`` [V, K, K] (rows the true answer; volunteers in the order
+        of ``qf.volunteers``) and ``priors`` [K]."""
+        return {"log_confusion": np.log(np.maximum(qf.confusion, 1e-30)).astype(np.float32),
+                "priors": np.asarray(qf.priors, np.float32)}
+
+    @staticmethod
+    def log_theta_votes(params, part):
+        """Each vote's log-probability under every true answer [..., K], as the NumPyro models give it: ``part``
+        holds the votes' ``volunteer`` (positions in ``qf.volunteers``) and ``answer`` codes."""
+        K = params["log_confusion"].shape[-1]
+        return likelihood.vote_log_likelihood(params["log_confusion"],
+                                              likelihood.cell_index(part["volunteer"], part["answer"], K))
 
     def fit_question(self, votes, question, subject, volunteer, answer, progress, evidence=None) -> QuestionFit:
         K = votes.n_answers[question]
