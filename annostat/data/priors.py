@@ -16,24 +16,31 @@ export's tree preset, else the votes' own questions and answers): a column that 
 does not have, or a ``_fraction``/``_concentration`` column of no known question, is an error naming the column;
 questions of the tree that the votes do not hold are ignored. The id column is ``--prior-id-col``, else the first of
 ``subject``, ``subject_id``, ``subject_ids``, ``id_str``, ``iauname``, ``id``; ids are matched to the votes'
-subjects, or, where none match, to the subjects' metadata column of the same name (an export's ``iauname``).
+subjects (ids that are no subject of the votes are galaxies without votes, answered from the prior), or, where
+none match, to the subjects' metadata column of the same name (an export's ``iauname``; ids that name no subject are
+left out and counted in fit.json).
 
 **How a prior enters the model.** A classifier's prediction :math:`q_{sk}` is evidence about subject :math:`s` from
-its image. It enters each subject's likelihood as the ratio of the prediction to the classifier's average prediction
-:math:`\bar q_k` over the subjects it predicts (the base rate it learned), tempered by the weight :math:`w`:
+its image. It enters the subject's prior as its ratio to the classifier's average prediction :math:`\bar q_k` over
+the subjects it predicts (the base rate it learned), with a weight :math:`w`:
 
-.. math:: \log \pi_{sk} = \log \pi_k + w\,(\log q_{sk} - \log \bar q_k)
+.. math:: \log \pi_{sk} = \log \mathrm{softmax}_k\big(\log \pi_k + w\,(\log q_{sk} - \log \bar q_k)\big)
 
-with :math:`\pi` the global answer prior, which the model still fits (EM: the M-step of Saerens, Latinne and
-Decaestecker 2002, who adjust a classifier's outputs to new answer frequencies this way; NumPyro models: its
-Dirichlet prior). Where the project's answer frequencies match the classifier's, a calibrated classifier's prediction
-is used as it is (:math:`w = 1`); a flat or constant prediction carries no evidence and gives exactly the plain fit;
-``--prior-weight`` below 1 tempers an over-confident classifier. Subjects without a prior get the fitted global one.
-Probabilities are floored at :data:`FLOOR` (a classifier's exact 0 never overrules the votes). Subjects with a prior
-and no votes are answered from it and the fitted global prior (they do not inform the fit).
+(:func:`annostat.models.likelihood.evidence_log_prior`), with :math:`\pi` the global answer prior, which the model
+still fits. The weight is learned from the votes, between 0 and ``weight`` (``--prior-weight``, default 1), unless
+``learn_weight=False`` (``--fixed-prior-weight``): EM maximises over :math:`(\pi, w)` in its M-step, the NumPyro
+models give :math:`w` a uniform prior. So the votes say how far to trust the classifier. Where the project's answer
+frequencies match the classifier's, a calibrated classifier's prediction is used as it is (:math:`w \approx 1`); an
+over-confident one is tempered (:math:`w < 1`, temperature scaling against the votes); a wrong one is ignored
+(:math:`w \to 0`); a flat or constant prediction carries no evidence (:math:`\log q_{sk} - \log \bar q_k = 0`) and
+gives exactly the plain fit. Subjects without a prior get the fitted global one. Probabilities are floored at
+:data:`FLOOR` (a classifier's exact 0 never overrules the votes). Subjects with a prior and no votes are answered
+from it, the fitted global prior and the fitted weight (they do not inform the fit).
 
-Reference: M. Saerens, P. Latinne, C. Decaestecker (2002), Adjusting the outputs of a classifier to new a priori
-probabilities: a simple procedure, Neural Computation 14(1), 21-41.
+References: M. Saerens, P. Latinne, C. Decaestecker (2002), Adjusting the outputs of a classifier to new a priori
+probabilities: a simple procedure, Neural Computation 14(1), 21-41 (the EM for a classifier's outputs under new
+answer frequencies); C. Guo, G. Pleiss, Y. Sun, K. Q. Weinberger (2017), On calibration of modern neural networks,
+ICML (temperature scaling).
 
 Example:
     >>> import pandas as pd
