@@ -164,3 +164,27 @@ def test_cli_benchmark_errors_are_one_line(tmp_path):
     assert no_votes.exit_code == 2 and "no simulated votes" in no_votes.output and "Traceback" not in no_votes.output
     with pytest.raises(KeyError, match="no pipeline"):
         get_pipeline("nope")
+
+
+def test_image_pipelines_run_in_the_harness_and_from_the_export(tmp_path):
+    """The joint model and the image baselines get the truth set's images (tiny, blank: the machinery, not the
+    accuracy); the CLI fits the raw Panoptes export with the truth set's images."""
+    truth_set = make_truth_set(tmp_path / "truth", 60, seed=4)
+    sim = simulate(truth_set, VolunteerPopulation(n_volunteers=20), retire_after=3, seed=4, questions=QUESTIONS[:2])
+    sim.write(truth_set.votes_dir)
+    root = truth_set.root
+    small = {"epochs": 2, "rounds": 1, "first_epochs": 2, "width": 4, "depth": 1, "folds": 2}
+    result = run_benchmark(root, ["ds", "joint-ds", "crowdlayer"], tmp_path / "report", efficiency=(),
+                           image_size=8, image_options=small)
+    s = result.scores.set_index(["pipeline", "question"])
+    assert {"joint-ds", "crowdlayer"} <= set(result.scores["pipeline"])
+    assert s.loc[("joint-ds", "smooth-or-featured"), "subjects"] == 60
+    export = root / "votes"
+    out = tmp_path / "fit"
+    run = CliRunner().invoke(app, ["fit", str(export / "classifications.csv"), "--workflows",
+                                   str(export / "workflows.json"), "--images", str(root), "--image-size", "8",
+                                   "--width", "4", "--depth", "1", "--rounds", "1", "--epochs", "2", "--out",
+                                   str(out)])
+    assert run.exit_code == 0, run.output
+    answers = pd.read_parquet(out / "subjects.parquet")
+    assert answers["subject"].nunique() == 60 and (out / "network" / "config.json").exists()

@@ -20,6 +20,7 @@ app = typer.Typer(
 )
 app.command()(fit.fit)
 app.command()(fit.compare)
+app.command()(fit.predict)
 app.command()(outputs.plot)
 app.command()(outputs.catalogue)
 app.command()(data.inspect)

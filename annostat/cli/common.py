@@ -66,3 +66,29 @@ def fit_progress(enabled: bool):
             bar.update(tasks[question], completed=done, total=total)
 
         yield update
+
+
+@contextmanager
+def training_progress(enabled: bool):
+    """A rich progress bar per training stage (epochs), showing the loss and the held-out vote log-likelihood;
+    yields the callback the joint model takes (or None)."""
+    if not enabled:
+        yield None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        tasks: dict = {}
+
+        def update(epoch: int, total: int, record: dict) -> None:
+            stage = record.get("stage") or "training"
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(f"{stage}", total=total, info="")
+            info = []
+            if record.get("loss") is not None:
+                info.append(f"loss {record['loss']:.4f}")
+            if record.get("heldout_log_likelihood") is not None:
+                info.append(f"held-out {record['heldout_log_likelihood']:.4f}/vote")
+            bar.update(tasks[stage], completed=epoch, total=total, info=", ".join(info))
+
+        yield update

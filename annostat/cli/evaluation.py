@@ -38,8 +38,12 @@ def benchmark(
     efficiency_pipelines: Optional[str] = typer.Option(None, help="Pipelines refitted for the label-efficiency "
                                                                   "curve (default: the fast ones chosen)."),
     min_votes: int = typer.Option(10, help="Volunteers with at least this many votes are scored."),
+    image_size: int = typer.Option(64, help="Image pipelines (joint-ds, two-stage, ...): pixels a side."),
 ) -> None:
-    """Run aggregation pipelines on a truth set's simulated votes and score them against the truth."""
+    """Run aggregation pipelines on a truth set's simulated votes and score them against the truth.
+
+    Image pipelines (joint-ds, joint-hds, two-stage, zoobot-style, crowdlayer) get the truth set's images, galaxies
+    the simulation did not show included (answered and scored too)."""
     from annostat.evaluation.harness import run_benchmark
     from annostat.evaluation.pipelines import PIPELINES
 
@@ -54,7 +58,7 @@ def benchmark(
     use_compilation_cache()
     with input_errors():
         result = run_benchmark(truthset, names, out, votes_dir=votes_dir, efficiency=grid,
-                               efficiency_pipelines=eff_names, min_votes=min_votes,
+                               efficiency_pipelines=eff_names, min_votes=min_votes, image_size=image_size,
                                log=lambda message: console.print(message, highlight=False))
     print_scores(result, "Pipelines against the simulated truth")
     Console().print(f"Report written to {result.report}")

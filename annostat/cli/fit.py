@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 from typing import Optional
@@ -9,7 +10,7 @@ from typing import Optional
 import typer
 
 from annostat.cli.common import DuplicatePolicy, InputFormat, ModelName, console, fail, fit_progress, input_errors, \
-    split_list
+    split_list, training_progress
 from annostat.infer.cache import use_compilation_cache
 from annostat.models import REGISTRY, get_model, model_spec, models_that
 
@@ -51,19 +52,71 @@ def fit(
                                             help="Prior: use --prior-weight as it is instead of learning it."),
     prior_id_col: Optional[str] = typer.Option(None, help="Prior: the id column [default: subject, subject_id, "
                                                           "id_str or iauname]."),
+    images: Optional[Path] = typer.Option(None, help="Joint model: a folder of the subjects' images (FITS, PNG/JPEG, "
+                                                     "NPY named by subject id or by the export's subject_data), or a "
+                                                     "truth set; a CNN is fitted with the volunteer model (ds or hds)."),
+    features: Optional[Path] = typer.Option(None, help="Joint model: a table of precomputed features per subject "
+                                                       "(Zoobot's, a VGG's); an MLP head is fitted with ds or hds."),
+    features_id_col: Optional[str] = typer.Option(None, help="Features: the id column [default: subject, ...]."),
+    image_size: int = typer.Option(64, help="Images: pixels a side the network sees (resized)."),
+    image_fit: str = typer.Option("resize", help="Images: resize the whole image, or cutout its centre."),
+    missing_images: str = typer.Option("error", help="Images/features: error, or skip voted subjects without one "
+                                                     "(counted in fit.json)."),
+    method: str = typer.Option("em", help="Joint model: em (cross-fitted alternation) or marginal (SGD on the "
+                                          "marginal likelihood)."),
+    epochs: Optional[int] = typer.Option(None, help="Joint model: epochs per EM round, or in all (marginal)."),
+    rounds: Optional[int] = typer.Option(None, help="Joint model, em: most rounds [default: 8]."),
+    width: Optional[int] = typer.Option(None, help="Joint model, images: the CNN's first width [default: 16]."),
+    depth: Optional[int] = typer.Option(None, help="Joint model, images: the CNN's stages [default: 3]."),
+    hidden: Optional[int] = typer.Option(None, help="Joint model, features: the MLP's hidden units [default: 128]."),
+    learning_rate: Optional[float] = typer.Option(None, help="Joint model: the network's peak learning rate."),
+    resume: bool = typer.Option(False, "--resume", help="Joint model (em): go on from the last finished round of an "
+                                                         "interrupted fit into the same --out."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
-    """Fit a model to votes and write subjects, posteriors, volunteers, confusion, votes and fit.json."""
+    """Fit a model to votes and write subjects, posteriors, volunteers, confusion, votes and fit.json.
+
+    With --images or --features, the volunteer model (ds or hds) is fitted jointly with a network on the subjects'
+    inputs: every subject with an input is answered, voted or not, and the fit folder also holds network/ (an orbax
+    checkpoint, for annostat predict) and training.parquet."""
     from annostat.data.io.load import detect_format, load_votes
     from annostat.data.priors import read_prior
 
     use_compilation_cache()
+    joint = images is not None or features is not None
+    if joint:
+        if images is not None and features is not None:
+            fail("--images and --features: give one of them")
+        if model.value not in ("ds", "hds"):
+            fail(f"--{'images' if images is not None else 'features'}: the joint model takes --model ds or hds, "
+                 f"not {model.value}")
+        if prior is not None:
+            fail("--prior: the joint model's network is the per-subject prior; give --prior or --images/--features")
+        if missing_images not in ("error", "skip") or image_fit not in ("resize", "cutout") or \
+                method not in ("em", "marginal"):
+            fail("--missing-images takes error or skip, --image-fit resize or cutout, --method em or marginal")
+    else:
+        unused = [name for name, value in (("--resume", resume or None), ("--epochs", epochs), ("--rounds", rounds), ("--width", width),
+                                           ("--depth", depth), ("--hidden", hidden),
+                                           ("--learning-rate", learning_rate)) if value is not None]
+        if unused:
+            fail(f"{', '.join(unused)}: options of the joint model, which needs --images or --features")
     given = dict(max_iter=max_iter, tol=tol, pseudo_diagonal=pseudo_diagonal, pseudo_off_diagonal=pseudo_off_diagonal,
                  inference=inference, seed=seed, steps=steps, draws=draws, batch_size=batch_size)
     options = {k: given[k] for k in model_spec(model.value).options if given[k] is not None}
     with input_errors():
         try:
-            estimator = get_model(model.value, **options)
+            if joint:
+                from annostat.models.joint import JointModel
+
+                chosen = dict(method=method, seed=seed, batch_size=batch_size, epochs_per_round=epochs if
+                              method == "em" else None, epochs=epochs if method == "marginal" else None,
+                              rounds=rounds, width=width, depth=depth, hidden=hidden, learning_rate=learning_rate,
+                              pseudo_diagonal=pseudo_diagonal, pseudo_off_diagonal=pseudo_off_diagonal)
+                estimator = JointModel(model.value, missing=missing_images,
+                                       **{k: v for k, v in chosen.items() if v is not None})
+            else:
+                estimator = get_model(model.value, **options)
         except ValueError as exc:
             fail(str(exc))
         start = time.perf_counter()
@@ -85,10 +138,21 @@ def fit(
                 fail("--prior-weight must be at least 0")
             subject_prior = read_prior(prior, table, id_column=prior_id_col, weight=prior_weight,
                                        learn_weight=not fixed_prior_weight)
-        with fit_progress(not quiet) as progress:
-            result = estimator.fit(table, progress=progress, prior=subject_prior)
+        if joint:
+            inputs = _joint_inputs(table, images, features, features_id_col, image_size, image_fit, missing_images,
+                                   quiet)
+            rounds_dir = out / "network" / "progress"
+            if rounds_dir.exists() and not resume:
+                shutil.rmtree(rounds_dir)
+            with training_progress(not quiet) as progress:
+                result = estimator.fit(table, inputs, progress=progress, checkpoint=rounds_dir)
+        else:
+            with fit_progress(not quiet) as progress:
+                result = estimator.fit(table, progress=progress, prior=subject_prior)
         result.seconds = time.perf_counter() - start
         result.save(out)
+        if joint:
+            shutil.rmtree(out / "network" / "progress", ignore_errors=True)  # finished: nothing to resume
         if export is not None:
             export.report.quarantine.write_csv(out / "quarantine.csv")
     if not quiet:
@@ -108,8 +172,36 @@ def fit(
                           f"{p['subjects_with_votes']:,} with votes, {p['subjects_without_votes']:,} answered without "
                           f"votes" + (f", {p['ids_not_matched']:,} ids matching no subject left out"
                                       if p["ids_not_matched"] else ""), highlight=False)
-        console.print(result.convergence.to_string(index=False), highlight=False)
-        console.print(f"{estimator.title} fit written to {out}/ in {result.seconds:.2f} s", highlight=False)
+        if joint:
+            _report_joint(result)
+        else:
+            console.print(result.convergence.to_string(index=False), highlight=False)
+        title = f"{model_spec(model.value).title} with a network" if joint else estimator.title
+        console.print(f"{title} fit written to {out}/ in {result.seconds:.2f} s", highlight=False)
+
+
+def _joint_inputs(table, images, features, features_id_col, image_size, image_fit, missing, quiet):
+    """The network's inputs for a votes table: its subjects' images (and the folder's other images), or a features
+    table's rows."""
+    from annostat.vision.inputs import feature_inputs, image_inputs
+
+    if features is not None:
+        return feature_inputs(features, features_id_col)
+    with fit_progress(not quiet) as progress:
+        step = (lambda done, total: progress("decoding images", done, total)) if progress else None
+        return image_inputs(images, table.subjects.to_list(), image_size, subject_table=table.subject_table,
+                            fit=image_fit, missing=missing, progress=step)
+
+
+def _report_joint(result) -> None:
+    info = result.summary()["joint"]
+    inputs = info["inputs"]
+    held = info["heldout_log_likelihood_per_vote"]
+    console.print(f"network ({info['network']['kind']}) on {inputs['subjects']:,} {inputs['kind']}: "
+                  f"{info['subjects_without_votes']:,} subjects answered without votes"
+                  + (f", {inputs['skipped']:,} skipped without an input" if inputs["skipped"] else "")
+                  + (f"; held-out vote log-likelihood {held:.4f}/vote at {'round' if result.joint_settings.method == 'em' else 'epoch'} {info['best']}"
+                     if held is not None else ""), highlight=False)
 
 
 def compare(
@@ -154,3 +246,60 @@ def compare(
     console.print(result.to_string(index=False), highlight=False)
     if out is not None:
         result.to_csv(out, index=False)
+
+
+def predict(
+    fit_dir: Path = typer.Argument(..., help="A joint model's fit folder (annostat fit --images or --features)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the answers (created if needed)."),
+    images: Optional[Path] = typer.Option(None, help="A folder of the new subjects' images (or a truth set)."),
+    features: Optional[Path] = typer.Option(None, help="A features table of the new subjects."),
+    features_id_col: Optional[str] = typer.Option(None, help="Features: the id column."),
+    missing_images: str = typer.Option("error", help="error, or skip unreadable images (counted)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary."),
+) -> None:
+    """Answer new subjects with a joint fit's network: posteriors.parquet and subjects.parquet (the fit's formats,
+    n_votes 0) and predict.json."""
+    import json
+
+    import polars as pl
+
+    from annostat.files import atomic_write
+    from annostat.fit import Fit
+    from annostat.vision.checkpoint import load_networks, predict_table
+    from annostat.vision.inputs import feature_inputs, image_inputs
+
+    if (images is None) == (features is None):
+        fail("predict: give --images DIR or --features TABLE")
+    if missing_images not in ("error", "skip"):
+        fail("--missing-images takes error or skip")
+    with input_errors():
+        fit = Fit.load(fit_dir)
+        config, states = load_networks(Path(fit_dir) / "network")
+        kind = "features" if config["kind"] == "mlp" else "images"
+        if (features is not None) != (kind == "features"):
+            fail(f"{fit_dir}: the network reads {kind}; give --{kind}")
+        settings = config.get("inputs", {})
+        if features is not None:
+            inputs = feature_inputs(features, features_id_col, norm=settings)
+        else:
+            inputs = image_inputs(images, [], int(settings.get("image_size", config.get("image_size", 64))),
+                                  fit=settings.get("fit", "resize"), missing=missing_images)
+            if inputs.shape[-1] != config["in_channels"]:
+                fail(f"{images}: images of {inputs.shape[-1]} channel(s), but the network was trained on "
+                     f"{config['in_channels']}")
+        questions = [(q["question"], q["answers"]) for q in fit.summary()["questions"]]
+        posteriors = predict_table(config, states, inputs, questions)
+        answers = (posteriors.sort("p", descending=True, maintain_order=True)
+                   .group_by(["subject", "question"], maintain_order=True).first()
+                   .with_columns(pl.lit(0, pl.Int64).alias("n_votes")).sort(["question", "subject"], maintain_order=True))
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write(out / "posteriors.parquet", posteriors.write_parquet)
+        atomic_write(out / "subjects.parquet", answers.write_parquet)
+        info = {"fit": str(fit_dir), "model": fit.model, "inputs": inputs.summary(), "subjects": len(inputs),
+                "networks": len(states)}
+        text = json.dumps(info, indent=2)
+        atomic_write(out / "predict.json", lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
+    if not quiet:
+        console.print(f"{len(inputs):,} subjects answered by {fit_dir}/network ({len(states)} network(s))"
+                      + (f", {len(inputs.skipped):,} skipped" if inputs.skipped else "") + f": {out}/",
+                      highlight=False)

@@ -81,11 +81,23 @@ def true_answers(truth_set: TruthSet, folder: Path) -> pd.DataFrame:
     return long.merge(subjects, on="image_id")[["subject", "question", "answer"]]
 
 
+def _unclassified_truth(truth_set: TruthSet, folder: Path) -> pd.DataFrame:
+    """True answers of the truth set's galaxies that the simulation did not show (keyed by image id, as the image
+    pipelines name them)."""
+    shown = set(pd.read_parquet(folder / "subjects.parquet")["image_id"].astype(str))
+    long = truth_set.true_answers()
+    return long[~long["subject"].astype(str).isin(shown)][["subject", "question", "answer"]]
+
+
 # --- scores ----------------------------------------------------------------------------------------------------
 
 def answer_scores(posteriors: pd.DataFrame, truth: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per question: accuracy, balanced accuracy, ECE, Brier score and NLL of the posteriors against the truth;
-    and the reliability bins. Scored on subjects with a true answer and a posterior."""
+    and the reliability bins. Scored on subjects with a true answer and a posterior (ids compared as text where the
+    two tables type them differently)."""
+    if posteriors["subject"].dtype != truth["subject"].dtype:
+        posteriors = posteriors.assign(subject=posteriors["subject"].astype(str))
+        truth = truth.assign(subject=truth["subject"].astype(str))
     rows, bins = [], []
     for question, post in posteriors.groupby("question", sort=True):
         wide = post.pivot_table(index="subject", columns="answer", values="p", aggfunc="first").fillna(0.0)
@@ -182,9 +194,13 @@ def run_benchmark(
     min_votes: int = 10,
     save_fits: bool = False,
     log: Callable[[str], None] | None = None,
+    image_size: int = 64,
+    image_options: dict | None = None,
 ) -> BenchmarkResult:
     """Run ``pipelines`` on the truth set's simulated votes, score them, and write the report to ``out`` (with
-    ``save_fits``, each annostat fit folder to ``out/fits/<pipeline>``)."""
+    ``save_fits``, each annostat fit folder to ``out/fits/<pipeline>``). Pipelines that need images get the truth
+    set's (decoded once, ``image_size`` pixels a side), including galaxies nobody classified, and
+    ``image_options`` (the joint model's options: ``epochs``, ``rounds``, ``width``, ...)."""
     say = log or (lambda message: None)
     truth_set = load_truth_set(truthset, check_images=False)
     chosen = [get_pipeline(name) for name in pipelines]
@@ -194,11 +210,18 @@ def run_benchmark(
     true_volunteers = pd.read_parquet(folder / "volunteers.parquet")
     true_curve = pd.read_parquet(folder / "learning.parquet")
     root_questions = [q.name for q in truth_set.tree.questions.values() if not q.asked_after]
+    inputs = None
+    if any(p.needs_images for p in chosen) or any(get_pipeline(n).needs_images for n in efficiency_pipelines or ()):
+        from annostat.vision.inputs import image_inputs
+
+        say(f"decoding the truth set's images at {image_size}x{image_size}")
+        inputs = image_inputs(truth_set.root, votes.subjects.to_list(), image_size, subject_table=votes.subject_table)
+        truth = pd.concat([truth, _unclassified_truth(truth_set, folder)], ignore_index=True)
 
     scores, vols, calib, learn = [], [], [], []
     for pipeline in chosen:
         say(f"fitting {pipeline.name} on {votes.n_votes:,} votes")
-        result: PipelineOutput = pipeline(votes)
+        result: PipelineOutput = pipeline(votes, inputs, **(image_options or {}) if pipeline.needs_images else {})
         if save_fits and out is not None and result.fit is not None:
             result.fit.save(Path(out) / "fits" / pipeline.name)
         a, bins = answer_scores(result.posteriors, truth)
@@ -221,7 +244,8 @@ def run_benchmark(
         subset = first_classifications(votes, m)
         for name in eff_names:
             say(f"label efficiency: {name} with {m} classification(s) per subject")
-            result = get_pipeline(name)(subset)
+            chosen_pipeline = get_pipeline(name)
+            result = chosen_pipeline(subset, inputs, **(image_options or {}) if chosen_pipeline.needs_images else {})
             a, _ = answer_scores(result.posteriors, truth)
             eff.append(a[["question", "subjects", "accuracy"]].assign(pipeline=name, votes_per_subject=m))
 

@@ -52,14 +52,22 @@ class Pipeline:
     run: Callable[[Votes], PipelineOutput]
     cost: str = "fast"  # "fast": refitted for the label-efficiency curve by default; "slow": fitted once
     needs: str | None = None  # an optional package the pipeline imports
+    needs_images: bool = False  # run(votes, inputs): the harness hands it the truth set's images
 
     @property
     def available(self) -> bool:
         return self.needs is None or importlib.util.find_spec(self.needs) is not None
 
-    def __call__(self, votes: Votes) -> PipelineOutput:
+    def __call__(self, votes: Votes, inputs=None, **image_options) -> PipelineOutput:
+        """Run on ``votes``; image pipelines read ``inputs`` (``annostat.vision.inputs``) and take the joint model's
+        options (``epochs``, ``rounds``, ``width``, ...)."""
         start = time.perf_counter()
-        out = self.run(votes)
+        if self.needs_images:
+            if inputs is None:
+                raise ValueError(f"pipeline {self.name} needs the subjects' images")
+            out = self.run(votes, inputs, **image_options)
+        else:
+            out = self.run(votes)
         out.seconds = time.perf_counter() - start
         return out
 
@@ -67,10 +75,12 @@ class Pipeline:
 PIPELINES: dict[str, Pipeline] = {}
 
 
-def register_pipeline(name: str, title: str, cost: str = "fast", needs: str | None = None):
-    """Decorator: register ``run(votes) -> PipelineOutput`` under ``name``."""
-    def wrap(run: Callable[[Votes], PipelineOutput]) -> Callable[[Votes], PipelineOutput]:
-        PIPELINES[name] = Pipeline(name, title, run, cost, needs)
+def register_pipeline(name: str, title: str, cost: str = "fast", needs: str | None = None,
+                      needs_images: bool = False):
+    """Decorator: register ``run(votes) -> PipelineOutput`` (``run(votes, inputs)`` with ``needs_images``) under
+    ``name``."""
+    def wrap(run: Callable[..., PipelineOutput]) -> Callable[..., PipelineOutput]:
+        PIPELINES[name] = Pipeline(name, title, run, cost, needs, needs_images)
         return run
     return wrap
 
@@ -114,6 +124,32 @@ def _model_pipeline(name: str) -> Callable[[Votes], PipelineOutput]:
 for _spec in REGISTRY.values():
     register_pipeline(_spec.name, f"annostat {_spec.title}", cost=_spec.cost, needs=_spec.needs)(
         _model_pipeline(_spec.name))
+
+
+# --- networks on the images (annostat.models.joint) -------------------------------------------------------------
+
+#: image pipelines: name -> (title, JointModel options)
+IMAGE_PIPELINES = {
+    "joint-ds": ("annostat joint model: Dawid-Skene + CNN", {"model": "ds"}),
+    "joint-hds": ("annostat joint model: hierarchical Dawid-Skene + CNN", {"model": "hds"}),
+    "two-stage": ("Dawid-Skene, then the CNN trained on its posteriors", {"loss": "soft"}),
+    "zoobot-style": ("the CNN on vote counts (Dirichlet-multinomial, Zoobot's loss)", {"loss": "dirichlet"}),
+    "crowdlayer": ("CrowdLayer: the CNN with a confusion layer per volunteer", {"loss": "crowdlayer"}),
+}
+
+
+def _image_pipeline(options: dict) -> Callable[..., PipelineOutput]:
+    def run(votes: Votes, inputs, **more) -> PipelineOutput:
+        from annostat.models.joint import JointModel
+
+        fit = JointModel(missing="skip", **(options | more)).fit(votes, inputs)
+        volunteers = fit.volunteers[["volunteer", "question", "n", "accuracy"]]
+        return PipelineOutput(fit.posteriors, None if options.get("loss") == "dirichlet" else volunteers, None, fit)
+    return run
+
+
+for _name, (_title, _options) in IMAGE_PIPELINES.items():
+    register_pipeline(_name, _title, cost="slow", needs="flax", needs_images=True)(_image_pipeline(_options))
 
 
 # --- crowd-kit -------------------------------------------------------------------------------------------------

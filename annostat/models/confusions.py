@@ -1,0 +1,108 @@
+r"""The confusions of the volunteer models the joint model takes, as parameters a gradient or an M-step updates.
+
+Each has ``init(confusion)`` (from a votes-only fit's confusion [V, K, K]), ``log_theta(params)`` (log theta
+[V, K, K], rows the true answer, for the shared likelihood ``annostat.models.likelihood``), ``log_prior(params)``
+(the model's prior on them) and ``m_step(params, counts)`` (the maximum of expected counts [V, K, K] plus the log
+prior). :class:`DSConfusions` is Dawid-Skene's (:mod:`annostat.models.dawid_skene`), :class:`PooledConfusions`
+hierarchical Dawid-Skene's (:mod:`annostat.models.hierarchical`) at its mode.
+
+Example:
+    >>> import numpy as np
+    >>> ds = DSConfusions()
+    >>> params = ds.m_step(ds.init(np.full((1, 2, 2), 0.5)), np.array([[[8.0, 2.0], [1.0, 9.0]]]))
+    >>> np.exp(np.asarray(ds.log_theta(params), np.float64)).round(3).tolist()
+    [[[0.816, 0.184], [0.102, 0.898]]]
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from annostat.models.bayesian import log_confusion as offdiag_log_confusion
+
+VOLUNTEER_MODELS = ("ds", "hds")
+
+
+class DSConfusions:
+    """Dawid-Skene's confusions: free rows, Dirichlet(1 + A) pseudo-counts (:mod:`annostat.models.dawid_skene`)."""
+
+    name = "ds"
+
+    def __init__(self, pseudo_diagonal: float = 2.0, pseudo_off_diagonal: float = 0.25) -> None:
+        self.pseudo = (pseudo_diagonal, pseudo_off_diagonal)
+
+    def _A(self, K):
+        a, b = self.pseudo
+        return jnp.full((K, K), b, jnp.float32) + jnp.eye(K, dtype=jnp.float32) * (a - b)
+
+    def init(self, confusion: np.ndarray) -> dict[str, jax.Array]:
+        return {"logits": jnp.log(jnp.clip(jnp.asarray(confusion, jnp.float32), 1e-6, 1.0))}
+
+    def log_theta(self, params):
+        return jax.nn.log_softmax(params["logits"], axis=-1)
+
+    def log_prior(self, params):
+        K = params["logits"].shape[-1]
+        return jnp.sum(self._A(K) * self.log_theta(params))
+
+    def m_step(self, params, counts):
+        K = counts.shape[-1]
+        rows = counts + self._A(K)
+        return {"logits": jnp.log(rows / rows.sum(-1, keepdims=True))}
+
+
+class PooledConfusions:
+    """Hierarchical Dawid-Skene's pooling: off-diagonal logits eta_v ~ Normal(mu, tau_k), mu ~ Normal(-2, 1.5),
+    tau ~ HalfNormal(1), at their joint mode (:mod:`annostat.models.hierarchical`)."""
+
+    name = "hds"
+    M_STEPS = 200
+
+    def init(self, confusion: np.ndarray) -> dict[str, jax.Array]:
+        log_c = np.log(np.clip(np.asarray(confusion, np.float64), 1e-6, 1.0))
+        K = log_c.shape[-1]
+        eta = np.stack([np.delete(log_c[:, k] - log_c[:, k, k:k + 1], k, axis=-1) for k in range(K)], axis=1)
+        return {"eta": jnp.asarray(eta, jnp.float32), "mu": jnp.asarray(eta.mean(0), jnp.float32),
+                "log_tau": jnp.log(jnp.asarray(eta.std(0).mean(-1) + 0.1, jnp.float32))}
+
+    def log_theta(self, params):
+        return offdiag_log_confusion(params["eta"])
+
+    def log_prior(self, params):
+        tau = jnp.exp(params["log_tau"])[None, :, None]
+        z = (params["eta"] - params["mu"][None]) / tau
+        volunteers = jnp.sum(-0.5 * z ** 2 - jnp.log(tau))
+        mu = jnp.sum(-0.5 * ((params["mu"] + 2.0) / 1.5) ** 2)
+        t = jnp.exp(params["log_tau"])
+        return volunteers + mu + jnp.sum(-0.5 * t ** 2 + params["log_tau"])  # HalfNormal(1) in log tau
+
+    def m_step(self, params, counts):
+        opt = optax.adam(0.05)
+
+        def objective(p):
+            return -(jnp.sum(counts * self.log_theta(p)) + self.log_prior(p))
+
+        @jax.jit
+        def run(p):
+            def step(carry, _):
+                p, s = carry
+                g = jax.grad(objective)(p)
+                u, s = opt.update(g, s, p)
+                return (optax.apply_updates(p, u), s), None
+
+            (p, _), _ = jax.lax.scan(step, (p, opt.init(p)), None, length=self.M_STEPS)
+            return p
+
+        return run(params)
+
+
+def volunteer_part(name: str, **settings):
+    """The confusions of volunteer model ``name`` (``ds``: its pseudo-counts as ``settings``; ``hds``)."""
+    if name == "ds":
+        return DSConfusions(**settings)
+    if name == "hds":
+        return PooledConfusions()
+    raise ValueError(f"the joint model takes the volunteer models {', '.join(VOLUNTEER_MODELS)}, not {name!r}")
