@@ -46,6 +46,7 @@ Double/debiased machine learning, Econometrics Journal 21 (cross-fitting).
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,6 +84,7 @@ class JointSettings:
     folds: int = 5
     rounds: int = 8
     epochs_per_round: int = 10
+    min_steps: int = 300  # a network trained from scratch gets at least this many steps (small data: more epochs)
     first_epochs: int | None = None  # epochs of the first EM round (default 3 x epochs_per_round); later rounds
     #                                  continue from the previous round's networks
     restart: bool = False  # EM: train every round's networks from scratch instead
@@ -120,6 +122,60 @@ class JointResult:
     best: int
     heldout_log_likelihood: float | None
     seconds: float
+    tempering: list[dict[str, Any]] | None = None  # per question: weight, log_base (see :func:`temper`)
+
+
+#: weights tried when the network's prior is tempered against the votes
+TEMPER_GRID = np.linspace(0.0, 1.0, 21)
+
+
+def temper(trainer: Trainer, lps, vol_params, rows: np.ndarray):
+    r"""The network's log priors tempered against the votes of ``rows`` (votes it did not train on), per question:
+    :math:`\log\mathrm{softmax}(\log\pi + w(\log q_s - \log\bar q))`, with :math:`q_s` the network's prediction,
+    :math:`\bar q` its mean over ``rows``, :math:`\pi` the base rate of the answers and :math:`w \in [0, 1]`
+    (``likelihood.evidence_log_prior``: the form in which ``annostat fit --prior`` takes a classifier). :math:`w` is
+    the point of :data:`TEMPER_GRID` whose priors give those votes the highest marginal likelihood, :math:`\pi` the
+    answers' share under the resulting posteriors (a few fixed-point steps for each :math:`w`). A network that cannot
+    yet tell the answers apart, or is over-confident out of sample, is trusted less (w < 1), and its own base rate
+    never replaces the one the votes show. Returns (tempered log priors of every row, [{"weight", "log_base",
+    "log_mean"}] per question)."""
+    out, record = [], []
+    for q, qv in enumerate(trainer.questions):
+        lp = np.asarray(lps[q], np.float64)
+        has = rows[qv.has[rows]]
+        if not len(has):
+            out.append(lps[q])
+            record.append({"weight": 1.0, "log_base": None, "log_mean": None})
+            continue
+        log_mean = np.log(np.exp(lp[has]).mean(axis=0))
+        ratio = jnp.asarray(lp - log_mean, jnp.float32)
+        vll = likelihood.vote_log_likelihood(trainer.vol.log_theta(vol_params[q]), jnp.asarray(qv.cells[has]))
+        best = _best_weight(vll, jnp.asarray(qv.mask[has]), ratio[has])
+        w, log_pi = float(best[0]), best[1]
+        out.append(np.asarray(likelihood.evidence_log_prior(log_pi, ratio, w), np.float32))
+        record.append({"weight": w, "log_base": np.asarray(log_pi, np.float64).tolist(),
+                       "log_mean": log_mean.tolist()})
+    return out, record
+
+
+@jax.jit
+def _best_weight(vll, mask, ratio):
+    """(w, log pi) of :func:`temper` for one question's voted rows: every weight of the grid at once."""
+    K = ratio.shape[-1]
+
+    def score(w):
+        def step(log_pi, _):
+            joint = likelihood.padded_joint(vll, mask, likelihood.evidence_log_prior(log_pi, ratio, w))
+            post = likelihood.posterior(joint)
+            return jnp.log(jnp.clip(post.mean(axis=0), 1e-6, 1.0)), None
+
+        log_pi, _ = jax.lax.scan(step, jnp.full((K,), -jnp.log(K)), None, length=20)
+        joint = likelihood.padded_joint(vll, mask, likelihood.evidence_log_prior(log_pi, ratio, w))
+        return jnp.sum(likelihood.marginal(joint)), log_pi
+
+    totals, log_pis = jax.vmap(score)(jnp.asarray(TEMPER_GRID, jnp.float32))
+    i = jnp.argmax(totals)
+    return jnp.asarray(TEMPER_GRID, jnp.float32)[i], log_pis[i]
 
 
 def posteriors_from(trainer: Trainer, log_priors, vol_params) -> list[np.ndarray]:
@@ -154,15 +210,26 @@ def fit_joint(inputs, questions: list[QuestionVotes], config: dict[str, Any], se
         heldout, train_rows = _split(voted, s.holdout, s.seed)
         n_hold = len(heldout)
         params, _, _ = trainer.train(train_rows, s.warm_start_epochs, s.seed, targets=T, label="warm start")
-        params, vol_params, best = trainer.train(train_rows, s.epochs, s.seed + 1, vol_params=vol_params,
+        params, vol_params, best = trainer.train(train_rows, _epochs(s.epochs, len(train_rows), s), s.seed + 1,
+                                                 vol_params=vol_params,
                                                  train_vol=True, heldout=heldout, params=params, label="joint")
         lps = trainer.predict(params)
         networks = [params]
-        held = trainer.heldout_log_likelihood(params, vol_params, heldout) if n_hold else None
+        tempering = None
+        if n_hold:
+            lps, tempering = temper(trainer, lps, vol_params, heldout)
+        held = trainer.vote_log_likelihood(lps, vol_params, heldout) if n_hold else None
         post = posteriors_from(trainer, lps, vol_params)
     else:
-        lps, networks, best, held, post, vol_params = _fit_em(trainer, voted, T, vol_params, checkpoint)
-    return JointResult(lps, vol_params, post, networks, trainer.trace, best, held, time.perf_counter() - start)
+        lps, networks, best, held, post, vol_params, tempering = _fit_em(trainer, voted, T, vol_params, checkpoint)
+    return JointResult(lps, vol_params, post, networks, trainer.trace, best, held, time.perf_counter() - start,
+                       tempering)
+
+
+def _epochs(epochs: int, n_rows: int, s: JointSettings, min_steps: int | None = None) -> int:
+    """``epochs``, or more where they would be fewer than ``min_steps`` steps (small data sets)."""
+    per_epoch = max(n_rows // min(s.batch_size, max(n_rows, 1)), 1)
+    return max(epochs, math.ceil((s.min_steps if min_steps is None else min_steps) / per_epoch))
 
 
 def _split(voted: np.ndarray, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -179,7 +246,8 @@ def _fit_baseline(trainer: Trainer, voted, T, vol_params, start) -> JointResult:
     s = trainer.s
     heldout, train_rows = _split(voted, s.holdout, s.seed)
     crowdlayer = s.loss == "crowdlayer"
-    params, vol_params, best = trainer.train(train_rows, s.epochs, s.seed, targets=T if s.loss == "soft" else None,
+    params, vol_params, best = trainer.train(train_rows, _epochs(s.epochs, len(train_rows), s), s.seed,
+                                             targets=T if s.loss == "soft" else None,
                                              vol_params=vol_params, train_vol=crowdlayer, heldout=heldout,
                                              label=s.loss)
     lps = trainer.predict(params)
@@ -215,7 +283,9 @@ def _fit_em(trainer: Trainer, voted: np.ndarray, T, vol_params, checkpoint=None)
             train_rows = voted if folds == 1 else np.flatnonzero((fold_of >= 0) & (fold_of != f))
             predict_rows = voted if folds == 1 else np.flatnonzero(fold_of == f)
             previous = None if s.restart else state["nets"][f]
-            params, _, _ = trainer.train(train_rows, first if previous is None else s.epochs_per_round,
+            epochs = _epochs(first, len(train_rows), s) if previous is None else \
+                _epochs(s.epochs_per_round, len(train_rows), s, s.min_steps // 4)
+            params, _, _ = trainer.train(train_rows, epochs,
                                          s.seed + 1000 * r + f, targets=state["T"], params=previous,
                                          label=f"round {r} fold {f + 1}", bar="network (each fold, each round)")
             nets.append(params)
@@ -225,13 +295,16 @@ def _fit_em(trainer: Trainer, voted: np.ndarray, T, vol_params, checkpoint=None)
             for q, lp in enumerate(_ensemble(trainer, nets, unvoted)):
                 lps[q][unvoted] = lp
         vol_params = state["vol"]
-        ll = trainer.vote_log_likelihood(lps, vol_params, voted)  # out-of-fold prior: votes it never trained on
-        record = {"stage": "EM rounds", "epoch": r, "heldout_log_likelihood": ll}
+        lps, tempering = temper(trainer, lps, vol_params, voted)  # out-of-fold: votes the networks never saw
+        ll = trainer.vote_log_likelihood(lps, vol_params, voted)
+        record = {"stage": "EM rounds", "epoch": r, "heldout_log_likelihood": ll,
+                  "prior_weights": [t["weight"] for t in tempering]}
         trainer.trace.append(record)
         if trainer.progress is not None:
             trainer.progress(r, s.rounds, record)
         if ll > state["best"]["ll"]:
-            state["best"], state["waited"] = {"ll": ll, "round": r, "lps": lps, "nets": nets, "vol": vol_params}, 0
+            state["best"], state["waited"] = {"ll": ll, "round": r, "lps": lps, "nets": nets, "vol": vol_params,
+                                              "tempering": tempering}, 0
         else:
             state["waited"] += 1
         # E-step with this round's prior, then the M-step of the confusions from its posteriors
@@ -245,7 +318,7 @@ def _fit_em(trainer: Trainer, voted: np.ndarray, T, vol_params, checkpoint=None)
     best = state["best"]
     lps, vol_params = best["lps"], best["vol"]
     post = posteriors_from(trainer, lps, vol_params)
-    return lps, best["nets"], best["round"], best["ll"], post, vol_params
+    return lps, best["nets"], best["round"], best["ll"], post, vol_params, best.get("tempering")
 
 
 def _save_round(trainer: Trainer, folder, state) -> None:
@@ -269,6 +342,7 @@ def _save_round(trainer: Trainer, folder, state) -> None:
     checkpointer.save(tmp, tree)
     checkpointer.wait_until_finished()
     info = {"round": state["round"], "waited": state["waited"], "best_ll": best["ll"], "best_round": best["round"],
+            "best_tempering": best.get("tempering"),
             "trace": trainer.trace, "settings": _fingerprint(trainer)}
     (tmp / "annostat_round.json").write_text(json.dumps(info), encoding="utf-8")
     target = folder / "round"
@@ -308,7 +382,8 @@ def _restore_round(trainer: Trainer, folder, state, folds: int):
             "best": {"ll": info["best_ll"], "round": info["best_round"],
                      "lps": [np.asarray(x, np.float32) for x in tree["best_lps"]],
                      "nets": [net(p) for p in tree["best_nets"]],
-                     "vol": [jax.tree.map(jnp.asarray, v) for v in tree["best_vol"]]}}
+                     "vol": [jax.tree.map(jnp.asarray, v) for v in tree["best_vol"]],
+                     "tempering": info.get("best_tempering")}}
 
 
 def _fingerprint(trainer: Trainer) -> dict[str, Any]:

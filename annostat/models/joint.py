@@ -113,6 +113,8 @@ class JointModel:
         config["output"] = "dirichlet" if settings.loss == "dirichlet" else "softmax"
         config["inputs"] = {k: v for k, v in inputs.norm.items() if k != "columns"}
         result = fit_joint(inputs, questions, config, settings, T0, C0, progress=progress, checkpoint=checkpoint)
+        if result.tempering is not None:
+            config["tempering"] = result.tempering  # annostat predict tempers new subjects' priors the same way
         return JointFit.build(votes, inputs, questions, rows_of_subject, settings, config, result,
                               time.perf_counter() - start)
 
@@ -151,7 +153,8 @@ class JointFit(Fit):
                 question=qv.question, subjects=fit_code[rows].astype(np.int64), posteriors=post,
                 volunteers=qv.volunteers, n_votes=n_votes, confusion=confusion, counts=counts,
                 accuracy=accuracy_from_confusion(confusion, priors), priors=priors, log_likelihood=heldout,
-                log_prior=np.zeros_like(heldout), converged=True, final_log_likelihood=final_ll))
+                log_prior=np.zeros_like(heldout), converged=True, final_log_likelihood=final_ll,
+                prior_weight=None if result.tempering is None else result.tempering[q]["weight"]))
         extra = id_series([inputs.ids[i] for i in unvoted]) if len(unvoted) else None
         fit = cls(votes, f"joint-{settings.volunteer_model}", _settings_record(settings), qfits, seconds,
                   extra_subjects=extra)

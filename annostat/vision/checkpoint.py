@@ -95,7 +95,19 @@ def network_log_probs(config: dict[str, Any], states: list[Any], data, batch: in
                 part = np.concatenate([part, np.zeros((batch - n, *part.shape[1:]), np.float32)])
             for q, lp in enumerate(forward(state, part)):
                 sums[q][start:start + n] += np.exp(np.asarray(lp, np.float64)[:n])
-    return [np.log(np.maximum(s / len(states), 1e-30)) for s in sums]
+    out = [np.log(np.maximum(s / len(states), 1e-30)) for s in sums]
+    return [_tempered(lp, t) for lp, t in zip(out, config.get("tempering") or [None] * len(out))]
+
+
+def _tempered(log_probs: np.ndarray, tempering: dict[str, Any] | None) -> np.ndarray:
+    """The network's prediction tempered as the fit tempered it (``annostat.infer.joint.temper``)."""
+    if not tempering or tempering.get("log_base") is None:
+        return log_probs
+    from annostat.models import likelihood
+
+    base = np.asarray(tempering["log_base"], np.float32)
+    ratio = (log_probs - np.asarray(tempering["log_mean"], np.float64)).astype(np.float32)
+    return np.asarray(likelihood.evidence_log_prior(base, ratio, np.float32(tempering["weight"])), np.float64)
 
 
 def predict_table(config: dict[str, Any], states: list[Any], inputs, questions: list[tuple[Any, list[Any]]]):

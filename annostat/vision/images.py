@@ -240,32 +240,47 @@ def image_store(
             kept, images, bad = hit
             paths = dict(found)
             return ImageStore(kept, images, [str(paths[s]) for s in kept], skipped + bad, cache)
-    decoded: list[np.ndarray] = []
     unreadable: list[tuple[Any, str]] = []
     kept: list[Any] = []
     files: list[str] = []
-    for i, (subject, path) in enumerate(found):
-        try:
-            image = fit_to_size(read_image(path, bands), size, fit)
-        except Exception as exc:  # noqa: BLE001 - PIL, astropy and numpy raise many kinds for a broken file
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            if missing == "error":
-                raise InputError(f"{path}: not a readable image of subject {subject!r} ({reason})") from None
-            unreadable.append((subject, f"{path}: {reason}"))
-            continue
-        if decoded and image.shape != decoded[0].shape:
-            raise InputError(f"{path}: {image.shape[-1]} channel(s), but {files[0]} has {decoded[0].shape[-1]}; "
-                             "the images of one fit need one channel count")
-        decoded.append(image.astype(np.float16))
-        kept.append(subject)
-        files.append(str(path))
-        if progress is not None and (i % 256 == 0 or i == len(found) - 1):
-            progress(i + 1, len(found))
-    if not decoded:
-        raise InputError(f"{folder}: no readable image of the {len(subjects)} subject(s)")
-    images = np.stack(decoded)
-    if cache is not None:
-        images = _write_cache(cache, key, kept, unreadable, images)
+    out: np.ndarray | None = None  # filled row by row: memory holds one image, not the whole store
+    partial = None
+    try:
+        for i, (subject, path) in enumerate(found):
+            try:
+                image = fit_to_size(read_image(path, bands), size, fit)
+            except Exception as exc:  # noqa: BLE001 - PIL, astropy and numpy raise many kinds for a broken file
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                if missing == "error":
+                    raise InputError(f"{path}: not a readable image of subject {subject!r} ({reason})") from None
+                unreadable.append((subject, f"{path}: {reason}"))
+                continue
+            if out is None:
+                shape = (len(found), *image.shape)
+                if cache is not None:
+                    partial = cache / f".{key}.partial.npy"
+                    out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float16, shape=shape)
+                else:
+                    out = np.empty(shape, np.float16)
+            elif image.shape != out.shape[1:]:
+                raise InputError(f"{path}: {image.shape[-1]} channel(s), but {files[0]} has {out.shape[-1]}; "
+                                 "the images of one fit need one channel count")
+            out[len(kept)] = image
+            kept.append(subject)
+            files.append(str(path))
+            if progress is not None and (i % 256 == 0 or i == len(found) - 1):
+                progress(i + 1, len(found))
+        if out is None:
+            raise InputError(f"{folder}: no readable image of the {len(subjects)} subject(s)")
+        if partial is not None:
+            out.flush()
+            del out
+            images = _commit_cache(cache, key, partial, kept, unreadable)
+        else:
+            images = out[:len(kept)]
+    finally:
+        if partial is not None and partial.exists():
+            partial.unlink()
     return ImageStore(kept, images, files, skipped + unreadable, cache)
 
 
@@ -300,21 +315,18 @@ def _read_cache(cache: Path, key: str, found):
         return None
     by_name = {repr(s): s for s, _ in found}
     kept = [by_name[k] for k in info["kept"] if k in by_name]
-    if len(kept) != images.shape[0]:
+    if len(kept) != len(info["kept"]) or images.shape[0] < len(kept):
         return None
-    return kept, images, [(by_name.get(k, k), reason) for k, reason in info["skipped"]]
+    return kept, images[:len(kept)], [(by_name.get(k, k), reason) for k, reason in info["skipped"]]
 
 
-def _write_cache(cache: Path, key: str, kept, bad, images: np.ndarray) -> np.ndarray:
-    array = cache / f"{key}.npy"
-    def save(tmp: str) -> None:
-        with open(tmp, "wb") as handle:
-            np.save(handle, images)
-
-    atomic_write(array, save)
+def _commit_cache(cache: Path, key: str, partial: Path, kept, bad) -> np.ndarray:
+    """Move the filled store into place (rows past ``len(kept)``, left by unreadable images, are never read) and
+    write its index."""
+    os.replace(partial, cache / f"{key}.npy")
     text = json.dumps({"kept": [repr(s) for s in kept], "skipped": [[repr(s), r] for s, r in bad]})
     atomic_write(cache / f"{key}.json", lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-    return np.load(array, mmap_mode="r")
+    return np.load(cache / f"{key}.npy", mmap_mode="r")[:len(kept)]
 
 
 # ---------------------------------------------------------------------------------------------------- augmentation
