@@ -391,11 +391,11 @@ def _fingerprint(trainer: Trainer) -> dict[str, Any]:
     from dataclasses import asdict
 
     votes = [int(qv.mask.sum()) for qv in trainer.questions]
-    return json_safe({"settings": asdict(trainer.s), "config": trainer.config, "rows": len(trainer.inputs),
+    return _json_safe({"settings": asdict(trainer.s), "config": trainer.config, "rows": len(trainer.inputs),
                       "votes": votes})
 
 
-def json_safe(value):
+def _json_safe(value):
     import json
 
     return json.loads(json.dumps(value, default=str))

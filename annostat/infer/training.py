@@ -257,8 +257,8 @@ class Trainer:
             self.trace.append(record)
             if self.progress is not None:
                 self.progress(epoch, epochs, record | {"stage": bar or label})
-            if heldout is not None and len(heldout) and waited >= self.s.patience:
-                break
+            if heldout is not None and len(heldout) and waited >= self.s.patience and epoch >= epochs // 3:
+                break  # (never before a third of the epochs: a network from scratch learns slowly at first)
         if heldout is not None and len(heldout):
             return best[1], best[2], best[3]
         return params, vol_params, epochs
