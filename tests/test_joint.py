@@ -191,3 +191,30 @@ def test_interrupted_fit_resumes_where_it_stopped(sim, tmp_path):
     rounds = resumed.training.filter(resumed.training["stage"] == "EM rounds")
     assert rounds["epoch"].to_list() == [1, 2, 3]
     np.testing.assert_allclose(resumed.posteriors["p"].to_numpy(), whole.posteriors["p"].to_numpy(), atol=1e-4)
+
+
+def test_cli_fits_a_real_panoptes_export_with_its_images(tmp_path):
+    """The Galaxy Zoo DECaLS export in shared/data (9 galaxies, 21 questions), with a PNG per subject id."""
+    from PIL import Image
+
+    from tests.conftest import SHARED
+
+    export = SHARED / "data" / "zooniverse" / "gz-decals"
+    if not export.exists():
+        pytest.skip(f"shared data not found at {export}")
+    from annostat.data.io.load import load_votes
+
+    votes, _ = load_votes(export / "classifications.csv", workflows=export / "workflow_versions.json")
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for subject in votes.subjects.to_list() + [99999999]:  # and one galaxy nobody classified
+        Image.fromarray((rng.random((24, 24, 3)) * 255).astype(np.uint8)).save(images / f"{subject}.png")
+    out = tmp_path / "fit"
+    result = runner.invoke(app, ["fit", str(export / "classifications.csv"), "--workflows",
+                                 str(export / "workflow_versions.json"), "--images", str(images), "--image-size", "8",
+                                 "--width", "4", "--depth", "1", "--rounds", "1", "--epochs", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    answers = pd.read_parquet(out / "subjects.parquet")
+    assert set(answers["subject"]) == set(votes.subjects.to_list()) | {99999999}
+    assert (answers.loc[answers["subject"] == 99999999, "n_votes"] == 0).all()
