@@ -30,6 +30,7 @@ DATA = HERE.parents[1] / "shared" / "data" / "real" / "labelme"
 PIPELINES = {
     "joint (em, cross-fitted)": {},
     "joint (marginal)": {"method": "marginal"},
+    "joint, hds (em, cross-fitted)": {"model": "hds"},
     "Dawid-Skene then train": {"loss": "soft"},
     "Zoobot-style (Dirichlet)": {"loss": "dirichlet"},
     "CrowdLayer": {"loss": "crowdlayer"},
