@@ -56,7 +56,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from annostat.infer.training import (Progress, QuestionVotes, Trainer, concentrations,  # noqa: F401 - the API
+from annostat.infer.training import (Progress, QuestionVotes, Trainer,  # noqa: F401 - the API
                                      dirichlet_multinomial, expected_counts, layout_votes, question_joint)
 from annostat.models import likelihood
 from annostat.models.confusions import VOLUNTEER_MODELS, volunteer_part
@@ -123,6 +123,7 @@ class JointResult:
     heldout_log_likelihood: float | None
     seconds: float
     tempering: list[dict[str, Any]] | None = None  # per question: weight, log_base (see :func:`temper`)
+    volunteers: Any = None  # the volunteer model's confusions (``annostat.models.confusions``): log_theta, ...
 
 
 #: weights tried when the network's prior is tempered against the votes
@@ -198,8 +199,7 @@ def fit_joint(inputs, questions: list[QuestionVotes], config: dict[str, Any], se
     start = time.perf_counter()
     s = settings
     vol = volunteer_part(s.volunteer_model, pseudo_diagonal=s.pseudo_diagonal,
-                         pseudo_off_diagonal=s.pseudo_off_diagonal) if s.volunteer_model == "ds" else \
-        volunteer_part(s.volunteer_model)
+                         pseudo_off_diagonal=s.pseudo_off_diagonal)
     trainer = Trainer(inputs, questions, config, s, vol, progress)
     voted = np.flatnonzero(np.any([qv.has for qv in questions], axis=0))
     vol_params = [vol.init(c) for c in start_confusions]
@@ -223,7 +223,7 @@ def fit_joint(inputs, questions: list[QuestionVotes], config: dict[str, Any], se
     else:
         lps, networks, best, held, post, vol_params, tempering = _fit_em(trainer, voted, T, vol_params, checkpoint)
     return JointResult(lps, vol_params, post, networks, trainer.trace, best, held, time.perf_counter() - start,
-                       tempering)
+                       tempering, vol)
 
 
 def _epochs(epochs: int, n_rows: int, s: JointSettings, min_steps: int | None = None) -> int:
@@ -251,12 +251,13 @@ def _fit_baseline(trainer: Trainer, voted, T, vol_params, start) -> JointResult:
                                              vol_params=vol_params, train_vol=crowdlayer, heldout=heldout,
                                              label=s.loss)
     lps = trainer.predict(params)
-    held = trainer.heldout_log_likelihood(params, vol_params, heldout) if len(heldout) else None
+    held = trainer.vote_log_likelihood(lps, vol_params, heldout) if len(heldout) else None
     post = [np.exp(lp.astype(np.float64)) for lp in lps]
     if s.loss == "soft":
         for q, qv in enumerate(trainer.questions):
             post[q][qv.has] = T[q][qv.has]
-    return JointResult(lps, vol_params, post, [params], trainer.trace, best, held, time.perf_counter() - start)
+    return JointResult(lps, vol_params, post, [params], trainer.trace, best, held, time.perf_counter() - start,
+                       volunteers=trainer.vol)
 
 
 def _fit_em(trainer: Trainer, voted: np.ndarray, T, vol_params, checkpoint=None):

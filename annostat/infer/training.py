@@ -19,7 +19,7 @@ import optax
 from flax import nnx
 
 from annostat.models import likelihood
-from annostat.vision.networks import build_network, question_log_probs
+from annostat.vision.networks import answer_log_probs, build_network, concentrations, question_log_probs
 
 if TYPE_CHECKING:  # pragma: no cover
     from annostat.infer.joint import JointSettings
@@ -114,10 +114,8 @@ class Trainer:
 
     def log_probs(self, params, x, train: bool = False, key=None):
         """Each question's log p(true answer | input) [B, K_q]."""
-        logits = self.logits(params, x, train, key)
-        if self.s.loss == "dirichlet":
-            return [jnp.log(a) - jnp.log(a.sum(-1, keepdims=True)) for a in concentrations(logits, self.heads)]
-        return question_log_probs(logits, self.heads)
+        return answer_log_probs(self.logits(params, x, train, key), self.heads,
+                                "dirichlet" if self.s.loss == "dirichlet" else "softmax")
 
     def predict(self, params, rows: np.ndarray | None = None, batch: int = 1024) -> list[np.ndarray]:
         """Each question's log p(answer | input) [len(rows), K] under ``params`` (no dropout or augmentation)."""
@@ -290,12 +288,6 @@ def question_joint(vol, qv: QuestionVotes, log_prior, vol_q, rows) -> np.ndarray
         log_prior = log_prior[rows]
     vll = likelihood.vote_log_likelihood(vol.log_theta(vol_q), jnp.asarray(qv.cells[rows]))
     return np.asarray(likelihood.padded_joint(vll, jnp.asarray(qv.mask[rows]), jnp.asarray(log_prior)))
-
-
-def concentrations(logits, heads) -> list:
-    """Zoobot's head: Dirichlet concentrations 1 + 99 sigmoid(logit) of each question's answers [B, K_q]."""
-    edges = np.cumsum([0, *heads])
-    return [1.0 + 99.0 * jax.nn.sigmoid(logits[:, a:b].astype(jnp.float32)) for a, b in zip(edges[:-1], edges[1:])]
 
 
 def dirichlet_multinomial(alpha, counts):

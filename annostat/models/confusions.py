@@ -84,29 +84,32 @@ class PooledConfusions:
         return volunteers + mu + jnp.sum(-0.5 * t ** 2 + params["log_tau"])  # HalfNormal(1), in log_tau
 
     def m_step(self, params, counts):
-        opt = optax.adam(0.05)
-
-        def objective(p):
-            return -(jnp.sum(counts * self.log_theta(p)) + self.log_prior(p))
-
-        @jax.jit
-        def run(p):
-            def step(carry, _):
-                p, s = carry
-                g = jax.grad(objective)(p)
-                u, s = opt.update(g, s, p)
-                return (optax.apply_updates(p, u), s), None
-
-            (p, _), _ = jax.lax.scan(step, (p, opt.init(p)), None, length=self.M_STEPS)
-            return p
-
-        return run(params)
+        return _pooled_m_step(params, counts)
 
 
-def volunteer_part(name: str, **settings):
-    """The confusions of volunteer model ``name`` (``ds``: its pseudo-counts as ``settings``; ``hds``)."""
+@jax.jit
+def _pooled_m_step(params, counts):
+    """:meth:`PooledConfusions.m_step`: Adam on the expected complete-data log-likelihood plus the log prior,
+    compiled once per shape (not once per call)."""
+    pooled = PooledConfusions()
+    opt = optax.adam(0.05)
+
+    def objective(p):
+        return -(jnp.sum(counts * pooled.log_theta(p)) + pooled.log_prior(p))
+
+    def step(carry, _):
+        p, s = carry
+        u, s = opt.update(jax.grad(objective)(p), s, p)
+        return (optax.apply_updates(p, u), s), None
+
+    (params, _), _ = jax.lax.scan(step, (params, opt.init(params)), None, length=PooledConfusions.M_STEPS)
+    return params
+
+
+def volunteer_part(name: str, pseudo_diagonal: float = 2.0, pseudo_off_diagonal: float = 0.25):
+    """The confusions of volunteer model ``name`` (``ds`` with its pseudo-counts; ``hds``, which has none)."""
     if name == "ds":
-        return DSConfusions(**settings)
+        return DSConfusions(pseudo_diagonal, pseudo_off_diagonal)
     if name == "hds":
         return PooledConfusions()
     raise ValueError(f"the joint model takes the volunteer models {', '.join(VOLUNTEER_MODELS)}, not {name!r}")

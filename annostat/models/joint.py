@@ -40,7 +40,7 @@ from annostat.files import atomic_write
 from annostat.fit import Fit, QuestionFit, accuracy_from_confusion
 from annostat.infer.joint import JointSettings, fit_joint
 from annostat.infer.training import expected_counts, layout_votes, question_joint
-from annostat.models.confusions import volunteer_part
+from annostat.models import likelihood
 from annostat.vision.inputs import Inputs
 from annostat.vision.networks import network_config
 
@@ -115,7 +115,7 @@ class JointModel:
         result = fit_joint(inputs, questions, config, settings, T0, C0, progress=progress, checkpoint=checkpoint)
         if result.tempering is not None:
             config["tempering"] = result.tempering  # annostat predict tempers new subjects' priors the same way
-        return JointFit.build(votes, inputs, questions, rows_of_subject, settings, config, result,
+        return JointFit.build(votes, inputs, codes, questions, rows_of_subject, settings, config, result,
                               time.perf_counter() - start)
 
 
@@ -124,15 +124,14 @@ class JointFit(Fit):
     (``network/``: an orbax checkpoint and ``config.json``) and ``training.parquet``."""
 
     @classmethod
-    def build(cls, votes, inputs, questions, rows_of_subject, settings, config, result, seconds) -> "JointFit":
-        codes = votes.codes_of("subject", id_series(inputs.ids))
+    def build(cls, votes, inputs, codes, questions, rows_of_subject, settings, config, result,
+              seconds) -> "JointFit":
+        """The fit of ``result``; ``codes``: each input row's subject code in the votes (-1: no votes)."""
         unvoted = np.flatnonzero(codes < 0)
         fit_code = codes.copy()
         fit_code[unvoted] = votes.n_subjects + np.arange(len(unvoted))
         any_votes = np.any([qv.has for qv in questions], axis=0)
-        vol = volunteer_part(settings.volunteer_model) if settings.volunteer_model == "hds" else \
-            volunteer_part("ds", pseudo_diagonal=settings.pseudo_diagonal,
-                           pseudo_off_diagonal=settings.pseudo_off_diagonal)
+        vol = result.volunteers
         qfits = []
         heldout = np.array([r.get("heldout_log_likelihood", np.nan) for r in result.trace
                             if "heldout_log_likelihood" in r], np.float64)
@@ -148,7 +147,7 @@ class JointFit(Fit):
                 result.log_priors[q]).mean(axis=0)
             n_votes = np.bincount(qv.cells[qv.mask] // qv.K, minlength=len(qv.volunteers))
             joint = np.asarray(question_joint(vol, qv, result.log_priors[q], result.vol_params[q], voted_rows))
-            final_ll = float(np.sum(_logsumexp(joint)))
+            final_ll = float(np.sum(np.asarray(likelihood.marginal(joint))))
             qfits.append(QuestionFit(
                 question=qv.question, subjects=fit_code[rows].astype(np.int64), posteriors=post,
                 volunteers=qv.volunteers, n_votes=n_votes, confusion=confusion, counts=counts,
@@ -159,7 +158,7 @@ class JointFit(Fit):
         fit = cls(votes, f"joint-{settings.volunteer_model}", _settings_record(settings), qfits, seconds,
                   extra_subjects=extra)
         fit.inputs, fit.config, fit.result, fit.joint_settings = inputs, config, result, settings
-        fit.skipped_votes = int(sum(((rows_of_subject < 0)[votes.arrays(q)[0]]).sum() for q in range(votes.n_questions)))
+        fit.skipped_votes = int((rows_of_subject[votes.table["subject"].to_numpy()] < 0).sum())
         fit.skipped_subjects = int((rows_of_subject < 0).sum())
         return fit
 
@@ -224,11 +223,6 @@ def id_series(ids: list[Any]) -> pl.Series:
         return pl.Series("subject", ids)
     except (TypeError, pl.exceptions.PolarsError):
         return pl.Series("subject", [str(i) for i in ids], dtype=pl.Utf8)
-
-
-def _logsumexp(joint):
-    m = joint.max(axis=-1, keepdims=True)
-    return (m + np.log(np.exp(joint - m).sum(axis=-1, keepdims=True)))[:, 0]
 
 
 def _settings_record(settings: JointSettings) -> dict[str, Any]:

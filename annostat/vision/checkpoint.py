@@ -16,14 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import polars as pl
 from flax import nnx
 
 from annostat.errors import InputError
 from annostat.files import atomic_write
-from annostat.vision.networks import build_network, question_log_probs
+from annostat.vision.networks import answer_log_probs, build_network
 
 CHECKPOINT = "checkpoint"
 
@@ -78,12 +77,7 @@ def network_log_probs(config: dict[str, Any], states: list[Any], data, batch: in
 
     @jax.jit
     def forward(state, x):
-        logits = nnx.merge(graphdef, state)(x)
-        if config.get("output") == "dirichlet":
-            from annostat.infer.joint import concentrations
-
-            return [jnp.log(a / a.sum(-1, keepdims=True)) for a in concentrations(logits, heads)]
-        return question_log_probs(logits, heads)
+        return answer_log_probs(nnx.merge(graphdef, state)(x), heads, config.get("output", "softmax"))
 
     N = len(data)
     sums = [np.zeros((N, k), np.float64) for k in heads]

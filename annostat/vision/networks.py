@@ -135,5 +135,19 @@ def question_log_probs(logits, heads: Sequence[int]) -> list:
     return [jax.nn.log_softmax(logits[:, a:b].astype(jnp.float32), axis=-1) for a, b in zip(edges[:-1], edges[1:])]
 
 
+def concentrations(logits, heads: Sequence[int]) -> list:
+    """Zoobot's head: Dirichlet concentrations 1 + 99 sigmoid(logit) of each question's answers [B, K_q]."""
+    edges = np.cumsum([0, *heads])
+    return [1.0 + 99.0 * jax.nn.sigmoid(logits[:, a:b].astype(jnp.float32)) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def answer_log_probs(logits, heads: Sequence[int], output: str = "softmax") -> list:
+    """Each question's log p(answer | input) [B, K_q]: the softmax heads, or (``output="dirichlet"``) the log of
+    the mean of Zoobot-style concentrations."""
+    if output == "dirichlet":
+        return [jnp.log(a) - jnp.log(a.sum(-1, keepdims=True)) for a in concentrations(logits, heads)]
+    return question_log_probs(logits, heads)
+
+
 def count_parameters(network: nnx.Module) -> int:
     return int(sum(np.prod(x.shape) for x in jax.tree.leaves(nnx.state(network, nnx.Param))))
