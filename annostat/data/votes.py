@@ -103,6 +103,38 @@ def _resolve_columns(frame_columns: Sequence[str], source: str, given: Mapping[s
     return resolved
 
 
+def _type_name(dtype: pl.DataType) -> str | None:
+    """What a column of this type holds, in words, if a vote's label or time cannot be it (else None)."""
+    if isinstance(dtype, (pl.List, pl.Array)):
+        return f"lists ({dtype})"
+    if isinstance(dtype, pl.Struct):
+        return f"structs ({dtype})"
+    if isinstance(dtype, pl.Decimal):
+        return f"decimals ({dtype})"
+    for kind, words in ((pl.Duration, "durations"), (pl.Time, "times of day"), (pl.Binary, "bytes"),
+                        (pl.Object, "Python objects")):
+        if isinstance(dtype, kind) or dtype == kind:
+            return f"{words} ({dtype})"
+    return None
+
+
+def _check_types(frame: pl.DataFrame, cols: Mapping[str, str], source: str) -> None:
+    """Refuse, before anything is read, a label column of a type a label cannot have (lists, structs, decimals,
+    durations, bytes, dates) or a time column that is not a time, a date, a number or text."""
+    for role, name in cols.items():
+        dtype = frame.schema[name]
+        held = _type_name(dtype)
+        if held is None and role != "time" and (dtype.is_temporal()):
+            held = f"dates or times ({dtype})"
+        if held is None and role == "time" and dtype == pl.Boolean:
+            held = "true/false values"
+        if held is not None:
+            allowed = ("a datetime, a date, a number or time text" if role == "time" else
+                       "text, a whole number, a number or true/false")
+            raise InputError(f"{where(source, column=name)}: the {role} column holds {held}; a vote's {role} must be "
+                             f"{allowed} (cast the column first)")
+
+
 def _blank_to_null(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     if dtype == pl.Utf8:
         return pl.when(expr.str.strip_chars() == "").then(None).otherwise(expr)
@@ -257,6 +289,7 @@ class Votes:
         frame = frame.with_columns(pl.col(pl.Categorical, pl.Enum).cast(pl.String))
         given = {"subject": subject, "volunteer": volunteer, "question": question, "answer": answer, "time": time}
         cols = _resolve_columns(frame.columns, source, given)
+        _check_types(frame, cols, source)
         n_read = frame.height
 
         work = frame.select(
@@ -279,7 +312,8 @@ class Votes:
         if dropped:
             work = work.filter(~missing)
         if work.height == 0:
-            raise InputError(f"{source}: no usable votes: all {n_read:,} rows lack a {', '.join(dropped)}")
+            raise InputError(f"{source}: no usable votes: every one of the {n_read:,} rows has a "
+                             f"{' or '.join(dropped)}")
 
         # label maps and codes (sorted order of the labels)
         subjects, subject_code = _codes(work["subject"])

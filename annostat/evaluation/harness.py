@@ -171,11 +171,13 @@ def learning_scores(curves: pd.DataFrame | None, true_curve: pd.DataFrame,
 
 def first_classifications(votes: Votes, m: int) -> Votes:
     """Each subject's first ``m`` classifications (a volunteer's votes on a subject are one classification), in time
-    order: the votes a project that retired subjects after ``m`` would have had. Answer sets are kept."""
+    order (the table's order where times are missing): the votes a project that retired subjects after ``m`` would
+    have had. Answer sets are kept."""
     frame = votes.to_frame().select("subject", "volunteer", "question", "answer", "time").to_pandas()
     first = frame.groupby(["subject", "volunteer"], sort=False, observed=True)["time"].transform("min")
     pairs = frame.assign(first=first).drop_duplicates(["subject", "volunteer"])
-    rank = pairs.groupby("subject")["first"].rank(method="first") - 1
+    pairs = pairs.sort_values("first", kind="stable", na_position="last")  # no time: the table's order
+    rank = pairs.groupby("subject", sort=False, observed=True).cumcount()
     kept = pairs.loc[rank < m, ["subject", "volunteer"]]
     part = frame.merge(kept, on=["subject", "volunteer"])
     answers = {q: list(a.to_list()) for q, a in zip(votes.questions.to_list(), votes.answers)}

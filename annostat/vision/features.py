@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from annostat.data.io.tables import refuse_repeated_names
 from annostat.errors import InputError
 
 ID_COLUMNS = ("subject", "subject_id", "subject_ids", "id_str", "iauname", "id")
@@ -105,8 +106,10 @@ def _read(table: Any, source: str) -> pl.DataFrame:
         raise InputError(f"{path}: features table not found")
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
-            return pl.read_parquet(path)
-        return pl.read_csv(path, separator="\t" if path.suffix.lower() == ".tsv" else ",", infer_schema_length=None)
+            return pl.read_parquet(path, glob=False)
+        separator = "\t" if path.suffix.lower() == ".tsv" else ","
+        refuse_repeated_names(path, separator)
+        return pl.read_csv(path, separator=separator, infer_schema_length=None, glob=False)
     except Exception as exc:  # noqa: BLE001 - polars and pyarrow raise several kinds
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"{path}: not a readable features table ({reason})") from None

@@ -11,7 +11,7 @@ import polars as pl
 
 from annostat.errors import InputError
 from annostat.data.io.load import detect_format
-from annostat.data.io.panoptes import _columns, read_panoptes, volunteer_columns
+from annostat.data.io.panoptes import SCAN_OPTIONS, _columns, read_panoptes, volunteer_columns
 
 
 def _distribution(counts: pl.Series) -> dict[str, float]:
@@ -27,7 +27,7 @@ def inspect_export(path: str | Path, workflows: str | Path | None = None,
     share, repeats, ``seen_before``, votes per subject, and the row accounting of a fit with default policies."""
     path = Path(path)
     columns = _columns(path)
-    scan = pl.scan_csv(path, infer_schema=False)
+    scan = pl.scan_csv(path, **SCAN_OPTIONS)
     has = set(columns)
     if "workflow_id" not in has:  # a reduced export of one workflow: the workflow named, or unknown
         scan = scan.with_columns(pl.lit(None if workflow_id is None else str(workflow_id), pl.Utf8).alias("workflow_id"))

@@ -23,10 +23,12 @@ FORMATS = ("auto", "table", "panoptes")
 def detect_format(path: str | Path) -> str:
     """``panoptes`` for a classification export (recognised by its columns), else ``table``."""
     path = Path(path)
-    if path.suffix.lower() in (".parquet", ".pq"):
-        return "table"
     if not path.exists():
         raise InputError(f"{path}: file not found")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, expected a CSV or Parquet file")
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return "table"
     return "panoptes" if is_panoptes_export(_columns(path)) else "table"
 
 

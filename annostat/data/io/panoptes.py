@@ -41,6 +41,7 @@ import numpy as np
 import polars as pl
 
 from annostat.errors import InputError
+from annostat.data.io.tables import describe_problems, record_problems, refuse_repeated_names
 from annostat.data.io.workflows import Workflow, normalise_label, read_workflows
 from annostat.data.trees import EXTRA_QUESTIONS, PANOPTES_TASKS, TREES
 
@@ -304,11 +305,20 @@ class PanoptesExport:
         ).sort("row", maintain_order=True)
 
 
+#: how every export is scanned: the exact file named (no glob), bytes that are not UTF-8 replaced so the rows around
+#: them still read (the rows that hold them are found by ``record_problems`` and quarantined)
+SCAN_OPTIONS = {"infer_schema": False, "glob": False, "encoding": "utf8-lossy"}
+
+
 def _columns(path: Path) -> list[str]:
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, expected a CSV export or votes table")
     try:
-        return pl.scan_csv(path, infer_schema=False).collect_schema().names()
+        names = pl.scan_csv(path, **SCAN_OPTIONS).collect_schema().names()
     except Exception as exc:  # noqa: BLE001 - polars raises several types for unreadable files
         raise InputError(f"{path}: cannot be read as CSV: {str(exc).splitlines()[0] if str(exc) else exc}") from exc
+    refuse_repeated_names(path)
+    return names
 
 
 def read_panoptes(
@@ -356,12 +366,22 @@ def read_panoptes(
     if isinstance(workflows, (str, Path)):
         workflows = read_workflows(workflows)
 
-    scan = pl.scan_csv(path, infer_schema=False).drop(index_columns)
-    if not has_workflow_column:
-        scan = scan.with_columns(pl.lit(str(workflow_id)).alias("workflow_id"))
+    audit = _CsvAudit(path)
+
+    def scan_export(truncate: bool) -> pl.LazyFrame:
+        scan = pl.scan_csv(path, truncate_ragged_lines=truncate, **SCAN_OPTIONS).drop(index_columns)
+        if not has_workflow_column:
+            scan = scan.with_columns(pl.lit(str(workflow_id)).alias("workflow_id"))
+        return scan
+
+    scan = scan_export(False)
     # which workflow: given, or the only one in the export
     if workflow_id is None:
-        ids = scan.select(pl.col("workflow_id").drop_nulls().unique()).collect()["workflow_id"].to_list()
+        try:
+            ids = scan.select(pl.col("workflow_id").drop_nulls().unique()).collect()["workflow_id"].to_list()
+        except pl.exceptions.PolarsError as exc:
+            ids = audit.refuse_or_retry(exc) or \
+                scan_export(True).select(pl.col("workflow_id").drop_nulls().unique()).collect()["workflow_id"].to_list()
         if len(ids) != 1:
             raise InputError(f"{path}: the export holds {len(ids)} workflows ({', '.join(sorted(ids)[:10])}); "
                              "choose one with --workflow-id")
@@ -381,23 +401,33 @@ def read_panoptes(
                             workflow_id_given=not has_workflow_column)
     answer_map = _answer_map(workflow, tree)
 
-    classifications, votes, quarantine, subject_data = [], [], [], []
-    offset = 0
-    cache = _AnnotationCache()
-    labels = (_LabelCodes(), _LabelCodes())  # questions, answers
-    for batch in scan.collect_batches(chunk_size=batch_rows):
-        batch = batch.with_row_index("row", offset=offset + 1).with_columns(pl.col("row").cast(pl.Int64))
-        offset += batch.height
-        c, v, q, d = _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, anonymous, cache,
-                                 labels)
-        classifications.append(c)
-        subject_data.append(d)
-        votes.append(v)
-        quarantine.append(q)
-        if strict and q.height:
-            first = q.sort("row").row(0, named=True)
-            raise InputError(f"{path}, row {first['row']}, classification {first['classification_id']}: "
-                             f"{first['reason']} (--strict)")
+    def read_batches(scan: pl.LazyFrame) -> tuple[list, list, list, list, int]:
+        classifications, votes, quarantine, subject_data = [], [], [], []
+        offset = 0
+        cache = _AnnotationCache()
+        labels = (_LabelCodes(), _LabelCodes())  # questions, answers
+        for batch in scan.collect_batches(chunk_size=batch_rows):
+            batch = batch.with_row_index("row", offset=offset + 1).with_columns(pl.col("row").cast(pl.Int64))
+            offset += batch.height
+            c, v, q, d = _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, anonymous, cache,
+                                     labels, audit, columns[-1])
+            classifications.append(c)
+            subject_data.append(d)
+            votes.append(v)
+            quarantine.append(q)
+            if strict and q.height:
+                first = q.sort("row").row(0, named=True)
+                raise InputError(f"{path}, row {first['row']}, classification {first['classification_id']}: "
+                                 f"{first['reason']} (--strict)")
+        return classifications, votes, quarantine, subject_data, offset, labels
+
+    try:
+        classifications, votes, quarantine, subject_data, offset, labels = read_batches(scan)
+    except pl.exceptions.PolarsError as exc:  # rows with more fields than the header: found, then quarantined
+        audit.refuse_or_retry(exc)
+        report = PanoptesReport(source=str(path), workflow_id=workflow_id, tree=tree,
+                                workflow_id_given=not has_workflow_column)
+        classifications, votes, quarantine, subject_data, offset, labels = read_batches(scan_export(True))
     report.rows_read = offset
     if offset == 0:
         raise InputError(f"{path}: the export has a header but no rows")
@@ -443,6 +473,51 @@ def read_panoptes(
     return PanoptesExport(codes, classifications, report, metadata)
 
 
+class _CsvAudit:
+    """The export's malformed CSV rows (bytes that are not UTF-8, too many or too few fields), found by one Python pass
+    over the file, run only when the fast reader saw a sign of them: a ragged-row error, a replaced byte, or a row
+    whose last column is empty."""
+
+    RAGGED = "more fields than defined"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._problems: dict[int, str] | None = None
+
+    @property
+    def problems(self) -> dict[int, str]:
+        if self._problems is None:
+            self._problems = record_problems(self.path, limit=None)
+        return self._problems
+
+    def refuse_or_retry(self, exc: Exception) -> None:
+        """After a polars error: return (to read again, ragged rows quarantined) if the file only has rows with extra
+        fields; else raise one line naming the first bad row, or polars' reason."""
+        problems = self.problems
+        fatal = {row: why for row, why in problems.items() if "never closed" in why}
+        if fatal or self.RAGGED not in str(exc):
+            if problems := fatal or problems:
+                raise InputError(f"{self.path}, {describe_problems(problems)}") from exc
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputError(f"{self.path}: cannot be read as CSV: {reason}") from exc
+
+    def rows(self, batch: pl.DataFrame, last_column: str) -> pl.DataFrame:
+        """(row, csv_problem) for the batch's malformed rows; looked for only where the batch shows a sign."""
+        empty = pl.DataFrame(schema={"row": pl.Int64, "csv_problem": pl.Utf8})
+        text = [c for c, t in batch.schema.items() if t == pl.Utf8]
+        sign = pl.any_horizontal([pl.col(c).str.contains("\ufffd", literal=True).fill_null(False) for c in text]) \
+            if text else pl.lit(False)
+        if last_column in batch.columns:
+            sign = sign | pl.col(last_column).is_null()
+        if self._problems is None and not batch.select(sign.any()).item():
+            return empty
+        if not self.problems:
+            return empty
+        first, last = batch["row"].min(), batch["row"].max()
+        found = [(row, why) for row, why in self.problems.items() if first <= row <= last]
+        return pl.DataFrame(found, schema=empty.schema, orient="row") if found else empty
+
+
 def volunteer_columns(columns) -> tuple[pl.Expr, pl.Expr]:
     """Who classified, from whichever of ``user_name``, ``user_id``, ``user_ip`` an export has: the user name, else
     ``user-<id>``, else ``not-logged-in-<ip hash>``; and whether they were not logged in (no user id, or a
@@ -459,18 +534,21 @@ def volunteer_columns(columns) -> tuple[pl.Expr, pl.Expr]:
     return volunteer, user_id.is_null() | name.str.starts_with("not-logged-in-").fill_null(False)
 
 
-def _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, anonymous, cache, labels):
+def _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, anonymous, cache, labels, audit,
+                last_column):
     """One batch of export rows -> (used classifications, votes as (row, question code, answer code) arrays,
     quarantined rows, the first subject_data text of each subject used)."""
     quarantine = []
+    batch = batch.join(audit.rows(batch, last_column), on="row", how="left", maintain_order="left")
 
     def quarantine_rows(mask_frame: pl.DataFrame, reason: str | pl.Expr):
         if mask_frame.height:
             reason_expr = pl.lit(reason) if isinstance(reason, str) else reason
             quarantine.append(mask_frame.select("row", "classification_id", reason_expr.alias("reason")))
 
-    # other workflows
-    other = batch["workflow_id"] != workflow_id
+    # other workflows (a row without a workflow id is quarantined below, not taken as another workflow)
+    other = (batch["workflow_id"] != workflow_id).fill_null(False) & pl.col("csv_problem").is_null()
+    other = batch.select(other).to_series()
     if other.any():
         report.skipped["other workflow"] += int(other.sum())
         batch = batch.filter(~other)
@@ -485,6 +563,8 @@ def _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, a
     )
     # row-level problems, first reason wins
     problems = [
+        (pl.col("csv_problem").is_not_null(), pl.format("malformed CSV row: {}", pl.col("csv_problem"))),
+        (pl.col("workflow_id").is_null(), "no workflow_id"),
         (pl.col("subject").is_null() | (pl.col("subject") == ""), "missing subject id"),
         (pl.col("subject").str.contains(r"[,;\s]").fill_null(False), "several subject ids in one classification"),
         (pl.col("volunteer").is_null(), "no volunteer (user_name, user_id and user_ip all empty)"),
@@ -507,7 +587,7 @@ def _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, a
         batch = batch.with_columns(pl.col("workflow_version").alias("version"))
     reason = pl.lit(None, pl.Utf8)
     for mask, label in reversed(problems):
-        reason = pl.when(mask).then(pl.lit(label)).otherwise(reason)
+        reason = pl.when(mask).then(pl.lit(label) if isinstance(label, str) else label).otherwise(reason)
     batch = batch.with_columns(reason.alias("problem"))
     bad = batch.filter(pl.col("problem").is_not_null())
     quarantine_rows(bad, pl.col("problem"))
@@ -517,9 +597,9 @@ def _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, a
     if "metadata" in has:
         meta = _decode_metadata(batch)
         batch = batch.with_columns(meta)
-        bad = batch.filter(pl.col("metadata_malformed"))
-        quarantine_rows(bad, "malformed metadata JSON")
-        batch = batch.filter(~pl.col("metadata_malformed"))
+        bad = batch.filter(pl.col("metadata_problem").is_not_null())
+        quarantine_rows(bad, pl.col("metadata_problem"))
+        batch = batch.filter(pl.col("metadata_problem").is_null())
     else:
         batch = batch.with_columns(pl.lit(False).alias("seen_before"), pl.lit(None, pl.Float32).alias("dwell_seconds"))
     if seen_before == "drop":
@@ -605,20 +685,30 @@ _METADATA = pl.Struct({"started_at": pl.Utf8, "finished_at": pl.Utf8, "seen_befo
 
 
 def _decode_metadata(batch: pl.DataFrame) -> list[pl.Series]:
-    """seen_before, dwell_seconds and a malformed flag from the metadata JSON column."""
+    """seen_before, dwell_seconds and why a row's metadata cannot be used (null where it can) from the metadata JSON
+    column: one decode of the batch, and a per-row look only when some row is not JSON of the shape Panoptes writes
+    (not JSON, not an object, ``seen_before`` not true/false)."""
     text = batch["metadata"]
-    malformed = pl.Series("metadata_malformed", [False] * batch.height, dtype=pl.Boolean)
+    problem = pl.Series("metadata_problem", [None] * batch.height, dtype=pl.Utf8)
     try:
-        decoded = text.str.json_decode(_METADATA)
-    except pl.exceptions.PolarsError:  # some row is not JSON: find which, decode the rest
-        malformed = (text.is_not_null() & text.str.json_path_match("$").is_null()).alias("metadata_malformed")
-        blank = pl.Series([None] * batch.height, dtype=pl.Utf8)
-        decoded = text.zip_with(~malformed, blank).str.json_decode(_METADATA)
-    fields = decoded.struct.unnest()
-    when = {k: fields[k].str.to_datetime(strict=False, time_unit="ms", time_zone="UTC")
-            for k in ("started_at", "finished_at")}
-    dwell = ((when["finished_at"] - when["started_at"]).dt.total_milliseconds() / 1000).cast(pl.Float32)
-    return [fields["seen_before"].fill_null(False).alias("seen_before"), dwell.alias("dwell_seconds"), malformed]
+        fields = text.str.json_decode(_METADATA).struct.unnest()
+        started, finished, seen = fields["started_at"], fields["finished_at"], fields["seen_before"]
+    except pl.exceptions.PolarsError:  # some row is not JSON, or not its shape: find which, use the rest
+        whole = text.str.json_path_match("$")
+        seen_text = text.str.json_path_match("$.seen_before")
+        frame = pl.DataFrame({"text": text, "whole": whole, "seen": seen_text})
+        problem = frame.select(
+            pl.when(pl.col("text").is_not_null() & pl.col("whole").is_null()).then(pl.lit("malformed metadata JSON"))
+            .when(pl.col("text").is_not_null() & ~pl.col("text").str.strip_chars_start().str.starts_with("{"))
+            .then(pl.lit("metadata is not a JSON object"))
+            .when(pl.col("seen").is_not_null() & ~pl.col("seen").is_in(["true", "false"]))
+            .then(pl.format("metadata seen_before not true or false: '{}'", pl.col("seen")))
+            .otherwise(None).alias("metadata_problem")).to_series()
+        started, finished = text.str.json_path_match("$.started_at"), text.str.json_path_match("$.finished_at")
+        seen = seen_text == "true"
+    when = [t.str.to_datetime(strict=False, time_unit="ms", time_zone="UTC") for t in (started, finished)]
+    dwell = ((when[1] - when[0]).dt.total_milliseconds() / 1000).cast(pl.Float32)
+    return [seen.fill_null(False).alias("seen_before"), dwell.alias("dwell_seconds"), problem]
 
 
 def _votes_from_items(items: pl.DataFrame, answer_map: pl.DataFrame | None):
@@ -659,8 +749,12 @@ def _votes_from_items(items: pl.DataFrame, answer_map: pl.DataFrame | None):
 
     def outside(frame: pl.DataFrame) -> pl.DataFrame:
         return frame.filter(pl.col("question").is_null()).select(
-            "pair", pl.format("answer not in workflow: {} '{}' is not an answer of version {}", pl.col("task"),
-                              pl.col("value"), pl.col("version")).alias("reason"))
+            "pair", pl.when(pl.col("value").is_null()).then(
+                pl.format("answer of the wrong type: {}'s value is {}", pl.col("task"),
+                          pl.col("kind").replace_strict({"other:boolean": "true/false"}, default="not text, an answer index "
+                                                 "or a list of them")))
+            .otherwise(pl.format("answer not in workflow: {} '{}' is not an answer of version {}", pl.col("task"),
+                                 pl.col("value"), pl.col("version"))).alias("reason"))
 
     single = resolve(single, "index", ["question", "answer", "status"])
     bad_single = outside(single)

@@ -125,25 +125,75 @@ def _task_order(task_id: str) -> tuple[int, str]:
     return (int(digits) if digits else 10**9, task_id)
 
 
+class _Shape(ValueError):
+    """Workflow definitions whose JSON is valid but not the shape Panoptes writes."""
+
+
+def _json_object(value: Any, what: str) -> dict:
+    """``value`` (JSON text or already decoded) as a dict; empty for null; :class:`_Shape` if it is not an object."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise _Shape(f"{what} is not valid JSON ({exc.msg}, char {exc.pos})") from None
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _Shape(f"{what} is a JSON {_json_kind(value)}, expected an object")
+    return value
+
+
+def _json_kind(value: Any) -> str:
+    return {dict: "object", list: "list", str: "string", bool: "boolean", int: "number", float: "number"}.get(
+        type(value), "value")
+
+
+def _text(value: Any, what: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        raise _Shape(f"{what} is a JSON {_json_kind(value)}, expected text")
+    return str(value)
+
+
 def _parse_tasks(tasks: Any, strings: Any) -> dict[str, Task]:
-    tasks = json.loads(tasks) if isinstance(tasks, str) else (tasks or {})
-    strings = json.loads(strings) if isinstance(strings, str) else (strings or {})
+    """A version's ``tasks`` and ``strings`` (JSON text or decoded) as tasks; :class:`_Shape` names the part that
+    is not the shape Panoptes writes."""
+    tasks = _json_object(tasks, "tasks")
+    strings = _json_object(strings, "strings")
     parsed = {}
     for task_id, task in tasks.items():
         if not isinstance(task, dict):
-            continue
+            raise _Shape(f"tasks.{task_id} is a JSON {_json_kind(task)}, expected an object")
         answers = task.get("answers") or []
-        labels = [strings.get(a.get("label"), a.get("label", "")) if isinstance(a, dict) else str(a) for a in answers]
-        question = task.get("question") or task.get("instruction") or ""
+        if not isinstance(answers, list):
+            raise _Shape(f"tasks.{task_id}.answers is a JSON {_json_kind(answers)}, expected a list")
+        labels = []
+        for i, a in enumerate(answers):
+            label = a.get("label", "") if isinstance(a, dict) else a
+            label = _text(label, f"tasks.{task_id}.answers[{i}].label")
+            labels.append(_text(strings.get(label, label), f"strings[{label!r}]"))
+        question = _text(task.get("question") or task.get("instruction"), f"tasks.{task_id}.question")
+        nexts = [_text(a.get("next"), f"tasks.{task_id}.answers[{i}].next") or None if isinstance(a, dict) else None
+                 for i, a in enumerate(answers)]
         parsed[task_id] = Task(
             id=task_id,
-            type=str(task.get("type", "unknown")),
-            question=strings.get(question, question),
-            labels=[str(label) for label in labels],
-            next=[a.get("next") if isinstance(a, dict) else None for a in answers],
-            task_next=task.get("next"),
+            type=_text(task.get("type", "unknown"), f"tasks.{task_id}.type"),
+            question=_text(strings.get(question, question), f"strings[{question!r}]"),
+            labels=labels,
+            next=nexts,
+            task_next=_text(task.get("next"), f"tasks.{task_id}.next") or None,
         )
     return parsed
+
+
+def _major(value: Any) -> int:
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise _Shape(f"version {value!r} is not a whole number") from None
 
 
 def read_workflows(path: str | Path) -> dict[str, Workflow]:
@@ -152,33 +202,60 @@ def read_workflows(path: str | Path) -> dict[str, Workflow]:
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: file not found")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, expected workflow definitions (CSV or JSON)")
     versions: list[tuple[str, str | None, WorkflowVersion]] = []
     try:
         if path.suffix.lower() == ".json":
-            data = json.loads(path.read_text(encoding="utf-8"))
+            try:
+                data = json.loads(path.read_bytes().decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                raise InputError(f"{path}: not UTF-8 text (byte {exc.start}): not workflow definitions") from exc
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}): not "
+                                 "workflow definitions") from exc
             items = data.get("workflow_versions", data) if isinstance(data, dict) else data
             if isinstance(items, dict):
                 items = [items]
-            for item in items:
-                workflow_id = str((item.get("links") or {}).get("workflow") or item.get("workflow_id") or "")
-                versions.append((workflow_id, None, WorkflowVersion(
-                    workflow_id, int(item["major_number"]), str(item["minor_number"]), item.get("first_task"),
-                    _parse_tasks(item.get("tasks"), item.get("strings")),
-                )))
+            if not isinstance(items, list):
+                raise InputError(f"{path}: the JSON is a {_json_kind(items)}; workflow definitions are a list of "
+                                 "workflow versions or {\"workflow_versions\": [...]}")
+            for i, item in enumerate(items):
+                at = f"{path}, workflow version {i + 1}"
+                if not isinstance(item, dict):
+                    raise InputError(f"{at}: a JSON {_json_kind(item)}, expected an object")
+                try:
+                    links = item.get("links") or {}
+                    if not isinstance(links, dict):
+                        raise _Shape(f"links is a JSON {_json_kind(links)}, expected an object")
+                    if "major_number" not in item:
+                        raise _Shape("no major_number")
+                    workflow_id = _text(links.get("workflow") or item.get("workflow_id"), "links.workflow")
+                    versions.append((workflow_id, None, WorkflowVersion(
+                        workflow_id, _major(item["major_number"]), _text(item.get("minor_number"), "minor_number")
+                        or "0", _text(item.get("first_task"), "first_task") or None,
+                        _parse_tasks(item.get("tasks"), item.get("strings")),
+                    )))
+                except _Shape as exc:
+                    raise InputError(f"{at}: {exc}") from exc
         else:
-            frame = pl.read_csv(path, infer_schema=False)
+            try:
+                frame = pl.read_csv(path, infer_schema=False)
+            except pl.exceptions.PolarsError as exc:
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise InputError(f"{path}: cannot be read as a workflow export CSV: {reason}") from exc
             needed = {"workflow_id", "version", "tasks", "strings"}
             if missing := needed - set(frame.columns):
                 raise InputError(f"{path}: not a workflow export: no column(s) {', '.join(sorted(missing))}")
             for i, row in enumerate(frame.iter_rows(named=True)):
                 try:
                     tasks = _parse_tasks(row["tasks"], row["strings"])
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"{path}, row {i + 1}: malformed JSON in tasks or strings: {exc.msg}") from exc
-                versions.append((str(row["workflow_id"]), row.get("display_name"), WorkflowVersion(
-                    str(row["workflow_id"]), int(row["version"]), str(row.get("minor_version") or "0"),
-                    row.get("first_task"), tasks,
-                )))
+                    versions.append((str(row["workflow_id"]), row.get("display_name"), WorkflowVersion(
+                        str(row["workflow_id"]), _major(row["version"]), str(row.get("minor_version") or "0"),
+                        row.get("first_task"), tasks,
+                    )))
+                except _Shape as exc:
+                    raise InputError(f"{path}, row {i + 1}: {exc}") from exc
     except InputError:
         raise
     except (json.JSONDecodeError, KeyError, ValueError, TypeError, pl.exceptions.PolarsError) as exc:
