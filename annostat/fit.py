@@ -375,6 +375,11 @@ class SavedFit(Fit):
             raise InputError(f"{info_path}: not a readable fit.json ({str(exc).splitlines()[0]})") from None
         if not isinstance(info, dict) or not isinstance(info.get("questions"), list) or "model" not in info:
             raise InputError(f"{info_path}: not a fit.json written by annostat (no model or questions)")
+        for i, q in enumerate(info["questions"]):
+            if not (isinstance(q, dict) and isinstance(q.get("question"), (str, int)) and
+                    isinstance(q.get("answers"), list) and q["answers"]):
+                raise InputError(f"{info_path}: questions[{i}] is not a question with its answers (a damaged "
+                                 "fit.json)")
         self.folder, self.info = folder, info
         self.model, self.settings = str(info["model"]), info.get("settings") or {}
         self.questions, self.seconds = [], float(info.get("seconds") or 0.0)

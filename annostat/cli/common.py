@@ -25,6 +25,16 @@ def fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
+def output_file(path: Path | None, option: str = "--out") -> None:
+    """Refuse, before any work, an output file that cannot be written: a folder, or in a folder that is missing."""
+    if path is None:
+        return
+    if path.is_dir():
+        fail(f"{option} {path}: is a folder; give a file name (e.g. {path / 'table.csv'})")
+    if not path.parent.is_dir():
+        fail(f"{option} {path}: the folder {path.parent} does not exist")
+
+
 def split_list(text: str, option: str, kind: type = str, what: str = "values") -> list:
     """A comma-separated option as a list of ``kind`` (blanks skipped); a one-line error naming the option if not."""
     try:

@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from annostat.cli.common import DuplicatePolicy, InputFormat, ModelName, console, fail, fit_progress, input_errors, \
-    split_list, training_progress
+    output_file, split_list, training_progress
 from annostat.infer.cache import use_compilation_cache
 from annostat.models import REGISTRY, get_model, model_spec, models_that
 
@@ -225,6 +225,7 @@ def compare(
 
     use_compilation_cache()
     names = split_list(models, "--models")
+    output_file(out)
     with input_errors():
         unknown = [m for m in names if m not in REGISTRY]
         if unknown or not names:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from annostat.data.io.tables import read_table
 from annostat.errors import InputError
 from annostat.fit import Fit
 from annostat.evaluation.calibration import reliability_bins
@@ -125,12 +126,11 @@ def _learning_curves(fit: Fit, out: Path, plt, volunteers: pd.DataFrame, n_volun
 
 
 def _reliability(fit: Fit, truth_path: Path, out: Path, plt) -> Path:
-    if not truth_path.exists():
-        raise InputError(f"{truth_path}: file not found")
-    truth = pd.read_csv(truth_path, dtype=str)
+    truth = read_table(truth_path).to_pandas()
     missing = {"subject", "question", "answer"} - set(truth.columns)
     if missing:
         raise InputError(f"{truth_path}: no column(s) {', '.join(sorted(missing))}")
+    truth = truth.astype({c: str for c in ("subject", "question", "answer")})
     chosen = fit.table("answers").to_pandas().astype({"subject": str, "question": str, "answer": str})
     both = chosen.merge(truth, on=["subject", "question"], suffixes=("", "_true"))
     if both.empty:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from annostat.errors import InputError
 from annostat.guidance.evidence import LEVEL, FitTables, mutual_information, question_evidence
 from annostat.guidance.wording import sentence
 
@@ -33,6 +34,10 @@ RECOMMENDATIONS = ("too few votes to tell", "possible low-effort pattern", "revi
 ADVICE_COLUMNS = ["volunteer", "question", "n", "accuracy", "accuracy_lo", "accuracy_hi", "interval", "percentile",
                   "trend", "confusion_true", "confusion_answer", "confusion_rate", "confusion_rate_lo",
                   "population_rate", "recommendation", "advice", "accuracy_gain", "information_gain_bits"]
+
+
+PROJECT_COLUMNS = ["question", "true_answer", "answer", "expected_wrong_votes", "share_of_errors", "population_rate",
+                   "volunteers_named", "information_gain_bits_per_vote"]
 
 
 def _trend(row: pd.Series) -> str:
@@ -50,10 +55,13 @@ def advise(fit: FitTables, min_votes: int = 10, draws: int = 2000, seed: int = 0
     """The advice, impact and project tables of a fit (volunteer names as in the fit; see :func:`write_advice`)."""
     rows, project = [], []
     evidence = {}
-    for q_index, question in enumerate(sorted(fit.volunteers["question"].unique())):
+    questions = sorted(fit.volunteers["question"].unique())
+    for q_index, question in enumerate(questions):
         ev = question_evidence(fit, question, draws=draws, seed=seed + q_index)
-        evidence[question] = ev
         K = len(ev.answers)
+        if K < 2:  # one answer: every vote is right, there is nothing to confuse or advise
+            continue
+        evidence[question] = ev
         vols = fit.volunteers[fit.volunteers["question"] == question].set_index("volunteer")
         qualified = vols[vols["n"] >= min_votes]["accuracy"]
         median = float(qualified.median()) if len(qualified) else float(vols["accuracy"].median())
@@ -131,11 +139,14 @@ def advise(fit: FitTables, min_votes: int = 10, draws: int = 2000, seed: int = 0
                     "volunteers_named": int(sum(1 for x in ev.named if x is not None and x[:2] == (k, j))),
                     "information_gain_bits_per_vote": float(gain / max(total_votes, 1e-12)),
                 })
-    advice = pd.DataFrame(rows)
+    if not evidence:
+        raise InputError(f"every question of the fit ({', '.join(map(str, questions)) or 'none'}) has a single answer: "
+                         "there is no confusion to advise on")
+    advice = pd.DataFrame(rows, columns=[*ADVICE_COLUMNS, "top_answer", "top_share"] if not rows else None)
     impact = advice[advice["recommendation"] == "review a confusion"][
         ["volunteer", "question", "confusion_true", "confusion_answer", "confusion_rate", "population_rate", "n",
          "accuracy_gain", "information_gain_bits"]].sort_values("accuracy_gain", ascending=False)
-    project_table = pd.DataFrame(project).sort_values(["information_gain_bits_per_vote"], ascending=False)
+    project_table = pd.DataFrame(project, columns=PROJECT_COLUMNS).sort_values(["information_gain_bits_per_vote"], ascending=False)
     return {"advice": advice, "impact": impact.reset_index(drop=True),
             "project": project_table.reset_index(drop=True), "evidence": evidence}
 
