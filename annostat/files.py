@@ -20,6 +20,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _HASHED = re.compile(r"-[0-9a-f]{8}$")  # what a changed name ends with
 
@@ -35,6 +37,35 @@ def safe_file_name(name: Any, max_length: int = 80) -> str:
     return f"{slug or 'file'}-{digest}"
 
 
+def inside(root: str | os.PathLike, name: Any) -> Path | None:
+    """``root / name`` if it stays inside ``root`` once resolved (``..``, absolute names and symbolic links that point
+    out all leave it), else None: the one check before annostat reads a file a label or a table named."""
+    base = Path(root).resolve()
+    try:
+        path = (base / str(name)).resolve()
+    except (OSError, ValueError):  # a name with a NUL byte, a loop of links
+        return None
+    return path if path != base and path.is_relative_to(base) else None
+
+
+def remove_stale(folder: str | os.PathLike, names: Any, keep: Any) -> list[str]:
+    """Remove the entries ``names`` of ``folder`` (files or folders an earlier run wrote there) that are not in
+    ``keep``; returns what was removed. Only names given are ever touched."""
+    import shutil
+
+    removed = []
+    for name in sorted(set(names) - set(keep)):
+        path = Path(folder) / name
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.is_dir():
+            shutil.rmtree(path)
+        else:
+            continue
+        removed.append(name)
+    return removed
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> Path:
     """Call ``write(temporary path)`` next to ``path``, then move the result into place: a reader never sees a
     half-written file, and a failed write leaves nothing behind."""
@@ -43,6 +74,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> Path:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # as an ordinary write would leave it, not mkstemp's owner-only 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -32,7 +32,7 @@ import polars as pl
 from annostat.data.subjects import Subjects
 from annostat.data.votes import Votes
 from annostat.errors import InputError
-from annostat.files import atomic_write
+from annostat.files import atomic_write, remove_stale
 
 
 @dataclass
@@ -309,6 +309,8 @@ class Fit:
         """Write the fit folder (see the module docstring); returns the folder."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        if (folder / "fit.json").is_file():  # re-fitting into a fit folder: nothing of the last fit may linger
+            remove_stale(folder, FIT_FOLDER_ENTRIES, self.entries_written())
         for name, filename in FILES.items():
             atomic_write(folder / filename, self.table(name).write_parquet)
         # the votes themselves (original labels), for catalogues and later analyses of the fit; the subjects
@@ -320,6 +322,11 @@ class Fit:
         text = json.dumps(self.summary(), indent=2)
         atomic_write(folder / "fit.json", lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
         return folder
+
+    def entries_written(self) -> set[str]:
+        """The entries of the fit folder :meth:`save` writes (the rest of :data:`FIT_FOLDER_ENTRIES` is removed)."""
+        written = {*FILES.values(), "votes.parquet", "subject_data.parquet", "fit.json"}
+        return written | ({"trace.nc"} if any(qf.inference for qf in self.questions) else set())
 
     def vote_table(self) -> pl.DataFrame:
         """The votes fitted, with their original labels (``votes.parquet``): subject, volunteer, question, answer,
@@ -350,6 +357,12 @@ class Fit:
 #: the fit folder's tables and their files
 FILES = {"answers": "subjects.parquet", "posteriors": "posteriors.parquet", "volunteers": "volunteers.parquet",
          "confusion": "confusion.parquet", "priors": "priors.parquet", "trace": "trace.parquet"}
+#: every entry annostat writes in a fit folder: the fit's own (``fit``, the joint model's ``network/``,
+#: ``training.parquet`` and ``figures/``, the export's ``quarantine.csv``) and what later commands write there by
+#: default (``catalogue``, ``plot``); a re-fit removes those it does not write, so no file of an earlier fit survives
+FIT_FOLDER_ENTRIES = (*FILES.values(), "votes.parquet", "subject_data.parquet", "fit.json", "trace.nc", "network",
+                      "training.parquet", "figures", "quarantine.csv", "catalogue.parquet", "catalogue.csv",
+                      "catalogue_columns.csv", "plots")
 #: the columns each file of a fit folder must have
 NEEDED = {"answers": {"subject", "question", "answer", "p"}, "posteriors": {"subject", "question", "answer", "p"},
           "volunteers": {"volunteer", "question", "n", "accuracy"},

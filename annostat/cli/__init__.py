@@ -11,6 +11,7 @@ import sys
 import typer
 
 from annostat.cli import data, evaluation, fit, guidance, outputs, truth
+from annostat.cli.common import OneLineErrors
 
 app = typer.Typer(
     add_completion=False,
@@ -18,17 +19,10 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Probabilistic models of citizen-science volunteers.",
 )
-app.command()(fit.fit)
-app.command()(fit.compare)
-app.command()(fit.predict)
-app.command()(outputs.plot)
-app.command()(outputs.catalogue)
-app.command()(data.inspect)
-app.command()(evaluation.demo)
+for command in (fit.fit, fit.compare, fit.predict, outputs.plot, outputs.catalogue, data.inspect, evaluation.demo,
+                truth.simulate, evaluation.benchmark, guidance.advise):
+    app.command(cls=OneLineErrors)(command)
 app.add_typer(truth.truth_app, name="truth")
-app.command()(truth.simulate)
-app.command()(evaluation.benchmark)
-app.command()(guidance.advise)
 
 
 def main() -> None:  # pragma: no cover - console entry point

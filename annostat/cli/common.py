@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Iterator
 
 import typer
+from typer.core import TyperCommand
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -20,9 +21,47 @@ DuplicatePolicy = Enum("DuplicatePolicy", {p: p for p in ("first", "last", "all"
 InputFormat = Enum("InputFormat", {f: f for f in ("auto", "table", "panoptes")}, type=str)
 
 
+#: click's UsageError, the base of every command-line usage error (typer ships its own copy of click)
+UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
+class OneLineErrors(TyperCommand):
+    """A command whose usage errors (an option out of range, an unknown option, a missing argument) are one line and
+    exit status 2, like every other input error, instead of click's usage box."""
+
+    def parse_args(self, ctx, args):
+        try:
+            return super().parse_args(ctx, args)
+        except UsageError as exc:
+            fail(f"{exc.format_message()} (see: annostat {ctx.command_path.partition(' ')[2]} --help)")
+
+
 def fail(message: str) -> None:
     console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
+
+
+def positive(value: float | None) -> float | None:
+    """A typer callback: the option must be above 0."""
+    if value is not None and not value > 0:
+        raise typer.BadParameter(f"{value} is not above 0")
+    return value
+
+
+def share(value: float | None) -> float | None:
+    """A typer callback: the option must lie strictly between 0 and 1."""
+    if value is not None and not 0 < value < 1:
+        raise typer.BadParameter(f"{value} is not between 0 and 1")
+    return value
+
+
+def given_on_command_line(ctx: typer.Context) -> dict[str, str]:
+    """The options the user gave (not left at their defaults): parameter name -> its flag as written in --help."""
+    def given(name: str) -> bool:
+        source = ctx.get_parameter_source(name)
+        return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+
+    return {p.name: p.opts[0] for p in ctx.command.params if given(p.name)}
 
 
 def output_file(path: Path | None, option: str = "--out") -> None:

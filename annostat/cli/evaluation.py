@@ -37,8 +37,8 @@ def benchmark(
                                    help="Classifications per subject for the label-efficiency curve ('' for none)."),
     efficiency_pipelines: Optional[str] = typer.Option(None, help="Pipelines refitted for the label-efficiency "
                                                                   "curve (default: the fast ones chosen)."),
-    min_votes: int = typer.Option(10, help="Volunteers with at least this many votes are scored."),
-    image_size: int = typer.Option(64, help="Image pipelines (joint-ds, two-stage, ...): pixels a side."),
+    min_votes: int = typer.Option(10, min=1, help="Volunteers with at least this many votes are scored."),
+    image_size: int = typer.Option(64, min=8, max=4096, help="Image pipelines (joint-ds, two-stage, ...): pixels a side."),
 ) -> None:
     """Run aggregation pipelines on a truth set's simulated votes and score them against the truth.
 
@@ -66,9 +66,9 @@ def benchmark(
 
 def demo(
     out: Path = typer.Option(Path("annostat-demo"), "--out", "-o", help="Folder for the demo's outputs."),
-    galaxies: int = typer.Option(300, help="Stand-in galaxies to render."),
-    volunteers: int = typer.Option(150, help="Simulated volunteers."),
-    retire_after: int = typer.Option(10, help="Classifications per galaxy."),
+    galaxies: int = typer.Option(300, min=10, help="Stand-in galaxies to render."),
+    volunteers: int = typer.Option(150, min=1, help="Simulated volunteers."),
+    retire_after: int = typer.Option(10, min=1, help="Classifications per galaxy."),
     efficiency: str = typer.Option("1,2,3,5,10", help="Classifications per galaxy for the label-efficiency curve."),
     seed: int = typer.Option(0, help="Random seed."),
 ) -> None:

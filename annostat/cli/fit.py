@@ -9,13 +9,53 @@ from typing import Optional
 
 import typer
 
-from annostat.cli.common import DuplicatePolicy, InputFormat, ModelName, console, fail, fit_progress, input_errors, \
-    output_file, split_list, training_progress
+from annostat.cli.common import DuplicatePolicy, InputFormat, ModelName, console, fail, fit_progress, \
+    given_on_command_line, input_errors, output_file, positive, share, split_list, training_progress
 from annostat.infer.cache import use_compilation_cache
 from annostat.models import REGISTRY, get_model, model_spec, models_that
 
 
+#: which of ``fit``'s options each kind of fit uses (the rest, given, are refused in one line)
+ALWAYS = {"votes", "model", "out", "format", "duplicates", "quiet"}
+TABLE_OPTIONS = {"subject_col", "volunteer_col", "question_col", "answer_col", "time_col"}
+EXPORT_OPTIONS = {"workflows", "workflow_id", "tree", "seen_before", "anonymous", "strict"}
+PRIOR_OPTIONS = {"prior_weight", "fixed_prior_weight", "prior_id_col"}
+JOINT_OPTIONS = {"method", "seed", "batch_size", "epochs", "rounds", "learning_rate", "missing_images", "resume",
+                 "pseudo_diagonal", "pseudo_off_diagonal"}
+IMAGE_OPTIONS = {"images", "width", "depth", "image_size", "image_fit"}
+FEATURE_OPTIONS = {"features", "hidden", "features_id_col"}
+
+
+def _refuse_unused(ctx: typer.Context, model: str, joint: str | None, export: bool, prior: bool) -> None:
+    """One line for the first option given that this fit would not use (rather than accepting it silently)."""
+    given = given_on_command_line(ctx)
+    allowed = ALWAYS | (EXPORT_OPTIONS if export else TABLE_OPTIONS)
+    if joint is None:
+        allowed |= set(model_spec(model).options)
+        if model_spec(model).can("subject_prior"):
+            allowed |= {"prior"} | (PRIOR_OPTIONS if prior else set())
+    else:
+        allowed |= JOINT_OPTIONS | (IMAGE_OPTIONS if joint == "images" else FEATURE_OPTIONS)
+    for name, flag in given.items():
+        if name in allowed:
+            continue
+        if name in TABLE_OPTIONS | EXPORT_OPTIONS:
+            fail(f"{flag}: an option for {'votes tables' if export else 'Panoptes exports'}, and VOTES is "
+                 f"{'a Panoptes export' if export else 'a votes table'}")
+        if name in PRIOR_OPTIONS:
+            fail(f"{flag}: an option of --prior, which is not given")
+        what = f"the joint model ({joint})" if joint else f"the {model} model"
+        uses = sorted(given_flag for n, given_flag in _flags(ctx).items() if n in allowed - ALWAYS - TABLE_OPTIONS -
+                      EXPORT_OPTIONS)
+        fail(f"{flag}: not an option of {what}, which takes {', '.join(uses) or 'no model options'}")
+
+
+def _flags(ctx: typer.Context) -> dict[str, str]:
+    return {p.name: p.opts[0] for p in ctx.command.params if p.opts}
+
+
 def fit(
+    ctx: typer.Context,
     votes: Path = typer.Argument(..., help="Votes table (CSV/TSV/Parquet, one row per vote) or Panoptes export."),
     model: ModelName = typer.Option("ds", "--model", "-m", help="Model to fit."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the fit (created if needed)."),
@@ -33,19 +73,19 @@ def fit(
     seen_before: str = typer.Option("drop", help="Export: drop or keep seen_before re-classifications."),
     anonymous: str = typer.Option("keep", help="Export: keep or drop not-logged-in volunteers."),
     strict: bool = typer.Option(False, "--strict", help="Export: any row that would be quarantined is an error."),
-    max_iter: Optional[int] = typer.Option(None, help="Dawid-Skene: most EM iterations [default: 100]."),
-    tol: Optional[float] = typer.Option(None, help="Dawid-Skene: relative change that stops EM [default: 1e-6]."),
-    pseudo_diagonal: Optional[float] = typer.Option(None, help="Dawid-Skene: Dirichlet pseudo-count on the diagonal."),
-    pseudo_off_diagonal: Optional[float] = typer.Option(None, help="Dawid-Skene: pseudo-count off the diagonal."),
+    max_iter: Optional[int] = typer.Option(None, min=1, help="Dawid-Skene: most EM iterations [default: 100]."),
+    tol: Optional[float] = typer.Option(None, min=0.0, help="Dawid-Skene: relative change that stops EM [default: 1e-6]."),
+    pseudo_diagonal: Optional[float] = typer.Option(None, min=0.0, help="Dawid-Skene: Dirichlet pseudo-count on the diagonal."),
+    pseudo_off_diagonal: Optional[float] = typer.Option(None, min=0.0, help="Dawid-Skene: pseudo-count off the diagonal."),
     inference: str = typer.Option("svi", help=f"Bayesian models ({', '.join(models_that('bayesian'))}): svi, map or "
                                               "nuts."),
     seed: int = typer.Option(0, help="Bayesian models: random seed (runs are reproducible for a seed)."),
-    steps: Optional[int] = typer.Option(None, help="Bayesian models: SVI/MAP optimisation steps [default: 2000]."),
-    draws: Optional[int] = typer.Option(None, help="Bayesian models: posterior draws kept [default: 200]."),
-    batch_size: Optional[int] = typer.Option(None, help="Bayesian models: subjects per SVI step."),
+    steps: Optional[int] = typer.Option(None, min=1, help="Bayesian models: SVI/MAP optimisation steps [default: 2000]."),
+    draws: Optional[int] = typer.Option(None, min=1, help="Bayesian models: posterior draws kept [default: 200]."),
+    batch_size: Optional[int] = typer.Option(None, min=1, help="Bayesian models: subjects per SVI step."),
     prior: Optional[Path] = typer.Option(None, help="Per-subject answer priors from a classifier: annostat "
                                                     "posteriors, a Zoobot prediction table or a wide table."),
-    prior_weight: float = typer.Option(1.0, help="Prior: the largest weight of the classifier's evidence; the votes "
+    prior_weight: float = typer.Option(1.0, min=0.0, help="Prior: the largest weight of the classifier's evidence; the votes "
                                                  "choose the weight up to it (below 1 tempers an over-confident "
                                                  "classifier; 0 ignores it)."),
     fixed_prior_weight: bool = typer.Option(False, "--fixed-prior-weight",
@@ -58,18 +98,18 @@ def fit(
     features: Optional[Path] = typer.Option(None, help="Joint model: a table of precomputed features per subject "
                                                        "(Zoobot's, a VGG's); an MLP head is fitted with ds or hds."),
     features_id_col: Optional[str] = typer.Option(None, help="Features: the id column [default: subject, ...]."),
-    image_size: int = typer.Option(64, help="Images: pixels a side the network sees (resized)."),
+    image_size: int = typer.Option(64, min=8, max=4096, help="Images: pixels a side the network sees (resized)."),
     image_fit: str = typer.Option("resize", help="Images: resize the whole image, or cutout its centre."),
     missing_images: str = typer.Option("error", help="Images/features: error, or skip voted subjects without one "
                                                      "(counted in fit.json)."),
     method: str = typer.Option("em", help="Joint model: em (cross-fitted alternation) or marginal (SGD on the "
                                           "marginal likelihood)."),
-    epochs: Optional[int] = typer.Option(None, help="Joint model: epochs per EM round, or in all (marginal)."),
-    rounds: Optional[int] = typer.Option(None, help="Joint model, em: most rounds [default: 8]."),
-    width: Optional[int] = typer.Option(None, help="Joint model, images: the CNN's first width [default: 16]."),
-    depth: Optional[int] = typer.Option(None, help="Joint model, images: the CNN's stages [default: 3]."),
-    hidden: Optional[int] = typer.Option(None, help="Joint model, features: the MLP's hidden units [default: 128]."),
-    learning_rate: Optional[float] = typer.Option(None, help="Joint model: the network's peak learning rate."),
+    epochs: Optional[int] = typer.Option(None, min=1, help="Joint model: epochs per EM round, or in all (marginal)."),
+    rounds: Optional[int] = typer.Option(None, min=1, help="Joint model, em: most rounds [default: 8]."),
+    width: Optional[int] = typer.Option(None, min=1, help="Joint model, images: the CNN's first width [default: 16]."),
+    depth: Optional[int] = typer.Option(None, min=1, help="Joint model, images: the CNN's stages [default: 3]."),
+    hidden: Optional[int] = typer.Option(None, min=1, help="Joint model, features: the MLP's hidden units [default: 128]."),
+    learning_rate: Optional[float] = typer.Option(None, callback=positive, help="Joint model: the network's peak learning rate."),
     resume: bool = typer.Option(False, "--resume", help="Joint model (em): go on from the last finished round of an "
                                                          "interrupted fit into the same --out."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
@@ -95,12 +135,6 @@ def fit(
         if missing_images not in ("error", "skip") or image_fit not in ("resize", "cutout") or \
                 method not in ("em", "marginal"):
             fail("--missing-images takes error or skip, --image-fit resize or cutout, --method em or marginal")
-    else:
-        unused = [name for name, value in (("--resume", resume or None), ("--epochs", epochs), ("--rounds", rounds), ("--width", width),
-                                           ("--depth", depth), ("--hidden", hidden),
-                                           ("--learning-rate", learning_rate)) if value is not None]
-        if unused:
-            fail(f"{', '.join(unused)}: options of the joint model, which needs --images or --features")
     given = dict(max_iter=max_iter, tol=tol, pseudo_diagonal=pseudo_diagonal, pseudo_off_diagonal=pseudo_off_diagonal,
                  inference=inference, seed=seed, steps=steps, draws=draws, batch_size=batch_size)
     options = {k: given[k] for k in model_spec(model.value).options if given[k] is not None}
@@ -120,7 +154,10 @@ def fit(
         except ValueError as exc:
             fail(str(exc))
         start = time.perf_counter()
-        if format.value == "panoptes" or (format.value == "auto" and detect_format(votes) == "panoptes"):
+        is_export = format.value == "panoptes" or (format.value == "auto" and detect_format(votes) == "panoptes")
+        _refuse_unused(ctx, model.value, None if not joint else "images" if images is not None else "features",
+                       is_export, prior is not None)
+        if is_export:
             reader = dict(workflows=workflows, workflow_id=workflow_id, tree=None if tree == "none" else tree,
                           seen_before=seen_before, repeats=duplicates.value, anonymous=anonymous, strict=strict)
             table, export = load_votes(votes, "panoptes", **reader)
@@ -207,10 +244,10 @@ def _report_joint(result) -> None:
 def compare(
     votes: Path = typer.Argument(..., help="Votes table (CSV/TSV/Parquet) or Panoptes export."),
     models: str = typer.Option("ds,hds", help="Comma-separated models to compare."),
-    holdout: float = typer.Option(0.1, help="Share of the votes held out for scoring."),
+    holdout: float = typer.Option(0.1, callback=share, help="Share of the votes held out for scoring."),
     seed: int = typer.Option(0, help="Seed of the split and of the Bayesian fits."),
     inference: str = typer.Option("map", help="Bayesian models: svi, map or nuts (map: fast)."),
-    steps: int = typer.Option(1000, help="Bayesian models: SVI/MAP steps."),
+    steps: int = typer.Option(1000, min=1, help="Bayesian models: SVI/MAP steps."),
     workflows: Optional[Path] = typer.Option(None, help="Export: workflow definitions."),
     workflow_id: Optional[str] = typer.Option(None, help="Export: the workflow to read."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the table as CSV here too."),

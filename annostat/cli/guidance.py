@@ -17,11 +17,11 @@ def advise(
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the advice, tables and volunteer cards."),
     keep_names: bool = typer.Option(False, "--keep-names", help="Show volunteer names instead of pseudonyms."),
     salt: Optional[str] = typer.Option(None, help="Salt of the pseudonyms (default: random, kept in private/)."),
-    min_votes: int = typer.Option(10, help="Votes on a question before advice is given."),
+    min_votes: int = typer.Option(10, min=1, help="Votes on a question before advice is given."),
     truth: Optional[Path] = typer.Option(None, help="A truth set: thumbnails and features for the examples."),
     images: Optional[Path] = typer.Option(None, help="A folder of subject images (<subject>.png/.jpg)."),
-    examples: int = typer.Option(4, help="Worked examples per named confusion."),
-    max_pages: int = typer.Option(500, help="Volunteer pages for the most active volunteers."),
+    examples: int = typer.Option(4, min=0, help="Worked examples per named confusion."),
+    max_pages: int = typer.Option(500, min=0, help="Volunteer pages for the most active volunteers."),
 ) -> None:
     """Personalised advice for each volunteer: what they do well, what they confuse, examples that would help."""
     from annostat.guidance import write_advice

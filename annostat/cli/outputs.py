@@ -15,7 +15,7 @@ def plot(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for the figures [default: FIT_DIR/plots]."),
     truth: Optional[Path] = typer.Option(None, help="CSV of true answers (subject, question, answer): adds a "
                                                      "reliability diagram."),
-    volunteers: int = typer.Option(3, help="Confusion heatmaps for this many of the most active volunteers."),
+    volunteers: int = typer.Option(3, min=0, help="Confusion heatmaps for this many of the most active volunteers."),
 ) -> None:
     """Write figures of a fit: confusion heatmaps, skill against votes, learning curves, reliability diagram."""
     from annostat.evaluation.plots import plot_fit

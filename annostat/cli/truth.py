@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from annostat.cli.common import console, fail, input_errors, report_truth_set, split_list
+from annostat.cli.common import OneLineErrors, console, fail, input_errors, positive, report_truth_set, split_list
 from annostat.errors import InputError
 
 
@@ -15,13 +15,13 @@ truth_app = typer.Typer(help="Build truth sets: simulated galaxies whose true Ga
                         no_args_is_help=True)
 
 
-@truth_app.command("standin")
+@truth_app.command("standin", cls=OneLineErrors)
 def truth_standin(
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the truth set."),
-    n: int = typer.Option(500, "--n", help="Galaxies to render."),
-    size: int = typer.Option(64, help="Image size in pixels (0.262 arcsec each)."),
+    n: int = typer.Option(500, "--n", min=1, help="Galaxies to render."),
+    size: int = typer.Option(64, min=8, max=4096, help="Image size in pixels (0.262 arcsec each)."),
     seed: int = typer.Option(0, help="Random seed of the parameters and the noise."),
-    sky_sigma: float = typer.Option(0.001, help="Sky noise per pixel (nanomaggies)."),
+    sky_sigma: float = typer.Option(0.001, min=0.0, help="Sky noise per pixel (nanomaggies)."),
 ) -> None:
     """Render stand-in galaxies (bulge, disc, bar, spiral arms, clumps, tidal arcs; JAX) into a truth set."""
     from annostat.truth.standin import standin_truth_set
@@ -35,18 +35,18 @@ def truth_standin(
     report_truth_set(truth_set, out, f"{n:,} galaxies rendered at {size}x{size} in {', '.join(truth_set.bands)}")
 
 
-@truth_app.command("fire")
+@truth_app.command("fire", cls=OneLineErrors)
 def truth_fire(
     snapshots: list[Path] = typer.Argument(..., help="FIRE-2 snapshots: <sim>/output/snapshot_NNN.hdf5 files or "
                                                        "snapdir_NNN folders."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the truth set."),
     name: Optional[str] = typer.Option(None, help="Simulation name (default: from the <sim>/output/ layout)."),
-    views: int = typer.Option(4, help="Random orientations per snapshot."),
+    views: int = typer.Option(4, min=1, help="Random orientations per snapshot."),
     inclinations: Optional[str] = typer.Option(None, help="Chosen inclinations in degrees, e.g. '0,45,85' (one "
                                                           "view each, instead of --views random ones)."),
-    size: int = typer.Option(128, help="Image size in pixels."),
-    redshift: float = typer.Option(0.05, help="Redshift the galaxy is placed at (angular scale, flux)."),
-    sky_sigma: float = typer.Option(0.002, help="Sky noise per pixel (nanomaggies)."),
+    size: int = typer.Option(128, min=8, max=4096, help="Image size in pixels."),
+    redshift: float = typer.Option(0.05, callback=positive, help="Redshift the galaxy is placed at (angular scale, flux)."),
+    sky_sigma: float = typer.Option(0.002, min=0.0, help="Sky noise per pixel (nanomaggies)."),
     weight: str = typer.Option("light", help="Project 'light' (age-dependent mass-to-light) or 'mass'."),
     seed: int = typer.Option(0, help="Random seed of the views and the noise."),
 ) -> None:
@@ -75,11 +75,11 @@ def truth_fire(
 def simulate(
     truthset: Path = typer.Argument(..., help="A truth set folder (annostat truth standin / fire)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for the votes (default TRUTHSET/votes)."),
-    volunteers: int = typer.Option(300, help="Simulated volunteers."),
-    retire_after: int = typer.Option(10, help="Classifications (distinct volunteers) per subject."),
-    spammers: float = typer.Option(0.03, help="Share of volunteers who always answer 'artifact'."),
-    learning_gap: float = typer.Option(0.6, help="Mean logit gap between a volunteer's first vote and plateau."),
-    difficulty: float = typer.Option(0.6, help="Weight of image difficulty (faint, small, edge-on) on the logit."),
+    volunteers: int = typer.Option(300, min=1, help="Simulated volunteers."),
+    retire_after: int = typer.Option(10, min=1, help="Classifications (distinct volunteers) per subject."),
+    spammers: float = typer.Option(0.03, min=0.0, max=1.0, help="Share of volunteers who always answer 'artifact'."),
+    learning_gap: float = typer.Option(0.6, min=0.0, help="Mean logit gap between a volunteer's first vote and plateau."),
+    difficulty: float = typer.Option(0.6, min=0.0, help="Weight of image difficulty (faint, small, edge-on) on the logit."),
     seed: int = typer.Option(0, help="Random seed."),
 ) -> None:
     """Simulated volunteers walk the Galaxy Zoo tree on a truth set's galaxies: votes, a Panoptes export and its

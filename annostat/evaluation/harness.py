@@ -239,6 +239,12 @@ def run_benchmark(
 
     max_m = int(settings.get("retire_after") or max(efficiency, default=0))
     grid = [m for m in efficiency if 1 <= m <= max_m]
+    if len(efficiency) and not grid:
+        raise InputError(f"label efficiency: none of {', '.join(map(str, efficiency))} classifications per subject is "
+                         f"between 1 and the {max_m} the simulation gave each subject (give '' for no curve)")
+    if dropped := [m for m in efficiency if m not in grid]:
+        say(f"label efficiency: {', '.join(map(str, dropped))} left out (outside 1-{max_m} classifications per "
+            "subject)")
     eff_names = list(efficiency_pipelines) if efficiency_pipelines is not None else \
         [p.name for p in chosen if p.cost == "fast"]
     eff = []

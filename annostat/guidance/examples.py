@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from annostat.figures import pyplot
-from annostat.files import safe_file_name
+from annostat.files import inside, safe_file_name
 from annostat.guidance.evidence import FitTables
 
 
@@ -104,7 +104,7 @@ def thumbnails(fit: FitTables, subjects, folder: Path, truth_set, images: Path |
     import shutil
 
     folder.mkdir(parents=True, exist_ok=True)
-    root = Path(images).resolve() if images is not None else None
+    root = Path(images) if images is not None else None
     out: dict[str, str] = {}
     for subject in subjects:
         subject = str(subject)
@@ -113,8 +113,8 @@ def thumbnails(fit: FitTables, subjects, folder: Path, truth_set, images: Path |
             named = fit.fit.subjects.image_of(_native(fit, subject))
             candidates = ([named] if named else []) + [f"{subject}{ext}" for ext in (".png", ".jpg", ".jpeg")]
             for name in candidates:
-                source = (root / name).resolve()
-                if source.is_relative_to(root) and source.is_file():
+                source = inside(root, name)
+                if source is not None and source.is_file():
                     target = target.with_suffix(source.suffix.lower() or ".png")
                     shutil.copyfile(source, target)
                     out[subject] = f"{folder.name}/{target.name}"

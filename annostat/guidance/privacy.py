@@ -6,6 +6,8 @@ clash; HTML is escaped (``annostat.guidance.cards``); IP addresses are never rea
 
 from __future__ import annotations
 
+import os
+
 import hashlib
 import secrets
 from pathlib import Path
@@ -32,12 +34,16 @@ def new_salt() -> str:
 
 
 def write_private(out: Path, shown: dict[str, str], salt: str | None) -> None:
-    """``private/``: a README saying it is not for sharing, the salt (when names are pseudonymised) and the name map."""
+    """``private/``: a README saying it is not for sharing, the salt (when names are pseudonymised) and the name map;
+    readable by the owner only (the folder 0700, its files 0600), whatever the umask gives the shareable outputs."""
     private = out / "private"
     private.mkdir(parents=True, exist_ok=True)
+    os.chmod(private, 0o700)
     (private / "README.txt").write_text(
         "Not for sharing: the salt of the pseudonyms and the map from pseudonym to volunteer name.\n", encoding="utf-8")
     if salt is not None:
         (private / "salt.txt").write_text(salt + "\n", encoding="utf-8")
     pd.DataFrame({"volunteer": list(shown), "shown_as": list(shown.values())}).to_csv(private / "names.csv",
                                                                                       index=False)
+    for path in private.iterdir():
+        os.chmod(path, 0o600)

@@ -199,6 +199,9 @@ class JointFit(Fit):
         }
         return info
 
+    def entries_written(self) -> set[str]:
+        return super().entries_written() | {"network", "training.parquet", "figures"}
+
     def save(self, folder: str | Path) -> Path:
         folder = super().save(folder)
         from annostat.vision.checkpoint import save_networks

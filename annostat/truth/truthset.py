@@ -45,7 +45,7 @@ import pandas as pd
 
 from annostat.data.subjects import Subjects
 from annostat.errors import InputError
-from annostat.files import safe_file_name
+from annostat.files import inside, safe_file_name
 from annostat.truth.answers import true_path
 from annostat.data.trees import Tree, get_tree
 
@@ -103,11 +103,16 @@ class TruthSet:
         return str(image_id) in self._images
 
     def image_path(self, image_id: str) -> Path:
-        """The FITS file of ``image_id`` (a dictionary lookup)."""
+        """The FITS file of ``image_id`` (a dictionary lookup); a truth table naming a file outside the truth set is
+        an :class:`InputError`."""
         try:
-            return self.root / self._images[str(image_id)]
+            name = self._images[str(image_id)]
         except KeyError:
             raise KeyError(f"{self.root}: no image {image_id!r}") from None
+        path = inside(self.root, name)
+        if path is None:
+            raise InputError(f"{self.root}: the image {name!r} of {image_id!r} is not inside the truth set")
+        return path
 
     def subjects(self) -> Subjects:
         """The truth set's galaxies as a subjects table: ``subject`` = ``image_id``, ``image`` its FITS file
@@ -257,7 +262,10 @@ def _check_images(root: Path, truth: pd.DataFrame, bands: list[str]) -> None:
     from astropy.io import fits
 
     for image_id, rel in zip(truth["image_id"], truth["image"]):
-        path = root / str(rel)
+        path = inside(root, rel) if rel else None
+        if path is None and rel:
+            raise InputError(f"{root / 'truth.parquet'}, image_id {image_id!r}, column 'image': {rel!r} is not "
+                             "inside the truth set")
         if not rel or not path.is_file():
             raise InputError(f"{root / 'truth.parquet'}, image_id {image_id!r}, column 'image': file {rel!r} not "
                              f"found")

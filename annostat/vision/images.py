@@ -49,7 +49,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from annostat.errors import InputError
-from annostat.files import atomic_write
+from annostat.files import atomic_write, inside
 
 #: image suffixes looked for beside a subject id, in order
 SUFFIXES = (".fits", ".fits.gz", ".fit", ".fz", ".png", ".jpg", ".jpeg", ".npy")
@@ -184,11 +184,10 @@ def fit_to_size(image: np.ndarray, size: int, fit: str = "resize") -> np.ndarray
 def locate(folder: Path, subject: Any, name: str | None) -> Path | None:
     """The image file of ``subject``: ``name`` (relative to ``folder``) or ``<subject>.<suffix>``; None if absent.
     A name that leaves the folder is an :class:`InputError`."""
-    root = folder.resolve()
     candidates = [name] if name else [f"{subject}{suffix}" for suffix in SUFFIXES]
     for candidate in candidates:
-        path = (folder / str(candidate)).resolve()
-        if root != path and root not in path.parents:
+        path = inside(folder, candidate)
+        if path is None:
             raise InputError(f"{folder}: the image name {candidate!r} of subject {subject!r} leaves the folder")
         if path.is_file():
             return path
