@@ -81,7 +81,7 @@ def bad_inputs(tmp_path):
         "unknown column": ([str(tmp_path / "ok.csv"), "--answer-col", "label"], "no answer column 'label'"),
         "empty table": ([str(tmp_path / "empty.csv")], "empty.csv: the table has a header but no rows"),
         "unparsable file": ([str(tmp_path / "garbage.parquet")], "garbage.parquet: cannot be read as Parquet"),
-        "unparsable csv": ([str(tmp_path / "ragged.csv")], "ragged.csv: cannot be read as CSV"),
+        "unparsable csv": ([str(tmp_path / "ragged.csv")], "ragged.csv, row 2: a quoted field opened on line 3 is never closed"),
         "bad time value": ([str(tmp_path / "ok.csv")], "ok.csv, row 2, column 'created_at': cannot read 'someday'"),
     }
 

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from annostat.infer.trace import question_of
 from annostat.models import get_model, likelihood, model_spec
 from annostat.data.votes import Votes
 
@@ -111,7 +112,7 @@ def information_criteria(fit) -> pd.DataFrame:
             loo = az.loo(trace, var_name=name, pointwise=True)
             waic = az.waic(trace, var_name=name)
         k = np.asarray(loo.pareto_k)
-        rows.append({"question": name[len("votes["):-1], "elpd_loo": float(loo.elpd_loo), "loo_se": float(loo.se),
+        rows.append({"question": question_of(name[len("votes"):]), "elpd_loo": float(loo.elpd_loo), "loo_se": float(loo.se),
                      "p_loo": float(loo.p_loo), "pareto_k_above_0.7": float((k > 0.7).mean()),
                      "elpd_waic": float(waic.elpd_waic), "p_waic": float(waic.p_waic), "subjects": int(k.size)})
     return pd.DataFrame(rows)

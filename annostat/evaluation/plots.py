@@ -85,6 +85,7 @@ def plot_fit(fit_dir: str | Path, out: str | Path | None = None, truth: str | Pa
 
 
 def _learning_curves(fit: Fit, out: Path, plt, volunteers: pd.DataFrame, n_volunteers: int) -> list[Path]:
+    from annostat.infer.trace import question_of
     from annostat.models.learning import LearningCurve
 
     trace = fit.inference_data()
@@ -93,7 +94,7 @@ def _learning_curves(fit: Fit, out: Path, plt, volunteers: pd.DataFrame, n_volun
         if not name.startswith("gain_mean["):
             continue
         tag = name[len("gain_mean"):]
-        question = tag[1:-1]
+        question = question_of(tag)
         draws = {k[:-len(tag)]: v.values.reshape(-1, *v.shape[2:]) for k, v in trace.posterior.data_vars.items()
                  if k.endswith(tag)}
         vols = volunteers[volunteers["question"] == question].sort_values("n", ascending=False).head(n_volunteers)

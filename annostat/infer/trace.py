@@ -7,6 +7,21 @@ import numpy as np
 import polars as pl
 
 
+#: netCDF/HDF5 names cannot hold "/" (a group separator): a question's "/" (a multiple-answer task's ``T10/ring``)
+#: is written as U+2215 DIVISION SLASH in variable names, and read back by :func:`question_of`
+_SLASH = "\u2215"
+
+
+def tag(question) -> str:
+    """The ``[<question>]`` suffix of a question's variables in the trace."""
+    return f"[{str(question).replace('/', _SLASH)}]"
+
+
+def question_of(suffix: str) -> str:
+    """The question a ``[<question>]`` suffix names (inverse of :func:`tag`)."""
+    return suffix[1:-1].replace(_SLASH, "/")
+
+
 def inference_data(fit):
     """ArviZ ``InferenceData`` of a Bayesian fit: posterior draws of every parameter (one variable per question
     and parameter, named ``<parameter>[<question>]``), sample_stats (NUTS: its statistics; SVI/MAP: the loss per
@@ -20,29 +35,29 @@ def inference_data(fit):
     for qf in fit.questions:
         if not qf.inference:
             continue
-        inf, tag = qf.inference, f"[{qf.inference['question']}]"
+        inf, suffix = qf.inference, tag(qf.inference["question"])
         chains = inf["chains"]
         for name, value in inf["draws"].items():
             value = np.asarray(value)
-            posterior[name + tag] = value.reshape(chains, -1, *value.shape[1:])
+            posterior[name + suffix] = value.reshape(chains, -1, *value.shape[1:])
         if inf["sample_stats"]:
             for name, value in inf["sample_stats"].items():
-                stats[name + tag] = np.asarray(value)
+                stats[name + suffix] = np.asarray(value)
         elif len(inf["losses"]):
-            stats["loss" + tag] = np.asarray(inf["losses"])[None, :]
+            stats["loss" + suffix] = np.asarray(inf["losses"])[None, :]
         for name, value in inf["observed"].items():
-            observed[name + tag] = np.asarray(value, np.int32 if value.dtype == bool else value.dtype)
+            observed[name + suffix] = np.asarray(value, np.int32 if value.dtype == bool else value.dtype)
         volunteers = fit.votes.volunteers.gather(qf.volunteers).cast(pl.Utf8).to_list()
-        coords["volunteer" + tag] = volunteers
-        dims["volunteer_offset" + tag] = ["volunteer" + tag]
+        coords["volunteer" + suffix] = volunteers
+        dims["volunteer_offset" + suffix] = ["volunteer" + suffix]
         if inf.get("agreement") is not None:
-            observed["agreement" + tag] = np.asarray(inf["agreement"])
-            predictive["agreement" + tag] = np.asarray(inf["agreement_draws"])[None]
-            dims["agreement" + tag] = ["volunteer" + tag]
+            observed["agreement" + suffix] = np.asarray(inf["agreement"])
+            predictive["agreement" + suffix] = np.asarray(inf["agreement_draws"])[None]
+            dims["agreement" + suffix] = ["volunteer" + suffix]
         if inf.get("pointwise") is not None:
-            pointwise["votes" + tag] = np.asarray(inf["pointwise"])[None]
-            coords["subject" + tag] = fit.subject_labels.gather(inf.get("subjects", qf.subjects)).cast(pl.Utf8).to_list()
-            dims["votes" + tag] = ["subject" + tag]
+            pointwise["votes" + suffix] = np.asarray(inf["pointwise"])[None]
+            coords["subject" + suffix] = fit.subject_labels.gather(inf.get("subjects", qf.subjects)).cast(pl.Utf8).to_list()
+            dims["votes" + suffix] = ["subject" + suffix]
     return az.from_dict(posterior=posterior, sample_stats=stats or None, observed_data=observed or None,
                         posterior_predictive=predictive or None, log_likelihood=pointwise or None,
                         coords=coords or None, dims=dims or None)

@@ -11,7 +11,7 @@ import polars as pl
 
 from annostat.errors import InputError
 from annostat.data.io.load import detect_format
-from annostat.data.io.panoptes import SCAN_OPTIONS, _columns, read_panoptes, volunteer_columns
+from annostat.data.io.panoptes import _columns, _CsvAudit, read_panoptes, volunteer_columns
 
 
 def _distribution(counts: pl.Series) -> dict[str, float]:
@@ -27,17 +27,21 @@ def inspect_export(path: str | Path, workflows: str | Path | None = None,
     share, repeats, ``seen_before``, votes per subject, and the row accounting of a fit with default policies."""
     path = Path(path)
     columns = _columns(path)
-    scan = pl.scan_csv(path, **SCAN_OPTIONS)
     has = set(columns)
-    if "workflow_id" not in has:  # a reduced export of one workflow: the workflow named, or unknown
-        scan = scan.with_columns(pl.lit(None if workflow_id is None else str(workflow_id), pl.Utf8).alias("workflow_id"))
     user, anonymous = volunteer_columns(has)  # the same volunteers the reader sees
     seen = ((pl.col("metadata").str.json_path_match("$.seen_before") == "true").fill_null(False)
             if "metadata" in has else pl.lit(False))
-    frame = scan.select(
-        pl.col("workflow_id"), pl.col("workflow_version"), pl.col("subject_ids").alias("subject"),
-        user.alias("volunteer"), anonymous.alias("anonymous"), seen.alias("seen_before"), pl.col("annotations"),
-    ).collect()
+
+    def build(scan: pl.LazyFrame) -> pl.LazyFrame:
+        if "workflow_id" not in has:  # a reduced export of one workflow: the workflow named, or unknown
+            scan = scan.with_columns(pl.lit(None if workflow_id is None else str(workflow_id), pl.Utf8)
+                                     .alias("workflow_id"))
+        return scan.select(
+            pl.col("workflow_id"), pl.col("workflow_version"), pl.col("subject_ids").alias("subject"),
+            user.alias("volunteer"), anonymous.alias("anonymous"), seen.alias("seen_before"), pl.col("annotations"),
+        )
+
+    frame = _CsvAudit(path).collect(build)
     versions = (frame.group_by("workflow_id", "workflow_version").len("classifications")
                 .sort("workflow_id", "workflow_version"))
     task_types: Counter = Counter()
@@ -47,8 +51,11 @@ def inspect_export(path: str | Path, workflows: str | Path | None = None,
         except (TypeError, ValueError):
             task_types["malformed"] += 1
             continue
-        for item in items if isinstance(items, list) else []:
-            value = item.get("value") if isinstance(item, dict) else None
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            task_types["malformed"] += 1
+            continue
+        for item in items:
+            value = item.get("value")
             kind = ("single" if isinstance(value, (str, int)) else "multiple" if isinstance(value, list) and all(
                 isinstance(v, (str, int)) for v in value) else "not answered" if value is None else "other")
             task_types[f"{item.get('task')}: {kind}"] += 1

@@ -377,11 +377,8 @@ def read_panoptes(
     scan = scan_export(False)
     # which workflow: given, or the only one in the export
     if workflow_id is None:
-        try:
-            ids = scan.select(pl.col("workflow_id").drop_nulls().unique()).collect()["workflow_id"].to_list()
-        except pl.exceptions.PolarsError as exc:
-            ids = audit.refuse_or_retry(exc) or \
-                scan_export(True).select(pl.col("workflow_id").drop_nulls().unique()).collect()["workflow_id"].to_list()
+        ids = audit.collect(lambda scan: scan.select(pl.col("workflow_id").drop_nulls().unique()))
+        ids = ids["workflow_id"].to_list()
         if len(ids) != 1:
             raise InputError(f"{path}: the export holds {len(ids)} workflows ({', '.join(sorted(ids)[:10])}); "
                              "choose one with --workflow-id")
@@ -494,12 +491,21 @@ class _CsvAudit:
         """After a polars error: return (to read again, ragged rows quarantined) if the file only has rows with extra
         fields; else raise one line naming the first bad row, or polars' reason."""
         problems = self.problems
-        fatal = {row: why for row, why in problems.items() if "never closed" in why}
+        fatal = {row: why for row, why in problems.items() if "never closed" in why or "quoting" in why}
         if fatal or self.RAGGED not in str(exc):
             if problems := fatal or problems:
                 raise InputError(f"{self.path}, {describe_problems(problems)}") from exc
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise InputError(f"{self.path}: cannot be read as CSV: {reason}") from exc
+
+    def collect(self, build) -> pl.DataFrame:
+        """``build(scan).collect()`` of the export's scan; rows with extra fields are cut (and found here) if the
+        exact read fails on them, anything else unreadable is one line."""
+        try:
+            return build(pl.scan_csv(self.path, truncate_ragged_lines=False, **SCAN_OPTIONS)).collect()
+        except pl.exceptions.PolarsError as exc:
+            self.refuse_or_retry(exc)
+            return build(pl.scan_csv(self.path, truncate_ragged_lines=True, **SCAN_OPTIONS)).collect()
 
     def rows(self, batch: pl.DataFrame, last_column: str) -> pl.DataFrame:
         """(row, csv_problem) for the batch's malformed rows; looked for only where the batch shows a sign."""

@@ -84,8 +84,11 @@ def record_problems(path: str | Path, separator: str = ",", limit: int | None = 
                                  f"{width} (line {first_line})")
             if limit is not None and len(problems) >= limit:
                 break
-    except csv.Error:
-        problems[row + 1] = f"a quoted field opened on line {line + 1} is never closed"
+    except csv.Error as exc:  # the quoting breaks: this row, and nothing after it, can be read
+        if "unexpected end of data" in str(exc) or "EOF" in str(exc):
+            problems[row + 1] = f"a quoted field opened on line {line + 1} is never closed"
+        else:
+            problems[row + 1] = f"broken quoting ({exc}) (line {line + 1})"
     return problems
 
 
