@@ -130,7 +130,8 @@ def annotation_text(draw) -> str:
     if choice < 5:
         return json.dumps(good[: draw(st.integers(1, 2))])
     if choice == 5:
-        return json.dumps([{"task": draw(st.sampled_from(["T0", "T1", "T9", 5])), "value": draw(JSON_VALUES)}])
+        return json.dumps([{"task": draw(st.sampled_from(["T0", "T1", "T9", "T0/x", 5])),
+                            "value": draw(st.one_of(JSON_VALUES, st.sampled_from(["Yes", ["A/B"], ["yes", "no"]])))}])
     if choice == 6:
         return json.dumps(draw(JSON_VALUES))
     if choice == 7:
@@ -497,7 +498,7 @@ def test_compare_out_and_plot_truth_are_checked_first(colliding_fit, tmp_path):
     (["--model", "mv", "--pseudo-diagonal", "2"], "--pseudo-diagonal: not an option of the mv model"),
     (["--model", "ds", "--workflows", "w.json"], "--workflows: an option for Panoptes exports"),
     (["--model", "ds", "--prior-weight", "0.5"], "--prior-weight: an option of --prior"),
-    (["--model", "ds", "--epochs", "3"], "--epochs: not an option of the ds model"),
+    (["--model", "ds", "--epochs", "3"], "--epochs: one of the options of the joint model"),
     (["--model", "ds", "--learning-rate", "0"], "'--learning-rate'"),
 ])
 def test_options_are_checked_for_every_model(colliding_fit, tmp_path, args, message):
@@ -536,3 +537,12 @@ def test_refit_leaves_nothing_of_the_last_fit_and_permissions_are_consistent(col
     assert "trace.nc" not in names and "catalogue.csv" not in names and "notes.txt" in names
     modes = {oct(os.stat(out / n).st_mode & 0o777) for n in names}
     assert len(modes) == 1, modes
+
+
+def test_benchmark_efficiency_with_nothing_valid_is_an_error(tmp_path):
+    truth = tmp_path / "truth"
+    invoke(["truth", "standin", "--n", "20", "--size", "16", "--out", truth], tmp_path, truth)
+    invoke(["simulate", truth, "--volunteers", "10", "--retire-after", "3"], tmp_path, truth)
+    out = tmp_path / "report"
+    result = invoke(["benchmark", truth, "--pipelines", "mv", "--efficiency", "0,50", "--out", out], tmp_path, out)
+    assert result.exit_code == 2 and "none of 0, 50 classifications per subject" in result.output

@@ -122,7 +122,7 @@ def test_cli_fit_with_features_then_predict(feature_files):
 @pytest.mark.parametrize("args, message", [
     (["--model", "mv"], "takes --model ds or hds"),
     (["--epochs", "3", "--no-features"], "options of the joint model"),
-    (["--batch-size", "0"], "batch-size must be at least 1"),
+    (["--batch-size", "0"], "Invalid value for '--batch-size'"),
 ])
 def test_cli_refuses_joint_misuse(feature_files, args, message):
     base = ["fit", str(feature_files / "votes.csv"), "--out", str(feature_files / "bad")]

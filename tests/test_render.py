@@ -94,7 +94,7 @@ def test_cli_writes_a_valid_truth_set(tmp_path):
         stored = {c[len("true_"):]: v for c, v in row.items() if c.startswith("true_") and pd.notna(v)}
         assert stored == expected
     bad = CliRunner().invoke(app, ["truth", "standin", "--n", "0", "--out", str(out)])
-    assert bad.exit_code == 2 and "--n must be at least 1" in bad.output
+    assert bad.exit_code == 2 and "Invalid value for '--n'" in bad.output
     a_file = tmp_path / "file.txt"
     a_file.write_text("x")
     bad = CliRunner().invoke(app, ["truth", "standin", "--n", "2", "--size", "16", "--out", str(a_file)])

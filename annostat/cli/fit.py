@@ -44,6 +44,12 @@ def _refuse_unused(ctx: typer.Context, model: str, joint: str | None, export: bo
                  f"{'a Panoptes export' if export else 'a votes table'}")
         if name in PRIOR_OPTIONS:
             fail(f"{flag}: an option of --prior, which is not given")
+        if name == "prior":
+            fail(f"--prior: the {model} model does not take a per-subject prior; the models that do are "
+                 f"{', '.join(models_that('subject_prior'))}")
+        model_options = set().union(*(model_spec(m).options for m in REGISTRY))
+        if joint is None and name in (JOINT_OPTIONS | IMAGE_OPTIONS | FEATURE_OPTIONS) - model_options:
+            fail(f"{flag}: one of the options of the joint model, which needs --images or --features")
         what = f"the joint model ({joint})" if joint else f"the {model} model"
         uses = sorted(given_flag for n, given_flag in _flags(ctx).items() if n in allowed - ALWAYS - TABLE_OPTIONS -
                       EXPORT_OPTIONS)

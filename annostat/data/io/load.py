@@ -74,7 +74,8 @@ def votes_from_panoptes(path: str | Path, **options: Any) -> tuple[Votes, Panopt
     answer_sets, lookup = [], np.full((len(questions), max(len(codes.answers), 1)), -1, np.int32)
     for q, question in enumerate(questions):
         seen = sorted(codes.answers[a] for a in np.flatnonzero(seen_pairs[q]))
-        names = ["yes", "no"] if "/" in question else given.get(question, seen)
+        # a multiple-answer task's answer (``T10/ring``) is a yes/no question; a task id that itself holds "/" is not
+        names = ["yes", "no"] if "/" in question and set(seen) <= {"yes", "no"} else given.get(question, seen)
         answer_sets.append(pl.Series("answer", names, dtype=pl.Utf8))
         for a, label in enumerate(codes.answers):
             if label in names:

@@ -35,10 +35,15 @@ def _open_binary(path: Path):
 
 def header_names(path: str | Path, separator: str = ",") -> list[str]:
     """The header row's names exactly as written (polars renames a repeated name; this does not)."""
+    import io
+
     path = Path(path)
     with _open_binary(path) as handle:
-        first = handle.readline().decode("utf-8-sig", errors="replace")
-    return next(csv.reader([first], delimiter=separator), [])
+        text = io.TextIOWrapper(handle, encoding="utf-8-sig", errors="replace", newline="")
+        try:
+            return next(csv.reader(text, delimiter=separator), [])
+        except csv.Error:  # a header csv cannot parse: the table reader says what is wrong with it
+            return []
 
 
 def refuse_repeated_names(path: str | Path, separator: str = ",") -> list[str]:
