@@ -546,3 +546,9 @@ def test_benchmark_efficiency_with_nothing_valid_is_an_error(tmp_path):
     out = tmp_path / "report"
     result = invoke(["benchmark", truth, "--pipelines", "mv", "--efficiency", "0,50", "--out", out], tmp_path, out)
     assert result.exit_code == 2 and "none of 0, 50 classifications per subject" in result.output
+
+
+def test_compare_refuses_options_no_model_chosen_uses(colliding_fit, tmp_path):
+    root, _ = colliding_fit
+    result = invoke(["compare", root / "votes.csv", "--models", "mv,ds", "--steps", "10"], tmp_path, tmp_path)
+    assert result.exit_code == 2 and "--steps: options of the Bayesian models" in result.output

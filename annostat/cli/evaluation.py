@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from annostat.cli.common import console, fail, input_errors, split_list
+from annostat.cli.common import console, fail, given_on_command_line, input_errors, split_list
 from annostat.infer.cache import use_compilation_cache
 
 
@@ -29,6 +29,7 @@ def print_scores(result, title: str) -> None:
 
 
 def benchmark(
+    ctx: typer.Context,
     truthset: Path = typer.Argument(..., help="A truth set with simulated votes (annostat simulate)."),
     pipelines: str = typer.Option("mv,ds", help="Comma-separated pipelines (annostat models; ck-* with crowd-kit)."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the report."),
@@ -38,7 +39,8 @@ def benchmark(
     efficiency_pipelines: Optional[str] = typer.Option(None, help="Pipelines refitted for the label-efficiency "
                                                                   "curve (default: the fast ones chosen)."),
     min_votes: int = typer.Option(10, min=1, help="Volunteers with at least this many votes are scored."),
-    image_size: int = typer.Option(64, min=8, max=4096, help="Image pipelines (joint-ds, two-stage, ...): pixels a side."),
+    image_size: int = typer.Option(64, min=8, max=4096,
+                                   help="Image pipelines (joint-ds, two-stage, ...): pixels a side."),
 ) -> None:
     """Run aggregation pipelines on a truth set's simulated votes and score them against the truth.
 
@@ -55,6 +57,10 @@ def benchmark(
         if not PIPELINES[name].available:
             fail(f"--pipelines: {name} needs {PIPELINES[name].needs} (pip install 'annostat[peers]')")
     grid = split_list(efficiency, "--efficiency", int, "whole numbers")
+    if "image_size" in given_on_command_line(ctx) and not any(PIPELINES[n].needs_images for n in names +
+                                                               (eff_names or [])):
+        fail("--image-size: none of the pipelines chosen uses images (the image pipelines: "
+             f"{', '.join(n for n, p in PIPELINES.items() if p.needs_images)})")
     use_compilation_cache()
     with input_errors():
         result = run_benchmark(truthset, names, out, votes_dir=votes_dir, efficiency=grid,

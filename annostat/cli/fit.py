@@ -248,6 +248,7 @@ def _report_joint(result) -> None:
 
 
 def compare(
+    ctx: typer.Context,
     votes: Path = typer.Argument(..., help="Votes table (CSV/TSV/Parquet) or Panoptes export."),
     models: str = typer.Option("ds,hds", help="Comma-separated models to compare."),
     holdout: float = typer.Option(0.1, callback=share, help="Share of the votes held out for scoring."),
@@ -269,6 +270,9 @@ def compare(
     use_compilation_cache()
     names = split_list(models, "--models")
     output_file(out)
+    bayesian = [m for m in names if m in REGISTRY and model_spec(m).can("bayesian")]
+    if not bayesian and (given := [f for n, f in given_on_command_line(ctx).items() if n in ("inference", "steps")]):
+        fail(f"{', '.join(given)}: options of the Bayesian models, and none is in --models {models}")
     with input_errors():
         unknown = [m for m in names if m not in REGISTRY]
         if unknown or not names:
