@@ -14,6 +14,7 @@ never share a file (``a b`` and ``a/b`` differ, and neither becomes a third labe
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import tempfile
@@ -64,6 +65,23 @@ def remove_stale(folder: str | os.PathLike, names: Any, keep: Any) -> list[str]:
             continue
         removed.append(name)
     return removed
+
+
+def read_json(path: str | os.PathLike, what: str = "JSON", hint: str = "") -> Any:
+    """The JSON document in ``path``; a one-line :class:`~annostat.errors.InputError` naming the file if it is missing,
+    a folder, not UTF-8 or not JSON (``what`` names the kind of file, ``hint`` says how to make one)."""
+    from annostat.errors import InputError
+
+    path = Path(path)
+    hint = f"; {hint}" if hint else ""
+    if not path.is_file():
+        raise InputError(f"{path}: {'is a folder' if path.is_dir() else 'file not found'} (expected {what}){hint}")
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start}), so not {what}{hint}") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno}), so not {what}{hint}") from None
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> Path:

@@ -32,7 +32,7 @@ import polars as pl
 from annostat.data.subjects import Subjects
 from annostat.data.votes import Votes
 from annostat.errors import InputError
-from annostat.files import atomic_write, remove_stale
+from annostat.files import atomic_write, read_json, remove_stale
 
 
 @dataclass
@@ -382,10 +382,7 @@ class SavedFit(Fit):
         info_path = folder / "fit.json"
         if not info_path.is_file():
             raise InputError(f"{folder}: not a fit folder (no fit.json); make one with annostat fit")
-        try:
-            info = json.loads(info_path.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InputError(f"{info_path}: not a readable fit.json ({str(exc).splitlines()[0]})") from None
+        info = read_json(info_path, "a fit.json written by annostat fit")
         if not isinstance(info, dict) or not isinstance(info.get("questions"), list) or "model" not in info:
             raise InputError(f"{info_path}: not a fit.json written by annostat (no model or questions)")
         for i, q in enumerate(info["questions"]):

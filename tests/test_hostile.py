@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from annostat.cli import app
 
 RUNNER = CliRunner()
-FUZZ = settings(max_examples=int(os.environ.get("ANNOSTAT_FUZZ_EXAMPLES", "120")), deadline=None,
+FUZZ = settings(max_examples=int(os.environ.get("ANNOSTAT_FUZZ_EXAMPLES", "100")), deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 EXPORT_COLUMNS = ["classification_id", "user_name", "user_id", "user_ip", "workflow_id", "workflow_name",
                   "workflow_version", "created_at", "gold_standard", "expert", "metadata", "annotations",
@@ -552,3 +552,16 @@ def test_compare_refuses_options_no_model_chosen_uses(colliding_fit, tmp_path):
     root, _ = colliding_fit
     result = invoke(["compare", root / "votes.csv", "--models", "mv,ds", "--steps", "10"], tmp_path, tmp_path)
     assert result.exit_code == 2 and "--steps: options of the Bayesian models" in result.output
+
+
+def test_damaged_truth_sets_and_output_folders_that_are_files(tmp_path):
+    (tmp_path / "file.txt").write_text("x")
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "manifest.json").write_bytes(b"\xff")
+    for args, message in ((["simulate", fake], "not UTF-8 text"), (["benchmark", fake, "--out", tmp_path / "b"],
+                                                                    "not UTF-8 text"),
+                          (["truth", "standin", "--n", "5", "--out", tmp_path / "file.txt"], "is a file"),
+                          (["demo", "--out", tmp_path / "file.txt"], "is a file")):
+        result = invoke(args, tmp_path, tmp_path / "b")
+        assert result.exit_code == 2 and message in result.output, result.output

@@ -32,7 +32,7 @@ def benchmark(
     ctx: typer.Context,
     truthset: Path = typer.Argument(..., help="A truth set with simulated votes (annostat simulate)."),
     pipelines: str = typer.Option("mv,ds", help="Comma-separated pipelines (annostat models; ck-* with crowd-kit)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for the report."),
+    out: Path = typer.Option(..., "--out", "-o", file_okay=False, help="Folder for the report."),
     votes_dir: Optional[Path] = typer.Option(None, help="Simulated votes folder (default TRUTHSET/votes)."),
     efficiency: str = typer.Option(",".join(map(str, (1, 2, 3, 5, 8, 10, 15, 20, 30, 40))),
                                    help="Classifications per subject for the label-efficiency curve ('' for none)."),
@@ -71,7 +71,8 @@ def benchmark(
 
 
 def demo(
-    out: Path = typer.Option(Path("annostat-demo"), "--out", "-o", help="Folder for the demo's outputs."),
+    out: Path = typer.Option(Path("annostat-demo"), "--out", "-o", file_okay=False,
+                             help="Folder for the demo's outputs."),
     galaxies: int = typer.Option(300, min=10, help="Stand-in galaxies to render."),
     volunteers: int = typer.Option(150, min=1, help="Simulated volunteers."),
     retire_after: int = typer.Option(10, min=1, help="Classifications per galaxy."),

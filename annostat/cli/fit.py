@@ -64,7 +64,7 @@ def fit(
     ctx: typer.Context,
     votes: Path = typer.Argument(..., help="Votes table (CSV/TSV/Parquet, one row per vote) or Panoptes export."),
     model: ModelName = typer.Option("ds", "--model", "-m", help="Model to fit."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for the fit (created if needed)."),
+    out: Path = typer.Option(..., "--out", "-o", file_okay=False, help="Folder for the fit (created if needed)."),
     format: InputFormat = typer.Option("auto", "--format", help="auto: a Panoptes export is known by its columns."),
     subject_col: str = typer.Option("subject", help="Table: column with the subject id."),
     volunteer_col: str = typer.Option("volunteer", help="Table: column with the volunteer id."),
@@ -80,18 +80,23 @@ def fit(
     anonymous: str = typer.Option("keep", help="Export: keep or drop not-logged-in volunteers."),
     strict: bool = typer.Option(False, "--strict", help="Export: any row that would be quarantined is an error."),
     max_iter: Optional[int] = typer.Option(None, min=1, help="Dawid-Skene: most EM iterations [default: 100]."),
-    tol: Optional[float] = typer.Option(None, min=0.0, help="Dawid-Skene: relative change that stops EM [default: 1e-6]."),
-    pseudo_diagonal: Optional[float] = typer.Option(None, min=0.0, help="Dawid-Skene: Dirichlet pseudo-count on the diagonal."),
-    pseudo_off_diagonal: Optional[float] = typer.Option(None, min=0.0, help="Dawid-Skene: pseudo-count off the diagonal."),
+    tol: Optional[float] = typer.Option(None, min=0.0,
+                                        help="Dawid-Skene: relative change that stops EM [default: 1e-6]."),
+    pseudo_diagonal: Optional[float] = typer.Option(None, min=0.0,
+                                                    help="Dawid-Skene: Dirichlet pseudo-count on the diagonal."),
+    pseudo_off_diagonal: Optional[float] = typer.Option(None, min=0.0,
+                                                        help="Dawid-Skene: pseudo-count off the diagonal."),
     inference: str = typer.Option("svi", help=f"Bayesian models ({', '.join(models_that('bayesian'))}): svi, map or "
                                               "nuts."),
     seed: int = typer.Option(0, help="Bayesian models: random seed (runs are reproducible for a seed)."),
-    steps: Optional[int] = typer.Option(None, min=1, help="Bayesian models: SVI/MAP optimisation steps [default: 2000]."),
+    steps: Optional[int] = typer.Option(None, min=1,
+                                        help="Bayesian models: SVI/MAP optimisation steps [default: 2000]."),
     draws: Optional[int] = typer.Option(None, min=1, help="Bayesian models: posterior draws kept [default: 200]."),
     batch_size: Optional[int] = typer.Option(None, min=1, help="Bayesian models: subjects per SVI step."),
     prior: Optional[Path] = typer.Option(None, help="Per-subject answer priors from a classifier: annostat "
                                                     "posteriors, a Zoobot prediction table or a wide table."),
-    prior_weight: float = typer.Option(1.0, min=0.0, help="Prior: the largest weight of the classifier's evidence; the votes "
+    prior_weight: float = typer.Option(1.0, min=0.0,
+                                       help="Prior: the largest weight of the classifier's evidence; the votes "
                                                  "choose the weight up to it (below 1 tempers an over-confident "
                                                  "classifier; 0 ignores it)."),
     fixed_prior_weight: bool = typer.Option(False, "--fixed-prior-weight",
@@ -114,8 +119,10 @@ def fit(
     rounds: Optional[int] = typer.Option(None, min=1, help="Joint model, em: most rounds [default: 8]."),
     width: Optional[int] = typer.Option(None, min=1, help="Joint model, images: the CNN's first width [default: 16]."),
     depth: Optional[int] = typer.Option(None, min=1, help="Joint model, images: the CNN's stages [default: 3]."),
-    hidden: Optional[int] = typer.Option(None, min=1, help="Joint model, features: the MLP's hidden units [default: 128]."),
-    learning_rate: Optional[float] = typer.Option(None, callback=positive, help="Joint model: the network's peak learning rate."),
+    hidden: Optional[int] = typer.Option(None, min=1,
+                                         help="Joint model, features: the MLP's hidden units [default: 128]."),
+    learning_rate: Optional[float] = typer.Option(None, callback=positive,
+                                                  help="Joint model: the network's peak learning rate."),
     resume: bool = typer.Option(False, "--resume", help="Joint model (em): go on from the last finished round of an "
                                                          "interrupted fit into the same --out."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
@@ -298,7 +305,7 @@ def compare(
 
 def predict(
     fit_dir: Path = typer.Argument(..., help="A joint model's fit folder (annostat fit --images or --features)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for the answers (created if needed)."),
+    out: Path = typer.Option(..., "--out", "-o", file_okay=False, help="Folder for the answers (created if needed)."),
     images: Optional[Path] = typer.Option(None, help="A folder of the new subjects' images (or a truth set)."),
     features: Optional[Path] = typer.Option(None, help="A features table of the new subjects."),
     features_id_col: Optional[str] = typer.Option(None, help="Features: the id column."),

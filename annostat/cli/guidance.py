@@ -14,7 +14,8 @@ from annostat.cli.common import fail, input_errors
 
 def advise(
     fit_dir: Path = typer.Argument(..., help="A fit folder (annostat fit --out)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for the advice, tables and volunteer cards."),
+    out: Path = typer.Option(..., "--out", "-o", file_okay=False,
+                             help="Folder for the advice, tables and volunteer cards."),
     keep_names: bool = typer.Option(False, "--keep-names", help="Show volunteer names instead of pseudonyms."),
     salt: Optional[str] = typer.Option(None, help="Salt of the pseudonyms (default: random, kept in private/)."),
     min_votes: int = typer.Option(10, min=1, help="Votes on a question before advice is given."),

@@ -17,7 +17,7 @@ truth_app = typer.Typer(help="Build truth sets: simulated galaxies whose true Ga
 
 @truth_app.command("standin", cls=OneLineErrors)
 def truth_standin(
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for the truth set."),
+    out: Path = typer.Option(..., "--out", "-o", file_okay=False, help="Folder for the truth set."),
     n: int = typer.Option(500, "--n", min=1, help="Galaxies to render."),
     size: int = typer.Option(64, min=8, max=4096, help="Image size in pixels (0.262 arcsec each)."),
     seed: int = typer.Option(0, help="Random seed of the parameters and the noise."),
@@ -39,13 +39,14 @@ def truth_standin(
 def truth_fire(
     snapshots: list[Path] = typer.Argument(..., help="FIRE-2 snapshots: <sim>/output/snapshot_NNN.hdf5 files or "
                                                        "snapdir_NNN folders."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for the truth set."),
+    out: Path = typer.Option(..., "--out", "-o", file_okay=False, help="Folder for the truth set."),
     name: Optional[str] = typer.Option(None, help="Simulation name (default: from the <sim>/output/ layout)."),
     views: int = typer.Option(4, min=1, help="Random orientations per snapshot."),
     inclinations: Optional[str] = typer.Option(None, help="Chosen inclinations in degrees, e.g. '0,45,85' (one "
                                                           "view each, instead of --views random ones)."),
     size: int = typer.Option(128, min=8, max=4096, help="Image size in pixels."),
-    redshift: float = typer.Option(0.05, callback=positive, help="Redshift the galaxy is placed at (angular scale, flux)."),
+    redshift: float = typer.Option(0.05, callback=positive,
+                                   help="Redshift the galaxy is placed at (angular scale, flux)."),
     sky_sigma: float = typer.Option(0.002, min=0.0, help="Sky noise per pixel (nanomaggies)."),
     weight: str = typer.Option("light", help="Project 'light' (age-dependent mass-to-light) or 'mass'."),
     seed: int = typer.Option(0, help="Random seed of the views and the noise."),
@@ -74,12 +75,15 @@ def truth_fire(
 
 def simulate(
     truthset: Path = typer.Argument(..., help="A truth set folder (annostat truth standin / fire)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for the votes (default TRUTHSET/votes)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", file_okay=False,
+                                       help="Folder for the votes (default TRUTHSET/votes)."),
     volunteers: int = typer.Option(300, min=1, help="Simulated volunteers."),
     retire_after: int = typer.Option(10, min=1, help="Classifications (distinct volunteers) per subject."),
     spammers: float = typer.Option(0.03, min=0.0, max=1.0, help="Share of volunteers who always answer 'artifact'."),
-    learning_gap: float = typer.Option(0.6, min=0.0, help="Mean logit gap between a volunteer's first vote and plateau."),
-    difficulty: float = typer.Option(0.6, min=0.0, help="Weight of image difficulty (faint, small, edge-on) on the logit."),
+    learning_gap: float = typer.Option(0.6, min=0.0,
+                                       help="Mean logit gap between a volunteer's first vote and plateau."),
+    difficulty: float = typer.Option(0.6, min=0.0,
+                                     help="Weight of image difficulty (faint, small, edge-on) on the logit."),
     seed: int = typer.Option(0, help="Random seed."),
 ) -> None:
     """Simulated volunteers walk the Galaxy Zoo tree on a truth set's galaxies: votes, a Panoptes export and its

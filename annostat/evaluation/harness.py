@@ -25,7 +25,6 @@ figures ``efficiency.png``, ``calibration.png``, ``volunteers.png`` (and ``learn
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from annostat.errors import InputError
+from annostat.files import read_json
 from annostat.evaluation.calibration import expected_calibration_error, reliability_bins
 from annostat.evaluation.pipelines import PipelineOutput, get_pipeline
 from annostat.evaluation.report import write_report
@@ -65,7 +65,9 @@ def read_simulated_votes(truth_set: TruthSet, votes_dir: str | os.PathLike | Non
     if not (folder / "simulation.json").exists():
         raise InputError(f"{folder}: no simulated votes (simulation.json not found); run annostat simulate "
                          f"{truth_set.root} first")
-    settings = json.loads((folder / "simulation.json").read_text(encoding="utf-8"))
+    settings = read_json(folder / "simulation.json", "a simulation's settings")
+    if not isinstance(settings, dict):
+        raise InputError(f"{folder / 'simulation.json'}: not a simulation's settings (a JSON object)")
     export = settings.get("export")
     if export and (folder / export["classifications"]).exists():
         votes, _ = load_votes(folder / export["classifications"], workflows=folder / export["workflows"],
@@ -208,7 +210,7 @@ def run_benchmark(
     chosen = [get_pipeline(name) for name in pipelines]
     votes, folder, source = read_simulated_votes(truth_set, votes_dir)
     truth = true_answers(truth_set, folder)
-    settings = json.loads((folder / "simulation.json").read_text(encoding="utf-8"))
+    settings = read_json(folder / "simulation.json", "a simulation's settings")
     true_volunteers = pd.read_parquet(folder / "volunteers.parquet")
     true_curve = pd.read_parquet(folder / "learning.parquet")
     root_questions = [q.name for q in truth_set.tree.questions.values() if not q.asked_after]

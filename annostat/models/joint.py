@@ -26,7 +26,6 @@ Example (features that tell smooth from featured, three votes a galaxy):
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ import polars as pl
 
 from annostat.data.votes import Votes
 from annostat.errors import InputError
-from annostat.files import atomic_write
+from annostat.files import atomic_write, read_json
 from annostat.fit import Fit, QuestionFit, accuracy_from_confusion
 from annostat.infer.joint import JointSettings, fit_joint
 from annostat.infer.training import expected_counts, layout_votes, question_joint
@@ -254,9 +253,7 @@ def _training_figure(training: pl.DataFrame, folder: Path) -> None:
 
 def read_config(folder: Path) -> dict[str, Any]:
     path = folder / "network" / "config.json"
-    if not path.is_file():
-        raise InputError(f"{path}: file not found (not a joint model's fit; fit one with --images or --features)")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise InputError(f"{path}: not readable JSON ({exc})") from None
+    config = read_json(path, "a joint model's network configuration", "fit one with --images or --features")
+    if not isinstance(config, dict):
+        raise InputError(f"{path}: not a network configuration written by annostat (a JSON object)")
+    return config

@@ -45,7 +45,7 @@ import pandas as pd
 
 from annostat.data.subjects import Subjects
 from annostat.errors import InputError
-from annostat.files import inside, safe_file_name
+from annostat.files import inside, read_json, safe_file_name
 from annostat.truth.answers import true_path
 from annostat.data.trees import Tree, get_tree
 
@@ -192,12 +192,7 @@ def load_truth_set(root: str | os.PathLike, check_images: bool = True) -> TruthS
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    manifest = read_json(path, "a truth set's manifest")
     if not isinstance(manifest, dict):
         raise InputError(f"{path}: the manifest must be a JSON object")
     for key, types in MANIFEST_KEYS.items():

@@ -21,7 +21,7 @@ import polars as pl
 from flax import nnx
 
 from annostat.errors import InputError
-from annostat.files import atomic_write
+from annostat.files import atomic_write, read_json
 from annostat.vision.networks import answer_log_probs, build_network
 
 CHECKPOINT = "checkpoint"
@@ -51,10 +51,8 @@ def load_networks(folder: Path) -> tuple[dict[str, Any], list[Any]]:
 
     folder = Path(folder).absolute()
     path = folder / "config.json"
-    if not path.is_file():
-        raise InputError(f"{path}: file not found (not a joint model's fit: fit one with --images or --features)")
+    config = read_json(path, "a joint model's network configuration", "fit one with --images or --features")
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
         n = int(config["networks"])
     except (ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{path}: not a network configuration written by annostat ({exc})") from None
