@@ -173,7 +173,7 @@ def test_cli_errors_are_one_line(tmp_path):
     assert half.exit_code == 2 and "volunteers.parquet: not a readable Parquet file" in half.output
     (tmp_path / "half" / "fit.json").write_text('{"model": "ds", "questions"')
     broken = CliRunner().invoke(app, ["advise", str(tmp_path / "half"), "--out", str(tmp_path / "o")])
-    assert broken.exit_code == 2 and "fit.json: not a readable fit.json" in broken.output
+    assert broken.exit_code == 2 and "fit.json: not valid JSON" in broken.output
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium package (apt install chromium)")

@@ -98,4 +98,4 @@ def test_cli_writes_a_valid_truth_set(tmp_path):
     a_file = tmp_path / "file.txt"
     a_file.write_text("x")
     bad = CliRunner().invoke(app, ["truth", "standin", "--n", "2", "--size", "16", "--out", str(a_file)])
-    assert bad.exit_code == 2 and "exists and is not a folder" in bad.output and "Traceback" not in bad.output
+    assert bad.exit_code == 2 and "is a file" in bad.output and "Traceback" not in bad.output
