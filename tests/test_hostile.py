@@ -527,14 +527,15 @@ def test_advise_never_copies_an_image_from_outside_its_folder(tmp_path):
 def test_refit_leaves_nothing_of_the_last_fit_and_permissions_are_consistent(colliding_fit, tmp_path):
     root, _ = colliding_fit
     out = tmp_path / "fit"
-    invoke(["fit", root / "votes.csv", "--model", "hds", "--inference", "map", "--steps", "20", "--out", out,
-            "--quiet"], tmp_path, out)
-    assert (out / "trace.nc").exists()
+    invoke(["fit", root / "votes.csv", "--model", "ds", "--out", out, "--quiet"], tmp_path, out)
+    (out / "trace.nc").write_bytes(b"an earlier Bayesian fit's trace")  # what hds, then ds into one folder, left
+    (out / "network").mkdir()
+    (out / "network" / "config.json").write_text("{}")
     invoke(["catalogue", out], tmp_path, out)
     (out / "notes.txt").write_text("mine")
-    invoke(["fit", root / "votes.csv", "--model", "ds", "--out", out, "--quiet"], tmp_path, out)
+    invoke(["fit", root / "votes.csv", "--model", "mv", "--out", out, "--quiet"], tmp_path, out)
     names = set(os.listdir(out))
-    assert "trace.nc" not in names and "catalogue.csv" not in names and "notes.txt" in names
+    assert not names & {"trace.nc", "network", "catalogue.csv", "catalogue.parquet"} and "notes.txt" in names
     modes = {oct(os.stat(out / n).st_mode & 0o777) for n in names}
     assert len(modes) == 1, modes
 
