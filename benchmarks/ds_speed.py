@@ -128,11 +128,14 @@ def main() -> None:
     )
     print(text)
     if args.write:
-        with open(HERE / "RESULTS.md", "a", encoding="utf-8") as fh:
-            fh.write("\n## Dawid-Skene speed (`benchmarks/ds_speed.py`)\n\n"
-                     "Synthetic votes, 10 per subject, 3 answers, heavy-tailed volunteer activity (2M: 200k subjects, "
-                     "20k volunteers; 10M: 1M subjects, 100k volunteers); 50 EM iterations without early stop; each "
-                     "run in a fresh process on 2 CPU cores.\n\n" + text)
+        sys.path.insert(0, str(HERE))
+        from environment import append_section, environment
+
+        append_section("Dawid-Skene speed (`benchmarks/ds_speed.py`)",
+                       "Synthetic votes, 10 per subject, 3 answers, heavy-tailed volunteer activity (2M: 200k "
+                       "subjects, 20k volunteers; 10M: 1M subjects, 100k volunteers); 50 EM iterations without early "
+                       "stop; each contender in a fresh process, from the same pandas DataFrame to the posteriors "
+                       "(annostat's JAX compilation included). " + environment() + "\n\n" + text)
 
 
 if __name__ == "__main__":
