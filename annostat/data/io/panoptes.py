@@ -545,7 +545,9 @@ def _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, a
     """One batch of export rows -> (used classifications, votes as (row, question code, answer code) arrays,
     quarantined rows, the first subject_data text of each subject used)."""
     quarantine = []
-    batch = batch.join(audit.rows(batch, last_column), on="row", how="left", maintain_order="left")
+    malformed = audit.rows(batch, last_column)
+    batch = (batch.join(malformed, on="row", how="left", maintain_order="left") if malformed.height else
+             batch.with_columns(pl.lit(None, pl.Utf8).alias("csv_problem")))
 
     def quarantine_rows(mask_frame: pl.DataFrame, reason: str | pl.Expr):
         if mask_frame.height:
