@@ -59,8 +59,7 @@ def catalogue_with_columns(fit: Fit | str | Path) -> tuple[pl.DataFrame, pl.Data
               .pivot(on="column", index="subject", values="n"))
     posterior_wide = (keyed(posteriors).with_columns(pl.col("column") + "_posterior")
                       .pivot(on="column", index="subject", values="p"))
-    table = subjects.join(counts, on="subject", how="left").join(posterior_wide, on="subject", how="left",
-                                                                 suffix="_p")
+    table = subjects.join(counts, on="subject", how="left").join(posterior_wide, on="subject", how="left")
     columns, described = [pl.col("subject")], [("subject", None, None, "subject id")]
     for i, (question, answers) in enumerate(questions):
         names = [f"{i}.{j}" for j in range(len(answers))]

@@ -15,6 +15,12 @@ class InputError(ValueError):
         super().__init__(" ".join(str(message).split()))
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (libraries such as polars write several), or its type's name."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def where(source: str | None, *, column: str | None = None, row: int | None = None) -> str:
     """Format the location part of an error message: ``votes.csv, row 12, column 'answer'``."""
     parts = [source or "<data frame>"]

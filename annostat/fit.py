@@ -31,7 +31,7 @@ import polars as pl
 
 from annostat.data.subjects import Subjects
 from annostat.data.votes import Votes
-from annostat.errors import InputError
+from annostat.errors import InputError, first_line
 from annostat.files import atomic_write, read_json, remove_stale
 
 
@@ -403,7 +403,7 @@ class SavedFit(Fit):
         try:
             frame = pl.read_parquet(path)
         except Exception as exc:  # noqa: BLE001 - pyarrow and polars raise several kinds
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = first_line(exc)
             raise InputError(f"{path}: not a readable Parquet file ({reason})") from None
         missing = NEEDED.get(name, set()) - set(frame.columns)
         if missing:
@@ -480,7 +480,7 @@ class SavedFit(Fit):
         try:
             return az.from_netcdf(path)
         except Exception as exc:  # noqa: BLE001 - netCDF/HDF5 readers raise several kinds
-            raise InputError(f"{path}: not a readable netCDF trace ({str(exc).splitlines()[0]})") from None
+            raise InputError(f"{path}: not a readable netCDF trace ({first_line(exc)})") from None
 
     def save(self, folder: str | Path) -> Path:
         raise NotImplementedError("a fit read from its folder is saved already; copy the folder instead")

@@ -55,13 +55,18 @@ def share(value: float | None) -> float | None:
     return value
 
 
+def option_flags(ctx: typer.Context) -> dict[str, str]:
+    """The command's parameters: name -> its flag as written in --help."""
+    return {p.name: p.opts[0] for p in ctx.command.params if p.opts}
+
+
 def given_on_command_line(ctx: typer.Context) -> dict[str, str]:
-    """The options the user gave (not left at their defaults): parameter name -> its flag as written in --help."""
+    """The options the user gave (not left at their defaults), as :func:`option_flags`."""
     def given(name: str) -> bool:
         source = ctx.get_parameter_source(name)
         return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
 
-    return {p.name: p.opts[0] for p in ctx.command.params if given(p.name)}
+    return {name: flag for name, flag in option_flags(ctx).items() if given(name)}
 
 
 def output_file(path: Path | None, option: str = "--out") -> None:

@@ -82,8 +82,6 @@ def demo(
     """The whole loop: render galaxies, simulate volunteers, fit, benchmark against the truth, write the report."""
     from annostat.evaluation.demo import run_demo
 
-    if galaxies < 1 or volunteers < 1 or retire_after < 1:
-        fail("--galaxies, --volunteers and --retire-after must be at least 1")
     grid = split_list(efficiency, "--efficiency", int, "whole numbers")
     use_compilation_cache()
     with input_errors():

@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from annostat.cli.common import DuplicatePolicy, InputFormat, ModelName, console, fail, fit_progress, \
-    given_on_command_line, input_errors, output_file, positive, share, split_list, training_progress
+    given_on_command_line, input_errors, option_flags, output_file, positive, share, split_list, training_progress
 from annostat.infer.cache import use_compilation_cache
 from annostat.models import REGISTRY, get_model, model_spec, models_that
 
@@ -36,6 +36,7 @@ def _refuse_unused(ctx: typer.Context, model: str, joint: str | None, export: bo
             allowed |= {"prior"} | (PRIOR_OPTIONS if prior else set())
     else:
         allowed |= JOINT_OPTIONS | (IMAGE_OPTIONS if joint == "images" else FEATURE_OPTIONS)
+    model_options = set().union(*(model_spec(m).options for m in REGISTRY))
     for name, flag in given.items():
         if name in allowed:
             continue
@@ -47,17 +48,11 @@ def _refuse_unused(ctx: typer.Context, model: str, joint: str | None, export: bo
         if name == "prior":
             fail(f"--prior: the {model} model does not take a per-subject prior; the models that do are "
                  f"{', '.join(models_that('subject_prior'))}")
-        model_options = set().union(*(model_spec(m).options for m in REGISTRY))
         if joint is None and name in (JOINT_OPTIONS | IMAGE_OPTIONS | FEATURE_OPTIONS) - model_options:
             fail(f"{flag}: one of the options of the joint model, which needs --images or --features")
         what = f"the joint model ({joint})" if joint else f"the {model} model"
-        uses = sorted(given_flag for n, given_flag in _flags(ctx).items() if n in allowed - ALWAYS - TABLE_OPTIONS -
-                      EXPORT_OPTIONS)
+        uses = sorted(f for n, f in option_flags(ctx).items() if n in allowed - ALWAYS - TABLE_OPTIONS - EXPORT_OPTIONS)
         fail(f"{flag}: not an option of {what}, which takes {', '.join(uses) or 'no model options'}")
-
-
-def _flags(ctx: typer.Context) -> dict[str, str]:
-    return {p.name: p.opts[0] for p in ctx.command.params if p.opts}
 
 
 def fit(
@@ -181,11 +176,6 @@ def fit(
             )
         subject_prior = None
         if prior is not None:
-            if not model_spec(model.value).can("subject_prior"):
-                fail(f"--prior: the {model.value} model does not take a per-subject prior; the models that do are "
-                     f"{', '.join(models_that('subject_prior'))}")
-            if prior_weight < 0:
-                fail("--prior-weight must be at least 0")
             subject_prior = read_prior(prior, table, id_column=prior_id_col, weight=prior_weight,
                                        learn_weight=not fixed_prior_weight)
         if joint:

@@ -27,8 +27,6 @@ def advise(
     """Personalised advice for each volunteer: what they do well, what they confuse, examples that would help."""
     from annostat.guidance import write_advice
 
-    if min_votes < 1 or examples < 0 or max_pages < 0:
-        fail("--min-votes must be at least 1; --examples and --max-pages at least 0")
     if images is not None and not images.is_dir():
         fail(f"{images}: not a folder")
     with input_errors():

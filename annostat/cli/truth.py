@@ -19,17 +19,13 @@ truth_app = typer.Typer(help="Build truth sets: simulated galaxies whose true Ga
 def truth_standin(
     out: Path = typer.Option(..., "--out", "-o", file_okay=False, help="Folder for the truth set."),
     n: int = typer.Option(500, "--n", min=1, help="Galaxies to render."),
-    size: int = typer.Option(64, min=8, max=4096, help="Image size in pixels (0.262 arcsec each)."),
+    size: int = typer.Option(64, min=16, max=4096, help="Image size in pixels (0.262 arcsec each)."),
     seed: int = typer.Option(0, help="Random seed of the parameters and the noise."),
     sky_sigma: float = typer.Option(0.001, min=0.0, help="Sky noise per pixel (nanomaggies)."),
 ) -> None:
     """Render stand-in galaxies (bulge, disc, bar, spiral arms, clumps, tidal arcs; JAX) into a truth set."""
     from annostat.truth.standin import standin_truth_set
 
-    if n < 1:
-        fail("--n must be at least 1")
-    if size < 16:
-        fail("--size must be at least 16 pixels")
     with input_errors():
         truth_set = standin_truth_set(out, n, size=size, seed=seed, sky_sigma=sky_sigma)
     report_truth_set(truth_set, out, f"{n:,} galaxies rendered at {size}x{size} in {', '.join(truth_set.bands)}")
@@ -44,7 +40,7 @@ def truth_fire(
     views: int = typer.Option(4, min=1, help="Random orientations per snapshot."),
     inclinations: Optional[str] = typer.Option(None, help="Chosen inclinations in degrees, e.g. '0,45,85' (one "
                                                           "view each, instead of --views random ones)."),
-    size: int = typer.Option(128, min=8, max=4096, help="Image size in pixels."),
+    size: int = typer.Option(128, min=16, max=4096, help="Image size in pixels."),
     redshift: float = typer.Option(0.05, callback=positive,
                                    help="Redshift the galaxy is placed at (angular scale, flux)."),
     sky_sigma: float = typer.Option(0.002, min=0.0, help="Sky noise per pixel (nanomaggies)."),
@@ -54,14 +50,8 @@ def truth_fire(
     """Mock images and truth (inclination, bar A2, disc fraction, spirals) of FIRE-2 star particles as a truth set."""
     from annostat.truth.fire import fire_truth_set
 
-    if views < 1:
-        fail("--views must be at least 1")
-    if size < 16:
-        fail("--size must be at least 16 pixels")
     if weight not in ("light", "mass"):
         fail(f"--weight: {weight!r} is not 'light' or 'mass'")
-    if redshift <= 0:
-        fail("--redshift must be above 0")
     angles = None
     if inclinations is not None:
         angles = split_list(inclinations, "--inclinations", float, "angles")
@@ -91,10 +81,6 @@ def simulate(
     from annostat.truth.simulate import VolunteerPopulation, simulate as run
     from annostat.truth.truthset import load_truth_set
 
-    if volunteers < 1 or retire_after < 1:
-        fail("--volunteers and --retire-after must be at least 1")
-    if not 0 <= spammers <= 1:
-        fail("--spammers must be between 0 and 1")
     with input_errors():
         truth_set = load_truth_set(truthset, check_images=False)
         target = out or truth_set.votes_dir

@@ -112,8 +112,8 @@ def information_criteria(fit) -> pd.DataFrame:
             loo = az.loo(trace, var_name=name, pointwise=True)
             waic = az.waic(trace, var_name=name)
         k = np.asarray(loo.pareto_k)
-        rows.append({"question": question_of(name[len("votes"):]), "elpd_loo": float(loo.elpd_loo), "loo_se": float(loo.se),
-                     "p_loo": float(loo.p_loo), "pareto_k_above_0.7": float((k > 0.7).mean()),
+        rows.append({"question": question_of(name[len("votes"):]), "elpd_loo": float(loo.elpd_loo),
+                     "loo_se": float(loo.se), "p_loo": float(loo.p_loo), "pareto_k_above_0.7": float((k > 0.7).mean()),
                      "elpd_waic": float(waic.elpd_waic), "p_waic": float(waic.p_waic), "subjects": int(k.size)})
     return pd.DataFrame(rows)
 

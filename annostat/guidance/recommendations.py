@@ -146,7 +146,8 @@ def advise(fit: FitTables, min_votes: int = 10, draws: int = 2000, seed: int = 0
     impact = advice[advice["recommendation"] == "review a confusion"][
         ["volunteer", "question", "confusion_true", "confusion_answer", "confusion_rate", "population_rate", "n",
          "accuracy_gain", "information_gain_bits"]].sort_values("accuracy_gain", ascending=False)
-    project_table = pd.DataFrame(project, columns=PROJECT_COLUMNS).sort_values(["information_gain_bits_per_vote"], ascending=False)
+    project_table = pd.DataFrame(project, columns=PROJECT_COLUMNS).sort_values(["information_gain_bits_per_vote"],
+                                                                               ascending=False)
     return {"advice": advice, "impact": impact.reset_index(drop=True),
             "single_answer_questions": [str(q) for q in questions if q not in evidence],
             "project": project_table.reset_index(drop=True), "evidence": evidence}

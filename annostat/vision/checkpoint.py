@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 from flax import nnx
 
-from annostat.errors import InputError
+from annostat.errors import InputError, first_line
 from annostat.files import atomic_write, read_json
 from annostat.vision.networks import answer_log_probs, build_network
 
@@ -59,7 +59,7 @@ def load_networks(folder: Path) -> tuple[dict[str, Any], list[Any]]:
     try:
         restored = ocp.StandardCheckpointer().restore(folder / CHECKPOINT)
     except Exception as exc:  # noqa: BLE001 - orbax raises several kinds for a damaged checkpoint
-        raise InputError(f"{folder / CHECKPOINT}: not a readable checkpoint ({str(exc).splitlines()[0]})") from None
+        raise InputError(f"{folder / CHECKPOINT}: not a readable checkpoint ({first_line(exc)})") from None
     states = []
     for i in range(n):
         _, state = nnx.split(build_network(config, 0))

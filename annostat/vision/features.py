@@ -25,7 +25,7 @@ import numpy as np
 import polars as pl
 
 from annostat.data.io.tables import refuse_repeated_names
-from annostat.errors import InputError
+from annostat.errors import InputError, first_line
 
 ID_COLUMNS = ("subject", "subject_id", "subject_ids", "id_str", "iauname", "id")
 
@@ -111,5 +111,5 @@ def _read(table: Any, source: str) -> pl.DataFrame:
         refuse_repeated_names(path, separator)
         return pl.read_csv(path, separator=separator, infer_schema_length=None, glob=False)
     except Exception as exc:  # noqa: BLE001 - polars and pyarrow raise several kinds
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise InputError(f"{path}: not a readable features table ({reason})") from None

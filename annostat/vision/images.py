@@ -48,7 +48,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from annostat.errors import InputError
+from annostat.errors import InputError, first_line
 from annostat.files import atomic_write, inside
 
 #: image suffixes looked for beside a subject id, in order
@@ -249,7 +249,7 @@ def image_store(
             try:
                 image = fit_to_size(read_image(path, bands), size, fit)
             except Exception as exc:  # noqa: BLE001 - PIL, astropy and numpy raise many kinds for a broken file
-                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                reason = first_line(exc)
                 if missing == "error":
                     raise InputError(f"{path}: not a readable image of subject {subject!r} ({reason})") from None
                 unreadable.append((subject, f"{path}: {reason}"))

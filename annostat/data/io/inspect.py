@@ -41,7 +41,7 @@ def inspect_export(path: str | Path, workflows: str | Path | None = None,
             user.alias("volunteer"), anonymous.alias("anonymous"), seen.alias("seen_before"), pl.col("annotations"),
         )
 
-    frame = _CsvAudit(path).collect(build)
+    frame = _CsvAudit(path).read(lambda scan: build(scan).collect())
     versions = (frame.group_by("workflow_id", "workflow_version").len("classifications")
                 .sort("workflow_id", "workflow_version"))
     task_types: Counter = Counter()

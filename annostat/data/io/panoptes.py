@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from annostat.errors import InputError
+from annostat.errors import InputError, first_line
 from annostat.data.io.tables import describe_problems, record_problems, refuse_repeated_names
 from annostat.data.io.workflows import Workflow, normalise_label, read_workflows
 from annostat.data.trees import EXTRA_QUESTIONS, PANOPTES_TASKS, TREES
@@ -316,7 +316,7 @@ def _columns(path: Path) -> list[str]:
     try:
         names = pl.scan_csv(path, **SCAN_OPTIONS).collect_schema().names()
     except Exception as exc:  # noqa: BLE001 - polars raises several types for unreadable files
-        raise InputError(f"{path}: cannot be read as CSV: {str(exc).splitlines()[0] if str(exc) else exc}") from exc
+        raise InputError(f"{path}: cannot be read as CSV: {first_line(exc)}") from exc
     refuse_repeated_names(path)
     return names
 
@@ -367,17 +367,9 @@ def read_panoptes(
         workflows = read_workflows(workflows)
 
     audit = _CsvAudit(path)
-
-    def scan_export(truncate: bool) -> pl.LazyFrame:
-        scan = pl.scan_csv(path, truncate_ragged_lines=truncate, **SCAN_OPTIONS).drop(index_columns)
-        if not has_workflow_column:
-            scan = scan.with_columns(pl.lit(str(workflow_id)).alias("workflow_id"))
-        return scan
-
-    scan = scan_export(False)
     # which workflow: given, or the only one in the export
     if workflow_id is None:
-        ids = audit.collect(lambda scan: scan.select(pl.col("workflow_id").drop_nulls().unique()))
+        ids = audit.read(lambda scan: scan.select(pl.col("workflow_id").drop_nulls().unique()).collect())
         ids = ids["workflow_id"].to_list()
         if len(ids) != 1:
             raise InputError(f"{path}: the export holds {len(ids)} workflows ({', '.join(sorted(ids)[:10])}); "
@@ -394,11 +386,15 @@ def read_panoptes(
         tree = KNOWN_WORKFLOW_TREES.get(workflow_id) if workflow is not None else None
     if tree is not None and tree not in TREES:
         raise InputError(f"no tree preset {tree!r}; the presets are {', '.join(sorted(TREES))}")
-    report = PanoptesReport(source=str(path), workflow_id=workflow_id, tree=tree,
-                            workflow_id_given=not has_workflow_column)
     answer_map = _answer_map(workflow, tree)
 
-    def read_batches(scan: pl.LazyFrame) -> tuple[list, list, list, list, int]:
+    def read_batches(scan: pl.LazyFrame):
+        """Every batch of the export, with a report of its own (a read cut short by ragged rows starts again)."""
+        report = PanoptesReport(source=str(path), workflow_id=workflow_id, tree=tree,
+                                workflow_id_given=not has_workflow_column)
+        scan = scan.drop(index_columns)
+        if not has_workflow_column:
+            scan = scan.with_columns(pl.lit(workflow_id).alias("workflow_id"))
         classifications, votes, quarantine, subject_data = [], [], [], []
         offset = 0
         cache = _AnnotationCache()
@@ -416,15 +412,9 @@ def read_panoptes(
                 first = q.sort("row").row(0, named=True)
                 raise InputError(f"{path}, row {first['row']}, classification {first['classification_id']}: "
                                  f"{first['reason']} (--strict)")
-        return classifications, votes, quarantine, subject_data, offset, labels
+        return report, classifications, votes, quarantine, subject_data, offset, labels
 
-    try:
-        classifications, votes, quarantine, subject_data, offset, labels = read_batches(scan)
-    except pl.exceptions.PolarsError as exc:  # rows with more fields than the header: found, then quarantined
-        audit.refuse_or_retry(exc)
-        report = PanoptesReport(source=str(path), workflow_id=workflow_id, tree=tree,
-                                workflow_id_given=not has_workflow_column)
-        classifications, votes, quarantine, subject_data, offset, labels = read_batches(scan_export(True))
+    report, classifications, votes, quarantine, subject_data, offset, labels = audit.read(read_batches)
     report.rows_read = offset
     if offset == 0:
         raise InputError(f"{path}: the export has a header but no rows")
@@ -495,17 +485,17 @@ class _CsvAudit:
         if fatal or self.RAGGED not in str(exc):
             if problems := fatal or problems:
                 raise InputError(f"{self.path}, {describe_problems(problems)}") from exc
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = first_line(exc)
             raise InputError(f"{self.path}: cannot be read as CSV: {reason}") from exc
 
-    def collect(self, build) -> pl.DataFrame:
-        """``build(scan).collect()`` of the export's scan; rows with extra fields are cut (and found here) if the
-        exact read fails on them, anything else unreadable is one line."""
+    def read(self, use):
+        """``use(scan)`` of the export's lazy scan; if the exact read fails on rows with extra fields, ``use`` runs
+        again on a scan that cuts them (they are quarantined by :meth:`rows`); anything else unreadable is one line."""
         try:
-            return build(pl.scan_csv(self.path, truncate_ragged_lines=False, **SCAN_OPTIONS)).collect()
+            return use(pl.scan_csv(self.path, truncate_ragged_lines=False, **SCAN_OPTIONS))
         except pl.exceptions.PolarsError as exc:
             self.refuse_or_retry(exc)
-            return build(pl.scan_csv(self.path, truncate_ragged_lines=True, **SCAN_OPTIONS)).collect()
+            return use(pl.scan_csv(self.path, truncate_ragged_lines=True, **SCAN_OPTIONS))
 
     def rows(self, batch: pl.DataFrame, last_column: str) -> pl.DataFrame:
         """(row, csv_problem) for the batch's malformed rows; looked for only where the batch shows a sign."""
@@ -555,8 +545,8 @@ def _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, a
             quarantine.append(mask_frame.select("row", "classification_id", reason_expr.alias("reason")))
 
     # other workflows (a row without a workflow id is quarantined below, not taken as another workflow)
-    other = (batch["workflow_id"] != workflow_id).fill_null(False) & pl.col("csv_problem").is_null()
-    other = batch.select(other).to_series()
+    other = batch.select((pl.col("workflow_id") != workflow_id).fill_null(False) &
+                         pl.col("csv_problem").is_null()).to_series()
     if other.any():
         report.skipped["other workflow"] += int(other.sum())
         batch = batch.filter(~other)
@@ -759,8 +749,8 @@ def _votes_from_items(items: pl.DataFrame, answer_map: pl.DataFrame | None):
         return frame.filter(pl.col("question").is_null()).select(
             "pair", pl.when(pl.col("value").is_null()).then(
                 pl.format("answer of the wrong type: {}'s value is {}", pl.col("task"),
-                          pl.col("kind").replace_strict({"other:boolean": "true/false"}, default="not text, an answer index "
-                                                 "or a list of them")))
+                          pl.col("kind").replace_strict({"other:boolean": "true/false"},
+                                                        default="not text, an answer index or a list of them")))
             .otherwise(pl.format("answer not in workflow: {} '{}' is not an answer of version {}", pl.col("task"),
                                  pl.col("value"), pl.col("version"))).alias("reason"))
 

@@ -13,7 +13,7 @@ from typing import Iterator
 
 import polars as pl
 
-from annostat.errors import InputError
+from annostat.errors import InputError, first_line
 
 CSV_SUFFIXES = {".csv", ".tsv", ".txt", ".gz"}
 PARQUET_SUFFIXES = {".parquet", ".pq"}
@@ -133,7 +133,7 @@ def read_table(path: str | Path, *, separator: str | None = None) -> pl.DataFram
         kind = "Parquet" if suffixes & PARQUET_SUFFIXES else "CSV"
         if kind == "CSV" and (problems := _problems_or_none(path, sep)):
             raise InputError(f"{path}, {describe_problems(problems)}") from exc
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise InputError(f"{path}: cannot be read as {kind}: {reason}") from exc
     if frame.width == 0:
         raise InputError(f"{path}: the file is empty (no header, no rows)")

@@ -23,7 +23,8 @@ from typing import Any
 
 import polars as pl
 
-from annostat.errors import InputError
+from annostat.errors import InputError, first_line
+from annostat.files import read_json
 
 _IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
 _LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
@@ -207,13 +208,7 @@ def read_workflows(path: str | Path) -> dict[str, Workflow]:
     versions: list[tuple[str, str | None, WorkflowVersion]] = []
     try:
         if path.suffix.lower() == ".json":
-            try:
-                data = json.loads(path.read_bytes().decode("utf-8"))
-            except UnicodeDecodeError as exc:
-                raise InputError(f"{path}: not UTF-8 text (byte {exc.start}): not workflow definitions") from exc
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}): not "
-                                 "workflow definitions") from exc
+            data = read_json(path, "workflow definitions")
             items = data.get("workflow_versions", data) if isinstance(data, dict) else data
             if isinstance(items, dict):
                 items = [items]
@@ -242,7 +237,7 @@ def read_workflows(path: str | Path) -> dict[str, Workflow]:
             try:
                 frame = pl.read_csv(path, infer_schema=False)
             except pl.exceptions.PolarsError as exc:
-                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                reason = first_line(exc)
                 raise InputError(f"{path}: cannot be read as a workflow export CSV: {reason}") from exc
             needed = {"workflow_id", "version", "tasks", "strings"}
             if missing := needed - set(frame.columns):
