@@ -135,4 +135,4 @@ def test_command_keeps_compiled_kernels_between_runs(tmp_path, votes_csv):
     proc = subprocess.run([sys.executable, "-m", "annostat", "fit", str(votes_csv), "--out", str(tmp_path / "fit"),
                            "--quiet"], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
-    assert any(p.name.startswith("jit__em_chunk") for p in cache.iterdir())
+    assert any(p.name.startswith("jit__em_iterations") for p in cache.iterdir())

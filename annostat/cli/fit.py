@@ -81,6 +81,8 @@ def fit(
                                                     help="Dawid-Skene: Dirichlet pseudo-count on the diagonal."),
     pseudo_off_diagonal: Optional[float] = typer.Option(None, min=0.0,
                                                         help="Dawid-Skene: pseudo-count off the diagonal."),
+    devices: Optional[int] = typer.Option(None, min=1, help="Dawid-Skene: devices to split the subjects over "
+                                          "[default: every device JAX sees; CPU devices: JAX_NUM_CPU_DEVICES=N]."),
     inference: str = typer.Option("svi", help=f"Bayesian models ({', '.join(models_that('bayesian'))}): svi, map or "
                                               "nuts."),
     seed: int = typer.Option(0, help="Bayesian models: random seed (runs are reproducible for a seed)."),
@@ -144,7 +146,7 @@ def fit(
                 method not in ("em", "marginal"):
             fail("--missing-images takes error or skip, --image-fit resize or cutout, --method em or marginal")
     given = dict(max_iter=max_iter, tol=tol, pseudo_diagonal=pseudo_diagonal, pseudo_off_diagonal=pseudo_off_diagonal,
-                 inference=inference, seed=seed, steps=steps, draws=draws, batch_size=batch_size)
+                 devices=devices, inference=inference, seed=seed, steps=steps, draws=draws, batch_size=batch_size)
     options = {k: given[k] for k in model_spec(model.value).options if given[k] is not None}
     with input_errors():
         try:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Callable
 
 import jax
@@ -65,6 +64,11 @@ class EMResult:
     prior_weight: float | None = None  # the weight given to a classifier's evidence (with evidence only)
 
 
+def _single(x):
+    """The sum over shards when there is one: itself."""
+    return x
+
+
 def _counts(T, vs_subject, vs_key, n_vol_pad, K):
     """Expected counts C[v, k, l]: sum of T[s_n, k] over volunteer v's votes with answer l."""
     counts = jax.ops.segment_sum(T.at[vs_subject].get(mode=IN_BOUNDS), vs_key, num_segments=n_vol_pad * K,
@@ -72,11 +76,11 @@ def _counts(T, vs_subject, vs_key, n_vol_pad, K):
     return jnp.swapaxes(counts.reshape(n_vol_pad, K, K), 1, 2)
 
 
-def _m_step(T, vs_subject, vs_key, smask, n_vol_pad, K, pseudo, prior_pseudo, eps):
-    counts = _counts(T, vs_subject, vs_key, n_vol_pad, K)
+def _m_step(T, vs_subject, vs_key, smask, n_vol_pad, K, pseudo, prior_pseudo, eps, total=_single):
+    counts = total(_counts(T, vs_subject, vs_key, n_vol_pad, K))
     theta = jnp.maximum(counts + pseudo, eps)
     log_theta = jnp.log(theta) - jnp.log(theta.sum(axis=2, keepdims=True))
-    pi = jnp.maximum((T * smask[:, None]).sum(axis=0) + prior_pseudo, eps)
+    pi = jnp.maximum(total((T * smask[:, None]).sum(axis=0)) + prior_pseudo, eps)
     log_pi = jnp.log(pi) - jnp.log(pi.sum())
     return log_pi, log_theta, counts
 
@@ -84,24 +88,27 @@ def _m_step(T, vs_subject, vs_key, smask, n_vol_pad, K, pseudo, prior_pseudo, ep
 NEWTON_STEPS = 4  # Newton steps of the prior's M-step per EM iteration (warm-started from the last iteration)
 
 
-def _prior_m_step(T, smask, r, log_pi, w, a0, w_max, learn):
+def _prior_m_step(T, smask, r, log_pi, w, a0, w_max, learn, total=_single):
     """M-step of the answer prior with a classifier's evidence: (log pi, w) maximising
     sum_s T_s . log softmax(log pi + w r_s) + a0 sum log pi, by Newton steps on (log pi_1.., w) (log pi_0 fixed:
-    softmax is unchanged by a shift); w stays in [0, w_max], or at w_max when not learned."""
+    softmax is unchanged by a shift); w stays in [0, w_max], or at w_max when not learned. ``total`` sums the
+    subjects' terms over shards."""
     K = T.shape[1]
     Tm = T * smask[:, None]
-    target = Tm.sum(axis=0)
-    observed_w = (Tm * r).sum()
+    target, observed_w = total((Tm.sum(axis=0), (Tm * r).sum()))
     b = log_pi
     for _ in range(NEWTON_STEPS):
         P = jax.nn.softmax(b[None, :] + w * r, axis=1) * smask[:, None]
         q = jax.nn.softmax(b)
         pr = (P * r).sum(axis=1)
-        g_b = target - P.sum(axis=0) + a0 * (1.0 - K * q)
-        g_w = jnp.where(learn, observed_w - pr.sum(), 0.0)
-        H_bb = -(jnp.diag(P.sum(axis=0)) - P.T @ P) - a0 * K * (jnp.diag(q) - jnp.outer(q, q))
-        H_bw = jnp.where(learn, -((P * r).sum(axis=0) - (P * pr[:, None]).sum(axis=0)), 0.0)
-        H_ww = jnp.where(learn, -((P * r * r).sum() - (pr ** 2).sum()), -1.0)
+        P_sum, PP, Pr, PPr, g_w_part, H_ww_part = total((
+            P.sum(axis=0), P.T @ P, (P * r).sum(axis=0), (P * pr[:, None]).sum(axis=0), pr.sum(),
+            (P * r * r).sum() - (pr ** 2).sum()))
+        g_b = target - P_sum + a0 * (1.0 - K * q)
+        g_w = jnp.where(learn, observed_w - g_w_part, 0.0)
+        H_bb = -(jnp.diag(P_sum) - PP) - a0 * K * (jnp.diag(q) - jnp.outer(q, q))
+        H_bw = jnp.where(learn, -(Pr - PPr), 0.0)
+        H_ww = jnp.where(learn, -H_ww_part, -1.0)
         H = jnp.block([[H_bb[1:, 1:], H_bw[1:, None]], [H_bw[None, 1:], H_ww[None, None]]])
         step = jnp.linalg.solve(H - 1e-6 * jnp.eye(K), -jnp.concatenate([g_b[1:], g_w[None]]))
         b = b.at[1:].add(step[:-1])
@@ -109,27 +116,26 @@ def _prior_m_step(T, smask, r, log_pi, w, a0, w_max, learn):
     return jax.nn.log_softmax(b), w
 
 
-def _e_step(log_prior, log_theta, subject, key, smask, n_subj_pad):
+def _e_step(log_prior, log_theta, subject, key, smask, n_subj_pad, total=_single):
     """Posteriors [S, K], the marginal log-likelihood of the votes, and the joint [S, K]; ``log_prior`` is
     [K] or [S, K], ``key`` each vote's cell (volunteer, answer)."""
     joint = likelihood.ragged_joint(likelihood.vote_log_likelihood(log_theta, key), subject, n_subj_pad, log_prior)
     norm = likelihood.marginal(joint)
-    return likelihood.posterior(joint, norm), jnp.sum(norm * smask), joint
+    return likelihood.posterior(joint, norm), total(jnp.sum(norm * smask)), joint
 
 
 def _log_prior(log_pi, log_theta, vmask, pseudo, prior_pseudo):
     return jnp.sum(vmask[:, None, None] * pseudo * log_theta) + jnp.sum(prior_pseudo * log_pi)
 
 
-def _crowdkit_elbo(T, L, log_pi, extra_votes, smask, eps):
+def _crowdkit_elbo(T, L, log_pi, extra_votes, smask, eps, total=_single):
     """crowd-kit's evidence lower bound: posteriors ``T`` against the joint log-probabilities ``L`` of the new
     parameters, with the log prior counted once per vote rather than once per subject (as crowd-kit 1.4.2 does)."""
     Tm = T * smask[:, None]
-    return jnp.sum(Tm * (L + extra_votes[:, None] * log_pi)) - jnp.sum(Tm * jnp.log(jnp.maximum(T, eps)))
+    return total(jnp.sum(Tm * (L + extra_votes[:, None] * log_pi)) - jnp.sum(Tm * jnp.log(jnp.maximum(T, eps))))
 
 
-@partial(jax.jit, static_argnames=("K", "n_subj_pad", "n_vol_pad", "elbo_mode"))
-def _em_chunk(state, data, settings, n_steps, *, K, n_subj_pad, n_vol_pad, elbo_mode):
+def _em_iterations(state, data, settings, n_steps, *, K, n_subj_pad, n_vol_pad, elbo_mode, total=_single):
     """Up to ``n_steps`` EM iterations (M-step, then E-step), stopping early on convergence.
 
     ``state`` = (posteriors, log priors, log confusion and expected counts that produced them, previous objective,
@@ -137,6 +143,10 @@ def _em_chunk(state, data, settings, n_steps, *, K, n_subj_pad, n_vol_pad, elbo_
     The objective is the log-likelihood plus log prior, or, in crowd-kit mode (``elbo_mode``), the evidence lower
     bound of the previous posteriors under the new parameters; crowd-kit mode also stops on any gain below the
     tolerance (losses included) and then keeps the previous posteriors, as crowd-kit does.
+
+    ``total`` sums the subjects' and votes' terms over shards: the identity on one device, a ``psum`` when the
+    subjects (and their votes) are split over devices (``annostat.infer.sharding``); everything per subject stays
+    on its shard, the parameters are the same on every shard.
     """
     subject, key, vs_subject, vs_key, smask, vmask, extra_votes = data[:7]
     log_evidence = data[7] if len(data) > 7 else None  # [S, K] a classifier's per-subject evidence, when given
@@ -149,17 +159,19 @@ def _em_chunk(state, data, settings, n_steps, *, K, n_subj_pad, n_vol_pad, elbo_
 
     def body(c):
         i, _, (T, last_log_pi, _, _, previous, it, *weight), traces = c
-        log_pi, log_theta, counts = _m_step(T, vs_subject, vs_key, smask, n_vol_pad, K, pseudo, prior_pseudo, eps)
+        log_pi, log_theta, counts = _m_step(T, vs_subject, vs_key, smask, n_vol_pad, K, pseudo, prior_pseudo, eps,
+                                            total)
         if log_evidence is None:
             log_prior = log_pi
         else:
-            log_pi, w = _prior_m_step(T, smask, log_evidence, last_log_pi, weight[0], prior_pseudo, w_max, learn)
+            log_pi, w = _prior_m_step(T, smask, log_evidence, last_log_pi, weight[0], prior_pseudo, w_max, learn,
+                                      total)
             log_prior, weight = likelihood.evidence_log_prior(log_pi, log_evidence, w), [w]
-        T_new, ll, L = _e_step(log_prior, log_theta, subject, key, smask, n_subj_pad)
+        T_new, ll, L = _e_step(log_prior, log_theta, subject, key, smask, n_subj_pad, total)
         lp = _log_prior(log_pi, log_theta, vmask, pseudo, prior_pseudo)
         threshold = atol + rtol * jnp.abs(previous)
         if elbo_mode:  # crowd-kit: stop on a gain strictly below tol (losses included), keep the previous posteriors
-            elbo = jnp.where(it == 0, -jnp.inf, _crowdkit_elbo(T, L, log_pi, extra_votes, smask, eps))
+            elbo = jnp.where(it == 0, -jnp.inf, _crowdkit_elbo(T, L, log_pi, extra_votes, smask, eps, total))
             objective = elbo
             done = jnp.isfinite(previous) & (objective - previous < threshold)
             T_new = jnp.where(done, T, T_new)
@@ -173,6 +185,9 @@ def _em_chunk(state, data, settings, n_steps, *, K, n_subj_pad, n_vol_pad, elbo_
     nan = jnp.full((CHUNK,), jnp.nan, jnp.float32)
     i, done, state, traces = jax.lax.while_loop(cond, body, (jnp.int32(0), jnp.bool_(False), state, (nan,) * 3))
     return state, i, done, traces
+
+
+_em_chunk = jax.jit(_em_iterations, static_argnames=("K", "n_subj_pad", "n_vol_pad", "elbo_mode"))
 
 
 # Compilation runs ahead on a worker thread: XLA compiles (releasing the GIL) while numpy prepares the votes.
@@ -216,6 +231,34 @@ def compile_ahead(n_votes_pad: int, n_subj_pad: int, n_vol_pad: int, K: int, elb
     return future
 
 
+def shard_arrays(subject, volunteer, answer, init, log_evidence, n_votes_pad: int, n_subj_pad: int,
+                 n_vol_pad: int, K: int) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """One shard's padded arrays: the starting posteriors [n_subj_pad, K] and the data of ``_em_iterations``
+    but the volunteer mask (subject, cell, both in cell order, subject mask, extra votes[, evidence]).
+
+    ``subject`` holds the shard's own codes 0..S-1 (sorted), ``volunteer`` the global codes; padded votes point at
+    the last (padded) subject and the last (padded) volunteer."""
+    N, S = len(subject), len(init)
+    subj = np.full(n_votes_pad, n_subj_pad - 1, np.int32)
+    subj[:N] = subject
+    key = np.full(n_votes_pad, (n_vol_pad - 1) * K, np.int32)
+    key[:N] = volunteer
+    key[:N] *= K
+    key[:N] += answer
+    order = argsort_distinct(key.astype(np.int64) * n_votes_pad + np.arange(n_votes_pad)).astype(np.int32)
+    smask = np.zeros(n_subj_pad, np.float32)
+    smask[:S] = 1.0
+    T0 = np.full((n_subj_pad, K), 1.0 / K, np.float32)
+    T0[:S] = init
+    extra_votes = np.maximum(np.bincount(subj, minlength=n_subj_pad) - 1, 0).astype(np.float32)
+    data = (subj, key, subj[order], key[order], smask, extra_votes)
+    if log_evidence is not None:
+        evidence = np.zeros((n_subj_pad, K), np.float32)
+        evidence[:S] = log_evidence
+        data += (evidence,)
+    return T0, data
+
+
 def dawid_skene_em(
     subject: np.ndarray,
     volunteer: np.ndarray,
@@ -236,6 +279,7 @@ def dawid_skene_em(
     prior_weight: float = 1.0,
     learn_prior_weight: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    mesh: Any = None,
 ) -> EMResult:
     """Fit Dawid-Skene to one question's votes by EM.
 
@@ -244,7 +288,9 @@ def dawid_skene_em(
     ``atol + rtol * |previous|``, or after ``max_iter`` iterations (``elbo_mode``: crowd-kit's rule, see
     ``_em_chunk``). ``log_evidence`` [S, K] is a classifier's evidence, weighted by ``prior_weight`` (learned up to
     that value from the votes when ``learn_prior_weight``; module docstring).
-    ``progress(done, max_iter)`` is called between compiled chunks.
+    ``progress(done, max_iter)`` is called between compiled chunks. With a device ``mesh`` of more than one
+    device (``annostat.infer.sharding.device_mesh``) the subjects and their votes are split over the devices and
+    the expected counts summed across them: the same fit, data-parallel.
     """
     K = int(n_answers)
     N = len(subject)
@@ -255,31 +301,21 @@ def dawid_skene_em(
         raise ValueError("votes must be sorted by subject")
     if log_evidence is not None and (elbo_mode or np.shape(log_evidence) != (S, K)):
         raise ValueError(f"log_evidence must be [subjects, answers] = [{S}, {K}], and not in crowd-kit mode")
-    n_votes_pad, n_subj_pad, n_vol_pad = bucket(N), bucket(S + 1), bucket(V + 1)
-    executable = compile_ahead(n_votes_pad, n_subj_pad, n_vol_pad, K, elbo_mode, log_evidence is not None)
+    n_vol_pad = bucket(V + 1)
+    evidence = log_evidence is not None
+    if mesh is None or mesh.size == 1:
+        n_votes_pad, n_subj_pad = bucket(N), bucket(S + 1)
+        executable = compile_ahead(n_votes_pad, n_subj_pad, n_vol_pad, K, elbo_mode, evidence)
+        T0, data = shard_arrays(subject, volunteer, answer, init, log_evidence, n_votes_pad, n_subj_pad, n_vol_pad, K)
+        vmask = np.zeros(n_vol_pad, np.float32)
+        vmask[:V] = 1.0
+        data = jax.device_put(data[:5] + (vmask,) + data[5:])  # numpy in, device_put once: no eager jnp operations
+        blocks = [(0, S)]
+    else:
+        from annostat.infer import sharding
 
-    subj = np.full(n_votes_pad, n_subj_pad - 1, np.int32)
-    subj[:N] = subject
-    vol = np.full(n_votes_pad, n_vol_pad - 1, np.int32)
-    vol[:N] = volunteer
-    ans = np.zeros(n_votes_pad, np.int32)
-    ans[:N] = answer
-    key = vol * K + ans
-    order = argsort_distinct(key.astype(np.int64) * n_votes_pad + np.arange(n_votes_pad)).astype(np.int32)
-    smask = np.zeros(n_subj_pad, np.float32)
-    smask[:S] = 1.0
-    vmask = np.zeros(n_vol_pad, np.float32)
-    vmask[:V] = 1.0
-    T0 = np.full((n_subj_pad, K), 1.0 / K, np.float32)
-    T0[:S] = init
-    extra_votes = np.maximum(np.bincount(subj, minlength=n_subj_pad) - 1, 0).astype(np.float32)
-    # numpy in, device_put once: no eager jnp operations, which would each compile on first use
-    data = (subj, key, subj[order], key[order], smask, vmask, extra_votes)
-    if log_evidence is not None:
-        evidence = np.zeros((n_subj_pad, K), np.float32)
-        evidence[:S] = log_evidence
-        data += (evidence,)
-    data = jax.device_put(data)
+        blocks, n_subj_pad, (T0, data), executable = sharding.em_layout(
+            mesh, subject, volunteer, answer, init, log_evidence, n_vol_pad, V, K, elbo_mode)
     settings = (np.asarray(pseudo_counts, np.float32), *map(np.float32, (prior_pseudo_count, eps, rtol, atol)))
     zeros = np.zeros((n_vol_pad, K, K), np.float32)
     state = (T0, np.zeros(K, np.float32), zeros, zeros, np.float32(-np.inf), np.int32(0))
@@ -287,7 +323,7 @@ def dawid_skene_em(
         settings += (np.float32(prior_weight), np.bool_(learn_prior_weight))
         state += (np.float32(0.0 if learn_prior_weight else prior_weight),)
     traces, done, n_done = [], False, 0
-    em_chunk = executable.result()
+    em_chunk = executable.result() if isinstance(executable, Future) else executable
     while n_done < max_iter and not done:
         steps = min(CHUNK, max_iter - n_done)
         state, i, done_flag, chunk_traces = em_chunk(state, data, settings, np.int32(steps))
@@ -299,7 +335,8 @@ def dawid_skene_em(
     T, log_pi, log_theta, counts, *_ = state
     ll, lp, elbo = np.concatenate(traces, axis=1)
     return EMResult(
-        posteriors=np.asarray(T)[:S],
+        posteriors=np.concatenate([np.asarray(T)[i * n_subj_pad:i * n_subj_pad + (b - a)]
+                                   for i, (a, b) in enumerate(blocks)]),
         confusion=np.exp(np.asarray(log_theta)[:V]),
         counts=np.asarray(counts)[:V],
         priors=np.exp(np.asarray(log_pi)),

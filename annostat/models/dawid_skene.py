@@ -44,6 +44,7 @@ import numpy as np
 
 from annostat.fit import QuestionFit, accuracy_from_confusion
 from annostat.infer.em import dawid_skene_em
+from annostat.infer.sharding import device_mesh
 from annostat.models import likelihood
 from annostat.models.base import Model, local_codes, vote_fractions
 
@@ -67,6 +68,9 @@ class DawidSkene(Model):
         eps: floor of a confusion or prior entry before normalising (only matters with zero pseudo-counts).
         crowdkit_stopping: stop as crowd-kit does (gain of the evidence lower bound per vote below
             ``atol_per_vote``), for the crowd-kit drop-in.
+        devices: how many devices to split the subjects (and their votes) over, EM's expected counts summed across
+            them (``annostat.infer.sharding``); ``None``: every device JAX sees (one CPU device unless
+            ``JAX_NUM_CPU_DEVICES`` says more). The same fit as on one device, to float32 rounding.
     """
 
     name = "ds"
@@ -81,6 +85,7 @@ class DawidSkene(Model):
         atol_per_vote: float = 0.0,
         eps: float = 1e-10,
         crowdkit_stopping: bool = False,
+        devices: int | None = None,
     ) -> None:
         if max_iter < 1:
             raise ValueError("max_iter must be at least 1")
@@ -94,6 +99,9 @@ class DawidSkene(Model):
         self.atol_per_vote = float(atol_per_vote)
         self.eps = float(eps)
         self.crowdkit_stopping = bool(crowdkit_stopping)
+        self.devices = None if devices is None else int(devices)
+        if self.devices is not None:
+            device_mesh(self.devices)  # more devices than JAX sees: an error now, not at the first question
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -105,6 +113,7 @@ class DawidSkene(Model):
             "atol_per_vote": self.atol_per_vote,
             "eps": self.eps,
             **({"crowdkit_stopping": True} if self.crowdkit_stopping else {}),
+            **({"devices": self.devices} if self.devices is not None else {}),
         }
 
     @staticmethod
@@ -142,6 +151,7 @@ class DawidSkene(Model):
             prior_weight=1.0 if evidence is None else evidence.weight,
             learn_prior_weight=True if evidence is None else evidence.learn,
             progress=progress,
+            mesh=device_mesh(self.devices),
         )
         return QuestionFit(
             question=question, subjects=subjects, posteriors=result.posteriors, volunteers=volunteers,

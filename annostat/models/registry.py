@@ -124,7 +124,7 @@ def _builtin(name: str, title: str, target: str, capabilities: Iterable[str], op
 _BAYESIAN = ("likelihood", "bayesian", "subject_prior")
 _builtin("mv", "majority vote", "majority_vote:MajorityVote", (), cost="fast")
 _builtin("ds", "Dawid-Skene", "dawid_skene:DawidSkene", ("likelihood", "subject_prior"),
-         ("max_iter", "tol", "pseudo_diagonal", "pseudo_off_diagonal"), cost="fast")
+         ("max_iter", "tol", "pseudo_diagonal", "pseudo_off_diagonal", "devices"), cost="fast")
 _builtin("hds", "Hierarchical Dawid-Skene", "hierarchical:HierarchicalDawidSkene", (*_BAYESIAN, "map"),
          BAYESIAN_OPTIONS)
 _builtin("learning", "Learning curves", "learning:LearningCurve", (*_BAYESIAN, "map", "learning"), BAYESIAN_OPTIONS)

@@ -1,0 +1,122 @@
+"""Data parallelism over devices: the subjects (with their votes) split over a one-axis device mesh.
+
+Every fit annostat makes is a sum over subjects: Dawid-Skene's expected counts, the Bayesian models' evidence lower
+bound, the joint model's loss. So the subjects are cut into contiguous blocks, one per device, each with its own
+votes; everything per subject (posteriors, votes, a network's inputs) stays on its device, the parameters (the
+volunteers' confusions, a guide's parameters, a network's weights) are the same on every device, and the sums are
+taken across devices: explicitly with ``psum`` inside ``jax.shard_map`` for the EM kernel, by XLA's partitioner for
+gradients of functions of arrays sharded with a :class:`jax.sharding.NamedSharding`.
+
+The devices are those JAX sees: several GPUs, or CPU devices made with ``JAX_NUM_CPU_DEVICES=4`` (or the
+``jax_num_cpu_devices`` option) before JAX starts. One device means no sharding at all (the single-device kernels).
+
+Example:
+    >>> from annostat.infer.sharding import device_mesh, subject_blocks
+    >>> device_mesh(1) is None  # one device: the single-device path
+    True
+    >>> subject_blocks(np.array([0, 0, 0, 1, 2, 2, 3, 3]), 4, 2).tolist()  # subjects 0-1 and 2-3, 4 votes each
+    [0, 2, 4]
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache, partial
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+AXIS = "subjects"  # the mesh's one axis: subjects (and their votes) are split along it
+
+
+def device_mesh(devices: int | None = None) -> Mesh | None:
+    """A one-axis mesh over the first ``devices`` devices (all of them when ``None``); ``None`` for one device.
+
+    Raises ``ValueError`` when more devices are asked for than JAX sees."""
+    available = jax.devices()
+    n = len(available) if devices is None else int(devices)
+    if n < 1 or n > len(available):
+        raise ValueError(f"{n} devices asked for; JAX sees {len(available)} ({available[0].platform}); more CPU "
+                         "devices come from JAX_NUM_CPU_DEVICES=N set before JAX starts")
+    if n == 1:
+        return None
+    return Mesh(np.array(available[:n]), (AXIS,))
+
+
+def subject_blocks(subject: np.ndarray, n_subjects: int, n_shards: int) -> np.ndarray:
+    """Boundaries (``n_shards + 1`` subject codes) of contiguous blocks of subjects with about equal numbers of
+    votes; ``subject`` holds each vote's subject code, sorted. Every block holds at least one subject while they
+    last."""
+    if n_subjects <= n_shards:  # a subject a block, then empty blocks
+        return np.minimum(np.arange(n_shards + 1), n_subjects).astype(np.int64)
+    cumulative = np.cumsum(np.bincount(subject, minlength=n_subjects))
+    targets = np.arange(1, n_shards) * (cumulative[-1] / n_shards)
+    first = np.searchsorted(cumulative, targets, side="left")  # the subject whose votes reach the target
+    before = np.where(first > 0, cumulative[np.maximum(first - 1, 0)], 0)
+    # end the block after that subject, or before it, whichever is nearer the target
+    inner = np.where(cumulative[np.minimum(first, n_subjects - 1)] - targets <= targets - before, first + 1, first)
+    bounds = np.concatenate([[0], inner, [n_subjects]]).astype(np.int64)
+    for i in range(1, n_shards):  # in order, and at least one subject a block
+        bounds[i] = min(max(bounds[i], bounds[i - 1] + 1), n_subjects - (n_shards - i))
+    return bounds
+
+
+def split(mesh: Mesh) -> NamedSharding:
+    """The sharding of an array whose first axis runs over the subjects (or their votes), block by block."""
+    return NamedSharding(mesh, PartitionSpec(AXIS))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    """The sharding of an array held whole on every device (parameters)."""
+    return NamedSharding(mesh, PartitionSpec())
+
+
+def total(x):
+    """Sum over the devices of the mesh, inside ``shard_map``: the one collective the EM kernel needs."""
+    return jax.lax.psum(x, AXIS)
+
+
+@lru_cache(maxsize=32)
+def _em_kernel(mesh: Mesh, K: int, n_subj_pad: int, n_vol_pad: int, elbo_mode: bool, evidence: bool):
+    """``annostat.infer.em._em_iterations`` with the subjects split over ``mesh`` (compiled on first call)."""
+    from annostat.infer.em import _em_iterations
+
+    shard, whole = PartitionSpec(AXIS), PartitionSpec()
+    state = (shard, whole, whole, whole, whole, whole) + ((whole,) if evidence else ())
+    data = (shard, shard, shard, shard, shard, whole, shard) + ((shard,) if evidence else ())
+    settings = (whole,) * (7 if evidence else 5)
+    body = partial(_em_iterations, K=K, n_subj_pad=n_subj_pad, n_vol_pad=n_vol_pad, elbo_mode=elbo_mode,
+                   total=total)
+    return jax.jit(jax.shard_map(body, mesh=mesh, in_specs=(state, data, settings, whole),
+                                 out_specs=(state, whole, whole, (whole,) * 3)))
+
+
+def em_layout(mesh: Mesh, subject, volunteer, answer, init, log_evidence, n_vol_pad: int, n_volunteers: int,
+              K: int, elbo_mode: bool) -> tuple[list[tuple[int, int]], int, tuple[Any, tuple], Any]:
+    """The subjects' blocks, the padded subjects a shard, the starting posteriors and data placed on the devices,
+    and the EM kernel, for :func:`annostat.infer.em.dawid_skene_em` on a mesh.
+
+    Each shard gets a block of subjects with about ``1 / devices`` of the votes, padded to a size shared by all
+    shards (one compiled kernel); volunteers keep their global codes (their confusions are summed over shards)."""
+    from annostat.infer.em import bucket, shard_arrays
+
+    S = len(init)
+    bounds = subject_blocks(subject, S, mesh.size)
+    vote_bounds = np.searchsorted(subject, bounds, side="left")
+    blocks = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+    n_subj_pad = bucket(max(b - a for a, b in blocks) + 1)
+    n_votes_pad = bucket(int(np.diff(vote_bounds).max()))
+    shards = []
+    for (a, b), va, vb in zip(blocks, vote_bounds[:-1], vote_bounds[1:]):
+        shards.append(shard_arrays(subject[va:vb] - a, volunteer[va:vb], answer[va:vb], init[a:b],
+                                   None if log_evidence is None else log_evidence[a:b],
+                                   n_votes_pad, n_subj_pad, n_vol_pad, K))
+    T0 = np.concatenate([t for t, _ in shards])
+    columns = [np.concatenate(parts) for parts in zip(*(d for _, d in shards))]
+    vmask = np.zeros(n_vol_pad, np.float32)
+    vmask[:n_volunteers] = 1.0
+    data = tuple(jax.device_put(c, split(mesh)) for c in columns[:5]) + (jax.device_put(vmask, replicated(mesh)),) \
+        + tuple(jax.device_put(c, split(mesh)) for c in columns[5:])
+    kernel = _em_kernel(mesh, K, n_subj_pad, n_vol_pad, bool(elbo_mode), log_evidence is not None)
+    return blocks, n_subj_pad, (jax.device_put(T0, split(mesh)), data), kernel

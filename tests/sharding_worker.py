@@ -1,0 +1,84 @@
+"""Run by ``tests/test_sharding.py`` in a fresh process with ``JAX_NUM_CPU_DEVICES=4``: the same fits on one, two and
+four devices, compared; prints one JSON line of the largest differences. Not a test module (JAX's devices are fixed
+when it starts, so this needs its own process)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def differences(one, many) -> dict:
+    """Share of subjects with the same answer, largest confusion and posterior differences of two fits."""
+    a, b = one.posteriors, many.posteriors
+    keys = ["question", "subject", "answer"]
+    merged = a.merge(b, on=keys, suffixes=("_one", "_many"))
+    assert len(merged) == len(a) == len(b)
+    same = (one.answers.merge(many.answers, on=["question", "subject"])
+            .pipe(lambda m: float((m["answer_x"] == m["answer_y"]).mean())))
+    confusion = max(float(np.abs(x.confusion - y.confusion).max()) for x, y in zip(one.questions, many.questions))
+    return {"same_answers": same, "confusion": confusion,
+            "posterior": float((merged["p_one"] - merged["p_many"]).abs().max()),
+            "iterations": [len(x.log_likelihood) for x in one.questions] == [len(y.log_likelihood) for y in many.questions]}
+
+
+def main(folder: str) -> None:
+    import jax
+
+    from annostat import DawidSkene, Votes
+    from annostat.infer import em, sharding
+    from annostat.truth.simulate import simulate_questions
+
+    out: dict = {"devices": jax.device_count()}
+    sim = simulate_questions(700, 60, ("smooth-or-featured", "disk-edge-on"), retire_after=6, seed=4)
+    votes = Votes.from_frame(sim.votes)
+    one = DawidSkene(devices=1).fit(votes)
+    for d in (2, 4):
+        out[f"ds_{d}"] = differences(one, DawidSkene(devices=d).fit(votes))
+    crowdkit = dict(crowdkit_stopping=True, pseudo_diagonal=0.0, pseudo_off_diagonal=0.0, atol_per_vote=1e-5)
+    out["crowdkit_4"] = differences(DawidSkene(devices=1, **crowdkit).fit(votes),
+                                    DawidSkene(devices=4, **crowdkit).fit(votes))
+
+    # a classifier's evidence: its learned weight and the confusions as on one device
+    rng = np.random.default_rng(0)
+    S, V, K, N = 900, 50, 3, 5000
+    subject = np.sort(rng.integers(0, S, N)).astype(np.int32)
+    volunteer = rng.integers(0, V, N).astype(np.int32)
+    truth = rng.integers(0, K, S)
+    answer = np.where(rng.random(N) < 0.7, truth[subject], rng.integers(0, K, N)).astype(np.int32)
+    evidence = (2.0 * np.eye(K)[truth] + rng.normal(0, 1, (S, K))).astype(np.float32)
+    runs = {d: em.dawid_skene_em(subject, volunteer, answer, S, V, K, np.full((S, K), 1 / K, np.float32),
+                                 pseudo_counts=np.eye(K, dtype=np.float32) * 1.75 + 0.25, log_evidence=evidence,
+                                 prior_weight=20.0, mesh=sharding.device_mesh(d)) for d in (1, 4)}
+    out["evidence_4"] = {"weight_one": runs[1].prior_weight, "weight_many": runs[4].prior_weight,
+                         "confusion": float(np.abs(runs[1].confusion - runs[4].confusion).max()),
+                         "posterior": float(np.abs(runs[1].posteriors - runs[4].posteriors).max())}
+    # fewer subjects than devices: blocks of padding only
+    tiny = Votes.from_frame(pd.DataFrame({"subject": ["a", "a", "b", "c", "c"], "volunteer": [1, 2, 1, 2, 3],
+                                          "answer": ["x", "x", "y", "x", "y"]}), question=None, time=None)
+    out["tiny_4"] = differences(DawidSkene(devices=1).fit(tiny), DawidSkene(devices=4).fit(tiny))
+
+    # the command line: --devices 4 writes the fit --devices 1 writes
+    from typer.testing import CliRunner
+
+    from annostat.cli import app
+
+    path = Path(folder) / "votes.csv"
+    sim.votes.to_csv(path, index=False)
+    posteriors = {}
+    for d in (1, 4):
+        result = CliRunner().invoke(app, ["fit", str(path), "--devices", str(d), "--out", f"{folder}/fit{d}", "-q"])
+        assert result.exit_code == 0, result.output
+        posteriors[d] = pd.read_parquet(f"{folder}/fit{d}/posteriors.parquet")
+    out["cli_posterior"] = float((posteriors[1]["p"] - posteriors[4]["p"]).abs().max())
+    result = CliRunner().invoke(app, ["fit", str(path), "--devices", "5", "--out", f"{folder}/fit5"])
+    out["cli_too_many"] = [result.exit_code, result.output.strip()]
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
