@@ -108,7 +108,7 @@ class Fit:
         ``n_votes`` (votes on any question) and the metadata and images the reader had (``votes.subject_table``)."""
         if self._subjects is None:
             labels = self.subject_labels
-            counts = np.bincount(self.votes.table["subject"].to_numpy(), minlength=len(labels))
+            counts = np.bincount(self.votes.codes("subject"), minlength=len(labels))
             table = Subjects(pl.DataFrame({"subject": labels, "n_votes": counts.astype(np.int64)}), "fit")
             if self.votes.subject_table is not None:
                 table = table.merge(self.votes.subject_table.subset(labels))
@@ -330,8 +330,15 @@ class Fit:
 
     def vote_table(self) -> pl.DataFrame:
         """The votes fitted, with their original labels (``votes.parquet``): subject, volunteer, question, answer,
-        row, time, experience, experience_question."""
-        return self.votes.to_frame()
+        row, time, and for a model of learning (one that reads them) experience, experience_question (a fit folder
+        read back recomputes them from the times)."""
+        return self.votes.to_frame(experience=self._uses_experience())
+
+    def _uses_experience(self) -> bool:
+        from annostat.models.registry import REGISTRY
+
+        spec = REGISTRY.get(self.model)
+        return spec is None or spec.can("learning")
 
     @classmethod
     def load(cls, folder: str | Path) -> "Fit":

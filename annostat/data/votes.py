@@ -30,7 +30,7 @@ import polars as pl
 from annostat.errors import InputError, where
 from annostat.data.io.tables import read_table
 from annostat.data._memory import with_plain_pages
-from annostat.data.sorting import argsort_distinct
+from annostat.data.sorting import argsort_distinct, first_of_each
 from annostat.data.subjects import Subjects
 
 DUPLICATE_POLICIES = ("first", "last", "all")
@@ -417,16 +417,21 @@ class Votes:
             if duplicates == "all":
                 n_duplicates = n - pl.Series(repeat_key).n_unique()
             else:
-                in_time = time_order()
-                keyed = pl.Series(repeat_key[in_time])
-                n_duplicates = n - keyed.n_unique()
-                keep = np.ones(n, bool)
+                in_time = None if time is None else time_order()  # no times: file order, no gather
+                keyed = repeat_key if in_time is None else repeat_key[in_time]
+                # one sort: the first (or last) of each key, whose count gives the duplicates too
+                first = first_of_each(keyed, last=duplicates == "last")
+                n_duplicates = n - int(np.count_nonzero(first))
                 if n_duplicates:
-                    first = keyed.is_first_distinct() if duplicates == "first" else keyed.is_last_distinct()
-                    keep[in_time] = first.to_numpy()
                     dropped[f"duplicate vote (policy {duplicates})"] = n_duplicates
-                rows = np.flatnonzero(keep)
-                del keyed, keep, in_time
+                    if in_time is None:
+                        rows = np.flatnonzero(first)
+                    else:
+                        keep = np.empty(n, bool)
+                        keep[in_time] = first
+                        rows = np.flatnonzero(keep)
+                        del keep
+                del keyed, first, in_time
             del repeat_key
         # final order: question, subject, input order
         if in_order:
@@ -500,6 +505,11 @@ class Votes:
         """Rows of :attr:`table` holding the votes on question code ``question`` (sorted by subject)."""
         return slice(int(self._question_bounds[question]), int(self._question_bounds[question + 1]))
 
+    def codes(self, role: str) -> np.ndarray:
+        """Every vote's code of ``role`` (subject, volunteer, question, answer, or row), in table order, without
+        building :attr:`table` (whose experience columns cost two sorts of every vote)."""
+        return self._codes[role]
+
     def arrays(self, question: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(subject, volunteer, answer) int32 codes of one question's votes, sorted by subject."""
         part = self.question_slice(question)
@@ -539,9 +549,17 @@ class Votes:
             raise KeyError(f"no question {label!r}; the questions are {self.questions.to_list()}")
         return int(matches[0])
 
-    def to_frame(self) -> pl.DataFrame:
-        """The votes with their original labels (and codes), in table order."""
-        t = self.table
+    def to_frame(self, experience: bool = True) -> pl.DataFrame:
+        """The votes with their original labels (and codes), in table order; ``experience=False`` leaves out the
+        experience columns (and does not compute them: two sorts of every vote)."""
+        if experience:
+            t = self.table
+        else:
+            n = self.n_votes
+            t = pl.DataFrame({
+                **{c: self._codes[c] for c in ("subject", "volunteer", "question", "answer", "row")},
+                "time": self._time if self._time is not None else pl.Series("time", [None] * n, dtype=pl.Float64),
+            })
         answer_labels = _answer_labels(self.answers, t["question"].to_numpy(), t["answer"].to_numpy())
         return t.select(
             self.subjects.gather(t["subject"]).alias("subject"),
@@ -550,8 +568,7 @@ class Votes:
             answer_labels.alias("answer"),
             pl.col("row"),
             pl.col("time"),
-            pl.col("experience"),
-            pl.col("experience_question"),
+            *([pl.col("experience"), pl.col("experience_question")] if experience else []),
         )
 
     def __repr__(self) -> str:

@@ -157,7 +157,7 @@ class JointFit(Fit):
         fit = cls(votes, f"joint-{settings.volunteer_model}", _settings_record(settings), qfits, seconds,
                   extra_subjects=extra)
         fit.inputs, fit.config, fit.result, fit.joint_settings = inputs, config, result, settings
-        fit.skipped_votes = int((rows_of_subject[votes.table["subject"].to_numpy()] < 0).sum())
+        fit.skipped_votes = int((rows_of_subject[votes.codes("subject")] < 0).sum())
         fit.skipped_subjects = int((rows_of_subject < 0).sum())
         return fit
 
