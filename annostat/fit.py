@@ -314,7 +314,7 @@ class Fit:
         for name, filename in FILES.items():
             atomic_write(folder / filename, self.table(name).write_parquet)
         # the votes themselves (original labels), for catalogues and later analyses of the fit; the subjects
-        atomic_write(folder / "votes.parquet", self.vote_table().write_parquet)
+        atomic_write(folder / "votes.parquet", self._write_votes)
         atomic_write(folder / "subject_data.parquet", self.subjects.frame.write_parquet)
         if any(qf.inference for qf in self.questions):
             trace = self.inference_data()
@@ -333,6 +333,26 @@ class Fit:
         row, time, and for a model of learning (one that reads them) experience, experience_question (a fit folder
         read back recomputes them from the times)."""
         return self.votes.to_frame(experience=self._uses_experience())
+
+    def _write_votes(self, path: str) -> None:
+        """``votes.parquet``: :meth:`vote_table` written a part at a time (one row group each), so that at Galaxy
+        Zoo's size the labelled table (text labels of 100M votes) is never in memory whole."""
+        n, experience = self.votes.n_votes, self._uses_experience()
+        if n <= VOTES_PART:
+            self.vote_table().write_parquet(path)
+            return
+        import pyarrow.parquet as pq
+
+        writer = None
+        try:
+            for start in range(0, n, VOTES_PART):
+                part = self.votes.to_frame(experience, slice(start, start + VOTES_PART)).to_arrow()
+                if writer is None:
+                    writer = pq.ParquetWriter(path, part.schema, compression="zstd")
+                writer.write_table(part)
+        finally:
+            if writer is not None:
+                writer.close()
 
     def _uses_experience(self) -> bool:
         from annostat.models.registry import REGISTRY
@@ -367,6 +387,8 @@ FILES = {"answers": "subjects.parquet", "posteriors": "posteriors.parquet", "vol
 #: every entry annostat writes in a fit folder: the fit's own (``fit``, the joint model's ``network/``,
 #: ``training.parquet`` and ``figures/``, the export's ``quarantine.csv``) and what later commands write there by
 #: default (``catalogue``, ``plot``); a re-fit removes those it does not write, so no file of an earlier fit survives
+VOTES_PART = 4_000_000  # votes a row group of votes.parquet when written in parts
+
 FIT_FOLDER_ENTRIES = (*FILES.values(), "votes.parquet", "subject_data.parquet", "fit.json", "trace.nc", "network",
                       "training.parquet", "figures", "quarantine.csv", "catalogue.parquet", "catalogue.csv",
                       "catalogue_columns.csv", "plots")

@@ -193,3 +193,21 @@ def test_dawid_skene_confusions_are_parameters_of_the_shared_likelihood(small_vo
     votes_ll = DawidSkene.log_theta_votes(params, {"volunteer": local_volunteer, "answer": answer})
     joint = likelihood.ragged_joint(votes_ll, local_subject, len(qf.subjects), np.log(params["priors"]))
     assert np.allclose(np.asarray(likelihood.posterior(joint)), qf.posteriors, atol=1e-4)
+
+
+def test_votes_are_written_in_parts_as_in_one(ds_fit, tmp_path, monkeypatch):
+    """At Galaxy Zoo's size votes.parquet is written a part at a time: the same table as written whole, without
+    the experience columns a model that does not learn never reads."""
+    import polars as pl
+    import polars.testing
+
+    import annostat.fit
+
+    whole = pl.read_parquet(ds_fit.save(tmp_path / "whole") / "votes.parquet")
+    monkeypatch.setattr(annostat.fit, "VOTES_PART", 97)
+    parts = pl.read_parquet(ds_fit.save(tmp_path / "parts") / "votes.parquet")
+    polars.testing.assert_frame_equal(parts, whole)
+    assert len(whole) == ds_fit.votes.n_votes and "experience" not in whole.columns
+    polars.testing.assert_frame_equal(whole, ds_fit.votes.to_frame(experience=False))
+    experienced = ds_fit.votes.to_frame()
+    polars.testing.assert_frame_equal(experienced.drop("experience", "experience_question"), whole)

@@ -230,7 +230,7 @@ class Votes:
             )
             self._table = pl.DataFrame({
                 **{c: self._codes[c] for c in ("subject", "volunteer", "question", "answer", "row")},
-                "time": self._time if self._time is not None else pl.Series("time", [None] * n, dtype=pl.Float64),
+                "time": self._time if self._time is not None else _no_times(n),
                 "experience": experience,
                 "experience_question": experience_question,
             })
@@ -549,16 +549,17 @@ class Votes:
             raise KeyError(f"no question {label!r}; the questions are {self.questions.to_list()}")
         return int(matches[0])
 
-    def to_frame(self, experience: bool = True) -> pl.DataFrame:
+    def to_frame(self, experience: bool = True, rows: slice | None = None) -> pl.DataFrame:
         """The votes with their original labels (and codes), in table order; ``experience=False`` leaves out the
-        experience columns (and does not compute them: two sorts of every vote)."""
+        experience columns (and does not compute them: two sorts of every vote); ``rows`` a slice of the table
+        (so a large table can be written a part at a time)."""
+        start, stop, _ = (rows or slice(None)).indices(self.n_votes)
         if experience:
-            t = self.table
+            t = self.table.slice(start, stop - start)
         else:
-            n = self.n_votes
             t = pl.DataFrame({
-                **{c: self._codes[c] for c in ("subject", "volunteer", "question", "answer", "row")},
-                "time": self._time if self._time is not None else pl.Series("time", [None] * n, dtype=pl.Float64),
+                **{c: self._codes[c][start:stop] for c in ("subject", "volunteer", "question", "answer", "row")},
+                "time": self._time.slice(start, stop - start) if self._time is not None else _no_times(stop - start),
             })
         answer_labels = _answer_labels(self.answers, t["question"].to_numpy(), t["answer"].to_numpy())
         return t.select(
@@ -577,6 +578,11 @@ class Votes:
             f"{self.n_questions} question{'s' if self.n_questions != 1 else ''} with "
             f"{'/'.join(map(str, self.n_answers))} answers)"
         )
+
+
+def _no_times(n: int) -> pl.Series:
+    """A time column of ``n`` missing times (without a Python list of ``n`` Nones)."""
+    return pl.repeat(None, n, dtype=pl.Float64, eager=True).alias("time")
 
 
 def _codes(column: pl.Series) -> tuple[pl.Series, pl.Series]:
