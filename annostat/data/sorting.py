@@ -24,7 +24,7 @@ def first_of_each(keys: np.ndarray, last: bool = False) -> np.ndarray:
     n = len(keys)
     if n == 0:
         return np.zeros(0, bool)
-    order = pl.DataFrame({"key": keys}).with_row_index("at").sort("key", maintain_order=True)["at"].to_numpy()
+    order = stable_argsort(keys)
     ordered = keys[order]
     boundary = np.empty(n, bool)
     if last:
@@ -36,3 +36,9 @@ def first_of_each(keys: np.ndarray, last: bool = False) -> np.ndarray:
     mark = np.empty(n, bool)
     mark[order] = boundary
     return mark
+
+
+def stable_argsort(keys: np.ndarray) -> np.ndarray:
+    """Stable argsort (ties in array order) by polars' multithreaded sort, as uint32 positions (fewer than 2**32
+    keys): no int64 composite key, so memory stays at the keys' own size plus the positions."""
+    return pl.DataFrame({"key": keys}).with_row_index("at").sort("key", maintain_order=True)["at"].to_numpy()

@@ -240,8 +240,7 @@ class Votes:
     @classmethod
     def read(cls, path: str | Path, **options: Any) -> "Votes":
         """Read votes from a CSV/TSV or Parquet file; options as in :meth:`from_frame`."""
-        frame = read_table(path)
-        return cls.from_frame(frame, source=str(path), **options)
+        return cls._from_frames([read_table(path)], source=str(path), **options)  # the frame is freed once coded
 
     @classmethod
     @with_plain_pages
@@ -273,6 +272,18 @@ class Votes:
                 all questions by default) take the answers seen, sorted.
             source: name used in messages (the file name).
         """
+        return cls._from_frames([frame], subject=subject, volunteer=volunteer, question=question, answer=answer,
+                                time=time, duplicates=duplicates, answers=answers, source=source)
+
+    @classmethod
+    @with_plain_pages
+    def _from_frames(cls, frames: list, *, subject: str = "subject", volunteer: str = "volunteer",
+                     question: str | None = "question", answer: str = "answer", time: str | None = "created_at",
+                     duplicates: str = "first", answers: Mapping[Any, Sequence[Any]] | Sequence[Any] | None = None,
+                     source: str | None = None) -> "Votes":
+        """:meth:`from_frame` of the one frame in ``frames``, taken out of the list so that, when nothing else
+        holds it (:meth:`read`), the table as read is freed once its labels are coded."""
+        frame = frames.pop()
         source = source or "<data frame>"
         if duplicates not in DUPLICATE_POLICIES:
             raise InputError(f"duplicate policy {duplicates!r} is not one of {', '.join(DUPLICATE_POLICIES)}")
@@ -342,10 +353,11 @@ class Votes:
             answer_map = work.group_by("question_code").agg(pl.col("answer").unique().sort()).sort("question_code")
             answer_sets = [pl.Series("answer", a, dtype=work.schema["answer"]) for a in answer_map["answer"]]
 
+        coded = {role: work[f"{role}_code"].to_numpy() for role in ("subject", "volunteer", "question", "answer")}
+        row, time_column = work["row"].to_numpy(), work["time"] if "time" in cols else None
+        del work, frame  # the labels as read are no longer needed: at 100M votes, gigabytes freed before the sort
         return cls.from_codes(
-            subject=work["subject_code"].to_numpy(), volunteer=work["volunteer_code"].to_numpy(),
-            question=work["question_code"].to_numpy(), answer=work["answer_code"].to_numpy(),
-            row=work["row"].to_numpy(), time=work["time"] if "time" in cols else None,
+            **coded, row=row, time=time_column,
             subjects=subjects, volunteers=volunteers, questions=questions, answers=answer_sets,
             duplicates=duplicates, dropped=dropped, rows_read=n_read, columns=cols, source=source,
         )

@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from annostat.data.sorting import argsort_distinct
+from annostat.data.sorting import stable_argsort
 from annostat.models import likelihood
 from annostat.models.likelihood import IN_BOUNDS
 
@@ -245,7 +245,7 @@ def shard_arrays(subject, volunteer, answer, init, log_evidence, n_votes_pad: in
     key[:N] = volunteer
     key[:N] *= K
     key[:N] += answer
-    order = argsort_distinct(key.astype(np.int64) * n_votes_pad + np.arange(n_votes_pad)).astype(np.int32)
+    order = stable_argsort(key)  # by (volunteer, answer), votes of one cell in subject order
     smask = np.zeros(n_subj_pad, np.float32)
     smask[:S] = 1.0
     T0 = np.full((n_subj_pad, K), 1.0 / K, np.float32)
