@@ -136,3 +136,12 @@ def test_command_keeps_compiled_kernels_between_runs(tmp_path, votes_csv):
                            "--quiet"], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
     assert any(p.name.startswith("jit__em_iterations") for p in cache.iterdir())
+
+
+def test_help_texts_keep_their_square_brackets():
+    """Rich reads "[default: 100]" as a markup tag and drops it unless escaped: every help text keeps its own."""
+    result = runner.invoke(app, ["fit", "--help"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    assert "most EM iterations [default: 100]" in text
+    assert "[default: every device JAX sees" in text

@@ -74,21 +74,21 @@ def fit(
     seen_before: str = typer.Option("drop", help="Export: drop or keep seen_before re-classifications."),
     anonymous: str = typer.Option("keep", help="Export: keep or drop not-logged-in volunteers."),
     strict: bool = typer.Option(False, "--strict", help="Export: any row that would be quarantined is an error."),
-    max_iter: Optional[int] = typer.Option(None, min=1, help="Dawid-Skene: most EM iterations [default: 100]."),
+    max_iter: Optional[int] = typer.Option(None, min=1, help="Dawid-Skene: most EM iterations \\[default: 100]."),
     tol: Optional[float] = typer.Option(None, min=0.0,
-                                        help="Dawid-Skene: relative change that stops EM [default: 1e-6]."),
+                                        help="Dawid-Skene: relative change that stops EM \\[default: 1e-6]."),
     pseudo_diagonal: Optional[float] = typer.Option(None, min=0.0,
                                                     help="Dawid-Skene: Dirichlet pseudo-count on the diagonal."),
     pseudo_off_diagonal: Optional[float] = typer.Option(None, min=0.0,
                                                         help="Dawid-Skene: pseudo-count off the diagonal."),
     devices: Optional[int] = typer.Option(None, min=1, help="Dawid-Skene: devices to split the subjects over "
-                                          "[default: every device JAX sees; CPU devices: JAX_NUM_CPU_DEVICES=N]."),
+                                          "\\[default: every device JAX sees; CPU devices: JAX_NUM_CPU_DEVICES=N]."),
     inference: str = typer.Option("svi", help=f"Bayesian models ({', '.join(models_that('bayesian'))}): svi, map or "
                                               "nuts."),
     seed: int = typer.Option(0, help="Bayesian models: random seed (runs are reproducible for a seed)."),
     steps: Optional[int] = typer.Option(None, min=1,
-                                        help="Bayesian models: SVI/MAP optimisation steps [default: 2000]."),
-    draws: Optional[int] = typer.Option(None, min=1, help="Bayesian models: posterior draws kept [default: 200]."),
+                                        help="Bayesian models: SVI/MAP optimisation steps \\[default: 2000]."),
+    draws: Optional[int] = typer.Option(None, min=1, help="Bayesian models: posterior draws kept \\[default: 200]."),
     batch_size: Optional[int] = typer.Option(None, min=1, help="Bayesian models: subjects per SVI step."),
     prior: Optional[Path] = typer.Option(None, help="Per-subject answer priors from a classifier: annostat "
                                                     "posteriors, a Zoobot prediction table or a wide table."),
@@ -98,14 +98,14 @@ def fit(
                                                  "classifier; 0 ignores it)."),
     fixed_prior_weight: bool = typer.Option(False, "--fixed-prior-weight",
                                             help="Prior: use --prior-weight as it is instead of learning it."),
-    prior_id_col: Optional[str] = typer.Option(None, help="Prior: the id column [default: subject, subject_id, "
+    prior_id_col: Optional[str] = typer.Option(None, help="Prior: the id column \\[default: subject, subject_id, "
                                                           "id_str or iauname]."),
     images: Optional[Path] = typer.Option(None, help="Joint model: a folder of the subjects' images (FITS, PNG/JPEG, "
                                                      "NPY named by subject id or by the export's subject_data), or a "
                                                      "truth set; a CNN is fitted with the volunteer model (ds or hds)."),
     features: Optional[Path] = typer.Option(None, help="Joint model: a table of precomputed features per subject "
                                                        "(Zoobot's, a VGG's); an MLP head is fitted with ds or hds."),
-    features_id_col: Optional[str] = typer.Option(None, help="Features: the id column [default: subject, ...]."),
+    features_id_col: Optional[str] = typer.Option(None, help="Features: the id column \\[default: subject, ...]."),
     image_size: int = typer.Option(64, min=8, max=4096, help="Images: pixels a side the network sees (resized)."),
     image_fit: str = typer.Option("resize", help="Images: resize the whole image, or cutout its centre."),
     missing_images: str = typer.Option("error", help="Images/features: error, or skip voted subjects without one "
@@ -113,11 +113,11 @@ def fit(
     method: str = typer.Option("em", help="Joint model: em (cross-fitted alternation) or marginal (SGD on the "
                                           "marginal likelihood)."),
     epochs: Optional[int] = typer.Option(None, min=1, help="Joint model: epochs per EM round, or in all (marginal)."),
-    rounds: Optional[int] = typer.Option(None, min=1, help="Joint model, em: most rounds [default: 8]."),
-    width: Optional[int] = typer.Option(None, min=1, help="Joint model, images: the CNN's first width [default: 16]."),
-    depth: Optional[int] = typer.Option(None, min=1, help="Joint model, images: the CNN's stages [default: 3]."),
+    rounds: Optional[int] = typer.Option(None, min=1, help="Joint model, em: most rounds \\[default: 8]."),
+    width: Optional[int] = typer.Option(None, min=1, help="Joint model, images: the CNN's first width \\[default: 16]."),
+    depth: Optional[int] = typer.Option(None, min=1, help="Joint model, images: the CNN's stages \\[default: 3]."),
     hidden: Optional[int] = typer.Option(None, min=1,
-                                         help="Joint model, features: the MLP's hidden units [default: 128]."),
+                                         help="Joint model, features: the MLP's hidden units \\[default: 128]."),
     learning_rate: Optional[float] = typer.Option(None, callback=positive,
                                                   help="Joint model: the network's peak learning rate."),
     resume: bool = typer.Option(False, "--resume", help="Joint model (em): go on from the last finished round of an "
