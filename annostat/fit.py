@@ -337,15 +337,11 @@ class Fit:
     def _write_votes(self, path: str) -> None:
         """``votes.parquet``: :meth:`vote_table` written a part at a time (one row group each), so that at Galaxy
         Zoo's size the labelled table (text labels of 100M votes) is never in memory whole."""
-        n, experience = self.votes.n_votes, self._uses_experience()
-        if n <= VOTES_PART:
-            self.vote_table().write_parquet(path)
-            return
         import pyarrow.parquet as pq
 
-        writer = None
+        experience, writer = self._uses_experience(), None
         try:
-            for start in range(0, n, VOTES_PART):
+            for start in range(0, max(self.votes.n_votes, 1), VOTES_PART):
                 part = self.votes.to_frame(experience, slice(start, start + VOTES_PART)).to_arrow()
                 if writer is None:
                     writer = pq.ParquetWriter(path, part.schema, compression="zstd")

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
 VOTES_PER_SUBJECT = 10
 ANSWERS = np.array(["smooth", "featured", "artifact"])
 
@@ -57,19 +56,18 @@ def make_table(path: Path, n_votes: int, seed: int = 0) -> None:
 def run_fit(table: Path, out: Path) -> dict:
     """``annostat fit TABLE --model ds`` in a fresh process: seconds and peak memory (of that process)."""
     script = (
-        "import resource, sys, time; start = time.perf_counter()\n"
+        "import json, resource, sys, time; start = time.perf_counter()\n"
         "from annostat.cli import main\n"
         "sys.argv = ['annostat', 'fit', sys.argv[1], '--model', 'ds', '--out', sys.argv[2], '--quiet']\n"
         "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
-        "print({'seconds': time.perf_counter() - start,\n"
-        "       'peak_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})\n"
+        "print(json.dumps({'seconds': time.perf_counter() - start,\n"
+        "                  'peak_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n"
     )
     done = subprocess.run([sys.executable, "-c", script, str(table), str(out)], capture_output=True, text=True,
                           env=os.environ)
     if done.returncode:
         raise SystemExit(done.stderr[-3000:])
-    result = eval(done.stdout.strip().splitlines()[-1])  # noqa: S307 (our own child's dict)
-    return result
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def score(out: Path, truth_path: Path) -> tuple[float, int]:
@@ -114,16 +112,13 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write:
-        sys.path.insert(0, str(HERE))
-        from environment import append_section, environment
+        from environment import record  # beside this script
 
-        append_section("Dawid-Skene at Galaxy Zoo's size (`benchmarks/ds_scale.py`)",
-                       "Synthetic Parquet votes table (subject and volunteer integer ids, answers as text, rows in "
-                       "random order; 10 votes a subject, 100 a volunteer on average with heavy-tailed activity), "
-                       "`annostat fit TABLE --model ds` in a fresh process with its defaults (stop at a relative "
-                       "change of 1e-6), timed from the start of the process to the written fit folder. "
-                       + environment() + "\n\n" + text)
-
+        record("Dawid-Skene at Galaxy Zoo's size (`benchmarks/ds_scale.py`)",
+               "Synthetic Parquet votes table (subject and volunteer integer ids, answers as text, rows in random "
+               "order; 10 votes a subject, 100 a volunteer on average with heavy-tailed activity), `annostat fit "
+               "TABLE --model ds` in a fresh process with its defaults (stop at a relative change of 1e-6), timed "
+               "from the start of the process to the written fit folder.", text)
 
 if __name__ == "__main__":
     main()

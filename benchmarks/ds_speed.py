@@ -19,12 +19,10 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-HERE = Path(__file__).resolve().parent
 N_ITER = 50
 
 
@@ -128,15 +126,13 @@ def main() -> None:
     )
     print(text)
     if args.write:
-        sys.path.insert(0, str(HERE))
-        from environment import append_section, environment
+        from environment import record  # beside this script
 
-        append_section("Dawid-Skene speed (`benchmarks/ds_speed.py`)",
-                       "Synthetic votes, 10 per subject, 3 answers, heavy-tailed volunteer activity (2M: 200k "
-                       "subjects, 20k volunteers; 10M: 1M subjects, 100k volunteers); 50 EM iterations without early "
-                       "stop; each contender in a fresh process, from the same pandas DataFrame to the posteriors "
-                       "(annostat's JAX compilation included). " + environment() + "\n\n" + text)
-
+        record("Dawid-Skene speed (`benchmarks/ds_speed.py`)",
+               "Synthetic votes, 10 per subject, 3 answers, heavy-tailed volunteer activity (2M: 200k subjects, 20k "
+               "volunteers; 10M: 1M subjects, 100k volunteers); 50 EM iterations without early stop; each contender "
+               "in a fresh process, from the same pandas DataFrame to the posteriors (annostat's JAX compilation "
+               "included).", text)
 
 if __name__ == "__main__":
     main()

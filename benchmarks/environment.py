@@ -33,6 +33,12 @@ def environment(*extra: str) -> str:
     return f"Measured {datetime.date.today().isoformat()} with {versions(*extra)}; {cores} CPU cores."
 
 
+def record(title: str, setup: str, figures: str, *extra: str) -> None:
+    """Append a benchmark's section to RESULTS.md: what was measured (``setup``), the environment sentence (with
+    the ``extra`` packages' versions), then the figures."""
+    append_section(title, f"{setup} {environment(*extra)}\n\n{figures}")
+
+
 def append_section(title: str, body: str) -> None:
     """Append ``## title`` and ``body`` to RESULTS.md."""
     with open(RESULTS, "a", encoding="utf-8") as handle:

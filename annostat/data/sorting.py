@@ -40,5 +40,8 @@ def first_of_each(keys: np.ndarray, last: bool = False) -> np.ndarray:
 
 def stable_argsort(keys: np.ndarray) -> np.ndarray:
     """Stable argsort (ties in array order) by polars' multithreaded sort, as uint32 positions (fewer than 2**32
-    keys): no int64 composite key, so memory stays at the keys' own size plus the positions."""
+    keys): no int64 composite key, so memory stays at the keys' own size plus the positions. Keys already in order
+    (e.g. votes sorted by subject) are not sorted."""
+    if len(keys) < 2 or bool((keys[1:] >= keys[:-1]).all()):
+        return np.arange(len(keys), dtype=np.int64)
     return pl.DataFrame({"key": keys}).with_row_index("at").sort("key", maintain_order=True)["at"].to_numpy()

@@ -30,7 +30,7 @@ import polars as pl
 from annostat.errors import InputError, where
 from annostat.data.io.tables import read_table
 from annostat.data._memory import with_plain_pages
-from annostat.data.sorting import argsort_distinct, first_of_each
+from annostat.data.sorting import argsort_distinct, first_of_each, stable_argsort
 from annostat.data.subjects import Subjects
 
 DUPLICATE_POLICIES = ("first", "last", "all")
@@ -240,7 +240,7 @@ class Votes:
     @classmethod
     def read(cls, path: str | Path, **options: Any) -> "Votes":
         """Read votes from a CSV/TSV or Parquet file; options as in :meth:`from_frame`."""
-        return cls._from_frames([read_table(path)], source=str(path), **options)  # the frame is freed once coded
+        return cls.from_frame(_HandedOver(read_table(path)), source=str(path), **options)
 
     @classmethod
     @with_plain_pages
@@ -272,18 +272,8 @@ class Votes:
                 all questions by default) take the answers seen, sorted.
             source: name used in messages (the file name).
         """
-        return cls._from_frames([frame], subject=subject, volunteer=volunteer, question=question, answer=answer,
-                                time=time, duplicates=duplicates, answers=answers, source=source)
-
-    @classmethod
-    @with_plain_pages
-    def _from_frames(cls, frames: list, *, subject: str = "subject", volunteer: str = "volunteer",
-                     question: str | None = "question", answer: str = "answer", time: str | None = "created_at",
-                     duplicates: str = "first", answers: Mapping[Any, Sequence[Any]] | Sequence[Any] | None = None,
-                     source: str | None = None) -> "Votes":
-        """:meth:`from_frame` of the one frame in ``frames``, taken out of the list so that, when nothing else
-        holds it (:meth:`read`), the table as read is freed once its labels are coded."""
-        frame = frames.pop()
+        if isinstance(frame, _HandedOver):
+            frame = frame.take()
         source = source or "<data frame>"
         if duplicates not in DUPLICATE_POLICIES:
             raise InputError(f"duplicate policy {duplicates!r} is not one of {', '.join(DUPLICATE_POLICIES)}")
@@ -459,9 +449,7 @@ class Votes:
                 sort_key = question[rows].astype(np.int64)
                 sort_key *= S
                 sort_key += subject[rows]
-            sort_key *= n
-            sort_key += rows
-            final = rows[argsort_distinct(sort_key)]
+            final = rows[stable_argsort(sort_key)]  # ties (one subject's votes) in input order: rows ascend
             del rows, sort_key
             codes = {"subject": subject[final], "volunteer": volunteer[final], "question": question[final],
                      "answer": answer[final], "row": row[final]}
@@ -590,6 +578,20 @@ class Votes:
             f"{self.n_questions} question{'s' if self.n_questions != 1 else ''} with "
             f"{'/'.join(map(str, self.n_answers))} answers)"
         )
+
+
+class _HandedOver:
+    """A table handed to :meth:`Votes.from_frame` by a reader that keeps no reference to it: taken out on entry, so
+    it is freed once its labels are coded (the decorator's arguments would otherwise hold it to the end: at 100M
+    votes, gigabytes through the sort)."""
+
+    def __init__(self, frame: pl.DataFrame) -> None:
+        self._frame: pl.DataFrame | None = frame
+
+    def take(self) -> pl.DataFrame:
+        frame, self._frame = self._frame, None
+        assert frame is not None, "a handed-over table is taken once"
+        return frame
 
 
 def _no_times(n: int) -> pl.Series:

@@ -302,20 +302,20 @@ def dawid_skene_em(
     if log_evidence is not None and (elbo_mode or np.shape(log_evidence) != (S, K)):
         raise ValueError(f"log_evidence must be [subjects, answers] = [{S}, {K}], and not in crowd-kit mode")
     n_vol_pad = bucket(V + 1)
-    evidence = log_evidence is not None
+    vmask = np.zeros(n_vol_pad, np.float32)
+    vmask[:V] = 1.0
     if mesh is None or mesh.size == 1:
         n_votes_pad, n_subj_pad = bucket(N), bucket(S + 1)
-        executable = compile_ahead(n_votes_pad, n_subj_pad, n_vol_pad, K, elbo_mode, evidence)
+        em_chunk = compile_ahead(n_votes_pad, n_subj_pad, n_vol_pad, K, elbo_mode, log_evidence is not None)
         T0, data = shard_arrays(subject, volunteer, answer, init, log_evidence, n_votes_pad, n_subj_pad, n_vol_pad, K)
-        vmask = np.zeros(n_vol_pad, np.float32)
-        vmask[:V] = 1.0
         data = jax.device_put(data[:5] + (vmask,) + data[5:])  # numpy in, device_put once: no eager jnp operations
         blocks = [(0, S)]
+        em_chunk = em_chunk.result()
     else:
         from annostat.infer import sharding
 
-        blocks, n_subj_pad, (T0, data), executable = sharding.em_layout(
-            mesh, subject, volunteer, answer, init, log_evidence, n_vol_pad, V, K, elbo_mode)
+        blocks, n_subj_pad, (T0, data), em_chunk = sharding.em_layout(
+            mesh, subject, volunteer, answer, init, log_evidence, vmask, K, elbo_mode)
     settings = (np.asarray(pseudo_counts, np.float32), *map(np.float32, (prior_pseudo_count, eps, rtol, atol)))
     zeros = np.zeros((n_vol_pad, K, K), np.float32)
     state = (T0, np.zeros(K, np.float32), zeros, zeros, np.float32(-np.inf), np.int32(0))
@@ -323,7 +323,6 @@ def dawid_skene_em(
         settings += (np.float32(prior_weight), np.bool_(learn_prior_weight))
         state += (np.float32(0.0 if learn_prior_weight else prior_weight),)
     traces, done, n_done = [], False, 0
-    em_chunk = executable.result() if isinstance(executable, Future) else executable
     while n_done < max_iter and not done:
         steps = min(CHUNK, max_iter - n_done)
         state, i, done_flag, chunk_traces = em_chunk(state, data, settings, np.int32(steps))

@@ -92,16 +92,17 @@ def _em_kernel(mesh: Mesh, K: int, n_subj_pad: int, n_vol_pad: int, elbo_mode: b
                                  out_specs=(state, whole, whole, (whole,) * 3)))
 
 
-def em_layout(mesh: Mesh, subject, volunteer, answer, init, log_evidence, n_vol_pad: int, n_volunteers: int,
-              K: int, elbo_mode: bool) -> tuple[list[tuple[int, int]], int, tuple[Any, tuple], Any]:
+def em_layout(mesh: Mesh, subject, volunteer, answer, init, log_evidence, vmask: np.ndarray, K: int,
+              elbo_mode: bool) -> tuple[list[tuple[int, int]], int, tuple[Any, tuple], Any]:
     """The subjects' blocks, the padded subjects a shard, the starting posteriors and data placed on the devices,
     and the EM kernel, for :func:`annostat.infer.em.dawid_skene_em` on a mesh.
 
     Each shard gets a block of subjects with about ``1 / devices`` of the votes, padded to a size shared by all
-    shards (one compiled kernel); volunteers keep their global codes (their confusions are summed over shards)."""
+    shards (one compiled kernel); volunteers keep their global codes (their confusions are summed over shards), and
+    ``vmask`` (which of the padded volunteers are real) is held whole on every device."""
     from annostat.infer.em import bucket, shard_arrays
 
-    S = len(init)
+    S, n_vol_pad = len(init), len(vmask)
     bounds = subject_blocks(subject, S, mesh.size)
     vote_bounds = np.searchsorted(subject, bounds, side="left")
     blocks = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
@@ -114,8 +115,6 @@ def em_layout(mesh: Mesh, subject, volunteer, answer, init, log_evidence, n_vol_
                                    n_votes_pad, n_subj_pad, n_vol_pad, K))
     T0 = np.concatenate([t for t, _ in shards])
     columns = [np.concatenate(parts) for parts in zip(*(d for _, d in shards))]
-    vmask = np.zeros(n_vol_pad, np.float32)
-    vmask[:n_volunteers] = 1.0
     data = tuple(jax.device_put(c, split(mesh)) for c in columns[:5]) + (jax.device_put(vmask, replicated(mesh)),) \
         + tuple(jax.device_put(c, split(mesh)) for c in columns[5:])
     kernel = _em_kernel(mesh, K, n_subj_pad, n_vol_pad, bool(elbo_mode), log_evidence is not None)

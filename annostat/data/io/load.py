@@ -13,7 +13,7 @@ from annostat.errors import InputError
 from annostat.data.io.panoptes import PanoptesExport, _columns, is_panoptes_export, read_panoptes
 from annostat.data.io.tables import _integer_if_lossless
 from annostat.data.trees import EXTRA_QUESTIONS, TREES
-from annostat.data.sorting import argsort_distinct
+from annostat.data.sorting import stable_argsort
 from annostat.data.subjects import subjects_from_subject_data
 from annostat.data.votes import Votes, _codes
 
@@ -134,9 +134,9 @@ def _vote_order(index, counts, starts, subject_code, question_code, n_questions:
     """Permutation of the votes into (question, subject, row) order, for votes in row order where vote n belongs to
     classification ``index[n]`` (ascending; ``counts`` votes from ``starts``) of subject ``subject_code[index[n]]``:
     classifications sorted by subject, their votes moved in blocks, then a stable counting sort by question."""
-    C, N = len(subject_code), len(index)
+    N = len(index)
     dtype = np.int32 if N < 2**31 else np.int64
-    by_subject = argsort_distinct(subject_code.astype(np.int64) * C + np.arange(C))
+    by_subject = stable_argsort(subject_code)
     lengths = counts[by_subject]
     moved = np.cumsum(lengths) - lengths
     shift = (starts[by_subject] - moved).astype(dtype)
