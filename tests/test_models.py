@@ -1,12 +1,13 @@
 import json
 
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
 
 from annostat import DawidSkene, MajorityVote, Votes
 from annostat.evaluation.harness import answer_scores, volunteer_scores
-from annostat.infer.em import bucket
+from annostat.infer.em import PART, _counts, _partial_sums, bucket, n_parts_pad
 from tests.conftest import accuracy, real_votes
 
 
@@ -25,6 +26,32 @@ def test_bucket_pads_at_most_a_quarter():
         b = bucket(n)
         assert b >= n and (b <= 16 or b <= 1.25 * n)
     assert bucket(17) == bucket(20)
+
+
+def test_partial_sums_split_each_cell_into_short_runs():
+    rng = np.random.default_rng(0)
+    cells = np.sort(np.concatenate([np.zeros(3 * PART + 5, np.int32), rng.integers(1, 40, 2000).astype(np.int32),
+                                    np.full(PART, 47, np.int32)]))
+    part, part_cell = _partial_sums(cells, n_parts_pad(len(cells), 16, 3))
+    assert np.all(np.diff(part) >= 0) and part[0] == 0  # runs follow the votes' order
+    assert np.array_equal(part_cell[part], cells)  # every vote's run is of its cell
+    assert np.bincount(part).max() <= PART
+    assert np.count_nonzero(np.bincount(part, minlength=part.max() + 1)) == part.max() + 1  # no empty runs
+    assert len(np.unique(part[cells == 0])) == 4  # 3 * PART + 5 votes: four runs
+    assert np.all(np.diff(part_cell) >= 0)  # sorted, the padding the last cell
+
+
+def test_counts_of_a_prolific_volunteer_keep_float32_precision():
+    """A million votes in one cell: one float32 scatter-add rounds each addition to a sum near 5e5 (the count ends
+    ~3e-6 off); the runs keep it within 1e-6 of the float64 sum (~4e-7 here)."""
+    n, K = 1 << 20, 2
+    rng = np.random.default_rng(1)
+    T = rng.random((n, K)).astype(np.float32)
+    cells = np.zeros(n, np.int32)  # volunteer 0, answer 0
+    part, part_cell = _partial_sums(cells, n_parts_pad(n, 2, K))
+    counts = np.asarray(_counts(jnp.asarray(T), np.arange(n, dtype=np.int32), part, part_cell, 2, K))
+    exact = T.astype(np.float64).sum(axis=0)
+    assert np.allclose(counts[0, :, 0], exact, rtol=1e-6, atol=0)
 
 
 def test_dawid_skene_beats_majority_vote_on_simulated_votes(small_sim, ds_fit, mv_fit):

@@ -11,12 +11,13 @@ import typer
 
 from annostat.cli.common import DuplicatePolicy, InputFormat, ModelName, console, fail, fit_progress, \
     given_on_command_line, input_errors, option_flags, output_file, positive, share, split_list, training_progress
+from annostat.errors import first_line
 from annostat.infer.cache import use_compilation_cache
 from annostat.models import REGISTRY, get_model, model_spec, models_that
 
 
 #: which of ``fit``'s options each kind of fit uses (the rest, given, are refused in one line)
-ALWAYS = {"votes", "model", "out", "format", "duplicates", "quiet"}
+ALWAYS = {"votes", "model", "out", "format", "duplicates", "quiet", "coordinator", "num_processes", "process_id"}
 TABLE_OPTIONS = {"subject_col", "volunteer_col", "question_col", "answer_col", "time_col"}
 EXPORT_OPTIONS = {"workflows", "workflow_id", "tree", "seen_before", "anonymous", "strict"}
 PRIOR_OPTIONS = {"prior_weight", "fixed_prior_weight", "prior_id_col"}
@@ -122,6 +123,11 @@ def fit(
                                                   help="Joint model: the network's peak learning rate."),
     resume: bool = typer.Option(False, "--resume", help="Joint model (em): go on from the last finished round of an "
                                                          "interrupted fit into the same --out."),
+    coordinator: Optional[str] = typer.Option(None, help="Many hosts: HOST:PORT of process 0; each process reads "
+                                                         "its share of the subjects (Dawid-Skene, votes tables)."),
+    num_processes: Optional[int] = typer.Option(None, min=1, help="Many hosts: how many processes in all."),
+    process_id: Optional[int] = typer.Option(None, min=0, help="Many hosts: this process's number (0 writes the "
+                                                                 "fit folder)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
     """Fit a model to votes and write subjects, posteriors, volunteers, confusion, votes and fit.json.
@@ -132,8 +138,29 @@ def fit(
     from annostat.data.io.load import detect_format, load_votes
     from annostat.data.priors import read_prior
 
+    from annostat.infer import hosts
+
     use_compilation_cache()
     joint = images is not None or features is not None
+    try:
+        asked = hosts.requested(coordinator, num_processes, process_id)
+    except ValueError as exc:
+        fail(str(exc))
+    if asked > 1:  # refused before joining: a process that fails alone would leave the others waiting
+        if joint or prior is not None or model.value != "ds":
+            fail("--num-processes: a fit over several processes takes --model ds on a votes table (no --images, "
+                 "--features or --prior yet)")
+        with input_errors():
+            if format.value == "panoptes" or (format.value == "auto" and detect_format(votes) == "panoptes"):
+                fail(f"{votes}: a Panoptes export; a fit over several processes reads a votes table (CSV or "
+                     "Parquet): fit it in one process, or give its fit's votes.parquet")
+    try:  # before anything else touches JAX: the processes' devices make one mesh
+        processes = hosts.start(coordinator, num_processes, process_id)
+    except (RuntimeError, OSError) as exc:  # a port process 0 cannot listen on, or JAX's own join failing
+        reason = first_line(exc)
+        fail(f"--coordinator {coordinator}: {reason if 'listen' in reason else 'the processes could not join: ' + reason}")
+    if processes > 1:
+        quiet = quiet or hosts.index() != 0  # process 0 reports
     if joint:
         if images is not None and features is not None:
             fail("--images and --features: give one of them")
@@ -175,7 +202,9 @@ def fit(
             table, export = load_votes(
                 votes, "table", subject=subject_col, volunteer=volunteer_col, question=question_col,
                 answer=answer_col, time=time_col, duplicates=duplicates.value,
+                **({"share": (hosts.index(), processes)} if processes > 1 else {}),
             )
+            table = hosts.agree(table)
         subject_prior = None
         if prior is not None:
             subject_prior = read_prior(prior, table, id_column=prior_id_col, weight=prior_weight,
@@ -191,6 +220,10 @@ def fit(
         else:
             with fit_progress(not quiet) as progress:
                 result = estimator.fit(table, progress=progress, prior=subject_prior)
+            result = hosts.gather(result)  # several processes: process 0 holds the whole fit, the others None
+            if result is None:
+                return
+            table = result.votes
         result.seconds = time.perf_counter() - start
         result.save(out)
         if joint:

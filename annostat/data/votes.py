@@ -28,7 +28,7 @@ import pandas as pd
 import polars as pl
 
 from annostat.errors import InputError, where
-from annostat.data.io.tables import read_table
+from annostat.data.io.tables import PARQUET_SUFFIXES, read_table
 from annostat.data._memory import with_plain_pages
 from annostat.data.sorting import argsort_distinct, first_of_each, stable_argsort
 from annostat.data.subjects import Subjects
@@ -42,6 +42,18 @@ DEFAULT_COLUMNS = {
     "time": "created_at",
 }
 ROLES = ("subject", "volunteer", "question", "answer")
+ROW_COLUMN = "__annostat_row"  # a reader that read a share of a file gives each row's number in the file here
+SHARE_SEED = 20260  # the seed of the hash that deals subjects to processes (the same in every process)
+
+
+def share_of_subjects(column: str, share: tuple[int, int]) -> pl.Expr:
+    """True for the rows whose subject falls to process ``share = (index, count)``: a seeded hash of the subject's
+    label (as text) modulo ``count``, so every vote on one subject goes to one process, the same in every process
+    that reads the same file."""
+    index, count = share
+    if not 0 <= index < count:
+        raise ValueError(f"share {index} of {count}: the index runs from 0 to {count - 1}")
+    return pl.col(column).cast(pl.String).hash(seed=SHARE_SEED) % count == index
 
 
 @dataclass
@@ -238,9 +250,26 @@ class Votes:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def read(cls, path: str | Path, **options: Any) -> "Votes":
-        """Read votes from a CSV/TSV or Parquet file; options as in :meth:`from_frame`."""
-        return cls.from_frame(_HandedOver(read_table(path)), source=str(path), **options)
+    def read(cls, path: str | Path, *, share: tuple[int, int] | None = None, **options: Any) -> "Votes":
+        """Read votes from a CSV/TSV or Parquet file; options as in :meth:`from_frame`.
+
+        ``share = (index, count)`` reads only the votes on the subjects that fall to process ``index`` of
+        ``count`` (:func:`share_of_subjects`; ``annostat.infer.hosts``): from Parquet only those rows are
+        materialised (the filter is pushed into the scan), a CSV is parsed whole and then filtered."""
+        path = Path(path)
+        subject = options.get("subject", "subject")
+        if share is not None and path.exists() and {x.lower() for x in path.suffixes} & PARQUET_SUFFIXES:
+            try:
+                names = pl.read_parquet_schema(path)
+            except Exception:  # unreadable: read_table says why
+                names = {}
+            if subject in names:
+                frame = pl.scan_parquet(path, glob=False).with_row_index(ROW_COLUMN) \
+                    .filter(share_of_subjects(subject, share)).collect()
+                if frame.height == 0:  # no subject fell to this process: a share of nothing is still a share
+                    frame = frame.clear()
+                return cls.from_frame(_HandedOver(frame), source=str(path), share=None, _shared=True, **options)
+        return cls.from_frame(_HandedOver(read_table(path)), source=str(path), share=share, **options)
 
     @classmethod
     @with_plain_pages
@@ -256,6 +285,8 @@ class Votes:
         duplicates: str = "first",
         answers: Mapping[Any, Sequence[Any]] | Sequence[Any] | None = None,
         source: str | None = None,
+        share: tuple[int, int] | None = None,
+        _shared: bool = False,
     ) -> "Votes":
         """Build the votes table from a long DataFrame, one row per vote.
 
@@ -271,6 +302,9 @@ class Votes:
                 the order to code them; votes with other answers are dropped and counted. Questions not given (and
                 all questions by default) take the answers seen, sorted.
             source: name used in messages (the file name).
+            share: ``(index, count)``: keep only the rows on the subjects that fall to process ``index`` of
+                ``count`` (:func:`share_of_subjects`); the row report then counts that share's rows, and the row
+                numbers stay those of the whole table.
         """
         if isinstance(frame, _HandedOver):
             frame = frame.take()
@@ -284,18 +318,23 @@ class Votes:
                 raise InputError(f"{source}: cannot convert the pandas DataFrame: {exc}") from exc
         if not isinstance(frame, pl.DataFrame):
             raise InputError(f"{source}: expected a pandas or polars DataFrame, got {type(frame).__name__}")
-        if frame.width == 0 or frame.height == 0:
+        if frame.width == 0 or (frame.height == 0 and share is None and not _shared):
             raise InputError(f"{source}: the table is empty (no rows)")
         # categorical label columns are their labels: codes and sort order as for plain text
         frame = frame.with_columns(pl.col(pl.Categorical, pl.Enum).cast(pl.String))
         given = {"subject": subject, "volunteer": volunteer, "question": question, "answer": answer, "time": time}
         cols = _resolve_columns(frame.columns, source, given)
         _check_types(frame, cols, source)
+        if share is not None:  # this process's subjects; row numbers those of the whole table
+            frame = frame.with_row_index(ROW_COLUMN).filter(share_of_subjects(cols["subject"], share))
         n_read = frame.height
 
         work = frame.select(
             [_blank_to_null(pl.col(c), frame.schema[c]).alias(role) for role, c in cols.items() if role != "time"]
-        ).with_row_index("row")
+            + ([pl.col(ROW_COLUMN).alias("row")] if ROW_COLUMN in frame.columns else [])
+        )
+        if "row" not in work.columns:
+            work = work.with_row_index("row")
         if "question" not in cols:
             work = work.with_columns(pl.lit(0, dtype=pl.Int32).alias("question"))
         if "time" in cols:
@@ -312,6 +351,8 @@ class Votes:
         dropped = {f"missing {role}": int(n) for role, n in counts.items() if n}
         if dropped:
             work = work.filter(~missing)
+        if work.height == 0 and (share is not None or _shared):
+            return cls._no_votes(n_read, dropped, duplicates, cols, source, frame.schema, work.schema)
         if work.height == 0:
             raise InputError(f"{source}: no usable votes: every one of the {n_read:,} rows has a "
                              f"{' or '.join(dropped)}")
@@ -351,6 +392,21 @@ class Votes:
             subjects=subjects, volunteers=volunteers, questions=questions, answers=answer_sets,
             duplicates=duplicates, dropped=dropped, rows_read=n_read, columns=cols, source=source,
         )
+
+    @classmethod
+    def _no_votes(cls, n_read: int, dropped: dict[str, int], duplicates: str, cols: dict[str, str], source: str,
+                  schema: Mapping[str, pl.DataType], work_schema: Mapping[str, pl.DataType]) -> "Votes":
+        """A share of a table (``share``) on which no votes fell: no labels, its rows accounted for."""
+        def empty(role: str) -> pl.Series:
+            return pl.Series(role, [], dtype=work_schema[role])
+
+        questions = empty("question") if "question" in cols else pl.Series("question", [cols["answer"]])
+        answers = [] if "question" in cols else [empty("answer")]
+        none = np.zeros(0, np.int32)
+        return cls.from_codes(subject=none, volunteer=none, question=none, answer=none, row=none.astype(np.int64),
+                              time=None, subjects=empty("subject"), volunteers=empty("volunteer"),
+                              questions=questions, answers=answers, duplicates=duplicates, dropped=dropped,
+                              rows_read=n_read, columns=cols, source=source)
 
     @classmethod
     @with_plain_pages

@@ -3,8 +3,9 @@
 Data: for each vote n, a subject s_n (votes sorted by subject), a volunteer v_n and an answer l_n in 0..K-1.
 Parameters: answer priors pi (K) and per-volunteer confusion theta_v (K true answers x K given answers).
 
-- M-step: expected counts C[v, k, l] = sum over v's votes with answer l of T[s_n, k], by one segment sum over
-  the votes sorted by (volunteer, answer); theta_v[k, :] = max(C[v, k, :] + A[k, :], eps) normalised, with A the
+- M-step: expected counts C[v, k, l] = sum over v's votes with answer l of T[s_n, k], by segment sums over the
+  votes sorted by (volunteer, answer) (runs of at most ``PART`` votes, then the runs of each cell, so float32 keeps
+  a prolific volunteer's counts accurate); theta_v[k, :] = max(C[v, k, :] + A[k, :], eps) normalised, with A the
   Dirichlet pseudo-counts (MAP under a Dirichlet(A + 1) prior on each row); pi = (sum_s T[s] + a0) normalised.
 - E-step: log T[s, k] = log pi_k + sum over s's votes of log theta_{v_n}[k, l_n] (the shared volunteer likelihood,
   ``annostat.models.likelihood``: one sorted segment sum over the votes in subject order), normalised in log space;
@@ -69,15 +70,30 @@ def _single(x):
     return x
 
 
-def _counts(T, vs_subject, vs_key, n_vol_pad, K):
-    """Expected counts C[v, k, l]: sum of T[s_n, k] over volunteer v's votes with answer l."""
-    counts = jax.ops.segment_sum(T.at[vs_subject].get(mode=IN_BOUNDS), vs_key, num_segments=n_vol_pad * K,
-                                 indices_are_sorted=True, mode=IN_BOUNDS)
+PART = 1024  # votes of one (volunteer, answer) cell summed at a time (float32 partial sums stay small)
+
+
+def n_parts_pad(n_votes_pad: int, n_vol_pad: int, K: int) -> int:
+    """Room for the partial sums of the M-step: one a cell, plus one for every ``PART`` votes."""
+    return n_vol_pad * K + n_votes_pad // PART + 1
+
+
+def _counts(T, vs_subject, vs_part, part_cell, n_vol_pad, K):
+    """Expected counts C[v, k, l]: sum of T[s_n, k] over volunteer v's votes with answer l, in two stages: runs of at
+    most ``PART`` votes of one cell (``vs_part``), then the runs of each cell (``part_cell``). One scatter-add of a
+    prolific volunteer's million votes in float32 rounds every addition to a sum near 5e5 (to ~0.03): the count
+    drifts by ~3e-6 of itself, and EM's iterations carry that into the volunteer's subjects (at 10M votes, fits
+    whose sums were taken in another order, on two processes, differed by 2.6e-4 in a confusion after 10 iterations;
+    with the runs 1.1e-6, ``benchmarks/ds_hosts.py``). The runs keep every sum small: ~4e-7 at a million votes."""
+    parts = jax.ops.segment_sum(T.at[vs_subject].get(mode=IN_BOUNDS), vs_part, num_segments=len(part_cell),
+                                indices_are_sorted=True, mode=IN_BOUNDS)
+    counts = jax.ops.segment_sum(parts, part_cell, num_segments=n_vol_pad * K, indices_are_sorted=True,
+                                 mode=IN_BOUNDS)
     return jnp.swapaxes(counts.reshape(n_vol_pad, K, K), 1, 2)
 
 
-def _m_step(T, vs_subject, vs_key, smask, n_vol_pad, K, pseudo, prior_pseudo, eps, total=_single):
-    counts = total(_counts(T, vs_subject, vs_key, n_vol_pad, K))
+def _m_step(T, vs_subject, vs_part, part_cell, smask, n_vol_pad, K, pseudo, prior_pseudo, eps, total=_single):
+    counts = total(_counts(T, vs_subject, vs_part, part_cell, n_vol_pad, K))
     theta = jnp.maximum(counts + pseudo, eps)
     log_theta = jnp.log(theta) - jnp.log(theta.sum(axis=2, keepdims=True))
     pi = jnp.maximum(total((T * smask[:, None]).sum(axis=0)) + prior_pseudo, eps)
@@ -148,8 +164,8 @@ def _em_iterations(state, data, settings, n_steps, *, K, n_subj_pad, n_vol_pad, 
     subjects (and their votes) are split over devices (``annostat.infer.sharding``); everything per subject stays
     on its shard, the parameters are the same on every shard.
     """
-    subject, key, vs_subject, vs_key, smask, vmask, extra_votes = data[:7]
-    log_evidence = data[7] if len(data) > 7 else None  # [S, K] a classifier's per-subject evidence, when given
+    subject, key, vs_subject, vs_part, smask, vmask, extra_votes, part_cell = data[:8]
+    log_evidence = data[8] if len(data) > 8 else None  # [S, K] a classifier's per-subject evidence, when given
     pseudo, prior_pseudo, eps, rtol, atol = settings[:5]
     w_max, learn = settings[5:] if log_evidence is not None else (None, None)
 
@@ -159,8 +175,8 @@ def _em_iterations(state, data, settings, n_steps, *, K, n_subj_pad, n_vol_pad, 
 
     def body(c):
         i, _, (T, last_log_pi, _, _, previous, it, *weight), traces = c
-        log_pi, log_theta, counts = _m_step(T, vs_subject, vs_key, smask, n_vol_pad, K, pseudo, prior_pseudo, eps,
-                                            total)
+        log_pi, log_theta, counts = _m_step(T, vs_subject, vs_part, part_cell, smask, n_vol_pad, K, pseudo,
+                                            prior_pseudo, eps, total)
         if log_evidence is None:
             log_prior = log_pi
         else:
@@ -208,7 +224,8 @@ def _chunk_signature(n_votes_pad: int, n_subj_pad: int, n_vol_pad: int, K: int,
     state = (a((n_subj_pad, K), f32), a((K,), f32), a((n_vol_pad, K, K), f32), a((n_vol_pad, K, K), f32),
              a((), f32), a((), i32))
     votes = a((n_votes_pad,), i32)
-    data = (votes, votes, votes, votes, a((n_subj_pad,), f32), a((n_vol_pad,), f32), a((n_subj_pad,), f32))
+    data = (votes, votes, votes, votes, a((n_subj_pad,), f32), a((n_vol_pad,), f32), a((n_subj_pad,), f32),
+            a((n_parts_pad(n_votes_pad, n_vol_pad, K),), i32))
     settings = (a((K, K), f32), a((), f32), a((), f32), a((), f32), a((), f32))
     if evidence:  # the evidence, the classifier's weight (state), its largest value and whether it is learned
         data += (a((n_subj_pad, K), f32),)
@@ -234,7 +251,8 @@ def compile_ahead(n_votes_pad: int, n_subj_pad: int, n_vol_pad: int, K: int, elb
 def shard_arrays(subject, volunteer, answer, init, log_evidence, n_votes_pad: int, n_subj_pad: int,
                  n_vol_pad: int, K: int) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
     """One shard's padded arrays: the starting posteriors [n_subj_pad, K] and the data of ``_em_iterations``
-    but the volunteer mask (subject, cell, both in cell order, subject mask, extra votes[, evidence]).
+    but the volunteer mask (subject, cell, the subject and partial sum of each vote in cell order, subject mask,
+    extra votes, each partial sum's cell[, evidence]).
 
     ``subject`` holds the shard's own codes 0..S-1 (sorted), ``volunteer`` the global codes; padded votes point at
     the last (padded) subject and the last (padded) volunteer."""
@@ -251,12 +269,32 @@ def shard_arrays(subject, volunteer, answer, init, log_evidence, n_votes_pad: in
     T0 = np.full((n_subj_pad, K), 1.0 / K, np.float32)
     T0[:S] = init
     extra_votes = np.maximum(np.bincount(subj, minlength=n_subj_pad) - 1, 0).astype(np.float32)
-    data = (subj, key, subj[order], key[order], smask, extra_votes)
+    vs_part, part_cell = _partial_sums(key[order], n_parts_pad(n_votes_pad, n_vol_pad, K))
+    data = (subj, key, subj[order], vs_part, smask, extra_votes, part_cell)
     if log_evidence is not None:
         evidence = np.zeros((n_subj_pad, K), np.float32)
         evidence[:S] = log_evidence
         data += (evidence,)
     return T0, data
+
+
+def _partial_sums(cells: np.ndarray, n_parts: int) -> tuple[np.ndarray, np.ndarray]:
+    """For votes sorted by cell: each vote's partial sum (a run of at most ``PART`` votes of one cell) and each
+    partial sum's cell (padded to ``n_parts`` with the last cell, whose votes are padding)."""
+    n = len(cells)
+    position = np.arange(n, dtype=np.int64)
+    new_cell = np.ones(n, bool)
+    np.not_equal(cells[1:], cells[:-1], out=new_cell[1:])
+    cell_start = np.maximum.accumulate(np.where(new_cell, position, 0))
+    position -= cell_start
+    new_part = new_cell | ((position & (PART - 1)) == 0)
+    del position, cell_start
+    part = np.cumsum(new_part, dtype=np.int32)
+    part -= 1
+    part_cell = np.full(n_parts, cells[-1], np.int32)
+    starts = cells[new_part]
+    part_cell[:len(starts)] = starts
+    return part, part_cell
 
 
 def dawid_skene_em(
@@ -295,7 +333,8 @@ def dawid_skene_em(
     K = int(n_answers)
     N = len(subject)
     S, V = int(n_subjects), int(n_volunteers)
-    if N == 0:
+    several = mesh is not None and mesh.is_multi_process
+    if N == 0 and not several:  # with several processes a share may hold none of a question's votes
         raise ValueError("no votes to fit")
     if np.any(np.diff(subject) < 0):
         raise ValueError("votes must be sorted by subject")
@@ -333,9 +372,10 @@ def dawid_skene_em(
             progress(n_done, max_iter)
     T, log_pi, log_theta, counts, *_ = state
     ll, lp, elbo = np.concatenate(traces, axis=1)
+    local = [np.asarray(shard.data) for shard in sorted(T.addressable_shards, key=lambda x: x.index[0].start or 0)] \
+        if isinstance(T, jax.Array) else [np.asarray(T)]  # this process's blocks of subjects, in order
     return EMResult(
-        posteriors=np.concatenate([np.asarray(T)[i * n_subj_pad:i * n_subj_pad + (b - a)]
-                                   for i, (a, b) in enumerate(blocks)]),
+        posteriors=np.concatenate([block[:b - a] for block, (a, b) in zip(local, blocks)]).reshape(-1, K),
         confusion=np.exp(np.asarray(log_theta)[:V]),
         counts=np.asarray(counts)[:V],
         priors=np.exp(np.asarray(log_pi)),

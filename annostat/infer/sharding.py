@@ -39,6 +39,9 @@ def device_mesh(devices: int | None = None) -> Mesh | None:
     if n < 1 or n > len(available):
         raise ValueError(f"{n} devices asked for; JAX sees {len(available)} ({available[0].platform}); more CPU "
                          "devices come from JAX_NUM_CPU_DEVICES=N set before JAX starts")
+    if jax.process_count() > 1 and n != len(available):  # every process's devices, or some would hold no shard
+        raise ValueError(f"{n} devices asked for; a fit over {jax.process_count()} processes uses all "
+                         f"{len(available)} of their devices")
     if n == 1:
         return None
     return Mesh(np.array(available[:n]), (AXIS,))
@@ -84,7 +87,7 @@ def _em_kernel(mesh: Mesh, K: int, n_subj_pad: int, n_vol_pad: int, elbo_mode: b
 
     shard, whole = PartitionSpec(AXIS), PartitionSpec()
     state = (shard, whole, whole, whole, whole, whole) + ((whole,) if evidence else ())
-    data = (shard, shard, shard, shard, shard, whole, shard) + ((shard,) if evidence else ())
+    data = (shard, shard, shard, shard, shard, whole, shard, shard) + ((shard,) if evidence else ())
     settings = (whole,) * (7 if evidence else 5)
     body = partial(_em_iterations, K=K, n_subj_pad=n_subj_pad, n_vol_pad=n_vol_pad, elbo_mode=elbo_mode,
                    total=total)
@@ -92,22 +95,37 @@ def _em_kernel(mesh: Mesh, K: int, n_subj_pad: int, n_vol_pad: int, elbo_mode: b
                                  out_specs=(state, whole, whole, (whole,) * 3)))
 
 
+def local_devices(mesh: Mesh) -> list:
+    """The devices of ``mesh`` this process drives, in the mesh's order (all of them with one process)."""
+    me = jax.process_index()
+    return [d for d in mesh.devices.flat if d.process_index == me]
+
+
+def place(mesh: Mesh, local: np.ndarray):
+    """A subjects-split array from this process's part (its devices' blocks, in order): with one process the
+    whole array, with several (``annostat.infer.hosts``) each process's share of the subjects."""
+    return jax.make_array_from_process_local_data(split(mesh), local)
+
+
 def em_layout(mesh: Mesh, subject, volunteer, answer, init, log_evidence, vmask: np.ndarray, K: int,
               elbo_mode: bool) -> tuple[list[tuple[int, int]], int, tuple[Any, tuple], Any]:
     """The subjects' blocks, the padded subjects a shard, the starting posteriors and data placed on the devices,
     and the EM kernel, for :func:`annostat.infer.em.dawid_skene_em` on a mesh.
 
-    Each shard gets a block of subjects with about ``1 / devices`` of the votes, padded to a size shared by all
-    shards (one compiled kernel); volunteers keep their global codes (their confusions are summed over shards), and
-    ``vmask`` (which of the padded volunteers are real) is held whole on every device."""
+    Each of this process's devices gets a block of its subjects with about an equal share of its votes, padded to a
+    size shared by all shards of all processes (one compiled kernel); volunteers keep their global codes (their
+    confusions are summed over shards), and ``vmask`` (which of the padded volunteers are real) is held whole on
+    every device. With several processes the subjects are this process's share (``annostat.infer.hosts``)."""
+    from annostat.infer import hosts
     from annostat.infer.em import bucket, shard_arrays
 
     S, n_vol_pad = len(init), len(vmask)
-    bounds = subject_blocks(subject, S, mesh.size)
+    n_local = len(local_devices(mesh))
+    bounds = subject_blocks(subject, S, n_local)
     vote_bounds = np.searchsorted(subject, bounds, side="left")
     blocks = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
-    n_subj_pad = bucket(max(b - a for a, b in blocks) + 1)
-    n_votes_pad = bucket(int(np.diff(vote_bounds).max()))
+    n_subj_pad, n_votes_pad = hosts.agree_max(bucket(max(b - a for a, b in blocks) + 1),
+                                              bucket(int(np.diff(vote_bounds).max())))
     shards = []
     for (a, b), va, vb in zip(blocks, vote_bounds[:-1], vote_bounds[1:]):
         shards.append(shard_arrays(subject[va:vb] - a, volunteer[va:vb], answer[va:vb], init[a:b],
@@ -115,7 +133,6 @@ def em_layout(mesh: Mesh, subject, volunteer, answer, init, log_evidence, vmask:
                                    n_votes_pad, n_subj_pad, n_vol_pad, K))
     T0 = np.concatenate([t for t, _ in shards])
     columns = [np.concatenate(parts) for parts in zip(*(d for _, d in shards))]
-    data = tuple(jax.device_put(c, split(mesh)) for c in columns[:5]) + (jax.device_put(vmask, replicated(mesh)),) \
-        + tuple(jax.device_put(c, split(mesh)) for c in columns[5:])
+    data = tuple(place(mesh, c) for c in columns[:5]) + (vmask,) + tuple(place(mesh, c) for c in columns[5:])
     kernel = _em_kernel(mesh, K, n_subj_pad, n_vol_pad, bool(elbo_mode), log_evidence is not None)
-    return blocks, n_subj_pad, (jax.device_put(T0, split(mesh)), data), kernel
+    return blocks, n_subj_pad, (place(mesh, T0), data), kernel

@@ -11,6 +11,7 @@ import polars as pl
 from annostat.data.priors import Evidence, SubjectPrior
 from annostat.data.votes import Votes
 from annostat.fit import Fit, QuestionFit
+from annostat.infer import hosts
 from annostat.models import likelihood
 from annostat.models.registry import ModelSpec, model_spec, models_that
 
@@ -68,8 +69,12 @@ class Model:
         extra = prior.subjects_without_votes(votes) if prior is not None else None
         labels = votes.subjects if extra is None else pl.concat([votes.subjects, extra.cast(votes.subjects.dtype)])
         results = []
+        # with several processes (annostat.infer.hosts) each holds a share of the subjects: a question is fitted
+        # (by all of them together) when any share has votes on it
+        voted = hosts.sum_over_processes(np.array([len(votes.arrays(q)[0]) for q in range(votes.n_questions)],
+                                                  np.int64))
         for q, subject, volunteer, answer in votes.iter_questions():
-            if len(subject) == 0:
+            if voted[q] == 0:
                 continue
             label = votes.questions[q]
             step = (lambda done, total, label=label: progress(label, done, total)) if progress else None

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from annostat.fit import QuestionFit, accuracy_from_confusion
+from annostat.infer import hosts
 from annostat.infer.em import dawid_skene_em
 from annostat.infer.sharding import device_mesh
 from annostat.models import likelihood
@@ -135,7 +136,11 @@ class DawidSkene(Model):
     def fit_question(self, votes, question, subject, volunteer, answer, progress, evidence=None) -> QuestionFit:
         K = votes.n_answers[question]
         subjects, s_local = local_codes(subject)
-        volunteers, v_local = local_codes(volunteer)
+        if hosts.count() == 1:
+            volunteers, v_local = local_codes(volunteer)
+        else:  # every share numbers the question's volunteers alike: those who answered it in any share
+            volunteers = hosts.union_codes(volunteer)
+            v_local = np.searchsorted(volunteers, volunteer).astype(np.int32)
         S, V = len(subjects), len(volunteers)
         result = dawid_skene_em(
             s_local, v_local, answer, S, V, K,
