@@ -62,6 +62,24 @@ def main(folder: str) -> None:
                                           "answer": ["x", "x", "y", "x", "y"]}), question=None, time=None)
     out["tiny_4"] = differences(DawidSkene(devices=1).fit(tiny), DawidSkene(devices=4).fit(tiny))
 
+    # SVI over devices: full batches give the one-device fit (the same gradients, averaged); minibatches drawn
+    # from each device's own subjects give the same answers and volunteers to SVI's noise
+    from annostat.models import HierarchicalDawidSkene
+
+    def svi(devices, batch):
+        return HierarchicalDawidSkene(inference="svi", steps=300, seed=0, draws=32, batch_size=batch,
+                                      devices=devices).fit(votes)
+
+    def volunteers(one, many):
+        a, b = (f.volunteers.set_index(["volunteer", "question"])["accuracy"] for f in (one, many))
+        return float((a - b.loc[a.index]).abs().max())
+
+    full_one, full_four = svi(1, None), svi(4, None)
+    out["svi_full_4"] = {**differences(full_one, full_four), "accuracy": volunteers(full_one, full_four),
+                         "devices": full_four.questions[0].inference["diagnostics"].get("devices")}
+    mini_one, mini_four = svi(1, 240), svi(4, 240)
+    out["svi_minibatch_4"] = {**differences(mini_one, mini_four), "accuracy": volunteers(mini_one, mini_four)}
+
     # the command line: --devices 4 writes the fit --devices 1 writes
     from typer.testing import CliRunner
 

@@ -43,6 +43,14 @@ def test_classifier_evidence_on_several_devices(four_devices):
     assert d["confusion"] <= 1e-4 and d["posterior"] <= 1e-4
 
 
+def test_svi_on_several_devices(four_devices):
+    full = four_devices["svi_full_4"]  # every subject every step: the one-device fit, to float32 rounding
+    assert full["devices"] == 4
+    assert full["same_answers"] >= 0.999 and full["posterior"] <= 1e-4 and full["accuracy"] <= 1e-4  # 1.2e-7 measured
+    mini = four_devices["svi_minibatch_4"]  # other minibatches: the same fit to SVI's noise
+    assert mini["same_answers"] >= 0.98 and mini["accuracy"] <= 0.05
+
+
 def test_cli_devices(four_devices):
     assert four_devices["cli_posterior"] <= 1e-4
     code, output = four_devices["cli_too_many"]

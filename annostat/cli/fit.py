@@ -82,8 +82,9 @@ def fit(
                                                     help="Dawid-Skene: Dirichlet pseudo-count on the diagonal."),
     pseudo_off_diagonal: Optional[float] = typer.Option(None, min=0.0,
                                                         help="Dawid-Skene: pseudo-count off the diagonal."),
-    devices: Optional[int] = typer.Option(None, min=1, help="Dawid-Skene: devices to split the subjects over "
-                                          "\\[default: every device JAX sees; CPU devices: JAX_NUM_CPU_DEVICES=N]."),
+    devices: Optional[int] = typer.Option(None, min=1, help="Dawid-Skene, and SVI/MAP of hds, learning, mace and mn: "
+                                          "devices to split the subjects over \\[default: Dawid-Skene every device JAX "
+                                          "sees, the others one; CPU devices: JAX_NUM_CPU_DEVICES=N]."),
     inference: str = typer.Option("svi", help=f"Bayesian models ({', '.join(models_that('bayesian'))}): svi, map or "
                                               "nuts."),
     seed: int = typer.Option(0, help="Bayesian models: random seed (runs are reproducible for a seed)."),

@@ -16,6 +16,13 @@ Inference is separate from the model, as in NumPyro:
 - ``map``: a point-mass guide (``AutoDelta``), the same optimiser: the posterior mode, fast;
 - ``nuts``: NUTS over the full data, for small problems, with r_hat and effective sample sizes.
 
+On a device mesh (``annostat.infer.sharding``; ``devices=N``) SVI and MAP are data-parallel: the subjects are split
+into equal blocks, one a device (padded with subjects without votes, which add nothing), each device draws its share
+of every minibatch from its own block, and the gradients are averaged across devices (``pmean``, the first link of the
+optax chain) before Adam's update, so the parameters stay the same everywhere. Each device's plate scales its share
+by the padded subjects over its own draws, so the average of the devices' ELBOs is the one-device minibatch ELBO: the
+same estimator, its work split.
+
 :func:`run` returns draws of the parameters (from the guide or the chains); :func:`answer_posteriors` averages
 p(true answer | votes, parameters) over them, so answers carry the uncertainty about the volunteers, and in the same
 pass computes what the model checks need (pointwise log-likelihood for LOO/WAIC, replayed volunteer agreement).
@@ -127,10 +134,13 @@ def run(
     init_scale: float = 0.1,
     progress: Callable[[int, int], None] | None = None,
     progress_chunks: int = 10,
+    mesh: Any = None,
 ) -> Inference:
     """Fit ``model`` to one question's votes with ``method`` (svi, map, nuts); seeds make runs reproducible.
 
-    SVI/MAP run in up to ``progress_chunks`` equal chunks of steps, calling ``progress(done, steps)`` after each."""
+    SVI/MAP run in up to ``progress_chunks`` equal chunks of steps, calling ``progress(done, steps)`` after each.
+    With a device ``mesh`` (``annostat.infer.sharding.device_mesh``) SVI/MAP run data-parallel over its devices
+    (module docstring)."""
     import optax
     from numpyro.infer import MCMC, NUTS, SVI, Predictive, Trace_ELBO, init_to_mean, init_to_median
     from numpyro.infer.autoguide import AutoDelta, AutoNormal
@@ -155,38 +165,62 @@ def run(
     batch = None if batch_size is None or batch_size >= data.n_subjects else int(batch_size)
     schedule = optax.exponential_decay(learning_rate, transition_steps=max(steps, 1), decay_rate=0.1)
     shape = (data.n_subjects, data.n_volunteers, data.n_answers, batch)
+    parallel = mesh is not None and mesh.size > 1
+    if parallel:
+        from annostat.infer import sharding
+
+        arrays, local, local_batch = sharding.svi_layout(mesh, arrays, batch)
+        train_shape = (local * mesh.size, data.n_volunteers, data.n_answers, local_batch)
+        optimiser = optax.chain(sharding.mean_over_devices(), optax.adam(schedule))
+    else:
+        train_shape, optimiser = shape, optax.adam(schedule)
 
     def new_guide():
         # start at the prior means: diagonal-favouring confusions, so optimisation starts in the labelled mode
         return (AutoDelta(model, init_loc_fn=init_to_mean) if method == "map"
                 else AutoNormal(model, init_loc_fn=init_to_mean, init_scale=init_scale))
 
-    def new_svi(arrays, key):
+    def draw_rows(key, shape):
+        """A minibatch: with a mesh, this device's share, drawn from its own block of subjects."""
+        if not parallel:
+            return _rows(key, shape[0], shape[3])
+        rows = jax.random.randint(jax.random.fold_in(key, jax.lax.axis_index(sharding.AXIS)), (local_batch,), 0,
+                                  local, dtype=jnp.int32)
+        return rows if batch is not None else jnp.arange(local, dtype=jnp.int32)  # all of its block: full batch
+
+    def new_svi(arrays, key, shape):
         """An SVI object set up (guide prototype, transforms) and its initial state."""
-        svi = SVI(_with_rows(model), _with_rows(new_guide()), optax.adam(schedule), Trace_ELBO())
-        return svi, svi.init(key, arrays, *shape, rows=_rows(key, shape[0], batch))
+        svi = SVI(_with_rows(model), _with_rows(new_guide()), optimiser, Trace_ELBO())
+        rows = _rows(key, shape[0], shape[3]) if not parallel or shape is not train_shape else draw_rows(key, shape)
+        return svi, svi.init(key, arrays, *shape, rows=rows)
 
     # Each stage is one compiled program with its own guide object, set up while tracing: NumPyro's eager set-up of
     # an autoguide (prototype trace, initial values, their gradient) would otherwise compile hundreds of small
     # operations one by one (~20 s a question on 2 CPU cores).
-    @jax.jit
-    def initialise(arrays, key):
-        return new_svi(arrays, key)[1]
+    def initialise_body(arrays, key):
+        return new_svi(arrays, key, train_shape)[1]
 
-    @jax.jit
-    def optimise(state, arrays, keys, init_key):
-        svi = new_svi(arrays, init_key)[0]  # its own initial state is not used (and compiled away)
+    def optimise_body(state, arrays, keys, init_key):
+        svi = new_svi(arrays, init_key, train_shape)[0]  # its own initial state is not used (and compiled away)
 
         def step(state, key):
-            return svi.update(state, arrays, *shape, rows=_rows(key, shape[0], batch))
+            state, loss = svi.update(state, arrays, *train_shape, rows=draw_rows(key, train_shape))
+            return state, (jax.lax.pmean(loss, sharding.AXIS) if parallel else loss)
 
         return jax.lax.scan(step, state, keys)
 
+    if parallel:
+        initialise = sharding.data_parallel(mesh, initialise_body, data_args=(0,))
+        optimise = sharding.data_parallel(mesh, optimise_body, data_args=(1,))
+    else:
+        initialise, optimise = jax.jit(initialise_body), jax.jit(optimise_body)
+
     n_draws = 1 if method == "map" else draws
+    whole = data.device() if parallel else arrays  # draws from the guide on one device, from the whole votes
 
     @jax.jit
     def sample(state, arrays, key, init_key):
-        params = new_svi(arrays, init_key)[0].get_params(state)
+        params = new_svi(arrays, init_key, shape)[0].get_params(state)
         sites = Predictive(new_guide(), params=params, num_samples=n_draws)(key, arrays, *shape[:3], None)
         return {k: v for k, v in sites.items() if not k.startswith("_")}
 
@@ -202,9 +236,12 @@ def run(
         if progress is not None:
             progress((i + 1) * (steps // n_chunks), steps)
     losses = np.concatenate(losses)
-    flat = {k: np.asarray(v) for k, v in sample(state, arrays, draw_key, init_key).items()}
+    if parallel:  # the parameters are the same on every device: one copy, for the draws
+        state = jax.tree.map(lambda x: np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array) else x, state)
+    flat = {k: np.asarray(v) for k, v in sample(state, whole, draw_key, init_key).items()}
     tail = losses[-max(len(losses) // 10, 1):]
     diagnostics = {"steps": int(steps), "final_loss": float(np.mean(tail)), "batch_size": batch or data.n_subjects,
+                   **({"devices": mesh.size} if parallel else {}),
                    "loss_change_last_10pc": float((np.mean(tail) - np.mean(losses[-2 * len(tail):-len(tail)]))
                                                   / max(abs(np.mean(tail)), 1e-9)) if len(losses) >= 20 else None}
     return Inference(method, flat, losses, time.perf_counter() - start, diagnostics)

@@ -282,13 +282,17 @@ def _partial_sums(cells: np.ndarray, n_parts: int) -> tuple[np.ndarray, np.ndarr
     """For votes sorted by cell: each vote's partial sum (a run of at most ``PART`` votes of one cell) and each
     partial sum's cell (padded to ``n_parts`` with the last cell, whose votes are padding)."""
     n = len(cells)
-    position = np.arange(n, dtype=np.int64)
+    position = np.arange(n, dtype=np.int32)  # int32 and in place: at 100M votes, two arrays of 400 MB
     new_cell = np.ones(n, bool)
     np.not_equal(cells[1:], cells[:-1], out=new_cell[1:])
-    cell_start = np.maximum.accumulate(np.where(new_cell, position, 0))
+    cell_start = np.where(new_cell, position, 0).astype(np.int32, copy=False)
+    np.maximum.accumulate(cell_start, out=cell_start)
     position -= cell_start
-    new_part = new_cell | ((position & (PART - 1)) == 0)
-    del position, cell_start
+    del cell_start
+    position &= PART - 1
+    new_part = position == 0
+    del position
+    new_part |= new_cell
     part = np.cumsum(new_part, dtype=np.int32)
     part -= 1
     part_cell = np.full(n_parts, cells[-1], np.int32)

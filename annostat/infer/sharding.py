@@ -136,3 +136,53 @@ def em_layout(mesh: Mesh, subject, volunteer, answer, init, log_evidence, vmask:
     data = tuple(place(mesh, c) for c in columns[:5]) + (vmask,) + tuple(place(mesh, c) for c in columns[5:])
     kernel = _em_kernel(mesh, K, n_subj_pad, n_vol_pad, bool(elbo_mode), log_evidence is not None)
     return blocks, n_subj_pad, (place(mesh, T0), data), kernel
+
+
+# ---------------------------------------------------------------------------------------------- SVI over devices
+def svi_layout(mesh: Mesh, arrays: dict, batch: int | None) -> tuple[dict, int, int]:
+    """``SubjectVotes.device`` arrays split over ``mesh`` in equal blocks of subjects (padded with subjects without
+    votes: mask all false, so they add nothing to the likelihood), with the subjects a block and the subjects each
+    device draws a step (its share of ``batch``; its whole block when ``batch`` is ``None``)."""
+    n = mesh.size
+    S = len(arrays["subject"])
+    local = -(-S // n)
+    pad = local * n - S
+
+    def padded(name, x):
+        x = np.asarray(x)
+        if not pad:
+            return x
+        if name == "subject":
+            extra = np.arange(S, S + pad, dtype=x.dtype)
+        elif name == "prior_weight_max":
+            extra = np.full(pad, x[0], x.dtype)
+        else:
+            extra = np.zeros((pad,) + x.shape[1:], x.dtype)
+        return np.concatenate([x, extra])
+
+    placed = {k: jax.device_put(padded(k, v), split(mesh)) for k, v in arrays.items()}
+    local_batch = local if batch is None else max(-(-int(batch) // n), 1)
+    return placed, local, local_batch
+
+
+def mean_over_devices():
+    """An optax transformation that averages the gradients over the mesh's devices (inside ``shard_map``): put first
+    in the chain, every device then applies the same update to the same parameters."""
+    import optax
+
+    def update(updates, state, params=None):
+        return jax.tree.map(lambda g: jax.lax.pmean(g, AXIS), updates), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
+def data_parallel(mesh: Mesh, fn, data_args: tuple[int, ...]):
+    """``fn`` compiled to run on every device of ``mesh`` at once: the arguments at ``data_args`` split by subjects
+    (every leaf's first axis), the others and the results the same on every device."""
+    import inspect
+
+    n_args = len(inspect.signature(fn).parameters)
+    specs = tuple(PartitionSpec(AXIS) if i in data_args else PartitionSpec() for i in range(n_args))
+    # the results (parameters, optimiser state, averaged losses) are the same on every device by construction:
+    # pmean'd gradients applied to equal parameters; JAX cannot prove it through NumPyro's code, so it is not checked
+    return jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=PartitionSpec(), check_vma=False))

@@ -109,14 +109,19 @@ class BayesianModel(Model):
         warmup, chains: NUTS settings.
         experience: ``question`` (responses to this question before) or ``overall`` (any question) for models of
             learning.
+        devices: SVI/MAP data-parallel over this many devices (``annostat.infer.bayes``: each device draws its share
+            of a minibatch from its own subjects, gradients averaged); ``None`` or 1: one device. Models with a
+            parameter per subject (``item``, ``lre``) and NUTS run on one.
     """
 
     numpyro_model: Callable
     log_theta_votes: Callable
+    #: SVI/MAP can split the subjects over devices: every parameter is global (no per-subject latent variables)
+    parallel_svi: bool = True
 
     def __init__(self, inference: str = "svi", seed: int = 0, steps: int = 2000, learning_rate: float = 0.02,
                  batch_size: int | None = None, draws: int = 200, warmup: int = 500, chains: int = 2,
-                 experience: str = "question") -> None:
+                 experience: str = "question", devices: int | None = None) -> None:
         from annostat.infer.bayes import INFERENCE
 
         if inference not in INFERENCE:
@@ -131,12 +136,21 @@ class BayesianModel(Model):
         self.inference, self.seed, self.steps, self.learning_rate = inference, int(seed), int(steps), learning_rate
         self.batch_size, self.draws, self.warmup, self.chains = batch_size, int(draws), int(warmup), int(chains)
         self.experience = experience
+        self.devices = None if devices is None else int(devices)
+        if self.devices is not None and self.devices > 1:
+            from annostat.infer.sharding import device_mesh
+
+            if inference == "nuts" or not self.parallel_svi:
+                raise ValueError(f"devices={self.devices}: {self.title} with {inference} runs on one device "
+                                 "(SVI and MAP of the models without per-subject parameters run on several)")
+            device_mesh(self.devices)  # more devices than JAX sees: an error now, not at the first question
         self.inference_results: dict[int, Any] = {}
 
     def settings(self) -> dict[str, Any]:
         return {"inference": self.inference, "seed": self.seed, "steps": self.steps,
                 "learning_rate": self.learning_rate, "batch_size": self.batch_size, "draws": self.draws,
                 "warmup": self.warmup, "chains": self.chains, "experience": self.experience,
+                **({"devices": self.devices} if self.devices is not None else {}),
                 "objective": "negative ELBO per step (SVI/MAP); log-likelihood at the posterior mean"}
 
     # ------------------------------------------------------------------ per question
@@ -158,7 +172,9 @@ class BayesianModel(Model):
         batch = self.batch_size if self.batch_size is not None else (None if S <= 20_000 else 20_000)
         result = run(self.numpyro_model, data, method=self.inference, seed=self.seed + question, steps=self.steps,
                      learning_rate=self.learning_rate, batch_size=batch, draws=self.draws, warmup=self.warmup,
-                     chains=self.chains, progress=progress)
+                     chains=self.chains, progress=progress,
+                     mesh=None if not self.devices or self.devices < 2 or self.inference == "nuts" else
+                     _mesh(self.devices))
         if progress is not None and self.inference == "nuts":
             progress(1, 1)
         draws = result.draws
@@ -194,6 +210,12 @@ class BayesianModel(Model):
 
     def volunteer_extras(self, draws, data, v_local) -> dict[str, np.ndarray]:
         return {}
+
+
+def _mesh(devices: int):
+    from annostat.infer.sharding import device_mesh
+
+    return device_mesh(devices)
 
 
 def _converged(result) -> bool:

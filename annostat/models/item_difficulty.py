@@ -78,6 +78,7 @@ def _difficulty_model(volunteers_pooled: bool):
 
 
 class _Difficulty(BayesianModel):
+    parallel_svi = False  # a difficulty per subject: every subject at every step
     pooled_volunteers = False
 
     @classmethod

@@ -125,10 +125,10 @@ _BAYESIAN = ("likelihood", "bayesian", "subject_prior")
 _builtin("mv", "majority vote", "majority_vote:MajorityVote", (), cost="fast")
 _builtin("ds", "Dawid-Skene", "dawid_skene:DawidSkene", ("likelihood", "subject_prior"),
          ("max_iter", "tol", "pseudo_diagonal", "pseudo_off_diagonal", "devices"), cost="fast")
-_builtin("hds", "Hierarchical Dawid-Skene", "hierarchical:HierarchicalDawidSkene", (*_BAYESIAN, "map"),
-         BAYESIAN_OPTIONS)
-_builtin("learning", "Learning curves", "learning:LearningCurve", (*_BAYESIAN, "map", "learning"), BAYESIAN_OPTIONS)
-_builtin("mace", "MACE spammer model", "mace:Mace", (*_BAYESIAN, "map"), BAYESIAN_OPTIONS)
-_builtin("mn", "Pooled multinomial", "pooled:PooledMultinomial", (*_BAYESIAN, "map"), BAYESIAN_OPTIONS)
+_PARALLEL = (*BAYESIAN_OPTIONS, "devices")  # SVI/MAP over devices: models without per-subject latent variables
+_builtin("hds", "Hierarchical Dawid-Skene", "hierarchical:HierarchicalDawidSkene", (*_BAYESIAN, "map"), _PARALLEL)
+_builtin("learning", "Learning curves", "learning:LearningCurve", (*_BAYESIAN, "map", "learning"), _PARALLEL)
+_builtin("mace", "MACE spammer model", "mace:Mace", (*_BAYESIAN, "map"), _PARALLEL)
+_builtin("mn", "Pooled multinomial", "pooled:PooledMultinomial", (*_BAYESIAN, "map"), _PARALLEL)
 _builtin("item", "Item difficulty", "item_difficulty:ItemDifficulty", _BAYESIAN, BAYESIAN_OPTIONS)
 _builtin("lre", "Logistic random effects", "item_difficulty:RandomEffects", _BAYESIAN, BAYESIAN_OPTIONS)
