@@ -80,6 +80,19 @@ def main(folder: str) -> None:
     mini_one, mini_four = svi(1, 240), svi(4, 240)
     out["svi_minibatch_4"] = {**differences(mini_one, mini_four), "accuracy": volunteers(mini_one, mini_four)}
 
+    # the joint model's training over devices: each minibatch split over them, the gradients summed by XLA
+    from annostat.models.joint import JointModel
+    from annostat.vision.inputs import Inputs
+
+    truth = sim.truth[sim.truth["question"] == "smooth-or-featured"].set_index("subject")["answer"]
+    answers = sorted(set(truth))
+    centres = np.random.default_rng(1).normal(0, 1.5, (len(answers), 8))
+    features = (centres[[answers.index(a) for a in truth]] + np.random.default_rng(2).normal(0, 1.0, (len(truth), 8))
+                ).astype(np.float32)
+    inputs = Inputs("features", truth.index.tolist(), features)
+    joint = {d: JointModel(rounds=2, epochs_per_round=5, devices=d).fit(votes, inputs) for d in (1, 4)}
+    out["joint_4"] = differences(joint[1], joint[4])
+
     # the command line: --devices 4 writes the fit --devices 1 writes
     from typer.testing import CliRunner
 

@@ -144,4 +144,4 @@ def test_help_texts_keep_their_square_brackets():
     assert result.exit_code == 0
     text = " ".join(result.output.split())
     assert "most EM iterations [default: 100]" in text
-    assert "[default: every device JAX sees" in text
+    assert "[default: Dawid-Skene every device JAX sees" in text

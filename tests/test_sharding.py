@@ -51,6 +51,11 @@ def test_svi_on_several_devices(four_devices):
     assert mini["same_answers"] >= 0.98 and mini["accuracy"] <= 0.05
 
 
+def test_joint_training_on_several_devices(four_devices):
+    d = four_devices["joint_4"]  # minibatches split over 4 devices: the one-device fit (6.6e-7 measured)
+    assert d["same_answers"] >= 0.999 and d["posterior"] <= 1e-4 and d["confusion"] <= 1e-4
+
+
 def test_cli_devices(four_devices):
     assert four_devices["cli_posterior"] <= 1e-4
     code, output = four_devices["cli_too_many"]

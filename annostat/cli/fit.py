@@ -22,7 +22,7 @@ TABLE_OPTIONS = {"subject_col", "volunteer_col", "question_col", "answer_col", "
 EXPORT_OPTIONS = {"workflows", "workflow_id", "tree", "seen_before", "anonymous", "strict"}
 PRIOR_OPTIONS = {"prior_weight", "fixed_prior_weight", "prior_id_col"}
 JOINT_OPTIONS = {"method", "seed", "batch_size", "epochs", "rounds", "learning_rate", "missing_images", "resume",
-                 "pseudo_diagonal", "pseudo_off_diagonal"}
+                 "pseudo_diagonal", "pseudo_off_diagonal", "devices"}
 IMAGE_OPTIONS = {"images", "width", "depth", "image_size", "image_fit"}
 FEATURE_OPTIONS = {"features", "hidden", "features_id_col"}
 
@@ -82,9 +82,10 @@ def fit(
                                                     help="Dawid-Skene: Dirichlet pseudo-count on the diagonal."),
     pseudo_off_diagonal: Optional[float] = typer.Option(None, min=0.0,
                                                         help="Dawid-Skene: pseudo-count off the diagonal."),
-    devices: Optional[int] = typer.Option(None, min=1, help="Dawid-Skene, and SVI/MAP of hds, learning, mace and mn: "
-                                          "devices to split the subjects over \\[default: Dawid-Skene every device JAX "
-                                          "sees, the others one; CPU devices: JAX_NUM_CPU_DEVICES=N]."),
+    devices: Optional[int] = typer.Option(None, min=1, help="Dawid-Skene, SVI/MAP of hds, learning, mace and mn, "
+                                          "and the joint model's training: devices to split the subjects over "
+                                          "\\[default: Dawid-Skene every device JAX sees, the others one; CPU "
+                                          "devices: JAX_NUM_CPU_DEVICES=N]."),
     inference: str = typer.Option("svi", help=f"Bayesian models ({', '.join(models_that('bayesian'))}): svi, map or "
                                               "nuts."),
     seed: int = typer.Option(0, help="Bayesian models: random seed (runs are reproducible for a seed)."),
@@ -184,7 +185,8 @@ def fit(
                 chosen = dict(method=method, seed=seed, batch_size=batch_size, epochs_per_round=epochs if
                               method == "em" else None, epochs=epochs if method == "marginal" else None,
                               rounds=rounds, width=width, depth=depth, hidden=hidden, learning_rate=learning_rate,
-                              pseudo_diagonal=pseudo_diagonal, pseudo_off_diagonal=pseudo_off_diagonal)
+                              pseudo_diagonal=pseudo_diagonal, pseudo_off_diagonal=pseudo_off_diagonal,
+                              devices=devices)
                 estimator = JointModel(model.value, missing=missing_images,
                                        **{k: v for k, v in chosen.items() if v is not None})
             else:

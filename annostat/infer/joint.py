@@ -94,6 +94,7 @@ class JointSettings:
     pseudo_diagonal: float = 2.0
     pseudo_off_diagonal: float = 0.25
     network: dict[str, Any] = field(default_factory=dict)
+    devices: int | None = None  # data-parallel training over this many devices (None or 1: one)
 
     def __post_init__(self) -> None:
         if self.volunteer_model not in VOLUNTEER_MODELS:
@@ -106,6 +107,10 @@ class JointSettings:
                 raise ValueError(f"{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
         if not (0.0 <= self.holdout < 0.9) or self.learning_rate <= 0 or self.weight_decay < 0:
             raise ValueError("holdout must be in [0, 0.9), the learning rate > 0 and the weight decay >= 0")
+        if self.devices is not None:
+            from annostat.infer.sharding import device_mesh
+
+            device_mesh(int(self.devices))  # more devices than JAX sees: an error now
 
 
 # ---------------------------------------------------------------------------------------------------- the fit

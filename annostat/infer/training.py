@@ -98,6 +98,11 @@ class Trainer:
         graphdef, _ = nnx.split(build_network(config, settings.seed))
         self.graphdef = graphdef
         self._steps: dict[Any, Callable] = {}
+        from annostat.infer.sharding import device_mesh
+
+        # data-parallel training: each minibatch split over the devices (its arrays sharded along the batch), the
+        # network's parameters replicated; XLA's partitioner sums the gradients across devices
+        self.mesh = device_mesh(settings.devices) if settings.devices and settings.devices > 1 else None
 
     # ---- the network as a pure function
     def new_params(self, seed: int):
@@ -203,19 +208,35 @@ class Trainer:
         vol = optax.cosine_decay_schedule(0.02, max(n_steps, 2), alpha=0.05)
         return net, vol
 
+    def _batch_size(self, n_rows: int) -> int:
+        """Subjects a minibatch: the setting, at most the rows; on a mesh a multiple of its devices."""
+        B = min(self.s.batch_size, n_rows)
+        if self.mesh is not None and n_rows >= self.mesh.size:
+            B = max(B // self.mesh.size, 1) * self.mesh.size
+        return B
+
     def _batches(self, rows: np.ndarray, rng: np.random.Generator):
-        B = min(self.s.batch_size, len(rows))
+        B = self._batch_size(len(rows))
         order = rng.permutation(rows)
         n = max(len(order) // B, 1)
         for i in range(n):
             yield np.sort(order[i * B:(i + 1) * B])
 
     def _data(self, rows, targets=None):
-        cells = [jnp.asarray(qv.cells[rows]) for qv in self.questions]
-        masks = [jnp.asarray(qv.mask[rows]) for qv in self.questions]
-        tgt = [jnp.asarray(t[rows], jnp.float32) for t in targets] if targets is not None else None
-        counts = [jnp.asarray(qv.counts[rows]) for qv in self.questions]
-        return jnp.asarray(self.inputs.batch(rows)), cells, masks, tgt, counts
+        if self.mesh is not None and len(rows) % self.mesh.size == 0:  # split along the batch, one part a device
+            from annostat.infer.sharding import split
+
+            where = split(self.mesh)
+
+            def put(x):
+                return jax.device_put(np.asarray(x), where)
+        else:
+            put = jnp.asarray
+        cells = [put(qv.cells[rows]) for qv in self.questions]
+        masks = [put(qv.mask[rows]) for qv in self.questions]
+        tgt = [put(np.asarray(t[rows], np.float32)) for t in targets] if targets is not None else None
+        counts = [put(qv.counts[rows]) for qv in self.questions]
+        return put(self.inputs.batch(rows)), cells, masks, tgt, counts
 
     def train(self, rows: np.ndarray, epochs: int, seed: int, targets=None, vol_params=None, train_vol=False,
               heldout: np.ndarray | None = None, params=None, label: str = "", bar: str | None = None
@@ -225,7 +246,11 @@ class Trainer:
         rng = np.random.default_rng(seed)
         key = jax.random.key(seed)
         params = self.new_params(seed) if params is None else params
-        B = min(self.s.batch_size, len(rows))
+        if self.mesh is not None:  # the same parameters on every device
+            from annostat.infer.sharding import replicated
+
+            params, vol_params = jax.device_put((params, vol_params), replicated(self.mesh))
+        B = self._batch_size(len(rows))
         per_epoch = max(len(rows) // B, 1)
         step, tx = self._step_fn(train_vol, targets is not None)
         lr_net, lr_vol = self._schedule(epochs * per_epoch)
