@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from annostat.cli import data, evaluation, fit, guidance, outputs, truth
+from annostat.cli import data, evaluation, fit, guidance, live, outputs, truth
 from annostat.cli.common import OneLineErrors
 
 app = typer.Typer(
@@ -20,7 +20,7 @@ app = typer.Typer(
     help="Probabilistic models of citizen-science volunteers.",
 )
 for command in (fit.fit, fit.compare, fit.predict, outputs.plot, outputs.catalogue, data.inspect, evaluation.demo,
-                truth.simulate, evaluation.benchmark, guidance.advise):
+                truth.simulate, evaluation.benchmark, guidance.advise, live.retire):
     app.command(cls=OneLineErrors)(command)
 app.add_typer(truth.truth_app, name="truth")
 
