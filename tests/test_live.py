@@ -98,3 +98,75 @@ def test_cli_retire_writes_caesar_rows(fitted, tmp_path):
     assert missing.exit_code != 0 and missing.output.count("\n") <= 2
     tree = runner.invoke(app, ["retire", str(folder), "--out", str(out), "--tree", "gz9"])
     assert tree.exit_code != 0 and "gz9" in tree.output
+
+
+def test_information_gain_is_zero_when_sure_or_random_and_entropy_when_perfect():
+    from annostat.live import information_gain
+
+    T = np.array([[1.0, 0.0], [0.5, 0.5], [0.8, 0.2]])
+    random = np.full((2, 2), 0.5)
+    perfect = np.eye(2)
+    assert np.allclose(information_gain(T, random), 0.0)
+    entropy = -(T * np.log(np.clip(T, 1e-300, None))).sum(axis=1)
+    assert np.allclose(information_gain(T, perfect), entropy)
+    good = np.array([[0.9, 0.1], [0.1, 0.9]])
+    both = information_gain(T, np.stack([random, good, perfect]))  # [subjects, volunteers]
+    assert both.shape == (3, 3) and np.all(both[:, 0] <= both[:, 1] + 1e-12) and np.all(both[:, 1] <= both[:, 2])
+    assert both[0].max() < 1e-9 and np.argmax(both[1]) == 2
+
+
+def test_select_ranks_open_subjects_first_and_leaves_retired_out(fitted):
+    from annostat.live import select
+
+    _, fit, _ = fitted
+    chosen = select(fit, 50, tree="gz-decals-dr5")
+    assert len(chosen) == 50 and chosen["score"].is_sorted(descending=True)
+    retired = set(retire(fit, tree="gz-decals-dr5")["subject_id"].to_list())
+    assert not retired & set(chosen["subject"].to_list())
+    everyone = select(fit, 10_000, tree="gz-decals-dr5", include_retired=True)
+    counts = classifications(fit).join(everyone, on="subject")
+    few = counts.filter(pl.col("classifications") <= 3)["score"].mean()
+    many = counts.filter(pl.col("classifications") >= 7)["score"].mean()
+    assert few > many  # fewer votes, more to learn
+    top = fit.answers[fit.answers["subject"].isin(chosen["subject"].to_list()[:10])
+                      & (fit.answers["question"] == "smooth-or-featured")]
+    assert top["p"].mean() < fit.answers[fit.answers["question"] == "smooth-or-featured"]["p"].mean()
+
+
+def test_select_routes_to_the_volunteer_who_tells_most(fitted):
+    from annostat.live import select
+
+    _, fit, _ = fitted
+    vols = fit.volunteers[fit.volunteers["question"] == "smooth-or-featured"].sort_values("accuracy")
+    worst, best = vols["volunteer"].iloc[0], vols["volunteer"].iloc[-1]
+    routed = select(fit, 40, volunteers=[worst, best], tree="gz-decals-dr5")
+    assert set(routed["volunteer"].to_list()) <= {worst, best}
+    assert (routed["volunteer"] == best).mean() >= 0.8
+    with pytest.raises(Exception, match="no volunteer"):
+        select(fit, 5, volunteers=["nobody-at-all"])
+
+
+def test_select_diverse_takes_each_kind_in_turn(fitted):
+    from annostat.live import select
+
+    _, fit, _ = fitted
+    batch = select(fit, 20, tree="gz-decals-dr5", diverse=True)
+    kinds = fit.answers[fit.answers["question"] == "smooth-or-featured"].set_index("subject")["answer"]
+    first = kinds.loc[batch["subject"].to_list()[:6]]
+    assert first.nunique() >= 2
+
+
+def test_cli_select(fitted, tmp_path):
+    _, fit, folder = fitted
+    out = tmp_path / "selected.csv"
+    result = runner.invoke(app, ["select", str(folder), "--n", "15", "--out", str(out), "--tree", "gz-decals-dr5"])
+    assert result.exit_code == 0, result.output
+    table = pl.read_csv(out)
+    assert table.columns == ["subject", "score"] and len(table) == 15 and "15 subjects selected" in result.output
+    vols = fit.volunteers["volunteer"].unique()[:2]
+    result = runner.invoke(app, ["select", str(folder), "--n", "5", "--out", str(out), "--volunteers",
+                                 ",".join(map(str, vols))])
+    assert result.exit_code == 0, result.output
+    assert pl.read_csv(out).columns == ["subject", "score", "volunteer"]
+    bad = runner.invoke(app, ["select", str(folder), "--n", "5", "--out", str(out), "--volunteers", "ghost"])
+    assert bad.exit_code != 0 and "no volunteer" in bad.output and bad.output.count("\n") <= 2
