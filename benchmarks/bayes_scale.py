@@ -70,13 +70,15 @@ def main() -> None:
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(rows[-1], flush=True)
     titles = {"hds": "hierarchical Dawid-Skene (`hds`)", "learning": "learning curves (`learning`)"}
-    lines = ["| model | votes | subjects | volunteers | seconds | peak RSS | answer accuracy | volunteer accuracy MAE | "
-             "converged |", "|:---|---:|---:|---:|---:|---:|---:|---:|:---|"]
-    for r in rows:
-        lines.append(f"| {titles.get(r['model'], r['model'])} | {r['votes']:,} | {r['subjects']:,} | "
-                     f"{r['volunteers']:,} | {r['seconds']:.1f} | {r['peak_rss_mb'] / 1024:.1f} GB | "
-                     f"{r['answer_accuracy']:.4f} | {r['volunteer_mae']:.3f} | {'yes' if r['converged'] else 'no'} |")
-    text = "\n".join(lines) + "\n"
+    from environment import markdown_table  # beside this script
+
+    columns = [("model", "l"), *((name, "r") for name in ("votes", "subjects", "volunteers", "seconds", "peak RSS",
+                                                          "answer accuracy", "volunteer accuracy MAE")),
+               ("converged", "l")]
+    text = markdown_table(columns, [[titles.get(r["model"], r["model"]), f"{r['votes']:,}", f"{r['subjects']:,}",
+                                     f"{r['volunteers']:,}", f"{r['seconds']:.1f}", f"{r['peak_rss_mb'] / 1024:.1f} GB",
+                                     f"{r['answer_accuracy']:.4f}", f"{r['volunteer_mae']:.3f}",
+                                     "yes" if r["converged"] else "no"] for r in rows])
     print(text)
     if args.write:
         from environment import record  # beside this script

@@ -90,18 +90,21 @@ def main() -> None:
         rows[-1]["fixed"] = {**run(table, fixed, n, FIXED), "out": fixed}
         print({k: v for k, v in rows[-1].items() if k not in ("out", "fixed")}, flush=True)
     one = rows[0]
-    lines = ["| processes | seconds, launch to fit folder | vs 1 process | peak RSS a process (GB) | EM iterations | "
-             "accuracy | same answers as 1 process | largest confusion difference | 10 iterations each: seconds, "
-             "same answers, largest confusion difference |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    from environment import markdown_table
+
+    columns = [*((name, "r") for name in ("processes", "seconds, launch to fit folder", "vs 1 process",
+                                          "peak RSS a process (GB)", "EM iterations", "accuracy",
+                                          "same answers as 1 process", "largest confusion difference")),
+               ("10 iterations each: seconds, same answers, largest confusion difference", "l")]
+    cells = []
     for r in rows:
         same, confusion = compare(one["out"], r["out"])
         fixed_same, fixed_confusion = compare(one["fixed"]["out"], r["fixed"]["out"])
-        lines.append(f"| {r['processes']} | {r['seconds']:.1f} | {one['seconds'] / r['seconds']:.2f}x | "
-                     f"{', '.join(f'{p:.2f}' for p in r['peak_gb'])} | {r['iterations']} | {r['accuracy']:.4f} | "
-                     f"{same:.4%} | {confusion:.1e} | {r['fixed']['seconds']:.1f} s, {fixed_same:.4%}, "
-                     f"{fixed_confusion:.1e} |")
-    text = "\n".join(lines) + "\n"
+        cells.append([f"{r['processes']}", f"{r['seconds']:.1f}", f"{one['seconds'] / r['seconds']:.2f}x",
+                      ", ".join(f"{p:.2f}" for p in r["peak_gb"]), f"{r['iterations']}", f"{r['accuracy']:.4f}",
+                      f"{same:.4%}", f"{confusion:.1e}",
+                      f"{r['fixed']['seconds']:.1f} s, {fixed_same:.4%}, {fixed_confusion:.1e}"])
+    text = markdown_table(columns, cells)
     print(text)
     if args.write:
         from environment import record

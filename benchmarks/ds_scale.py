@@ -103,13 +103,14 @@ def main() -> None:
         accuracy, iterations = score(out, table.with_suffix(".truth.npy"))
         rows.append({"votes": millions * 1_000_000, **result, "accuracy": accuracy, "iterations": iterations})
         print(rows[-1], flush=True)
-    lines = ["| votes | subjects | volunteers | seconds, table to fit folder | ns a vote | peak RSS (GB) | EM iterations | "
-             "accuracy |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        lines.append(f"| {r['votes']:,} | {r['votes'] // 10:,} | {r['votes'] // 100:,} | {r['seconds']:.1f} | "
-                     f"{r['seconds'] / r['votes'] * 1e9:.0f} | {r['peak_mb'] / 1024:.2f} | {r['iterations']} | "
-                     f"{r['accuracy']:.4f} |")
-    text = "\n".join(lines) + "\n"
+    from environment import markdown_table  # beside this script
+
+    columns = [(name, "r") for name in ("votes", "subjects", "volunteers", "seconds, table to fit folder", "ns a vote",
+                                        "peak RSS (GB)", "EM iterations", "accuracy")]
+    text = markdown_table(columns, [[f"{r['votes']:,}", f"{r['votes'] // 10:,}", f"{r['votes'] // 100:,}",
+                                     f"{r['seconds']:.1f}", f"{r['seconds'] / r['votes'] * 1e9:.0f}",
+                                     f"{r['peak_mb'] / 1024:.2f}", f"{r['iterations']}", f"{r['accuracy']:.4f}"]
+                                    for r in rows])
     print(text)
     if args.write:
         from environment import record  # beside this script

@@ -33,6 +33,20 @@ def environment(*extra: str) -> str:
     return f"Measured {datetime.date.today().isoformat()} with {versions(*extra)}; {cores} CPU cores."
 
 
+def markdown_table(columns: list[tuple[str, str]], rows: list[list[str]]) -> str:
+    """A Markdown table: ``columns`` as (heading, ``"l"`` or ``"r"`` alignment), each row its cells as text.
+
+    >>> print(markdown_table([("model", "l"), ("seconds", "r")], [["ds", "1.0"]]), end="")
+    | model | seconds |
+    |:---|---:|
+    | ds | 1.0 |
+    """
+    rule = "|" + "|".join(":---" if align == "l" else "---:" for _, align in columns) + "|"
+    lines = ["| " + " | ".join(name for name, _ in columns) + " |", rule]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
 def record(title: str, setup: str, figures: str, *extra: str) -> None:
     """Append a benchmark's section to RESULTS.md: what was measured (``setup``), the environment sentence (with
     the ``extra`` packages' versions), then the figures."""

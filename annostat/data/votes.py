@@ -263,12 +263,10 @@ class Votes:
                 names = pl.read_parquet_schema(path)
             except Exception:  # unreadable: read_table says why
                 names = {}
-            if subject in names:
+            if subject in names:  # read as a share: its rows keep their numbers in the file (ROW_COLUMN)
                 frame = pl.scan_parquet(path, glob=False).with_row_index(ROW_COLUMN) \
                     .filter(share_of_subjects(subject, share)).collect()
-                if frame.height == 0:  # no subject fell to this process: a share of nothing is still a share
-                    frame = frame.clear()
-                return cls.from_frame(_HandedOver(frame), source=str(path), share=None, _shared=True, **options)
+                return cls.from_frame(_HandedOver(frame), source=str(path), **options)
         return cls.from_frame(_HandedOver(read_table(path)), source=str(path), share=share, **options)
 
     @classmethod
@@ -286,7 +284,6 @@ class Votes:
         answers: Mapping[Any, Sequence[Any]] | Sequence[Any] | None = None,
         source: str | None = None,
         share: tuple[int, int] | None = None,
-        _shared: bool = False,
     ) -> "Votes":
         """Build the votes table from a long DataFrame, one row per vote.
 
@@ -318,7 +315,8 @@ class Votes:
                 raise InputError(f"{source}: cannot convert the pandas DataFrame: {exc}") from exc
         if not isinstance(frame, pl.DataFrame):
             raise InputError(f"{source}: expected a pandas or polars DataFrame, got {type(frame).__name__}")
-        if frame.width == 0 or (frame.height == 0 and share is None and not _shared):
+        shared = share is not None or ROW_COLUMN in frame.columns  # a share of a table may hold no rows at all
+        if frame.width == 0 or (frame.height == 0 and not shared):
             raise InputError(f"{source}: the table is empty (no rows)")
         # categorical label columns are their labels: codes and sort order as for plain text
         frame = frame.with_columns(pl.col(pl.Categorical, pl.Enum).cast(pl.String))
@@ -351,7 +349,7 @@ class Votes:
         dropped = {f"missing {role}": int(n) for role, n in counts.items() if n}
         if dropped:
             work = work.filter(~missing)
-        if work.height == 0 and (share is not None or _shared):
+        if work.height == 0 and shared:
             return cls._no_votes(n_read, dropped, duplicates, cols, source, frame.schema, work.schema)
         if work.height == 0:
             raise InputError(f"{source}: no usable votes: every one of the {n_read:,} rows has a "
@@ -581,11 +579,8 @@ class Votes:
 
     def codes_of(self, role: str, labels: Sequence[Any] | pl.Series, question: int | None = None) -> np.ndarray:
         """Codes of original ``labels`` for ``role``; -1 for a label the votes do not hold."""
-        mapping = self._label_map(role, question)
-        known = pl.DataFrame({"label": mapping, "code": np.arange(len(mapping), dtype=np.int64)})
-        wanted = pl.DataFrame({"label": pl.Series(list(labels) if not isinstance(labels, pl.Series) else labels)})
-        wanted = wanted.with_columns(pl.col("label").cast(mapping.dtype, strict=False))
-        return wanted.join(known, on="label", how="left", maintain_order="left")["code"].fill_null(-1).to_numpy()
+        wanted = pl.Series(list(labels) if not isinstance(labels, pl.Series) else labels)
+        return positions_in(wanted, self._label_map(role, question))
 
     def _label_map(self, role: str, question: int | None) -> pl.Series:
         if role == "answer":
@@ -648,6 +643,13 @@ class _HandedOver:
         frame, self._frame = self._frame, None
         assert frame is not None, "a handed-over table is taken once"
         return frame
+
+
+def positions_in(labels: pl.Series, vocabulary: pl.Series) -> np.ndarray:
+    """Each label's position (int64) in ``vocabulary``, -1 for a label it does not hold."""
+    known = pl.DataFrame({"label": vocabulary, "code": np.arange(len(vocabulary), dtype=np.int64)})
+    wanted = pl.DataFrame({"label": labels}).with_columns(pl.col("label").cast(vocabulary.dtype, strict=False))
+    return wanted.join(known, on="label", how="left", maintain_order="left")["code"].fill_null(-1).to_numpy()
 
 
 def _no_times(n: int) -> pl.Series:

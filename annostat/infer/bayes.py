@@ -180,31 +180,31 @@ def run(
         return (AutoDelta(model, init_loc_fn=init_to_mean) if method == "map"
                 else AutoNormal(model, init_loc_fn=init_to_mean, init_scale=init_scale))
 
-    def draw_rows(key, shape):
-        """A minibatch: with a mesh, this device's share, drawn from its own block of subjects."""
+    def draw_rows(key):
+        """A training minibatch; with a mesh, this device's share, drawn from its own block of subjects."""
         if not parallel:
-            return _rows(key, shape[0], shape[3])
-        rows = jax.random.randint(jax.random.fold_in(key, jax.lax.axis_index(sharding.AXIS)), (local_batch,), 0,
+            return _rows(key, shape[0], batch)
+        if batch is None:  # all of its block: the full batch
+            return jnp.arange(local, dtype=jnp.int32)
+        return jax.random.randint(jax.random.fold_in(key, jax.lax.axis_index(sharding.AXIS)), (local_batch,), 0,
                                   local, dtype=jnp.int32)
-        return rows if batch is not None else jnp.arange(local, dtype=jnp.int32)  # all of its block: full batch
 
-    def new_svi(arrays, key, shape):
+    def new_svi(arrays, key, shape, rows):
         """An SVI object set up (guide prototype, transforms) and its initial state."""
         svi = SVI(_with_rows(model), _with_rows(new_guide()), optimiser, Trace_ELBO())
-        rows = _rows(key, shape[0], shape[3]) if not parallel or shape is not train_shape else draw_rows(key, shape)
         return svi, svi.init(key, arrays, *shape, rows=rows)
 
     # Each stage is one compiled program with its own guide object, set up while tracing: NumPyro's eager set-up of
     # an autoguide (prototype trace, initial values, their gradient) would otherwise compile hundreds of small
     # operations one by one (~20 s a question on 2 CPU cores).
     def initialise_body(arrays, key):
-        return new_svi(arrays, key, train_shape)[1]
+        return new_svi(arrays, key, train_shape, draw_rows(key))[1]
 
     def optimise_body(state, arrays, keys, init_key):
-        svi = new_svi(arrays, init_key, train_shape)[0]  # its own initial state is not used (and compiled away)
+        svi = new_svi(arrays, init_key, train_shape, draw_rows(init_key))[0]  # its initial state is compiled away
 
         def step(state, key):
-            state, loss = svi.update(state, arrays, *train_shape, rows=draw_rows(key, train_shape))
+            state, loss = svi.update(state, arrays, *train_shape, rows=draw_rows(key))
             return state, (jax.lax.pmean(loss, sharding.AXIS) if parallel else loss)
 
         return jax.lax.scan(step, state, keys)
@@ -220,7 +220,7 @@ def run(
 
     @jax.jit
     def sample(state, arrays, key, init_key):
-        params = new_svi(arrays, init_key, shape)[0].get_params(state)
+        params = new_svi(arrays, init_key, shape, _rows(init_key, shape[0], batch))[0].get_params(state)
         sites = Predictive(new_guide(), params=params, num_samples=n_draws)(key, arrays, *shape[:3], None)
         return {k: v for k, v in sites.items() if not k.startswith("_")}
 

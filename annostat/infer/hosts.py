@@ -161,10 +161,10 @@ def sum_over_processes(values: np.ndarray) -> np.ndarray:
 
 
 def _positions(labels: pl.Series, vocabulary: pl.Series) -> np.ndarray:
-    """Each of ``labels``'s position in ``vocabulary`` (every label is in it)."""
-    known = pl.DataFrame({"label": vocabulary, "code": np.arange(len(vocabulary), dtype=np.int32)})
-    wanted = pl.DataFrame({"label": labels.cast(vocabulary.dtype)})
-    return wanted.join(known, on="label", how="left", maintain_order="left")["code"].to_numpy().astype(np.int32)
+    """Each of ``labels``'s position in ``vocabulary`` (every label is in it: the union of the shares'), int32."""
+    from annostat.data.votes import positions_in
+
+    return positions_in(labels, vocabulary).astype(np.int32)
 
 
 def _sorted_union(series: Sequence[pl.Series], name: str) -> pl.Series:

@@ -66,14 +66,14 @@ def select(fit: Any, n: int, volunteers: Sequence[Any] | None = None, tree: str 
     questions = posteriors["question"].unique(maintain_order=True).to_list()
     subjects = posteriors["subject"].unique().sort()
     n_subjects = len(subjects)
-    confusion, vol_labels = _confusions(fit, questions, volunteers)
-    priors = {q: a for q, a in _priors(fit, questions).items()}
+    priors = _priors(fit, questions)
+    matrices = {q: _matrix(posteriors, q, subjects, priors[q]) for q in questions}  # (T [S, K], answers)
+    confusion, vol_labels = _confusions(fit, matrices, volunteers)
     preset = _tree_of(fit, tree)
-    weights = _asked(fit, posteriors, questions, subjects, preset, priors)
+    weights = _asked(matrices, n_subjects, preset)
     score = np.zeros((n_subjects, 1 if volunteers is None else len(vol_labels)))
     for q in questions:
-        T, answers = _matrix(posteriors, q, subjects, priors[q])
-        gain = information_gain(T, confusion[q])
+        gain = information_gain(matrices[q][0], confusion[q])
         score += weights[q][:, None] * (gain[:, None] if gain.ndim == 1 else gain)
     table = pl.DataFrame({"subject": subjects, "score": score.max(axis=1)})
     if volunteers is not None:
@@ -87,9 +87,9 @@ def select(fit: Any, n: int, volunteers: Sequence[Any] | None = None, tree: str 
     return table.head(n)
 
 
-def _confusions(fit, questions, volunteers):
+def _confusions(fit, matrices, volunteers):
     """Per question the typical volunteer's confusion [K, K] (vote-weighted mean), or the given volunteers'
-    [V, K, K]; and the volunteers' labels."""
+    [V, K, K], answers in the order of ``matrices``; and the volunteers' labels."""
     confusion = fit.table("confusion").select("volunteer", "question", "true_answer", "answer", "p")
     counts = fit.table("volunteers").select("volunteer", "question", "n")
     labels = None
@@ -100,10 +100,9 @@ def _confusions(fit, questions, volunteers):
             raise InputError(f"--volunteers: no volunteer {sorted(map(str, unknown))[0] if unknown else 'given'} in "
                              "the fit")
     out = {}
-    for q in questions:
-        answers = fit.table("posteriors").filter(pl.col("question") == q)["answer"].unique(maintain_order=True)
+    for q, (_, answers) in matrices.items():
         K = len(answers)
-        code = {a: i for i, a in enumerate(answers.to_list())}
+        code = {a: i for i, a in enumerate(answers)}
         part = confusion.filter(pl.col("question") == q).join(counts.filter(pl.col("question") == q),
                                                               on=["volunteer", "question"])
         part = part.filter(pl.col("p").is_not_nan())
@@ -138,9 +137,9 @@ def _matrix(posteriors, q, subjects, prior):
     return T / T.sum(axis=1, keepdims=True), answers
 
 
-def _asked(fit, posteriors, questions, subjects, tree, priors) -> dict[Any, np.ndarray]:
+def _asked(matrices, S: int, tree) -> dict[Any, np.ndarray]:
     """Per question, the probability the subject's path asks it [S] (1 for every question without a tree)."""
-    S = len(subjects)
+    questions = list(matrices)
     if tree is None:
         return {q: np.ones(S) for q in questions}
     fitted = set(questions)
@@ -155,7 +154,7 @@ def _asked(fit, posteriors, questions, subjects, tree, priors) -> dict[Any, np.n
         for parent, answer in links:
             if parent not in weights:
                 continue
-            T, answers = _matrix(posteriors, parent, subjects, priors[parent])
+            T, answers = matrices[parent]
             share = T[:, answers.index(answer)] if answer in answers else (1.0 if answer is None else 0.0)
             w = np.maximum(w, weights[parent] * share)
         weights[name] = w
