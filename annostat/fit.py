@@ -91,6 +91,7 @@ class Fit:
         self.seconds = seconds
         self.extra_subjects = extra_subjects
         self.prior_summary = prior_summary
+        self.update_summary: dict[str, Any] | None = None  # an update's record (annostat.live.update)
         self._cache: dict[str, pl.DataFrame] = {}
         self._subjects: Subjects | None = None
 
@@ -299,6 +300,7 @@ class Fit:
                 }
                 for qf in self.questions
             ],
+            **({"update": self.update_summary} if self.update_summary is not None else {}),
             "iterations": self.iterations,
             "converged": self.converged,
             "log_likelihood": self.log_likelihood,
@@ -355,6 +357,13 @@ class Fit:
 
         spec = REGISTRY.get(self.model)
         return spec is None or spec.can("learning")
+
+    def update(self, new_votes: Any, **options: Any) -> "Fit":
+        """The fit of these votes and ``new_votes`` together, warm-started from this one
+        (:func:`annostat.live.update.update`: incremental EM for Dawid-Skene)."""
+        from annostat.live.update import update
+
+        return update(self, new_votes, **options)
 
     @classmethod
     def load(cls, folder: str | Path) -> "Fit":
@@ -418,7 +427,7 @@ class SavedFit(Fit):
         self.folder, self.info = folder, info
         self.model, self.settings = str(info["model"]), info.get("settings") or {}
         self.questions, self.seconds = [], float(info.get("seconds") or 0.0)
-        self.extra_subjects, self.prior_summary = None, info.get("prior")
+        self.extra_subjects, self.prior_summary, self.update_summary = None, info.get("prior"), info.get("update")
         self._cache, self._subjects, self._votes, self._vote_table = {}, None, None, None
 
     def _read(self, name: str, filename: str) -> pl.DataFrame:

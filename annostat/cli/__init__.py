@@ -20,7 +20,7 @@ app = typer.Typer(
     help="Probabilistic models of citizen-science volunteers.",
 )
 for command in (fit.fit, fit.compare, fit.predict, outputs.plot, outputs.catalogue, data.inspect, evaluation.demo,
-                truth.simulate, evaluation.benchmark, guidance.advise, live.retire, live.select):
+                truth.simulate, evaluation.benchmark, guidance.advise, live.retire, live.select, live.update):
     app.command(cls=OneLineErrors)(command)
 app.add_typer(truth.truth_app, name="truth")
 

@@ -81,3 +81,62 @@ def select(
     console.print(f"{len(table):,} subjects selected (scores {table['score'].min():.3f}-{table['score'].max():.3f} "
                   f"nats) written to {out}" if len(table) else f"no subject left to select; {out} is empty",
                   highlight=False)
+
+
+def update(
+    fit_dir: Path = typer.Argument(..., help="The last fit's folder (annostat fit or annostat update)."),
+    new_votes: Path = typer.Argument(..., help="The new classifications: a votes table (CSV/TSV/Parquet) or a "
+                                               "Panoptes export of them."),
+    out: Path = typer.Option(..., "--out", "-o", file_okay=False, help="Folder for the updated fit (not FIT_DIR)."),
+    subject_col: str = typer.Option("subject", help="Table: column with the subject id."),
+    volunteer_col: str = typer.Option("volunteer", help="Table: column with the volunteer id."),
+    question_col: str = typer.Option("question", help="Table: column with the question; absent: one question."),
+    answer_col: str = typer.Option("answer", help="Table: column with the answer."),
+    time_col: str = typer.Option("created_at", help="Table: column with the time of the vote; absent: file order."),
+    workflows: Optional[Path] = typer.Option(None, help="Export: workflow definitions (project CSV or API JSON)."),
+    workflow_id: Optional[str] = typer.Option(None, help="Export: the workflow to read \\[default: the last fit's]."),
+    tol: float = typer.Option(1e-4, min=0.0, help="Dawid-Skene: stop when no updated posterior moves by more."),
+    max_sweeps: int = typer.Option(100, min=1, help="Dawid-Skene: sweeps over the updated subjects at most."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
+) -> None:
+    """Fit the last fit's votes and the new ones together, warm-started from the last fit (Dawid-Skene: incremental
+    EM over the subjects the new votes touch; other models fitted again), and write the usual fit folder."""
+    import time
+
+    from annostat.cli.common import fail, fit_progress
+    from annostat.data.io.load import detect_format, load_votes
+    from annostat.fit import Fit
+    from annostat.infer.cache import use_compilation_cache
+    from annostat.live.update import update as update_fit
+
+    use_compilation_cache()
+    if out.resolve() == fit_dir.resolve():
+        fail(f"--out {out}: the last fit's own folder; give a new folder (the last fit is read from FIT_DIR)")
+    start = time.perf_counter()
+    with input_errors():
+        fit = Fit.load(fit_dir)
+        export_info = fit.summary().get("export") or {}
+        if detect_format(new_votes) == "panoptes":
+            chosen = workflow_id if workflow_id is not None else export_info.get("workflow_id")
+            table, export = load_votes(new_votes, "panoptes", workflows=workflows, workflow_id=chosen,
+                                       tree=export_info.get("tree"))
+        else:
+            table, export = load_votes(new_votes, "table", subject=subject_col, volunteer=volunteer_col,
+                                       question=question_col, answer=answer_col, time=time_col,
+                                       duplicates=(fit.summary().get("rows") or {}).get("duplicate_policy", "first"))
+        with fit_progress(not quiet) as progress:
+            result = update_fit(fit, table, tol=tol, max_sweeps=max_sweeps, progress=progress)
+        result.seconds = time.perf_counter() - start
+        result.save(out)
+        if export is not None:
+            export.report.quarantine.write_csv(out / "quarantine.csv")
+    if not quiet:
+        info = result.update_summary
+        console.print(f"{new_votes}: {(export.report if export else table.report).summary()}", highlight=False)
+        console.print(f"{info['previous_votes']:,} votes of the last fit + {info['new_votes_kept']:,} new "
+                      f"({info['new_subjects']:,} new subjects, {info['new_volunteers']:,} new volunteers); "
+                      f"{result.votes.report.summary()}", highlight=False)
+        how = info["method"] + (f" ({max(info['sweeps'].values(), default=0)} sweeps at most)"
+                                if "sweeps" in info else "")
+        console.print(f"{result.model} fit updated by {how}, written to {out}/ in {result.seconds:.2f} s",
+                      highlight=False)

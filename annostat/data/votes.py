@@ -534,6 +534,110 @@ class Votes:
                    answers, report, columns or {}, time=time_column, experience=experience, provenance=provenance,
                    subject_table=subject_table)
 
+    def extended(self, new: "Votes", duplicates: str | None = None, source: str | None = None) -> tuple["Votes", int]:
+        """These votes and ``new`` in one table, and the row offset from which the rows are ``new``'s.
+
+        These votes keep their codes and rows (labels they lack get the next codes, so the table is not coded again);
+        a new vote's row is the offset (one past the largest row here) plus its row in ``new``. The two tables are
+        merged, not sorted again: the order stays (question, subject, row). Repeat votes across the two (one
+        volunteer, subject and question) follow ``duplicates`` (default this table's policy): ``first`` keeps this
+        table's vote, ``last`` the new one, ``all`` both; the row report counts those dropped."""
+        duplicates = duplicates or self.report.duplicate_policy
+        if duplicates not in DUPLICATE_POLICIES:
+            raise InputError(f"duplicate policy {duplicates!r} is not one of {', '.join(DUPLICATE_POLICIES)}")
+        source = source or f"{self.report.source} + {new.report.source}"
+        subjects, subject_of = _extend_labels(self.subjects, new.subjects, new.report.source, "subject")
+        volunteers, volunteer_of = _extend_labels(self.volunteers, new.volunteers, new.report.source, "volunteer")
+        questions, question_of = _extend_labels(self.questions, new.questions, new.report.source, "question")
+        answers = list(self.answers) + [None] * (len(questions) - len(self.answers))
+        answer_of = []  # per new question code: the codes of its answers in the combined answer set
+        for q_new, labels in enumerate(new.answers):
+            q = int(question_of[q_new])
+            if answers[q] is None:
+                answers[q], codes = labels.rename("answer"), np.arange(len(labels), dtype=np.int64)
+            else:
+                answers[q], codes = _extend_labels(answers[q], labels, new.report.source, "answer")
+            answer_of.append(codes)
+        offsets = np.concatenate([[0], np.cumsum([len(a) for a in answer_of])]).astype(np.int64)
+        flat = np.concatenate(answer_of) if answer_of else np.zeros(0, np.int64)
+        row_offset = int(self._codes["row"].max()) + 1 if self.n_votes else 0
+        added = {
+            "subject": subject_of[new._codes["subject"]].astype(np.int32),
+            "volunteer": volunteer_of[new._codes["volunteer"]].astype(np.int32),
+            "question": question_of[new._codes["question"]].astype(np.int32),
+            "answer": flat[offsets[new._codes["question"]] + new._codes["answer"]].astype(np.int32),
+            "row": new._codes["row"].astype(np.int64) + row_offset,
+        }
+        old = {c: self._codes[c] for c in added}
+        S, Q = len(subjects), len(questions)
+
+        def repeat_key(codes):
+            return (codes["volunteer"].astype(np.int64) * S + codes["subject"]) * Q + codes["question"]
+
+        keep_old, keep_new = None, None
+        if duplicates != "all" and new.n_votes and self.n_votes:
+            old_keys, new_keys = pl.Series(repeat_key(old)), pl.Series(repeat_key(added))
+            if duplicates == "first":
+                keep_new = ~new_keys.is_in(old_keys.implode()).to_numpy()
+            else:
+                keep_old = ~old_keys.is_in(new_keys.implode()).to_numpy()
+        n_repeats = (0 if keep_new is None else int((~keep_new).sum())) + \
+            (0 if keep_old is None else int((~keep_old).sum()))
+        old_time, new_time = _combined_times(self, new)
+        if keep_old is not None:
+            old = {c: a[keep_old] for c, a in old.items()}
+            old_time = old_time.filter(pl.Series(keep_old)) if old_time is not None else None
+        order = np.argsort(added["question"].astype(np.int64) * S + added["subject"], kind="stable")
+        if keep_new is not None:
+            order = order[keep_new[order]]
+        added = {c: a[order] for c, a in added.items()}
+        new_time = new_time.gather(order) if new_time is not None else None
+        # merge: each new vote after the votes here of its (question, subject) (their rows are smaller)
+        at = np.searchsorted(old["question"].astype(np.int64) * S + old["subject"],
+                             added["question"].astype(np.int64) * S + added["subject"], side="right")
+        n = len(at) + len(old["row"])
+        place_new = at + np.arange(len(at))
+        is_new = np.zeros(n, bool)
+        is_new[place_new] = True
+        codes = {}
+        for c in added:
+            merged = np.empty(n, old[c].dtype if c != "row" else np.int64)
+            merged[place_new] = added[c]
+            merged[~is_new] = old[c]
+            codes[c] = merged
+        time = None
+        if old_time is not None:
+            positions = np.empty(n, np.int64)
+            positions[place_new] = np.arange(len(at)) + len(old["row"])
+            positions[~is_new] = np.arange(len(old["row"]))
+            time = pl.concat([old_time, new_time]).gather(positions)
+        dropped = {f"duplicate vote (policy {duplicates})": n_repeats} if n_repeats else {}
+        report = RowReport(source=source, rows_read=self.n_votes + new.n_votes, rows_kept=n, dropped=dropped,
+                           duplicate_policy=duplicates,
+                           duplicates=n_repeats + self.report.duplicates + new.report.duplicates,
+                           missing_time=int(time.null_count()) if time is not None else 0)
+        Qn = len(questions)
+
+        def experience() -> tuple[np.ndarray, np.ndarray]:  # in time order, ties by row, as from_codes has it
+            if time is None:
+                order = np.argsort(codes["row"], kind="stable")
+            else:
+                order = np.lexsort((codes["row"], time.cast(pl.Float64).fill_null(np.inf).to_numpy()))
+            position = np.empty(n, np.int64)
+            position[order] = np.arange(n)
+            volunteer = codes["volunteer"].astype(np.int64)
+            overall = _rank_within(volunteer, position)
+            per_question = overall if Qn == 1 else _rank_within(volunteer * Qn + codes["question"], position)
+            return overall.astype(np.int32), per_question.astype(np.int32)
+
+        subject_table = self.subject_table
+        if new.subject_table is not None:
+            subject_table = new.subject_table if subject_table is None else subject_table.merge(new.subject_table)
+        votes = Votes(codes, subjects.rename("subject"), volunteers.rename("volunteer"), questions.rename("question"),
+                      answers, report, self.columns, time=time, experience=experience, provenance=dict(self.provenance),
+                      subject_table=subject_table.subset(subjects) if subject_table is not None else None)
+        return votes, row_offset
+
     # ------------------------------------------------------------------ sizes and views
     @property
     def n_votes(self) -> int:
@@ -558,6 +662,11 @@ class Votes:
     def question_slice(self, question: int) -> slice:
         """Rows of :attr:`table` holding the votes on question code ``question`` (sorted by subject)."""
         return slice(int(self._question_bounds[question]), int(self._question_bounds[question + 1]))
+
+    @property
+    def times(self) -> pl.Series | None:
+        """Every vote's time as read (Float64 numbers or Int64 microseconds), in table order; ``None`` without times."""
+        return self._time
 
     def codes(self, role: str) -> np.ndarray:
         """Every vote's code of ``role`` (subject, volunteer, question, answer, or row), in table order, without
@@ -650,6 +759,38 @@ def positions_in(labels: pl.Series, vocabulary: pl.Series) -> np.ndarray:
     known = pl.DataFrame({"label": vocabulary, "code": np.arange(len(vocabulary), dtype=np.int64)})
     wanted = pl.DataFrame({"label": labels}).with_columns(pl.col("label").cast(vocabulary.dtype, strict=False))
     return wanted.join(known, on="label", how="left", maintain_order="left")["code"].fill_null(-1).to_numpy()
+
+
+def _extend_labels(known: pl.Series, labels: pl.Series, source: str, role: str) -> tuple[pl.Series, np.ndarray]:
+    """``known`` with the labels of ``labels`` it lacks appended, and each label's code in it (int64). Labels of
+    another type are read as ``known``'s type (integer ids read back as text match), or refused in one line."""
+    if labels.dtype != known.dtype and len(known):
+        cast = labels.cast(known.dtype, strict=False)
+        if cast.null_count() > labels.null_count():
+            bad = labels.filter(cast.is_null() & labels.is_not_null())[0]
+            raise InputError(f"{source}: column {role}: {bad!r} is not a {role} label of the kind the votes before "
+                             f"have ({known.dtype})")
+        labels = cast
+    code = positions_in(labels, known).copy()
+    unseen = code < 0
+    if unseen.any():
+        code[unseen] = len(known) + np.arange(int(unseen.sum()))
+        known = pl.concat([known, labels.filter(pl.Series(unseen)).rename(known.name)])
+    return known, code
+
+
+def _combined_times(old: "Votes", new: "Votes") -> tuple[pl.Series | None, pl.Series | None]:
+    """Both tables' times as numbers (a fit folder keeps dates as microseconds), or (None, None) when neither has
+    any. A Panoptes export's times are places in its own time order, so a new export's come after the old one's."""
+    a, b = old.times, new.times
+    if a is None and b is None:
+        return None, None
+    a = (a if a is not None else pl.repeat(None, old.n_votes, dtype=pl.Float64, eager=True)).cast(pl.Float64)
+    b = (b if b is not None else pl.repeat(None, new.n_votes, dtype=pl.Float64, eager=True)).cast(pl.Float64)
+    if old.columns.get("format") == "panoptes" and new.columns.get("format") == "panoptes" and \
+            a.null_count() < len(a):
+        b = b + (a.max() + 1)
+    return a.rename("time"), b.rename("time")
 
 
 def _no_times(n: int) -> pl.Series:

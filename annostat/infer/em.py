@@ -92,12 +92,23 @@ def _counts(T, vs_subject, vs_part, part_cell, n_vol_pad, K):
     return jnp.swapaxes(counts.reshape(n_vol_pad, K, K), 1, 2)
 
 
+def log_confusion_from_counts(counts, pseudo, eps):
+    """The M-step of the confusions: log theta [V, K, K] from expected counts [V, K, K] (rows the true answer) and the
+    Dirichlet pseudo-counts [K, K]: each row max(counts + pseudo, eps) normalised (MAP under Dirichlet(pseudo + 1))."""
+    theta = jnp.maximum(counts + pseudo, eps)
+    return jnp.log(theta) - jnp.log(theta.sum(axis=-1, keepdims=True))
+
+
+def log_priors_from_totals(totals, prior_pseudo, eps):
+    """The M-step of the answer prior: log pi [K] from the posteriors summed over subjects [K] and the pseudo-count."""
+    pi = jnp.maximum(totals + prior_pseudo, eps)
+    return jnp.log(pi) - jnp.log(pi.sum())
+
+
 def _m_step(T, vs_subject, vs_part, part_cell, smask, n_vol_pad, K, pseudo, prior_pseudo, eps, total=_single):
     counts = total(_counts(T, vs_subject, vs_part, part_cell, n_vol_pad, K))
-    theta = jnp.maximum(counts + pseudo, eps)
-    log_theta = jnp.log(theta) - jnp.log(theta.sum(axis=2, keepdims=True))
-    pi = jnp.maximum(total((T * smask[:, None]).sum(axis=0)) + prior_pseudo, eps)
-    log_pi = jnp.log(pi) - jnp.log(pi.sum())
+    log_theta = log_confusion_from_counts(counts, pseudo, eps)
+    log_pi = log_priors_from_totals(total((T * smask[:, None]).sum(axis=0)), prior_pseudo, eps)
     return log_pi, log_theta, counts
 
 
@@ -140,7 +151,8 @@ def _e_step(log_prior, log_theta, subject, key, smask, n_subj_pad, total=_single
     return likelihood.posterior(joint, norm), total(jnp.sum(norm * smask)), joint
 
 
-def _log_prior(log_pi, log_theta, vmask, pseudo, prior_pseudo):
+def log_prior_density(log_pi, log_theta, vmask, pseudo, prior_pseudo):
+    """The log density of the Dirichlet priors (up to a constant), over the volunteers in ``vmask``."""
     return jnp.sum(vmask[:, None, None] * pseudo * log_theta) + jnp.sum(prior_pseudo * log_pi)
 
 
@@ -184,7 +196,7 @@ def _em_iterations(state, data, settings, n_steps, *, K, n_subj_pad, n_vol_pad, 
                                       total)
             log_prior, weight = likelihood.evidence_log_prior(log_pi, log_evidence, w), [w]
         T_new, ll, L = _e_step(log_prior, log_theta, subject, key, smask, n_subj_pad, total)
-        lp = _log_prior(log_pi, log_theta, vmask, pseudo, prior_pseudo)
+        lp = log_prior_density(log_pi, log_theta, vmask, pseudo, prior_pseudo)
         threshold = atol + rtol * jnp.abs(previous)
         if elbo_mode:  # crowd-kit: stop on a gain strictly below tol (losses included), keep the previous posteriors
             elbo = jnp.where(it == 0, -jnp.inf, _crowdkit_elbo(T, L, log_pi, extra_votes, smask, eps, total))
