@@ -175,12 +175,14 @@ class Fit:
         return counts[qf.subjects].astype(np.int64)
 
     def _build_volunteers(self) -> pl.DataFrame:
+        experts = self.votes.experts is not None
         parts = [
             pl.DataFrame({
                 "volunteer": self.votes.volunteers.gather(qf.volunteers),
                 "question": self._question_label(qf, len(qf.volunteers)),
                 "n": qf.n_votes.astype(np.int64),
                 "accuracy": qf.accuracy.astype(np.float32),
+                **({"expert": self.votes.expert_mask(qf.volunteers)} if experts else {}),
                 **{k: np.asarray(v, np.float32) for k, v in (qf.volunteer_extras or {}).items()},
             })
             for qf in self.questions
@@ -280,6 +282,8 @@ class Fit:
             **({"subjects_without_votes": len(self.extra_subjects)} if self.extra_subjects is not None else {}),
             "volunteers": v.n_volunteers,
             **({"prior": self.prior_summary} if self.prior_summary is not None else {}),
+            **({"gold": v.gold_summary} if v.gold_summary is not None else {}),
+            **({"experts": len(v.experts)} if v.experts is not None else {}),
             "questions": [
                 {
                     "question": v.questions[qf.question],
@@ -318,6 +322,8 @@ class Fit:
         # the votes themselves (original labels), for catalogues and later analyses of the fit; the subjects
         atomic_write(folder / "votes.parquet", self._write_votes)
         atomic_write(folder / "subject_data.parquet", self.subjects.frame.write_parquet)
+        if self.votes.gold is not None:  # the gold answers the fit used, so later commands use them too
+            atomic_write(folder / "gold.parquet", self.votes.gold.frame.drop("row").write_parquet)
         if any(qf.inference for qf in self.questions):
             trace = self.inference_data()
             atomic_write(folder / "trace.nc", trace.to_netcdf)
@@ -328,6 +334,7 @@ class Fit:
     def entries_written(self) -> set[str]:
         """The entries of the fit folder :meth:`save` writes (the rest of :data:`FIT_FOLDER_ENTRIES` is removed)."""
         written = {*FILES.values(), "votes.parquet", "subject_data.parquet", "fit.json"}
+        written |= {"gold.parquet"} if self.votes.gold is not None else set()
         return written | ({"trace.nc"} if any(qf.inference for qf in self.questions) else set())
 
     def vote_table(self) -> pl.DataFrame:
@@ -394,15 +401,15 @@ FILES = {"answers": "subjects.parquet", "posteriors": "posteriors.parquet", "vol
 #: default (``catalogue``, ``plot``); a re-fit removes those it does not write, so no file of an earlier fit survives
 VOTES_PART = 4_000_000  # votes a row group of votes.parquet when written in parts
 
-FIT_FOLDER_ENTRIES = (*FILES.values(), "votes.parquet", "subject_data.parquet", "fit.json", "trace.nc", "network",
-                      "training.parquet", "figures", "quarantine.csv", "catalogue.parquet", "catalogue.csv",
+FIT_FOLDER_ENTRIES = (*FILES.values(), "votes.parquet", "subject_data.parquet", "fit.json", "gold.parquet", "trace.nc",
+                      "network", "training.parquet", "figures", "quarantine.csv", "catalogue.parquet", "catalogue.csv",
                       "catalogue_columns.csv", "plots")
 #: the columns each file of a fit folder must have
 NEEDED = {"answers": {"subject", "question", "answer", "p"}, "posteriors": {"subject", "question", "answer", "p"},
           "volunteers": {"volunteer", "question", "n", "accuracy"},
           "confusion": {"volunteer", "question", "true_answer", "answer", "p", "count"},
           "priors": {"question", "answer", "p"}, "trace": {"question", "iteration", "log_likelihood"},
-          "votes": {"subject", "volunteer", "question", "answer"}}
+          "votes": {"subject", "volunteer", "question", "answer"}, "gold": {"subject", "question", "answer"}}
 
 
 class SavedFit(Fit):
@@ -473,6 +480,14 @@ class SavedFit(Fit):
             self._votes = Votes.from_frame(frame.sort("row") if "row" in frame.columns else frame, answers=answers,
                                            duplicates="all", time="time" if has_time else None,
                                            source=str(self.folder / "votes.parquet"))
+            gold = self.folder / "gold.parquet"
+            if gold.is_file():
+                from annostat.data.gold import Gold
+
+                self._votes.attach_gold(Gold(self._read("gold", "gold.parquet"), str(gold)))
+            volunteers = self.table("volunteers")
+            if "expert" in volunteers.columns:
+                self._votes.attach_experts(volunteers.filter(pl.col("expert"))["volunteer"].unique())
         return self._votes
 
     @property

@@ -17,7 +17,8 @@ from annostat.models import REGISTRY, get_model, model_spec, models_that
 
 
 #: which of ``fit``'s options each kind of fit uses (the rest, given, are refused in one line)
-ALWAYS = {"votes", "model", "out", "format", "duplicates", "quiet", "coordinator", "num_processes", "process_id"}
+ALWAYS = {"votes", "model", "out", "format", "duplicates", "quiet", "coordinator", "num_processes", "process_id",
+          "gold", "experts"}
 TABLE_OPTIONS = {"subject_col", "volunteer_col", "question_col", "answer_col", "time_col"}
 EXPORT_OPTIONS = {"workflows", "workflow_id", "tree", "seen_before", "anonymous", "strict"}
 PRIOR_OPTIONS = {"prior_weight", "fixed_prior_weight", "prior_id_col"}
@@ -125,6 +126,13 @@ def fit(
                                                   help="Joint model: the network's peak learning rate."),
     resume: bool = typer.Option(False, "--resume", help="Joint model (em): go on from the last finished round of an "
                                                          "interrupted fit into the same --out."),
+    gold: Optional[Path] = typer.Option(None, help="Gold answers (subject, question, answer; no question column for "
+                                                   "one question): those subjects' answers are fixed in the fit "
+                                                   "(a Panoptes export's gold_standard classifications are read as "
+                                                   "gold answers too)."),
+    experts: Optional[str] = typer.Option(None, help="Expert volunteers: a table with a volunteer column, or ids "
+                                                     "separated by commas (hds: a population of their own; "
+                                                     "volunteers.parquet marks them)."),
     coordinator: Optional[str] = typer.Option(None, help="Many hosts: HOST:PORT of process 0; each process reads "
                                                          "its share of the subjects (Dawid-Skene, votes tables)."),
     num_processes: Optional[int] = typer.Option(None, min=1, help="Many hosts: how many processes in all."),
@@ -149,9 +157,9 @@ def fit(
     except ValueError as exc:
         fail(str(exc))
     if asked > 1:  # refused before joining: a process that fails alone would leave the others waiting
-        if joint or prior is not None or model.value != "ds":
+        if joint or prior is not None or model.value != "ds" or gold is not None or experts is not None:
             fail("--num-processes: a fit over several processes takes --model ds on a votes table (no --images, "
-                 "--features or --prior yet)")
+                 "--features, --prior, --gold or --experts yet)")
         with input_errors():
             if format.value == "panoptes" or (format.value == "auto" and detect_format(votes) == "panoptes"):
                 fail(f"{votes}: a Panoptes export; a fit over several processes reads a votes table (CSV or "
@@ -171,6 +179,8 @@ def fit(
                  f"not {model.value}")
         if prior is not None:
             fail("--prior: the joint model's network is the per-subject prior; give --prior or --images/--features")
+        if gold is not None:
+            fail("--gold: the joint model does not take gold answers yet; fit ds or hds with --gold")
         if missing_images not in ("error", "skip") or image_fit not in ("resize", "cutout") or \
                 method not in ("em", "marginal"):
             fail("--missing-images takes error or skip, --image-fit resize or cutout, --method em or marginal")
@@ -208,6 +218,7 @@ def fit(
                 **({"share": (hosts.index(), processes)} if processes > 1 else {}),
             )
             table = hosts.agree(table)
+        gold_summary = _gold_and_experts(table, gold, experts)
         subject_prior = None
         if prior is not None:
             subject_prior = read_prior(prior, table, id_column=prior_id_col, weight=prior_weight,
@@ -239,6 +250,8 @@ def fit(
             console.print(f"quarantined rows and reasons: {out / 'quarantine.csv'}", highlight=False)
         for line in export.report.skipped_tasks() if export is not None else []:
             console.print(line, highlight=False)
+        if gold_summary:
+            console.print(gold_summary, highlight=False)
         if subject_prior is not None:
             p = result.prior_summary
             weights = [q["prior_weight"] for q in result.summary()["questions"] if "prior_weight" in q]
@@ -256,6 +269,32 @@ def fit(
             console.print(result.convergence.to_string(index=False), highlight=False)
         title = f"{model_spec(model.value).title} with a network" if joint else estimator.title
         console.print(f"{title} fit written to {out}/ in {result.seconds:.2f} s", highlight=False)
+
+
+def _gold_and_experts(table, gold, experts) -> str:
+    """Attach ``--gold`` and ``--experts`` to the votes; one line saying what was used (empty when neither)."""
+    from annostat.data.gold import Gold, read_experts
+
+    if gold is not None:
+        given = Gold.read(gold)
+        table.attach_gold(given if table.gold is None else table.gold.merge(given))
+    if experts is not None:
+        wanted = read_experts(experts)
+        if table.attach_experts(pl_concat(table.experts, wanted)) == 0:
+            fail(f"--experts: none of {', '.join(map(str, wanted.head(5).to_list()))} has votes here")
+    parts = []
+    if table.gold_summary is not None:
+        g = table.gold_summary
+        unused = ", ".join(f"{n:,} {why}" for why, n in g["not_used"].items())
+        parts.append(f"gold answers: {g['used']:,} of {g['rows']:,} used" + (f" ({unused})" if unused else ""))
+    if table.experts is not None:
+        parts.append(f"experts: {len(table.experts):,} volunteers")
+    return "; ".join(parts)
+
+
+def pl_concat(known, wanted):
+    """Expert labels already known (a Panoptes export's) and those given, as one list."""
+    return wanted.to_list() if known is None else known.to_list() + wanted.to_list()
 
 
 def _joint_inputs(table, images, features, features_id_col, image_size, image_fit, missing, quiet):

@@ -95,6 +95,9 @@ def update(
     time_col: str = typer.Option("created_at", help="Table: column with the time of the vote; absent: file order."),
     workflows: Optional[Path] = typer.Option(None, help="Export: workflow definitions (project CSV or API JSON)."),
     workflow_id: Optional[str] = typer.Option(None, help="Export: the workflow to read \\[default: the last fit's]."),
+    gold: Optional[Path] = typer.Option(None, help="More gold answers (subject, question, answer), added to the last "
+                                                   "fit's."),
+    experts: Optional[str] = typer.Option(None, help="More expert volunteers (a table or ids separated by commas)."),
     tol: float = typer.Option(1e-4, min=0.0, help="Dawid-Skene: stop when no updated posterior moves by more."),
     max_sweeps: int = typer.Option(100, min=1, help="Dawid-Skene: sweeps over the updated subjects at most."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
@@ -124,6 +127,16 @@ def update(
             table, export = load_votes(new_votes, "table", subject=subject_col, volunteer=volunteer_col,
                                        question=question_col, answer=answer_col, time=time_col,
                                        duplicates=(fit.summary().get("rows") or {}).get("duplicate_policy", "first"))
+        from annostat.cli.fit import _gold_and_experts
+
+        if experts is not None:  # given experts among the last fit's volunteers and the new ones
+            from annostat.data.gold import read_experts
+
+            given = read_experts(experts).to_list()
+            known = fit.votes.experts.to_list() if fit.votes.experts is not None else []
+            if fit.votes.attach_experts(known + given) + table.attach_experts(given) == 0:
+                fail(f"--experts: none of {', '.join(map(str, given[:5]))} has votes here")
+        _gold_and_experts(table, gold, None)
         with fit_progress(not quiet) as progress:
             result = update_fit(fit, table, tol=tol, max_sweeps=max_sweeps, progress=progress)
         result.seconds = time.perf_counter() - start

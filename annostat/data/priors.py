@@ -165,6 +165,10 @@ class Evidence:
     weight: float = 1.0
     learn: bool = True
 
+    def subset(self, rows: np.ndarray) -> "Evidence":
+        """The evidence of some of the subjects (positions in this one's order)."""
+        return Evidence(self.log_ratio[rows], self.weight, self.learn)
+
 
 def read_prior(table: str | Path | Any, votes: Votes, *, id_column: str | None = None, weight: float = 1.0,
                learn_weight: bool = True, subjects: Subjects | None = None, tree: str | None = None) -> SubjectPrior:

@@ -228,6 +228,9 @@ class Votes:
         self._experience = experience
         self.provenance = provenance or {}  # what the reader that made these votes reports (e.g. a Panoptes export)
         self.subject_table = subject_table  # the subjects' metadata and images, where the reader had them
+        self.gold = None  # known true answers (annostat.data.gold.Gold), set by attach_gold
+        self.experts: pl.Series | None = None  # expert volunteers' labels, set by attach_experts
+        self._gold: tuple[dict[int, tuple[np.ndarray, np.ndarray]], dict[str, Any]] | None = None
         self._table: pl.DataFrame | None = None
         self._question_bounds = np.searchsorted(codes["question"], np.arange(len(questions) + 1), side="left")
 
@@ -636,7 +639,52 @@ class Votes:
         votes = Votes(codes, subjects.rename("subject"), volunteers.rename("volunteer"), questions.rename("question"),
                       answers, report, self.columns, time=time, experience=experience, provenance=dict(self.provenance),
                       subject_table=subject_table.subset(subjects) if subject_table is not None else None)
+        gold = self.gold if new.gold is None else new.gold if self.gold is None else self.gold.merge(new.gold)
+        votes.attach_gold(gold)
+        experts = [e for e in (self.experts, new.experts) if e is not None]
+        if experts:
+            votes.attach_experts(pl.concat([e.cast(votes.volunteers.dtype, strict=False) for e in experts]))
         return votes, row_offset
+
+    # ------------------------------------------------------------------ gold answers and experts
+    def attach_gold(self, gold) -> dict[str, Any]:
+        """Fix the answers of the subjects ``gold`` (:class:`annostat.data.gold.Gold`) knows, in every model fitted
+        to these votes; returns the accounting (rows, used, not used by reason). An answer outside its question's
+        answer set is an :class:`InputError` naming the row."""
+        from annostat.data.gold import code_gold
+
+        if gold is None:
+            self.gold, self._gold = None, None
+            return {}
+        self._gold = code_gold(gold, self.subjects, self.questions, self.answers)
+        self.gold = gold
+        return self._gold[1]
+
+    def gold_codes(self, question: int) -> tuple[np.ndarray, np.ndarray]:
+        """The gold subjects of ``question`` (codes, sorted) and their gold answers' codes; empty without gold."""
+        if self._gold is None or question not in self._gold[0]:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return self._gold[0][question]
+
+    @property
+    def gold_summary(self) -> dict[str, Any] | None:
+        """The gold answers' accounting (see :meth:`attach_gold`), or ``None`` without gold."""
+        return None if self._gold is None else self._gold[1]
+
+    def attach_experts(self, experts: Sequence[Any] | pl.Series) -> int:
+        """Mark these volunteers as experts (their labels; those without votes here are left out); returns how many
+        have votes."""
+        wanted = pl.Series("volunteer", list(experts) if not isinstance(experts, pl.Series) else experts)
+        codes = positions_in(wanted, self.volunteers)
+        self.experts = self.volunteers.gather(np.unique(codes[codes >= 0])) if (codes >= 0).any() else None
+        return 0 if self.experts is None else len(self.experts)
+
+    def expert_mask(self, volunteers: np.ndarray | None = None) -> np.ndarray:
+        """Whether each volunteer (codes; all by default) is an expert."""
+        mask = np.zeros(self.n_volunteers, bool)
+        if self.experts is not None:
+            mask[positions_in(self.experts, self.volunteers)] = True
+        return mask if volunteers is None else mask[volunteers]
 
     # ------------------------------------------------------------------ sizes and views
     @property

@@ -43,6 +43,15 @@ from annostat.models import likelihood
 INFERENCE = ("svi", "map", "nuts")
 
 
+#: arrays of ``SubjectVotes.device()`` with one entry a volunteer: passed whole to every minibatch and device
+VOLUNTEER_ARRAYS = ("volunteer_group",)
+
+
+def rows_of(arrays: dict, rows) -> dict:
+    """The subjects ``rows`` of the per-subject arrays, the per-volunteer ones whole."""
+    return {k: v if k in VOLUNTEER_ARRAYS else v[rows] for k, v in arrays.items()}
+
+
 @dataclass
 class SubjectVotes:
     """One question's votes laid out per subject: row s holds subject s's votes, padded to the longest."""
@@ -57,12 +66,14 @@ class SubjectVotes:
     log_evidence: np.ndarray | None = None  # [S, K] a classifier's evidence about each subject (None: none)
     prior_weight: float = 1.0  # the weight of the evidence: its largest value when learned, else its value
     learn_prior_weight: bool = True
+    known_answer: np.ndarray | None = None  # [S] int32: each subject's gold answer, -1 where unknown (None: none)
+    volunteer_group: np.ndarray | None = None  # [V] int32: 1 for experts, 0 for the other volunteers (None: none)
 
     @classmethod
     def build(cls, subject, volunteer, answer, experience, n_subjects, n_volunteers, n_answers,
-              evidence=None) -> "SubjectVotes":
-        """From votes sorted by subject (local codes 0..S-1, 0..V-1); ``evidence`` (``annostat.data.priors``) is
-        optional."""
+              evidence=None, known_answer=None, volunteer_group=None) -> "SubjectVotes":
+        """From votes sorted by subject (local codes 0..S-1, 0..V-1); ``evidence`` (``annostat.data.priors``) and
+        ``known_answer`` (gold answers' codes, -1 where unknown) are optional."""
         counts = np.bincount(subject, minlength=n_subjects)
         width = max(int(counts.max()) if len(counts) else 1, 1)
         starts = np.cumsum(counts) - counts
@@ -73,11 +84,13 @@ class SubjectVotes:
         for name, values in (("volunteer", volunteer), ("answer", answer), ("experience", experience),
                              ("mask", True)):
             out[name][subject, column] = values
+        extra = {"known_answer": None if known_answer is None else np.asarray(known_answer, np.int32),
+                 "volunteer_group": None if volunteer_group is None else np.asarray(volunteer_group, np.int32)}
         if evidence is None:
-            return cls(**out, n_subjects=n_subjects, n_volunteers=n_volunteers, n_answers=n_answers)
+            return cls(**out, n_subjects=n_subjects, n_volunteers=n_volunteers, n_answers=n_answers, **extra)
         return cls(**out, n_subjects=n_subjects, n_volunteers=n_volunteers, n_answers=n_answers,
                    log_evidence=np.asarray(evidence.log_ratio, np.float32), prior_weight=float(evidence.weight),
-                   learn_prior_weight=bool(evidence.learn))
+                   learn_prior_weight=bool(evidence.learn), **extra)
 
     def device(self) -> dict[str, jax.Array]:
         """The arrays a model reads, plus ``subject`` (each row's subject, for subject-level parameters) and, with a
@@ -89,6 +102,10 @@ class SubjectVotes:
             arrays["log_evidence"] = jnp.asarray(self.log_evidence)
             weight = "prior_weight_max" if self.learn_prior_weight else "prior_weight"
             arrays[weight] = jnp.full(self.n_subjects, self.prior_weight, jnp.float32)
+        if self.known_answer is not None:
+            arrays["known_answer"] = jnp.asarray(self.known_answer)
+        if self.volunteer_group is not None:  # one entry a volunteer, not a subject (VOLUNTEER_ARRAYS)
+            arrays["volunteer_group"] = jnp.asarray(self.volunteer_group)
         return arrays
 
     @property
@@ -334,7 +351,7 @@ def answer_posteriors(
 
     @jax.jit
     def one_chunk(rows, keep, key):
-        part = {k: v[rows] for k, v in arrays.items()}
+        part = rows_of(arrays, rows)
         joint_at_mean, at_mean = subject_log_likelihood(log_theta_votes(mean, part), part["mask"],
                                                         log_prior(mean, part))
         consensus = jnp.argmax(joint_at_mean, axis=-1).astype(jnp.int32)

@@ -131,9 +131,9 @@ def _prior_m_step(T, smask, r, log_pi, w, a0, w_max, learn, total=_single):
         P_sum, PP, Pr, PPr, g_w_part, H_ww_part = total((
             P.sum(axis=0), P.T @ P, (P * r).sum(axis=0), (P * pr[:, None]).sum(axis=0), pr.sum(),
             (P * r * r).sum() - (pr ** 2).sum()))
-        g_b = target - P_sum + a0 * (1.0 - K * q)
+        g_b = target - P_sum + a0 - jnp.sum(a0) * q
         g_w = jnp.where(learn, observed_w - g_w_part, 0.0)
-        H_bb = -(jnp.diag(P_sum) - PP) - a0 * K * (jnp.diag(q) - jnp.outer(q, q))
+        H_bb = -(jnp.diag(P_sum) - PP) - jnp.sum(a0) * (jnp.diag(q) - jnp.outer(q, q))
         H_bw = jnp.where(learn, -(Pr - PPr), 0.0)
         H_ww = jnp.where(learn, -H_ww_part, -1.0)
         H = jnp.block([[H_bb[1:, 1:], H_bw[1:, None]], [H_bw[None, 1:], H_ww[None, None]]])
@@ -238,7 +238,7 @@ def _chunk_signature(n_votes_pad: int, n_subj_pad: int, n_vol_pad: int, K: int,
     votes = a((n_votes_pad,), i32)
     data = (votes, votes, votes, votes, a((n_subj_pad,), f32), a((n_vol_pad,), f32), a((n_subj_pad,), f32),
             a((n_parts_pad(n_votes_pad, n_vol_pad, K),), i32))
-    settings = (a((K, K), f32), a((), f32), a((), f32), a((), f32), a((), f32))
+    settings = (a((n_vol_pad, K, K), f32), a((K,), f32), a((), f32), a((), f32), a((), f32))
     if evidence:  # the evidence, the classifier's weight (state), its largest value and whether it is learned
         data += (a((n_subj_pad, K), f32),)
         state += (a((), f32),)
@@ -334,6 +334,8 @@ def dawid_skene_em(
     learn_prior_weight: bool = True,
     progress: Callable[[int, int], None] | None = None,
     mesh: Any = None,
+    fixed_counts: np.ndarray | None = None,
+    fixed_totals: np.ndarray | None = None,
 ) -> EMResult:
     """Fit Dawid-Skene to one question's votes by EM.
 
@@ -344,7 +346,10 @@ def dawid_skene_em(
     that value from the votes when ``learn_prior_weight``; module docstring).
     ``progress(done, max_iter)`` is called between compiled chunks. With a device ``mesh`` of more than one
     device (``annostat.infer.sharding.device_mesh``) the subjects and their votes are split over the devices and
-    the expected counts summed across them: the same fit, data-parallel.
+    the expected counts summed across them: the same fit, data-parallel. ``fixed_counts`` [V, K, K] and
+    ``fixed_totals`` [K] are the counts and answer totals of subjects whose answers are known (gold answers, left
+    out of ``subject``): added to the pseudo-counts, they make the fit the one with those posteriors held fixed (the
+    log prior of the trace then holds their votes' log-likelihood given their answers).
     """
     K = int(n_answers)
     N = len(subject)
@@ -371,7 +376,14 @@ def dawid_skene_em(
 
         blocks, n_subj_pad, (T0, data), em_chunk = sharding.em_layout(
             mesh, subject, volunteer, answer, init, log_evidence, vmask, K, elbo_mode)
-    settings = (np.asarray(pseudo_counts, np.float32), *map(np.float32, (prior_pseudo_count, eps, rtol, atol)))
+    # the Dirichlet pseudo-counts, per volunteer, plus the counts of subjects whose answers are known (gold): their
+    # posteriors are fixed, so their expected counts are constant and EM runs on the other subjects
+    pseudo = np.broadcast_to(np.asarray(pseudo_counts, np.float32), (n_vol_pad, K, K)).copy()
+    prior_pseudo = np.full(K, prior_pseudo_count, np.float32)
+    if fixed_counts is not None:
+        pseudo[:V] += np.asarray(fixed_counts, np.float32)
+        prior_pseudo += np.asarray(fixed_totals, np.float32)
+    settings = (pseudo, prior_pseudo, *map(np.float32, (eps, rtol, atol)))
     zeros = np.zeros((n_vol_pad, K, K), np.float32)
     state = (T0, np.zeros(K, np.float32), zeros, zeros, np.float32(-np.inf), np.int32(0))
     if log_evidence is not None:  # a learned weight starts at 0 (the votes alone), a fixed one at its value

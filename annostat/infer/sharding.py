@@ -156,11 +156,16 @@ def svi_layout(mesh: Mesh, arrays: dict, batch: int | None) -> tuple[dict, int, 
             extra = np.arange(S, S + pad, dtype=x.dtype)
         elif name == "prior_weight_max":
             extra = np.full(pad, x[0], x.dtype)
+        elif name == "known_answer":  # padded subjects have no known answer (a known one would add its log prior)
+            extra = np.full(pad, -1, x.dtype)
         else:
             extra = np.zeros((pad,) + x.shape[1:], x.dtype)
         return np.concatenate([x, extra])
 
-    placed = {k: jax.device_put(padded(k, v), split(mesh)) for k, v in arrays.items()}
+    from annostat.infer.bayes import VOLUNTEER_ARRAYS
+
+    placed = {k: jax.device_put(np.asarray(v), replicated(mesh)) if k in VOLUNTEER_ARRAYS else
+              jax.device_put(padded(k, v), split(mesh)) for k, v in arrays.items()}
     local_batch = local if batch is None else max(-(-int(batch) // n), 1)
     return placed, local, local_batch
 

@@ -56,7 +56,7 @@ from annostat.data.votes import Votes, positions_in
 from annostat.errors import InputError
 from annostat.fit import Fit, QuestionFit, SavedFit, accuracy_from_confusion
 from annostat.models import likelihood
-from annostat.models.base import local_codes, vote_fractions
+from annostat.models.base import gold_positions, local_codes, vote_fractions
 
 
 
@@ -165,6 +165,16 @@ def _update_question(model, votes: Votes, q: int, subject, volunteer, answer, ro
     cell = likelihood.cell_index(v_local.astype(np.int64), answer.astype(np.int64), K)
     is_new = votes.codes("row")[votes.question_slice(q)] >= row_offset
     T = _starting_posteriors(votes, q, subjects, s_local, answer, previous, K)
+    known = gold_positions(subjects, *votes.gold_codes(q))  # gold answers: fixed posteriors, never swept
+    gold = np.flatnonzero(known >= 0)
+
+    def clamp(T: np.ndarray) -> np.ndarray:
+        if len(gold):
+            T[gold] = 0.0
+            T[gold, known[gold]] = 1.0
+        return T
+
+    T = clamp(T)
     pseudo = pseudo_count_matrix(K, model.pseudo_diagonal, model.pseudo_off_diagonal)
     eps, a0 = np.float32(model.eps), np.float32(model.prior_pseudo_count)
 
@@ -194,6 +204,7 @@ def _update_question(model, votes: Votes, q: int, subject, volunteer, answer, ro
 
     counts, totals = counts_of(T[s_local], cell), T.sum(axis=0)
     touched = np.unique(s_local[is_new])
+    touched = touched[known[touched] < 0]
     in_touched = np.zeros(S, bool)
     in_touched[touched] = True
     votes_of = np.flatnonzero(in_touched[s_local])
@@ -216,6 +227,7 @@ def _update_question(model, votes: Votes, q: int, subject, volunteer, answer, ro
     all_votes, previous = np.arange(len(cell)), -np.inf
     while True:
         T, marginal, log_pi, log_theta, lp = em_step(all_votes, s_local, S)
+        T = clamp(T)
         trace.append((float(marginal.sum()), lp))
         objective = sum(trace[-1])
         if (len(trace) > 1 and abs(objective - previous) <= model.tol * abs(previous)) or len(trace) >= max_sweeps:

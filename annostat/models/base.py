@@ -33,6 +33,16 @@ def local_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return unique, local.astype(np.int32)
 
 
+def gold_positions(subjects: np.ndarray, gold_subjects: np.ndarray, gold_answers: np.ndarray) -> np.ndarray:
+    """[S]: the gold answer's code of each of ``subjects`` (sorted codes), -1 where none is known."""
+    known = np.full(len(subjects), -1, np.int64)
+    if len(gold_subjects):
+        at = np.searchsorted(subjects, gold_subjects)
+        hit = (at < len(subjects)) & (subjects[np.minimum(at, len(subjects) - 1)] == gold_subjects)
+        known[at[hit]] = gold_answers[hit]
+    return known
+
+
 class Model:
     """Base of all models: ``fit(votes)`` fits every question and returns a :class:`~annostat.fit.Fit`."""
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from annostat.fit import QuestionFit
 from annostat.models import likelihood
-from annostat.models.base import Model, local_codes
+from annostat.models.base import Model, gold_positions, local_codes
 
 LEVEL = 0.9  # credible intervals in the volunteer tables
 #: prior mean of the population's diagonal advantage in logits (~80% right with three answers): fixes the labels
@@ -30,20 +30,23 @@ DIAGONAL_PRIOR_MEAN = 2.0
 def marginal_likelihood(log_theta_votes, params, data, rows):
     """log p(votes of each subject in ``rows``), the true answer summed out: one compiled function, so that
     NumPyro's eager set-up runs of a model compile it once rather than op by op."""
-    from annostat.infer.bayes import subject_log_likelihood
+    from annostat.infer.bayes import rows_of, subject_log_likelihood
 
-    part = {k: v[rows] for k, v in data.items()}
+    part = rows_of(data, rows)
     return subject_log_likelihood(log_theta_votes(params, part), part["mask"], subject_log_prior(params, part))[1]
 
 
 def subject_log_prior(params, part):
     """The log prior of each subject of ``part``: the answer priors, with a classifier's evidence when given
-    (``likelihood.evidence_log_prior``; its weight sampled as ``prior_weight`` or fixed in the data)."""
-    log_pi = jnp.log(params["priors"])
-    if "log_evidence" not in part:
-        return log_pi
-    weight = params["prior_weight"] if "prior_weight" in params else part["prior_weight"][..., None]
-    return likelihood.evidence_log_prior(log_pi, part["log_evidence"], weight)
+    (``likelihood.evidence_log_prior``; its weight sampled as ``prior_weight`` or fixed in the data), and a gold
+    answer where one is known (``likelihood.known_answer_log_prior``)."""
+    log_prior = jnp.log(params["priors"])
+    if "log_evidence" in part:
+        weight = params["prior_weight"] if "prior_weight" in params else part["prior_weight"][..., None]
+        log_prior = likelihood.evidence_log_prior(log_prior, part["log_evidence"], weight)
+    if "known_answer" in part:  # gold answers fix those subjects' answers
+        log_prior = likelihood.known_answer_log_prior(log_prior, part["known_answer"])
+    return log_prior
 
 
 def with_prior_weight(params, data):
@@ -57,14 +60,21 @@ def with_prior_weight(params, data):
     return {**params, "prior_weight": numpyro.sample("prior_weight", dist.Uniform(0.0, data["prior_weight_max"][0]))}
 
 
-def sample_population_logit(n_answers: int):
-    """The population's off-diagonal logits [K, K-1] ~ Normal(-2, 1.5^2), favouring the diagonal."""
+def sample_population_logit(n_answers: int, groups: int = 1):
+    """The population's off-diagonal logits [K, K-1] ~ Normal(-2, 1.5^2), favouring the diagonal; with ``groups``
+    = 2 (volunteers and experts), one population a group, [2, K, K-1]."""
     import numpyro
     import numpyro.distributions as dist
 
     K = n_answers
+    shape = [K, K - 1] if groups == 1 else [groups, K, K - 1]
     return numpyro.sample("population_logit",
-                          dist.Normal(-DIAGONAL_PRIOR_MEAN, 1.5).expand([K, K - 1]).to_event(2))
+                          dist.Normal(-DIAGONAL_PRIOR_MEAN, 1.5).expand(shape).to_event(len(shape)))
+
+
+def groups_of(data) -> int:
+    """How many populations the volunteers form: 2 when some are experts (``volunteer_group`` in the data)."""
+    return 2 if "volunteer_group" in data else 1
 
 
 def observe_votes(log_theta_votes, params, data, n_subjects: int, batch_size: int | None) -> None:
@@ -76,9 +86,13 @@ def observe_votes(log_theta_votes, params, data, n_subjects: int, batch_size: in
         numpyro.factor("votes", marginal_likelihood(log_theta_votes, params, data, rows))
 
 
-def volunteer_logits(params):
-    """Hierarchical volunteers' off-diagonal logits [V, K, K-1]: mu_kl + tau_k z_v,kl - sigma s_v."""
-    eta = params["population_logit"] + params["population_scale"][:, None] * params["volunteer_offset"]
+def volunteer_logits(params, group=None):
+    """Hierarchical volunteers' off-diagonal logits [V, K, K-1]: mu_kl + tau_k z_v,kl - sigma s_v, with
+    mu and tau those of each volunteer's group when there are experts (``group`` [V]: 0 volunteers, 1 experts)."""
+    mu, tau = params["population_logit"], params["population_scale"]
+    if mu.ndim == 3:  # one population a group
+        mu, tau = mu[group], tau[group]
+    eta = mu + tau[..., None] * params["volunteer_offset"]
     return eta - (params["skill_scale"] * params["skill"])[:, None, None]
 
 
@@ -118,6 +132,8 @@ class BayesianModel(Model):
     log_theta_votes: Callable
     #: SVI/MAP can split the subjects over devices: every parameter is global (no per-subject latent variables)
     parallel_svi: bool = True
+    #: experts (``votes.experts``) get a population prior of their own
+    expert_group: bool = False
 
     def __init__(self, inference: str = "svi", seed: int = 0, steps: int = 2000, learning_rate: float = 0.02,
                  batch_size: int | None = None, draws: int = 200, warmup: int = 500, chains: int = 2,
@@ -164,7 +180,12 @@ class BayesianModel(Model):
         part = votes.question_slice(question)
         column = "experience_question" if self.experience == "question" else "experience"
         experience = votes.table[column].to_numpy()[part].astype(np.float32)
-        data = SubjectVotes.build(s_local, v_local, answer, experience, S, V, K, evidence=evidence)
+        known = gold_positions(subjects, *votes.gold_codes(question))
+        experts = votes.expert_mask(volunteers)
+        data = SubjectVotes.build(s_local, v_local, answer, experience, S, V, K, evidence=evidence,
+                                  known_answer=known if (known >= 0).any() else None,
+                                  volunteer_group=experts.astype(np.int32) if experts.any() and self.expert_group
+                                  else None)
         n_votes = np.bincount(v_local, minlength=V)
         if K < 2:  # one possible answer: nothing to infer
             return QuestionFit(question, subjects, np.ones((S, 1)), volunteers, n_votes, np.ones((V, 1, 1)),

@@ -47,7 +47,7 @@ from annostat.infer import hosts
 from annostat.infer.em import dawid_skene_em
 from annostat.infer.sharding import device_mesh
 from annostat.models import likelihood
-from annostat.models.base import Model, local_codes, vote_fractions
+from annostat.models.base import Model, gold_positions, local_codes, vote_fractions
 
 
 def pseudo_count_matrix(n_answers: int, diagonal: float, off_diagonal: float) -> np.ndarray:
@@ -142,26 +142,67 @@ class DawidSkene(Model):
             volunteers = hosts.union_codes(volunteer)
             v_local = np.searchsorted(volunteers, volunteer).astype(np.int32)
         S, V = len(subjects), len(volunteers)
-        result = dawid_skene_em(
-            s_local, v_local, answer, S, V, K,
-            init=vote_fractions(s_local, answer, S, K),
-            pseudo_counts=pseudo_count_matrix(K, self.pseudo_diagonal, self.pseudo_off_diagonal),
-            prior_pseudo_count=self.prior_pseudo_count,
-            eps=self.eps,
-            max_iter=self.max_iter,
-            rtol=self.tol,
-            atol=self.atol_per_vote * len(answer),
-            elbo_mode=self.crowdkit_stopping,
-            log_evidence=None if evidence is None else evidence.log_ratio,
-            prior_weight=1.0 if evidence is None else evidence.weight,
-            learn_prior_weight=True if evidence is None else evidence.learn,
-            progress=progress,
-            mesh=device_mesh(self.devices),
-        )
+        gold_subjects, gold_answers = votes.gold_codes(question)
+        known = gold_positions(subjects, gold_subjects, gold_answers)  # [S] the gold answer's code, or -1
+        pseudo = pseudo_count_matrix(K, self.pseudo_diagonal, self.pseudo_off_diagonal)
+        fixed_counts = fixed_totals = None
+        if (known >= 0).any():  # gold subjects: fixed posteriors, their counts constant; EM on the others
+            gold_vote = known[s_local] >= 0
+            fixed_counts = np.zeros((V, K, K), np.float32)
+            np.add.at(fixed_counts, (v_local[gold_vote], known[s_local[gold_vote]], answer[gold_vote]), 1.0)
+            fixed_totals = np.bincount(known[known >= 0], minlength=K).astype(np.float32)
+        free = np.flatnonzero(known < 0)
+        if fixed_counts is not None:
+            keep = known[s_local] < 0
+            e_subject = np.searchsorted(free, s_local[keep]).astype(np.int32)
+            e_volunteer, e_answer = v_local[keep], answer[keep]
+        else:
+            e_subject, e_volunteer, e_answer = s_local, v_local, answer
+        if evidence is not None and fixed_counts is not None:
+            evidence = evidence.subset(free)
+        if len(free) == 0:  # every subject's answer is known: the M-step alone
+            result = _known_answers_only(fixed_counts, fixed_totals, pseudo, self.prior_pseudo_count, self.eps)
+        else:
+            result = dawid_skene_em(
+                e_subject, e_volunteer, e_answer, len(free), V, K,
+                init=vote_fractions(e_subject, e_answer, len(free), K),
+                pseudo_counts=pseudo,
+                prior_pseudo_count=self.prior_pseudo_count,
+                eps=self.eps,
+                max_iter=self.max_iter,
+                rtol=self.tol,
+                atol=self.atol_per_vote * len(answer),
+                elbo_mode=self.crowdkit_stopping,
+                log_evidence=None if evidence is None else evidence.log_ratio,
+                prior_weight=1.0 if evidence is None else evidence.weight,
+                learn_prior_weight=True if evidence is None else evidence.learn,
+                progress=progress,
+                mesh=device_mesh(self.devices),
+                fixed_counts=fixed_counts,
+                fixed_totals=fixed_totals,
+            )
+        posteriors, counts = result.posteriors, result.counts
+        if fixed_counts is not None:  # the gold subjects back in, with their answers
+            posteriors = np.zeros((S, K), result.posteriors.dtype)
+            posteriors[free] = result.posteriors
+            posteriors[known >= 0, known[known >= 0]] = 1.0
+            counts = counts + fixed_counts
         return QuestionFit(
-            question=question, subjects=subjects, posteriors=result.posteriors, volunteers=volunteers,
-            n_votes=np.bincount(v_local, minlength=V), confusion=result.confusion, counts=result.counts,
+            question=question, subjects=subjects, posteriors=posteriors, volunteers=volunteers,
+            n_votes=np.bincount(v_local, minlength=V), confusion=result.confusion, counts=counts,
             accuracy=accuracy_from_confusion(result.confusion, result.priors), priors=result.priors,
             log_likelihood=result.log_likelihood, log_prior=result.log_prior, converged=result.converged,
             elbo=result.elbo, prior_weight=result.prior_weight,
         )
+
+
+def _known_answers_only(counts, totals, pseudo, prior_pseudo, eps):
+    """The fit when every subject's answer is known: the confusions and priors of the M-step."""
+    from annostat.infer.em import EMResult, log_confusion_from_counts, log_priors_from_totals
+
+    log_theta = np.asarray(log_confusion_from_counts(counts, pseudo, np.float32(eps)))
+    log_pi = np.asarray(log_priors_from_totals(totals, np.float32(prior_pseudo), np.float32(eps)))
+    empty = np.zeros(0)
+    return EMResult(posteriors=np.zeros((0, counts.shape[-1]), np.float32), confusion=np.exp(log_theta),
+                    counts=np.zeros_like(counts), priors=np.exp(log_pi), log_likelihood=empty, log_prior=empty,
+                    elbo=empty, converged=True)

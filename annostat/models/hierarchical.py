@@ -42,6 +42,7 @@ import numpy as np
 from annostat.models.bayesian import (
     DIAGONAL_PRIOR_MEAN,  # noqa: F401 - documented here, where the prior is explained
     BayesianModel,
+    groups_of,
     log_confusion,
     observe_votes,
     sample_population_logit,
@@ -54,9 +55,10 @@ def hierarchical_model(data, n_subjects, n_volunteers, n_answers, batch_size=Non
     import numpyro
     import numpyro.distributions as dist
 
-    K = n_answers
-    mu = sample_population_logit(K)
-    tau = numpyro.sample("population_scale", dist.HalfNormal(1.0).expand([K]).to_event(1))
+    K, G = n_answers, groups_of(data)
+    mu = sample_population_logit(K, G)
+    tau = numpyro.sample("population_scale", dist.HalfNormal(1.0).expand([K] if G == 1 else [G, K])
+                         .to_event(1 if G == 1 else 2))
     sigma = numpyro.sample("skill_scale", dist.HalfNormal(1.0))
     pi = numpyro.sample("priors", dist.Dirichlet(jnp.ones(K)))
     with numpyro.plate("volunteers", n_volunteers):
@@ -77,15 +79,19 @@ class HierarchicalDawidSkene(BayesianModel):
     name = "hds"
     numpyro_model = staticmethod(hierarchical_model)
 
+    expert_group = True
+
     @staticmethod
-    def log_confusion(params) -> jax.Array:
-        """log theta [V, K, K] of one draw."""
-        return log_confusion(volunteer_logits(params))
+    def log_confusion(params, group=None) -> jax.Array:
+        """log theta [V, K, K] of one draw (``group`` [V]: each volunteer's group, with experts)."""
+        return log_confusion(volunteer_logits(params, group))
 
     @classmethod
     def log_theta_votes(cls, params, part) -> jax.Array:
-        log_theta = cls.log_confusion(params)
+        log_theta = cls.log_confusion(params, part.get("volunteer_group"))
         return log_theta[part["volunteer"], :, part["answer"]]
 
     def confusion_draws(self, draws, data) -> np.ndarray:
-        return np.exp(np.asarray(jax.vmap(self.log_confusion)({k: jnp.asarray(v) for k, v in draws.items()})))
+        group = None if data.volunteer_group is None else jnp.asarray(data.volunteer_group)
+        return np.exp(np.asarray(jax.vmap(lambda p: self.log_confusion(p, group))(
+            {k: jnp.asarray(v) for k, v in draws.items()})))

@@ -86,3 +86,15 @@ def evidence_log_prior(log_pi, log_evidence, weight):
     to its average prediction (``annostat.data.priors``) and :math:`w` the weight given to it (0: the global prior;
     1: a calibrated classifier's prediction, where the project's answer frequencies are the classifier's)."""
     return jax.nn.log_softmax(log_pi + weight * log_evidence, axis=-1)
+
+
+KNOWN = -1e9  # the log prior of the answers a subject with a known (gold) answer does not have: exp() is exactly 0
+
+
+def known_answer_log_prior(log_prior, known):
+    """[S, K]: ``log_prior`` ([K] or [S, K]) with each subject whose true answer is known (``known`` [S], the
+    answer's code; -1 where unknown) given that answer alone, so its posterior is the known answer and its votes
+    measure their volunteers against it (gold answers, ``annostat.data.gold``)."""
+    K = log_prior.shape[-1]
+    other = (known[:, None] >= 0) & (jnp.arange(K)[None, :] != known[:, None])
+    return log_prior + jnp.where(other, KNOWN, 0.0)

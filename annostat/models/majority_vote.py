@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from annostat.fit import QuestionFit
-from annostat.models.base import Model, local_codes, vote_fractions
+from annostat.models.base import Model, gold_positions, local_codes, vote_fractions
 
 
 class MajorityVote(Model):
@@ -37,6 +37,10 @@ class MajorityVote(Model):
         volunteers, v_local = local_codes(volunteer)
         S, V = len(subjects), len(volunteers)
         fractions = vote_fractions(s_local, answer, S, K)
+        known = gold_positions(subjects, *votes.gold_codes(question))
+        if (known >= 0).any():  # gold answers are the answers of their subjects
+            fractions[known >= 0] = 0.0
+            fractions[known >= 0, known[known >= 0]] = 1.0
         best = np.argmax(fractions, axis=1)
         ties = (fractions == fractions.max(axis=1, keepdims=True)).sum(axis=1) > 1
         consensus = best[s_local]

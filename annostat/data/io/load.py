@@ -15,7 +15,8 @@ from annostat.data.io.tables import _integer_if_lossless
 from annostat.data.trees import EXTRA_QUESTIONS, TREES
 from annostat.data.sorting import stable_argsort
 from annostat.data.subjects import subjects_from_subject_data
-from annostat.data.votes import Votes, _codes
+from annostat.data.gold import Gold
+from annostat.data.votes import Votes, _answer_labels, _codes
 
 FORMATS = ("auto", "table", "panoptes")
 
@@ -112,6 +113,8 @@ def votes_from_panoptes(path: str | Path, **options: Any) -> tuple[Votes, Panopt
     del packed
     subject_f, volunteer_f = subject_code[index_f], volunteer_code[index_f]
     row_f = c["row"].to_numpy().astype(np.int32)[index_f]
+    gold_c = c["gold_standard"].to_numpy() if "gold_standard" in c.columns else np.zeros(c.height, bool)
+    gold_votes = gold_c[index_f] if gold_c.any() else None
     # time: each vote's place in time order (classifications by created_at, ties by row; a classification's votes
     # in the order of its annotation): distinct, so experience never depends on how the votes are laid out
     order = np.argsort(c["created_at"].to_numpy(), kind="stable")
@@ -120,13 +123,29 @@ def votes_from_panoptes(path: str | Path, **options: Any) -> tuple[Votes, Panopt
     time_f = first.astype(np.int32 if len(vote_rows) < 2**31 else np.int64)[index_f]
     time_f += offset_f
     del order, first, index_f, offset_f
+    # gold-standard classifications (an expert's, marked gold_standard) are the subjects' gold answers, not votes
+    gold = None
+    dropped = {}
+    if gold_votes is not None:
+        gold = Gold(pl.DataFrame({
+            "subject": subjects.gather(subject_f[gold_votes]), "question": questions.gather(question_f[gold_votes]),
+            "answer": _answer_labels(answer_sets, question_f[gold_votes], answer_f[gold_votes]),
+            "row": row_f[gold_votes].astype(np.int64)}), f"{path} (gold_standard classifications)")
+        keep = ~gold_votes
+        subject_f, volunteer_f, question_f, answer_f, row_f, time_f = (
+            a[keep] for a in (subject_f, volunteer_f, question_f, answer_f, row_f, time_f))
+        dropped = {"gold_standard classification (a gold answer)": int(gold_votes.sum())}
     votes = Votes.from_codes(
         subject=subject_f, volunteer=volunteer_f, question=question_f, answer=answer_f, row=row_f,
         time=pl.Series("created_at", time_f), subjects=subjects, volunteers=volunteers,
-        questions=questions, answers=answer_sets, duplicates="all",
+        questions=questions, answers=answer_sets, duplicates="all", dropped=dropped,
         columns={"format": "panoptes"}, source=str(path), provenance={"export": export.report.to_dict()},
-        in_order=True, subject_table=subject_table,
+        in_order=gold is None, subject_table=subject_table,
     )
+    if gold is not None:
+        votes.attach_gold(gold)
+    if "expert" in c.columns and c["expert"].any():  # classifications made in expert mode: their volunteers
+        votes.attach_experts(c.filter(pl.col("expert"))["volunteer"].unique())
     return votes, export
 
 

@@ -558,6 +558,8 @@ def _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, a
         not_logged_in.alias("anonymous"),
         pl.col("subject_ids").str.strip_chars().alias("subject"),
         _parse_created_at(batch["created_at"]).alias("created_at_parsed"),
+        _flag(has, "gold_standard").alias("gold_standard"),
+        _flag(has, "expert").alias("expert"),
     )
     # row-level problems, first reason wins
     problems = [
@@ -661,13 +663,20 @@ def _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, a
     row_votes = tuple(row_votes[name].to_numpy().copy() for name in ("row", "question", "answer"))
     classifications = used.select(
         "row", "classification_id", "volunteer", "subject", pl.col("created_at_parsed").alias("created_at"),
-        "anonymous", "dwell_seconds", pl.col("version").alias("workflow_version"),
+        "anonymous", "dwell_seconds", pl.col("version").alias("workflow_version"), "gold_standard", "expert",
     )
     q = (pl.concat(quarantine) if quarantine else
          pl.DataFrame(schema={"row": pl.Int64, "classification_id": pl.Utf8, "reason": pl.Utf8}))
     metadata = (used.select("subject", "subject_data").unique("subject", keep="first", maintain_order=True)
                 if "subject_data" in used.columns else None)
     return classifications, row_votes, q.unique("row", keep="first", maintain_order=True), metadata
+
+
+def _flag(columns: set[str], name: str) -> pl.Expr:
+    """A Panoptes true/false column (``gold_standard``, ``expert``: usually empty) as booleans; absent: false."""
+    if name not in columns:
+        return pl.lit(False)
+    return pl.col(name).str.strip_chars().str.to_lowercase().is_in(["true", "t", "1", "yes"]).fill_null(False)
 
 
 def _parse_created_at(text: pl.Series) -> pl.Series:
