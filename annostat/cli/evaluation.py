@@ -28,6 +28,23 @@ def print_scores(result, title: str) -> None:
     Console().print(table)
 
 
+def print_loop(loop) -> None:
+    """The live loop's figures as a rich table."""
+    m = loop.setup["maximum"]
+    table = Table(title=f"The live loop: classifications to reach the accuracy of {m} a galaxy")
+    names = list(loop.targets)
+    for header in ["strategy", *[f"to {n}@{m}" for n in names], "final acc.", "classifications"]:
+        table.add_column(header, justify="left" if header == "strategy" else "right")
+    for row in loop.summary.to_dict("records"):
+        cells = [row["strategy"]]
+        for n in names:
+            share = row.get(f"share_{n}{m}")
+            cells.append("not reached" if share is None or share != share else f"{share:.1%}")
+        cells += [f"{row['final_accuracy']:.4f}", f"{row['final_classifications']:,}"]
+        table.add_row(*cells)
+    Console().print(table)
+
+
 def benchmark(
     ctx: typer.Context,
     truthset: Path = typer.Argument(..., help="A truth set with simulated votes (annostat simulate)."),
@@ -41,6 +58,15 @@ def benchmark(
     min_votes: int = typer.Option(10, min=1, help="Volunteers with at least this many votes are scored."),
     image_size: int = typer.Option(64, min=8, max=4096,
                                    help="Image pipelines (joint-ds, two-stage, ...): pixels a side."),
+    loop: Optional[str] = typer.Option(None, help="The live loop's strategies (uniform, swap, swap+select): "
+                                                  "classifications each needs to reach the accuracy of the fixed "
+                                                  "rule (--loop-max a galaxy), volunteers simulated on demand."),
+    loop_max: int = typer.Option(40, min=1, help="Loop: the fixed rule's classifications a galaxy (and the most "
+                                                 "any galaxy gets)."),
+    loop_threshold: float = typer.Option(0.99, min=0.0, max=1.0, help="Loop: retire at this posterior on the path."),
+    loop_min: int = typer.Option(3, min=1, help="Loop: classifications before a galaxy can retire."),
+    loop_batch: Optional[int] = typer.Option(None, min=1, help="Loop, swap+select: classifications a round "
+                                                               "\\[default: a fifth of the galaxies]."),
 ) -> None:
     """Run aggregation pipelines on a truth set's simulated votes and score them against the truth.
 
@@ -61,12 +87,26 @@ def benchmark(
                                                                (eff_names or [])):
         fail("--image-size: none of the pipelines chosen uses images (the image pipelines: "
              f"{', '.join(n for n, p in PIPELINES.items() if p.needs_images)})")
+    from annostat.evaluation.loop import STRATEGIES
+
+    strategies = split_list(loop, "--loop") if loop is not None else []
+    if unknown := [x for x in strategies if x not in STRATEGIES]:
+        fail(f"--loop: no strategy {unknown[0]!r}; the strategies are {', '.join(STRATEGIES)}")
+    if not strategies and (given := [f for n, f in given_on_command_line(ctx).items() if n.startswith("loop_")]):
+        fail(f"{', '.join(given)}: options of --loop, which is not given")
     use_compilation_cache()
     with input_errors():
-        result = run_benchmark(truthset, names, out, votes_dir=votes_dir, efficiency=grid,
-                               efficiency_pipelines=eff_names, min_votes=min_votes, image_size=image_size,
-                               log=lambda message: console.print(message, highlight=False))
+        try:
+            result = run_benchmark(truthset, names, out, votes_dir=votes_dir, efficiency=grid,
+                                   efficiency_pipelines=eff_names, min_votes=min_votes, image_size=image_size,
+                                   loop=strategies, loop_options=dict(maximum=loop_max, threshold=loop_threshold,
+                                                                      minimum=loop_min, batch=loop_batch),
+                                   log=lambda message: console.print(message, highlight=False))
+        except ValueError as exc:
+            fail(str(exc))
     print_scores(result, "Pipelines against the simulated truth")
+    if result.loop is not None:
+        print_loop(result.loop)
     Console().print(f"Report written to {result.report}")
 
 

@@ -53,6 +53,7 @@ class BenchmarkResult:
     learning: pd.DataFrame  # pipeline, question, experience, accuracy, lo, hi, accuracy_true
     setup: dict
     report: Path | None = None
+    loop: "object | None" = None  # annostat.evaluation.loop.LoopResult, when the loop was run
 
 
 # --- inputs ----------------------------------------------------------------------------------------------------
@@ -200,11 +201,15 @@ def run_benchmark(
     log: Callable[[str], None] | None = None,
     image_size: int = 64,
     image_options: dict | None = None,
+    loop: Sequence[str] = (),
+    loop_options: dict | None = None,
 ) -> BenchmarkResult:
     """Run ``pipelines`` on the truth set's simulated votes, score them, and write the report to ``out`` (with
     ``save_fits``, each annostat fit folder to ``out/fits/<pipeline>``). Pipelines that need images get the truth
     set's (decoded once, ``image_size`` pixels a side), including galaxies nobody classified, and
-    ``image_options`` (the joint model's options: ``epochs``, ``rounds``, ``width``, ...)."""
+    ``image_options`` (the joint model's options: ``epochs``, ``rounds``, ``width``, ...). ``loop`` names the live
+    loop's strategies to run (``annostat.evaluation.loop``; ``loop_options`` its settings: ``maximum``,
+    ``threshold``, ``minimum``, ``batch``, ``start``), on volunteers simulated on demand from the same population."""
     say = log or (lambda message: None)
     truth_set = load_truth_set(truthset, check_images=False)
     chosen = [get_pipeline(name) for name in pipelines]
@@ -268,10 +273,18 @@ def run_benchmark(
              "retire_after": settings.get("retire_after"), "spammer_fraction":
                  settings.get("population", {}).get("spammer_fraction"), "min_votes": min_votes,
              "pipelines": [p.name for p in chosen], "efficiency_pipelines": eff_names, "efficiency_votes": grid}
+    looped = None
+    if loop:
+        from annostat.evaluation.loop import loop_from_truth_set, run_loop
+
+        options = dict(loop_options or {})
+        stream = loop_from_truth_set(truth_set, settings, int(options.get("maximum", 40)))
+        say(f"live loop: {', '.join(loop)} on {len(stream.subjects):,} galaxies")
+        looped = run_loop(stream, loop, tree=truth_set.manifest["tree"], log=say, **options)
     result = BenchmarkResult(
         scores=frame(scores, ["pipeline", "question"]), volunteers=frame(vols, ["pipeline"]),
         efficiency=frame(eff, ["pipeline", "question", "votes_per_subject", "subjects", "accuracy"]),
-        calibration=frame(calib, ["pipeline"]), learning=frame(learn, ["pipeline"]), setup=setup)
+        calibration=frame(calib, ["pipeline"]), learning=frame(learn, ["pipeline"]), setup=setup, loop=looped)
     if out is not None:
         result.report = write_report(result, out)
     return result

@@ -64,9 +64,15 @@ def write_report(result: "BenchmarkResult", out: str | os.PathLike) -> Path:
         lines += ["## Label efficiency", "",
                   "Accuracy with each subject's first *m* classifications (columns: *m*).", "",
                   markdown_table(wide), ""]
+    if result.loop is not None:
+        from annostat.evaluation.loop import loop_markdown
+
+        result.loop.curves.to_parquet(out / "loop.parquet", index=False)
+        lines += loop_markdown(result.loop)
     lines += ["## Figures", ""] + [f"![{name}]({name}.png)" for name in figures] + [""]
     lines += ["Tables: `scores.parquet`, `volunteers.parquet`, `efficiency.parquet`, `calibration.parquet`, "
-              "`learning.parquet`; set-up: `setup.json`.", ""]
+              "`learning.parquet`" + (", `loop.parquet`" if result.loop is not None else "") +
+              "; set-up: `setup.json`.", ""]
     (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
     return out / "report.md"
 
@@ -122,6 +128,10 @@ def _figures(result: "BenchmarkResult", out: Path) -> list[str]:
             ax.set_xlabel("true accuracy")
         axes[0, 0].set_ylabel("estimated accuracy")
         save(fig, "volunteers")
+    if result.loop is not None:
+        from annostat.evaluation.loop import loop_figure
+
+        save(loop_figure(result.loop, plt), "loop")
     if len(result.learning):
         fig, ax = plt.subplots(figsize=(4.6, 3.4))
         for (name, question), part in result.learning.groupby(["pipeline", "question"], sort=False):

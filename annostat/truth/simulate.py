@@ -446,3 +446,75 @@ def simulate_questions(n_subjects: int, n_volunteers: int,
     truth = truth_table(n_subjects, questions=questions, seed=seed)
     return simulate(truth, VolunteerPopulation(n_volunteers=n_volunteers, **population), questions=questions,
                     retire_after=retire_after, seed=seed)
+
+
+class OnDemandVolunteers:
+    """The simulator on demand: a live project asks for one more classification of chosen subjects, and gets it.
+
+    Built on one simulation in which every subject is classified ``most`` times (its *stream*: those classifications
+    in time order, each by a different volunteer drawn by activity, each a walk down the tree):
+    :meth:`classify` hands out the next classification of each subject asked for, so a strategy that asks for some
+    subjects more often than others gets their later classifications, and one that stops early never sees the rest.
+    The volunteers' experience is that of the stream's time order (the simulated project's), whatever order a strategy
+    asks in.
+
+    Example:
+        >>> stream = OnDemandVolunteers.simulate(truth_table(50, questions=("smooth-or-featured",), seed=1),
+        ...                                      VolunteerPopulation(n_volunteers=30), most=5, seed=1)
+        >>> first = stream.classify(stream.subjects[:10])
+        >>> first["subject"].n_unique(), stream.taken(stream.subjects[:10]).tolist() == [1] * 10
+        (10, True)
+    """
+
+    def __init__(self, sim: SimulatedVotes) -> None:
+        import polars as pl
+
+        votes = pl.from_pandas(sim.votes).with_columns(pl.col("volunteer", "question", "answer").cast(pl.String))
+        turns = (votes.select("subject", "classification_id", "created_at").unique("classification_id")
+                 .sort("created_at", "classification_id")
+                 .with_columns(pl.int_range(pl.len()).over("subject").alias("turn")))
+        self.votes = votes.join(turns.select("classification_id", "turn"), on="classification_id")
+        self.sim = sim
+        self.subjects = np.sort(sim.subjects["subject"].to_numpy())
+        self.most = int(sim.settings["retire_after"])
+        counts = turns.group_by("subject").len()
+        self._available = dict(zip(counts["subject"].to_list(), counts["len"].to_list()))
+        self._next: dict[int, int] = {}
+
+    @classmethod
+    def simulate(cls, truth, population: VolunteerPopulation | None = None, most: int = 40, **options: Any
+                 ) -> "OnDemandVolunteers":
+        """Simulate the streams: :func:`simulate` with every subject classified ``most`` times."""
+        return cls(simulate(truth, population, retire_after=most, **options))
+
+    @property
+    def truth(self) -> pd.DataFrame:
+        """subject, question, answer: the true answers."""
+        return self.sim.truth
+
+    def taken(self, subjects) -> np.ndarray:
+        """How many classifications of each subject have been handed out."""
+        return np.array([self._next.get(int(s), 0) for s in subjects], np.int64)
+
+    def left(self, subjects) -> np.ndarray:
+        """How many classifications of each subject are still to come."""
+        return np.array([self._available.get(int(s), 0) - self._next.get(int(s), 0) for s in subjects], np.int64)
+
+    def classify(self, subjects, n: int = 1):
+        """The votes (a polars table: subject, volunteer, question, answer, created_at) of the next ``n``
+        classifications of each of ``subjects`` (fewer where a subject's stream has run out)."""
+        import polars as pl
+
+        wanted = []
+        for s in np.unique(np.asarray(subjects, np.int64)):
+            start = self._next.get(int(s), 0)
+            stop = min(start + n, self._available.get(int(s), 0))
+            if stop > start:
+                wanted.append((int(s), start, stop))
+                self._next[int(s)] = stop
+        if not wanted:
+            return self.votes.clear().drop("turn")
+        asked = pl.DataFrame(wanted, schema={"subject": pl.Int64, "start": pl.Int64, "stop": pl.Int64}, orient="row")
+        got = self.votes.join(asked, on="subject").filter((pl.col("turn") >= pl.col("start")) &
+                                                          (pl.col("turn") < pl.col("stop")))
+        return got.sort("created_at", "classification_id").drop("turn", "start", "stop")
