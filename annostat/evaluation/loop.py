@@ -51,7 +51,8 @@ class LoopResult:
     """The loop's curves and figures."""
 
     curves: pd.DataFrame  # strategy, round, classifications, votes, accuracy, retired, seconds
-    summary: pd.DataFrame  # strategy, final_*, rounds, retired; to_<model><maximum>, share_<model><maximum> per target
+    summary: pd.DataFrame  # strategy, final_*, rounds, retired, accuracy_at_quarter; to_<model><maximum>,
+    #                        share_<model><maximum> per target
     targets: dict[str, float]  # the fixed rule's accuracy (`maximum` classifications of every galaxy), per model
     setup: dict[str, Any] = field(default_factory=dict)
 
@@ -145,8 +146,11 @@ def run_loop(stream, strategies: Sequence[str] = STRATEGIES, *, model: str = "ds
     summary = []
     for strategy, curve in curves.groupby("strategy", sort=False):
         last = curve.iloc[-1]
+        quarter = curve[curve["classifications"] <= fixed_classifications / 4]
         row = {"strategy": strategy, "final_classifications": int(last["classifications"]),
-               "final_accuracy": float(last["accuracy"]), "rounds": int(last["round"]), "retired": int(last["retired"])}
+               "final_accuracy": float(last["accuracy"]), "rounds": int(last["round"]), "retired": int(last["retired"]),
+               # the goal's budget: the best accuracy with at most a quarter of the fixed rule's classifications
+               "accuracy_at_quarter": float(quarter["accuracy"].max()) if len(quarter) else None}
         for name, target in targets.items():  # the classifications spent when each fixed rule's accuracy was reached
             reached = curve[curve["accuracy"] >= target - 1e-12]
             spent = int(reached["classifications"].iloc[0]) if len(reached) else None
@@ -186,7 +190,7 @@ def loop_markdown(result: LoopResult) -> list[str]:
              f"about). The {s['model']} fit is updated each round. Galaxy Zoo's fixed rule, {m} classifications a "
              f"galaxy ({s['fixed_classifications']:,} in all), reaches accuracy {targets}.", ""]
     columns = ["strategy"] + [c for c in result.summary.columns if c.startswith(("to_", "share_"))] + \
-        ["final_classifications", "final_accuracy", "rounds", "retired"]
+        ["accuracy_at_quarter", "final_classifications", "final_accuracy", "rounds", "retired"]
     lines += [markdown_table(result.summary[columns]), ""]
     return lines
 
