@@ -72,8 +72,8 @@ def main() -> None:
         rows = []
         for threshold, result, _ in runs:
             for r in result.summary.to_dict("records"):
-                if r["strategy"].startswith("fixed") and threshold != runs[0][0]:
-                    continue
+                if (r["strategy"].startswith("fixed") or r["strategy"] == "uniform") and threshold != runs[0][0]:
+                    continue  # the same in every run
                 share = ["not reached" if r[f"share_{n}40"] is None or r[f"share_{n}40"] != r[f"share_{n}40"]
                          else f"{r[f'share_{n}40']:.1%}" for n in ("mv", "ds")]
                 quarter = "" if r["accuracy_at_quarter"] is None or r["accuracy_at_quarter"] != r["accuracy_at_quarter"] \
