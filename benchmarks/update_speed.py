@@ -48,10 +48,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subjects", type=int, default=20_000)
     parser.add_argument("--new", type=float, default=0.01, help="share of the votes that are new")
+    parser.add_argument("--model", default="ds", help="ds (incremental EM) or a Bayesian model (warm-started SVI)")
+    parser.add_argument("--no-cli", action="store_true", help="Python figures only")
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
 
-    from annostat import DawidSkene, Votes
+    from annostat import Votes
+    from annostat.models import get_model
     from annostat.truth.simulate import simulate_questions
 
     sim = simulate_questions(args.subjects, args.subjects // 10, ("smooth-or-featured", "disk-edge-on"),
@@ -62,17 +65,28 @@ def main() -> None:
     old, new = votes.slice(0, cut), votes.slice(cut)
     print(f"{votes.height:,} votes, {new.height:,} new", flush=True)
 
-    last = DawidSkene().fit(Votes.from_frame(old))
-    refit_s, refit = best_of(3, lambda: DawidSkene().fit(Votes.from_frame(votes)))
-    update_s, updated = best_of(3, lambda: last.update(Votes.from_frame(new)))
+    repeats = 3 if args.model == "ds" else 1
+    last = get_model(args.model).fit(Votes.from_frame(old))
+    refit_s, refit = best_of(repeats, lambda: get_model(args.model).fit(Votes.from_frame(votes)))
+    update_s, updated = best_of(repeats, lambda: last.update(Votes.from_frame(new)))
     answers = updated.table("answers").join(refit.table("answers"), on=["subject", "question"])
     same = float((answers["answer"] == answers["answer_right"]).mean())
     acc = updated.table("volunteers").join(refit.table("volunteers"), on=["volunteer", "question"])
     gap = (acc["accuracy"] - acc["accuracy_right"]).abs()
-    sweeps = updated.summary()["update"]["sweeps"]
-    print(f"python: refit {refit_s:.3f} s ({refit.iterations} iterations), update {update_s:.3f} s "
-          f"(sweeps {sweeps}, {updated.iterations} full iterations): {refit_s / update_s:.1f}x; answers same "
+    how = updated.summary()["update"]
+    sweeps = how.get("sweeps")
+    print(f"python: refit {refit_s:.3f} s ({refit.iterations} iterations), update {update_s:.3f} s ({how['method']}, "
+          f"sweeps {sweeps}, {updated.iterations} iterations): {refit_s / update_s:.1f}x; answers same "
           f"{same:.4%}; accuracy gap max {gap.max():.4f}, 99th percentile {gap.quantile(0.99):.5f}", flush=True)
+    if args.model != "ds":  # a second refit from nothing: how far two refits are apart (SVI's noise)
+        other = get_model(args.model, seed=1).fit(Votes.from_frame(votes))
+        acc2 = other.table("volunteers").join(refit.table("volunteers"), on=["volunteer", "question"])
+        gap2 = (acc2["accuracy"] - acc2["accuracy_right"]).abs()
+        ans2 = other.table("answers").join(refit.table("answers"), on=["subject", "question"])
+        print(f"two refits (seeds 0, 1): answers same {float((ans2['answer'] == ans2['answer_right']).mean()):.4%}; "
+              f"accuracy gap max {gap2.max():.4f}, 99th percentile {gap2.quantile(0.99):.5f}", flush=True)
+    if args.no_cli:
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -189,3 +189,26 @@ def test_update_from_a_later_panoptes_export(tmp_path):
     a = pl.read_parquet(tmp_path / "now" / "subjects.parquet").sort(["question", "subject"])
     b = pl.read_parquet(tmp_path / "whole" / "subjects.parquet").sort(["question", "subject"])
     assert a.select("subject", "question", "n_votes").equals(b.select("subject", "question", "n_votes"))
+
+
+def test_bayesian_models_start_from_the_last_fit(split, tmp_path):
+    """MAP of hierarchical Dawid-Skene warm-started from the last fit (in memory and from its folder, new volunteers
+    at the prior) lands where a fit from nothing does."""
+    from annostat.models.hierarchical import HierarchicalDawidSkene
+
+    _, old, new = split
+    last = HierarchicalDawidSkene(inference="map", steps=400).fit(Votes.from_frame(old))
+    updated = last.update(Votes.from_frame(new))
+    info = updated.summary()["update"]
+    assert info["method"] == "warm-started MAP" and info["steps"] == 100
+    assert set(info["questions_warm"]) == {"smooth-or-featured", "disk-edge-on"}
+    refit = HierarchicalDawidSkene(inference="map", steps=400).fit(Votes.from_frame(pd.concat([old, new])))
+    answers = joined(updated, refit, "answers", ["subject", "question"])
+    assert (answers["answer"] == answers["answer_b"]).mean() >= 0.98
+    gap = (joined(updated, refit, "volunteers", ["volunteer", "question"]).select(
+        (pl.col("accuracy") - pl.col("accuracy_b")).abs())).to_series()
+    assert gap.median() < 0.01 and gap.max() < 0.1
+    last.save(tmp_path / "last")
+    from_folder = Fit.load(tmp_path / "last").update(Votes.from_frame(new))
+    same = joined(from_folder, updated, "answers", ["subject", "question"])
+    assert (same["answer"] == same["answer_b"]).mean() >= 0.99

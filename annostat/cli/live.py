@@ -99,11 +99,14 @@ def update(
                                                    "fit's."),
     experts: Optional[str] = typer.Option(None, help="More expert volunteers (a table or ids separated by commas)."),
     tol: float = typer.Option(1e-4, min=0.0, help="Dawid-Skene: stop when no updated posterior moves by more."),
+    warm_steps: float = typer.Option(0.25, min=0.0, max=1.0, help="Bayesian models (SVI, MAP): the share of the "
+                                                                  "fit's steps run from the last fit's posterior."),
     max_sweeps: int = typer.Option(100, min=1, help="Dawid-Skene: sweeps over the updated subjects at most."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
     """Fit the last fit's votes and the new ones together, warm-started from the last fit (Dawid-Skene: incremental
-    EM over the subjects the new votes touch; other models fitted again), and write the usual fit folder."""
+    EM over the subjects the new votes touch; the Bayesian models: SVI or MAP from the last fit's posterior, a share
+    of the steps; majority vote and NUTS fitted again), and write the usual fit folder."""
     import time
 
     from annostat.cli.common import fail, fit_progress
@@ -138,7 +141,8 @@ def update(
                 fail(f"--experts: none of {', '.join(map(str, given[:5]))} has votes here")
         _gold_and_experts(table, gold, None)
         with fit_progress(not quiet) as progress:
-            result = update_fit(fit, table, tol=tol, max_sweeps=max_sweeps, progress=progress)
+            result = update_fit(fit, table, tol=tol, max_sweeps=max_sweeps, warm_steps=warm_steps,
+                                progress=progress)
         result.seconds = time.perf_counter() - start
         result.save(out)
         if export is not None:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable
 
 import jax
@@ -152,12 +153,14 @@ def run(
     progress: Callable[[int, int], None] | None = None,
     progress_chunks: int = 10,
     mesh: Any = None,
+    init_values: dict[str, np.ndarray] | None = None,
 ) -> Inference:
     """Fit ``model`` to one question's votes with ``method`` (svi, map, nuts); seeds make runs reproducible.
 
     SVI/MAP run in up to ``progress_chunks`` equal chunks of steps, calling ``progress(done, steps)`` after each.
     With a device ``mesh`` (``annostat.infer.sharding.device_mesh``) SVI/MAP run data-parallel over its devices
-    (module docstring)."""
+    (module docstring). ``init_values`` (constrained values of some sites, e.g. a previous fit's posterior means)
+    start the guide there instead of at the prior means: a warm start (``annostat.live.update``)."""
     import optax
     from numpyro.infer import MCMC, NUTS, SVI, Predictive, Trace_ELBO, init_to_mean, init_to_median
     from numpyro.infer.autoguide import AutoDelta, AutoNormal
@@ -192,10 +195,12 @@ def run(
     else:
         train_shape, optimiser = shape, optax.adam(schedule)
 
-    def new_guide():
-        # start at the prior means: diagonal-favouring confusions, so optimisation starts in the labelled mode
-        return (AutoDelta(model, init_loc_fn=init_to_mean) if method == "map"
-                else AutoNormal(model, init_loc_fn=init_to_mean, init_scale=init_scale))
+    def new_guide(start=None):
+        # start at the prior means: diagonal-favouring confusions, so optimisation starts in the labelled mode; or,
+        # a warm start, at ``start`` (traced values: one program whatever they are) for the sites it holds
+        init_loc = init_to_mean if start is None else partial(init_to_warm, values=start)
+        return (AutoDelta(model, init_loc_fn=init_loc) if method == "map"
+                else AutoNormal(model, init_loc_fn=init_loc, init_scale=init_scale))
 
     def draw_rows(key):
         """A training minibatch; with a mesh, this device's share, drawn from its own block of subjects."""
@@ -206,16 +211,16 @@ def run(
         return jax.random.randint(jax.random.fold_in(key, jax.lax.axis_index(sharding.AXIS)), (local_batch,), 0,
                                   local, dtype=jnp.int32)
 
-    def new_svi(arrays, key, shape, rows):
+    def new_svi(arrays, key, shape, rows, start=None):
         """An SVI object set up (guide prototype, transforms) and its initial state."""
-        svi = SVI(_with_rows(model), _with_rows(new_guide()), optimiser, Trace_ELBO())
+        svi = SVI(_with_rows(model), _with_rows(new_guide(start)), optimiser, Trace_ELBO())
         return svi, svi.init(key, arrays, *shape, rows=rows)
 
     # Each stage is one compiled program with its own guide object, set up while tracing: NumPyro's eager set-up of
     # an autoguide (prototype trace, initial values, their gradient) would otherwise compile hundreds of small
     # operations one by one (~20 s a question on 2 CPU cores).
-    def initialise_body(arrays, key):
-        return new_svi(arrays, key, train_shape, draw_rows(key))[1]
+    def initialise_body(arrays, key, start):
+        return new_svi(arrays, key, train_shape, draw_rows(key), start)[1]
 
     def optimise_body(state, arrays, keys, init_key):
         svi = new_svi(arrays, init_key, train_shape, draw_rows(init_key))[0]  # its initial state is compiled away
@@ -242,7 +247,7 @@ def run(
         return {k: v for k, v in sites.items() if not k.startswith("_")}
 
     init_key, loop_key, draw_key = jax.random.split(key, 3)
-    state = initialise(arrays, init_key)
+    state = initialise(arrays, init_key, {k: np.asarray(v) for k, v in init_values.items()} if init_values else None)
     # equal chunks, so the loop compiles once
     n_chunks = max(d for d in range(1, min(progress_chunks, steps) + 1) if steps % d == 0)
     losses = []
@@ -262,6 +267,17 @@ def run(
                    "loss_change_last_10pc": float((np.mean(tail) - np.mean(losses[-2 * len(tail):-len(tail)]))
                                                   / max(abs(np.mean(tail)), 1e-9)) if len(losses) >= 20 else None}
     return Inference(method, flat, losses, time.perf_counter() - start, diagnostics)
+
+
+def init_to_warm(site=None, values=None):
+    """NumPyro initialisation strategy: ``values`` for the sites it holds (a warm start), the prior mean elsewhere."""
+    from numpyro.infer import init_to_mean
+
+    if site is None:
+        return partial(init_to_warm, values=values)
+    if site["type"] == "sample" and not site["is_observed"] and site["name"] in (values or {}):
+        return values[site["name"]]
+    return init_to_mean(site)
 
 
 def _rows(key, n_subjects: int, batch: int | None):

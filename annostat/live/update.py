@@ -60,7 +60,7 @@ from annostat.models.base import gold_positions, local_codes, vote_fractions
 
 
 
-def update(fit: Fit, new_votes: Votes | Any, *, tol: float = 1e-4, max_sweeps: int = 100,
+def update(fit: Fit, new_votes: Votes | Any, *, tol: float = 1e-4, max_sweeps: int = 100, warm_steps: float = 0.25,
            progress: Callable[[Any, int, int], None] | None = None) -> Fit:
     """The fit of ``fit``'s votes and ``new_votes`` together (see the module docstring): incremental EM from the last
     fit for Dawid-Skene, the model fitted again otherwise.
@@ -71,6 +71,8 @@ def update(fit: Fit, new_votes: Votes | Any, *, tol: float = 1e-4, max_sweeps: i
             column names).
         tol: Dawid-Skene: stop the sweeps when no touched subject's posterior moves by more than this.
         max_sweeps: Dawid-Skene: sweeps over the touched subjects at most.
+        warm_steps: the Bayesian models (SVI, MAP): the share of the model's steps run from the last fit's posterior
+            means.
         progress: ``progress(question, done, total)``, as a model's fit takes it.
     """
     start = time.perf_counter()
@@ -108,11 +110,50 @@ def update(fit: Fit, new_votes: Votes | Any, *, tol: float = 1e-4, max_sweeps: i
         from annostat.models.registry import model_spec
 
         cls = model_spec(fit.model).load()
-        result = get_model(fit.model, **_options(cls, fit.settings)).fit(combined, progress=progress)
-        info |= {"method": "refit"}
+        model = get_model(fit.model, **_options(cls, fit.settings))
+        warm = _warm_start(fit) if model_spec(fit.model).can("bayesian") and \
+            getattr(model, "inference", "nuts") != "nuts" else None
+        if warm:
+            model.warm_start, model.warm_steps = warm, warm_steps
+        result = model.fit(combined, progress=progress)
+        info |= ({"method": "warm-started SVI" if model.inference == "svi" else "warm-started MAP",
+                  "steps": max(1, int(round(model.steps * warm_steps))), "questions_warm": sorted(warm)}
+                 if warm else {"method": "refit"})
     result.update_summary = info
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _warm_start(fit: Fit) -> dict[str, dict[str, Any]]:
+    """Per question label: the last fit's posterior means of its sites and its volunteers' labels, from the fit in
+    memory or the fit folder's ArviZ trace (``trace.nc``); empty when the fit has none."""
+    from annostat.infer.trace import question_of
+
+    start: dict[str, dict[str, Any]] = {}
+    if not isinstance(fit, SavedFit):
+        for qf in fit.questions:
+            if qf.inference:
+                start[str(qf.inference["question"])] = {
+                    "values": {k: np.asarray(v).mean(axis=0) for k, v in qf.inference["draws"].items()},
+                    "volunteers": fit.votes.volunteers.gather(qf.volunteers)}
+        return start
+    if not (fit.folder / "trace.nc").is_file():
+        return start
+    posterior = fit.inference_data().posterior
+    for name in posterior.data_vars:
+        site, _, suffix = str(name).partition("[")
+        question = question_of("[" + suffix)
+        entry = start.setdefault(question, {"values": {}, "volunteers": None})
+        entry["values"][site] = np.asarray(posterior[name].mean(dim=("chain", "draw")))
+        coord = f"volunteer[{suffix}"
+        if entry["volunteers"] is None and coord in posterior.coords:
+            entry["volunteers"] = pl.Series("volunteer", [str(v) for v in posterior.coords[coord].values])
+    for question, entry in list(start.items()):
+        if entry["volunteers"] is None:
+            del start[question]
+        else:  # the fit's volunteer labels, typed as the votes' (the trace keeps them as text)
+            entry["volunteers"] = entry["volunteers"].cast(fit.votes.volunteers.dtype, strict=False)
+    return start
 
 
 def _refuse(fit: Fit) -> None:

@@ -134,6 +134,11 @@ class BayesianModel(Model):
     parallel_svi: bool = True
     #: experts (``votes.experts``) get a population prior of their own
     expert_group: bool = False
+    #: a warm start (``annostat.live.update``): per question label, a previous fit's posterior means of its sites and
+    #: the labels of its volunteers (``{"values": {site: array}, "volunteers": labels}``); SVI/MAP then start there
+    #: and run ``warm_steps`` of the steps
+    warm_start: dict[str, dict[str, Any]] | None = None
+    warm_steps: float = 0.25
 
     def __init__(self, inference: str = "svi", seed: int = 0, steps: int = 2000, learning_rate: float = 0.02,
                  batch_size: int | None = None, draws: int = 200, warmup: int = 500, chains: int = 2,
@@ -191,11 +196,15 @@ class BayesianModel(Model):
             return QuestionFit(question, subjects, np.ones((S, 1)), volunteers, n_votes, np.ones((V, 1, 1)),
                                n_votes[:, None, None].astype(float), np.ones(V), np.ones(1), np.zeros(0), np.zeros(0))
         batch = self.batch_size if self.batch_size is not None else (None if S <= 20_000 else 20_000)
-        result = run(self.numpyro_model, data, method=self.inference, seed=self.seed + question, steps=self.steps,
+        start = self.warm_start.get(str(votes.questions[question])) if self.warm_start else None
+        init_values = None if start is None else warm_values(self.numpyro_model, data, start,
+                                                             votes.volunteers.gather(volunteers), batch)
+        steps = self.steps if init_values is None else max(1, int(round(self.steps * self.warm_steps)))
+        result = run(self.numpyro_model, data, method=self.inference, seed=self.seed + question, steps=steps,
                      learning_rate=self.learning_rate, batch_size=batch, draws=self.draws, warmup=self.warmup,
                      chains=self.chains, progress=progress,
                      mesh=None if not self.devices or self.devices < 2 or self.inference == "nuts" else
-                     _mesh(self.devices))
+                     _mesh(self.devices), init_values=init_values)
         if progress is not None and self.inference == "nuts":
             progress(1, 1)
         draws = result.draws
@@ -231,6 +240,40 @@ class BayesianModel(Model):
 
     def volunteer_extras(self, draws, data, v_local) -> dict[str, np.ndarray]:
         return {}
+
+
+def warm_values(model: Callable, data, start: dict[str, Any], volunteers, batch) -> dict[str, np.ndarray]:
+    """The starting values of a warm start on ``data``: each site of ``model`` the previous fit has, its volunteers'
+    rows moved to where those volunteers are now (a site in the ``volunteers`` plate; volunteers new to the question
+    start at the prior mean) and the other sites as they were; sites whose shape changed (a new answer) are left to
+    start at the prior."""
+    import numpyro
+    from numpyro import handlers
+
+    arrays = data.device()
+    with handlers.block(), handlers.seed(rng_seed=0):
+        trace = handlers.trace(model).get_trace(arrays, data.n_subjects, data.n_volunteers, data.n_answers, batch)
+    from annostat.data.votes import positions_in
+
+    previous = positions_in(volunteers, start["volunteers"])  # each volunteer's row in the previous fit, or -1
+    values = {}
+    for name, site in trace.items():
+        if site["type"] != "sample" or site.get("is_observed") or name not in start["values"]:
+            continue
+        old = np.asarray(start["values"][name])
+        shape = tuple(site["value"].shape)
+        plates = {frame.name for frame in site["cond_indep_stack"]}
+        if "volunteers" in plates and old.shape[1:] == shape[1:]:
+            try:  # the prior mean, for volunteers new to it (not the trace's draw: the site's value is cleared)
+                value = np.broadcast_to(np.asarray(numpyro.infer.init_to_mean(dict(site, value=None))), shape).copy()
+            except (ValueError, TypeError, NotImplementedError):
+                value = np.zeros(shape, old.dtype)
+            seen = previous >= 0
+            value[seen] = old[previous[seen]]
+            values[name] = value
+        elif old.shape == shape and not plates:
+            values[name] = old
+    return values
 
 
 def _mesh(devices: int):
