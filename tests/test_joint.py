@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import polars as pl
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -218,3 +219,26 @@ def test_cli_fits_a_real_panoptes_export_with_its_images(tmp_path):
     answers = pd.read_parquet(out / "subjects.parquet")
     assert set(answers["subject"]) == set(votes.subjects.to_list()) | {99999999}
     assert (answers.loc[answers["subject"] == 99999999, "n_votes"] == 0).all()
+
+
+def test_selection_scores_unvoted_galaxies_by_bald(sim, joint_fit, tmp_path):
+    """The subjects nobody voted on are ranked by the disagreement of the cross-fitted networks (BALD), from the fit
+    in memory and from its folder alike."""
+    from annostat.fit import Fit
+    from annostat.live.select import bald, select
+
+    same = np.tile(np.array([[[0.7, 0.3]]]), (4, 3, 1))
+    assert np.allclose(bald(same, np.eye(2)), 0.0)  # networks that agree: nothing to learn about them
+    split = np.array([[[0.9, 0.1]], [[0.1, 0.9]]])
+    assert bald(split, np.eye(2))[0] > bald(split, np.full((2, 2), 0.5))[0] + 0.3  # a vote tells only if informative
+    members = joint_fit.members
+    assert members["member"].n_unique() == 5 and set(members["subject"]) == set(sim["unvoted"])
+    chosen = select(joint_fit, 500, tree="none", include_retired=True)
+    kinds = dict(zip(chosen["subject"].to_list(), chosen["criterion"].to_list()))
+    assert {s for s, k in kinds.items() if k == "bald"} == set(sim["unvoted"])
+    assert (chosen["score"] >= 0).all()
+    joint_fit.save(tmp_path / "fit")
+    assert (tmp_path / "fit" / "network" / "members.parquet").is_file()
+    again = select(Fit.load(tmp_path / "fit"), 500, tree="none", include_retired=True)
+    merged = chosen.join(again.with_columns(pl.col("subject").cast(chosen["subject"].dtype)), on="subject")
+    assert len(merged) == len(chosen) and np.allclose(merged["score"], merged["score_right"], atol=1e-5)

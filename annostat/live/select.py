@@ -15,6 +15,11 @@ posterior. ``volunteer=None`` scores for the typical volunteer (the vote-weighte
 given volunteers, each subject is scored for each of them and routed to the one whose answer carries most
 information. Retired subjects (:func:`annostat.live.retire.retire`, same rules) are left out.
 
+With a joint fit (a network on the images, ``annostat fit --images``), the subjects nobody has voted on are scored by
+BALD instead (Houlsby et al. 2011; Walmsley et al. 2020 for Galaxy Zoo): the information the next vote gives about
+the network, from the disagreement of its cross-fitted networks (:func:`bald`), so the galaxies the network is unsure
+of come first; the output says which criterion scored each subject (``criterion``).
+
 Example:
     >>> from annostat import DawidSkene, Votes
     >>> from annostat.truth.simulate import simulate_questions
@@ -49,6 +54,22 @@ def information_gain(posteriors: np.ndarray, confusion: np.ndarray) -> np.ndarra
     return gain[:, 0] if single else gain
 
 
+def bald(members: np.ndarray, confusion: np.ndarray) -> np.ndarray:
+    """BALD (Houlsby et al. 2011) for the next vote: the information it gives about the network, for an ensemble's
+    answers ``members`` [M, S, K] and a confusion [K, K] (or [V, K, K]): H[mean_m p_m(l)] - mean_m H[p_m(l)] with
+    p_m(l) = sum_k p_m(k) theta[k, l]; [S] (or [S, V])."""
+    theta = np.clip(np.asarray(confusion, np.float64), 1e-12, 1.0)
+    single = theta.ndim == 2
+    theta = theta[None] if single else theta
+    votes = np.einsum("msk,vkl->msvl", np.asarray(members, np.float64), theta)  # [M, S, V, L]
+
+    def entropy(p):
+        return -(p * np.log(np.clip(p, 1e-300, None))).sum(axis=-1)
+
+    gain = np.maximum(entropy(votes.mean(axis=0)) - entropy(votes).mean(axis=0), 0.0)
+    return gain[:, 0] if single else gain
+
+
 def select(fit: Any, n: int, volunteers: Sequence[Any] | None = None, tree: str | None = "auto",
            threshold: float = 0.9, minimum: int = 3, maximum: int | None = 40, include_retired: bool = False,
            diverse: bool = False) -> pl.DataFrame:
@@ -72,10 +93,20 @@ def select(fit: Any, n: int, volunteers: Sequence[Any] | None = None, tree: str 
     preset = _tree_of(fit, tree)
     weights = _asked(matrices, n_subjects, preset)
     score = np.zeros((n_subjects, 1 if volunteers is None else len(vol_labels)))
+    members = _members(fit)
+    unvoted = np.zeros(n_subjects, bool) if members is None else \
+        subjects.is_in(members["subject"].cast(subjects.dtype, strict=False).implode()).to_numpy()
     for q in questions:
         gain = information_gain(matrices[q][0], confusion[q])
-        score += weights[q][:, None] * (gain[:, None] if gain.ndim == 1 else gain)
+        gain = gain[:, None] if gain.ndim == 1 else gain
+        if unvoted.any():  # a joint fit's subjects nobody voted on: BALD over the networks' disagreement
+            ensemble = _ensemble(members, q, subjects.filter(pl.Series(unvoted)), matrices[q][1])
+            b = bald(ensemble, confusion[q])
+            gain[unvoted] = b[:, None] if b.ndim == 1 else b
+        score += weights[q][:, None] * gain
     table = pl.DataFrame({"subject": subjects, "score": score.max(axis=1)})
+    if members is not None:
+        table = table.with_columns(pl.Series("criterion", np.where(unvoted, "bald", "information")))
     if volunteers is not None:
         table = table.with_columns(vol_labels.gather(score.argmax(axis=1)).alias("volunteer"))
     if not include_retired:
@@ -120,6 +151,30 @@ def _confusions(fit, matrices, volunteers):
             matrix[v[keep], k[keep], l_[keep]] = part["p"].to_numpy()[keep]
             out[q] = matrix
     return out, labels
+
+
+def _members(fit) -> pl.DataFrame | None:
+    """A joint fit's per-network answers for the subjects nobody voted on (``network/members.parquet``), or None."""
+    from annostat.fit import SavedFit
+
+    if isinstance(fit, SavedFit):
+        path = fit.folder / "network" / "members.parquet"
+        return pl.read_parquet(path) if path.is_file() else None
+    return getattr(fit, "members", None)
+
+
+def _ensemble(members: pl.DataFrame, q, subjects: pl.Series, answers: list[Any]) -> np.ndarray:
+    """[M, S, K]: each network's answers to question ``q`` for ``subjects`` (answers in the order given)."""
+    part = members.filter(pl.col("question") == q)
+    M = int(part["member"].max()) + 1
+    out = np.full((M, len(subjects), len(answers)), 1.0 / len(answers))
+    order = pl.DataFrame({"subject": subjects, "row": np.arange(len(subjects))})
+    code = {a: i for i, a in enumerate(answers)}
+    joined = part.with_columns(pl.col("subject").cast(subjects.dtype, strict=False)).join(order, on="subject")
+    a = joined["answer"].replace_strict(code, default=-1, return_dtype=pl.Int64).to_numpy()
+    keep = a >= 0
+    out[joined["member"].to_numpy()[keep], joined["row"].to_numpy()[keep], a[keep]] = joined["p"].to_numpy()[keep]
+    return out / out.sum(axis=2, keepdims=True)
 
 
 def _priors(fit, questions) -> dict[Any, dict[Any, float]]:

@@ -157,6 +157,7 @@ class JointFit(Fit):
         fit = cls(votes, f"joint-{settings.volunteer_model}", _settings_record(settings), qfits, seconds,
                   extra_subjects=extra)
         fit.inputs, fit.config, fit.result, fit.joint_settings = inputs, config, result, settings
+        fit.unvoted_rows = unvoted
         fit.skipped_votes = int((rows_of_subject[votes.codes("subject")] < 0).sum())
         fit.skipped_subjects = int((rows_of_subject < 0).sum())
         return fit
@@ -201,11 +202,37 @@ class JointFit(Fit):
     def entries_written(self) -> set[str]:
         return super().entries_written() | {"network", "training.parquet", "figures"}
 
+    @property
+    def members(self) -> pl.DataFrame | None:
+        """Each network's answers for the subjects nobody voted on (subject, question, answer, member, p): the
+        ensemble's disagreement there is the network's own uncertainty, which selection's BALD scores
+        (``annostat.live.select``); ``None`` with one network or no such subject. ``network/members.parquet``."""
+        if getattr(self, "_members", None) is None and len(self.result.networks) > 1 and len(self.unvoted_rows):
+            from annostat.vision.checkpoint import network_log_probs
+
+            data = self.inputs.data[self.unvoted_rows] if isinstance(self.inputs.data, np.ndarray) else \
+                np.stack([self.inputs.data[i] for i in self.unvoted_rows])
+            ids = [self.inputs.ids[i] for i in self.unvoted_rows]
+            parts = []
+            for m, state in enumerate(self.result.networks):
+                for qf, lp in zip(self.questions, network_log_probs(self.config, [state], data)):
+                    answers = self.votes.answers[qf.question].to_list()
+                    K = len(answers)
+                    parts.append(pl.DataFrame({
+                        "subject": np.repeat(np.asarray(ids, dtype=object), K).tolist(),
+                        "question": [self.votes.questions[qf.question]] * (len(ids) * K),
+                        "answer": answers * len(ids), "member": np.full(len(ids) * K, m, np.int32),
+                        "p": np.exp(lp).reshape(-1).astype(np.float32)}, strict=False))
+            self._members = pl.concat(parts)
+        return getattr(self, "_members", None)
+
     def save(self, folder: str | Path) -> Path:
         folder = super().save(folder)
         from annostat.vision.checkpoint import save_networks
 
         save_networks(folder / "network", self.config, self.result.networks)
+        if self.members is not None:
+            atomic_write(folder / "network" / "members.parquet", self.members.write_parquet)
         atomic_write(folder / "training.parquet", self.training.write_parquet)
         _training_figure(self.training, folder / "figures")
         return folder
