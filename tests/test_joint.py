@@ -242,3 +242,17 @@ def test_selection_scores_unvoted_galaxies_by_bald(sim, joint_fit, tmp_path):
     again = select(Fit.load(tmp_path / "fit"), 500, tree="none", include_retired=True)
     merged = chosen.join(again.with_columns(pl.col("subject").cast(chosen["subject"].dtype)), on="subject")
     assert len(merged) == len(chosen) and np.allclose(merged["score"], merged["score_right"], atol=1e-5)
+
+
+def test_gold_answers_fix_the_joint_models_answers(sim):
+    from annostat.data.gold import Gold
+
+    truth = sim["truth"][sim["truth"]["question"] == "smooth-or-featured"]
+    gold = truth[truth["subject"].isin(sim["ids"][:60])]
+    votes = Votes.from_frame(sim["frame"])
+    assert votes.attach_gold(Gold.from_frame(gold))["used"] == 60
+    fit = JointModel(rounds=2, epochs_per_round=20).fit(votes, Inputs("features", sim["ids"].tolist(), sim["x"]))
+    answers = fit.answers.merge(gold, on=["subject", "question"], suffixes=("", "_gold"))
+    assert len(answers) == 60 and (answers["answer"] == answers["answer_gold"]).all() and (answers["p"] > 0.999).all()
+    others = accuracy(fit.posteriors, truth, set(sim["ids"][60:]))
+    assert others >= accuracy(DawidSkene().fit(sim["votes"]).posteriors, truth, set(sim["ids"][60:])) - 0.01

@@ -179,8 +179,6 @@ def fit(
                  f"not {model.value}")
         if prior is not None:
             fail("--prior: the joint model's network is the per-subject prior; give --prior or --images/--features")
-        if gold is not None:
-            fail("--gold: the joint model does not take gold answers yet; fit ds or hds with --gold")
         if missing_images not in ("error", "skip") or image_fit not in ("resize", "cutout") or \
                 method not in ("em", "marginal"):
             fail("--missing-images takes error or skip, --image-fit resize or cutout, --method em or marginal")

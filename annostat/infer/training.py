@@ -39,10 +39,15 @@ class QuestionVotes:
     cells: np.ndarray
     mask: np.ndarray
     counts: np.ndarray  # [N, K] votes per answer (the Dirichlet loss)
+    known: np.ndarray | None = None  # [N] each row's gold answer (annostat.data.gold), -1 where unknown
 
     @property
     def has(self) -> np.ndarray:
         return self.mask.any(axis=1)
+
+    def known_of(self, rows) -> np.ndarray:
+        """The gold answers of ``rows`` (-1 where unknown)."""
+        return np.full(len(rows), -1, np.int32) if self.known is None else self.known[rows]
 
 
 def layout_votes(votes, rows_of_subject: np.ndarray, n_rows: int) -> list[QuestionVotes]:
@@ -67,7 +72,13 @@ def layout_votes(votes, rows_of_subject: np.ndarray, n_rows: int) -> list[Questi
         mask[row, slot] = True
         counts = np.zeros((n_rows, K), np.float32)
         np.add.at(counts, (row, answer), 1.0)
-        out.append(QuestionVotes(q, K, volunteers.astype(np.int32), cells, mask, counts))
+        known = None
+        gold_subjects, gold_answers = votes.gold_codes(q)
+        if len(gold_subjects):  # gold answers: the known answer of their rows
+            known = np.full(n_rows, -1, np.int32)
+            gold_rows = rows_of_subject[gold_subjects]
+            known[gold_rows[gold_rows >= 0]] = gold_answers[gold_rows >= 0]
+        out.append(QuestionVotes(q, K, volunteers.astype(np.int32), cells, mask, counts, known))
     return out
 
 
@@ -139,7 +150,7 @@ class Trainer:
         return [np.concatenate(o) if o else np.zeros((0, k), np.float32) for o, k in zip(out, self.heads)]
 
     # ---- one loss for every kind of training
-    def _batch_loss(self, params, vol_params, x, cells, masks, targets, counts, key, n_train):
+    def _batch_loss(self, params, vol_params, x, cells, masks, knowns, targets, counts, key, n_train):
         logits = self.logits(params, x, train=True, key=key)
         B = x.shape[0]
         total = 0.0
@@ -154,6 +165,9 @@ class Trainer:
                 total = total + jnp.sum(jnp.where(has[:, None], targets[q] * lp, 0.0))
                 continue
             vll = likelihood.vote_log_likelihood(self.vol.log_theta(vol_params[q]), cells[q])  # [B, M, K]
+            if self.s.loss == "joint":  # a gold answer is the row's true answer: the network is told it directly
+                lp = likelihood.known_answer_log_prior(lp, knowns[q])
+                has = has | (knowns[q] >= 0)
             if self.s.loss == "crowdlayer":
                 per_vote = likelihood.marginal(vll + lp[:, None, :])
                 total = total + jnp.sum(jnp.where(mask, per_vote, 0.0))
@@ -172,10 +186,11 @@ class Trainer:
             return self._steps[key]
         tx = self._transform(train_vol)
 
-        def step(params, vol_params, opt_state, x, cells, masks, targets, counts, rng, n_train, lr_net, lr_vol):
+        def step(params, vol_params, opt_state, x, cells, masks, knowns, targets, counts, rng, n_train, lr_net,
+                 lr_vol):
             def loss_fn(trainable):
                 p, vp = trainable if train_vol else (trainable, vol_params)
-                return self._batch_loss(p, vp, x, cells, masks, targets, counts, rng, n_train)
+                return self._batch_loss(p, vp, x, cells, masks, knowns, targets, counts, rng, n_train)
 
             trainable = (params, vol_params) if train_vol else params
             loss, grads = jax.value_and_grad(loss_fn)(trainable)
@@ -236,7 +251,8 @@ class Trainer:
         masks = [put(qv.mask[rows]) for qv in self.questions]
         tgt = [put(np.asarray(t[rows], np.float32)) for t in targets] if targets is not None else None
         counts = [put(qv.counts[rows]) for qv in self.questions]
-        return put(self.inputs.batch(rows)), cells, masks, tgt, counts
+        knowns = [put(qv.known_of(rows)) for qv in self.questions]
+        return put(self.inputs.batch(rows)), cells, masks, knowns, tgt, counts
 
     def train(self, rows: np.ndarray, epochs: int, seed: int, targets=None, vol_params=None, train_vol=False,
               heldout: np.ndarray | None = None, params=None, label: str = "", bar: str | None = None
@@ -262,9 +278,9 @@ class Trainer:
             losses = []
             for batch in self._batches(rows, rng):
                 key, k = jax.random.split(key)
-                x, cells, masks, tgt, counts = self._data(batch, targets)
-                params, vol_params, opt_state, loss = step(params, vol_params, opt_state, x, cells, masks, tgt,
-                                                           counts, k, float(len(rows)), lr_net(n_step),
+                x, cells, masks, knowns, tgt, counts = self._data(batch, targets)
+                params, vol_params, opt_state, loss = step(params, vol_params, opt_state, x, cells, masks, knowns,
+                                                           tgt, counts, k, float(len(rows)), lr_net(n_step),
                                                            lr_vol(n_step))
                 n_step += 1
                 losses.append(loss)
@@ -312,7 +328,10 @@ def question_joint(vol, qv: QuestionVotes, log_prior, vol_q, rows) -> np.ndarray
     if log_prior.shape[0] != len(rows):
         log_prior = log_prior[rows]
     vll = likelihood.vote_log_likelihood(vol.log_theta(vol_q), jnp.asarray(qv.cells[rows]))
-    return np.asarray(likelihood.padded_joint(vll, jnp.asarray(qv.mask[rows]), jnp.asarray(log_prior)))
+    log_prior = jnp.asarray(log_prior)
+    if qv.known is not None:  # gold answers fix their rows' answers
+        log_prior = likelihood.known_answer_log_prior(log_prior, jnp.asarray(qv.known_of(rows)))
+    return np.asarray(likelihood.padded_joint(vll, jnp.asarray(qv.mask[rows]), log_prior))
 
 
 def dirichlet_multinomial(alpha, counts):
