@@ -256,3 +256,28 @@ def test_gold_answers_fix_the_joint_models_answers(sim):
     assert len(answers) == 60 and (answers["answer"] == answers["answer_gold"]).all() and (answers["p"] > 0.999).all()
     others = accuracy(fit.posteriors, truth, set(sim["ids"][60:]))
     assert others >= accuracy(DawidSkene().fit(sim["votes"]).posteriors, truth, set(sim["ids"][60:])) - 0.01
+
+
+def test_update_fine_tunes_the_network(sim, tmp_path):
+    """A joint fit updated with new votes: its networks fine-tuned for two rounds, from memory or from its folder
+    (with the inputs given again)."""
+    from annostat.errors import InputError
+    from annostat.fit import Fit
+
+    frame = sim["frame"].sort_values("created_at", kind="stable")
+    cut = int(len(frame) * 0.9)
+    old, new = frame.iloc[:cut], frame.iloc[cut:]
+    inputs = Inputs("features", sim["ids"].tolist(), sim["x"])
+    last = JointModel(rounds=2, epochs_per_round=20).fit(Votes.from_frame(old), inputs)
+    updated = last.update(Votes.from_frame(new))
+    info = updated.summary()["update"]
+    assert info["method"] == "fine-tuned network" and info["rounds"] == 2 and info["networks"] == 5
+    assert updated.votes.n_votes == len(frame) and updated.summary()["joint"]["subjects_without_votes"] == N_UNVOTED
+    truth = sim["truth"][sim["truth"]["question"] == "smooth-or-featured"]
+    assert accuracy(updated.posteriors, truth) >= accuracy(last.posteriors, truth) - 0.02
+    last.save(tmp_path / "last")
+    with pytest.raises(InputError, match="give --images or --features"):
+        Fit.load(tmp_path / "last").update(Votes.from_frame(new))
+    again = Fit.load(tmp_path / "last").update(Votes.from_frame(new), inputs=inputs)
+    assert again.summary()["update"]["method"] == "fine-tuned network"
+    assert accuracy(again.posteriors, truth) >= accuracy(last.posteriors, truth) - 0.02

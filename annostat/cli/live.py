@@ -102,6 +102,10 @@ def update(
     warm_steps: float = typer.Option(0.25, min=0.0, max=1.0, help="Bayesian models (SVI, MAP): the share of the "
                                                                   "fit's steps run from the last fit's posterior."),
     max_sweeps: int = typer.Option(100, min=1, help="Dawid-Skene: sweeps over the updated subjects at most."),
+    images: Optional[Path] = typer.Option(None, help="A joint fit: the subjects' images (its network is fine-tuned)."),
+    features: Optional[Path] = typer.Option(None, help="A joint fit: the subjects' features table."),
+    features_id_col: Optional[str] = typer.Option(None, help="Features: the id column."),
+    rounds: int = typer.Option(2, min=1, help="A joint fit: EM rounds of fine-tuning."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
     """Fit the last fit's votes and the new ones together, warm-started from the last fit (Dawid-Skene: incremental
@@ -140,9 +144,15 @@ def update(
             if fit.votes.attach_experts(known + given) + table.attach_experts(given) == 0:
                 fail(f"--experts: none of {', '.join(map(str, given[:5]))} has votes here")
         _gold_and_experts(table, gold, None)
-        with fit_progress(not quiet) as progress:
-            result = update_fit(fit, table, tol=tol, max_sweeps=max_sweeps, warm_steps=warm_steps,
-                                progress=progress)
+        joint = "joint" in fit.summary()
+        if (images is not None or features is not None) and not joint:
+            fail(f"--{'images' if images is not None else 'features'}: {fit_dir} is not a joint fit (no network)")
+        inputs = _joint_update_inputs(fit, fit_dir, images, features, features_id_col, quiet) if joint else None
+        from annostat.cli.common import training_progress
+
+        with (training_progress if joint else fit_progress)(not quiet) as progress:
+            result = update_fit(fit, table, tol=tol, max_sweeps=max_sweeps, warm_steps=warm_steps, inputs=inputs,
+                                joint_rounds=rounds, progress=progress)
         result.seconds = time.perf_counter() - start
         result.save(out)
         if export is not None:
@@ -157,3 +167,20 @@ def update(
                                 if "sweeps" in info else "")
         console.print(f"{result.model} fit updated by {how}, written to {out}/ in {result.seconds:.2f} s",
                       highlight=False)
+
+
+def _joint_update_inputs(fit, fit_dir: Path, images, features, features_id_col, quiet):
+    """The inputs a joint fit's network reads, prepared as it was trained on them (image size, features'
+    standardisation)."""
+    from annostat.cli.common import fail
+    from annostat.models.joint import read_config
+    from annostat.vision.inputs import feature_inputs, image_inputs
+
+    if (images is None) == (features is None):
+        fail(f"{fit_dir}: a joint fit; give its --images or --features (the fit folder keeps the network, not them)")
+    config = read_config(Path(fit_dir))
+    settings = config.get("inputs", {})
+    if features is not None:
+        return feature_inputs(features, features_id_col, norm=settings)
+    return image_inputs(images, [], int(settings.get("image_size", config.get("image_size", 64))),
+                        fit=settings.get("fit", "resize"), missing="skip")

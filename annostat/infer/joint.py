@@ -196,11 +196,13 @@ def posteriors_from(trainer: Trainer, log_priors, vol_params) -> list[np.ndarray
 
 def fit_joint(inputs, questions: list[QuestionVotes], config: dict[str, Any], settings: JointSettings,
               start_posteriors: list[np.ndarray], start_confusions: list[np.ndarray],
-              progress: Progress | None = None, checkpoint=None) -> JointResult:
+              progress: Progress | None = None, checkpoint=None, start_networks: list | None = None) -> JointResult:
     """Fit the network(s) and the confusions (module docstring). ``start_posteriors`` [N, K] and
     ``start_confusions`` [V, K, K] per question come from the votes-only fit (rows without votes: any values).
     ``checkpoint``: a folder where EM saves its state after every round and from which an interrupted fit
-    resumes."""
+    resumes. ``start_networks``: a previous fit's networks to fine-tune (an update): EM's folds start from them
+    (one a fold, as many as there are folds) and every round trains ``epochs_per_round``; the marginal method starts
+    from the first, with no warm-start epochs."""
     start = time.perf_counter()
     s = settings
     vol = volunteer_part(s.volunteer_model, pseudo_diagonal=s.pseudo_diagonal,
@@ -214,7 +216,8 @@ def fit_joint(inputs, questions: list[QuestionVotes], config: dict[str, Any], se
     if s.method == "marginal":
         heldout, train_rows = _split(voted, s.holdout, s.seed)
         n_hold = len(heldout)
-        params, _, _ = trainer.train(train_rows, s.warm_start_epochs, s.seed, targets=T, label="warm start")
+        params = start_networks[0] if start_networks else \
+            trainer.train(train_rows, s.warm_start_epochs, s.seed, targets=T, label="warm start")[0]
         params, vol_params, best = trainer.train(train_rows, _epochs(s.epochs, len(train_rows), s), s.seed + 1,
                                                  vol_params=vol_params,
                                                  train_vol=True, heldout=heldout, params=params, label="joint")
@@ -226,7 +229,8 @@ def fit_joint(inputs, questions: list[QuestionVotes], config: dict[str, Any], se
         held = trainer.vote_log_likelihood(lps, vol_params, heldout) if n_hold else None
         post = posteriors_from(trainer, lps, vol_params)
     else:
-        lps, networks, best, held, post, vol_params, tempering = _fit_em(trainer, voted, T, vol_params, checkpoint)
+        lps, networks, best, held, post, vol_params, tempering = _fit_em(trainer, voted, T, vol_params, checkpoint,
+                                                                         start_networks)
     return JointResult(lps, vol_params, post, networks, trainer.trace, best, held, time.perf_counter() - start,
                        tempering, vol)
 
@@ -265,7 +269,7 @@ def _fit_baseline(trainer: Trainer, voted, T, vol_params, start) -> JointResult:
                        volunteers=trainer.vol)
 
 
-def _fit_em(trainer: Trainer, voted: np.ndarray, T, vol_params, checkpoint=None):
+def _fit_em(trainer: Trainer, voted: np.ndarray, T, vol_params, checkpoint=None, start_networks=None):
     """Raykar-style alternation, cross-fitted over folds of the voted subjects (module docstring). With
     ``checkpoint`` (a folder), the state after each round is saved there, and a fit whose folder holds one resumes
     from it."""
@@ -277,6 +281,8 @@ def _fit_em(trainer: Trainer, voted: np.ndarray, T, vol_params, checkpoint=None)
     unvoted = np.flatnonzero(fold_of < 0)
     state = {"round": 0, "waited": 0, "nets": [None] * folds, "vol": vol_params, "T": T,
              "best": {"ll": -np.inf, "round": 0}}
+    if start_networks is not None and len(start_networks) == folds:  # fine-tuning: the folds start from them
+        state["nets"] = list(start_networks)
     if checkpoint is not None:
         state = _restore_round(trainer, checkpoint, state, folds)
     first = s.first_epochs or 3 * s.epochs_per_round

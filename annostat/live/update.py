@@ -23,9 +23,9 @@ Each sweep costs the touched subjects' votes, not the whole table: with 1% new v
 the votes. The answers agree with a refit from nothing to EM's own tolerance (``benchmarks/update_speed.py``: 1M
 votes and 1% new, the figures in ``benchmarks/RESULTS.md``).
 
-Other models are fitted again on the combined votes (majority vote is a count; the Bayesian models' guides are not
-kept in a fit folder), and ``fit.json`` says which (``update.method``). Fits with a classifier's prior or a network
-(the joint model) are refused: fit them again with their inputs.
+The Bayesian models' SVI or MAP starts from the last fit's posterior means (a share of the steps); a joint fit's
+networks are fine-tuned (EM rounds from them, not from scratch); majority vote and NUTS fits are fitted again.
+``fit.json`` says which (``update.method``). Fits with a classifier's prior are refused: fit them again with it.
 
 Reference: R. M. Neal and G. E. Hinton (1998), A view of the EM algorithm that justifies incremental, sparse, and
 other variants, in Learning in Graphical Models, 355-368.
@@ -61,7 +61,7 @@ from annostat.models.base import gold_positions, local_codes, vote_fractions
 
 
 def update(fit: Fit, new_votes: Votes | Any, *, tol: float = 1e-4, max_sweeps: int = 100, warm_steps: float = 0.25,
-           progress: Callable[[Any, int, int], None] | None = None) -> Fit:
+           inputs=None, joint_rounds: int = 2, progress: Callable[[Any, int, int], None] | None = None) -> Fit:
     """The fit of ``fit``'s votes and ``new_votes`` together (see the module docstring): incremental EM from the last
     fit for Dawid-Skene, the model fitted again otherwise.
 
@@ -73,6 +73,8 @@ def update(fit: Fit, new_votes: Votes | Any, *, tol: float = 1e-4, max_sweeps: i
         max_sweeps: Dawid-Skene: sweeps over the touched subjects at most.
         warm_steps: the Bayesian models (SVI, MAP): the share of the model's steps run from the last fit's posterior
             means.
+        inputs: a joint fit: the subjects' inputs (:class:`~annostat.vision.inputs.Inputs`; a fit in memory has its
+            own); its networks are fine-tuned for ``joint_rounds`` EM rounds.
         progress: ``progress(question, done, total)``, as a model's fit takes it.
     """
     start = time.perf_counter()
@@ -90,7 +92,10 @@ def update(fit: Fit, new_votes: Votes | Any, *, tol: float = 1e-4, max_sweeps: i
         "new_volunteers": int(combined.n_volunteers - fit.votes.n_volunteers),
         "row_offset": row_offset,
     }
-    if fit.model == "ds":
+    if "joint" in fit.summary():  # a network on the subjects' inputs: fine-tuned
+        result, how = _update_joint(fit, combined, inputs, joint_rounds, progress)
+        info |= how
+    elif fit.model == "ds":
         from annostat.models.dawid_skene import DawidSkene
 
         model = DawidSkene(**_options(DawidSkene, fit.settings))
@@ -156,11 +161,40 @@ def _warm_start(fit: Fit) -> dict[str, dict[str, Any]]:
     return start
 
 
+def _update_joint(fit: Fit, combined: Votes, inputs, rounds: int, progress) -> tuple[Fit, dict[str, Any]]:
+    """A joint fit updated: the same settings, its networks fine-tuned on all the votes for ``rounds`` EM rounds
+    (each ``epochs_per_round``), the volunteer model started afresh from the votes."""
+    from dataclasses import fields
+
+    from annostat.infer.joint import JointSettings
+    from annostat.models.joint import JointModel
+
+    if isinstance(fit, SavedFit):
+        from annostat.vision.checkpoint import load_networks
+
+        if inputs is None:
+            raise InputError(f"{fit.folder}: a joint model's fit is updated with its inputs: give --images or "
+                             "--features (the fit folder keeps the network, not the images)")
+        config, networks = load_networks(fit.folder / "network")
+        saved = dict(fit.settings)
+    else:
+        inputs = fit.inputs if inputs is None else inputs
+        config, networks = fit.config, fit.result.networks
+        from dataclasses import asdict
+
+        saved = asdict(fit.joint_settings)
+    if (config["kind"] == "mlp") != (inputs.kind == "features"):
+        raise InputError(f"the network reads {'features' if config['kind'] == 'mlp' else 'images'}; give those")
+    known = {f.name for f in fields(JointSettings)}
+    options = {k: v for k, v in saved.items() if k in known and k not in ("volunteer_model", "network")}
+    options["rounds"] = int(rounds)
+    model = JointModel(saved.get("volunteer_model", "ds"), missing="skip", **options, **dict(saved.get("network") or {}))
+    result = model.fit(combined, inputs, progress=progress, start_networks=networks)
+    return result, {"method": "fine-tuned network", "rounds": int(rounds), "networks": len(networks)}
+
+
 def _refuse(fit: Fit) -> None:
     summary = fit.summary()
-    if "joint" in summary:
-        raise InputError("a joint model's fit (a network on images or features) is updated by fitting it again with "
-                         "its --images or --features and all the votes (annostat fit)")
     if summary.get("prior") is not None:
         raise InputError("a fit with a classifier's --prior is updated by fitting it again with the prior and all "
                          "the votes (annostat fit --prior)")

@@ -74,10 +74,11 @@ class JointModel:
         return JointSettings(volunteer_model=self.model, network=self.network,
                              **(DEFAULTS[inputs.kind] | self.options))
 
-    def fit(self, votes: Votes, inputs: Inputs, progress=None, checkpoint=None) -> "JointFit":
+    def fit(self, votes: Votes, inputs: Inputs, progress=None, checkpoint=None, start_networks=None) -> "JointFit":
         """Fit to ``votes`` with the network reading ``inputs`` (:mod:`annostat.vision.inputs`). ``checkpoint``: a
         folder for the state after each EM round, from which an interrupted fit resumes (``annostat fit --resume``
-        uses ``OUT/network/progress``)."""
+        uses ``OUT/network/progress``). ``start_networks``: a previous fit's networks, fine-tuned instead of trained
+        from scratch (``annostat.live.update``)."""
         from annostat.models.dawid_skene import DawidSkene
 
         start = time.perf_counter()
@@ -111,7 +112,8 @@ class JointModel:
         config = network_config(kind, inputs.shape, [qv.K for qv in questions], **settings.network)
         config["output"] = "dirichlet" if settings.loss == "dirichlet" else "softmax"
         config["inputs"] = {k: v for k, v in inputs.norm.items() if k != "columns"}
-        result = fit_joint(inputs, questions, config, settings, T0, C0, progress=progress, checkpoint=checkpoint)
+        result = fit_joint(inputs, questions, config, settings, T0, C0, progress=progress, checkpoint=checkpoint,
+                           start_networks=start_networks)
         if result.tempering is not None:
             config["tempering"] = result.tempering  # annostat predict tempers new subjects' priors the same way
         return JointFit.build(votes, inputs, codes, questions, rows_of_subject, settings, config, result,
