@@ -9,6 +9,11 @@ retirement threshold in ``--thresholds`` is one run of every strategy.
 
     python benchmarks/live_loop.py                       # print the figures
     python benchmarks/live_loop.py --write               # and append them to RESULTS.md
+    python benchmarks/live_loop.py --joint --thresholds 0.99999 --write   # with the joint model (slow: ~15 min)
+
+With ``--joint`` the strategies are retirement, retirement + selection, and both with the joint model on features
+simulated as a classifier's representation of each galaxy (8 numbers: a centre per true answer of each question,
+plus Gaussian noise of sd ``--feature-noise``), its networks fine-tuned each round.
 """
 
 from __future__ import annotations
@@ -41,6 +46,27 @@ def standin_truth(n: int, seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def simulated_features(stream, noise: float, seed: int):
+    """Features of each galaxy as a classifier would give them: the sum of a random centre per true answer of each
+    question (8 numbers), plus Gaussian noise."""
+    import numpy as np
+
+    from annostat.vision.inputs import Inputs
+
+    rng = np.random.default_rng(seed)
+    truth = stream.truth
+    x = np.zeros((len(stream.subjects), 8), np.float32)
+    row = {s: i for i, s in enumerate(stream.subjects)}
+    for question in QUESTIONS:
+        part = truth[truth["question"] == question]
+        answers = sorted(part["answer"].unique())
+        centres = rng.normal(0, 1.5, (len(answers), 8))
+        for subject, answer in zip(part["subject"], part["answer"]):
+            x[row[subject]] += centres[answers.index(answer)]
+    x += rng.normal(0, noise, x.shape).astype(np.float32)
+    return Inputs("features", stream.subjects.tolist(), x)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--galaxies", type=int, default=2000)
@@ -50,6 +76,8 @@ def main() -> None:
                         help="how much faint, small, edge-on galaxies mislead the volunteers (the population's "
                              "default)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--joint", action="store_true", help="compare with the joint model on simulated features")
+    parser.add_argument("--feature-noise", type=float, default=1.0)
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
 
@@ -61,9 +89,14 @@ def main() -> None:
                                                                              difficulty_weight=args.difficulty_weight), most=40,
                                          seed=args.seed, questions=QUESTIONS)
     runs = []
+    extra = {}
+    if args.joint:
+        extra = dict(strategies=("swap", "swap+select", "swap+joint", "swap+select+joint"),
+                     inputs=simulated_features(stream, args.feature_noise, args.seed),
+                     joint_options=dict(rounds=2, epochs_per_round=30, folds=3))
     for threshold in map(float, args.thresholds.split(",")):
         start = time.perf_counter()
-        result = run_loop(stream, threshold=threshold, tree="gz-decals-dr5", log=print)
+        result = run_loop(stream, threshold=threshold, tree="gz-decals-dr5", log=print, **extra)
         seconds = time.perf_counter() - start
         print(result.summary.to_string(), f"\n{seconds:.0f} s", flush=True)
         runs.append((threshold, result, seconds))
@@ -86,7 +119,8 @@ def main() -> None:
                                 ("best accuracy within 25%", "r"), ("classifications at the end", "r"),
                                 ("accuracy at the end", "r")], rows)
         record(
-            "The live loop: classifications to reach the accuracy of 40 a galaxy",
+            "The live loop: classifications to reach the accuracy of 40 a galaxy" + (", with the joint model" if
+                                                                                      args.joint else ""),
             f"`benchmarks/live_loop.py`: {args.galaxies:,} stand-in galaxies (the renderer's parameter prior and true "
             f"answers, on {' and '.join(QUESTIONS)}), {args.volunteers:,} simulated volunteers of the default "
             f"population (images' difficulty weight {args.difficulty_weight:g}) answering on demand; every galaxy first classified twice, Dawid-Skene updated each round "
@@ -96,7 +130,10 @@ def main() -> None:
             f"{targets['mv']:.4f} with vote fractions (Galaxy Zoo's aggregation) and {targets['ds']:.4f} with "
             "Dawid-Skene; the columns give the classifications each strategy had spent when its accuracy first "
             "reached those, as a share of the fixed rule's (every (galaxy, question) on the true path scored), and "
-            "the best accuracy it had with at most a quarter of them.",
+            "the best accuracy it had with at most a quarter of them." + (
+                f" The joint strategies fit Dawid-Skene with an MLP on features simulated as a classifier's (noise sd "
+                f"{args.feature_noise:g}; 3 cross-fitted networks, 2 EM rounds of 30 epochs first, then one round "
+                "of fine-tuning each loop round)." if args.joint else ""),
             table,
         )
 

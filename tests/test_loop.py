@@ -95,3 +95,23 @@ def test_benchmark_reports_the_loop(tmp_path):
     assert bad.exit_code == 2 and "no strategy 'nope'" in bad.output
     orphan = runner.invoke(app, ["benchmark", str(root), "--out", str(out), "--loop-max", "8"])
     assert orphan.exit_code == 2 and "options of --loop" in orphan.output
+
+
+def test_the_joint_model_in_the_loop(stream):
+    """Retirement and selection with the joint model: a network on features that tell the galaxies apart, fine-tuned
+    each round."""
+    from annostat.vision.inputs import Inputs
+
+    truth = stream.truth
+    rng = np.random.default_rng(0)
+    root = truth[truth["question"] == "smooth-or-featured"].set_index("subject")["answer"]
+    centres = {a: rng.normal(0, 2.0, 6) for a in root.unique()}
+    x = np.stack([centres[root.get(s, "smooth")] + rng.normal(0, 0.8, 6) for s in stream.subjects]).astype(np.float32)
+    inputs = Inputs("features", stream.subjects.tolist(), x)
+    with pytest.raises(ValueError, match="needs the galaxies' images or features"):
+        run_loop(stream, strategies=("swap+joint",), maximum=6)
+    result = run_loop(stream, strategies=("swap+select+joint",), maximum=6, threshold=0.99, batch=60, inputs=inputs,
+                      joint_options=dict(rounds=1, epochs_per_round=5, folds=2, min_steps=20), max_rounds=3)
+    curve = result.curves[result.curves["strategy"] == "swap+select+joint"]
+    assert len(curve) >= 2 and (np.diff(curve["classifications"].to_numpy()) > 0).all()
+    assert curve["accuracy"].iloc[-1] > 0.5

@@ -58,7 +58,9 @@ def benchmark(
     min_votes: int = typer.Option(10, min=1, help="Volunteers with at least this many votes are scored."),
     image_size: int = typer.Option(64, min=8, max=4096,
                                    help="Image pipelines (joint-ds, two-stage, ...): pixels a side."),
-    loop: Optional[str] = typer.Option(None, help="The live loop's strategies (uniform, swap, swap+select): "
+    loop: Optional[str] = typer.Option(None, help="The live loop's strategies (uniform, swap, swap+select, and with "
+                                                  "the joint model on the truth set's images swap+joint, "
+                                                  "swap+select+joint): "
                                                   "classifications each needs to reach the accuracy of the fixed "
                                                   "rule (--loop-max a galaxy), volunteers simulated on demand."),
     loop_max: int = typer.Option(40, min=1, help="Loop: the fixed rule's classifications a galaxy (and the most "
@@ -83,8 +85,11 @@ def benchmark(
         if not PIPELINES[name].available:
             fail(f"--pipelines: {name} needs {PIPELINES[name].needs} (pip install 'annostat[peers]')")
     grid = split_list(efficiency, "--efficiency", int, "whole numbers")
-    if "image_size" in given_on_command_line(ctx) and not any(PIPELINES[n].needs_images for n in names +
-                                                               (eff_names or [])):
+    from annostat.evaluation.loop import JOINT_STRATEGIES
+
+    joint_loop = loop is not None and any(x in JOINT_STRATEGIES for x in split_list(loop, "--loop"))
+    if "image_size" in given_on_command_line(ctx) and not joint_loop and \
+            not any(PIPELINES[n].needs_images for n in names + (eff_names or [])):
         fail("--image-size: none of the pipelines chosen uses images (the image pipelines: "
              f"{', '.join(n for n, p in PIPELINES.items() if p.needs_images)})")
     from annostat.evaluation.loop import STRATEGIES

@@ -277,8 +277,22 @@ def run_benchmark(
     if loop:
         from annostat.evaluation.loop import loop_from_truth_set, run_loop
 
+        from annostat.evaluation.loop import JOINT_STRATEGIES
+
         options = dict(loop_options or {})
         stream = loop_from_truth_set(truth_set, settings, int(options.get("maximum", 40)))
+        if any(x in JOINT_STRATEGIES for x in loop):  # the joint model reads the truth set's images
+            import polars as pl
+
+            from annostat.data.subjects import Subjects
+            from annostat.vision.inputs import image_inputs
+
+            say(f"live loop: decoding the truth set's images at {image_size}x{image_size}")
+            table = Subjects(pl.from_pandas(stream.sim.subjects[["subject", "image_id"]]).with_columns(
+                pl.col("image_id").cast(pl.String)), "simulated subjects")
+            options["inputs"] = image_inputs(truth_set.root, stream.subjects.tolist(), image_size,
+                                             subject_table=table, all_images=False)
+            options["joint_options"] = dict(image_options or {})
         say(f"live loop: {', '.join(loop)} on {len(stream.subjects):,} galaxies")
         looped = run_loop(stream, loop, tree=truth_set.manifest["tree"], log=say, **options)
     result = BenchmarkResult(

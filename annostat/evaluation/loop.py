@@ -11,7 +11,10 @@ classifications of every galaxy, fits the volunteer model, then goes round by ro
   :func:`annostat.live.retire.retire` (SWAP-style: the posterior of every question on the most probable path at least
   ``threshold`` once a galaxy has ``minimum`` classifications; ``maximum`` at most);
 - ``swap+select``: each round ``batch`` classifications go to the galaxies not retired that one more classification
-  tells most about (:func:`annostat.live.select.select`), then the update and retirement as above.
+  tells most about (:func:`annostat.live.select.select`), then the update and retirement as above;
+- ``swap+joint`` and ``swap+select+joint``: the same with the joint model (``annostat.models.joint``: Dawid-Skene
+  fitted with a network on the galaxies' ``inputs``, images or features), its networks fine-tuned each round, so the
+  image sharpens every galaxy's posterior and retirement comes sooner.
 
 Each round the fit is brought up to date with the round's classifications (:func:`annostat.live.update.update`,
 incremental EM for Dawid-Skene), so the loop is the live project's. After each round the accuracy is scored on every
@@ -43,7 +46,9 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-STRATEGIES = ("uniform", "swap", "swap+select")
+STRATEGIES = ("uniform", "swap", "swap+select", "swap+joint", "swap+select+joint")
+#: the strategies whose fit is the joint model (a network on the galaxies' images or features): they need inputs
+JOINT_STRATEGIES = ("swap+joint", "swap+select+joint")
 
 
 @dataclass
@@ -68,13 +73,17 @@ def accuracy(fit, truth: pd.DataFrame) -> float:
     return float((joined["answer"] == joined["fitted"]).fill_null(False).mean())
 
 
-def run_loop(stream, strategies: Sequence[str] = STRATEGIES, *, model: str = "ds", start: int = 2,
+def run_loop(stream, strategies: Sequence[str] = STRATEGIES[:3], *, model: str = "ds", start: int = 2,
              maximum: int = 40, threshold: float = 0.99, minimum: int = 3, batch: int | None = None,
-             tree: str | None = "gz-decals-dr5", max_rounds: int = 200,
+             tree: str | None = "gz-decals-dr5", max_rounds: int = 200, inputs=None,
+             joint_options: dict[str, Any] | None = None, joint_rounds: int = 1,
              log: Callable[[str], None] | None = None) -> LoopResult:
     """Run each strategy on ``stream`` (:class:`~annostat.truth.simulate.OnDemandVolunteers`), and the fixed rule
     (see the module docstring). ``batch``: classifications a round for ``swap+select`` (default a fifth of the
-    galaxies); ``tree``: the decision tree whose path retirement and selection follow (``none``: every question)."""
+    galaxies); ``tree``: the decision tree whose path retirement and selection follow (``none``: every question).
+    The joint strategies need ``inputs`` (:class:`~annostat.vision.inputs.Inputs` whose ids are the stream's
+    subjects); ``joint_options`` are :class:`~annostat.models.joint.JointModel`'s, ``joint_rounds`` the EM rounds
+    of fine-tuning a round."""
     import time
 
     from annostat.data.votes import Votes
@@ -87,6 +96,8 @@ def run_loop(stream, strategies: Sequence[str] = STRATEGIES, *, model: str = "ds
     unknown = [s for s in strategies if s not in STRATEGIES]
     if unknown:
         raise ValueError(f"unknown strategy {', '.join(unknown)}; the strategies are {', '.join(STRATEGIES)}")
+    if inputs is None and (joint := [s for s in strategies if s in JOINT_STRATEGIES]):
+        raise ValueError(f"strategy {joint[0]} fits the joint model: it needs the galaxies' images or features")
     if not 1 <= start <= maximum <= stream.most:
         raise ValueError(f"need 1 <= start ({start}) <= maximum ({maximum}) <= the stream's {stream.most} "
                          "classifications a galaxy")
@@ -115,7 +126,14 @@ def run_loop(stream, strategies: Sequence[str] = STRATEGIES, *, model: str = "ds
     for strategy in strategies:
         own = OnDemandVolunteers(stream.sim)
         begin = time.perf_counter()
-        fit = get_model(model).fit(votes_of(own.classify(subjects, start)))
+        joint = strategy in JOINT_STRATEGIES
+        first = votes_of(own.classify(subjects, start))
+        if joint:
+            from annostat.models.joint import JointModel
+
+            fit = JointModel(model, missing="skip", **(joint_options or {})).fit(first, inputs)
+        else:
+            fit = get_model(model).fit(first)
         n_votes, retired = fit.votes.n_votes, np.zeros(S, bool)
         for r in range(max_rounds + 1):
             if strategy != "uniform":
@@ -128,7 +146,7 @@ def run_loop(stream, strategies: Sequence[str] = STRATEGIES, *, model: str = "ds
             open_ = ~retired & (own.taken(subjects) < maximum) & (own.left(subjects) > 0)
             if not open_.any() or r == max_rounds:
                 break
-            if strategy == "swap+select":
+            if "select" in strategy:
                 chosen = select(fit, batch, tree=tree, threshold=threshold, minimum=minimum, maximum=maximum)
                 asked = np.intersect1d(chosen["subject"].cast(pl.Int64).to_numpy(), subjects[open_])
                 if not len(asked):  # the fit has no open galaxy left to rank: the open ones in turn
@@ -138,7 +156,8 @@ def run_loop(stream, strategies: Sequence[str] = STRATEGIES, *, model: str = "ds
             new = own.classify(asked)
             if new.height == 0:
                 break
-            fit = fit.update(votes_of(new))
+            fit = fit.update(votes_of(new), inputs=inputs, joint_rounds=joint_rounds) if joint else \
+                fit.update(votes_of(new))
             n_votes += new.height
         say(f"{strategy}: {rows[-1]['classifications']:,} classifications in {rows[-1]['round']} rounds, accuracy "
             f"{rows[-1]['accuracy']:.4f}, {rows[-1]['retired']:,} galaxies retired")
