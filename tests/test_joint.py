@@ -268,7 +268,7 @@ def test_update_fine_tunes_the_network(sim, tmp_path):
     cut = int(len(frame) * 0.9)
     old, new = frame.iloc[:cut], frame.iloc[cut:]
     inputs = Inputs("features", sim["ids"].tolist(), sim["x"])
-    last = JointModel(rounds=2, epochs_per_round=20).fit(Votes.from_frame(old), inputs)
+    last = JointModel(rounds=2, epochs_per_round=10).fit(Votes.from_frame(old), inputs)
     updated = last.update(Votes.from_frame(new))
     info = updated.summary()["update"]
     assert info["method"] == "fine-tuned network" and info["rounds"] == 2 and info["networks"] == 5

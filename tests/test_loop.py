@@ -17,11 +17,11 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def stream():
-    truth = truth_table(300, questions=QUESTIONS, seed=4)
+    truth = truth_table(200, questions=QUESTIONS, seed=4)
     rng = np.random.default_rng(4)  # faint and small galaxies: hard ones, which 12 classifications do not settle
     truth["flux"] = 10 ** rng.normal(1.0, 0.5, len(truth))
     truth["size_arcsec"] = rng.lognormal(np.log(3), 0.5, len(truth))
-    return OnDemandVolunteers.simulate(truth, VolunteerPopulation(n_volunteers=200, difficulty_weight=2.5), most=12,
+    return OnDemandVolunteers.simulate(truth, VolunteerPopulation(n_volunteers=150, difficulty_weight=2.5), most=12,
                                        seed=4, questions=QUESTIONS)
 
 
@@ -42,7 +42,7 @@ def test_on_demand_volunteers_hand_out_each_stream_in_order(stream):
 
 
 def test_strategies_spend_fewer_classifications_than_the_fixed_rule(stream):
-    result = run_loop(stream, maximum=12, threshold=0.99, minimum=3, batch=60)
+    result = run_loop(stream, maximum=12, threshold=0.99, minimum=3, batch=40)
     summary = result.summary.set_index("strategy")
     assert set(summary.index) == {"fixed (mv)", "fixed (ds)", "uniform", "swap", "swap+select"}
     fixed = result.setup["fixed_classifications"]
@@ -111,7 +111,7 @@ def test_the_joint_model_in_the_loop(stream):
     with pytest.raises(ValueError, match="needs the galaxies' images or features"):
         run_loop(stream, strategies=("swap+joint",), maximum=6)
     result = run_loop(stream, strategies=("swap+select+joint",), maximum=6, threshold=0.99, batch=60, inputs=inputs,
-                      joint_options=dict(rounds=1, epochs_per_round=5, folds=2, min_steps=20), max_rounds=3)
+                      joint_options=dict(rounds=1, epochs_per_round=5, folds=2, min_steps=20), max_rounds=2)
     curve = result.curves[result.curves["strategy"] == "swap+select+joint"]
     assert len(curve) >= 2 and (np.diff(curve["classifications"].to_numpy()) > 0).all()
     assert curve["accuracy"].iloc[-1] > 0.5
