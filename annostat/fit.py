@@ -480,6 +480,8 @@ class SavedFit(Fit):
             self._votes = Votes.from_frame(frame.sort("row") if "row" in frame.columns else frame, answers=answers,
                                            duplicates="all", time="time" if has_time else None,
                                            source=str(self.folder / "votes.parquet"))
+            if isinstance(self.info.get("columns"), dict) and self.info["columns"]:
+                self._votes.columns = dict(self.info["columns"])  # what the votes were read from (an export)
             gold = self.folder / "gold.parquet"
             if gold.is_file():
                 from annostat.data.gold import Gold

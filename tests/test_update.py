@@ -189,6 +189,13 @@ def test_update_from_a_later_panoptes_export(tmp_path):
     a = pl.read_parquet(tmp_path / "now" / "subjects.parquet").sort(["question", "subject"])
     b = pl.read_parquet(tmp_path / "whole" / "subjects.parquet").sort(["question", "subject"])
     assert a.select("subject", "question", "n_votes").equals(b.select("subject", "question", "n_votes"))
+    # a cumulative export (every classification so far, the last fit's included): those are repeats, dropped
+    cumulative = runner.invoke(app, ["update", str(tmp_path / "last"), str(folder / "classifications.csv"),
+                                     "--workflows", str(folder / "workflow_versions.json"), "--out",
+                                     str(tmp_path / "again"), "-q"])
+    assert cumulative.exit_code == 0, cumulative.output
+    again = json.loads((tmp_path / "again" / "fit.json").read_text())
+    assert again["votes"] == whole["votes"] and again["update"]["new_votes_kept"] == now["update"]["new_votes_kept"]
 
 
 def test_bayesian_models_start_from_the_last_fit(split, tmp_path):

@@ -213,6 +213,11 @@ def combine(fit: Fit, new_votes: Votes) -> tuple[Votes, int]:
     codes kept, the new votes merged in, repeats by the last fit's duplicate policy), and the row offset from which
     the rows are the new votes'; the subjects' metadata of both."""
     policy = (fit.summary().get("rows") or {}).get("duplicate_policy", "first")
+    if fit.votes.columns.get("format") == "panoptes" and policy == "all":
+        # an export's votes keep every vote of a classification (policy all), its reader having dropped a
+        # volunteer's repeat classifications of a subject; across two exports a classification the last fit has is
+        # such a repeat (a cumulative export holds every classification so far): the first is kept
+        policy = "first"
     combined, row_offset = fit.votes.extended(new_votes, duplicates=policy,
                                               source=f"{_previous_name(fit)} + {new_votes.report.source}")
     subjects = fit.subjects if new_votes.subject_table is None else fit.subjects.merge(new_votes.subject_table)
