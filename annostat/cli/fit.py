@@ -276,9 +276,10 @@ def _gold_and_experts(table, gold, experts) -> str:
     if gold is not None:
         given = Gold.read(gold)
         table.attach_gold(given if table.gold is None else table.gold.merge(given))
-    if experts is not None:
+    if experts is not None:  # with an export's own experts (its expert column), if any
         wanted = read_experts(experts)
-        if table.attach_experts(pl_concat(table.experts, wanted)) == 0:
+        known = table.experts.to_list() if table.experts is not None else []
+        if table.attach_experts(known + wanted.to_list()) == 0:
             fail(f"--experts: none of {', '.join(map(str, wanted.head(5).to_list()))} has votes here")
     parts = []
     if table.gold_summary is not None:
@@ -288,11 +289,6 @@ def _gold_and_experts(table, gold, experts) -> str:
     if table.experts is not None:
         parts.append(f"experts: {len(table.experts):,} volunteers")
     return "; ".join(parts)
-
-
-def pl_concat(known, wanted):
-    """Expert labels already known (a Panoptes export's) and those given, as one list."""
-    return wanted.to_list() if known is None else known.to_list() + wanted.to_list()
 
 
 def _joint_inputs(table, images, features, features_id_col, image_size, image_fit, missing, quiet):
