@@ -37,6 +37,7 @@ import pandas as pd
 
 from annostat.infer.trace import question_of
 from annostat.models import get_model, likelihood, model_spec
+from annostat.models.base import sorted_positions
 from annostat.data.votes import Votes
 
 
@@ -79,18 +80,12 @@ def heldout_log_likelihood(fit, heldout: pd.DataFrame, floor: float = 1e-12) -> 
             warnings.simplefilter("ignore", RuntimeWarning)  # a cell no volunteer has: NaN, scored at the floor
             average = np.nanmean(qf.confusion, axis=0)
         confusion = np.concatenate([np.where(np.isnan(qf.confusion), average, qf.confusion), average[None]])
-        s = _position(qf.subjects, subject[rows], S)
-        v = _position(qf.volunteers, volunteer[rows], V)
+        s = sorted_positions(qf.subjects, subject[rows], S)
+        v = sorted_positions(qf.volunteers, volunteer[rows], V)
         log_confusion = np.log(confusion.astype(np.float32))
         vote_ll = likelihood.vote_log_likelihood(log_confusion, likelihood.cell_index(v, answer, K))
         out[rows] = np.maximum(np.asarray(likelihood.marginal(log_posterior[s] + vote_ll)), np.log(floor))
     return out
-
-
-def _position(known: np.ndarray, codes: np.ndarray, missing: int) -> np.ndarray:
-    """Each code's position in the sorted ``known`` codes; ``missing`` where it is not there."""
-    at = np.minimum(np.searchsorted(known, codes), len(known) - 1)
-    return np.where((codes >= 0) & (known[at] == codes), at, missing).astype(np.int32)
 
 
 def information_criteria(fit) -> pd.DataFrame:

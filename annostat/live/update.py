@@ -56,7 +56,7 @@ from annostat.data.votes import Votes, positions_in
 from annostat.errors import InputError
 from annostat.fit import Fit, QuestionFit, SavedFit, accuracy_from_confusion
 from annostat.models import likelihood
-from annostat.models.base import gold_positions, local_codes, vote_fractions
+from annostat.models.base import gold_positions, local_codes, sorted_positions, vote_fractions
 
 
 
@@ -349,11 +349,9 @@ def _starting_posteriors(votes: Votes, q: int, subjects: np.ndarray, s_local: np
     if previous.height == 0:
         return T
     code = positions_in(previous["subject"].cast(votes.subjects.dtype, strict=False), votes.subjects)
-    position = np.searchsorted(subjects, np.maximum(code, 0))
-    known = (code >= 0) & (position < len(subjects))
-    known[known] = subjects[position[known]] == code[known]
+    position = sorted_positions(subjects, code)
     answers = positions_in(previous["answer"].cast(votes.answers[q].dtype, strict=False), votes.answers[q])
-    known &= answers >= 0
+    known = (position >= 0) & (answers >= 0)
     had = np.zeros(len(subjects), bool)
     had[position[known]] = True
     T[had] = 0.0

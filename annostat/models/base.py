@@ -33,13 +33,19 @@ def local_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return unique, local.astype(np.int32)
 
 
+def sorted_positions(known: np.ndarray, codes: np.ndarray, missing: int = -1) -> np.ndarray:
+    """Each code's position in the sorted ``known`` codes (int32); ``missing`` where it is not there."""
+    if len(known) == 0:
+        return np.full(len(codes), missing, np.int32)
+    at = np.minimum(np.searchsorted(known, codes), len(known) - 1)
+    return np.where((codes >= 0) & (known[at] == codes), at, missing).astype(np.int32)
+
+
 def gold_positions(subjects: np.ndarray, gold_subjects: np.ndarray, gold_answers: np.ndarray) -> np.ndarray:
     """[S]: the gold answer's code of each of ``subjects`` (sorted codes), -1 where none is known."""
     known = np.full(len(subjects), -1, np.int64)
-    if len(gold_subjects):
-        at = np.searchsorted(subjects, gold_subjects)
-        hit = (at < len(subjects)) & (subjects[np.minimum(at, len(subjects) - 1)] == gold_subjects)
-        known[at[hit]] = gold_answers[hit]
+    at = sorted_positions(subjects, gold_subjects)
+    known[at[at >= 0]] = gold_answers[at >= 0]
     return known
 
 
