@@ -512,13 +512,8 @@ class Votes:
                      "answer": answer[final], "row": row[final]}
 
         def experience() -> tuple[np.ndarray, np.ndarray]:
-            position = np.empty(n, np.int64)
-            position[time_order()] = np.arange(n)
-            overall = _rank_within(volunteer.astype(np.int64), position)
-            per_question = overall if Q == 1 else _rank_within(volunteer.astype(np.int64) * Q + question, position)
-            if final is None:
-                return overall.astype(np.int32), per_question.astype(np.int32)
-            return overall[final].astype(np.int32), per_question[final].astype(np.int32)
+            overall, per_question = _experience(volunteer, question, time_order(), Q)
+            return (overall, per_question) if final is None else (overall[final], per_question[final])
 
         time_column = time.gather(final) if time is not None and final is not None else time
         if not in_order:  # labels whose every vote fell to the answer-set filter are dropped and the codes compacted
@@ -619,19 +614,11 @@ class Votes:
                            duplicate_policy=duplicates,
                            duplicates=n_repeats + self.report.duplicates + new.report.duplicates,
                            missing_time=int(time.null_count()) if time is not None else 0)
-        Qn = len(questions)
 
         def experience() -> tuple[np.ndarray, np.ndarray]:  # in time order, ties by row, as from_codes has it
-            if time is None:
-                order = np.argsort(codes["row"], kind="stable")
-            else:
-                order = np.lexsort((codes["row"], time.cast(pl.Float64).fill_null(np.inf).to_numpy()))
-            position = np.empty(n, np.int64)
-            position[order] = np.arange(n)
-            volunteer = codes["volunteer"].astype(np.int64)
-            overall = _rank_within(volunteer, position)
-            per_question = overall if Qn == 1 else _rank_within(volunteer * Qn + codes["question"], position)
-            return overall.astype(np.int32), per_question.astype(np.int32)
+            order = np.argsort(codes["row"], kind="stable") if time is None else \
+                np.lexsort((codes["row"], time.cast(pl.Float64).fill_null(np.inf).to_numpy()))
+            return _experience(codes["volunteer"], codes["question"], order, len(questions))
 
         subject_table = self.subject_table
         if new.subject_table is not None:
@@ -862,6 +849,19 @@ def _codes(column: pl.Series) -> tuple[pl.Series, pl.Series]:
     else:
         codes = column.rank("dense") - 1
     return labels, codes.cast(pl.Int32)
+
+
+def _experience(volunteer: np.ndarray, question: np.ndarray, time_order: np.ndarray, n_questions: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Each vote's experience (int32): its volunteer's earlier votes in ``time_order`` (the votes' indices in time
+    order), overall and on its question."""
+    n = len(volunteer)
+    position = np.empty(n, np.int64)
+    position[time_order] = np.arange(n)
+    volunteer = volunteer.astype(np.int64)
+    overall = _rank_within(volunteer, position)
+    per_question = overall if n_questions == 1 else _rank_within(volunteer * n_questions + question, position)
+    return overall.astype(np.int32), per_question.astype(np.int32)
 
 
 def _rank_within(group: np.ndarray, position: np.ndarray) -> np.ndarray:
