@@ -472,7 +472,8 @@ class SavedFit(Fit):
 
     @property
     def votes(self) -> Votes:
-        """The votes fitted, rebuilt from ``votes.parquet`` with the fit's answer sets (codes as in the fit)."""
+        """The votes fitted, rebuilt from ``votes.parquet`` with the fit's answer sets (codes as in the fit), with
+        what they were read from, the subjects' metadata (``subject_data.parquet``), gold answers and experts."""
         if self._votes is None:
             frame = self.vote_table()
             answers = {q["question"]: q["answers"] for q in self.info["questions"] if "answers" in q}
@@ -482,6 +483,8 @@ class SavedFit(Fit):
                                            source=str(self.folder / "votes.parquet"))
             if isinstance(self.info.get("columns"), dict) and self.info["columns"]:
                 self._votes.columns = dict(self.info["columns"])  # what the votes were read from (an export)
+            if (self.folder / "subject_data.parquet").is_file():  # the subjects' metadata and images, as read
+                self._votes.subject_table = self.subjects
             gold = self.folder / "gold.parquet"
             if gold.is_file():
                 from annostat.data.gold import Gold

@@ -210,9 +210,10 @@ def _options(cls: type, settings: dict[str, Any]) -> dict[str, Any]:
 
 def combine(fit: Fit, new_votes: Votes) -> tuple[Votes, int]:
     """The last fit's votes and the new ones in one :class:`Votes` table (:meth:`Votes.extended`: the last fit's
-    codes kept, the new votes merged in, repeats by the last fit's duplicate policy), and the row offset from which
-    the rows are the new votes'; the subjects' metadata of both."""
-    policy = (fit.summary().get("rows") or {}).get("duplicate_policy", "first")
+    codes kept, the new votes merged in, repeats by the last fit's duplicate policy, the subjects' metadata of both),
+    and the row offset from which the rows are the new votes'."""
+    summary = fit.summary()
+    policy = (summary.get("rows") or {}).get("duplicate_policy", "first")
     if fit.votes.columns.get("format") == "panoptes" and policy == "all":
         # an export's votes keep every vote of a classification (policy all), its reader having dropped a
         # volunteer's repeat classifications of a subject; across two exports a classification the last fit has is
@@ -220,10 +221,8 @@ def combine(fit: Fit, new_votes: Votes) -> tuple[Votes, int]:
         policy = "first"
     combined, row_offset = fit.votes.extended(new_votes, duplicates=policy,
                                               source=f"{_previous_name(fit)} + {new_votes.report.source}")
-    subjects = fit.subjects if new_votes.subject_table is None else fit.subjects.merge(new_votes.subject_table)
-    combined.subject_table = subjects.subset(combined.subjects)
-    if not combined.provenance and "export" in fit.summary():
-        combined.provenance = {"export": fit.summary()["export"]}
+    if not combined.provenance and "export" in summary:
+        combined.provenance = {"export": summary["export"]}
     return combined, row_offset
 
 
