@@ -147,8 +147,10 @@ def run_loop(stream, strategies: Sequence[str] = STRATEGIES[:3], *, model: str =
             if not open_.any() or r == max_rounds:
                 break
             if "select" in strategy:
-                chosen = select(fit, batch, tree=tree, threshold=threshold, minimum=minimum, maximum=maximum)
-                asked = np.intersect1d(chosen["subject"].cast(pl.Int64).to_numpy(), subjects[open_])
+                # ranked without retiring again (this round's retirement, by the same rules, is `retired`)
+                ranked = select(fit, S, tree=tree, include_retired=True)["subject"].cast(pl.Int64).to_numpy()
+                chosen = ranked[~np.isin(ranked, subjects[retired])][:batch]
+                asked = np.intersect1d(chosen, subjects[open_])
                 if not len(asked):  # the fit has no open galaxy left to rank: the open ones in turn
                     asked = subjects[open_][:batch]
             else:
