@@ -271,16 +271,13 @@ def fit(
 
 def _gold_and_experts(table, gold, experts) -> str:
     """Attach ``--gold`` and ``--experts`` to the votes; one line saying what was used (empty when neither)."""
-    from annostat.data.gold import Gold, read_experts
+    from annostat.data.gold import Gold
 
     if gold is not None:
         given = Gold.read(gold)
         table.attach_gold(given if table.gold is None else table.gold.merge(given))
-    if experts is not None:  # with an export's own experts (its expert column), if any
-        wanted = read_experts(experts)
-        known = table.experts.to_list() if table.experts is not None else []
-        if table.attach_experts(known + wanted.to_list()) == 0:
-            fail(f"--experts: none of {', '.join(map(str, wanted.head(5).to_list()))} has votes here")
+    if experts is not None:
+        attach_experts([table], experts)
     parts = []
     if table.gold_summary is not None:
         g = table.gold_summary
@@ -289,6 +286,16 @@ def _gold_and_experts(table, gold, experts) -> str:
     if table.experts is not None:
         parts.append(f"experts: {len(table.experts):,} volunteers")
     return "; ".join(parts)
+
+
+def attach_experts(tables, experts: str) -> None:
+    """Mark ``--experts`` as experts in each votes table, beside the experts it knows already (an export's expert
+    column); none of them with votes in any table is an error."""
+    from annostat.data.gold import read_experts
+
+    wanted = read_experts(experts).to_list()
+    if sum(t.attach_experts((t.experts.to_list() if t.experts is not None else []) + wanted) for t in tables) == 0:
+        fail(f"--experts: none of {', '.join(map(str, wanted[:5]))} has votes here")
 
 
 def _joint_inputs(table, images, features, features_id_col, image_size, image_fit, missing, quiet):
@@ -382,7 +389,7 @@ def predict(
     from annostat.files import atomic_write
     from annostat.fit import Fit
     from annostat.vision.checkpoint import load_networks, predict_table
-    from annostat.vision.inputs import feature_inputs, image_inputs
+    from annostat.vision.inputs import network_inputs
 
     if (images is None) == (features is None):
         fail("predict: give --images DIR or --features TABLE")
@@ -394,15 +401,11 @@ def predict(
         kind = "features" if config["kind"] == "mlp" else "images"
         if (features is not None) != (kind == "features"):
             fail(f"{fit_dir}: the network reads {kind}; give --{kind}")
-        settings = config.get("inputs", {})
-        if features is not None:
-            inputs = feature_inputs(features, features_id_col, norm=settings)
-        else:
-            inputs = image_inputs(images, [], int(settings.get("image_size", config.get("image_size", 64))),
-                                  fit=settings.get("fit", "resize"), missing=missing_images)
-            if inputs.shape[-1] != config["in_channels"]:
-                fail(f"{images}: images of {inputs.shape[-1]} channel(s), but the network was trained on "
-                     f"{config['in_channels']}")
+        inputs = network_inputs(config, images=images, features=features, id_col=features_id_col,
+                                missing=missing_images)
+        if images is not None and inputs.shape[-1] != config["in_channels"]:
+            fail(f"{images}: images of {inputs.shape[-1]} channel(s), but the network was trained on "
+                 f"{config['in_channels']}")
         questions = [(q["question"], q["answers"]) for q in fit.summary()["questions"]]
         posteriors = predict_table(config, states, inputs, questions)
         answers = (posteriors.sort("p", descending=True, maintain_order=True)

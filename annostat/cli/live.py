@@ -134,20 +134,15 @@ def update(
             table, export = load_votes(new_votes, "table", subject=subject_col, volunteer=volunteer_col,
                                        question=question_col, answer=answer_col, time=time_col,
                                        duplicates=(fit.summary().get("rows") or {}).get("duplicate_policy", "first"))
-        from annostat.cli.fit import _gold_and_experts
+        from annostat.cli.fit import _gold_and_experts, attach_experts
 
         if experts is not None:  # given experts among the last fit's volunteers and the new ones
-            from annostat.data.gold import read_experts
-
-            given = read_experts(experts).to_list()
-            known = fit.votes.experts.to_list() if fit.votes.experts is not None else []
-            if fit.votes.attach_experts(known + given) + table.attach_experts(given) == 0:
-                fail(f"--experts: none of {', '.join(map(str, given[:5]))} has votes here")
+            attach_experts([fit.votes, table], experts)
         _gold_and_experts(table, gold, None)
         joint = "joint" in fit.summary()
         if (images is not None or features is not None) and not joint:
             fail(f"--{'images' if images is not None else 'features'}: {fit_dir} is not a joint fit (no network)")
-        inputs = _joint_update_inputs(fit, fit_dir, images, features, features_id_col, quiet) if joint else None
+        inputs = _joint_update_inputs(fit_dir, images, features, features_id_col) if joint else None
         from annostat.cli.common import training_progress
 
         with (training_progress if joint else fit_progress)(not quiet) as progress:
@@ -169,18 +164,13 @@ def update(
                       highlight=False)
 
 
-def _joint_update_inputs(fit, fit_dir: Path, images, features, features_id_col, quiet):
-    """The inputs a joint fit's network reads, prepared as it was trained on them (image size, features'
-    standardisation)."""
+def _joint_update_inputs(fit_dir: Path, images, features, features_id_col):
+    """The inputs a joint fit's network reads, prepared as it was trained on them."""
     from annostat.cli.common import fail
     from annostat.models.joint import read_config
-    from annostat.vision.inputs import feature_inputs, image_inputs
+    from annostat.vision.inputs import network_inputs
 
     if (images is None) == (features is None):
         fail(f"{fit_dir}: a joint fit; give its --images or --features (the fit folder keeps the network, not them)")
-    config = read_config(Path(fit_dir))
-    settings = config.get("inputs", {})
-    if features is not None:
-        return feature_inputs(features, features_id_col, norm=settings)
-    return image_inputs(images, [], int(settings.get("image_size", config.get("image_size", 64))),
-                        fit=settings.get("fit", "resize"), missing="skip")
+    return network_inputs(read_config(Path(fit_dir)), images=images, features=features, id_col=features_id_col,
+                          missing="skip")

@@ -130,3 +130,14 @@ def feature_inputs(table: Any, id_col: str | None = None, norm: dict[str, Any] |
         values, mean, scale = features.standardised()
     return Inputs("features", features.ids, values, {"mean": mean.tolist(), "scale": scale.tolist(),
                                                      "columns": features.columns}, [], features.source)
+
+
+def network_inputs(config: dict[str, Any], *, images=None, features=None, id_col: str | None = None,
+                   missing: str = "error") -> Inputs:
+    """The inputs a fitted network reads (``config``: its ``network/config.json``), prepared as it was trained on
+    them: features standardised with the training table's mean and scale, images at its size and fit."""
+    settings = config.get("inputs", {})
+    if features is not None:
+        return feature_inputs(features, id_col, norm=settings)
+    return image_inputs(images, [], int(settings.get("image_size", config.get("image_size", 64))),
+                        fit=settings.get("fit", "resize"), missing=missing)
