@@ -84,12 +84,10 @@ def layout_votes(votes, rows_of_subject: np.ndarray, n_rows: int) -> list[Questi
 
 def expected_counts(qv: QuestionVotes, T: np.ndarray) -> np.ndarray:
     """[V, K, K] expected votes per (volunteer, true answer, answer) under posteriors ``T`` [N, K]."""
-    K, V = qv.K, len(qv.volunteers)
+    from annostat.models.base import vote_counts
+
     rows, slots = np.nonzero(qv.mask)
-    cell = qv.cells[rows, slots]
-    counts = np.zeros((V * K, K), np.float64)  # rows (volunteer, answer), columns the true answer
-    np.add.at(counts, cell, T[rows])
-    return np.swapaxes(counts.reshape(V, K, K), 1, 2)
+    return vote_counts(qv.cells[rows, slots], np.asarray(T, np.float64)[rows], len(qv.volunteers), qv.K)
 
 
 class Trainer:

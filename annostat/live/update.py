@@ -56,7 +56,7 @@ from annostat.data.votes import Votes, positions_in
 from annostat.errors import InputError
 from annostat.fit import Fit, QuestionFit, SavedFit, accuracy_from_confusion
 from annostat.models import likelihood
-from annostat.models.base import gold_positions, local_codes, sorted_positions, vote_fractions
+from annostat.models.base import gold_positions, local_codes, sorted_positions, vote_counts, vote_fractions
 
 
 
@@ -258,8 +258,7 @@ def _update_question(model, votes: Votes, q: int, subject, volunteer, answer, ro
     eps, a0 = np.float32(model.eps), np.float32(model.prior_pseudo_count)
 
     def counts_of(weights: np.ndarray, cells: np.ndarray) -> np.ndarray:  # [V, K, K], rows the true answer
-        return np.stack([np.bincount(cells, weights=weights[:, k], minlength=V * K) for k in range(K)], -1) \
-            .reshape(V, K, K).swapaxes(1, 2)
+        return vote_counts(cells, weights, V, K)
 
     v_pad = bucket(V + 1)
     vmask = np.zeros(v_pad, np.float32)

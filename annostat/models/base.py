@@ -33,6 +33,14 @@ def local_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return unique, local.astype(np.int32)
 
 
+def vote_counts(cells: np.ndarray, posteriors: np.ndarray, n_volunteers: int, n_answers: int) -> np.ndarray:
+    """[V, K, K] expected votes per (volunteer, true answer, answer): each vote's cell (``volunteer * K + answer``)
+    weighted by its subject's posterior ``posteriors`` [N, K] (one row a vote), summed."""
+    V, K = int(n_volunteers), int(n_answers)
+    return np.stack([np.bincount(cells, weights=posteriors[:, k], minlength=V * K) for k in range(K)], -1) \
+        .reshape(V, K, K).swapaxes(1, 2)
+
+
 def sorted_positions(known: np.ndarray, codes: np.ndarray, missing: int = -1) -> np.ndarray:
     """Each code's position in the sorted ``known`` codes (int32); ``missing`` where it is not there."""
     if len(known) == 0:

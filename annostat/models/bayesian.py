@@ -19,7 +19,7 @@ import numpy as np
 
 from annostat.fit import QuestionFit
 from annostat.models import likelihood
-from annostat.models.base import Model, gold_positions, local_codes
+from annostat.models.base import Model, gold_positions, local_codes, vote_counts
 
 LEVEL = 0.9  # credible intervals in the volunteer tables
 #: prior mean of the population's diagonal advantage in logits (~80% right with three answers): fixes the labels
@@ -216,9 +216,7 @@ class BayesianModel(Model):
         lo, hi = interval(accuracy_draws, LEVEL)
         confusion = confusion_draws.mean(axis=0)
         # expected votes per (true answer, answer) under the answer posteriors, as Dawid-Skene reports them
-        cell = v_local.astype(np.int64) * K + answer
-        counts = np.stack([np.bincount(cell, weights=posteriors[s_local, k], minlength=V * K).reshape(V, K)
-                           for k in range(K)], axis=1)  # [V, true answer, answer]
+        counts = vote_counts(v_local.astype(np.int64) * K + answer, posteriors[s_local], V, K)
         extras = {"accuracy_lo": lo, "accuracy_hi": hi, **self.volunteer_extras(draws, data, v_local),
                   "agreement": checked.agreement,
                   "agreement_ppp": posterior_predictive_p(checked.agreement, checked.agreement_draws)}
