@@ -210,22 +210,11 @@ class JointFit(Fit):
         ensemble's disagreement there is the network's own uncertainty, which selection's BALD scores
         (``annostat.live.select``); ``None`` with one network or no such subject. ``network/members.parquet``."""
         if getattr(self, "_members", None) is None and len(self.result.networks) > 1 and len(self.unvoted_rows):
-            from annostat.vision.checkpoint import network_log_probs
-
-            data = self.inputs.data[self.unvoted_rows] if isinstance(self.inputs.data, np.ndarray) else \
-                np.stack([self.inputs.data[i] for i in self.unvoted_rows])
-            ids = [self.inputs.ids[i] for i in self.unvoted_rows]
-            parts = []
-            for m, state in enumerate(self.result.networks):
-                for qf, lp in zip(self.questions, network_log_probs(self.config, [state], data)):
-                    answers = self.votes.answers[qf.question].to_list()
-                    K = len(answers)
-                    parts.append(pl.DataFrame({
-                        "subject": np.repeat(np.asarray(ids, dtype=object), K).tolist(),
-                        "question": [self.votes.questions[qf.question]] * (len(ids) * K),
-                        "answer": answers * len(ids), "member": np.full(len(ids) * K, m, np.int32),
-                        "p": np.exp(lp).reshape(-1).astype(np.float32)}, strict=False))
-            self._members = pl.concat(parts)
+            rows = self.unvoted_rows
+            unvoted = Inputs(self.inputs.kind, [self.inputs.ids[i] for i in rows], self.inputs.batch(rows),
+                             self.inputs.norm, source=self.inputs.source)
+            self._members = pl.concat([self.predict(unvoted, [state]).with_columns(pl.lit(m, pl.Int32).alias("member"))
+                                       for m, state in enumerate(self.result.networks)])
         return getattr(self, "_members", None)
 
     def save(self, folder: str | Path) -> Path:
@@ -239,13 +228,14 @@ class JointFit(Fit):
         _training_figure(self.training, folder / "figures")
         return folder
 
-    def predict(self, inputs: Inputs) -> pl.DataFrame:
-        """p(true answer | input) of every row of ``inputs`` (posteriors format), from the fitted network(s)."""
+    def predict(self, inputs: Inputs, networks: list | None = None) -> pl.DataFrame:
+        """p(true answer | input) of every row of ``inputs`` (posteriors format), from the fitted network(s) (or
+        some of them, ``networks``)."""
         from annostat.vision.checkpoint import predict_table
 
         questions = [(self.votes.questions[qf.question], self.votes.answers[qf.question].to_list())
                      for qf in self.questions]
-        return predict_table(self.config, self.result.networks, inputs, questions)
+        return predict_table(self.config, self.result.networks if networks is None else networks, inputs, questions)
 
 
 def id_series(ids: list[Any]) -> pl.Series:
