@@ -392,6 +392,18 @@ def test_malformed_csv_rows_are_named(tmp_path, name, body, message):
     assert result.exit_code == 2 and message in result.output, result.output
 
 
+def test_an_export_row_whose_extra_fields_the_reader_cannot_cut_is_named(tmp_path):
+    """Found by the fuzzer: a quote closed early in the first row's metadata splits it into 16 fields, and polars'
+    second read (which cuts extra fields) fails too; the row is named in one line, not a traceback."""
+    rows = export_bytes([export_row(i) for i in range(1, 17)]).decode().splitlines()
+    broken = export_bytes([export_row(0)]).decode().splitlines()[1].replace('00Z"",', '00Z""",', 1)
+    path = tmp_path / "classifications.csv"
+    path.write_text("\r\n".join([rows[0], broken, *rows[1:]]) + "\r\n", encoding="utf-8")
+    out = tmp_path / "fit"
+    result = invoke(["fit", path, "--model", "mv", "--workflow-id", "10", "--out", out], tmp_path, out)
+    assert result.exit_code == 2 and "row 1: 16 fields where the header has 14" in result.output, result.output
+
+
 def test_a_path_is_exactly_the_file_named(tmp_path):
     (tmp_path / "votes*.csv").write_text(VOTES)
     (tmp_path / "votes-other.csv").write_text("subject,volunteer,question,answer\nzz,zz,q,c\n")

@@ -495,7 +495,11 @@ class _CsvAudit:
             return use(pl.scan_csv(self.path, truncate_ragged_lines=False, **SCAN_OPTIONS))
         except pl.exceptions.PolarsError as exc:
             self.refuse_or_retry(exc)
+        try:
             return use(pl.scan_csv(self.path, truncate_ragged_lines=True, **SCAN_OPTIONS))
+        except pl.exceptions.PolarsError as exc:  # the rows with extra fields cannot be cut either: name them
+            raise InputError(f"{self.path}, {describe_problems(self.problems)}" if self.problems else
+                             f"{self.path}: cannot be read as CSV: {first_line(exc)}") from exc
 
     def rows(self, batch: pl.DataFrame, last_column: str) -> pl.DataFrame:
         """(row, csv_problem) for the batch's malformed rows; looked for only where the batch shows a sign."""
