@@ -202,3 +202,34 @@ def test_categorical_columns_are_read_as_their_labels():
     a, b = Votes.from_frame(plain), Votes.from_frame(categorical)
     assert a.table.equals(b.table) and a.to_frame().equals(b.to_frame())
     assert b.to_frame()["question"].dtype == a.to_frame()["question"].dtype
+
+
+vote_rows = st.lists(st.tuples(st.integers(0, 5), st.sampled_from("abc"), st.sampled_from(["q1", "q2"]),
+                               st.sampled_from(["x", "y", "z"])), min_size=1, max_size=40)
+
+
+@settings(max_examples=60, deadline=None)
+@given(vote_rows, vote_rows, st.sampled_from(["first", "last", "all"]), st.booleans())
+def test_extended_is_the_table_of_both(first_rows, second_rows, policy, timed):
+    """Votes.extended (the last fit's codes kept, the new votes merged in, repeats by the policy) holds the votes that
+    coding both tables together holds, in (question, subject, row) order."""
+    def votes_of(rows, offset):
+        df = frame(subject=[r[0] for r in rows], volunteer=[r[1] for r in rows], question=[r[2] for r in rows],
+                   answer=[r[3] for r in rows])
+        if timed:
+            df["created_at"] = np.arange(len(rows), dtype=float) + offset
+        return df
+
+    a, b = votes_of(first_rows, 0), votes_of(second_rows, len(first_rows))
+    last, new = Votes.from_frame(a, duplicates=policy), Votes.from_frame(b, duplicates=policy)
+    combined, offset = last.extended(new)
+    whole = Votes.from_frame(pd.concat([a, b], ignore_index=True), duplicates=policy)
+    columns = ["subject", "volunteer", "question", "answer"]
+    assert sorted(combined.to_frame().select(columns).rows()) == sorted(whole.to_frame().select(columns).rows())
+    assert combined.report.rows_kept == whole.n_votes == combined.n_votes
+    assert combined.report.rows_read == last.n_votes + new.n_votes  # the two tables' votes: kept or dropped
+    assert combined.report.rows_kept + combined.report.rows_dropped == combined.report.rows_read
+    codes = {c: combined.codes(c) for c in ("question", "subject", "row")}
+    order = np.lexsort((codes["row"], codes["subject"], codes["question"]))
+    assert np.array_equal(order, np.arange(combined.n_votes))  # in (question, subject, row) order
+    assert np.all(codes["row"][combined.codes("volunteer") >= 0] >= 0)

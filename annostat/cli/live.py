@@ -102,6 +102,8 @@ def update(
     warm_steps: float = typer.Option(0.25, min=0.0, max=1.0, help="Bayesian models (SVI, MAP): the share of the "
                                                                   "fit's steps run from the last fit's posterior."),
     max_sweeps: int = typer.Option(100, min=1, help="Dawid-Skene: sweeps over the updated subjects at most."),
+    spread: float = typer.Option(0.002, min=0.0, help="Dawid-Skene: also sweep the subjects of every volunteer whose "
+                                                      "confusion moves by more than this."),
     images: Optional[Path] = typer.Option(None, help="A joint fit: the subjects' images (its network is fine-tuned)."),
     features: Optional[Path] = typer.Option(None, help="A joint fit: the subjects' features table."),
     features_id_col: Optional[str] = typer.Option(None, help="Features: the id column."),
@@ -146,8 +148,8 @@ def update(
         from annostat.cli.common import training_progress
 
         with (training_progress if joint else fit_progress)(not quiet) as progress:
-            result = update_fit(fit, table, tol=tol, max_sweeps=max_sweeps, warm_steps=warm_steps, inputs=inputs,
-                                joint_rounds=rounds, progress=progress)
+            result = update_fit(fit, table, tol=tol, max_sweeps=max_sweeps, spread=spread, warm_steps=warm_steps,
+                                inputs=inputs, joint_rounds=rounds, progress=progress)
         result.seconds = time.perf_counter() - start
         result.save(out)
         if export is not None:

@@ -567,47 +567,72 @@ class Votes:
             "row": new._codes["row"].astype(np.int64) + row_offset,
         }
         old = {c: self._codes[c] for c in added}
-        S, Q = len(subjects), len(questions)
+        old_bounds = self._question_bounds
+        n_old_questions = len(old_bounds) - 1
 
-        def repeat_key(codes):
-            return (codes["volunteer"].astype(np.int64) * S + codes["subject"]) * Q + codes["question"]
+        def old_block(question: np.ndarray, subject: np.ndarray, side: str) -> np.ndarray:
+            """Per vote (question and subject codes): where its (question, subject) block of the votes here starts
+            (``left``) or ends (``right``); the votes here are in (question, subject) order."""
+            at = np.full(len(question), len(old["row"]) if side == "right" else 0, np.int64)
+            for q in np.unique(question):
+                these = np.flatnonzero(question == q)
+                if q >= n_old_questions:  # a question these votes lack: after all of them
+                    at[these] = len(old["row"])
+                    continue
+                a, b = int(old_bounds[q]), int(old_bounds[q + 1])
+                at[these] = a + np.searchsorted(old["subject"][a:b], subject[these], side=side)
+            return at
 
         keep_old, keep_new = None, None
         if duplicates != "all" and new.n_votes and self.n_votes:
-            old_keys, new_keys = pl.Series(repeat_key(old)), pl.Series(repeat_key(added))
+            # a repeat (one volunteer, subject and question in both) lies in the new vote's (question, subject)
+            # block here: only those blocks are compared, not every vote here
+            lo = old_block(added["question"], added["subject"], "left")
+            hi = old_block(added["question"], added["subject"], "right")
+            width = hi - lo
+            pair_new = np.repeat(np.arange(len(lo)), width)
+            pair_old = np.arange(len(pair_new)) - np.repeat(np.cumsum(width) - width, width) + np.repeat(lo, width)
+            same = old["volunteer"][pair_old] == added["volunteer"][pair_new]
             if duplicates == "first":
-                keep_new = ~new_keys.is_in(old_keys.implode()).to_numpy()
+                keep_new = np.ones(len(lo), bool)
+                keep_new[pair_new[same]] = False
             else:
-                keep_old = ~old_keys.is_in(new_keys.implode()).to_numpy()
+                keep_old = np.ones(len(old["row"]), bool)
+                keep_old[pair_old[same]] = False
         n_repeats = (0 if keep_new is None else int((~keep_new).sum())) + \
             (0 if keep_old is None else int((~keep_old).sum()))
         old_time, new_time = _combined_times(self, new)
         if keep_old is not None:
             old = {c: a[keep_old] for c, a in old.items()}
             old_time = old_time.filter(pl.Series(keep_old)) if old_time is not None else None
-        order = np.argsort(added["question"].astype(np.int64) * S + added["subject"], kind="stable")
+            old_bounds = np.searchsorted(old["question"], np.arange(n_old_questions + 1), side="left")
+        order = np.lexsort((added["subject"], added["question"]))
         if keep_new is not None:
             order = order[keep_new[order]]
         added = {c: a[order] for c, a in added.items()}
         new_time = new_time.gather(order) if new_time is not None else None
         # merge: each new vote after the votes here of its (question, subject) (their rows are smaller)
-        at = np.searchsorted(old["question"].astype(np.int64) * S + old["subject"],
-                             added["question"].astype(np.int64) * S + added["subject"], side="right")
+        at = old_block(added["question"], added["subject"], "right")
         n = len(at) + len(old["row"])
         place_new = at + np.arange(len(at))
-        is_new = np.zeros(n, bool)
-        is_new[place_new] = True
+        is_old = np.ones(n, bool)
+        is_old[place_new] = False
         codes = {}
         for c in added:
             merged = np.empty(n, old[c].dtype if c != "row" else np.int64)
             merged[place_new] = added[c]
-            merged[~is_new] = old[c]
+            merged[is_old] = old[c]
             codes[c] = merged
         time = None
-        if old_time is not None:
+        if old_time is not None and not old_time.null_count() and not new_time.null_count():
+            merged = np.empty(n, np.float64)  # the times as numbers, merged as the codes are
+            merged[place_new] = new_time.to_numpy()
+            merged[is_old] = old_time.to_numpy()
+            time = pl.Series("time", merged)
+        elif old_time is not None:
             positions = np.empty(n, np.int64)
             positions[place_new] = np.arange(len(at)) + len(old["row"])
-            positions[~is_new] = np.arange(len(old["row"]))
+            positions[is_old] = np.arange(len(old["row"]))
             time = pl.concat([old_time, new_time]).gather(positions)
         dropped = {f"duplicate vote (policy {duplicates})": n_repeats} if n_repeats else {}
         report = RowReport(source=source, rows_read=self.n_votes + new.n_votes, rows_kept=n, dropped=dropped,

@@ -9,19 +9,21 @@ expected counts :math:`C_v[k, l] = \sum_{n: v_n = v, l_n = l} T_{s_n k}` and the
 :math:`\sum_s T_s` are sums over subjects, so when new votes arrive only the subjects they touch need new posteriors.
 Starting from the last fit's posteriors (vote fractions for subjects it did not have):
 
-1. the counts and totals of every subject's current posterior, in one pass over the votes;
+1. the counts and totals of every subject's current posterior: a fit in memory carries its expected counts over (the
+   new votes' part added, a pass over the new votes only); a fit folder's are summed again in one pass;
 2. sweeps over the *touched* subjects only: the M-step from the counts (``annostat.infer.em``'s, with the fit's
    pseudo-counts), their posteriors from all their votes (the shared volunteer likelihood), and their change in the
-   counts swapped in; until no touched posterior moves by more than ``tol``;
-3. full EM iterations (M-step, then every subject's posterior) until the objective changes by at most the model's
-   ``tol`` (as a fit stops), so every subject and volunteer sees the updated confusions: two or three, where a fit
-   from nothing takes ten or more.
+   counts swapped in; until no touched posterior moves by more than ``tol`` (one compiled loop);
+3. the change spreads: in rounds, the subjects of every volunteer whose confusion has moved by more than ``spread``
+   (any entry) since those subjects' posteriors were last computed are swept too (``ROUND_SWEEPS`` sweeps a round),
+   until no confusion moves by that much: volunteers whose other subjects the new votes did not touch follow the
+   change;
+4. one pass over every subject: its posterior and marginal log-likelihood under the final confusions (the trace of
+   an updated question holds that pass; ``fit.json``'s ``update.sweeps`` gives the sweeps).
 
-The trace of an updated question holds those full iterations; ``fit.json``'s ``update.sweeps`` gives the sweeps.
-
-Each sweep costs the touched subjects' votes, not the whole table: with 1% new votes a sweep reads a fraction of
-the votes. The answers agree with a refit from nothing to EM's own tolerance (``benchmarks/update_speed.py``: 1M
-votes and 1% new, the figures in ``benchmarks/RESULTS.md``).
+Each sweep costs the swept subjects' votes, not the whole table; only steps 1 (from a folder) and 4 read every vote.
+The answers agree with a refit from nothing to EM's own tolerance (``benchmarks/update_speed.py``: 1M votes and 1%
+new, the figures in ``benchmarks/RESULTS.md``).
 
 The Bayesian models' SVI or MAP starts from the last fit's posterior means (a share of the steps); a joint fit's
 networks are fine-tuned (EM rounds from them, not from scratch); majority vote and NUTS fits are fitted again.
@@ -49,6 +51,7 @@ from functools import partial
 from typing import Any, Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import polars as pl
 
@@ -56,12 +59,13 @@ from annostat.data.votes import Votes, positions_in
 from annostat.errors import InputError
 from annostat.fit import Fit, QuestionFit, SavedFit, accuracy_from_confusion
 from annostat.models import likelihood
-from annostat.models.base import gold_positions, local_codes, sorted_positions, vote_counts, vote_fractions
+from annostat.models.base import (gold_positions, local_codes, run_members, sorted_positions, subject_runs,
+                                  vote_counts, vote_fractions)
 
 
 
-def update(fit: Fit, new_votes: Votes | Any, *, tol: float = 1e-4, max_sweeps: int = 100, warm_steps: float = 0.25,
-           inputs=None, joint_rounds: int = 2, progress: Callable[[Any, int, int], None] | None = None) -> Fit:
+def update(fit: Fit, new_votes: Votes | Any, *, tol: float = 1e-4, max_sweeps: int = 100, spread: float = 0.002,
+           warm_steps: float = 0.25, inputs=None, joint_rounds: int = 2, progress: Callable[[Any, int, int], None] | None = None) -> Fit:
     """The fit of ``fit``'s votes and ``new_votes`` together (see the module docstring): incremental EM from the last
     fit for Dawid-Skene, the model fitted again otherwise.
 
@@ -70,7 +74,9 @@ def update(fit: Fit, new_votes: Votes | Any, *, tol: float = 1e-4, max_sweeps: i
         new_votes: the new classifications (:class:`~annostat.data.votes.Votes`, or a DataFrame with the default
             column names).
         tol: Dawid-Skene: stop the sweeps when no touched subject's posterior moves by more than this.
-        max_sweeps: Dawid-Skene: sweeps over the touched subjects at most.
+        max_sweeps: Dawid-Skene: sweeps at most.
+        spread: Dawid-Skene: the subjects of a volunteer whose confusion moves by more than this (any entry) are
+            swept too.
         warm_steps: the Bayesian models (SVI, MAP): the share of the model's steps run from the last fit's posterior
             means.
         inputs: a joint fit: the subjects' inputs (:class:`~annostat.vision.inputs.Inputs`; a fit in memory has its
@@ -100,16 +106,18 @@ def update(fit: Fit, new_votes: Votes | Any, *, tol: float = 1e-4, max_sweeps: i
 
         model = DawidSkene(**_options(DawidSkene, fit.settings))
         questions, sweeps = [], {}
-        previous = fit.table("posteriors")
+        carried = {qf.question: qf for qf in fit.questions} if n_previous == fit.votes.n_votes else {}
+        previous = None if carried else fit.table("posteriors")
         for q, subject, volunteer, answer in combined.iter_questions():
             label = combined.questions[q]
             step = (lambda done, total, label=label: progress(label, done, total)) if progress else None
-            qf, n = _update_question(model, combined, q, subject, volunteer, answer, row_offset,
-                                     previous.filter(pl.col("question") == label), tol, max_sweeps, step)
+            last = carried.get(q) if carried else previous.filter(pl.col("question") == label)
+            qf, n = _update_question(model, combined, q, subject, volunteer, answer, row_offset, last, tol,
+                                     max_sweeps, spread, step)
             questions.append(qf)
             sweeps[str(label)] = n
         result = Fit(combined, "ds", model.settings(), questions, 0.0)
-        info |= {"method": "incremental EM", "tol": tol, "sweeps": sweeps}
+        info |= {"method": "incremental EM", "tol": tol, "spread": spread, "sweeps": sweeps}
     else:
         from annostat.models import get_model
         from annostat.models.registry import model_spec
@@ -231,97 +239,172 @@ def _previous_name(fit: Fit) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------- Dawid-Skene
-def _update_question(model, votes: Votes, q: int, subject, volunteer, answer, row_offset: int,
-                     previous: pl.DataFrame, tol: float, max_sweeps: int, progress) -> tuple[QuestionFit, int]:
-    """One question's incremental EM (module docstring); returns the fit and the sweeps it took."""
+#: sweeps in each round over the subjects of volunteers whose confusion moved (partial E-steps: the next round and the
+#: final pass over every subject follow; at 1M votes 1-3 give the same agreement with a refit, benchmarks/update_speed)
+ROUND_SWEEPS = 2
+
+def _update_question(model, votes: Votes, q: int, subject, volunteer, answer, row_offset: int, last,
+                     tol: float, max_sweeps: int, spread: float, progress) -> tuple[QuestionFit, int]:
+    """One question's incremental EM (module docstring); returns the fit and the sweeps it took. ``last``: the last
+    fit's :class:`QuestionFit` of the question (a fit in memory: its posteriors and expected counts carried over), or
+    its rows of the posteriors table (a fit folder: the counts summed again)."""
     from annostat.infer.em import bucket
     from annostat.models.dawid_skene import pseudo_count_matrix
 
     K = votes.n_answers[q]
-    subjects, s_local = local_codes(subject)
+    subjects, s_local, starts = subject_runs(subject)  # a question's votes are sorted by subject
+    ends = np.append(starts[1:], len(subject))
     volunteers, v_local = local_codes(volunteer)
     S, V = len(subjects), len(volunteers)
-    cell = likelihood.cell_index(v_local.astype(np.int64), answer.astype(np.int64), K)
-    is_new = votes.codes("row")[votes.question_slice(q)] >= row_offset
-    T = _starting_posteriors(votes, q, subjects, s_local, answer, previous, K)
+    cell = likelihood.cell_index(v_local, answer.astype(np.int32), K)
+    new = np.flatnonzero(votes.codes("row")[votes.question_slice(q)] >= row_offset)
     known = gold_positions(subjects, *votes.gold_codes(q))  # gold answers: fixed posteriors, never swept
     gold = np.flatnonzero(known >= 0)
-
-    def clamp(T: np.ndarray) -> np.ndarray:
-        if len(gold):
-            T[gold] = 0.0
-            T[gold, known[gold]] = 1.0
-        return T
-
-    T = clamp(T)
+    counts = None
+    if isinstance(last, QuestionFit):
+        T, counts = _carried_start(last, subjects, volunteers, s_local, answer, new, cell, K)
+    if counts is None:
+        T = _starting_posteriors(votes, q, subjects, s_local, answer,
+                                 last if isinstance(last, pl.DataFrame) else pl.DataFrame(), K)
+    if len(gold):
+        fixed = np.zeros((len(gold), K))
+        fixed[np.arange(len(gold)), known[gold]] = 1.0
+        change = fixed - T[gold]
+        T[gold] = fixed
+        if counts is not None:  # gold new since the last fit: its subjects' change in the counts
+            members, place = run_members(starts, ends, gold)
+            counts += vote_counts(cell[members], change[place], V, K)
+    if counts is None:
+        counts = vote_counts(cell, T[s_local], V, K)
     pseudo = pseudo_count_matrix(K, model.pseudo_diagonal, model.pseudo_off_diagonal)
     eps, a0 = np.float32(model.eps), np.float32(model.prior_pseudo_count)
-
-    def counts_of(weights: np.ndarray, cells: np.ndarray) -> np.ndarray:  # [V, K, K], rows the true answer
-        return vote_counts(cells, weights, V, K)
-
     v_pad = bucket(V + 1)
-    vmask = np.zeros(v_pad, np.float32)
-    vmask[:V] = 1.0
+    counts_pad = np.zeros((v_pad, K, K), np.float32)
+    counts_pad[:V] = counts
+    totals = T.sum(axis=0).astype(np.float32)
+    T = T.astype(np.float32)
 
-    def em_step(votes_of, subject_of, n):
-        """The M-step from the counts, then the posteriors [n, K] and marginal log-likelihoods [n] of the subjects of
-        the votes ``votes_of`` (one compiled call per padded size); the log priors, the log confusion [V, K, K] and
-        the log density of the Dirichlet priors."""
-        n_pad, m_pad = bucket(n + 1), bucket(len(votes_of))
+    def confusion(counts_pad) -> np.ndarray:
+        return np.asarray(_confusion(counts_pad, pseudo, eps))[:V]
+
+    def sweep(chosen: np.ndarray, budget: int) -> tuple[int, bool]:
+        """Sweeps over the subjects ``chosen`` (one compiled loop); how many, and whether they settled."""
+        nonlocal counts_pad, totals
+        members, place = run_members(starts, ends, chosen)
+        n_pad, m_pad = bucket(len(chosen) + 1), bucket(len(members))
         cells = np.full(m_pad, (v_pad - 1) * K, np.int32)  # padding: the padded volunteer, the padded subject
-        cells[:len(votes_of)] = cell[votes_of]
-        subjects_pad = np.full(m_pad, n_pad - 1, np.int32)
-        subjects_pad[:len(votes_of)] = subject_of
-        counts_pad = np.zeros((v_pad, K, K), np.float32)
-        counts_pad[:V] = counts
-        T_pad, marginal, log_pi, log_theta, lp = _em_step(counts_pad, totals.astype(np.float32), pseudo, a0, eps,
-                                                          vmask, cells, subjects_pad, n_pad)
-        return (np.asarray(T_pad, np.float64)[:n], np.asarray(marginal, np.float64)[:n], np.asarray(log_pi),
-                np.asarray(log_theta)[:V], float(lp))
+        cells[:len(members)] = cell[members]
+        place_pad = np.full(m_pad, n_pad - 1, np.int32)
+        place_pad[:len(members)] = place
+        T_pad = np.zeros((n_pad, K), np.float32)
+        T_pad[:len(chosen)] = T[chosen]
+        smask = np.arange(n_pad) < len(chosen)
+        T_pad, counts_pad, totals, n, done = _sweeps(T_pad, counts_pad, totals, smask, pseudo, a0, eps, cells,
+                                                     place_pad, np.float32(tol), np.int32(budget), n=n_pad)
+        T[chosen] = np.asarray(T_pad)[:len(chosen)]
+        counts_pad = np.asarray(counts_pad)
+        return int(n), bool(done)
 
-    counts, totals = counts_of(T[s_local], cell), T.sum(axis=0)
-    touched = np.unique(s_local[is_new])
-    touched = touched[known[touched] < 0]
-    in_touched = np.zeros(S, bool)
-    in_touched[touched] = True
-    votes_of = np.flatnonzero(in_touched[s_local])
-    subject_of = np.searchsorted(touched, s_local[votes_of]).astype(np.int32)
-    sweeps, converged = 0, len(touched) == 0
-    while not converged and sweeps < max_sweeps:
-        fresh, *_ = em_step(votes_of, subject_of, len(touched))
-        change = fresh - T[touched]
-        counts += counts_of(change[subject_of], cell[votes_of])
-        totals += change.sum(axis=0)
-        T[touched] = fresh
-        sweeps += 1
-        converged = float(np.abs(change).max()) <= tol
+    # the subjects the new votes touch, swept until they settle; then, in rounds of ROUND_SWEEPS sweeps, the subjects
+    # of every volunteer whose confusion has moved by more than ``spread`` since their posteriors were last computed
+    reference = confusion(counts_pad).copy()
+    free = known < 0
+    chosen = np.unique(s_local[new])
+    chosen = chosen[free[chosen]]
+    sweeps, converged, rounds = 0, True, 0
+    while len(chosen) and sweeps < max_sweeps:
+        n, done = sweep(chosen, max_sweeps - sweeps if rounds == 0 else min(ROUND_SWEEPS, max_sweeps - sweeps))
+        sweeps, converged, rounds = sweeps + n, converged and (done or rounds > 0), rounds + 1
         if progress is not None:
             progress(sweeps, max_sweeps)
-    # then full EM iterations (every subject's posterior under the updated confusions) until the objective settles as
-    # a fit's does (relative change at most the model's tol): volunteers whose other subjects the new votes did not
-    # touch follow the change (one iteration leaves accuracies up to ~0.013 from a refit at 1M votes; settled, 0.004)
-    trace: list[tuple[float, float]] = []
-    all_votes, previous = np.arange(len(cell)), -np.inf
-    while True:
-        T, marginal, log_pi, log_theta, lp = em_step(all_votes, s_local, S)
-        T = clamp(T)
-        trace.append((float(marginal.sum()), lp))
-        objective = sum(trace[-1])
-        if (len(trace) > 1 and abs(objective - previous) <= model.tol * abs(previous)) or len(trace) >= max_sweeps:
-            break
-        previous = objective
-        counts, totals = counts_of(T[s_local], cell), T.sum(axis=0)
-    confusion = np.exp(log_theta)
-    priors = np.exp(log_pi)
+        now = confusion(counts_pad)
+        moved = np.abs(now - reference).max(axis=(1, 2)) > spread
+        reference[moved] = now[moved]
+        chosen = np.flatnonzero(np.logical_or.reduceat(moved[v_local], starts)) if moved.any() else chosen[:0]
+        chosen = chosen[free[chosen]]
+    # every subject's posterior once under the final confusions (the others' moved by less than ``spread``)
+    vmask = np.zeros(v_pad, np.float32)
+    vmask[:V] = 1.0
+    n_pad, m_pad = bucket(S + 1), bucket(len(cell))
+    cells = np.full(m_pad, (v_pad - 1) * K, np.int32)
+    cells[:len(cell)] = cell
+    subjects_pad = np.full(m_pad, n_pad - 1, np.int32)
+    subjects_pad[:len(cell)] = s_local
+    T_all, marginal, log_pi, log_theta, lp = _em_step(counts_pad, totals, pseudo, a0, eps, vmask, cells,
+                                                      subjects_pad, n_pad)
+    posteriors = np.array(T_all[:S])
+    if len(gold):
+        posteriors[gold] = 0.0
+        posteriors[gold, known[gold]] = 1.0
+    confusion_ = np.exp(np.asarray(log_theta)[:V])
+    priors = np.exp(np.asarray(log_pi))
     qf = QuestionFit(
-        question=q, subjects=subjects, posteriors=T.astype(np.float32), volunteers=volunteers,
-        n_votes=np.bincount(v_local, minlength=V), confusion=confusion, counts=counts.astype(np.float32),
-        accuracy=accuracy_from_confusion(confusion, priors), priors=priors,
-        log_likelihood=np.array([t[0] for t in trace]), log_prior=np.array([t[1] for t in trace]),
-        converged=converged and len(trace) < max_sweeps, elbo=np.full(len(trace), np.nan),
+        question=q, subjects=subjects, posteriors=posteriors, volunteers=volunteers,
+        n_votes=np.bincount(v_local, minlength=V), confusion=confusion_, counts=counts_pad[:V].copy(),
+        accuracy=accuracy_from_confusion(confusion_, priors), priors=priors,
+        log_likelihood=np.array([float(np.asarray(marginal)[:S].sum())]), log_prior=np.array([float(lp)]),
+        converged=converged, elbo=np.full(1, np.nan),
     )
     return qf, sweeps
+
+
+def _carried_start(last: QuestionFit, subjects, volunteers, s_local, answer, new, cell, K: int):
+    """[S, K] posteriors and [V, K, K] expected counts to start from, carried over from the last fit's question: its
+    posteriors (vote fractions for new subjects) and its counts, with the new votes' part added; ``(None, None)``
+    where the last fit's subjects or volunteers are not all here (votes of the last fit dropped). The counts are those
+    that gave the last fit's confusions: its final posteriors' own differ by EM's last step, within its tolerance."""
+    subject_at = sorted_positions(subjects, np.asarray(last.subjects))
+    volunteer_at = sorted_positions(volunteers, np.asarray(last.volunteers))
+    if (subject_at < 0).any() or (volunteer_at < 0).any() or last.counts.shape[1:] != (K, K):
+        return None, None
+    had = np.zeros(len(subjects), bool)
+    had[subject_at] = True
+    fresh = ~had[s_local[new]]  # new votes on new subjects: those subjects start from their vote fractions
+    T = np.zeros((len(subjects), K))
+    if fresh.any():
+        first = np.zeros(len(subjects) * K)
+        np.add.at(first, s_local[new[fresh]].astype(np.int64) * K + answer[new[fresh]], 1.0)
+        first = first.reshape(-1, K)
+        T = first / np.maximum(first.sum(axis=1, keepdims=True), 1.0)
+    T[subject_at] = last.posteriors
+    counts = np.zeros((len(volunteers), K, K))
+    counts[volunteer_at] = last.counts
+    counts += vote_counts(cell[new], T[s_local[new]], len(volunteers), K)
+    return T, counts
+
+
+@jax.jit
+def _confusion(counts, pseudo, eps):
+    """p(answer | true answer) [V, K, K]: the M-step of the confusions from expected counts (one compiled call)."""
+    from annostat.infer.em import log_confusion_from_counts
+
+    return jnp.exp(log_confusion_from_counts(counts, pseudo, eps))
+
+
+@partial(jax.jit, static_argnames="n")
+def _sweeps(T, counts, totals, smask, pseudo, a0, eps, cell, subject, tol, budget, n):
+    """Sweeps of incremental EM over ``n`` subjects (rows of ``T`` [n, K], their current posteriors; ``smask`` the
+    real rows): the M-step from the expected counts [V, K, K] and answer totals [K], the subjects' posteriors from
+    their votes (``cell``, ``subject``: sorted by subject), and their change swapped into the counts and totals;
+    until no posterior moves by more than ``tol`` or ``budget`` sweeps. Returns (T, counts, totals, sweeps, settled)."""
+    from annostat.infer.em import log_confusion_from_counts, log_priors_from_totals
+
+    V, K = counts.shape[0], counts.shape[-1]
+
+    def body(c):
+        i, _, T, counts, totals = c
+        log_theta = log_confusion_from_counts(counts, pseudo, eps)
+        joint = likelihood.ragged_joint(likelihood.vote_log_likelihood(log_theta, cell), subject, n,
+                                        log_priors_from_totals(totals, a0, eps))
+        fresh = jnp.where(smask[:, None], likelihood.posterior(joint), 0.0)
+        change = fresh - T
+        moved = jax.ops.segment_sum(change[subject], cell, num_segments=V * K)  # [(v, l), k]
+        counts = counts + jnp.swapaxes(moved.reshape(V, K, K), 1, 2)
+        return i + 1, jnp.abs(change).max() <= tol, fresh, counts, totals + change.sum(axis=0)
+
+    i, done, T, counts, totals = jax.lax.while_loop(lambda c: (c[0] < budget) & ~c[1], body,
+                                                    (jnp.int32(0), jnp.bool_(False), T, counts, totals))
+    return T, counts, totals, i, done
 
 
 @partial(jax.jit, static_argnames="n")
