@@ -128,8 +128,8 @@ def main() -> None:
             "Updates as classifications arrive (incremental EM)",
             f"`benchmarks/update_speed.py`: {votes.height:,} simulated votes on two DECaLS questions ({args.subjects:,} "
             f"galaxies, 40 classifications each), the last {args.new:.0%} in time order new ({new.height:,} votes); "
-            f"Dawid-Skene at its defaults. The refit took {refit.iterations} EM iterations; the update {sweeps} "
-            f"sweeps (the touched subjects until they settle, then rounds over the subjects of volunteers whose "
+            f"Dawid-Skene at its defaults. The refit took {refit.iterations} EM iterations; the update "
+            f"{' and '.join(f'{n} ({q})' for q, n in sweeps.items())} sweeps (the touched subjects until they settle, then rounds over the subjects of volunteers whose "
             f"confusion moved by more than {how['spread']}) and one pass over every subject. Against the refit: "
             f"{same:.3%} of answers the same; volunteer accuracy within {gap.max():.4f} (99th percentile "
             f"{gap.quantile(0.99):.5f}). On the command line both runs read and code a table of every vote (the "
