@@ -6,7 +6,7 @@
     >>> fit.answers, fit.volunteers, fit.confusion                   # doctest: +SKIP
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # what changed in each version: CHANGELOG.md
 
 from annostat.data.subjects import Subjects
 from annostat.errors import InputError

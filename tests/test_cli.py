@@ -145,3 +145,14 @@ def test_help_texts_keep_their_square_brackets():
     text = " ".join(result.output.split())
     assert "most EM iterations [default: 100]" in text
     assert "[default: Dawid-Skene every device JAX sees" in text
+
+
+def test_version_is_the_package_version_and_the_changelog_names_it():
+    from pathlib import Path
+
+    import annostat
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"annostat {annostat.__version__}"
+    changelog = (Path(__file__).resolve().parents[1] / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert f"## {annostat.__version__} " in changelog  # every version says what changed

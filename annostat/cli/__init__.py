@@ -25,6 +25,22 @@ for command in (fit.fit, fit.compare, fit.predict, outputs.plot, outputs.catalog
 app.add_typer(truth.truth_app, name="truth")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from annostat import __version__
+
+        typer.echo(f"annostat {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print annostat's version and exit."),
+) -> None:
+    """Probabilistic models of citizen-science volunteers."""
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app(prog_name="annostat")
 
