@@ -1,8 +1,8 @@
 """Errors that carry a one-line, user-facing explanation.
 
 Every problem with a user's input (a missing file, an unknown column, an empty table, a value that cannot be read)
-is raised as :class:`InputError`. Its message is one line that names the file, the column and, where it applies, the
-row, so the command line can print it without a traceback.
+is raised as :class:`~annostat.errors.InputError`. Its message is one line that names the file, the column and, where it
+applies, the row, so the command line can print it without a traceback.
 """
 
 from __future__ import annotations

@@ -76,6 +76,7 @@ def _jsonable(value: Any) -> Any:
 class Fit:
     """The result of fitting a model to votes; see the module docstring for the tables."""
 
+    #: the tables :meth:`table` gives, by name
     TABLES = ("posteriors", "answers", "volunteers", "confusion", "priors", "trace", "convergence")
 
     def __init__(
@@ -118,7 +119,7 @@ class Fit:
 
     # ------------------------------------------------------------------ tables (pandas for users, polars inside)
     def table(self, name: str) -> pl.DataFrame:
-        """One of :attr:`TABLES` as a polars DataFrame with the original labels."""
+        """One of :attr:`~annostat.fit.Fit.TABLES` as a polars DataFrame with the original labels."""
         if name not in self.TABLES:
             raise KeyError(f"no table {name!r}; the tables are {', '.join(self.TABLES)}")
         if name not in self._cache:
@@ -332,7 +333,7 @@ class Fit:
         return folder
 
     def entries_written(self) -> set[str]:
-        """The entries of the fit folder :meth:`save` writes (the rest of :data:`FIT_FOLDER_ENTRIES` is removed)."""
+        """The entries of the fit folder :meth:`save` writes (the rest of :data:`~annostat.fit.FIT_FOLDER_ENTRIES` is removed)."""
         written = {*FILES.values(), "votes.parquet", "subject_data.parquet", "fit.json"}
         written |= {"gold.parquet"} if self.votes.gold is not None else set()
         return written | ({"trace.nc"} if any(qf.inference for qf in self.questions) else set())
@@ -396,11 +397,11 @@ class Fit:
 #: the fit folder's tables and their files
 FILES = {"answers": "subjects.parquet", "posteriors": "posteriors.parquet", "volunteers": "volunteers.parquet",
          "confusion": "confusion.parquet", "priors": "priors.parquet", "trace": "trace.parquet"}
+VOTES_PART = 4_000_000  # votes a row group of votes.parquet when written in parts
+
 #: every entry annostat writes in a fit folder: the fit's own (``fit``, the joint model's ``network/``,
 #: ``training.parquet`` and ``figures/``, the export's ``quarantine.csv``) and what later commands write there by
 #: default (``catalogue``, ``plot``); a re-fit removes those it does not write, so no file of an earlier fit survives
-VOTES_PART = 4_000_000  # votes a row group of votes.parquet when written in parts
-
 FIT_FOLDER_ENTRIES = (*FILES.values(), "votes.parquet", "subject_data.parquet", "fit.json", "gold.parquet", "trace.nc",
                       "network", "training.parquet", "figures", "quarantine.csv", "catalogue.parquet", "catalogue.csv",
                       "catalogue_columns.csv", "plots")

@@ -152,6 +152,7 @@ COSMIC_DAWN_AFTER = {
     "artifact": "problem_artifact",
 }
 
+#: the decision-tree presets by name (``tree(name)``)
 TREES: dict[str, Tree] = {
     "gz2": Tree.from_pairs("gz2", GZ2, GZ2_AFTER),
     "gz-decals-dr12": Tree.from_pairs("gz-decals-dr12", DECALS_DR12, DECALS_AFTER),
@@ -170,10 +171,11 @@ def get_tree(name: str) -> Tree:
         raise KeyError(f"no tree preset {name!r}; the presets are {', '.join(sorted(TREES))}") from None
 
 
-# Galaxy Zoo DECaLS workflow 6122 (GZD-5): task id -> candidates (question, {normalised label: answer}).
 _MERGING_DR12 = {"merging": "merger", "tidal debris": "tidal-debris", "both": "both",
                  "both (merger & tidal debris)": "both", "neither": "neither",
                  "neither (no merger & no tidal debris)": "neither"}
+#: per tree preset, a Panoptes workflow's task ids and their candidates (question and normalised answer labels),
+#: e.g. Galaxy Zoo DECaLS workflow 6122 (GZD-5)
 PANOPTES_TASKS: dict[str, dict[str, list[tuple[str, dict[str, str]]]]] = {
     "gz-decals-dr5": {
         "T0": [("smooth-or-featured", {"smooth": "smooth", "features or disk": "featured-or-disk",

@@ -257,8 +257,8 @@ class Votes:
         """Read votes from a CSV/TSV or Parquet file; options as in :meth:`from_frame`.
 
         ``share = (index, count)`` reads only the votes on the subjects that fall to process ``index`` of
-        ``count`` (:func:`share_of_subjects`; ``annostat.infer.hosts``): from Parquet only those rows are
-        materialised (the filter is pushed into the scan), a CSV is parsed whole and then filtered."""
+        ``count`` (:func:`~annostat.data.votes.share_of_subjects`; ``annostat.infer.hosts``): from Parquet only those
+        rows are materialised (the filter is pushed into the scan), a CSV is parsed whole and then filtered."""
         path = Path(path)
         subject = options.get("subject", "subject")
         if share is not None and path.exists() and {x.lower() for x in path.suffixes} & PARQUET_SUFFIXES:
@@ -303,8 +303,8 @@ class Votes:
                 all questions by default) take the answers seen, sorted.
             source: name used in messages (the file name).
             share: ``(index, count)``: keep only the rows on the subjects that fall to process ``index`` of
-                ``count`` (:func:`share_of_subjects`); the row report then counts that share's rows, and the row
-                numbers stay those of the whole table.
+                ``count`` (:func:`~annostat.data.votes.share_of_subjects`); the row report then counts that share's
+                rows, and the row numbers stay those of the whole table.
         """
         if isinstance(frame, _HandedOver):
             frame = frame.take()
@@ -662,7 +662,7 @@ class Votes:
     def attach_gold(self, gold) -> dict[str, Any]:
         """Fix the answers of the subjects ``gold`` (:class:`annostat.data.gold.Gold`) knows, in every model fitted
         to these votes; returns the accounting (rows, used, not used by reason). An answer outside its question's
-        answer set is an :class:`InputError` naming the row."""
+        answer set is an :class:`~annostat.errors.InputError` naming the row."""
         from annostat.data.gold import code_gold
 
         if gold is None:

@@ -52,7 +52,8 @@ def _trend(row: pd.Series) -> str:
 
 
 def advise(fit: FitTables, min_votes: int = 10, draws: int = 2000, seed: int = 0) -> dict[str, pd.DataFrame]:
-    """The advice, impact and project tables of a fit (volunteer names as in the fit; see :func:`write_advice`)."""
+    """The advice, impact and project tables of a fit (volunteer names as in the fit; see
+    :func:`~annostat.guidance.advise.write_advice`)."""
     rows, project = [], []
     evidence = {}
     questions = sorted(fit.volunteers["question"].unique())

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 if TYPE_CHECKING:  # pragma: no cover
     from annostat.models.base import Model
 
+#: what a model can say it does (``ModelSpec.can``)
 CAPABILITIES = ("likelihood", "bayesian", "map", "learning", "subject_prior", "needs_images")
 #: the constructor options of the Bayesian models that the command line offers
 BAYESIAN_OPTIONS = ("inference", "seed", "steps", "draws", "batch_size")
@@ -81,8 +82,8 @@ class ModelSpec:
     def available(self) -> bool:
         return self.needs is None or importlib.util.find_spec(self.needs) is not None
 
-    def load(self) -> type["Model"]:
-        """The model's class (imported now)."""
+    def load(self) -> type:
+        """The model's class (a :class:`~annostat.models.base.Model`, imported now)."""
         if not self.available:
             raise ImportError(f"model {self.name!r} needs the package {self.needs!r}, which is not installed")
         module, _, cls = self.target.partition(":")

@@ -317,7 +317,8 @@ def spiral_structure(positions: np.ndarray, masses: np.ndarray, r_min: float, r_
 
 
 def lopsidedness(positions: np.ndarray, masses: np.ndarray, r50: float) -> float:
-    """A1 = |sum m e^{i phi}| / sum m of the stars between 2 and 4 half-mass radii, face-on (a disturbance proxy)."""
+    r"""The lopsidedness :math:`A_1 = |\sum m\,e^{i\phi}| / \sum m` of the stars between 2 and 4 half-mass radii,
+    face-on (a disturbance proxy)."""
     r = np.linalg.norm(positions, axis=1)
     ring = (r > 2 * r50) & (r < 4 * r50)
     if ring.sum() < 100:

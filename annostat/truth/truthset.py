@@ -104,7 +104,7 @@ class TruthSet:
 
     def image_path(self, image_id: str) -> Path:
         """The FITS file of ``image_id`` (a dictionary lookup); a truth table naming a file outside the truth set is
-        an :class:`InputError`."""
+        an :class:`~annostat.errors.InputError`."""
         try:
             name = self._images[str(image_id)]
         except KeyError:

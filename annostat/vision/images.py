@@ -183,7 +183,7 @@ def fit_to_size(image: np.ndarray, size: int, fit: str = "resize") -> np.ndarray
 # ---------------------------------------------------------------------------------------------------- the store
 def locate(folder: Path, subject: Any, name: str | None) -> Path | None:
     """The image file of ``subject``: ``name`` (relative to ``folder``) or ``<subject>.<suffix>``; None if absent.
-    A name that leaves the folder is an :class:`InputError`."""
+    A name that leaves the folder is an :class:`~annostat.errors.InputError`."""
     candidates = [name] if name else [f"{subject}{suffix}" for suffix in SUFFIXES]
     for candidate in candidates:
         path = inside(folder, candidate)
@@ -206,8 +206,8 @@ def image_store(
             name: look for ``<subject>.<suffix>``.
         fit: ``resize`` or ``cutout``.
         bands: FITS bands (EXTNAMEs) to read, in order; default every image HDU.
-        missing: ``error`` (a missing or unreadable image is an :class:`InputError` naming the file) or ``skip``
-            (left out of the store and listed in ``skipped``).
+        missing: ``error`` (a missing or unreadable image is an :class:`~annostat.errors.InputError` naming the file)
+            or ``skip`` (left out of the store and listed in ``skipped``).
         cache_dir: where the store is cached (default ``<folder>/.annostat-cache``, or no cache if not writable).
     """
     folder = Path(folder)

@@ -170,9 +170,9 @@ def _vote_order(index, counts, starts, subject_code, question_code, n_questions:
 def load_votes(path: str | Path, format: str = "auto", **options: Any) -> tuple[Votes, PanoptesExport | None]:
     """Votes from a long table (CSV/TSV/Parquet) or a Panoptes classification export.
 
-    Table options are :meth:`Votes.from_frame`'s (column names, duplicate policy); export options are
-    :func:`annostat.data.io.panoptes.read_panoptes`'s. Returns the votes and, for an export, the export (with its
-    quarantine).
+    Table options are :meth:`Votes.from_frame <annostat.data.votes.Votes.from_frame>`'s (column names, duplicate
+    policy); export options are :func:`annostat.data.io.panoptes.read_panoptes`'s. Returns the votes and, for an export,
+    the export (with its quarantine).
     """
     if format not in FORMATS:
         raise InputError(f"format {format!r} is not one of {', '.join(FORMATS)}")

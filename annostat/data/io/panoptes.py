@@ -336,14 +336,14 @@ def read_panoptes(
     """Read a Panoptes classification export (see the module docstring).
 
     Args:
-        workflows: workflow definitions (path or :func:`read_workflows` result). Without them, answers are taken as
-            written (normalised) and nothing can be checked against the workflow.
+        workflows: workflow definitions (path or :func:`~annostat.data.io.workflows.read_workflows` result).
+            Without them, answers are taken as written (normalised) and nothing can be checked against the workflow.
         workflow_id: which workflow to read; required when the export holds several.
         tree: a tree preset for Zoobot names, ``"auto"`` (the preset of a known Galaxy Zoo workflow) or ``None``.
         seen_before: ``drop`` (default) or ``keep`` re-classifications the volunteer had seen before.
         repeats: ``first`` (default), ``last`` or ``all`` classifications by one volunteer of one subject.
         anonymous: ``keep`` (default) not-logged-in volunteers as pseudo-volunteers, or ``drop`` them.
-        strict: raise :class:`InputError` on the first quarantined row instead of quarantining.
+        strict: raise :class:`~annostat.errors.InputError` on the first quarantined row instead of quarantining.
     """
     path = Path(path)
     if not path.exists():

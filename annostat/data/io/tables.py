@@ -107,7 +107,7 @@ def describe_problems(problems: dict[int, str]) -> str:
 def read_table(path: str | Path, *, separator: str | None = None) -> pl.DataFrame:
     """Read a CSV/TSV or Parquet file into a polars DataFrame.
 
-    Raises :class:`InputError` for a missing file, an unreadable file or a table without rows.
+    Raises :class:`~annostat.errors.InputError` for a missing file, an unreadable file or a table without rows.
     """
     path = Path(path)
     if not path.exists():
