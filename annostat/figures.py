@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
 def pyplot():
-    """``matplotlib.pyplot`` on the Agg backend (figures go to files; nothing opens a window)."""
+    """``matplotlib.pyplot`` on the Agg backend (figures go to files; nothing opens a window), except in a notebook,
+    whose inline backend stays (annostat closes its own figures, so they are not shown there): switching it to Agg
+    would stop the user's own figures from showing after any annostat call that writes one."""
     import matplotlib
 
-    matplotlib.use("Agg")
+    chosen = str(getattr(matplotlib.rcParams, "_get_backend_or_none", lambda: None)() or "")
+    if "inline" not in chosen and "inline" not in os.environ.get("MPLBACKEND", ""):
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
