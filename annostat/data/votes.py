@@ -30,7 +30,7 @@ import polars as pl
 from annostat.errors import InputError, where
 from annostat.data.io.tables import PARQUET_SUFFIXES, read_table
 from annostat.data._memory import with_plain_pages
-from annostat.data.sorting import argsort_distinct, first_of_each, stable_argsort
+from annostat.data.sorting import argsort_distinct, first_of_each, run_members, stable_argsort
 from annostat.data.subjects import Subjects
 
 DUPLICATE_POLICIES = ("first", "last", "all")
@@ -589,9 +589,7 @@ class Votes:
             # block here: only those blocks are compared, not every vote here
             lo = old_block(added["question"], added["subject"], "left")
             hi = old_block(added["question"], added["subject"], "right")
-            width = hi - lo
-            pair_new = np.repeat(np.arange(len(lo)), width)
-            pair_old = np.arange(len(pair_new)) - np.repeat(np.cumsum(width) - width, width) + np.repeat(lo, width)
+            pair_old, pair_new = run_members(lo, hi, np.arange(len(lo)))
             same = old["volunteer"][pair_old] == added["volunteer"][pair_new]
             if duplicates == "first":
                 keep_new = np.ones(len(lo), bool)

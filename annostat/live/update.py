@@ -59,8 +59,8 @@ from annostat.data.votes import Votes, positions_in
 from annostat.errors import InputError
 from annostat.fit import Fit, QuestionFit, SavedFit, accuracy_from_confusion
 from annostat.models import likelihood
-from annostat.models.base import (gold_positions, local_codes, run_members, sorted_positions, subject_runs,
-                                  vote_counts, vote_fractions)
+from annostat.data.sorting import run_members, subject_runs
+from annostat.models.base import gold_positions, local_codes, sorted_positions, vote_counts, vote_fractions
 
 
 

@@ -42,32 +42,6 @@ def local_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.flatnonzero(present).astype(codes.dtype, copy=False), number[codes]
 
 
-def subject_runs(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For codes sorted into runs (a question's votes, sorted by subject): the run's codes, each code's run number
-    (int32, as :func:`local_codes` numbers them) and where each run starts; one pass, no sort."""
-    boundary = np.empty(len(codes), bool)
-    if len(codes):
-        boundary[0] = True
-        np.not_equal(codes[1:], codes[:-1], out=boundary[1:])
-    starts = np.flatnonzero(boundary)
-    number = np.cumsum(boundary, dtype=np.int32)
-    number -= 1
-    return codes[starts], number, starts
-
-
-def run_members(starts: np.ndarray, ends: np.ndarray, chosen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The positions of the members of the runs ``chosen`` (runs given by their ``starts`` and ``ends``), and each
-    member's place among ``chosen``: the votes of some subjects, without a pass over every vote."""
-    first = starts[chosen]
-    lengths = ends[chosen] - first
-    total = int(lengths.sum())
-    place = np.repeat(np.arange(len(chosen), dtype=np.int32), lengths)
-    shift = first - (np.cumsum(lengths) - lengths)  # a member's position: its place in the list plus its run's shift
-    members = np.arange(total, dtype=np.int64 if len(ends) and int(ends.max()) >= 2**31 else np.int32)
-    members += shift.astype(members.dtype)[place]
-    return members, place
-
-
 def vote_counts(cells: np.ndarray, posteriors: np.ndarray, n_volunteers: int, n_answers: int) -> np.ndarray:
     """[V, K, K] expected votes per (volunteer, true answer, answer): each vote's cell (``volunteer * K + answer``)
     weighted by its subject's posterior ``posteriors`` [N, K] (one row a vote), summed."""
