@@ -65,7 +65,8 @@ from annostat.models.base import gold_positions, local_codes, sorted_positions, 
 
 
 def update(fit: Fit, new_votes: Votes | Any, *, tol: float = 1e-4, max_sweeps: int = 100, spread: float = 0.002,
-           warm_steps: float = 0.25, inputs=None, joint_rounds: int = 2, progress: Callable[[Any, int, int], None] | None = None) -> Fit:
+           warm_steps: float = 0.25, inputs=None, joint_rounds: int = 2,
+           progress: Callable[[Any, int, int], None] | None = None) -> Fit:
     """The fit of ``fit``'s votes and ``new_votes`` together (see the module docstring): incremental EM from the last
     fit for Dawid-Skene, the model fitted again otherwise.
 
@@ -217,9 +218,10 @@ def _options(cls: type, settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def combine(fit: Fit, new_votes: Votes) -> tuple[Votes, int]:
-    """The last fit's votes and the new ones in one :class:`~annostat.data.votes.Votes` table (:meth:`Votes.extended <annostat.data.votes.Votes.extended>`: the last fit's
-    codes kept, the new votes merged in, repeats by the last fit's duplicate policy, the subjects' metadata of both),
-    and the row offset from which the rows are the new votes'."""
+    """The last fit's votes and the new ones in one :class:`~annostat.data.votes.Votes` table
+    (:meth:`Votes.extended <annostat.data.votes.Votes.extended>`: the last fit's codes kept, the new votes merged in,
+    repeats by the last fit's duplicate policy, the subjects' metadata of both), and the row offset from which the rows
+    are the new votes'."""
     summary = fit.summary()
     policy = (summary.get("rows") or {}).get("duplicate_policy", "first")
     if fit.votes.columns.get("format") == "panoptes" and policy == "all":
@@ -284,6 +286,15 @@ def _update_question(model, votes: Votes, q: int, subject, volunteer, answer, ro
     totals = T.sum(axis=0).astype(np.float32)
     T = T.astype(np.float32)
 
+    def padded_votes(cells, subjects, m_pad: int, n_pad: int) -> tuple[np.ndarray, np.ndarray]:
+        """Votes' cells and subjects padded to ``m_pad``: padding votes are the padded volunteer's, on the padded
+        subject (row ``n_pad - 1``, masked)."""
+        cells_pad = np.full(m_pad, (v_pad - 1) * K, np.int32)
+        cells_pad[:len(cells)] = cells
+        subjects_pad = np.full(m_pad, n_pad - 1, np.int32)
+        subjects_pad[:len(subjects)] = subjects
+        return cells_pad, subjects_pad
+
     def confusion(counts_pad) -> np.ndarray:
         return np.asarray(_confusion(counts_pad, pseudo, eps))[:V]
 
@@ -294,10 +305,7 @@ def _update_question(model, votes: Votes, q: int, subject, volunteer, answer, ro
         nonlocal counts_pad, totals
         members, place = run_members(starts, ends, chosen)
         n_pad, m_pad = _power_of_two(len(chosen) + 1), _power_of_two(len(members))
-        cells = np.full(m_pad, (v_pad - 1) * K, np.int32)  # padding: the padded volunteer, the padded subject
-        cells[:len(members)] = cell[members]
-        place_pad = np.full(m_pad, n_pad - 1, np.int32)
-        place_pad[:len(members)] = place
+        cells, place_pad = padded_votes(cell[members], place, m_pad, n_pad)
         T_pad = np.zeros((n_pad, K), np.float32)
         T_pad[:len(chosen)] = T[chosen]
         smask = np.arange(n_pad) < len(chosen)
@@ -328,10 +336,7 @@ def _update_question(model, votes: Votes, q: int, subject, volunteer, answer, ro
     vmask = np.zeros(v_pad, np.float32)
     vmask[:V] = 1.0
     n_pad, m_pad = bucket(S + 1), bucket(len(cell))
-    cells = np.full(m_pad, (v_pad - 1) * K, np.int32)
-    cells[:len(cell)] = cell
-    subjects_pad = np.full(m_pad, n_pad - 1, np.int32)
-    subjects_pad[:len(cell)] = s_local
+    cells, subjects_pad = padded_votes(cell, s_local, m_pad, n_pad)
     T_all, marginal, log_pi, log_theta, lp = _em_step(counts_pad, totals, pseudo, a0, eps, vmask, cells,
                                                       subjects_pad, n_pad)
     posteriors = np.array(T_all[:S])
@@ -359,15 +364,8 @@ def _carried_start(last: QuestionFit, subjects, volunteers, s_local, answer, new
     volunteer_at = sorted_positions(volunteers, np.asarray(last.volunteers))
     if (subject_at < 0).any() or (volunteer_at < 0).any() or last.counts.shape[1:] != (K, K):
         return None, None
-    had = np.zeros(len(subjects), bool)
-    had[subject_at] = True
-    fresh = ~had[s_local[new]]  # new votes on new subjects: those subjects start from their vote fractions
-    T = np.zeros((len(subjects), K))
-    if fresh.any():
-        first = np.zeros(len(subjects) * K)
-        np.add.at(first, s_local[new[fresh]].astype(np.int64) * K + answer[new[fresh]], 1.0)
-        first = first.reshape(-1, K)
-        T = first / np.maximum(first.sum(axis=1, keepdims=True), 1.0)
+    with np.errstate(invalid="ignore"):  # a subject new here has only new votes; the others' 0/0 rows are replaced
+        T = vote_fractions(s_local[new], answer[new], len(subjects), K)
     T[subject_at] = last.posteriors
     counts = np.zeros((len(volunteers), K, K))
     counts[volunteer_at] = last.counts
@@ -387,21 +385,29 @@ def _confusion(counts, pseudo, eps):
     return jnp.exp(log_confusion_from_counts(counts, pseudo, eps))
 
 
+def _joint_from_counts(counts, totals, pseudo, a0, eps, cell, subject, n):
+    """The M-step of Dawid-Skene (``annostat.infer.em``) from expected counts [V, K, K] and answer totals [K], then
+    the joint log-likelihood [n, K] of ``n`` subjects' votes (sorted by subject) by the shared volunteer likelihood;
+    with the log priors and log confusions."""
+    from annostat.infer.em import log_confusion_from_counts, log_priors_from_totals
+
+    log_pi = log_priors_from_totals(totals, a0, eps)
+    log_theta = log_confusion_from_counts(counts, pseudo, eps)
+    joint = likelihood.ragged_joint(likelihood.vote_log_likelihood(log_theta, cell), subject, n, log_pi)
+    return joint, log_pi, log_theta
+
+
 @partial(jax.jit, static_argnames="n")
 def _sweeps(T, counts, totals, smask, pseudo, a0, eps, cell, subject, tol, budget, n):
     """Sweeps of incremental EM over ``n`` subjects (rows of ``T`` [n, K], their current posteriors; ``smask`` the
     real rows): the M-step from the expected counts [V, K, K] and answer totals [K], the subjects' posteriors from
     their votes (``cell``, ``subject``: sorted by subject), and their change swapped into the counts and totals;
     until no posterior moves by more than ``tol`` or ``budget`` sweeps. Returns (T, counts, totals, sweeps, settled)."""
-    from annostat.infer.em import log_confusion_from_counts, log_priors_from_totals
-
     V, K = counts.shape[0], counts.shape[-1]
 
     def body(c):
         i, _, T, counts, totals = c
-        log_theta = log_confusion_from_counts(counts, pseudo, eps)
-        joint = likelihood.ragged_joint(likelihood.vote_log_likelihood(log_theta, cell), subject, n,
-                                        log_priors_from_totals(totals, a0, eps))
+        joint, _, _ = _joint_from_counts(counts, totals, pseudo, a0, eps, cell, subject, n)
         fresh = jnp.where(smask[:, None], likelihood.posterior(joint), 0.0)
         change = fresh - T
         moved = jax.ops.segment_sum(change[subject], cell, num_segments=V * K)  # [(v, l), k]
@@ -415,14 +421,11 @@ def _sweeps(T, counts, totals, smask, pseudo, a0, eps, cell, subject, tol, budge
 
 @partial(jax.jit, static_argnames="n")
 def _em_step(counts, totals, pseudo, a0, eps, vmask, cell, subject, n):
-    """One EM step on some subjects: the M-step of Dawid-Skene (``annostat.infer.em``) from expected counts
-    [V, K, K] and answer totals [K], then p(true answer | votes) and the marginal log-likelihood of ``n`` subjects
-    from their votes (sorted by subject) by the shared volunteer likelihood; and the log density of the priors."""
-    from annostat.infer.em import log_confusion_from_counts, log_prior_density, log_priors_from_totals
+    """One EM step on some subjects (:func:`_joint_from_counts`): p(true answer | votes) and the marginal
+    log-likelihood of ``n`` subjects, the log priors and confusions, and the log density of the priors."""
+    from annostat.infer.em import log_prior_density
 
-    log_pi = log_priors_from_totals(totals, a0, eps)
-    log_theta = log_confusion_from_counts(counts, pseudo, eps)
-    joint = likelihood.ragged_joint(likelihood.vote_log_likelihood(log_theta, cell), subject, n, log_pi)
+    joint, log_pi, log_theta = _joint_from_counts(counts, totals, pseudo, a0, eps, cell, subject, n)
     marginal = likelihood.marginal(joint)
     lp = log_prior_density(log_pi, log_theta, vmask, pseudo, a0)
     return likelihood.posterior(joint, marginal), marginal, log_pi, log_theta, lp
