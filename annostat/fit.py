@@ -333,7 +333,8 @@ class Fit:
         return folder
 
     def entries_written(self) -> set[str]:
-        """The entries of the fit folder :meth:`save` writes (the rest of :data:`~annostat.fit.FIT_FOLDER_ENTRIES` is removed)."""
+        """The entries of the fit folder :meth:`save` writes (the rest of :data:`~annostat.fit.FIT_FOLDER_ENTRIES` is
+        removed)."""
         written = {*FILES.values(), "votes.parquet", "subject_data.parquet", "fit.json"}
         written |= {"gold.parquet"} if self.votes.gold is not None else set()
         return written | ({"trace.nc"} if any(qf.inference for qf in self.questions) else set())

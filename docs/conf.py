@@ -34,7 +34,7 @@ _command = typer.main.get_command(annostat.cli.app)
                                    title="Command-line reference"),
     encoding="utf-8")
 
-# the tutorials live in notebooks/ (run by the tests too); the site executes copies of them
+# the tutorials live in notebooks/; the site executes copies of them (CI's one run of them)
 TUTORIALS = HERE / "tutorials"
 TUTORIALS.mkdir(exist_ok=True)
 for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):

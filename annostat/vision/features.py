@@ -2,10 +2,10 @@
 
 Zoobot's papers recommend, for new questions with few labels, a small head on a pretrained network's representation
 rather than a network trained from the pixels. A features table is one row per subject: an id column (``subject``,
-else the first of :data:`~annostat.data.priors.ID_COLUMNS`) and either numeric columns (one feature each, e.g. ``vgg000`` ... ``vgg511`` or
-Zoobot's ``feat_0`` ...) or a single list/array column holding each subject's vector. CSV, TSV or Parquet. The
-features are standardised (each column to mean 0 and standard deviation 1 over the table; the means and scales are
-kept with the network so new subjects are scaled the same way by ``annostat predict``).
+else the first of :data:`~annostat.data.priors.ID_COLUMNS`) and either numeric columns (one feature each, e.g.
+``vgg000`` ... ``vgg511`` or Zoobot's ``feat_0`` ...) or a single list/array column holding each subject's vector. CSV,
+TSV or Parquet. The features are standardised (each column to mean 0 and standard deviation 1 over the table; the means
+and scales are kept with the network so new subjects are scaled the same way by ``annostat predict``).
 
 Example:
     >>> import pandas as pd
