@@ -8,12 +8,21 @@
 
 __version__ = "0.2.0"  # what changed in each version: CHANGELOG.md
 
+from annostat.data.io.load import load_votes
 from annostat.data.subjects import Subjects
+from annostat.data.votes import Votes
 from annostat.errors import InputError
 from annostat.fit import Fit
 from annostat.models import DawidSkene, MajorityVote, get_model
-from annostat.data.votes import Votes
-from annostat.data.io.load import load_votes  # noqa: E402 - after Votes, which the loader builds
 
-__all__ = ["__version__", "InputError", "Fit", "DawidSkene", "MajorityVote", "Subjects", "Votes", "get_model",
-           "load_votes"]
+__all__ = [
+           "DawidSkene",
+           "Fit",
+           "InputError",
+           "MajorityVote",
+           "Subjects",
+           "Votes",
+           "__version__",
+           "get_model",
+           "load_votes",
+]

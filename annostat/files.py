@@ -18,8 +18,9 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)

@@ -367,7 +367,7 @@ class Fit:
         spec = REGISTRY.get(self.model)
         return spec is None or spec.can("learning")
 
-    def update(self, new_votes: Any, **options: Any) -> "Fit":
+    def update(self, new_votes: Any, **options: Any) -> Fit:
         """The fit of these votes and ``new_votes`` together, warm-started from this one
         (:func:`annostat.live.update.update`: incremental EM for Dawid-Skene)."""
         from annostat.live.update import update
@@ -375,7 +375,7 @@ class Fit:
         return update(self, new_votes, **options)
 
     @classmethod
-    def load(cls, folder: str | Path) -> "Fit":
+    def load(cls, folder: str | Path) -> Fit:
         """Read a fit folder written by :meth:`save` (or ``annostat fit``): the same tables, fit.json as
         :meth:`summary`, the votes from ``votes.parquet`` and the ArviZ trace from ``trace.nc``. A folder that is
         not a fit, or whose files are missing, truncated or unreadable, is an :class:`~annostat.errors.InputError`

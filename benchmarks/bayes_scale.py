@@ -64,7 +64,7 @@ def main() -> None:
     rows = []
     for model in models:
         out = subprocess.run([sys.executable, __file__, "--worker", "--votes", str(args.votes), "--model", model,
-                              "--steps", str(args.steps)], capture_output=True, text=True)
+                              "--steps", str(args.steps)], check=False, capture_output=True, text=True)
         if out.returncode:
             raise SystemExit(out.stderr[-3000:])
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))

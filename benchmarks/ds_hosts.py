@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ds_scale import make_table, score  # noqa: E402  (beside this script)
+from ds_scale import make_table, score
 
 CHILD = (
     "import json, resource, sys\n"

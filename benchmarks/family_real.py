@@ -28,8 +28,8 @@ def main() -> None:
 
     import annostat
     from annostat import Votes
-    from annostat.models import get_model
     from annostat.evaluation.report import markdown_table
+    from annostat.models import get_model
 
     rows = []
     for data in ("dog", "duck"):
@@ -48,8 +48,8 @@ def main() -> None:
     import numpyro
 
     text = "\n".join(["", "## Paun et al.'s family on real data (`benchmarks/family_real.py`)", "",
-                      f"Answer accuracy against the gold labels (annostat {annostat.__version__}, jax {jax.__version__},"
-                      f" numpyro {numpyro.__version__}; Bayesian models by SVI, 2000 steps, seed 0):", "",
+                      (f"Answer accuracy against the gold labels (annostat {annostat.__version__}, jax {jax.__version__},"
+                      f" numpyro {numpyro.__version__}; Bayesian models by SVI, 2000 steps, seed 0):"), "",
                       markdown_table(table.reset_index(), digits=4), ""])
     print(text)
     if args.write:

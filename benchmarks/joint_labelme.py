@@ -131,9 +131,9 @@ def write(summary: pd.DataFrame, seeds: int) -> None:
     import annostat
 
     lines = ["", "## The joint model on LabelMe (`benchmarks/joint_labelme.py`)", "",
-             f"annostat {annostat.__version__}, jax {jax.__version__}, flax {flax.__version__}; {seeds} seeds (mean, "
+             (f"annostat {annostat.__version__}, jax {jax.__version__}, flax {flax.__version__}; {seeds} seeds (mean, "
              "and the range of the validation accuracy). Validation images have no votes: their answer is the "
-             "network's. Train: the aggregation of the voted training images.", "",
+             "network's. Train: the aggregation of the voted training images."), "",
              "| inputs | pipeline | train | valid | valid range | seconds |", "|---|---|---|---|---|---|"]
     for r in summary.itertuples():
         valid = "-" if np.isnan(r.valid) else f"{r.valid:.3f}"

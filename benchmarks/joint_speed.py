@@ -132,20 +132,20 @@ def main() -> None:
     if args.write:
         device = f"{jax.devices()[0].device_kind}" if gpu else "2 CPU cores"
         lines = ["", "## Joint model: training speed and the packed store (`benchmarks/joint_speed.py`)", "",
-                 f"annostat {annostat.__version__}, jax {jax.__version__}, flax {flax.__version__}; {device}; default "
+                 (f"annostat {annostat.__version__}, jax {jax.__version__}, flax {flax.__version__}; {device}; default "
                  f"CNN (width 16, 3 stages, {'bfloat16' if gpu else 'float32'}), 64x64x3, batches of {batch}, "
-                 "compilation excluded.", "",
+                 "compilation excluded."), "",
                  "| training step | images/s | vs plain labels |", "|---|---|---|",
                  f"| CNN on plain labels | {plain:.0f} | 100% |",
                  f"| joint likelihood (10 questions, 3 votes a subject) | {joint:.0f} | {joint / plain:.0%} |"]
         if store:
-            lines += ["", f"Packed store: {store['images']:,} PNGs of 64x64x3 decoded in {store['decode_seconds']:.0f} s "
+            lines += ["", (f"Packed store: {store['images']:,} PNGs of 64x64x3 decoded in {store['decode_seconds']:.0f} s "
                       f"into a {store['store_gb']:.2f} GB memory-mapped file; peak resident memory "
                       f"{store['peak_rss_mb']:.0f} MB, which counts the mapped file's pages while they are written "
                       "(file-backed: the kernel writes them back and drops them); after decoding, "
                       f"{store.get('anon_mb', 0):.0f} MB of the process's own memory (the training benchmark's "
                       f"included) and {store.get('file_mb', 0):.0f} MB of the store's pages are resident; one pass over "
-                      f"the store {store['read_pass_seconds']:.1f} s."]
+                      f"the store {store['read_pass_seconds']:.1f} s.")]
         path = HERE / "RESULTS.md"
         path.write_text(path.read_text(encoding="utf-8") + "\n".join(lines) + "\n", encoding="utf-8")
 

@@ -63,8 +63,7 @@ def main() -> None:
     import polars as pl
 
     from annostat import DawidSkene, Votes
-    from annostat.evaluation.harness import (answer_scores, read_simulated_votes, true_answers,
-                                             volunteer_scores)
+    from annostat.evaluation.harness import answer_scores, read_simulated_votes, true_answers, volunteer_scores
     from annostat.models.joint import JointModel
     from annostat.truth.truthset import load_truth_set
     from annostat.vision.inputs import image_inputs
@@ -150,8 +149,8 @@ def versions_line() -> str:
 
 def write_efficiency(table: pd.DataFrame, matched: dict, args, votes, n_images: int) -> None:
     wide = table.pivot_table(index="pipeline", columns="votes_per_galaxy", values="accuracy")
-    lines = ["", "## Label efficiency of the joint model on stand-in galaxies (`benchmarks/joint_standin.py "
-             "--efficiency`)", "",
+    lines = ["", ("## Label efficiency of the joint model on stand-in galaxies (`benchmarks/joint_standin.py "
+             "--efficiency`)"), "",
              versions_line() + f"{n_images:,} stand-in galaxies (64x64, seed {args.seed}), 10 classifications each "
              f"by simulated volunteers on the whole DECaLS tree, the votes of {args.unvoted:.0%} removed; each "
              "pipeline refitted on every galaxy's first m classifications. Mean accuracy over the 10 questions on the "

@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from environment import markdown_table, record  # noqa: E402
+from environment import markdown_table, record
 
 QUESTIONS = ("smooth-or-featured", "disk-edge-on")
 
@@ -91,9 +91,9 @@ def main() -> None:
     runs = []
     extra = {}
     if args.joint:
-        extra = dict(strategies=("swap", "swap+select", "swap+joint", "swap+select+joint"),
-                     inputs=simulated_features(stream, args.feature_noise, args.seed),
-                     joint_options=dict(rounds=2, epochs_per_round=30, folds=3))
+        extra = {"strategies": ("swap", "swap+select", "swap+joint", "swap+select+joint"),
+                     "inputs": simulated_features(stream, args.feature_noise, args.seed),
+                     "joint_options": {"rounds": 2, "epochs_per_round": 30, "folds": 3}}
     for threshold in map(float, args.thresholds.split(",")):
         start = time.perf_counter()
         result = run_loop(stream, threshold=threshold, tree="gz-decals-dr5", log=print, **extra)

@@ -141,7 +141,7 @@ def worker(kind: str, export: str, workdir: str) -> None:
 
 def spawn(kind: str, export: Path, workdir: Path) -> dict:
     out = subprocess.run([sys.executable, __file__, "--worker", kind, str(export), str(workdir)],
-                         capture_output=True, text=True, env=os.environ)
+                         check=False, capture_output=True, text=True, env=os.environ)
     if out.returncode:
         raise RuntimeError(out.stderr[-3000:])
     result = json.loads(out.stdout.strip().splitlines()[-1])

@@ -16,7 +16,6 @@ import argparse
 import time
 from pathlib import Path
 
-
 HERE = Path(__file__).resolve().parent
 
 
@@ -32,8 +31,8 @@ def main() -> None:
 
     from annostat.evaluation.harness import run_benchmark
     from annostat.evaluation.report import markdown_table
-    from annostat.truth.standin import standin_truth_set
     from annostat.truth.simulate import VolunteerPopulation, simulate
+    from annostat.truth.standin import standin_truth_set
 
     start = time.perf_counter()
     truth_set = standin_truth_set(args.out / "truth", args.galaxies, seed=0)
@@ -55,10 +54,10 @@ def main() -> None:
     setup = result.setup
     text = "\n".join([
         "", "## Pipelines against simulated truth (`benchmarks/pipelines_standin.py`)", "",
-        f"{args.galaxies:,} stand-in galaxies, {args.volunteers} simulated volunteers walking the DECaLS tree (default "
+        (f"{args.galaxies:,} stand-in galaxies, {args.volunteers} simulated volunteers walking the DECaLS tree (default "
         f"population: learning, image difficulty, 3% artifact spammers), {args.retire_after} classifications a galaxy: "
         f"{setup['votes']:,} votes read back from the simulated Panoptes export. Every pipeline on the same votes; "
-        f"whole run {seconds:.0f} s on the 2-core CPU machine. Mean over the 10 questions:", "",
+        f"whole run {seconds:.0f} s on the 2-core CPU machine. Mean over the 10 questions:"), "",
         markdown_table(mean), "",
         "smooth-or-featured:", "", markdown_table(rows["smooth-or-featured"]), "",
         "bar (strong / weak / no):", "", markdown_table(rows["bar"]), "",

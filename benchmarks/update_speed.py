@@ -26,7 +26,7 @@ from pathlib import Path
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from environment import markdown_table, record  # noqa: E402
+from environment import markdown_table, record
 
 
 def best_of(n: int, fn) -> tuple[float, object]:

@@ -19,11 +19,11 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-import typer  # noqa: E402
-import typer.cli  # noqa: E402
+import typer
+import typer.cli
 
-import annostat  # noqa: E402
-import annostat.cli  # noqa: E402
+import annostat
+import annostat.cli
 
 # the command-line reference, generated from the typer app by typer's own documentation writer (typer carries its
 # own click, which sphinx-click does not take): every command, argument and option with its default
@@ -74,8 +74,8 @@ napoleon_numpy_docstring = False
 # and returns (numpy, pandas, polars, JAX, ...) are named in signatures without their own documentation at hand
 nitpicky = True
 nitpick_ignore_regex = [
-    (r"py:.*", r"(numpy|np|pandas|pd|polars|pl|pathlib|os|jax|jnp|flax|nnx|optax|numpyro|arviz|collections|concurrent|"
-               r"typing|typer|matplotlib|astropy|pyarrow|h5py)\..*"),
+    (r"py:.*", (r"(numpy|np|pandas|pd|polars|pl|pathlib|os|jax|jnp|flax|nnx|optax|numpyro|arviz|collections|concurrent|"
+               r"typing|typer|matplotlib|astropy|pyarrow|h5py)\..*")),
     (r"py:.*", r"(Path|Any|Callable|Iterator|Sequence|Mapping|Iterable|PathLike|ndarray|DataFrame|Series)"),
     (r"py:.*", r"annostat(\.\w+)*\._\w+"),  # private helpers named in public signatures
     (r"py:.*", r"'.*"),  # a dataclass's generated __init__ keeps its annotations as text
@@ -87,7 +87,7 @@ def _prose_attribute_docstring(self) -> list[str]:
     return self._consume_to_end()
 
 
-from sphinx.ext.napoleon.docstring import GoogleDocstring  # noqa: E402
+from sphinx.ext.napoleon.docstring import GoogleDocstring
 
 GoogleDocstring._parse_attribute_docstring = _prose_attribute_docstring
 

@@ -39,7 +39,7 @@ def main(folder: str) -> None:
     one = DawidSkene(devices=1).fit(votes)
     for d in (2, 4):
         out[f"ds_{d}"] = differences(one, DawidSkene(devices=d).fit(votes))
-    crowdkit = dict(crowdkit_stopping=True, pseudo_diagonal=0.0, pseudo_off_diagonal=0.0, atol_per_vote=1e-5)
+    crowdkit = {"crowdkit_stopping": True, "pseudo_diagonal": 0.0, "pseudo_off_diagonal": 0.0, "atol_per_vote": 1e-5}
     out["crowdkit_4"] = differences(DawidSkene(devices=1, **crowdkit).fit(votes),
                                     DawidSkene(devices=4, **crowdkit).fit(votes))
 

@@ -10,11 +10,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from annostat import Votes
-from annostat import Fit
+from annostat import Fit, Votes
+from annostat.cli import app
 from annostat.files import safe_file_name
 from annostat.guidance import FitTables, advise, pseudonym, write_advice
-from annostat.cli import app
 from annostat.models import get_model
 from annostat.truth.simulate import VolunteerPopulation, simulate, simulate_questions, truth_table
 
@@ -95,7 +94,7 @@ def test_confusions_are_named_at_the_votes_per_subject_galaxy_zoo_has(per_subjec
 
 
 def test_examples_are_confident_and_answered_otherwise(planted, tmp_path):
-    sim, folder, _ = planted
+    _sim, folder, _ = planted
     result = write_advice(folder, tmp_path / "advice", salt="s", max_pages=1)
     ex = result["examples"]
     assert len(ex) and (ex["consensus_p"] >= 0.9).all()

@@ -73,7 +73,7 @@ def test_model_checks_tell_a_pooled_model_from_a_hierarchical_one(gz_votes, hds_
     assert ic_hds["elpd_loo"].sum() > ic_pooled["elpd_loo"].sum()
     assert ic_hds["elpd_waic"].sum() > ic_pooled["elpd_waic"].sum()
     check_hds, check_pooled = agreement_check(hds_svi), agreement_check(pooled)
-    extreme = lambda c: (c["too_low"].sum() + c["too_high"].sum()) / c["volunteers"].sum()  # noqa: E731
+    extreme = lambda c: (c["too_low"].sum() + c["too_high"].sum()) / c["volunteers"].sum()
     assert extreme(check_hds) <= 0.15 < extreme(check_pooled)  # one shared confusion cannot describe everyone
     trace = hds_svi.inference_data()
     assert {"posterior", "posterior_predictive", "log_likelihood", "observed_data"} <= set(trace.groups())
@@ -149,8 +149,8 @@ def test_learning_curve_beats_static_dawid_skene(learning_sim, learning_fit):
 
 
 def test_learning_curve_plots_population_and_volunteer_curves(tmp_path, learning_fit):
-    from annostat.models.learning import LearningCurve
     from annostat.evaluation.plots import plot_fit
+    from annostat.models.learning import LearningCurve
 
     model, fit = learning_fit
     draws = model.inference_results[0].draws

@@ -12,6 +12,7 @@ from annostat.cli import app
 from annostat.models import HierarchicalDawidSkene
 from tests.conftest import accuracy, assert_advisable, gz_simulation, real_votes
 
+
 def test_nuts_reports_convergence_diagnostics():
     rng = np.random.default_rng(1)
     truth = rng.integers(0, 2, 60)

@@ -8,15 +8,19 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from annostat.evaluation.report import markdown_table
-from annostat.evaluation.harness import (answer_scores, first_classifications, learning_scores, run_benchmark,
-                                volunteer_scores)
 from annostat.cli import app
+from annostat.data.votes import Votes
+from annostat.evaluation.harness import (
+    answer_scores,
+    first_classifications,
+    learning_scores,
+    run_benchmark,
+    volunteer_scores,
+)
 from annostat.evaluation.pipelines import PIPELINES, PipelineOutput, get_pipeline, register_pipeline
+from annostat.evaluation.report import markdown_table
 from annostat.truth.simulate import VolunteerPopulation, simulate, truth_table
 from annostat.truth.truthset import write_truth_set
-from annostat.data.votes import Votes
-
 
 QUESTIONS = ("smooth-or-featured", "disk-edge-on", "bar", "merging")  # a few questions keep the fits quick
 
@@ -51,7 +55,7 @@ def test_volunteer_and_learning_scores():
                         "accuracy_hi": [0.95, 0.75, 0.55, 0.2]})
     true = pd.DataFrame({"volunteer": ["u", "v", "w", "x"], "question": "q", "accuracy": [0.8, 0.7, 0.6, 0.9],
                          "accuracy_last": [0.9, 0.7, 0.5, 0.9]})
-    scores, joined = volunteer_scores(est, true, min_votes=10)
+    scores, _joined = volunteer_scores(est, true, min_votes=10)
     row = scores.iloc[0]
     assert row["volunteers_scored"] == 3 and row["volunteer_mae"] == pytest.approx(0.2 / 3)
     assert row["volunteer_coverage90"] == pytest.approx(1 / 3) and row["volunteer_corr"] == pytest.approx(1.0)
@@ -80,7 +84,7 @@ def test_first_classifications_keeps_each_subjects_earliest_volunteers():
 def test_markdown_table():
     text = markdown_table(pd.DataFrame({"name": ["a|b"], "x": [0.12345], "n": [1234], "gap": [np.nan]}))
     header, rule, row = text.splitlines()
-    cells = lambda line: [c.strip() for c in line.strip("|").split(" | ")]  # noqa: E731
+    cells = lambda line: [c.strip() for c in line.strip("|").split(" | ")]
     assert cells(header) == ["name", "x", "n", "gap"] and cells(row) == ["a\\|b", "0.123", "1,234", ""]
     assert rule.startswith("|:-") and rule.count("|") == 5  # text left, numbers right
 

@@ -99,7 +99,7 @@ def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, case):
 
 def test_console_script_has_no_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "annostat", "fit", str(tmp_path / "missing.csv"), "--out",
-                           str(tmp_path / "o")], capture_output=True, text=True)
+                           str(tmp_path / "o")], check=False, capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"error: {tmp_path / 'missing.csv'}: file not found"]
     assert proc.stdout == ""
@@ -133,7 +133,7 @@ def test_command_keeps_compiled_kernels_between_runs(tmp_path, votes_csv):
     cache = tmp_path / "xla"
     env = {**os.environ, "ANNOSTAT_CACHE_DIR": str(cache)}
     proc = subprocess.run([sys.executable, "-m", "annostat", "fit", str(votes_csv), "--out", str(tmp_path / "fit"),
-                           "--quiet"], capture_output=True, text=True, env=env)
+                           "--quiet"], check=False, capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
     assert any(p.name.startswith("jit__em_iterations") for p in cache.iterdir())
 

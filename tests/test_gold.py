@@ -119,7 +119,7 @@ def test_experts_are_a_population_of_their_own(data):
 
 
 def test_gold_and_experts_travel_through_fit_folders_and_updates(data, tmp_path):
-    frame, truth, experts, gold = data
+    frame, _truth, experts, gold = data
     frame.head(1200).write_csv(tmp_path / "first.csv")
     frame.slice(1200).write_csv(tmp_path / "later.csv")
     gold.write_csv(tmp_path / "gold.csv")
@@ -159,7 +159,7 @@ def test_panoptes_gold_standard_and_expert_columns(tmp_path):
     own = rows.slice(1, 1).with_columns(pl.lit("an-expert").alias("user_name"), pl.lit("999").alias("user_id"),
                                         pl.lit("TRUE").alias("expert"), pl.lit("2").alias("classification_id"))
     pl.concat([rows, expert, own]).write_csv(tmp_path / "export.csv")
-    votes, export = load_votes(tmp_path / "export.csv", workflows=folder / "workflow_versions.json")
+    votes, _export = load_votes(tmp_path / "export.csv", workflows=folder / "workflow_versions.json")
     plain, _ = load_votes(folder / "classifications.csv", workflows=folder / "workflow_versions.json")
     gold = votes.gold_summary
     assert gold["used"] == gold["rows"] > 0  # every gold answer is on a subject the volunteers classified

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import polars as pl
 import pandas as pd
+import polars as pl
 import pytest
 from typer.testing import CliRunner
 

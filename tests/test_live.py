@@ -59,7 +59,7 @@ def test_consensus_and_count_rules(fitted):
                    ["subject"])
     for subject, path in consensus.select("subject_id", "path").iter_rows():
         assert ("disk-edge-on" in path.split("|")) == (subject in featured)
-    assert [q.name for q in tree.questions.values() if not q.asked_after][0] == "smooth-or-featured"
+    assert next(q.name for q in tree.questions.values() if not q.asked_after) == "smooth-or-featured"
     # consensus is right about the galaxies it retires (the fit is sure, and the fit is calibrated enough)
     truth = sim.truth[sim.truth["question"] == "smooth-or-featured"].set_index("subject")["answer"]
     best = answers[answers["question"] == "smooth-or-featured"].set_index("subject")["answer"]

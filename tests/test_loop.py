@@ -111,7 +111,7 @@ def test_the_joint_model_in_the_loop(stream):
     with pytest.raises(ValueError, match="needs the galaxies' images or features"):
         run_loop(stream, strategies=("swap+joint",), maximum=6)
     result = run_loop(stream, strategies=("swap+select+joint",), maximum=6, threshold=0.99, batch=60, inputs=inputs,
-                      joint_options=dict(rounds=1, epochs_per_round=5, folds=2, min_steps=20), max_rounds=2)
+                      joint_options={"rounds": 1, "epochs_per_round": 5, "folds": 2, "min_steps": 20}, max_rounds=2)
     curve = result.curves[result.curves["strategy"] == "swap+select+joint"]
     assert len(curve) >= 2 and (np.diff(curve["classifications"].to_numpy()) > 0).all()
     assert curve["accuracy"].iloc[-1] > 0.5

@@ -7,12 +7,12 @@ from typer.testing import CliRunner
 
 from annostat import InputError
 from annostat.cli import app
-from annostat.models import get_model
 from annostat.compat.panoptes_aggregation import annostat_counts, same_counts
 from annostat.data.io.load import load_votes
 from annostat.data.io.panoptes import read_panoptes
 from annostat.data.io.workflows import normalise_label, read_workflows
 from annostat.data.trees import PANOPTES_TASKS, TREES, Tree
+from annostat.models import get_model
 from tests.conftest import SHARED
 
 ZOO = SHARED / "data" / "zooniverse"
@@ -336,7 +336,7 @@ def test_cli_fits_a_raw_export(tmp_path, broken_export):
 
 
 def test_load_votes_gives_tree_answer_sets():
-    votes, export = load_votes(DECALS, workflows=DECALS_WF)
+    votes, _export = load_votes(DECALS, workflows=DECALS_WF)
     q = votes.question_code("bar")
     assert votes.answers[q].to_list() == ["strong", "weak", "no"]
     assert votes.provenance["export"]["used"] == 9

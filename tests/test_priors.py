@@ -48,7 +48,7 @@ def classifier(sim, rng, accuracy=None, kind="calibrated") -> pd.DataFrame:
             log_pi = np.log(np.maximum(np.bincount(z, minlength=K) / len(z), 1e-9))
             noise = rng.normal(size=(len(z), K))
 
-            def posterior(sigma):
+            def posterior(sigma, log_pi=log_pi, K=K, z=z, noise=noise):
                 logit = log_pi + (np.eye(K)[z] + sigma * noise) / sigma ** 2
                 p = np.exp(logit - logit.max(axis=1, keepdims=True))
                 return p / p.sum(axis=1, keepdims=True)
@@ -103,7 +103,7 @@ def test_a_good_prior_helps_a_flat_one_changes_nothing_a_wrong_one_does_no_harm(
 
 
 def test_zoobot_tables_and_names_through_the_tree(three_votes):
-    sim, votes, plain, _ = three_votes
+    _sim, votes, _plain, _ = three_votes
     subjects = votes.subjects.to_list()[:50]
     fractions = pd.DataFrame({"id_str": subjects, "smooth-or-featured-dr8_smooth_fraction": 0.7,
                               "smooth-or-featured-dr8_featured-or-disk_fraction": 0.2,
@@ -165,7 +165,7 @@ def test_ids_through_metadata_and_subjects_without_votes(tmp_path, three_votes):
 
 
 def test_bayesian_models_take_the_prior_in_their_factor(three_votes):
-    sim, votes, _, _ = three_votes
+    sim, _votes, _, _ = three_votes
     small = Votes.from_frame(sim.votes[sim.votes["question"] == "smooth-or-featured"].head(2000))
     good = classifier(sim, np.random.default_rng(2), accuracy=0.9)
     fit = get_model("hds", inference="map", steps=150).fit(small, prior=read_prior(good, small))
@@ -177,7 +177,7 @@ def test_bayesian_models_take_the_prior_in_their_factor(three_votes):
 
 
 def test_cli_prior(tmp_path, three_votes):
-    sim, votes, _, _ = three_votes
+    sim, _votes, _, _ = three_votes
     sim.votes.to_csv(tmp_path / "votes.csv", index=False)
     classifier(sim, np.random.default_rng(3), accuracy=0.85).to_parquet(tmp_path / "prior.parquet")
     runner = CliRunner()

@@ -15,10 +15,10 @@ SIZE = 48
 
 
 def galaxy(**changes):
-    base = dict(flux=10.0, disc_fraction=0.9, inclination_deg=10.0, pa_deg=30.0, r_e_arcsec=1.5, sersic_n=2.5,
-                bulge_axis_ratio=0.9, h_arcsec=2.5, bar_strength=0.0, bar_length_arcsec=0.0, bar_angle_deg=0.0,
-                spiral_m=0, spiral_amp=0.0, pitch_deg=0.0, spiral_phase_deg=0.0, n_clumps=0, tidal_amp=0.0,
-                tidal_angle_deg=0.0, redshift=0.05)
+    base = {"flux": 10.0, "disc_fraction": 0.9, "inclination_deg": 10.0, "pa_deg": 30.0, "r_e_arcsec": 1.5, "sersic_n": 2.5,
+                "bulge_axis_ratio": 0.9, "h_arcsec": 2.5, "bar_strength": 0.0, "bar_length_arcsec": 0.0, "bar_angle_deg": 0.0,
+                "spiral_m": 0, "spiral_amp": 0.0, "pitch_deg": 0.0, "spiral_phase_deg": 0.0, "n_clumps": 0, "tidal_amp": 0.0,
+                "tidal_angle_deg": 0.0, "redshift": 0.05}
     return base | changes
 
 

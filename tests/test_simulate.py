@@ -7,16 +7,17 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from annostat.cli import app
 from annostat.data.io.load import load_votes
-from annostat.truth.simulate import VolunteerPopulation, simulate, subtree, truth_table
 from annostat.data.trees import get_tree
-from annostat.truth.answers import true_path
-from annostat.truth.truthset import write_truth_set
 from annostat.data.votes import Votes
+from annostat.truth.answers import true_path
+from annostat.truth.simulate import VolunteerPopulation, simulate, subtree, truth_table
+from annostat.truth.truthset import write_truth_set
 
 TREE = get_tree("gz-decals-dr5")
 

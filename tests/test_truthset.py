@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from annostat.errors import InputError
 from annostat.data.trees import get_tree
+from annostat.errors import InputError
 from annostat.truth.answers import true_path
 from annostat.truth.truthset import _check_truth, empty_truth_row, load_truth_set, true_column, write_truth_set
 
@@ -106,9 +106,9 @@ def _rewrite_truth(ts, change):
     (lambda t: t.drop(columns=["true_bar"]), r"column\(s\) 'true_bar' missing"),
     (lambda t: t.assign(image_id=["a", "b", "a"]), r"column 'image_id': 'a' appears more than once"),
     (lambda t: t.assign(redshift=["low"] * 3), r"column 'redshift': must be numeric"),
-    (lambda t: t.assign(**{"true_bar": [None, "very", None]}),
+    (lambda t: t.assign(true_bar=[None, "very", None]),
      r"image_id 'galaxy-1', column 'true_bar': 'very' is not an answer of bar \(strong, weak, no\)"),
-    (lambda t: t.assign(**{"true_bar": ["weak", "strong", None]}),
+    (lambda t: t.assign(true_bar=["weak", "strong", None]),
      r"image_id 'galaxy-0', column 'true_bar': 'weak', but the true path never asks bar"),
     (lambda t: t.assign(**{"true_edge-on-bulge": [None, None, None]}),
      r"image_id 'galaxy-2', column 'true_edge-on-bulge': null, but the true path asks edge-on-bulge"),

@@ -146,7 +146,7 @@ def test_cli_update_from_a_fit_folder(tmp_path, split, fits):
 
 
 def test_cli_update_errors(tmp_path, split):
-    _, old, new = split
+    _, old, _new = split
     old.to_csv(tmp_path / "old.csv", index=False)
     assert runner.invoke(app, ["fit", str(tmp_path / "old.csv"), "--out", str(tmp_path / "last"), "-q"]).exit_code == 0
     same = runner.invoke(app, ["update", str(tmp_path / "last"), str(tmp_path / "old.csv"), "--out", str(tmp_path / "last")])

@@ -119,11 +119,11 @@ def test_given_answer_sets_code_in_order_and_drop_outsiders():
 @pytest.mark.parametrize(
     "kwargs,message",
     [
-        (dict(answer="label"), "no answer column 'label'; the columns are"),
-        (dict(question="task"), "no question column 'task'"),
-        (dict(time="when"), "no time column 'when'"),
-        (dict(subject="volunteer"), "given both as the subject and as the volunteer column"),
-        (dict(duplicates="some"), "duplicate policy 'some'"),
+        ({"answer": "label"}, "no answer column 'label'; the columns are"),
+        ({"question": "task"}, "no question column 'task'"),
+        ({"time": "when"}, "no time column 'when'"),
+        ({"subject": "volunteer"}, "given both as the subject and as the volunteer column"),
+        ({"duplicates": "some"}, "duplicate policy 'some'"),
     ],
 )
 def test_bad_columns_and_options_name_the_problem(kwargs, message):
@@ -222,7 +222,7 @@ def test_extended_is_the_table_of_both(first_rows, second_rows, policy, timed):
 
     a, b = votes_of(first_rows, 0), votes_of(second_rows, len(first_rows))
     last, new = Votes.from_frame(a, duplicates=policy), Votes.from_frame(b, duplicates=policy)
-    combined, offset = last.extended(new)
+    combined, _offset = last.extended(new)
     whole = Votes.from_frame(pd.concat([a, b], ignore_index=True), duplicates=policy)
     columns = ["subject", "volunteer", "question", "answer"]
     assert sorted(combined.to_frame().select(columns).rows()) == sorted(whole.to_frame().select(columns).rows())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -15,8 +14,8 @@ from annostat.cli.common import input_errors
 
 def inspect(
     path: Path = typer.Argument(..., help="A Panoptes classification export or a votes table."),
-    workflows: Optional[Path] = typer.Option(None, help="Workflow definitions (project CSV or API JSON)."),
-    workflow_id: Optional[str] = typer.Option(None, help="The workflow a fit would read."),
+    workflows: Path | None = typer.Option(None, help="Workflow definitions (project CSV or API JSON)."),
+    workflow_id: str | None = typer.Option(None, help="The workflow a fit would read."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
     """Show what an export holds before fitting it."""

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -39,7 +39,7 @@ def print_loop(loop) -> None:
         cells = [row["strategy"]]
         for n in names:
             share = row.get(f"share_{n}{m}")
-            cells.append("not reached" if share is None or share != share else f"{share:.1%}")
+            cells.append("not reached" if share is None or math.isnan(share) else f"{share:.1%}")
         cells += [f"{row['final_accuracy']:.4f}", f"{row['final_classifications']:,}"]
         table.add_row(*cells)
     Console().print(table)
@@ -50,15 +50,15 @@ def benchmark(
     truthset: Path = typer.Argument(..., help="A truth set with simulated votes (annostat simulate)."),
     pipelines: str = typer.Option("mv,ds", help="Comma-separated pipelines (annostat models; ck-* with crowd-kit)."),
     out: Path = typer.Option(..., "--out", "-o", file_okay=False, help="Folder for the report."),
-    votes_dir: Optional[Path] = typer.Option(None, help="Simulated votes folder (default TRUTHSET/votes)."),
+    votes_dir: Path | None = typer.Option(None, help="Simulated votes folder (default TRUTHSET/votes)."),
     efficiency: str = typer.Option(",".join(map(str, (1, 2, 3, 5, 8, 10, 15, 20, 30, 40))),
                                    help="Classifications per subject for the label-efficiency curve ('' for none)."),
-    efficiency_pipelines: Optional[str] = typer.Option(None, help="Pipelines refitted for the label-efficiency "
+    efficiency_pipelines: str | None = typer.Option(None, help="Pipelines refitted for the label-efficiency "
                                                                   "curve (default: the fast ones chosen)."),
     min_votes: int = typer.Option(10, min=1, help="Volunteers with at least this many votes are scored."),
     image_size: int = typer.Option(64, min=8, max=4096,
                                    help="Image pipelines (joint-ds, two-stage, ...): pixels a side."),
-    loop: Optional[str] = typer.Option(None, help="The live loop's strategies (uniform, swap, swap+select, and with "
+    loop: str | None = typer.Option(None, help="The live loop's strategies (uniform, swap, swap+select, and with "
                                                   "the joint model on the truth set's images swap+joint, "
                                                   "swap+select+joint): "
                                                   "classifications each needs to reach the accuracy of the fixed "
@@ -67,7 +67,7 @@ def benchmark(
                                                  "any galaxy gets)."),
     loop_threshold: float = typer.Option(0.99, min=0.0, max=1.0, help="Loop: retire at this posterior on the path."),
     loop_min: int = typer.Option(3, min=1, help="Loop: classifications before a galaxy can retire."),
-    loop_batch: Optional[int] = typer.Option(None, min=1, help="Loop, swap+select: classifications a round "
+    loop_batch: int | None = typer.Option(None, min=1, help="Loop, swap+select: classifications a round "
                                                                "\\[default: a fifth of the galaxies]."),
 ) -> None:
     """Run aggregation pipelines on a truth set's simulated votes and score them against the truth.
@@ -104,8 +104,8 @@ def benchmark(
         try:
             result = run_benchmark(truthset, names, out, votes_dir=votes_dir, efficiency=grid,
                                    efficiency_pipelines=eff_names, min_votes=min_votes, image_size=image_size,
-                                   loop=strategies, loop_options=dict(maximum=loop_max, threshold=loop_threshold,
-                                                                      minimum=loop_min, batch=loop_batch),
+                                   loop=strategies, loop_options={"maximum": loop_max, "threshold": loop_threshold,
+                                                                      "minimum": loop_min, "batch": loop_batch},
                                    log=lambda message: console.print(message, highlight=False))
         except ValueError as exc:
             fail(str(exc))

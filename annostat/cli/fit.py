@@ -5,16 +5,28 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from annostat.cli.common import DuplicatePolicy, InputFormat, ModelName, console, fail, fit_progress, \
-    given_on_command_line, input_errors, option_flags, output_file, positive, share, split_list, training_progress
+from annostat.cli.common import (
+    DuplicatePolicy,
+    InputFormat,
+    ModelName,
+    console,
+    fail,
+    fit_progress,
+    given_on_command_line,
+    input_errors,
+    option_flags,
+    output_file,
+    positive,
+    share,
+    split_list,
+    training_progress,
+)
 from annostat.errors import first_line
 from annostat.infer.cache import use_compilation_cache
 from annostat.models import REGISTRY, get_model, model_spec, models_that
-
 
 #: which of ``fit``'s options each kind of fit uses (the rest, given, are refused in one line)
 ALWAYS = {"votes", "model", "out", "format", "duplicates", "quiet", "coordinator", "num_processes", "process_id",
@@ -70,31 +82,31 @@ def fit(
     time_col: str = typer.Option("created_at", help="Table: column with the time of the vote; absent: file order."),
     duplicates: DuplicatePolicy = typer.Option(
         "first", help="Repeat votes (table) or repeat classifications (export) by one volunteer of one subject."),
-    workflows: Optional[Path] = typer.Option(None, help="Export: workflow definitions (project CSV or API JSON)."),
-    workflow_id: Optional[str] = typer.Option(None, help="Export: the workflow to read."),
+    workflows: Path | None = typer.Option(None, help="Export: workflow definitions (project CSV or API JSON)."),
+    workflow_id: str | None = typer.Option(None, help="Export: the workflow to read."),
     tree: str = typer.Option("auto", help="Export: tree preset for Zoobot names (auto, none, or a preset)."),
     seen_before: str = typer.Option("drop", help="Export: drop or keep seen_before re-classifications."),
     anonymous: str = typer.Option("keep", help="Export: keep or drop not-logged-in volunteers."),
     strict: bool = typer.Option(False, "--strict", help="Export: any row that would be quarantined is an error."),
-    max_iter: Optional[int] = typer.Option(None, min=1, help="Dawid-Skene: most EM iterations \\[default: 100]."),
-    tol: Optional[float] = typer.Option(None, min=0.0,
+    max_iter: int | None = typer.Option(None, min=1, help="Dawid-Skene: most EM iterations \\[default: 100]."),
+    tol: float | None = typer.Option(None, min=0.0,
                                         help="Dawid-Skene: relative change that stops EM \\[default: 1e-6]."),
-    pseudo_diagonal: Optional[float] = typer.Option(None, min=0.0,
+    pseudo_diagonal: float | None = typer.Option(None, min=0.0,
                                                     help="Dawid-Skene: Dirichlet pseudo-count on the diagonal."),
-    pseudo_off_diagonal: Optional[float] = typer.Option(None, min=0.0,
+    pseudo_off_diagonal: float | None = typer.Option(None, min=0.0,
                                                         help="Dawid-Skene: pseudo-count off the diagonal."),
-    devices: Optional[int] = typer.Option(None, min=1, help="Dawid-Skene, SVI/MAP of hds, learning, mace and mn, "
+    devices: int | None = typer.Option(None, min=1, help="Dawid-Skene, SVI/MAP of hds, learning, mace and mn, "
                                           "and the joint model's training: devices to split the subjects over "
                                           "\\[default: Dawid-Skene every device JAX sees, the others one; CPU "
                                           "devices: JAX_NUM_CPU_DEVICES=N]."),
     inference: str = typer.Option("svi", help=f"Bayesian models ({', '.join(models_that('bayesian'))}): svi, map or "
                                               "nuts."),
     seed: int = typer.Option(0, help="Bayesian models: random seed (runs are reproducible for a seed)."),
-    steps: Optional[int] = typer.Option(None, min=1,
+    steps: int | None = typer.Option(None, min=1,
                                         help="Bayesian models: SVI/MAP optimisation steps \\[default: 2000]."),
-    draws: Optional[int] = typer.Option(None, min=1, help="Bayesian models: posterior draws kept \\[default: 200]."),
-    batch_size: Optional[int] = typer.Option(None, min=1, help="Bayesian models: subjects per SVI step."),
-    prior: Optional[Path] = typer.Option(None, help="Per-subject answer priors from a classifier: annostat "
+    draws: int | None = typer.Option(None, min=1, help="Bayesian models: posterior draws kept \\[default: 200]."),
+    batch_size: int | None = typer.Option(None, min=1, help="Bayesian models: subjects per SVI step."),
+    prior: Path | None = typer.Option(None, help="Per-subject answer priors from a classifier: annostat "
                                                     "posteriors, a Zoobot prediction table or a wide table."),
     prior_weight: float = typer.Option(1.0, min=0.0,
                                        help="Prior: the largest weight of the classifier's evidence; the votes "
@@ -102,41 +114,41 @@ def fit(
                                                  "classifier; 0 ignores it)."),
     fixed_prior_weight: bool = typer.Option(False, "--fixed-prior-weight",
                                             help="Prior: use --prior-weight as it is instead of learning it."),
-    prior_id_col: Optional[str] = typer.Option(None, help="Prior: the id column \\[default: subject, subject_id, "
+    prior_id_col: str | None = typer.Option(None, help="Prior: the id column \\[default: subject, subject_id, "
                                                           "id_str or iauname]."),
-    images: Optional[Path] = typer.Option(None, help="Joint model: a folder of the subjects' images (FITS, PNG/JPEG, "
+    images: Path | None = typer.Option(None, help="Joint model: a folder of the subjects' images (FITS, PNG/JPEG, "
                                                      "NPY named by subject id or by the export's subject_data), or a "
                                                      "truth set; a CNN is fitted with the volunteer model (ds or hds)."),
-    features: Optional[Path] = typer.Option(None, help="Joint model: a table of precomputed features per subject "
+    features: Path | None = typer.Option(None, help="Joint model: a table of precomputed features per subject "
                                                        "(Zoobot's, a VGG's); an MLP head is fitted with ds or hds."),
-    features_id_col: Optional[str] = typer.Option(None, help="Features: the id column \\[default: subject, ...]."),
+    features_id_col: str | None = typer.Option(None, help="Features: the id column \\[default: subject, ...]."),
     image_size: int = typer.Option(64, min=8, max=4096, help="Images: pixels a side the network sees (resized)."),
     image_fit: str = typer.Option("resize", help="Images: resize the whole image, or cutout its centre."),
     missing_images: str = typer.Option("error", help="Images/features: error, or skip voted subjects without one "
                                                      "(counted in fit.json)."),
     method: str = typer.Option("em", help="Joint model: em (cross-fitted alternation) or marginal (SGD on the "
                                           "marginal likelihood)."),
-    epochs: Optional[int] = typer.Option(None, min=1, help="Joint model: epochs per EM round, or in all (marginal)."),
-    rounds: Optional[int] = typer.Option(None, min=1, help="Joint model, em: most rounds \\[default: 8]."),
-    width: Optional[int] = typer.Option(None, min=1, help="Joint model, images: the CNN's first width \\[default: 16]."),
-    depth: Optional[int] = typer.Option(None, min=1, help="Joint model, images: the CNN's stages \\[default: 3]."),
-    hidden: Optional[int] = typer.Option(None, min=1,
+    epochs: int | None = typer.Option(None, min=1, help="Joint model: epochs per EM round, or in all (marginal)."),
+    rounds: int | None = typer.Option(None, min=1, help="Joint model, em: most rounds \\[default: 8]."),
+    width: int | None = typer.Option(None, min=1, help="Joint model, images: the CNN's first width \\[default: 16]."),
+    depth: int | None = typer.Option(None, min=1, help="Joint model, images: the CNN's stages \\[default: 3]."),
+    hidden: int | None = typer.Option(None, min=1,
                                          help="Joint model, features: the MLP's hidden units \\[default: 128]."),
-    learning_rate: Optional[float] = typer.Option(None, callback=positive,
+    learning_rate: float | None = typer.Option(None, callback=positive,
                                                   help="Joint model: the network's peak learning rate."),
     resume: bool = typer.Option(False, "--resume", help="Joint model (em): go on from the last finished round of an "
                                                          "interrupted fit into the same --out."),
-    gold: Optional[Path] = typer.Option(None, help="Gold answers (subject, question, answer; no question column for "
+    gold: Path | None = typer.Option(None, help="Gold answers (subject, question, answer; no question column for "
                                                    "one question): those subjects' answers are fixed in the fit "
                                                    "(a Panoptes export's gold_standard classifications are read as "
                                                    "gold answers too)."),
-    experts: Optional[str] = typer.Option(None, help="Expert volunteers: a table with a volunteer column, or ids "
+    experts: str | None = typer.Option(None, help="Expert volunteers: a table with a volunteer column, or ids "
                                                      "separated by commas (hds: a population of their own; "
                                                      "volunteers.parquet marks them)."),
-    coordinator: Optional[str] = typer.Option(None, help="Many hosts: HOST:PORT of process 0; each process reads "
+    coordinator: str | None = typer.Option(None, help="Many hosts: HOST:PORT of process 0; each process reads "
                                                          "its share of the subjects (Dawid-Skene, votes tables)."),
-    num_processes: Optional[int] = typer.Option(None, min=1, help="Many hosts: how many processes in all."),
-    process_id: Optional[int] = typer.Option(None, min=0, help="Many hosts: this process's number (0 writes the "
+    num_processes: int | None = typer.Option(None, min=1, help="Many hosts: how many processes in all."),
+    process_id: int | None = typer.Option(None, min=0, help="Many hosts: this process's number (0 writes the "
                                                                  "fit folder)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
@@ -147,7 +159,6 @@ def fit(
     checkpoint, for annostat predict) and training.parquet."""
     from annostat.data.io.load import detect_format, load_votes
     from annostat.data.priors import read_prior
-
     from annostat.infer import hosts
 
     use_compilation_cache()
@@ -182,19 +193,19 @@ def fit(
         if missing_images not in ("error", "skip") or image_fit not in ("resize", "cutout") or \
                 method not in ("em", "marginal"):
             fail("--missing-images takes error or skip, --image-fit resize or cutout, --method em or marginal")
-    given = dict(max_iter=max_iter, tol=tol, pseudo_diagonal=pseudo_diagonal, pseudo_off_diagonal=pseudo_off_diagonal,
-                 devices=devices, inference=inference, seed=seed, steps=steps, draws=draws, batch_size=batch_size)
+    given = {"max_iter": max_iter, "tol": tol, "pseudo_diagonal": pseudo_diagonal, "pseudo_off_diagonal": pseudo_off_diagonal,
+                 "devices": devices, "inference": inference, "seed": seed, "steps": steps, "draws": draws, "batch_size": batch_size}
     options = {k: given[k] for k in model_spec(model.value).options if given[k] is not None}
     with input_errors():
         try:
             if joint:
                 from annostat.models.joint import JointModel
 
-                chosen = dict(method=method, seed=seed, batch_size=batch_size, epochs_per_round=epochs if
-                              method == "em" else None, epochs=epochs if method == "marginal" else None,
-                              rounds=rounds, width=width, depth=depth, hidden=hidden, learning_rate=learning_rate,
-                              pseudo_diagonal=pseudo_diagonal, pseudo_off_diagonal=pseudo_off_diagonal,
-                              devices=devices)
+                chosen = {"method": method, "seed": seed, "batch_size": batch_size, "epochs_per_round": epochs if
+                              method == "em" else None, "epochs": epochs if method == "marginal" else None,
+                              "rounds": rounds, "width": width, "depth": depth, "hidden": hidden, "learning_rate": learning_rate,
+                              "pseudo_diagonal": pseudo_diagonal, "pseudo_off_diagonal": pseudo_off_diagonal,
+                              "devices": devices}
                 estimator = JointModel(model.value, missing=missing_images,
                                        **{k: v for k, v in chosen.items() if v is not None})
             else:
@@ -206,8 +217,8 @@ def fit(
         _refuse_unused(ctx, model.value, None if not joint else "images" if images is not None else "features",
                        is_export, prior is not None)
         if is_export:
-            reader = dict(workflows=workflows, workflow_id=workflow_id, tree=None if tree == "none" else tree,
-                          seen_before=seen_before, repeats=duplicates.value, anonymous=anonymous, strict=strict)
+            reader = {"workflows": workflows, "workflow_id": workflow_id, "tree": None if tree == "none" else tree,
+                          "seen_before": seen_before, "repeats": duplicates.value, "anonymous": anonymous, "strict": strict}
             table, export = load_votes(votes, "panoptes", **reader)
         else:
             table, export = load_votes(
@@ -330,9 +341,9 @@ def compare(
     seed: int = typer.Option(0, help="Seed of the split and of the Bayesian fits."),
     inference: str = typer.Option("map", help="Bayesian models: svi, map or nuts (map: fast)."),
     steps: int = typer.Option(1000, min=1, help="Bayesian models: SVI/MAP steps."),
-    workflows: Optional[Path] = typer.Option(None, help="Export: workflow definitions."),
-    workflow_id: Optional[str] = typer.Option(None, help="Export: the workflow to read."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the table as CSV here too."),
+    workflows: Path | None = typer.Option(None, help="Export: workflow definitions."),
+    workflow_id: str | None = typer.Option(None, help="Export: the workflow to read."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write the table as CSV here too."),
 ) -> None:
     """Fit several models to the same votes and rank them by held-out vote log-likelihood.
 
@@ -357,7 +368,7 @@ def compare(
             spec = model_spec(m)
             if spec.can("bayesian"):
                 chosen = inference if (inference != "map" or spec.can("map")) else "svi"
-                options[m] = dict(inference=chosen, steps=steps, seed=seed)
+                options[m] = {"inference": chosen, "steps": steps, "seed": seed}
         try:
             if detect_format(votes) == "panoptes":
                 table, _ = load_votes(votes, "panoptes", workflows=workflows, workflow_id=workflow_id)
@@ -374,9 +385,9 @@ def compare(
 def predict(
     fit_dir: Path = typer.Argument(..., help="A joint model's fit folder (annostat fit --images or --features)."),
     out: Path = typer.Option(..., "--out", "-o", file_okay=False, help="Folder for the answers (created if needed)."),
-    images: Optional[Path] = typer.Option(None, help="A folder of the new subjects' images (or a truth set)."),
-    features: Optional[Path] = typer.Option(None, help="A features table of the new subjects."),
-    features_id_col: Optional[str] = typer.Option(None, help="Features: the id column."),
+    images: Path | None = typer.Option(None, help="A folder of the new subjects' images (or a truth set)."),
+    features: Path | None = typer.Option(None, help="A features table of the new subjects."),
+    features_id_col: str | None = typer.Option(None, help="Features: the id column."),
     missing_images: str = typer.Option("error", help="error, or skip unreadable images (counted)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary."),
 ) -> None:

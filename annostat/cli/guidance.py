@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -17,10 +16,10 @@ def advise(
     out: Path = typer.Option(..., "--out", "-o", file_okay=False,
                              help="Folder for the advice, tables and volunteer cards."),
     keep_names: bool = typer.Option(False, "--keep-names", help="Show volunteer names instead of pseudonyms."),
-    salt: Optional[str] = typer.Option(None, help="Salt of the pseudonyms (default: random, kept in private/)."),
+    salt: str | None = typer.Option(None, help="Salt of the pseudonyms (default: random, kept in private/)."),
     min_votes: int = typer.Option(10, min=1, help="Votes on a question before advice is given."),
-    truth: Optional[Path] = typer.Option(None, help="A truth set: thumbnails and features for the examples."),
-    images: Optional[Path] = typer.Option(None, help="A folder of subject images (<subject>.png/.jpg)."),
+    truth: Path | None = typer.Option(None, help="A truth set: thumbnails and features for the examples."),
+    images: Path | None = typer.Option(None, help="A folder of subject images (<subject>.png/.jpg)."),
     examples: int = typer.Option(4, min=0, help="Worked examples per named confusion."),
     max_pages: int = typer.Option(500, min=0, help="Volunteer pages for the most active volunteers."),
 ) -> None:

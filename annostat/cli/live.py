@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -17,7 +16,7 @@ def retire(
     threshold: float = typer.Option(0.9, help="Retire when the most probable answer of every question on the "
                                               "subject's path has at least this probability."),
     minimum: int = typer.Option(3, "--min", min=0, help="Classifications a subject needs before consensus retires it."),
-    maximum: Optional[int] = typer.Option(40, "--max", min=1, help="Retire at this many classifications whatever "
+    maximum: int | None = typer.Option(40, "--max", min=1, help="Retire at this many classifications whatever "
                                                                    "the posteriors (Galaxy Zoo's fixed rule)."),
     tree: str = typer.Option("auto", help="The decision tree whose path is judged: a preset, auto (the export's) or "
                                           "none (every question the fit answers)."),
@@ -50,7 +49,7 @@ def select(
     fit_dir: Path = typer.Argument(..., help="A fit folder written by annostat fit."),
     n: int = typer.Option(..., "--n", min=1, help="How many subjects to select."),
     out: Path = typer.Option(..., "--out", "-o", dir_okay=False, help="CSV: subject, score[, volunteer]."),
-    volunteers: Optional[str] = typer.Option(None, help="Comma-separated volunteers to route the subjects to (each "
+    volunteers: str | None = typer.Option(None, help="Comma-separated volunteers to route the subjects to (each "
                                                         "to the one whose answer tells most); default: the typical "
                                                         "volunteer."),
     diverse: bool = typer.Option(False, "--diverse", help="Take the subjects in turn from each most probable answer "
@@ -58,7 +57,7 @@ def select(
     tree: str = typer.Option("auto", help="The decision tree (a preset, auto or none)."),
     threshold: float = typer.Option(0.9, help="Retirement: subjects retired by these rules are left out."),
     minimum: int = typer.Option(3, "--min", min=0, help="Retirement: classifications before consensus."),
-    maximum: Optional[int] = typer.Option(40, "--max", min=1, help="Retirement: classifications at most."),
+    maximum: int | None = typer.Option(40, "--max", min=1, help="Retirement: classifications at most."),
 ) -> None:
     """Rank the subjects not retired by the information one more classification gives about their true answers
     (under the fitted volunteer model), and write the best N."""
@@ -93,20 +92,20 @@ def update(
     question_col: str = typer.Option("question", help="Table: column with the question; absent: one question."),
     answer_col: str = typer.Option("answer", help="Table: column with the answer."),
     time_col: str = typer.Option("created_at", help="Table: column with the time of the vote; absent: file order."),
-    workflows: Optional[Path] = typer.Option(None, help="Export: workflow definitions (project CSV or API JSON)."),
-    workflow_id: Optional[str] = typer.Option(None, help="Export: the workflow to read \\[default: the last fit's]."),
-    gold: Optional[Path] = typer.Option(None, help="More gold answers (subject, question, answer), added to the last "
+    workflows: Path | None = typer.Option(None, help="Export: workflow definitions (project CSV or API JSON)."),
+    workflow_id: str | None = typer.Option(None, help="Export: the workflow to read \\[default: the last fit's]."),
+    gold: Path | None = typer.Option(None, help="More gold answers (subject, question, answer), added to the last "
                                                    "fit's."),
-    experts: Optional[str] = typer.Option(None, help="More expert volunteers (a table or ids separated by commas)."),
+    experts: str | None = typer.Option(None, help="More expert volunteers (a table or ids separated by commas)."),
     tol: float = typer.Option(1e-4, min=0.0, help="Dawid-Skene: stop when no updated posterior moves by more."),
     warm_steps: float = typer.Option(0.25, min=0.0, max=1.0, help="Bayesian models (SVI, MAP): the share of the "
                                                                   "fit's steps run from the last fit's posterior."),
     max_sweeps: int = typer.Option(100, min=1, help="Dawid-Skene: sweeps over the updated subjects at most."),
     spread: float = typer.Option(0.002, min=0.0, help="Dawid-Skene: also sweep the subjects of every volunteer whose "
                                                       "confusion moves by more than this."),
-    images: Optional[Path] = typer.Option(None, help="A joint fit: the subjects' images (its network is fine-tuned)."),
-    features: Optional[Path] = typer.Option(None, help="A joint fit: the subjects' features table."),
-    features_id_col: Optional[str] = typer.Option(None, help="Features: the id column."),
+    images: Path | None = typer.Option(None, help="A joint fit: the subjects' images (its network is fine-tuned)."),
+    features: Path | None = typer.Option(None, help="A joint fit: the subjects' features table."),
+    features_id_col: str | None = typer.Option(None, help="Features: the id column."),
     rounds: int = typer.Option(2, min=1, help="A joint fit: EM rounds of fine-tuning."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:

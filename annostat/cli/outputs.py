@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -12,9 +11,9 @@ from annostat.cli.common import console, input_errors
 
 def plot(
     fit_dir: Path = typer.Argument(..., help="A fit folder written by annostat fit."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", file_okay=False,
+    out: Path | None = typer.Option(None, "--out", "-o", file_okay=False,
                                        help="Folder for the figures \\[default: FIT_DIR/plots]."),
-    truth: Optional[Path] = typer.Option(None, help="CSV of true answers (subject, question, answer): adds a "
+    truth: Path | None = typer.Option(None, help="CSV of true answers (subject, question, answer): adds a "
                                                      "reliability diagram."),
     volunteers: int = typer.Option(3, min=0, help="Confusion heatmaps for this many of the most active volunteers."),
 ) -> None:
@@ -29,7 +28,7 @@ def plot(
 
 def catalogue(
     fit_dir: Path = typer.Argument(..., help="A fit folder written by annostat fit."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", file_okay=False,
+    out: Path | None = typer.Option(None, "--out", "-o", file_okay=False,
                                        help="Folder for the catalogue \\[default: FIT_DIR]."),
 ) -> None:
     """Write a Zoobot-compatible catalogue: vote counts, totals, fractions and posteriors per subject."""

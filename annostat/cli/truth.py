@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from annostat.cli.common import OneLineErrors, console, fail, input_errors, positive, report_truth_set, split_list
 from annostat.errors import InputError
-
 
 truth_app = typer.Typer(help="Build truth sets: simulated galaxies whose true Galaxy Zoo answers are known.",
                         no_args_is_help=True)
@@ -36,9 +34,9 @@ def truth_fire(
     snapshots: list[Path] = typer.Argument(..., help="FIRE-2 snapshots: <sim>/output/snapshot_NNN.hdf5 files or "
                                                        "snapdir_NNN folders."),
     out: Path = typer.Option(..., "--out", "-o", file_okay=False, help="Folder for the truth set."),
-    name: Optional[str] = typer.Option(None, help="Simulation name (default: from the <sim>/output/ layout)."),
+    name: str | None = typer.Option(None, help="Simulation name (default: from the <sim>/output/ layout)."),
     views: int = typer.Option(4, min=1, help="Random orientations per snapshot."),
-    inclinations: Optional[str] = typer.Option(None, help="Chosen inclinations in degrees, e.g. '0,45,85' (one "
+    inclinations: str | None = typer.Option(None, help="Chosen inclinations in degrees, e.g. '0,45,85' (one "
                                                           "view each, instead of --views random ones)."),
     size: int = typer.Option(128, min=16, max=4096, help="Image size in pixels."),
     redshift: float = typer.Option(0.05, callback=positive,
@@ -65,7 +63,7 @@ def truth_fire(
 
 def simulate(
     truthset: Path = typer.Argument(..., help="A truth set folder (annostat truth standin / fire)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", file_okay=False,
+    out: Path | None = typer.Option(None, "--out", "-o", file_okay=False,
                                        help="Folder for the votes (default TRUTHSET/votes)."),
     volunteers: int = typer.Option(300, min=1, help="Simulated volunteers."),
     retire_after: int = typer.Option(10, min=1, help="Classifications (distinct volunteers) per subject."),
@@ -78,7 +76,8 @@ def simulate(
 ) -> None:
     """Simulated volunteers walk the Galaxy Zoo tree on a truth set's galaxies: votes, a Panoptes export and its
     workflow, and the true volunteer parameters."""
-    from annostat.truth.simulate import VolunteerPopulation, simulate as run
+    from annostat.truth.simulate import VolunteerPopulation
+    from annostat.truth.simulate import simulate as run
     from annostat.truth.truthset import load_truth_set
 
     with input_errors():

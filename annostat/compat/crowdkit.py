@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 
 from annostat import models
-from annostat.fit import Fit
 from annostat.data.votes import Votes
+from annostat.fit import Fit
 
 __all__ = ["DawidSkene", "MajorityVote"]
 

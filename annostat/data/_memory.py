@@ -10,8 +10,9 @@ arithmetic. The loaders switch the request off for their own duration and restor
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator, TypeVar
+from typing import TypeVar
 
 import numpy as np
 

@@ -26,8 +26,9 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -68,7 +69,7 @@ class Gold:
 
     @classmethod
     def read(cls, path: str | Path, *, subject: str = "subject", question: str = "question",
-             answer: str = "answer") -> "Gold":
+             answer: str = "answer") -> Gold:
         """Gold answers from a CSV/TSV or Parquet table (``question`` may be absent for one question)."""
         from annostat.data.io.tables import read_table
 
@@ -76,7 +77,7 @@ class Gold:
 
     @classmethod
     def from_frame(cls, frame, *, subject: str = "subject", question: str = "question", answer: str = "answer",
-                   source: str = "<gold answers>") -> "Gold":
+                   source: str = "<gold answers>") -> Gold:
         """Gold answers from a pandas or polars DataFrame."""
         if not isinstance(frame, pl.DataFrame):
             frame = pl.from_pandas(frame)
@@ -93,7 +94,7 @@ class Gold:
     def __repr__(self) -> str:
         return f"Gold({len(self):,} gold answers from {self.source})"
 
-    def merge(self, other: "Gold") -> "Gold":
+    def merge(self, other: Gold) -> Gold:
         """Both tables' gold answers (a pair in both must have the same answer)."""
         both = pl.concat([self.frame.with_columns(pl.col("row")), other.frame.with_columns(pl.col("row"))],
                          how="vertical_relaxed")

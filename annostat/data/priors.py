@@ -110,7 +110,7 @@ class SubjectPrior:
         ids = self.subjects
         return ids.filter(votes.codes_of("subject", ids) < 0)
 
-    def evidence(self, votes: Votes, question: int, labels: pl.Series) -> "Evidence | None":
+    def evidence(self, votes: Votes, question: int, labels: pl.Series) -> Evidence | None:
         """The classifier's evidence about the subjects ``labels`` on question code ``question``, with the weight
         to give it; None where it has none (no subject with a prior, weight 0, or the same prediction for every
         subject, which carries no evidence)."""
@@ -165,7 +165,7 @@ class Evidence:
     weight: float = 1.0
     learn: bool = True
 
-    def subset(self, rows: np.ndarray) -> "Evidence":
+    def subset(self, rows: np.ndarray) -> Evidence:
         """The evidence of some of the subjects (positions in this one's order)."""
         return Evidence(self.log_ratio[rows], self.weight, self.learn)
 

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import polars as pl
 
@@ -58,7 +59,7 @@ class Subjects:
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_frame(cls, frame, *, subject: str = "subject", image: str | None = None,
-                   source: str | None = None) -> "Subjects":
+                   source: str | None = None) -> Subjects:
         """From a pandas or polars table: ``subject`` names the id column; ``image`` the image column (default: the
         first of :data:`IMAGE_KEYS` present, matched without case or a leading ``#``/``!``)."""
         source = source or "<subjects>"
@@ -78,19 +79,19 @@ class Subjects:
         return cls(frame, source)
 
     @classmethod
-    def read(cls, path: str | Path, **options: Any) -> "Subjects":
+    def read(cls, path: str | Path, **options: Any) -> Subjects:
         """Read a CSV/TSV or Parquet subjects table (options as :meth:`from_frame`)."""
         from annostat.data.io.tables import read_table
 
         return cls.from_frame(read_table(path), source=str(path), **options)
 
     @classmethod
-    def from_ids(cls, ids: Iterable[Any] | pl.Series, source: str = "<votes>") -> "Subjects":
+    def from_ids(cls, ids: Iterable[Any] | pl.Series, source: str = "<votes>") -> Subjects:
         """Subjects known only by their ids (the votes'), without images or metadata."""
         ids = ids if isinstance(ids, pl.Series) else pl.Series(list(ids))
         return cls(pl.DataFrame({"subject": ids.rename("subject")}), source)
 
-    def merge(self, other: "Subjects") -> "Subjects":
+    def merge(self, other: Subjects) -> Subjects:
         """This table's rows, then ``other``'s subjects that it lacks; columns of both (this table's values win)."""
         mine, theirs = self.frame, other.frame
         if theirs["subject"].dtype != mine["subject"].dtype:
@@ -104,7 +105,7 @@ class Subjects:
         new = theirs.join(mine.select("subject"), on="subject", how="anti")
         return Subjects(pl.concat([filled, new], how="diagonal_relaxed"), self.source)
 
-    def subset(self, ids: Iterable[Any] | pl.Series) -> "Subjects":
+    def subset(self, ids: Iterable[Any] | pl.Series) -> Subjects:
         """The rows of the subjects in ``ids`` (in this table's order); ids it lacks are left out."""
         ids = ids if isinstance(ids, pl.Series) else pl.Series(list(ids))
         wanted = pl.DataFrame({"subject": ids.cast(self.frame["subject"].dtype, strict=False)})
@@ -160,9 +161,9 @@ def subjects_from_subject_data(subject: pl.Series, subject_data: pl.Series, sour
     try:
         decoded = inner.str.json_decode(infer_schema_length=None)
         if not isinstance(decoded.dtype, pl.Struct):
-            raise ValueError("not objects")
+            raise TypeError("not objects")
         meta = decoded.struct.unnest()
-    except (pl.exceptions.PolarsError, ValueError):
+    except (pl.exceptions.PolarsError, ValueError, TypeError):
         meta = _decode_one_by_one(subject_data)
     columns = {"subject": subject}
     for name in meta.columns:

@@ -47,7 +47,7 @@ class Tree:
         return len(self.questions)
 
     @classmethod
-    def from_pairs(cls, name: str, pairs: dict[str, tuple[str, ...]], after: dict[str, str | None]) -> "Tree":
+    def from_pairs(cls, name: str, pairs: dict[str, tuple[str, ...]], after: dict[str, str | None]) -> Tree:
         """Build from {question: answers} and {question: "question_answer" that leads to it, or None}."""
         questions = {}
         for q, answers in pairs.items():
@@ -60,7 +60,7 @@ class Tree:
         return cls(name, questions)
 
     @classmethod
-    def from_workflow(cls, version: "WorkflowVersion", name: str | None = None) -> "Tree":
+    def from_workflow(cls, version: WorkflowVersion, name: str | None = None) -> Tree:
         """Questions are the workflow's single/multiple task ids, answers their normalised labels (multiple-answer
         tasks become one yes/no question per answer, ``T10/ring``), links from the ``next`` fields."""
         parents: dict[str, list[tuple[str, str | None]]] = {}

@@ -19,19 +19,21 @@ in time order, ties broken by file order; rows without a time sort after the tim
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import polars as pl
 
-from annostat.errors import InputError, where
-from annostat.data.io.tables import PARQUET_SUFFIXES, read_table
 from annostat.data._memory import with_plain_pages
+from annostat.data.io.tables import PARQUET_SUFFIXES, read_table
 from annostat.data.sorting import argsort_distinct, first_of_each, run_members, stable_argsort
 from annostat.data.subjects import Subjects
+from annostat.errors import InputError, where
 
 DUPLICATE_POLICIES = ("first", "last", "all")
 DEFAULT_COLUMNS = {
@@ -253,7 +255,7 @@ class Votes:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def read(cls, path: str | Path, *, share: tuple[int, int] | None = None, **options: Any) -> "Votes":
+    def read(cls, path: str | Path, *, share: tuple[int, int] | None = None, **options: Any) -> Votes:
         """Read votes from a CSV/TSV or Parquet file; options as in :meth:`from_frame`.
 
         ``share = (index, count)`` reads only the votes on the subjects that fall to process ``index`` of
@@ -264,7 +266,7 @@ class Votes:
         if share is not None and path.exists() and {x.lower() for x in path.suffixes} & PARQUET_SUFFIXES:
             try:
                 names = pl.read_parquet_schema(path)
-            except Exception:  # unreadable: read_table says why
+            except Exception:  # noqa: BLE001 -- unreadable, whatever the error: read_table says why
                 names = {}
             if subject in names:  # read as a share: its rows keep their numbers in the file (ROW_COLUMN)
                 frame = pl.scan_parquet(path, glob=False).with_row_index(ROW_COLUMN) \
@@ -287,7 +289,7 @@ class Votes:
         answers: Mapping[Any, Sequence[Any]] | Sequence[Any] | None = None,
         source: str | None = None,
         share: tuple[int, int] | None = None,
-    ) -> "Votes":
+    ) -> Votes:
         """Build the votes table from a long DataFrame, one row per vote.
 
         Args:
@@ -396,7 +398,7 @@ class Votes:
 
     @classmethod
     def _no_votes(cls, n_read: int, dropped: dict[str, int], duplicates: str, cols: dict[str, str], source: str,
-                  schema: Mapping[str, pl.DataType], work_schema: Mapping[str, pl.DataType]) -> "Votes":
+                  schema: Mapping[str, pl.DataType], work_schema: Mapping[str, pl.DataType]) -> Votes:
         """A share of a table (``share``) on which no votes fell: no labels, its rows accounted for."""
         def empty(role: str) -> pl.Series:
             return pl.Series(role, [], dtype=work_schema[role])
@@ -432,7 +434,7 @@ class Votes:
         provenance: dict[str, Any] | None = None,
         in_order: bool = False,
         subject_table: Subjects | None = None,
-    ) -> "Votes":
+    ) -> Votes:
         """Votes from integer codes (one entry per vote, any order) and their label maps: the duplicate policy,
         time order, experience and final sort of :meth:`from_frame`, for readers that code labels themselves.
 
@@ -461,7 +463,7 @@ class Votes:
         if in_order:  # duplicates counted question by question (contiguous here): small hash tables
             bounds = np.flatnonzero(np.r_[True, question[1:] != question[:-1], True])
             n_duplicates = 0
-            for a, b in zip(bounds[:-1], bounds[1:]):
+            for a, b in itertools.pairwise(bounds):
                 key = volunteer[a:b].astype(np.int64)
                 key *= S
                 key += subject[a:b]
@@ -532,7 +534,7 @@ class Votes:
                    answers, report, columns or {}, time=time_column, experience=experience, provenance=provenance,
                    subject_table=subject_table)
 
-    def extended(self, new: "Votes", duplicates: str | None = None, source: str | None = None) -> tuple["Votes", int]:
+    def extended(self, new: Votes, duplicates: str | None = None, source: str | None = None) -> tuple[Votes, int]:
         """These votes and ``new`` in one table, and the row offset from which the rows are ``new``'s.
 
         These votes keep their codes and rows (labels they lack get the next codes, so the table is not coded again);
@@ -837,7 +839,7 @@ def _extend_labels(known: pl.Series, labels: pl.Series, source: str, role: str) 
     return known, code
 
 
-def _combined_times(old: "Votes", new: "Votes") -> tuple[pl.Series | None, pl.Series | None]:
+def _combined_times(old: Votes, new: Votes) -> tuple[pl.Series | None, pl.Series | None]:
     """Both tables' times as numbers (a fit folder keeps dates as microseconds), or (None, None) when neither has
     any. A Panoptes export's times are places in its own time order, so a new export's come after the old one's."""
     a, b = old.times, new.times

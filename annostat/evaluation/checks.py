@@ -35,10 +35,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from annostat.data.votes import Votes
 from annostat.infer.trace import question_of
 from annostat.models import get_model, likelihood, model_spec
 from annostat.models.base import sorted_positions
-from annostat.data.votes import Votes
 
 
 def split_votes(votes: Votes, holdout: float = 0.1, seed: int = 0) -> tuple[Votes, pd.DataFrame]:

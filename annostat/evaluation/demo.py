@@ -11,13 +11,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from annostat.evaluation.harness import BenchmarkResult, run_benchmark
 from annostat.evaluation.pipelines import PIPELINES
-from annostat.truth.standin import standin_truth_set
 from annostat.truth.simulate import VolunteerPopulation, simulate
+from annostat.truth.standin import standin_truth_set
 
 DEMO_EFFICIENCY = (1, 2, 3, 5, 10)
 

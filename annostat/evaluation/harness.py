@@ -26,20 +26,20 @@ figures ``efficiency.png``, ``calibration.png``, ``volunteers.png`` (and ``learn
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
+from annostat.data.votes import Votes
 from annostat.errors import InputError
-from annostat.files import read_json
 from annostat.evaluation.calibration import expected_calibration_error, reliability_bins
 from annostat.evaluation.pipelines import PipelineOutput, get_pipeline
 from annostat.evaluation.report import write_report
+from annostat.files import read_json
 from annostat.truth.truthset import TruthSet, load_truth_set
-from annostat.data.votes import Votes
 
 EFFICIENCY_VOTES = (1, 2, 3, 5, 8, 10, 15, 20, 30, 40)
 
@@ -53,7 +53,7 @@ class BenchmarkResult:
     learning: pd.DataFrame  # pipeline, question, experience, accuracy, lo, hi, accuracy_true
     setup: dict
     report: Path | None = None
-    loop: "object | None" = None  # annostat.evaluation.loop.LoopResult, when the loop was run
+    loop: object | None = None  # annostat.evaluation.loop.LoopResult, when the loop was run
 
 
 # --- inputs ----------------------------------------------------------------------------------------------------
@@ -275,9 +275,7 @@ def run_benchmark(
              "pipelines": [p.name for p in chosen], "efficiency_pipelines": eff_names, "efficiency_votes": grid}
     looped = None
     if loop:
-        from annostat.evaluation.loop import loop_from_truth_set, run_loop
-
-        from annostat.evaluation.loop import JOINT_STRATEGIES
+        from annostat.evaluation.loop import JOINT_STRATEGIES, loop_from_truth_set, run_loop
 
         options = dict(loop_options or {})
         stream = loop_from_truth_set(truth_set, settings, int(options.get("maximum", 40)))

@@ -39,8 +39,9 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -204,12 +205,12 @@ def loop_markdown(result: LoopResult) -> list[str]:
     m = s["maximum"]
     targets = ", ".join(f"{acc:.4f} ({name})" for name, acc in result.targets.items())
     lines = ["## The live loop: classifications to reach the fixed rule's accuracy", "",
-             f"{s['galaxies']:,} galaxies, each first classified {s['start']} times; then round by round (module "
+             (f"{s['galaxies']:,} galaxies, each first classified {s['start']} times; then round by round (module "
              f"`annostat.evaluation.loop`): uniform (one more for every galaxy), swap (one more for every galaxy not "
              f"retired; retired at posterior >= {s['threshold']} on its path after {s['minimum']} classifications, "
              f"or at {m}), swap+select ({s['batch']:,} a round to the galaxies one more classification tells most "
              f"about). The {s['model']} fit is updated each round. Galaxy Zoo's fixed rule, {m} classifications a "
-             f"galaxy ({s['fixed_classifications']:,} in all), reaches accuracy {targets}.", ""]
+             f"galaxy ({s['fixed_classifications']:,} in all), reaches accuracy {targets}."), ""]
     columns = ["strategy"] + [c for c in result.summary.columns if c.startswith(("to_", "share_"))] + \
         ["accuracy_at_quarter", "final_classifications", "final_accuracy", "rounds", "retired"]
     lines += [markdown_table(result.summary[columns]), ""]

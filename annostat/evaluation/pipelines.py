@@ -24,15 +24,15 @@ from __future__ import annotations
 
 import importlib.util
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
+from annostat.data.votes import Votes
 from annostat.fit import Fit
 from annostat.models import REGISTRY, get_model, model_spec
-from annostat.data.votes import Votes
 
 
 @dataclass

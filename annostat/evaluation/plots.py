@@ -19,10 +19,10 @@ import pandas as pd
 
 from annostat.data.io.tables import read_table
 from annostat.errors import InputError
-from annostat.fit import Fit
 from annostat.evaluation.calibration import reliability_bins
 from annostat.figures import pyplot, save
 from annostat.files import safe_file_name
+from annostat.fit import Fit
 from annostat.models.registry import REGISTRY, model_spec
 
 

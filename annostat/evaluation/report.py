@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 
 from annostat.errors import InputError
-from annostat.figures import pyplot, save as save_figure
+from annostat.figures import pyplot
+from annostat.figures import save as save_figure
 
 if TYPE_CHECKING:  # pragma: no cover
     from annostat.evaluation.harness import BenchmarkResult
@@ -29,7 +30,7 @@ def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
     return cells.to_markdown(index=False, floatfmt=f".{digits}f", intfmt=",", missingval="")
 
 
-def write_report(result: "BenchmarkResult", out: str | os.PathLike) -> Path:
+def write_report(result: BenchmarkResult, out: str | os.PathLike) -> Path:
     """Write ``report.md``, the Parquet tables and the figures to ``out``."""
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -42,11 +43,11 @@ def write_report(result: "BenchmarkResult", out: str | os.PathLike) -> Path:
     s = result.setup
     lines = [
         "# Benchmark against simulated truth", "",
-        f"Truth set `{s['truth_set']}` ({s['source']}, tree {s['tree']}); votes read from the {s['votes_from']}: "
+        (f"Truth set `{s['truth_set']}` ({s['source']}, tree {s['tree']}); votes read from the {s['votes_from']}: "
         f"{s['votes']:,} votes on {s['subjects']:,} subjects by {s['volunteers']:,} simulated volunteers (retired "
         f"after {s['retire_after']} classifications; spammer share {s['spammer_fraction']}). Scores per question on "
         f"subjects whose true path asks it; volunteer recovery on volunteers with >= {s['min_votes']} votes on the "
-        "question (true value: their expected accuracy on the votes they gave).", "",
+        "question (true value: their expected accuracy on the votes they gave)."), "",
         "## Scores", "",
     ]
     columns = ["pipeline", "question", "subjects", "accuracy", "balanced_accuracy", "ece", "brier", "nll",
@@ -77,7 +78,7 @@ def write_report(result: "BenchmarkResult", out: str | os.PathLike) -> Path:
     return out / "report.md"
 
 
-def _figures(result: "BenchmarkResult", out: Path) -> list[str]:
+def _figures(result: BenchmarkResult, out: Path) -> list[str]:
     plt = pyplot()
     written = []
 

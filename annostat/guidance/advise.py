@@ -67,7 +67,7 @@ def write_advice(fit_dir: str | os.PathLike, out: str | os.PathLike, keep_names:
     summary = {"fit": str(fit_dir), "model": fit.model, "rows": len(advice_table),
                "volunteers": int(public["advice"]["volunteer"].nunique()), "recommendations": counts,
                "named_confusions": int((public["advice"]["recommendation"] == "review a confusion").sum()),
-               "examples": int(len(example_public)), "pages": pages, "names": "kept" if keep_names else "pseudonyms",
+               "examples": len(example_public), "pages": pages, "names": "kept" if keep_names else "pseudonyms",
                "questions_without_advice": {q: "a single answer: nothing to confuse"
                                             for q in tables.get("single_answer_questions", [])}}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

@@ -62,7 +62,7 @@ def _learning_plot(path: Path, row: pd.Series, n: int, title: str) -> None:
     """The volunteer's learning curve, approximated from the fit's start, plateau and rate (logit-linear in
     1 - exp(-rate e)), with their experience marked."""
     plt = pyplot()
-    logit = lambda p: np.log(np.clip(p, 1e-4, 1 - 1e-4) / (1 - np.clip(p, 1e-4, 1 - 1e-4)))  # noqa: E731
+    logit = lambda p: np.log(np.clip(p, 1e-4, 1 - 1e-4) / (1 - np.clip(p, 1e-4, 1 - 1e-4)))
     e = np.linspace(0, max(2 * n, 50), 200)
     curve = 1 / (1 + np.exp(-(logit(row["start"]) + (logit(row["plateau"]) - logit(row["start"]))
                               * (1 - np.exp(-row["rate"] * e)))))

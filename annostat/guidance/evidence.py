@@ -52,7 +52,7 @@ class FitTables:
     votes: pd.DataFrame
 
     @classmethod
-    def of(cls, fit: Fit) -> "FitTables":
+    def of(cls, fit: Fit) -> FitTables:
         tables = {name: fit.table(name).to_pandas() for name in ("volunteers", "confusion", "priors", "posteriors")}
         tables["votes"] = fit.vote_table().to_pandas()
         for frame in tables.values():

@@ -6,9 +6,8 @@ clash; HTML is escaped (``annostat.guidance.cards``); IP addresses are never rea
 
 from __future__ import annotations
 
-import os
-
 import hashlib
+import os
 import secrets
 from pathlib import Path
 

@@ -31,9 +31,10 @@ pass computes what the model checks need (pointwise log-likelihood for LOO/WAIC,
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -72,7 +73,7 @@ class SubjectVotes:
 
     @classmethod
     def build(cls, subject, volunteer, answer, experience, n_subjects, n_volunteers, n_answers,
-              evidence=None, known_answer=None, volunteer_group=None) -> "SubjectVotes":
+              evidence=None, known_answer=None, volunteer_group=None) -> SubjectVotes:
         """From votes sorted by subject (local codes 0..S-1, 0..V-1); ``evidence`` (``annostat.data.priors``) and
         ``known_answer`` (gold answers' codes, -1 where unknown) are optional."""
         counts = np.bincount(subject, minlength=n_subjects)

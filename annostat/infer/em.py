@@ -27,9 +27,10 @@ deterministic.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -254,7 +255,7 @@ def compile_ahead(n_votes_pad: int, n_subj_pad: int, n_vol_pad: int, K: int, elb
     with _EXECUTABLES_LOCK:
         future = _EXECUTABLES.get(key)
         if future is None:
-            static = dict(K=K, n_subj_pad=n_subj_pad, n_vol_pad=n_vol_pad, elbo_mode=bool(elbo_mode))
+            static = {"K": K, "n_subj_pad": n_subj_pad, "n_vol_pad": n_vol_pad, "elbo_mode": bool(elbo_mode)}
             args = _chunk_signature(n_votes_pad, n_subj_pad, n_vol_pad, K, evidence)
             future = _EXECUTABLES[key] = _COMPILER.submit(lambda: _em_chunk.lower(*args, **static).compile())
     return future

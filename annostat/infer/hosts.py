@@ -34,7 +34,7 @@ import dataclasses
 import io
 import json
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import numpy as np

@@ -56,8 +56,15 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from annostat.infer.training import (Progress, QuestionVotes, Trainer,  # noqa: F401 - the API
-                                     dirichlet_multinomial, expected_counts, layout_votes, question_joint)
+from annostat.infer.training import (  # noqa: F401 - the API
+    Progress,
+    QuestionVotes,
+    Trainer,
+    dirichlet_multinomial,
+    expected_counts,
+    layout_votes,
+    question_joint,
+)
 from annostat.models import likelihood
 from annostat.models.confusions import VOLUNTEER_MODELS, volunteer_part
 
@@ -243,7 +250,7 @@ def _epochs(epochs: int, n_rows: int, s: JointSettings, min_steps: int | None = 
 
 def _split(voted: np.ndarray, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(held-out rows, training rows): ``share`` of the voted rows held out (none below 20 voted rows)."""
-    n_hold = int(round(share * len(voted))) if len(voted) >= 20 else 0
+    n_hold = round(share * len(voted)) if len(voted) >= 20 else 0
     shuffled = np.random.default_rng(seed).permutation(voted)
     return np.sort(shuffled[:n_hold]), np.sort(shuffled[n_hold:])
 

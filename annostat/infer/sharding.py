@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 from functools import lru_cache, partial
 from typing import Any
 
@@ -123,7 +124,7 @@ def em_layout(mesh: Mesh, subject, volunteer, answer, init, log_evidence, vmask:
     n_local = len(local_devices(mesh))
     bounds = subject_blocks(subject, S, n_local)
     vote_bounds = np.searchsorted(subject, bounds, side="left")
-    blocks = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+    blocks = [(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
     n_subj_pad, n_votes_pad = hosts.agree_max(bucket(max(b - a for a, b in blocks) + 1),
                                               bucket(int(np.diff(vote_bounds).max())))
     shards = []

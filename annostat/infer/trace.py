@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-
 #: netCDF/HDF5 names cannot hold "/" (a group separator): a question's "/" (a multiple-answer task's ``T10/ring``)
 #: is written as U+2215 DIVISION SLASH in variable names, and read back by :func:`question_of`
 _SLASH = "\u2215"

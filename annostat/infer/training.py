@@ -9,8 +9,9 @@ the folds and rounds of a cross-fitted EM reuse it; predictions are padded to a 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -93,7 +94,7 @@ def expected_counts(qv: QuestionVotes, T: np.ndarray) -> np.ndarray:
 class Trainer:
     """Trains networks on one set of inputs and votes (see the module docstring)."""
 
-    def __init__(self, inputs, questions: list[QuestionVotes], config: dict[str, Any], settings: "JointSettings",
+    def __init__(self, inputs, questions: list[QuestionVotes], config: dict[str, Any], settings: JointSettings,
                  volunteers=None, progress: Progress | None = None) -> None:
         self.inputs = inputs  # .batch(rows) -> float32 array; len(inputs) rows
         self.questions = questions

@@ -32,8 +32,9 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -128,7 +129,7 @@ def _confusions(fit, matrices, volunteers):
         labels = pl.Series("volunteer", list(volunteers)).cast(confusion["volunteer"].dtype, strict=False)
         unknown = set(labels.to_list()) - set(confusion["volunteer"].unique().to_list())
         if labels.null_count() or unknown:
-            raise InputError(f"--volunteers: no volunteer {sorted(map(str, unknown))[0] if unknown else 'given'} in "
+            raise InputError(f"--volunteers: no volunteer {min(map(str, unknown)) if unknown else 'given'} in "
                              "the fit")
     out = {}
     for q, (_, answers) in matrices.items():

@@ -47,21 +47,21 @@ from __future__ import annotations
 
 import inspect
 import time
+from collections.abc import Callable
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import polars as pl
 
+from annostat.data.sorting import run_members, subject_runs
 from annostat.data.votes import Votes, positions_in
 from annostat.errors import InputError
 from annostat.fit import Fit, QuestionFit, SavedFit, accuracy_from_confusion
 from annostat.models import likelihood
-from annostat.data.sorting import run_members, subject_runs
 from annostat.models.base import gold_positions, local_codes, sorted_positions, vote_counts, vote_fractions
-
 
 
 def update(fit: Fit, new_votes: Votes | Any, *, tol: float = 1e-4, max_sweeps: int = 100, spread: float = 0.002,
@@ -131,7 +131,7 @@ def update(fit: Fit, new_votes: Votes | Any, *, tol: float = 1e-4, max_sweeps: i
             model.warm_start, model.warm_steps = warm, warm_steps
         result = model.fit(combined, progress=progress)
         info |= ({"method": "warm-started SVI" if model.inference == "svi" else "warm-started MAP",
-                  "steps": max(1, int(round(model.steps * warm_steps))), "questions_warm": sorted(warm)}
+                  "steps": max(1, round(model.steps * warm_steps)), "questions_warm": sorted(warm)}
                  if warm else {"method": "refit"})
     result.update_summary = info
     result.seconds = time.perf_counter() - start

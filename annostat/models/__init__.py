@@ -5,8 +5,17 @@ The model classes are imported when first used (``from annostat.models import Da
 :func:`get_model`), so that looking up a model's capabilities imports none of them.
 """
 
-from annostat.models.registry import CAPABILITIES, REGISTRY, ModelSpec, get_model, model_spec, models_that, \
-    register_model
+from typing import TYPE_CHECKING
+
+from annostat.models.registry import (
+    CAPABILITIES,
+    REGISTRY,
+    ModelSpec,
+    get_model,
+    model_spec,
+    models_that,
+    register_model,
+)
 
 _CLASSES = {"DawidSkene": "ds", "MajorityVote": "mv", "HierarchicalDawidSkene": "hds", "LearningCurve": "learning",
             "Mace": "mace", "PooledMultinomial": "mn", "ItemDifficulty": "item", "RandomEffects": "lre"}
@@ -22,5 +31,16 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'annostat.models' has no attribute {name!r}")
 
 
-__all__ = ["CAPABILITIES", "REGISTRY", "ModelSpec", "Model", "get_model", "model_spec", "models_that",
-           "register_model", *_CLASSES]
+if TYPE_CHECKING:  # the classes load on first use (numpyro only for the Bayesian ones); type checkers see them here
+    from annostat.models.base import Model
+    from annostat.models.dawid_skene import DawidSkene
+    from annostat.models.hierarchical import HierarchicalDawidSkene
+    from annostat.models.item_difficulty import ItemDifficulty, RandomEffects
+    from annostat.models.learning import LearningCurve
+    from annostat.models.mace import Mace
+    from annostat.models.majority_vote import MajorityVote
+    from annostat.models.pooled import PooledMultinomial
+
+__all__ = ["CAPABILITIES", "REGISTRY", "DawidSkene", "HierarchicalDawidSkene", "ItemDifficulty", "LearningCurve",
+           "Mace", "MajorityVote", "Model", "ModelSpec", "PooledMultinomial", "RandomEffects", "get_model",
+           "model_spec", "models_that", "register_model"]

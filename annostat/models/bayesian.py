@@ -10,8 +10,9 @@ from off-diagonal logits, the population prior, hierarchical volunteers' logits,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -199,7 +200,7 @@ class BayesianModel(Model):
         start = self.warm_start.get(str(votes.questions[question])) if self.warm_start else None
         init_values = None if start is None else warm_values(self.numpyro_model, data, start,
                                                              votes.volunteers.gather(volunteers), batch)
-        steps = self.steps if init_values is None else max(1, int(round(self.steps * self.warm_steps)))
+        steps = self.steps if init_values is None else max(1, round(self.steps * self.warm_steps))
         result = run(self.numpyro_model, data, method=self.inference, seed=self.seed + question, steps=steps,
                      learning_rate=self.learning_rate, batch_size=batch, draws=self.draws, warmup=self.warmup,
                      chains=self.chains, progress=progress,

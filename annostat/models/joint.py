@@ -74,7 +74,7 @@ class JointModel:
         return JointSettings(volunteer_model=self.model, network=self.network,
                              **(DEFAULTS[inputs.kind] | self.options))
 
-    def fit(self, votes: Votes, inputs: Inputs, progress=None, checkpoint=None, start_networks=None) -> "JointFit":
+    def fit(self, votes: Votes, inputs: Inputs, progress=None, checkpoint=None, start_networks=None) -> JointFit:
         """Fit to ``votes`` with the network reading ``inputs`` (:mod:`annostat.vision.inputs`). ``checkpoint``: a
         folder for the state after each EM round, from which an interrupted fit resumes (``annostat fit --resume``
         uses ``OUT/network/progress``). ``start_networks``: a previous fit's networks, fine-tuned instead of trained
@@ -126,7 +126,7 @@ class JointFit(Fit):
 
     @classmethod
     def build(cls, votes, inputs, codes, questions, rows_of_subject, settings, config, result,
-              seconds) -> "JointFit":
+              seconds) -> JointFit:
         """The fit of ``result``; ``codes``: each input row's subject code in the votes (-1: no votes)."""
         unvoted = np.flatnonzero(codes < 0)
         fit_code = codes.copy()

@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from annostat.models.base import Model
@@ -112,7 +113,7 @@ def models_that(capability: str) -> list[str]:
     return [name for name, spec in REGISTRY.items() if spec.can(capability)]
 
 
-def get_model(name: str, **options: Any) -> "Model":
+def get_model(name: str, **options: Any) -> Model:
     """The model registered as ``name``, built with ``options``."""
     return model_spec(name).load()(**options)
 

@@ -64,7 +64,7 @@ def workflow_definition() -> dict[str, Any]:
                                    "links": {"workflow": WORKFLOW_ID}}]}
 
 
-def panoptes_export(sim: "SimulatedVotes") -> pd.DataFrame:
+def panoptes_export(sim: SimulatedVotes) -> pd.DataFrame:
     """The simulated classifications as a Panoptes classification export (the 14 columns of a real one)."""
     if sim.settings["tree"] not in _EXPORT_TREES:
         raise ValueError(f"a Panoptes export is written for the Galaxy Zoo DECaLS tree only, not {sim.settings['tree']}")
@@ -82,8 +82,8 @@ def panoptes_export(sim: "SimulatedVotes") -> pd.DataFrame:
     dwell = rng.lognormal(np.log(25.0), 0.6, len(c))
     finished = pd.to_datetime(c["created_at"].to_numpy())
     started = finished - pd.to_timedelta(dwell, unit="s")
-    iso = lambda t: t.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "Z"  # noqa: E731
-    metadata = ['{"started_at":"%s","finished_at":"%s","source":"annostat.truth.simulate","user_language":"en"}' % pair
+    iso = lambda t: t.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "Z"
+    metadata = ['{{"started_at":"{}","finished_at":"{}","source":"annostat.truth.simulate","user_language":"en"}}'.format(*pair)
                 for pair in zip(iso(started), iso(finished))]
     image_of = sim.subjects.set_index("subject")["image_id"]
     subject_data = [json.dumps({str(s): {"retired": None, "image_id": image_of[s]}}) for s in c["subject"]]
@@ -98,7 +98,7 @@ def panoptes_export(sim: "SimulatedVotes") -> pd.DataFrame:
     })
 
 
-def write_simulation(sim: "SimulatedVotes", out: str | Path, export: bool = True) -> Path:
+def write_simulation(sim: SimulatedVotes, out: str | Path, export: bool = True) -> Path:
     """Write a simulation to ``out``: ``votes.parquet`` (the long table), ``classifications.csv`` and
     ``workflows.json`` (the Panoptes export and its workflow, for the DECaLS tree), ``volunteers.parquet``,
     ``confusion.parquet`` and ``learning.parquet`` (the true volunteer parameters), ``subjects.parquet`` (Panoptes

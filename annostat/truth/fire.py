@@ -52,9 +52,10 @@ Example:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -489,7 +490,7 @@ def measure_snapshot(path: str | Path, name: str | None = None, weight: str = "l
     fraction = disc_fraction(pos, vel, masses, r_max=r_max)
     quantities = {"mstar": mstar, "r50_kpc": r50, "disc_fraction": fraction, "bulge_fraction": 1.0 - fraction,
                   "a2_max": bar["a2_max"], "a2_bar": bar["a2_bar"], "r_bar_kpc": bar["r_bar_kpc"], **spiral,
-                  "a1_outer": lopsidedness(pos, masses, r50), "n_stars": int(len(masses)),
+                  "a1_outer": lopsidedness(pos, masses, r50), "n_stars": len(masses),
                   "young_tracer": bool(tracer is young)}
     return SnapshotTruth(sim, snapshot, stars.redshift, pos, band_light(masses, ages, weight),
                          smoothing_lengths(pos), quantities, "host_coordinates" if track is not None else "stars")

@@ -243,7 +243,7 @@ def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def simulate(truth: "TruthSet | pd.DataFrame", population: VolunteerPopulation | None = None, *,
+def simulate(truth: TruthSet | pd.DataFrame, population: VolunteerPopulation | None = None, *,
              tree: str | None = None, questions: list[str] | tuple[str, ...] | None = None, retire_after: int = 10,
              seed: int = 0, start: str = "2026-01-01T00:00:00") -> SimulatedVotes:
     """Simulated volunteers classify the subjects of ``truth`` (a :class:`~annostat.truth.truthset.TruthSet` or a truth
@@ -429,7 +429,7 @@ def simulate(truth: "TruthSet | pd.DataFrame", population: VolunteerPopulation |
                                     "volunteer": names[c_volunteer], "created_at": when, "experience": experience})
     settings = {"population": asdict(pop), "tree": tree_name, "questions": list(t.questions),
                 "retire_after": int(retire_after), "seed": int(seed), "start": start,
-                "subjects": int(n_subjects), "classifications": int(n_class), "votes": int(len(votes)),
+                "subjects": int(n_subjects), "classifications": int(n_class), "votes": len(votes),
                 "subjects_not_retired": int((got < retire_after).sum())}
     return SimulatedVotes(votes=votes, truth=truth_long, volunteers=pd.concat(vol_rows, ignore_index=True),
                           confusion=pd.concat(conf_rows, ignore_index=True),
@@ -483,7 +483,7 @@ class OnDemandVolunteers:
 
     @classmethod
     def simulate(cls, truth, population: VolunteerPopulation | None = None, most: int = 40, **options: Any
-                 ) -> "OnDemandVolunteers":
+                 ) -> OnDemandVolunteers:
         """Simulate the streams: :func:`simulate` with every subject classified ``most`` times."""
         return cls(simulate(truth, population, retire_after=most, **options))
 

@@ -36,18 +36,19 @@ from __future__ import annotations
 import functools
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from annostat.data.subjects import Subjects
+from annostat.data.trees import Tree, get_tree
 from annostat.errors import InputError
 from annostat.files import inside, read_json, safe_file_name
 from annostat.truth.answers import true_path
-from annostat.data.trees import Tree, get_tree
 
 SCHEMA_VERSION = 1
 SOURCES = ("fire2", "standin")
@@ -183,7 +184,7 @@ def load_truth_set(root: str | os.PathLike, check_images: bool = True) -> TruthS
         raise InputError(f"{path}: file not found")
     try:
         truth = pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises several kinds
+    except Exception as exc:  # noqa: BLE001 -- pyarrow raises several kinds
         raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
     _check_truth(path, truth, tree)
     if check_images:

@@ -29,7 +29,6 @@ from annostat.data.priors import ID_COLUMNS
 from annostat.errors import InputError, first_line
 
 
-
 @dataclass
 class FeatureTable:
     """Subjects' feature vectors: ``ids`` (as read), ``values`` [N, D] float32 (not yet standardised)."""

@@ -80,7 +80,7 @@ def image_inputs(folder: str | Path, subjects: list[Any], size: int = 64, *, sub
         image_id = {}
         if table is not None and "image_id" in table.columns:
             image_id = dict(zip(table["subject"].to_list(), table["image_id"].cast(str).to_list()))
-        names = lambda s: truth_names.get(image_id.get(s, str(s)))  # noqa: E731
+        names = lambda s: truth_names.get(image_id.get(s, str(s)))
         used = {image_id.get(s, str(s)) for s in wanted}
         extra = [i for i in truth_names if i not in used] if all_images else []
     else:

@@ -28,7 +28,9 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import itertools
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -132,13 +134,13 @@ def build_network(config: dict[str, Any], seed: int = 0) -> nnx.Module:
 def question_log_probs(logits, heads: Sequence[int]) -> list:
     """Each question's log-probabilities [B, K_q] from the side-by-side logits [B, sum K_q]."""
     edges = np.cumsum([0, *heads])
-    return [jax.nn.log_softmax(logits[:, a:b].astype(jnp.float32), axis=-1) for a, b in zip(edges[:-1], edges[1:])]
+    return [jax.nn.log_softmax(logits[:, a:b].astype(jnp.float32), axis=-1) for a, b in itertools.pairwise(edges)]
 
 
 def concentrations(logits, heads: Sequence[int]) -> list:
     """Zoobot's head: Dirichlet concentrations 1 + 99 sigmoid(logit) of each question's answers [B, K_q]."""
     edges = np.cumsum([0, *heads])
-    return [1.0 + 99.0 * jax.nn.sigmoid(logits[:, a:b].astype(jnp.float32)) for a, b in zip(edges[:-1], edges[1:])]
+    return [1.0 + 99.0 * jax.nn.sigmoid(logits[:, a:b].astype(jnp.float32)) for a, b in itertools.pairwise(edges)]
 
 
 def answer_log_probs(logits, heads: Sequence[int], output: str = "softmax") -> list:

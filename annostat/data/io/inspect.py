@@ -9,9 +9,9 @@ from typing import Any
 
 import polars as pl
 
-from annostat.errors import InputError
 from annostat.data.io.load import detect_format
 from annostat.data.io.panoptes import _columns, _CsvAudit, read_panoptes, volunteer_columns
+from annostat.errors import InputError
 
 
 def _distribution(counts: pl.Series) -> dict[str, float]:

@@ -9,14 +9,14 @@ import numpy as np
 import polars as pl
 
 from annostat.data._memory import with_plain_pages
-from annostat.errors import InputError
+from annostat.data.gold import Gold
 from annostat.data.io.panoptes import PanoptesExport, _columns, is_panoptes_export, read_panoptes
 from annostat.data.io.tables import _integer_if_lossless
-from annostat.data.trees import EXTRA_QUESTIONS, TREES
 from annostat.data.sorting import stable_argsort
 from annostat.data.subjects import subjects_from_subject_data
-from annostat.data.gold import Gold
+from annostat.data.trees import EXTRA_QUESTIONS, TREES
 from annostat.data.votes import Votes, _answer_labels, _codes
+from annostat.errors import InputError
 
 FORMATS = ("auto", "table", "panoptes")
 

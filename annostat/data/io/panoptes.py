@@ -40,10 +40,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from annostat.errors import InputError, first_line
 from annostat.data.io.tables import describe_problems, record_problems, refuse_repeated_names
 from annostat.data.io.workflows import Workflow, normalise_label, read_workflows
 from annostat.data.trees import EXTRA_QUESTIONS, PANOPTES_TASKS, TREES
+from annostat.errors import InputError, first_line
 
 STANDARD_COLUMNS = (
     "classification_id", "user_name", "user_id", "user_ip", "workflow_id", "workflow_name", "workflow_version",
@@ -179,7 +179,7 @@ def _parse_annotation(text: str) -> list[tuple]:
     try:
         items = json.loads(text)
         if not isinstance(items, list):
-            raise ValueError
+            raise TypeError
     except (ValueError, TypeError):
         return [(None, "malformed", None)]
     if not items:
@@ -258,7 +258,7 @@ class VoteCodes:
     def __len__(self) -> int:
         return len(self.row)
 
-    def take(self, mask: np.ndarray) -> "VoteCodes":
+    def take(self, mask: np.ndarray) -> VoteCodes:
         return VoteCodes(self.row[mask], self.question[mask], self.answer[mask], self.questions, self.answers)
 
     def frame(self) -> pl.DataFrame:
@@ -267,7 +267,7 @@ class VoteCodes:
                              _categorical(self.answer, self.answers, "answer")])
 
     @classmethod
-    def from_frame(cls, frame: pl.DataFrame) -> "VoteCodes":
+    def from_frame(cls, frame: pl.DataFrame) -> VoteCodes:
         questions, answers = _LabelCodes(), _LabelCodes()
         return cls(frame["row"].cast(pl.Int32).to_numpy(), questions.codes(frame["question"].cast(pl.Utf8)),
                    answers.codes(frame["answer"].cast(pl.Utf8)), list(questions.index), list(answers.index))
@@ -315,7 +315,7 @@ def _columns(path: Path) -> list[str]:
         raise InputError(f"{path}: is a folder, expected a CSV export or votes table")
     try:
         names = pl.scan_csv(path, **SCAN_OPTIONS).collect_schema().names()
-    except Exception as exc:  # noqa: BLE001 - polars raises several types for unreadable files
+    except Exception as exc:
         raise InputError(f"{path}: cannot be read as CSV: {first_line(exc)}") from exc
     refuse_repeated_names(path)
     return names

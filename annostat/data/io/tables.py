@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import csv
 import gzip
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import polars as pl
 
@@ -123,9 +123,9 @@ def read_table(path: str | Path, *, separator: str | None = None) -> pl.DataFram
             refuse_repeated_names(path, sep)
             frame = pl.scan_csv(path, separator=sep, infer_schema=False, truncate_ragged_lines=False,
                                 glob=False).collect()
-            if frame.width > 1 and frame[frame.columns[-1]].null_count():  # a short row reads as trailing nulls
-                if problems := record_problems(path, sep):
-                    raise InputError(f"{path}, {describe_problems(problems)}")
+            # a short row reads as trailing nulls
+            if frame.width > 1 and frame[frame.columns[-1]].null_count() and (problems := record_problems(path, sep)):
+                raise InputError(f"{path}, {describe_problems(problems)}")
             frame = frame.with_columns(_integer_if_lossless(frame[c]) for c in frame.columns)
     except InputError:
         raise
