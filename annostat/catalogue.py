@@ -48,23 +48,28 @@ def catalogue_with_columns(fit: Fit | str | Path) -> tuple[pl.DataFrame, pl.Data
     subjects = pl.DataFrame({"subject": fit.subjects.ids}).unique().sort("subject")
     # counts and posteriors keyed by position (question i, answer j), named only at the end
     keys = {(str(q), str(a)): f"{i}.{j}" for i, (q, answers) in enumerate(questions) for j, a in enumerate(answers)}
-    key_table = pl.DataFrame([(q, a, k) for (q, a), k in keys.items()], schema=["question", "answer", "column"],
-                             orient="row")
+    key_table = pl.DataFrame(
+        [(q, a, k) for (q, a), k in keys.items()], schema=["question", "answer", "column"], orient="row"
+    )
 
     def keyed(frame: pl.DataFrame) -> pl.DataFrame:
         return frame.with_columns(pl.col("question").cast(pl.Utf8), pl.col("answer").cast(pl.Utf8)).join(
-            key_table, on=["question", "answer"], how="inner")
+            key_table, on=["question", "answer"], how="inner"
+        )
 
-    counts = (keyed(votes.group_by("subject", "question", "answer").len("n"))
-              .pivot(on="column", index="subject", values="n"))
-    posterior_wide = (keyed(posteriors).with_columns(pl.col("column") + "_posterior")
-                      .pivot(on="column", index="subject", values="p"))
+    counts = keyed(votes.group_by("subject", "question", "answer").len("n")).pivot(
+        on="column", index="subject", values="n"
+    )
+    posterior_wide = (
+        keyed(posteriors).with_columns(pl.col("column") + "_posterior").pivot(on="column", index="subject", values="p")
+    )
     table = subjects.join(counts, on="subject", how="left").join(posterior_wide, on="subject", how="left")
     columns, described = [pl.col("subject")], [("subject", None, None, "subject id")]
     for i, (question, answers) in enumerate(questions):
         names = [f"{i}.{j}" for j in range(len(answers))]
-        count_cols = [pl.col(n).fill_null(0).cast(pl.Int64) if n in table.columns else pl.lit(0, pl.Int64)
-                      for n in names]
+        count_cols = [
+            pl.col(n).fill_null(0).cast(pl.Int64) if n in table.columns else pl.lit(0, pl.Int64) for n in names
+        ]
         total = pl.sum_horizontal(count_cols)
         columns += count_cols
         described += [(f"{question}_{a}", question, a, "votes") for a in answers]
@@ -72,20 +77,29 @@ def catalogue_with_columns(fit: Fit | str | Path) -> tuple[pl.DataFrame, pl.Data
         described.append((f"{question}_total-votes", question, None, "votes on the question"))
         columns += [pl.when(total > 0).then(c / total).otherwise(0.0) for c in count_cols]
         described += [(f"{question}_{a}_fraction", question, a, "vote fraction") for a in answers]
-        prior = dict(priors.filter(pl.col("question").cast(pl.Utf8) == str(question))
-                     .select(pl.col("answer").cast(pl.Utf8), "p").iter_rows())
+        prior = dict(
+            priors.filter(pl.col("question").cast(pl.Utf8) == str(question))
+            .select(pl.col("answer").cast(pl.Utf8), "p")
+            .iter_rows()
+        )
         for answer, n in zip(answers, names):
             column = f"{n}_posterior"
             fill = float(prior.get(str(answer), 0.0))
-            columns.append((pl.col(column).fill_null(fill) if column in table.columns else pl.lit(fill))
-                           .cast(pl.Float32))
+            columns.append(
+                (pl.col(column).fill_null(fill) if column in table.columns else pl.lit(fill)).cast(pl.Float32)
+            )
             described.append((f"{question}_{answer}_posterior", question, answer, "posterior"))
     unique = _unique_names([d[0] for d in described])
     catalogue = table.select(c.alias(name) for c, name in zip(columns, unique))
     return catalogue, pl.DataFrame(
-        {"column": unique, "question": [d[1] for d in described], "answer": [d[2] for d in described],
-         "kind": [d[3] for d in described]}, schema={"column": pl.Utf8, "question": pl.Utf8, "answer": pl.Utf8,
-                                                    "kind": pl.Utf8})
+        {
+            "column": unique,
+            "question": [d[1] for d in described],
+            "answer": [d[2] for d in described],
+            "kind": [d[3] for d in described],
+        },
+        schema={"column": pl.Utf8, "question": pl.Utf8, "answer": pl.Utf8, "kind": pl.Utf8},
+    )
 
 
 def _unique_names(names: list[str]) -> list[str]:

@@ -80,8 +80,14 @@ class Fit:
     TABLES = ("posteriors", "answers", "volunteers", "confusion", "priors", "trace", "convergence")
 
     def __init__(
-        self, votes: Votes, model: str, settings: dict[str, Any], questions: list[QuestionFit], seconds: float,
-        extra_subjects: pl.Series | None = None, prior_summary: dict[str, Any] | None = None,
+        self,
+        votes: Votes,
+        model: str,
+        settings: dict[str, Any],
+        questions: list[QuestionFit],
+        seconds: float,
+        extra_subjects: pl.Series | None = None,
+        prior_summary: dict[str, Any] | None = None,
     ) -> None:
         """``questions`` index subjects by code: the votes' subjects, then ``extra_subjects`` (subjects the fit answers
         without votes, e.g. from a prior), in that order."""
@@ -145,12 +151,16 @@ class Fit:
         for qf in self.questions:
             S, K = qf.posteriors.shape
             labels = self.votes.answers[qf.question]
-            parts.append(pl.DataFrame({
-                "subject": self.subject_labels.gather(np.repeat(qf.subjects, K)),
-                "question": self._question_label(qf, S * K),
-                "answer": labels.gather(np.tile(np.arange(K), S)),
-                "p": qf.posteriors.reshape(-1).astype(np.float32),
-            }))
+            parts.append(
+                pl.DataFrame(
+                    {
+                        "subject": self.subject_labels.gather(np.repeat(qf.subjects, K)),
+                        "question": self._question_label(qf, S * K),
+                        "answer": labels.gather(np.tile(np.arange(K), S)),
+                        "p": qf.posteriors.reshape(-1).astype(np.float32),
+                    }
+                )
+            )
         return self._concat(parts, self._schema("subject", "question", "answer", p=pl.Float32))
 
     def _build_answers(self) -> pl.DataFrame:
@@ -178,55 +188,68 @@ class Fit:
     def _build_volunteers(self) -> pl.DataFrame:
         experts = self.votes.experts is not None
         parts = [
-            pl.DataFrame({
-                "volunteer": self.votes.volunteers.gather(qf.volunteers),
-                "question": self._question_label(qf, len(qf.volunteers)),
-                "n": qf.n_votes.astype(np.int64),
-                "accuracy": qf.accuracy.astype(np.float32),
-                **({"expert": self.votes.expert_mask(qf.volunteers)} if experts else {}),
-                **{k: np.asarray(v, np.float32) for k, v in (qf.volunteer_extras or {}).items()},
-            })
+            pl.DataFrame(
+                {
+                    "volunteer": self.votes.volunteers.gather(qf.volunteers),
+                    "question": self._question_label(qf, len(qf.volunteers)),
+                    "n": qf.n_votes.astype(np.int64),
+                    "accuracy": qf.accuracy.astype(np.float32),
+                    **({"expert": self.votes.expert_mask(qf.volunteers)} if experts else {}),
+                    **{k: np.asarray(v, np.float32) for k, v in (qf.volunteer_extras or {}).items()},
+                }
+            )
             for qf in self.questions
         ]
-        return pl.concat(parts, how="diagonal") if parts else pl.DataFrame(
-            schema=self._schema("volunteer", "question", n=pl.Int64, accuracy=pl.Float32))
+        return (
+            pl.concat(parts, how="diagonal")
+            if parts
+            else pl.DataFrame(schema=self._schema("volunteer", "question", n=pl.Int64, accuracy=pl.Float32))
+        )
 
     def _build_confusion(self) -> pl.DataFrame:
         parts = []
         for qf in self.questions:
             V, K, _ = qf.confusion.shape
             labels = self.votes.answers[qf.question]
-            parts.append(pl.DataFrame({
-                "volunteer": self.votes.volunteers.gather(np.repeat(qf.volunteers, K * K)),
-                "question": self._question_label(qf, V * K * K),
-                "true_answer": labels.gather(np.tile(np.repeat(np.arange(K), K), V)),
-                "answer": labels.gather(np.tile(np.arange(K), V * K)),
-                "p": qf.confusion.reshape(-1).astype(np.float32),
-                "count": qf.counts.reshape(-1).astype(np.float32),
-            }))
+            parts.append(
+                pl.DataFrame(
+                    {
+                        "volunteer": self.votes.volunteers.gather(np.repeat(qf.volunteers, K * K)),
+                        "question": self._question_label(qf, V * K * K),
+                        "true_answer": labels.gather(np.tile(np.repeat(np.arange(K), K), V)),
+                        "answer": labels.gather(np.tile(np.arange(K), V * K)),
+                        "p": qf.confusion.reshape(-1).astype(np.float32),
+                        "count": qf.counts.reshape(-1).astype(np.float32),
+                    }
+                )
+            )
         return self._concat(
             parts, self._schema("volunteer", "question", "true_answer", "answer", p=pl.Float32, count=pl.Float32)
         )
 
     def _build_priors(self) -> pl.DataFrame:
         parts = [
-            pl.DataFrame({
-                "question": self._question_label(qf, len(qf.priors)),
-                "answer": self.votes.answers[qf.question],
-                "p": qf.priors.astype(np.float32),
-            })
+            pl.DataFrame(
+                {
+                    "question": self._question_label(qf, len(qf.priors)),
+                    "answer": self.votes.answers[qf.question],
+                    "p": qf.priors.astype(np.float32),
+                }
+            )
             for qf in self.questions
         ]
         return self._concat(parts, self._schema("question", "answer", p=pl.Float32))
 
     def _build_trace(self) -> pl.DataFrame:
         parts = [
-            pl.DataFrame({
-                "question": self._question_label(qf, len(qf.log_likelihood)),
-                "iteration": np.arange(1, len(qf.log_likelihood) + 1, dtype=np.int64),
-                "log_likelihood": qf.log_likelihood.astype(np.float64),
-                "log_prior": qf.log_prior.astype(np.float64),
-            })
+            pl.DataFrame(
+                {
+                    "question": self._question_label(qf, len(qf.log_likelihood)),
+                    "iteration": np.arange(1, len(qf.log_likelihood) + 1, dtype=np.int64),
+                    "log_likelihood": qf.log_likelihood.astype(np.float64),
+                    "log_prior": qf.log_prior.astype(np.float64),
+                }
+            )
             for qf in self.questions
         ]
         return self._concat(
@@ -271,46 +294,56 @@ class Fit:
         from annostat import __version__
 
         v = self.votes
-        return _jsonable({
-            "annostat_version": __version__,
-            "model": self.model,
-            "settings": self.settings,
-            "columns": v.columns,
-            "rows": v.report.to_dict(),
-            **v.provenance,
-            "votes": v.n_votes,
-            "subjects": v.n_subjects,
-            **({"subjects_without_votes": len(self.extra_subjects)} if self.extra_subjects is not None else {}),
-            "volunteers": v.n_volunteers,
-            **({"prior": self.prior_summary} if self.prior_summary is not None else {}),
-            **({"gold": v.gold_summary} if v.gold_summary is not None else {}),
-            **({"experts": len(v.experts)} if v.experts is not None else {}),
-            "questions": [
-                {
-                    "question": v.questions[qf.question],
-                    "answers": v.answers[qf.question].to_list(),
-                    "votes": int(qf.n_votes.sum()),
-                    "subjects": len(qf.subjects),
-                    **({"subjects_with_votes": int((self._votes_per_subject(qf) > 0).sum())}
-                       if self.prior_summary is not None else {}),
-                    "volunteers": len(qf.volunteers),
-                    "iterations": len(qf.log_likelihood),
-                    "converged": bool(qf.converged),
-                    "log_likelihood": _final_log_likelihood(qf),
-                    **({"inference": _jsonable(qf.inference["diagnostics"]) | {
-                        "method": qf.inference["method"], "seconds": round(qf.inference["seconds"], 3)}}
-                       if qf.inference else {}),
-                    **({"ties": int(qf.ties.sum())} if qf.ties is not None else {}),
-                    **({"prior_weight": qf.prior_weight} if qf.prior_weight is not None else {}),
-                }
-                for qf in self.questions
-            ],
-            **({"update": self.update_summary} if self.update_summary is not None else {}),
-            "iterations": self.iterations,
-            "converged": self.converged,
-            "log_likelihood": self.log_likelihood,
-            "seconds": round(self.seconds, 4),
-        })
+        return _jsonable(
+            {
+                "annostat_version": __version__,
+                "model": self.model,
+                "settings": self.settings,
+                "columns": v.columns,
+                "rows": v.report.to_dict(),
+                **v.provenance,
+                "votes": v.n_votes,
+                "subjects": v.n_subjects,
+                **({"subjects_without_votes": len(self.extra_subjects)} if self.extra_subjects is not None else {}),
+                "volunteers": v.n_volunteers,
+                **({"prior": self.prior_summary} if self.prior_summary is not None else {}),
+                **({"gold": v.gold_summary} if v.gold_summary is not None else {}),
+                **({"experts": len(v.experts)} if v.experts is not None else {}),
+                "questions": [
+                    {
+                        "question": v.questions[qf.question],
+                        "answers": v.answers[qf.question].to_list(),
+                        "votes": int(qf.n_votes.sum()),
+                        "subjects": len(qf.subjects),
+                        **(
+                            {"subjects_with_votes": int((self._votes_per_subject(qf) > 0).sum())}
+                            if self.prior_summary is not None
+                            else {}
+                        ),
+                        "volunteers": len(qf.volunteers),
+                        "iterations": len(qf.log_likelihood),
+                        "converged": bool(qf.converged),
+                        "log_likelihood": _final_log_likelihood(qf),
+                        **(
+                            {
+                                "inference": _jsonable(qf.inference["diagnostics"])
+                                | {"method": qf.inference["method"], "seconds": round(qf.inference["seconds"], 3)}
+                            }
+                            if qf.inference
+                            else {}
+                        ),
+                        **({"ties": int(qf.ties.sum())} if qf.ties is not None else {}),
+                        **({"prior_weight": qf.prior_weight} if qf.prior_weight is not None else {}),
+                    }
+                    for qf in self.questions
+                ],
+                **({"update": self.update_summary} if self.update_summary is not None else {}),
+                "iterations": self.iterations,
+                "converged": self.converged,
+                "log_likelihood": self.log_likelihood,
+                "seconds": round(self.seconds, 4),
+            }
+        )
 
     def save(self, folder: str | Path) -> Path:
         """Write the fit folder (see the module docstring); returns the folder."""
@@ -396,22 +429,46 @@ class Fit:
 
 
 #: the fit folder's tables and their files
-FILES = {"answers": "subjects.parquet", "posteriors": "posteriors.parquet", "volunteers": "volunteers.parquet",
-         "confusion": "confusion.parquet", "priors": "priors.parquet", "trace": "trace.parquet"}
+FILES = {
+    "answers": "subjects.parquet",
+    "posteriors": "posteriors.parquet",
+    "volunteers": "volunteers.parquet",
+    "confusion": "confusion.parquet",
+    "priors": "priors.parquet",
+    "trace": "trace.parquet",
+}
 VOTES_PART = 4_000_000  # votes a row group of votes.parquet when written in parts
 
 #: every entry annostat writes in a fit folder: the fit's own (``fit``, the joint model's ``network/``,
 #: ``training.parquet`` and ``figures/``, the export's ``quarantine.csv``) and what later commands write there by
 #: default (``catalogue``, ``plot``); a re-fit removes those it does not write, so no file of an earlier fit survives
-FIT_FOLDER_ENTRIES = (*FILES.values(), "votes.parquet", "subject_data.parquet", "fit.json", "gold.parquet", "trace.nc",
-                      "network", "training.parquet", "figures", "quarantine.csv", "catalogue.parquet", "catalogue.csv",
-                      "catalogue_columns.csv", "plots")
+FIT_FOLDER_ENTRIES = (
+    *FILES.values(),
+    "votes.parquet",
+    "subject_data.parquet",
+    "fit.json",
+    "gold.parquet",
+    "trace.nc",
+    "network",
+    "training.parquet",
+    "figures",
+    "quarantine.csv",
+    "catalogue.parquet",
+    "catalogue.csv",
+    "catalogue_columns.csv",
+    "plots",
+)
 #: the columns each file of a fit folder must have
-NEEDED = {"answers": {"subject", "question", "answer", "p"}, "posteriors": {"subject", "question", "answer", "p"},
-          "volunteers": {"volunteer", "question", "n", "accuracy"},
-          "confusion": {"volunteer", "question", "true_answer", "answer", "p", "count"},
-          "priors": {"question", "answer", "p"}, "trace": {"question", "iteration", "log_likelihood"},
-          "votes": {"subject", "volunteer", "question", "answer"}, "gold": {"subject", "question", "answer"}}
+NEEDED = {
+    "answers": {"subject", "question", "answer", "p"},
+    "posteriors": {"subject", "question", "answer", "p"},
+    "volunteers": {"volunteer", "question", "n", "accuracy"},
+    "confusion": {"volunteer", "question", "true_answer", "answer", "p", "count"},
+    "priors": {"question", "answer", "p"},
+    "trace": {"question", "iteration", "log_likelihood"},
+    "votes": {"subject", "volunteer", "question", "answer"},
+    "gold": {"subject", "question", "answer"},
+}
 
 
 class SavedFit(Fit):
@@ -429,10 +486,13 @@ class SavedFit(Fit):
         if not isinstance(info, dict) or not isinstance(info.get("questions"), list) or "model" not in info:
             raise InputError(f"{info_path}: not a fit.json written by annostat (no model or questions)")
         for i, q in enumerate(info["questions"]):
-            if not (isinstance(q, dict) and isinstance(q.get("question"), (str, int)) and
-                    isinstance(q.get("answers"), list) and q["answers"]):
-                raise InputError(f"{info_path}: questions[{i}] is not a question with its answers (a damaged "
-                                 "fit.json)")
+            if not (
+                isinstance(q, dict)
+                and isinstance(q.get("question"), (str, int))
+                and isinstance(q.get("answers"), list)
+                and q["answers"]
+            ):
+                raise InputError(f"{info_path}: questions[{i}] is not a question with its answers (a damaged fit.json)")
         self.folder, self.info = folder, info
         self.model, self.settings = str(info["model"]), info.get("settings") or {}
         self.questions, self.seconds = [], float(info.get("seconds") or 0.0)
@@ -458,11 +518,18 @@ class SavedFit(Fit):
             raise KeyError(f"no table {name!r}; the tables are {', '.join(self.TABLES)}")
         if name not in self._cache:
             if name == "convergence":
-                rows = [{"question": q.get("question"), "iterations": q.get("iterations"),
-                         "converged": q.get("converged"), "log_likelihood": q.get("log_likelihood")}
-                        for q in self.info["questions"]]
-                self._cache[name] = pl.DataFrame(rows, schema_overrides={"iterations": pl.Int64,
-                                                                         "log_likelihood": pl.Float64})
+                rows = [
+                    {
+                        "question": q.get("question"),
+                        "iterations": q.get("iterations"),
+                        "converged": q.get("converged"),
+                        "log_likelihood": q.get("log_likelihood"),
+                    }
+                    for q in self.info["questions"]
+                ]
+                self._cache[name] = pl.DataFrame(
+                    rows, schema_overrides={"iterations": pl.Int64, "log_likelihood": pl.Float64}
+                )
             else:
                 self._cache[name] = self._read(name, FILES[name])
         return self._cache[name]
@@ -480,9 +547,13 @@ class SavedFit(Fit):
             frame = self.vote_table()
             answers = {q["question"]: q["answers"] for q in self.info["questions"] if "answers" in q}
             has_time = "time" in frame.columns and frame["time"].null_count() < frame.height
-            self._votes = Votes.from_frame(frame.sort("row") if "row" in frame.columns else frame, answers=answers,
-                                           duplicates="all", time="time" if has_time else None,
-                                           source=str(self.folder / "votes.parquet"))
+            self._votes = Votes.from_frame(
+                frame.sort("row") if "row" in frame.columns else frame,
+                answers=answers,
+                duplicates="all",
+                time="time" if has_time else None,
+                source=str(self.folder / "votes.parquet"),
+            )
             if isinstance(self.info.get("columns"), dict) and self.info["columns"]:
                 self._votes.columns = dict(self.info["columns"])  # what the votes were read from (an export)
             if (self.folder / "subject_data.parquet").is_file():  # the subjects' metadata and images, as read
@@ -554,4 +625,3 @@ def _final_log_likelihood(qf: QuestionFit) -> float | None:
 def accuracy_from_confusion(confusion: np.ndarray, priors: np.ndarray) -> np.ndarray:
     """Prior-weighted diagonal: sum_k pi_k theta_v[k, k], the chance a volunteer answers a random subject right."""
     return np.einsum("vkk,k->v", confusion, priors)
-

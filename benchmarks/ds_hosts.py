@@ -49,8 +49,16 @@ def run(table: Path, out: Path, processes: int, extra: list[str] = ()) -> dict:
     flags = [] if processes == 1 else ["--coordinator", f"localhost:{_port()}", "--num-processes", str(processes)]
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     start = time.perf_counter()
-    children = [subprocess.Popen(base + flags + (["--process-id", str(i)] if processes > 1 else []), env=env,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(processes)]
+    children = [
+        subprocess.Popen(
+            base + flags + (["--process-id", str(i)] if processes > 1 else []),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(processes)
+    ]
     results = [child.communicate() for child in children]
     seconds = time.perf_counter() - start
     for child, (stdout, stderr) in zip(children, results):
@@ -92,32 +100,56 @@ def main() -> None:
     one = rows[0]
     from environment import markdown_table
 
-    columns = [*((name, "r") for name in ("processes", "seconds, launch to fit folder", "vs 1 process",
-                                          "peak RSS a process (GB)", "EM iterations", "accuracy",
-                                          "same answers as 1 process", "largest confusion difference")),
-               ("10 iterations each: seconds, same answers, largest confusion difference", "l")]
+    columns = [
+        *(
+            (name, "r")
+            for name in (
+                "processes",
+                "seconds, launch to fit folder",
+                "vs 1 process",
+                "peak RSS a process (GB)",
+                "EM iterations",
+                "accuracy",
+                "same answers as 1 process",
+                "largest confusion difference",
+            )
+        ),
+        ("10 iterations each: seconds, same answers, largest confusion difference", "l"),
+    ]
     cells = []
     for r in rows:
         same, confusion = compare(one["out"], r["out"])
         fixed_same, fixed_confusion = compare(one["fixed"]["out"], r["fixed"]["out"])
-        cells.append([f"{r['processes']}", f"{r['seconds']:.1f}", f"{one['seconds'] / r['seconds']:.2f}x",
-                      ", ".join(f"{p:.2f}" for p in r["peak_gb"]), f"{r['iterations']}", f"{r['accuracy']:.4f}",
-                      f"{same:.4%}", f"{confusion:.1e}",
-                      f"{r['fixed']['seconds']:.1f} s, {fixed_same:.4%}, {fixed_confusion:.1e}"])
+        cells.append(
+            [
+                f"{r['processes']}",
+                f"{r['seconds']:.1f}",
+                f"{one['seconds'] / r['seconds']:.2f}x",
+                ", ".join(f"{p:.2f}" for p in r["peak_gb"]),
+                f"{r['iterations']}",
+                f"{r['accuracy']:.4f}",
+                f"{same:.4%}",
+                f"{confusion:.1e}",
+                f"{r['fixed']['seconds']:.1f} s, {fixed_same:.4%}, {fixed_confusion:.1e}",
+            ]
+        )
     text = markdown_table(columns, cells)
     print(text)
     if args.write:
         from environment import record
 
-        record(f"Dawid-Skene over processes (`benchmarks/ds_hosts.py`, {args.millions}M votes)",
-               f"`benchmarks/ds_scale.py`'s synthetic Parquet table of {args.millions}M votes; `annostat fit TABLE "
-               "--model ds` with its defaults in one process, and over two processes launched together on this "
-               "machine (`--coordinator localhost:PORT --num-processes 2 --process-id I`, CPU collectives over "
-               "localhost), each reading its share of the subjects from the Parquet file; timed from the launch to "
-               "the last exit (process 0 writes the fit folder); the default stop (a relative change of 1e-6) may fall an "
-               "iteration apart when the sums are taken in another order, so the fits are also compared after 10 "
-               "iterations each (`--tol 0 --max-iter 10`). Both processes share this machine's cores, so the "
-               "figure shows what the exchange costs, not a cluster's speed-up.", text)
+        record(
+            f"Dawid-Skene over processes (`benchmarks/ds_hosts.py`, {args.millions}M votes)",
+            f"`benchmarks/ds_scale.py`'s synthetic Parquet table of {args.millions}M votes; `annostat fit TABLE "
+            "--model ds` with its defaults in one process, and over two processes launched together on this "
+            "machine (`--coordinator localhost:PORT --num-processes 2 --process-id I`, CPU collectives over "
+            "localhost), each reading its share of the subjects from the Parquet file; timed from the launch to "
+            "the last exit (process 0 writes the fit folder); the default stop (a relative change of 1e-6) may fall an "
+            "iteration apart when the sums are taken in another order, so the fits are also compared after 10 "
+            "iterations each (`--tol 0 --max-iter 10`). Both processes share this machine's cores, so the "
+            "figure shows what the exchange costs, not a cluster's speed-up.",
+            text,
+        )
 
 
 if __name__ == "__main__":

@@ -20,8 +20,21 @@ from annostat.truth.simulate import VolunteerPopulation, simulate, truth_table
 
 HERE = Path(__file__).resolve().parent
 REAL = HERE.parent.parent / "shared" / "data" / "real"
-GRID = [(0, 0), (0.5, 0.25), (1, 0), (1, 0.25), (1, 0.5), (1, 1), (1.5, 0.25), (2, 0.1), (2, 0.25), (2, 0.5),
-        (2, 1), (3, 0.5), (4, 1)]
+GRID = [
+    (0, 0),
+    (0.5, 0.25),
+    (1, 0),
+    (1, 0.25),
+    (1, 0.5),
+    (1, 1),
+    (1.5, 0.25),
+    (2, 0.1),
+    (2, 0.25),
+    (2, 0.5),
+    (2, 1),
+    (3, 0.5),
+    (4, 1),
+]
 
 
 def real_data():
@@ -42,8 +55,17 @@ def main() -> None:
     args = parser.parse_args()
     real = list(real_data())
     questions = ("smooth-or-featured", "disk-edge-on")
-    sims = [simulate(truth_table(2000, questions=questions, seed=seed), VolunteerPopulation(n_volunteers=300),
-                     questions=questions, retire_after=m, seed=seed) for seed in range(5) for m in (5, 10)]
+    sims = [
+        simulate(
+            truth_table(2000, questions=questions, seed=seed),
+            VolunteerPopulation(n_volunteers=300),
+            questions=questions,
+            retire_after=m,
+            seed=seed,
+        )
+        for seed in range(5)
+        for m in (5, 10)
+    ]
     sim_votes = [Votes.from_frame(s.votes) for s in sims]
     rows = [{"pseudo-counts": "majority vote", **{n: accuracy(MajorityVote().fit(v), t) for n, v, t in real}}]
     for diag, off in GRID:
@@ -51,9 +73,11 @@ def main() -> None:
         row = {"pseudo-counts": f"{diag} / {off}", **{n: accuracy(model.fit(v), t) for n, v, t in real}}
         fits = [model.fit(v) for v in sim_votes]
         row["sim accuracy"] = pd.concat([answer_scores(f.posteriors, s.truth)[0] for f, s in zip(fits, sims)])[
-            "accuracy"].mean()
-        row["sim volunteer MAE"] = pd.concat([volunteer_scores(f.volunteers, s.volunteers, min_votes=1)[0]
-                                              for f, s in zip(fits, sims)])["volunteer_mae"].mean()
+            "accuracy"
+        ].mean()
+        row["sim volunteer MAE"] = pd.concat(
+            [volunteer_scores(f.volunteers, s.volunteers, min_votes=1)[0] for f, s in zip(fits, sims)]
+        )["volunteer_mae"].mean()
         rows.append(row)
         print(row, flush=True)
     table = pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4f")

@@ -38,17 +38,20 @@ def make_table(path: Path, n_votes: int, seed: int = 0) -> None:
     truth = rng.choice(3, n_subjects, p=[0.5, 0.3, 0.2]).astype(np.int8)
     order = rng.permutation(n_votes)  # row r is vote order[r] of the subject-major layout
     tmp = path.with_suffix(".tmp")
-    with pq.ParquetWriter(tmp, pa.schema([("subject", pa.int64()), ("volunteer", pa.int64()),
-                                          ("answer", pa.dictionary(pa.int8(), pa.string()))])) as writer:
+    with pq.ParquetWriter(
+        tmp,
+        pa.schema(
+            [("subject", pa.int64()), ("volunteer", pa.int64()), ("answer", pa.dictionary(pa.int8(), pa.string()))]
+        ),
+    ) as writer:
         for start in range(0, n_votes, 10_000_000):
-            rows = order[start:start + 10_000_000]
+            rows = order[start : start + 10_000_000]
             subject = rows // VOTES_PER_SUBJECT
             volunteer = np.minimum(np.searchsorted(cumulative, rng.random(len(rows))), n_volunteers - 1)
             correct = rng.random(len(rows)) < accuracy[volunteer]
             answer = np.where(correct, truth[subject], (truth[subject] + rng.integers(1, 3, len(rows))) % 3)
             labels = pa.DictionaryArray.from_arrays(pa.array(answer.astype(np.int8)), pa.array(ANSWERS))
-            writer.write_table(pa.table({"subject": subject + 1_000_000_000, "volunteer": volunteer,
-                                         "answer": labels}))
+            writer.write_table(pa.table({"subject": subject + 1_000_000_000, "volunteer": volunteer, "answer": labels}))
     tmp.rename(path)
     np.save(path.with_suffix(".truth.npy"), truth)
 
@@ -63,8 +66,13 @@ def run_fit(table: Path, out: Path) -> dict:
         "print(json.dumps({'seconds': time.perf_counter() - start,\n"
         "                  'peak_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n"
     )
-    done = subprocess.run([sys.executable, "-c", script, str(table), str(out)], check=False, capture_output=True, text=True,
-                          env=os.environ)
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(table), str(out)],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=os.environ,
+    )
     if done.returncode:
         raise SystemExit(done.stderr[-3000:])
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -105,21 +113,48 @@ def main() -> None:
         print(rows[-1], flush=True)
     from environment import markdown_table  # beside this script
 
-    columns = [(name, "r") for name in ("votes", "subjects", "volunteers", "seconds, table to fit folder", "ns a vote",
-                                        "peak RSS (GB)", "EM iterations", "accuracy")]
-    text = markdown_table(columns, [[f"{r['votes']:,}", f"{r['votes'] // 10:,}", f"{r['votes'] // 100:,}",
-                                     f"{r['seconds']:.1f}", f"{r['seconds'] / r['votes'] * 1e9:.0f}",
-                                     f"{r['peak_mb'] / 1024:.2f}", f"{r['iterations']}", f"{r['accuracy']:.4f}"]
-                                    for r in rows])
+    columns = [
+        (name, "r")
+        for name in (
+            "votes",
+            "subjects",
+            "volunteers",
+            "seconds, table to fit folder",
+            "ns a vote",
+            "peak RSS (GB)",
+            "EM iterations",
+            "accuracy",
+        )
+    ]
+    text = markdown_table(
+        columns,
+        [
+            [
+                f"{r['votes']:,}",
+                f"{r['votes'] // 10:,}",
+                f"{r['votes'] // 100:,}",
+                f"{r['seconds']:.1f}",
+                f"{r['seconds'] / r['votes'] * 1e9:.0f}",
+                f"{r['peak_mb'] / 1024:.2f}",
+                f"{r['iterations']}",
+                f"{r['accuracy']:.4f}",
+            ]
+            for r in rows
+        ],
+    )
     print(text)
     if args.write:
         from environment import record  # beside this script
 
-        record("Dawid-Skene at Galaxy Zoo's size (`benchmarks/ds_scale.py`)",
-               "Synthetic Parquet votes table (subject and volunteer integer ids, answers as text, rows in random "
-               "order; 10 votes a subject, 100 a volunteer on average with heavy-tailed activity), `annostat fit "
-               "TABLE --model ds` in a fresh process with its defaults (stop at a relative change of 1e-6), timed "
-               "from the start of the process to the written fit folder.", text)
+        record(
+            "Dawid-Skene at Galaxy Zoo's size (`benchmarks/ds_scale.py`)",
+            "Synthetic Parquet votes table (subject and volunteer integer ids, answers as text, rows in random "
+            "order; 10 votes a subject, 100 a volunteer on average with heavy-tailed activity), `annostat fit "
+            "TABLE --model ds` in a fresh process with its defaults (stop at a relative change of 1e-6), timed "
+            "from the start of the process to the written fit folder.",
+            text,
+        )
+
 
 if __name__ == "__main__":
     main()

@@ -51,8 +51,9 @@ def import_crowdkit():
 def run_annostat(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     from annostat import DawidSkene, Votes
 
-    votes = Votes.from_frame(df, subject="task", volunteer="worker", answer="label", question=None, time=None,
-                             duplicates="all")
+    votes = Votes.from_frame(
+        df, subject="task", volunteer="worker", answer="label", question=None, time=None, duplicates="all"
+    )
     fit = DawidSkene(max_iter=N_ITER, tol=0.0).fit(votes)
     posteriors = fit.posteriors
     labels = posteriors.loc[posteriors.groupby("subject")["p"].idxmax(), ["subject", "answer"]]
@@ -80,14 +81,29 @@ def worker(contender: str, n_subjects: int, n_volunteers: int) -> None:
     seconds = time.perf_counter() - start
     accuracy = float((labels.reindex(truth.index).to_numpy() == truth.to_numpy()).mean())
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"contender": contender + ("-shuffled" if shuffled else ""), "votes": len(df), "seconds": seconds, "import_seconds": import_seconds,
-                      "accuracy": accuracy,
-                      "peak_rss_mb": peak_mb, **extra}))
+    print(
+        json.dumps(
+            {
+                "contender": contender + ("-shuffled" if shuffled else ""),
+                "votes": len(df),
+                "seconds": seconds,
+                "import_seconds": import_seconds,
+                "accuracy": accuracy,
+                "peak_rss_mb": peak_mb,
+                **extra,
+            }
+        )
+    )
 
 
 def spawn(contender: str, n_subjects: int, n_volunteers: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--worker", contender, str(n_subjects), str(n_volunteers)],
-                         check=True, capture_output=True, text=True, env=os.environ)
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", contender, str(n_subjects), str(n_volunteers)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=os.environ,
+    )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     print(result, flush=True)
     return result
@@ -110,12 +126,17 @@ def main() -> None:
         "| votes | contender | seconds, DataFrame to posteriors (50 iterations) | import seconds | accuracy | peak RSS (MB) |",
         "|---:|:---|---:|---:|---:|---:|",
     ]
-    names = {"annostat": "annostat DawidSkene (JAX, compile included)", "crowdkit": "crowd-kit 1.4.2",
-             "annostat-shuffled": "annostat, same votes with the rows shuffled"}
+    names = {
+        "annostat": "annostat DawidSkene (JAX, compile included)",
+        "crowdkit": "crowd-kit 1.4.2",
+        "annostat-shuffled": "annostat, same votes with the rows shuffled",
+    }
     for r in [ours, peer, ours_shuffled] + ([big] if big else []):
         name = names[r["contender"]]
-        lines.append(f"| {r['votes']:,} | {name} | {r['seconds']:.2f} | {r['import_seconds']:.2f} | "
-                     f"{r['accuracy']:.4f} | {r['peak_rss_mb']:.0f} |")
+        lines.append(
+            f"| {r['votes']:,} | {name} | {r['seconds']:.2f} | {r['import_seconds']:.2f} | "
+            f"{r['accuracy']:.4f} | {r['peak_rss_mb']:.0f} |"
+        )
     ratio = peer["seconds"] / ours["seconds"]
     ratio_with_import = (peer["seconds"] + peer["import_seconds"]) / (ours["seconds"] + ours["import_seconds"])
     text = "\n".join(lines) + (
@@ -128,11 +149,15 @@ def main() -> None:
     if args.write:
         from environment import record  # beside this script
 
-        record("Dawid-Skene speed (`benchmarks/ds_speed.py`)",
-               "Synthetic votes, 10 per subject, 3 answers, heavy-tailed volunteer activity (2M: 200k subjects, 20k "
-               "volunteers; 10M: 1M subjects, 100k volunteers); 50 EM iterations without early stop; each contender "
-               "in a fresh process, from the same pandas DataFrame to the posteriors (annostat's JAX compilation "
-               "included).", text)
+        record(
+            "Dawid-Skene speed (`benchmarks/ds_speed.py`)",
+            "Synthetic votes, 10 per subject, 3 answers, heavy-tailed volunteer activity (2M: 200k subjects, 20k "
+            "volunteers; 10M: 1M subjects, 100k volunteers); 50 EM iterations without early stop; each contender "
+            "in a fresh process, from the same pandas DataFrame to the posteriors (annostat's JAX compilation "
+            "included).",
+            text,
+        )
+
 
 if __name__ == "__main__":
     main()

@@ -17,8 +17,15 @@ import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 REAL = HERE.parents[1] / "shared" / "data" / "real"
-MODELS = {"mv": {}, "ds": {}, "hds": {"inference": "svi"}, "mn": {"inference": "svi"}, "mace": {"inference": "svi"},
-          "item": {"inference": "svi"}, "lre": {"inference": "svi"}}
+MODELS = {
+    "mv": {},
+    "ds": {},
+    "hds": {"inference": "svi"},
+    "mn": {"inference": "svi"},
+    "mace": {"inference": "svi"},
+    "item": {"inference": "svi"},
+    "lre": {"inference": "svi"},
+}
 
 
 def main() -> None:
@@ -40,17 +47,33 @@ def main() -> None:
             fit = get_model(name, **options).fit(votes)
             seconds = time.perf_counter() - start
             answers = fit.answers.merge(truth, on="subject")
-            rows.append({"data": data, "model": name, "accuracy": float((answers["answer"] == answers["true"]).mean()),
-                         "seconds": seconds})
+            rows.append(
+                {
+                    "data": data,
+                    "model": name,
+                    "accuracy": float((answers["answer"] == answers["true"]).mean()),
+                    "seconds": seconds,
+                }
+            )
             print(rows[-1], flush=True)
     table = pd.DataFrame(rows).pivot(index="model", columns="data", values="accuracy").reindex(list(MODELS))
     import jax
     import numpyro
 
-    text = "\n".join(["", "## Paun et al.'s family on real data (`benchmarks/family_real.py`)", "",
-                      (f"Answer accuracy against the gold labels (annostat {annostat.__version__}, jax {jax.__version__},"
-                      f" numpyro {numpyro.__version__}; Bayesian models by SVI, 2000 steps, seed 0):"), "",
-                      markdown_table(table.reset_index(), digits=4), ""])
+    text = "\n".join(
+        [
+            "",
+            "## Paun et al.'s family on real data (`benchmarks/family_real.py`)",
+            "",
+            (
+                f"Answer accuracy against the gold labels (annostat {annostat.__version__}, jax {jax.__version__},"
+                f" numpyro {numpyro.__version__}; Bayesian models by SVI, 2000 steps, seed 0):"
+            ),
+            "",
+            markdown_table(table.reset_index(), digits=4),
+            "",
+        ]
+    )
     print(text)
     if args.write:
         with open(HERE / "RESULTS.md", "a", encoding="utf-8") as f:

@@ -42,8 +42,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--images", action="store_true")
-    parser.add_argument("--image-pipelines", default="joint (em, cross-fitted)",
-                        help="pipelines run on the images, separated by ; (slow on a CPU)")
+    parser.add_argument(
+        "--image-pipelines",
+        default="joint (em, cross-fitted)",
+        help="pipelines run on the images, separated by ; (slow on a CPU)",
+    )
     parser.add_argument("--image-seeds", type=int, default=1)
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
@@ -55,8 +58,9 @@ def main() -> None:
     from annostat.vision.inputs import feature_inputs, image_inputs
 
     votes = Votes.from_frame(pd.read_csv(DATA / "votes.csv"))
-    features = pl.concat([pl.read_parquet(DATA / "features_train.parquet"),
-                          pl.read_parquet(DATA / "features_valid.parquet")])
+    features = pl.concat(
+        [pl.read_parquet(DATA / "features_train.parquet"), pl.read_parquet(DATA / "features_valid.parquet")]
+    )
     inputs = {"features": feature_inputs(features)}
     if args.images:
         ids = [p.stem for p in sorted((DATA / "images").glob("*.jpg"))]
@@ -80,15 +84,31 @@ def main() -> None:
                 start = time.perf_counter()
                 fit = JointModel(seed=seed, **options).fit(votes, x)
                 t, v = scores(fit.answers)
-                rows.append({"inputs": kind, "pipeline": name, "seed": seed, "train": t, "valid": v,
-                             "seconds": time.perf_counter() - start})
+                rows.append(
+                    {
+                        "inputs": kind,
+                        "pipeline": name,
+                        "seed": seed,
+                        "train": t,
+                        "valid": v,
+                        "seconds": time.perf_counter() - start,
+                    }
+                )
                 print(rows[-1], flush=True)
         if kind == "features":
             rows.extend(ceiling(votes, x, train, valid, args.seeds, kind))
     table = pd.DataFrame(rows)
-    summary = table.groupby(["inputs", "pipeline"], sort=False).agg(
-        train=("train", "mean"), valid=("valid", "mean"), valid_min=("valid", "min"), valid_max=("valid", "max"),
-        seconds=("seconds", "mean")).reset_index()
+    summary = (
+        table.groupby(["inputs", "pipeline"], sort=False)
+        .agg(
+            train=("train", "mean"),
+            valid=("valid", "mean"),
+            valid_min=("valid", "min"),
+            valid_max=("valid", "max"),
+            seconds=("seconds", "mean"),
+        )
+        .reset_index()
+    )
     print(summary.round(3).to_string(index=False))
     if args.write:
         write(summary, args.seeds)
@@ -118,9 +138,16 @@ def ceiling(votes, inputs, train, valid, seeds: int, kind: str) -> list[dict]:
         params, _, _ = trainer.train(rows, defaults["epochs"], seed, targets=[onehot])
         predicted = np.asarray(answers, dtype=object)[trainer.predict(params)[0].argmax(axis=1)]
         a = pd.Series(predicted, index=ids)
-        out.append({"inputs": kind, "pipeline": "network on the true labels (ceiling)", "seed": seed,
-                    "train": np.nan, "valid": float((a.reindex(valid.index.astype(str)) == valid.to_numpy()).mean()),
-                    "seconds": 0.0})
+        out.append(
+            {
+                "inputs": kind,
+                "pipeline": "network on the true labels (ceiling)",
+                "seed": seed,
+                "train": np.nan,
+                "valid": float((a.reindex(valid.index.astype(str)) == valid.to_numpy()).mean()),
+                "seconds": 0.0,
+            }
+        )
     return out
 
 
@@ -130,11 +157,19 @@ def write(summary: pd.DataFrame, seeds: int) -> None:
 
     import annostat
 
-    lines = ["", "## The joint model on LabelMe (`benchmarks/joint_labelme.py`)", "",
-             (f"annostat {annostat.__version__}, jax {jax.__version__}, flax {flax.__version__}; {seeds} seeds (mean, "
-             "and the range of the validation accuracy). Validation images have no votes: their answer is the "
-             "network's. Train: the aggregation of the voted training images."), "",
-             "| inputs | pipeline | train | valid | valid range | seconds |", "|---|---|---|---|---|---|"]
+    lines = [
+        "",
+        "## The joint model on LabelMe (`benchmarks/joint_labelme.py`)",
+        "",
+        (
+            f"annostat {annostat.__version__}, jax {jax.__version__}, flax {flax.__version__}; {seeds} seeds (mean, "
+            "and the range of the validation accuracy). Validation images have no votes: their answer is the "
+            "network's. Train: the aggregation of the voted training images."
+        ),
+        "",
+        "| inputs | pipeline | train | valid | valid range | seconds |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in summary.itertuples():
         valid = "-" if np.isnan(r.valid) else f"{r.valid:.3f}"
         span = "-" if np.isnan(r.valid) else f"{r.valid_min:.3f}-{r.valid_max:.3f}"

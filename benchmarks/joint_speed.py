@@ -44,8 +44,11 @@ def training_rate(loss: str, steps: int, batch: int, size: int = 64) -> float:
     questions = []
     for q, K in enumerate(heads):
         cells = (rng.integers(0, V, (N, M)) * K + rng.integers(0, K, (N, M))).astype(np.int32)
-        questions.append(QuestionVotes(q, K, np.arange(V, dtype=np.int32), cells, np.ones((N, M), bool),
-                                       np.zeros((N, K), np.float32)))
+        questions.append(
+            QuestionVotes(
+                q, K, np.arange(V, dtype=np.int32), cells, np.ones((N, M), bool), np.zeros((N, K), np.float32)
+            )
+        )
     settings = JointSettings(loss="joint", batch_size=batch, epochs=1)
     vol = volunteer_part("ds")
     trainer = Trainer(inputs, questions, network_config("cnn", inputs.shape, heads), settings, vol)
@@ -62,8 +65,9 @@ def training_rate(loss: str, steps: int, batch: int, size: int = 64) -> float:
         for i in range(n):
             batch_rows = (rows + (i % 8) * batch) % N
             x, cells, masks, tgt, counts = trainer._data(batch_rows, targets)
-            params, vol_params, opt_state, value = step(params, vol_params, opt_state, x, cells, masks, tgt, counts,
-                                                        key, float(N), 1e-3, 1e-2)
+            params, vol_params, opt_state, value = step(
+                params, vol_params, opt_state, x, cells, masks, tgt, counts, key, float(N), 1e-3, 1e-2
+            )
         jax.block_until_ready(value)
 
     run(2)  # compile
@@ -93,8 +97,15 @@ def store_run(n: int, size: int = 64) -> dict:
     for lo in range(0, n, 4096):  # one pass over the store, as an epoch reads it
         total += float(store.batch(np.arange(lo, min(lo + 4096, n))).sum())
     epoch = time.perf_counter() - start
-    return {"images": n, "store_gb": store.images.nbytes / 1e9, "decode_seconds": seconds, "read_pass_seconds": epoch,
-            "peak_rss_mb": peak, "rss_before_mb": before, **status}
+    return {
+        "images": n,
+        "store_gb": store.images.nbytes / 1e9,
+        "decode_seconds": seconds,
+        "read_pass_seconds": epoch,
+        "peak_rss_mb": peak,
+        "rss_before_mb": before,
+        **status,
+    }
 
 
 def _memory_status() -> dict:
@@ -104,8 +115,11 @@ def _memory_status() -> dict:
     except OSError:
         return {}
     fields = dict(line.split(":", 1) for line in lines if ":" in line)
-    return {key: int(fields[name].split()[0]) / 1024 for key, name in
-            (("anon_mb", "RssAnon"), ("file_mb", "RssFile")) if name in fields}
+    return {
+        key: int(fields[name].split()[0]) / 1024
+        for key, name in (("anon_mb", "RssAnon"), ("file_mb", "RssFile"))
+        if name in fields
+    }
 
 
 def main() -> None:
@@ -124,28 +138,43 @@ def main() -> None:
     batch = 256 if gpu else 64
     plain = training_rate("plain", args.steps, batch)
     joint = training_rate("joint", args.steps, batch)
-    print(f"{jax.default_backend()}: plain labels {plain:.0f} images/s, joint {joint:.0f} images/s "
-          f"({joint / plain:.0%})", flush=True)
+    print(
+        f"{jax.default_backend()}: plain labels {plain:.0f} images/s, joint {joint:.0f} images/s ({joint / plain:.0%})",
+        flush=True,
+    )
     store = store_run(args.store) if args.store else None
     if store:
         print(store, flush=True)
     if args.write:
         device = f"{jax.devices()[0].device_kind}" if gpu else "2 CPU cores"
-        lines = ["", "## Joint model: training speed and the packed store (`benchmarks/joint_speed.py`)", "",
-                 (f"annostat {annostat.__version__}, jax {jax.__version__}, flax {flax.__version__}; {device}; default "
-                 f"CNN (width 16, 3 stages, {'bfloat16' if gpu else 'float32'}), 64x64x3, batches of {batch}, "
-                 "compilation excluded."), "",
-                 "| training step | images/s | vs plain labels |", "|---|---|---|",
-                 f"| CNN on plain labels | {plain:.0f} | 100% |",
-                 f"| joint likelihood (10 questions, 3 votes a subject) | {joint:.0f} | {joint / plain:.0%} |"]
+        lines = [
+            "",
+            "## Joint model: training speed and the packed store (`benchmarks/joint_speed.py`)",
+            "",
+            (
+                f"annostat {annostat.__version__}, jax {jax.__version__}, flax {flax.__version__}; {device}; default "
+                f"CNN (width 16, 3 stages, {'bfloat16' if gpu else 'float32'}), 64x64x3, batches of {batch}, "
+                "compilation excluded."
+            ),
+            "",
+            "| training step | images/s | vs plain labels |",
+            "|---|---|---|",
+            f"| CNN on plain labels | {plain:.0f} | 100% |",
+            f"| joint likelihood (10 questions, 3 votes a subject) | {joint:.0f} | {joint / plain:.0%} |",
+        ]
         if store:
-            lines += ["", (f"Packed store: {store['images']:,} PNGs of 64x64x3 decoded in {store['decode_seconds']:.0f} s "
-                      f"into a {store['store_gb']:.2f} GB memory-mapped file; peak resident memory "
-                      f"{store['peak_rss_mb']:.0f} MB, which counts the mapped file's pages while they are written "
-                      "(file-backed: the kernel writes them back and drops them); after decoding, "
-                      f"{store.get('anon_mb', 0):.0f} MB of the process's own memory (the training benchmark's "
-                      f"included) and {store.get('file_mb', 0):.0f} MB of the store's pages are resident; one pass over "
-                      f"the store {store['read_pass_seconds']:.1f} s.")]
+            lines += [
+                "",
+                (
+                    f"Packed store: {store['images']:,} PNGs of 64x64x3 decoded in {store['decode_seconds']:.0f} s "
+                    f"into a {store['store_gb']:.2f} GB memory-mapped file; peak resident memory "
+                    f"{store['peak_rss_mb']:.0f} MB, which counts the mapped file's pages while they are written "
+                    "(file-backed: the kernel writes them back and drops them); after decoding, "
+                    f"{store.get('anon_mb', 0):.0f} MB of the process's own memory (the training benchmark's "
+                    f"included) and {store.get('file_mb', 0):.0f} MB of the store's pages are resident; one pass over "
+                    f"the store {store['read_pass_seconds']:.1f} s."
+                ),
+            ]
         path = HERE / "RESULTS.md"
         path.write_text(path.read_text(encoding="utf-8") + "\n".join(lines) + "\n", encoding="utf-8")
 

@@ -33,17 +33,38 @@ import numpy as np
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
-OPTIONS = {"joint-ds": {}, "joint-hds": {"model": "hds"}, "two-stage": {"loss": "soft"},
-           "zoobot-style": {"loss": "dirichlet"}, "crowdlayer": {"loss": "crowdlayer"},
-           "joint-ds (marginal)": {"method": "marginal"}}
+OPTIONS = {
+    "joint-ds": {},
+    "joint-hds": {"model": "hds"},
+    "two-stage": {"loss": "soft"},
+    "zoobot-style": {"loss": "dirichlet"},
+    "crowdlayer": {"loss": "crowdlayer"},
+    "joint-ds (marginal)": {"method": "marginal"},
+}
 
 
 def make_data(root: Path, n: int, seed: int, retire_after: int = 3) -> Path:
     run = [sys.executable, "-m", "annostat"]
-    subprocess.run(run + ["truth", "standin", "--n", str(n), "--size", "64", "--seed", str(seed), "--out", str(root)],
-                   check=True, capture_output=True)
-    subprocess.run(run + ["simulate", str(root), "--retire-after", str(retire_after), "--seed", str(seed), "--out",
-                          str(root / f"votes{retire_after}")], check=True, capture_output=True)
+    subprocess.run(
+        run + ["truth", "standin", "--n", str(n), "--size", "64", "--seed", str(seed), "--out", str(root)],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        run
+        + [
+            "simulate",
+            str(root),
+            "--retire-after",
+            str(retire_after),
+            "--seed",
+            str(seed),
+            "--out",
+            str(root / f"votes{retire_after}"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return root
 
 
@@ -68,13 +89,14 @@ def main() -> None:
     from annostat.truth.truthset import load_truth_set
     from annostat.vision.inputs import image_inputs
 
-    root = args.data or make_data(Path(tempfile.mkdtemp(prefix="annostat-joint-")) / "truth", args.n, args.seed,
-                                  retire_after)
+    root = args.data or make_data(
+        Path(tempfile.mkdtemp(prefix="annostat-joint-")) / "truth", args.n, args.seed, retire_after
+    )
     truth_set = load_truth_set(root, check_images=False)
     votes, folder, _ = read_simulated_votes(truth_set, root / f"votes{retire_after}")
     frame = votes.to_frame()
     subjects = frame["subject"].unique(maintain_order=True).to_list()
-    unvoted = set(subjects[int(len(subjects) * (1 - args.unvoted)):])
+    unvoted = set(subjects[int(len(subjects) * (1 - args.unvoted)) :])
     table = votes.subject_table
     votes = Votes.from_frame(frame.filter(~pl.col("subject").is_in(list(unvoted))), time="time", duplicates="all")
     votes.subject_table = table
@@ -96,11 +118,17 @@ def main() -> None:
         voted_scores, _ = answer_scores(post[~is_unvoted], truth)
         unvoted_scores = answer_scores(post[is_unvoted], truth)[0] if is_unvoted.any() else None
         vol, _ = volunteer_scores(fit.volunteers[["volunteer", "question", "n", "accuracy"]], true_volunteers, 10)
-        rows.append({"pipeline": name, "voted_accuracy": voted_scores["accuracy"].mean(),
-                     "voted_ece": voted_scores["ece"].mean(),
-                     "unvoted_accuracy": np.nan if unvoted_scores is None else unvoted_scores["accuracy"].mean(),
-                     "volunteer_mae": vol["volunteer_mae"].mean(), "seconds": time.perf_counter() - start,
-                     "per_question": voted_scores.set_index("question")["accuracy"].round(3).to_dict()})
+        rows.append(
+            {
+                "pipeline": name,
+                "voted_accuracy": voted_scores["accuracy"].mean(),
+                "voted_ece": voted_scores["ece"].mean(),
+                "unvoted_accuracy": np.nan if unvoted_scores is None else unvoted_scores["accuracy"].mean(),
+                "volunteer_mae": vol["volunteer_mae"].mean(),
+                "seconds": time.perf_counter() - start,
+                "per_question": voted_scores.set_index("question")["accuracy"].round(3).to_dict(),
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
     if args.write:
         write(pd.DataFrame(rows), args, votes, len(inputs))
@@ -122,9 +150,16 @@ def efficiency(votes, inputs, truth, grid: list[int], args) -> None:
             post = fit.posteriors
             post = post[post["subject"].astype(str).isin(set(map(str, subset.subjects.to_list())))]
             scores, _ = answer_scores(post, truth)
-            rows.append({"pipeline": name, "votes_per_galaxy": m, "votes": int(subset.n_votes),
-                         "accuracy": scores["accuracy"].mean(), "ece": scores["ece"].mean(),
-                         "seconds": time.perf_counter() - start})
+            rows.append(
+                {
+                    "pipeline": name,
+                    "votes_per_galaxy": m,
+                    "votes": int(subset.n_votes),
+                    "accuracy": scores["accuracy"].mean(),
+                    "ece": scores["ece"].mean(),
+                    "seconds": time.perf_counter() - start,
+                }
+            )
             print(json.dumps(rows[-1]), flush=True)
     table = pd.DataFrame(rows)
     target = table[(table["pipeline"] == "ds") & (table["votes_per_galaxy"] == 10)]["accuracy"]
@@ -149,37 +184,58 @@ def versions_line() -> str:
 
 def write_efficiency(table: pd.DataFrame, matched: dict, args, votes, n_images: int) -> None:
     wide = table.pivot_table(index="pipeline", columns="votes_per_galaxy", values="accuracy")
-    lines = ["", ("## Label efficiency of the joint model on stand-in galaxies (`benchmarks/joint_standin.py "
-             "--efficiency`)"), "",
-             versions_line() + f"{n_images:,} stand-in galaxies (64x64, seed {args.seed}), 10 classifications each "
-             f"by simulated volunteers on the whole DECaLS tree, the votes of {args.unvoted:.0%} removed; each "
-             "pipeline refitted on every galaxy's first m classifications. Mean accuracy over the 10 questions on the "
-             "voted galaxies.", "",
-             "| pipeline | " + " | ".join(f"m = {m}" for m in wide.columns) + " |",
-             "|---|" + "---|" * len(wide.columns)]
+    lines = [
+        "",
+        ("## Label efficiency of the joint model on stand-in galaxies (`benchmarks/joint_standin.py --efficiency`)"),
+        "",
+        versions_line() + f"{n_images:,} stand-in galaxies (64x64, seed {args.seed}), 10 classifications each "
+        f"by simulated volunteers on the whole DECaLS tree, the votes of {args.unvoted:.0%} removed; each "
+        "pipeline refitted on every galaxy's first m classifications. Mean accuracy over the 10 questions on the "
+        "voted galaxies.",
+        "",
+        "| pipeline | " + " | ".join(f"m = {m}" for m in wide.columns) + " |",
+        "|---|" + "---|" * len(wide.columns),
+    ]
     for name, row in wide.iterrows():
         lines.append(f"| {name} | " + " | ".join("-" if np.isnan(v) else f"{v:.3f}" for v in row) + " |")
-    lines += ["", "Classifications a galaxy with which each pipeline matches Dawid-Skene at 10: " + "; ".join(
-        f"{name}: {'more than ' + str(max(table['votes_per_galaxy'][table['pipeline'] == name])) if m is None else m}"
-        for name, m in matched.items())]
+    lines += [
+        "",
+        "Classifications a galaxy with which each pipeline matches Dawid-Skene at 10: "
+        + "; ".join(
+            f"{name}: {'more than ' + str(max(table['votes_per_galaxy'][table['pipeline'] == name])) if m is None else m}"
+            for name, m in matched.items()
+        ),
+    ]
     path = HERE / "RESULTS.md"
     path.write_text(path.read_text(encoding="utf-8") + "\n".join(lines) + "\n", encoding="utf-8")
 
 
 def write(table: pd.DataFrame, args, votes, n_images: int) -> None:
-    lines = ["", "## The joint model on stand-in galaxies (`benchmarks/joint_standin.py`)", "",
-             versions_line() +
-             f"{n_images:,} stand-in galaxies (64x64, seed {args.seed}), 3 classifications each by simulated volunteers "
-             f"on the whole DECaLS tree, the votes of {args.unvoted:.0%} removed: {votes.n_votes:,} votes on "
-             f"{votes.n_subjects:,} galaxies. Means over the 10 questions; the default CNN and settings.", "",
-             "| pipeline | accuracy (voted) | ECE (voted) | accuracy (no votes) | volunteer MAE | seconds |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "",
+        "## The joint model on stand-in galaxies (`benchmarks/joint_standin.py`)",
+        "",
+        versions_line()
+        + f"{n_images:,} stand-in galaxies (64x64, seed {args.seed}), 3 classifications each by simulated volunteers "
+        f"on the whole DECaLS tree, the votes of {args.unvoted:.0%} removed: {votes.n_votes:,} votes on "
+        f"{votes.n_subjects:,} galaxies. Means over the 10 questions; the default CNN and settings.",
+        "",
+        "| pipeline | accuracy (voted) | ECE (voted) | accuracy (no votes) | volunteer MAE | seconds |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in table.itertuples():
         unvoted = "-" if np.isnan(r.unvoted_accuracy) else f"{r.unvoted_accuracy:.3f}"
-        lines.append(f"| {r.pipeline} | {r.voted_accuracy:.3f} | {r.voted_ece:.3f} | {unvoted} | "
-                     f"{r.volunteer_mae:.4f} | {r.seconds:.0f} |")
-    lines += ["", "Per question (voted galaxies): " + "; ".join(
-        f"{r.pipeline}: " + ", ".join(f"{q} {a:.3f}" for q, a in r.per_question.items()) for r in table.itertuples())]
+        lines.append(
+            f"| {r.pipeline} | {r.voted_accuracy:.3f} | {r.voted_ece:.3f} | {unvoted} | "
+            f"{r.volunteer_mae:.4f} | {r.seconds:.0f} |"
+        )
+    lines += [
+        "",
+        "Per question (voted galaxies): "
+        + "; ".join(
+            f"{r.pipeline}: " + ", ".join(f"{q} {a:.3f}" for q, a in r.per_question.items()) for r in table.itertuples()
+        ),
+    ]
     path = HERE / "RESULTS.md"
     path.write_text(path.read_text(encoding="utf-8") + "\n".join(lines) + "\n", encoding="utf-8")
 

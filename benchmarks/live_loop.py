@@ -72,9 +72,12 @@ def main() -> None:
     parser.add_argument("--galaxies", type=int, default=2000)
     parser.add_argument("--volunteers", type=int, default=1000)
     parser.add_argument("--thresholds", default="0.999,0.9999,0.99999")
-    parser.add_argument("--difficulty-weight", type=float, default=0.6,
-                        help="how much faint, small, edge-on galaxies mislead the volunteers (the population's "
-                             "default)")
+    parser.add_argument(
+        "--difficulty-weight",
+        type=float,
+        default=0.6,
+        help="how much faint, small, edge-on galaxies mislead the volunteers (the population's default)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--joint", action="store_true", help="compare with the joint model on simulated features")
     parser.add_argument("--feature-noise", type=float, default=1.0)
@@ -85,15 +88,21 @@ def main() -> None:
     from annostat.truth.simulate import OnDemandVolunteers, VolunteerPopulation
 
     truth = standin_truth(args.galaxies, args.seed)
-    stream = OnDemandVolunteers.simulate(truth, VolunteerPopulation(n_volunteers=args.volunteers,
-                                                                             difficulty_weight=args.difficulty_weight), most=40,
-                                         seed=args.seed, questions=QUESTIONS)
+    stream = OnDemandVolunteers.simulate(
+        truth,
+        VolunteerPopulation(n_volunteers=args.volunteers, difficulty_weight=args.difficulty_weight),
+        most=40,
+        seed=args.seed,
+        questions=QUESTIONS,
+    )
     runs = []
     extra = {}
     if args.joint:
-        extra = {"strategies": ("swap", "swap+select", "swap+joint", "swap+select+joint"),
-                     "inputs": simulated_features(stream, args.feature_noise, args.seed),
-                     "joint_options": {"rounds": 2, "epochs_per_round": 30, "folds": 3}}
+        extra = {
+            "strategies": ("swap", "swap+select", "swap+joint", "swap+select+joint"),
+            "inputs": simulated_features(stream, args.feature_noise, args.seed),
+            "joint_options": {"rounds": 2, "epochs_per_round": 30, "folds": 3},
+        }
     for threshold in map(float, args.thresholds.split(",")):
         start = time.perf_counter()
         result = run_loop(stream, threshold=threshold, tree="gz-decals-dr5", log=print, **extra)
@@ -107,20 +116,43 @@ def main() -> None:
             for r in result.summary.to_dict("records"):
                 if (r["strategy"].startswith("fixed") or r["strategy"] == "uniform") and threshold != runs[0][0]:
                     continue  # the same in every run
-                share = ["not reached" if r[f"share_{n}40"] is None or r[f"share_{n}40"] != r[f"share_{n}40"]
-                         else f"{r[f'share_{n}40']:.1%}" for n in ("mv", "ds")]
-                quarter = "" if r["accuracy_at_quarter"] is None or r["accuracy_at_quarter"] != r["accuracy_at_quarter"] \
+                share = [
+                    "not reached"
+                    if r[f"share_{n}40"] is None or r[f"share_{n}40"] != r[f"share_{n}40"]
+                    else f"{r[f'share_{n}40']:.1%}"
+                    for n in ("mv", "ds")
+                ]
+                quarter = (
+                    ""
+                    if r["accuracy_at_quarter"] is None or r["accuracy_at_quarter"] != r["accuracy_at_quarter"]
                     else f"{r['accuracy_at_quarter']:.4f}"
-                rows.append([r["strategy"], "" if r["strategy"].startswith("fixed") or r["strategy"] == "uniform"
-                             else f"{threshold:g}", *share, quarter, f"{r['final_classifications']:,}",
-                             f"{r['final_accuracy']:.4f}"])
+                )
+                rows.append(
+                    [
+                        r["strategy"],
+                        "" if r["strategy"].startswith("fixed") or r["strategy"] == "uniform" else f"{threshold:g}",
+                        *share,
+                        quarter,
+                        f"{r['final_classifications']:,}",
+                        f"{r['final_accuracy']:.4f}",
+                    ]
+                )
         targets = runs[0][1].targets
-        table = markdown_table([("strategy", "l"), ("threshold", "r"), ("to mv@40", "r"), ("to ds@40", "r"),
-                                ("best accuracy within 25%", "r"), ("classifications at the end", "r"),
-                                ("accuracy at the end", "r")], rows)
+        table = markdown_table(
+            [
+                ("strategy", "l"),
+                ("threshold", "r"),
+                ("to mv@40", "r"),
+                ("to ds@40", "r"),
+                ("best accuracy within 25%", "r"),
+                ("classifications at the end", "r"),
+                ("accuracy at the end", "r"),
+            ],
+            rows,
+        )
         record(
-            "The live loop: classifications to reach the accuracy of 40 a galaxy" + (", with the joint model" if
-                                                                                      args.joint else ""),
+            "The live loop: classifications to reach the accuracy of 40 a galaxy"
+            + (", with the joint model" if args.joint else ""),
             f"`benchmarks/live_loop.py`: {args.galaxies:,} stand-in galaxies (the renderer's parameter prior and true "
             f"answers, on {' and '.join(QUESTIONS)}), {args.volunteers:,} simulated volunteers of the default "
             f"population (images' difficulty weight {args.difficulty_weight:g}) answering on demand; every galaxy first classified twice, Dawid-Skene updated each round "
@@ -130,10 +162,14 @@ def main() -> None:
             f"{targets['mv']:.4f} with vote fractions (Galaxy Zoo's aggregation) and {targets['ds']:.4f} with "
             "Dawid-Skene; the columns give the classifications each strategy had spent when its accuracy first "
             "reached those, as a share of the fixed rule's (every (galaxy, question) on the true path scored), and "
-            "the best accuracy it had with at most a quarter of them." + (
+            "the best accuracy it had with at most a quarter of them."
+            + (
                 f" The joint strategies fit Dawid-Skene with an MLP on features simulated as a classifier's (noise sd "
                 f"{args.feature_noise:g}; 3 cross-fitted networks, 2 EM rounds of 30 epochs first, then one round "
-                "of fine-tuning each loop round)." if args.joint else ""),
+                "of fine-tuning each loop round)."
+                if args.joint
+                else ""
+            ),
             table,
         )
 

@@ -70,8 +70,10 @@ def make_export(path: Path, n_rows: int, seed: int = 0, chunk: int = 1_000_000) 
     weights = rng.pareto(1.0, n_users) + 1
     weights /= weights.sum()
     with open(path, "w", encoding="utf-8") as fh:
-        fh.write("classification_id,user_name,user_id,user_ip,workflow_id,workflow_name,workflow_version,"
-                 "created_at,gold_standard,expert,metadata,annotations,subject_data,subject_ids\n")
+        fh.write(
+            "classification_id,user_name,user_id,user_ip,workflow_id,workflow_name,workflow_version,"
+            "created_at,gold_standard,expert,metadata,annotations,subject_data,subject_ids\n"
+        )
         for start in range(0, n_rows, chunk):
             n = min(chunk, n_rows - start)
             version_index = rng.integers(len(VERSIONS), size=n)
@@ -82,18 +84,25 @@ def make_export(path: Path, n_rows: int, seed: int = 0, chunk: int = 1_000_000) 
             seconds = np.sort(rng.integers(0, 3 * 365 * 86400, n)) + 1_546_300_800
             dwell = rng.gamma(2.0, 15.0, n).round(3)
             subject = rng.integers(n_subjects, size=n) + 20_000_000
-            frame = pl.DataFrame({
-                "classification_id": np.arange(start, start + n) + 100_000_000,
-                "user": user, "anonymous": anonymous, "subject": subject,
-                "version": np.array(VERSIONS)[version_index], "annotations": annotations,
-                "t": seconds, "dwell": dwell,
-            })
+            frame = pl.DataFrame(
+                {
+                    "classification_id": np.arange(start, start + n) + 100_000_000,
+                    "user": user,
+                    "anonymous": anonymous,
+                    "subject": subject,
+                    "version": np.array(VERSIONS)[version_index],
+                    "annotations": annotations,
+                    "t": seconds,
+                    "dwell": dwell,
+                }
+            )
             created = pl.from_epoch(pl.col("t"), time_unit="s")
             frame = frame.select(
                 "classification_id",
                 pl.when(pl.col("anonymous"))
                 .then(pl.lit("not-logged-in-") + pl.col("user").hash().cast(pl.Utf8).str.slice(0, 20))
-                .otherwise(pl.lit("volunteer") + pl.col("user").cast(pl.Utf8)).alias("user_name"),
+                .otherwise(pl.lit("volunteer") + pl.col("user").cast(pl.Utf8))
+                .alias("user_name"),
                 pl.when(pl.col("anonymous")).then(None).otherwise(pl.col("user") + 1000).alias("user_id"),
                 pl.col("user").hash().cast(pl.Utf8).str.slice(0, 20).alias("user_ip"),
                 pl.lit(6122).alias("workflow_id"),
@@ -103,18 +112,26 @@ def make_export(path: Path, n_rows: int, seed: int = 0, chunk: int = 1_000_000) 
                 pl.lit(None, pl.Utf8).alias("gold_standard"),
                 pl.lit(None, pl.Utf8).alias("expert"),
                 pl.concat_str(
-                    pl.lit('{"source":"api","session":"'), pl.col("user").cast(pl.Utf8),
+                    pl.lit('{"source":"api","session":"'),
+                    pl.col("user").cast(pl.Utf8),
                     pl.lit('","viewport":{"width":1280,"height":800},"started_at":"'),
-                    (created - pl.duration(milliseconds=(pl.col("dwell") * 1000).cast(pl.Int64)))
-                    .dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"),
+                    (created - pl.duration(milliseconds=(pl.col("dwell") * 1000).cast(pl.Int64))).dt.strftime(
+                        "%Y-%m-%dT%H:%M:%S%.3fZ"
+                    ),
                     pl.lit('","user_agent":"Mozilla/5.0","utc_offset":"0","finished_at":"'),
                     created.dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"),
                     pl.lit('","live_project":true,"user_language":"en"}'),
                 ).alias("metadata"),
                 "annotations",
-                pl.concat_str(pl.lit('{"'), pl.col("subject").cast(pl.Utf8), pl.lit('":{"retired":null,"ra":"'),
-                              (pl.col("subject") % 360).cast(pl.Utf8), pl.lit('","dec":"'),
-                              (pl.col("subject") % 90).cast(pl.Utf8), pl.lit('"}}')).alias("subject_data"),
+                pl.concat_str(
+                    pl.lit('{"'),
+                    pl.col("subject").cast(pl.Utf8),
+                    pl.lit('":{"retired":null,"ra":"'),
+                    (pl.col("subject") % 360).cast(pl.Utf8),
+                    pl.lit('","dec":"'),
+                    (pl.col("subject") % 90).cast(pl.Utf8),
+                    pl.lit('"}}'),
+                ).alias("subject_data"),
                 pl.col("subject").alias("subject_ids"),
             )
             frame.write_csv(fh, include_header=False)
@@ -127,21 +144,28 @@ def worker(kind: str, export: str, workdir: str) -> None:
         from annostat.data.io.load import load_votes
 
         votes, ex = load_votes(export, workflows=WORKFLOWS, workflow_id="6122")
-        result = {"votes": votes.n_votes, "classifications_used": ex.report.rows_used,
-                  "rows_read": ex.report.rows_read}
+        result = {"votes": votes.n_votes, "classifications_used": ex.report.rows_used, "rows_read": ex.report.rows_read}
     else:
         from annostat.compat.panoptes_aggregation import reduce_questions
 
         counts = reduce_questions(export, 6122, [f"T{i}" for i in range(12)], workdir)
         result = {"count_rows": counts.height}
-    result.update(kind=kind, seconds=time.perf_counter() - start,
-                  peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    result.update(
+        kind=kind,
+        seconds=time.perf_counter() - start,
+        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    )
     print(json.dumps(result))
 
 
 def spawn(kind: str, export: Path, workdir: Path) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--worker", kind, str(export), str(workdir)],
-                         check=False, capture_output=True, text=True, env=os.environ)
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", kind, str(export), str(workdir)],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=os.environ,
+    )
     if out.returncode:
         raise RuntimeError(out.stderr[-3000:])
     result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -169,8 +193,11 @@ def counts_from_extraction(export: Path, extraction: Path) -> tuple[int, bool]:
     sums = ext.group_by("subject_id", "task").agg([pl.col(c).cast(pl.Float64).sum() for c in data])
     long = sums.unpivot(index=["subject_id", "task"], on=data, variable_name="slug", value_name="count")
     reductions = long.filter(pl.col("count") > 0).select(
-        pl.col("subject_id").alias("subject"), "task", pl.col("slug").str.replace("^data\\.", ""),
-        pl.col("count").cast(pl.Int64))
+        pl.col("subject_id").alias("subject"),
+        "task",
+        pl.col("slug").str.replace("^data\\.", ""),
+        pl.col("count").cast(pl.Int64),
+    )
     workflow = read_workflows(WORKFLOWS)["6122"]
     ours = pa.annostat_counts(export, {"6122": workflow})
     return ours.height, pa.same_counts(pa.with_labels(reductions, workflow), ours)
@@ -184,8 +211,12 @@ def main() -> None:
     parser.add_argument("--worker", nargs=3)
     parser.add_argument("--workdir", default=tempfile.gettempdir())
     parser.add_argument("--reuse", action="store_true", help="reuse an export of that size already in --workdir")
-    parser.add_argument("--check-extraction", nargs=2, metavar=("EXPORT", "EXTRACTIONS"),
-                        help="compare annostat's counts with panoptes_aggregation's summed question extractions")
+    parser.add_argument(
+        "--check-extraction",
+        nargs=2,
+        metavar=("EXPORT", "EXTRACTIONS"),
+        help="compare annostat's counts with panoptes_aggregation's summed question extractions",
+    )
     args = parser.parse_args()
     if args.worker:
         worker(*args.worker)
@@ -202,9 +233,11 @@ def main() -> None:
         pa_dir.mkdir(exist_ok=True)
         ours = spawn("annostat", export, pa_dir)
         theirs = spawn("panoptes_aggregation", export, pa_dir)
-        print(f"{args.compare:,} rows: annostat {ours['seconds']:.1f} s, panoptes_aggregation "
-              f"{theirs['seconds']:.1f} s, ratio {theirs['seconds'] / ours['seconds']:.0f}x, identical counts: "
-              f"{same_counts(export, pa_dir)}")
+        print(
+            f"{args.compare:,} rows: annostat {ours['seconds']:.1f} s, panoptes_aggregation "
+            f"{theirs['seconds']:.1f} s, ratio {theirs['seconds'] / ours['seconds']:.0f}x, identical counts: "
+            f"{same_counts(export, pa_dir)}"
+        )
     if args.rows:
         start = time.perf_counter()
         export = workdir / f"export_{args.rows}.csv"

@@ -41,29 +41,67 @@ def main() -> None:
     result = run_benchmark(truth_set.root, args.pipelines.split(","), args.out / "report", log=print)
     seconds = time.perf_counter() - start
     s = result.scores
-    mean = s.groupby("pipeline", sort=False).agg(
-        accuracy=("accuracy", "mean"), balanced_accuracy=("balanced_accuracy", "mean"), ece=("ece", "mean"),
-        brier=("brier", "mean"), volunteer_mae=("volunteer_mae", "mean"), volunteer_corr=("volunteer_corr", "mean"),
-        seconds=("seconds", "first")).reset_index()
-    columns = ["pipeline", "subjects", "accuracy", "balanced_accuracy", "ece", "brier", "volunteer_corr",
-               "volunteer_mae", "volunteer_coverage90", "learning_curve_mae"]
+    mean = (
+        s.groupby("pipeline", sort=False)
+        .agg(
+            accuracy=("accuracy", "mean"),
+            balanced_accuracy=("balanced_accuracy", "mean"),
+            ece=("ece", "mean"),
+            brier=("brier", "mean"),
+            volunteer_mae=("volunteer_mae", "mean"),
+            volunteer_corr=("volunteer_corr", "mean"),
+            seconds=("seconds", "first"),
+        )
+        .reset_index()
+    )
+    columns = [
+        "pipeline",
+        "subjects",
+        "accuracy",
+        "balanced_accuracy",
+        "ece",
+        "brier",
+        "volunteer_corr",
+        "volunteer_mae",
+        "volunteer_coverage90",
+        "learning_curve_mae",
+    ]
     rows = {q: s[s["question"] == q][[c for c in columns if c in s]] for q in ("smooth-or-featured", "bar")}
-    eff = result.efficiency[result.efficiency["question"] == "smooth-or-featured"].pivot_table(
-        index="pipeline", columns="votes_per_subject", values="accuracy").reset_index()
+    eff = (
+        result.efficiency[result.efficiency["question"] == "smooth-or-featured"]
+        .pivot_table(index="pipeline", columns="votes_per_subject", values="accuracy")
+        .reset_index()
+    )
     eff.columns = [str(c) for c in eff.columns]
     setup = result.setup
-    text = "\n".join([
-        "", "## Pipelines against simulated truth (`benchmarks/pipelines_standin.py`)", "",
-        (f"{args.galaxies:,} stand-in galaxies, {args.volunteers} simulated volunteers walking the DECaLS tree (default "
-        f"population: learning, image difficulty, 3% artifact spammers), {args.retire_after} classifications a galaxy: "
-        f"{setup['votes']:,} votes read back from the simulated Panoptes export. Every pipeline on the same votes; "
-        f"whole run {seconds:.0f} s on the 2-core CPU machine. Mean over the 10 questions:"), "",
-        markdown_table(mean), "",
-        "smooth-or-featured:", "", markdown_table(rows["smooth-or-featured"]), "",
-        "bar (strong / weak / no):", "", markdown_table(rows["bar"]), "",
-        "Label efficiency, smooth-or-featured (accuracy with each galaxy's first m classifications):", "",
-        markdown_table(eff), "",
-    ])
+    text = "\n".join(
+        [
+            "",
+            "## Pipelines against simulated truth (`benchmarks/pipelines_standin.py`)",
+            "",
+            (
+                f"{args.galaxies:,} stand-in galaxies, {args.volunteers} simulated volunteers walking the DECaLS tree (default "
+                f"population: learning, image difficulty, 3% artifact spammers), {args.retire_after} classifications a galaxy: "
+                f"{setup['votes']:,} votes read back from the simulated Panoptes export. Every pipeline on the same votes; "
+                f"whole run {seconds:.0f} s on the 2-core CPU machine. Mean over the 10 questions:"
+            ),
+            "",
+            markdown_table(mean),
+            "",
+            "smooth-or-featured:",
+            "",
+            markdown_table(rows["smooth-or-featured"]),
+            "",
+            "bar (strong / weak / no):",
+            "",
+            markdown_table(rows["bar"]),
+            "",
+            "Label efficiency, smooth-or-featured (accuracy with each galaxy's first m classifications):",
+            "",
+            markdown_table(eff),
+            "",
+        ]
+    )
     print(text)
     if args.write:
         with open(HERE / "RESULTS.md", "a", encoding="utf-8") as f:

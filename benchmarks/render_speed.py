@@ -32,8 +32,14 @@ def main() -> None:
     render(params, size=args.size)
     steady = time.perf_counter() - t0
     total = time.perf_counter() - start  # imports, the compiling first batch and the timed run
-    out = {"n": args.n, "size": args.size, "first_batch_seconds_with_compilation": first, "seconds": steady,
-           "images_per_second": args.n / steady, "seconds_with_imports_and_compilation": total}
+    out = {
+        "n": args.n,
+        "size": args.size,
+        "first_batch_seconds_with_compilation": first,
+        "seconds": steady,
+        "images_per_second": args.n / steady,
+        "seconds_with_imports_and_compilation": total,
+    }
     if args.truth_set:
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()

@@ -57,10 +57,12 @@ def main() -> None:
     from annostat.models import get_model
     from annostat.truth.simulate import simulate_questions
 
-    sim = simulate_questions(args.subjects, args.subjects // 10, ("smooth-or-featured", "disk-edge-on"),
-                             retire_after=40, seed=0)
+    sim = simulate_questions(
+        args.subjects, args.subjects // 10, ("smooth-or-featured", "disk-edge-on"), retire_after=40, seed=0
+    )
     votes = pl.from_pandas(sim.votes.sort_values("created_at", kind="stable")).with_columns(
-        pl.col("volunteer", "answer", "question").cast(pl.String))
+        pl.col("volunteer", "answer", "question").cast(pl.String)
+    )
     cut = int(votes.height * (1 - args.new))
     old, new = votes.slice(0, cut), votes.slice(cut)
     print(f"{votes.height:,} votes, {new.height:,} new", flush=True)
@@ -75,16 +77,22 @@ def main() -> None:
     gap = (acc["accuracy"] - acc["accuracy_right"]).abs()
     how = updated.summary()["update"]
     sweeps = how.get("sweeps")
-    print(f"python: refit {refit_s:.3f} s ({refit.iterations} iterations), update {update_s:.3f} s ({how['method']}, "
-          f"sweeps {sweeps}, {updated.iterations} iterations): {refit_s / update_s:.1f}x; answers same "
-          f"{same:.4%}; accuracy gap max {gap.max():.4f}, 99th percentile {gap.quantile(0.99):.5f}", flush=True)
+    print(
+        f"python: refit {refit_s:.3f} s ({refit.iterations} iterations), update {update_s:.3f} s ({how['method']}, "
+        f"sweeps {sweeps}, {updated.iterations} iterations): {refit_s / update_s:.1f}x; answers same "
+        f"{same:.4%}; accuracy gap max {gap.max():.4f}, 99th percentile {gap.quantile(0.99):.5f}",
+        flush=True,
+    )
     if args.model != "ds":  # a second refit from nothing: how far two refits are apart (SVI's noise)
         other = get_model(args.model, seed=1).fit(Votes.from_frame(votes))
         acc2 = other.table("volunteers").join(refit.table("volunteers"), on=["volunteer", "question"])
         gap2 = (acc2["accuracy"] - acc2["accuracy_right"]).abs()
         ans2 = other.table("answers").join(refit.table("answers"), on=["subject", "question"])
-        print(f"two refits (seeds 0, 1): answers same {float((ans2['answer'] == ans2['answer_right']).mean()):.4%}; "
-              f"accuracy gap max {gap2.max():.4f}, 99th percentile {gap2.quantile(0.99):.5f}", flush=True)
+        print(
+            f"two refits (seeds 0, 1): answers same {float((ans2['answer'] == ans2['answer_right']).mean()):.4%}; "
+            f"accuracy gap max {gap2.max():.4f}, 99th percentile {gap2.quantile(0.99):.5f}",
+            flush=True,
+        )
     if args.no_cli:
         if args.write:
             rows = [["Python, one process", f"{refit_s:.3f}", f"{update_s:.3f}", f"{refit_s / update_s:.1f}x"]]
@@ -111,18 +119,28 @@ def main() -> None:
         votes.write_parquet(tmp / "all.parquet")
         cli("fit", str(tmp / "old.parquet"), "--out", str(tmp / "last"))
         runs = {}
-        for name, command in (("fit", ("fit", str(tmp / "all.parquet"), "--out", str(tmp / "refit"))),
-                              ("update", ("update", str(tmp / "last"), str(tmp / "new.parquet"), "--out",
-                                          str(tmp / "updated")))):
+        for name, command in (
+            ("fit", ("fit", str(tmp / "all.parquet"), "--out", str(tmp / "refit"))),
+            ("update", ("update", str(tmp / "last"), str(tmp / "new.parquet"), "--out", str(tmp / "updated"))),
+        ):
             cli(*command)  # compilation cache filled
             runs[name] = cli(*command)
-        print(f"command line: fit {runs['fit']:.2f} s, update {runs['update']:.2f} s: "
-              f"{runs['fit'] / runs['update']:.2f}x", flush=True)
+        print(
+            f"command line: fit {runs['fit']:.2f} s, update {runs['update']:.2f} s: "
+            f"{runs['fit'] / runs['update']:.2f}x",
+            flush=True,
+        )
 
     if args.write:
-        rows = [["Python, one process (compiled)", f"{refit_s:.3f}", f"{update_s:.3f}", f"{refit_s / update_s:.1f}x"],
-                ["command line, fresh process, to the fit folder", f"{runs['fit']:.2f}", f"{runs['update']:.2f}",
-                 f"{runs['fit'] / runs['update']:.2f}x"]]
+        rows = [
+            ["Python, one process (compiled)", f"{refit_s:.3f}", f"{update_s:.3f}", f"{refit_s / update_s:.1f}x"],
+            [
+                "command line, fresh process, to the fit folder",
+                f"{runs['fit']:.2f}",
+                f"{runs['update']:.2f}",
+                f"{runs['fit'] / runs['update']:.2f}x",
+            ],
+        ]
         table = markdown_table([("", "l"), ("refit (s)", "r"), ("update (s)", "r"), ("speed-up", "r")], rows)
         record(
             "Updates as classifications arrive (incremental EM)",

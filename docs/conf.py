@@ -30,9 +30,11 @@ import annostat.cli
 _command = typer.main.get_command(annostat.cli.app)
 (HERE / "cli.md").write_text(
     "<!-- written by docs/conf.py from the typer app: edit the commands' help, not this file -->\n"
-    + typer.cli.get_docs_for_click(obj=_command, ctx=typer.Context(_command, info_name="annostat"), name="annostat",
-                                   title="Command-line reference"),
-    encoding="utf-8")
+    + typer.cli.get_docs_for_click(
+        obj=_command, ctx=typer.Context(_command, info_name="annostat"), name="annostat", title="Command-line reference"
+    ),
+    encoding="utf-8",
+)
 
 # the tutorials live in notebooks/; the site executes copies of them (CI's one run of them)
 TUTORIALS = HERE / "tutorials"
@@ -74,8 +76,13 @@ napoleon_numpy_docstring = False
 # and returns (numpy, pandas, polars, JAX, ...) are named in signatures without their own documentation at hand
 nitpicky = True
 nitpick_ignore_regex = [
-    (r"py:.*", (r"(numpy|np|pandas|pd|polars|pl|pathlib|os|jax|jnp|flax|nnx|optax|numpyro|arviz|collections|concurrent|"
-               r"typing|typer|matplotlib|astropy|pyarrow|h5py)\..*")),
+    (
+        r"py:.*",
+        (
+            r"(numpy|np|pandas|pd|polars|pl|pathlib|os|jax|jnp|flax|nnx|optax|numpyro|arviz|collections|concurrent|"
+            r"typing|typer|matplotlib|astropy|pyarrow|h5py)\..*"
+        ),
+    ),
     (r"py:.*", r"(Path|Any|Callable|Iterator|Sequence|Mapping|Iterable|PathLike|ndarray|DataFrame|Series)"),
     (r"py:.*", r"annostat(\.\w+)*\._\w+"),  # private helpers named in public signatures
     (r"py:.*", r"'.*"),  # a dataclass's generated __init__ keeps its annotations as text

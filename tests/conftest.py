@@ -36,8 +36,7 @@ def gz_simulation(n_subjects: int, n_volunteers: int, retire_after: int, seed: i
     ``disk-edge-on`` for whoever answers featured). Static volunteers on equally hard images unless ``population``
     says otherwise (the static models' own assumptions), 5% spammers who always answer artifact."""
     settings = {"learning_gap": 0.0, "difficulty_weight": 0.0, "spammer_fraction": 0.05, **population}
-    return simulate_questions(n_subjects, n_volunteers, GZ_QUESTIONS, retire_after=retire_after, seed=seed,
-                              **settings)
+    return simulate_questions(n_subjects, n_volunteers, GZ_QUESTIONS, retire_after=retire_after, seed=seed, **settings)
 
 
 @pytest.fixture(scope="session")

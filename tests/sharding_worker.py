@@ -18,12 +18,16 @@ def differences(one, many) -> dict:
     keys = ["question", "subject", "answer"]
     merged = a.merge(b, on=keys, suffixes=("_one", "_many"))
     assert len(merged) == len(a) == len(b)
-    same = (one.answers.merge(many.answers, on=["question", "subject"])
-            .pipe(lambda m: float((m["answer_x"] == m["answer_y"]).mean())))
+    same = one.answers.merge(many.answers, on=["question", "subject"]).pipe(
+        lambda m: float((m["answer_x"] == m["answer_y"]).mean())
+    )
     confusion = max(float(np.abs(x.confusion - y.confusion).max()) for x, y in zip(one.questions, many.questions))
-    return {"same_answers": same, "confusion": confusion,
-            "posterior": float((merged["p_one"] - merged["p_many"]).abs().max()),
-            "iterations": [len(x.log_likelihood) for x in one.questions] == [len(y.log_likelihood) for y in many.questions]}
+    return {
+        "same_answers": same,
+        "confusion": confusion,
+        "posterior": float((merged["p_one"] - merged["p_many"]).abs().max()),
+        "iterations": [len(x.log_likelihood) for x in one.questions] == [len(y.log_likelihood) for y in many.questions],
+    }
 
 
 def main(folder: str) -> None:
@@ -40,8 +44,9 @@ def main(folder: str) -> None:
     for d in (2, 4):
         out[f"ds_{d}"] = differences(one, DawidSkene(devices=d).fit(votes))
     crowdkit = {"crowdkit_stopping": True, "pseudo_diagonal": 0.0, "pseudo_off_diagonal": 0.0, "atol_per_vote": 1e-5}
-    out["crowdkit_4"] = differences(DawidSkene(devices=1, **crowdkit).fit(votes),
-                                    DawidSkene(devices=4, **crowdkit).fit(votes))
+    out["crowdkit_4"] = differences(
+        DawidSkene(devices=1, **crowdkit).fit(votes), DawidSkene(devices=4, **crowdkit).fit(votes)
+    )
 
     # a classifier's evidence: its learned weight and the confusions as on one device
     rng = np.random.default_rng(0)
@@ -51,15 +56,36 @@ def main(folder: str) -> None:
     truth = rng.integers(0, K, S)
     answer = np.where(rng.random(N) < 0.7, truth[subject], rng.integers(0, K, N)).astype(np.int32)
     evidence = (2.0 * np.eye(K)[truth] + rng.normal(0, 1, (S, K))).astype(np.float32)
-    runs = {d: em.dawid_skene_em(subject, volunteer, answer, S, V, K, np.full((S, K), 1 / K, np.float32),
-                                 pseudo_counts=np.eye(K, dtype=np.float32) * 1.75 + 0.25, log_evidence=evidence,
-                                 prior_weight=20.0, mesh=sharding.device_mesh(d)) for d in (1, 4)}
-    out["evidence_4"] = {"weight_one": runs[1].prior_weight, "weight_many": runs[4].prior_weight,
-                         "confusion": float(np.abs(runs[1].confusion - runs[4].confusion).max()),
-                         "posterior": float(np.abs(runs[1].posteriors - runs[4].posteriors).max())}
+    runs = {
+        d: em.dawid_skene_em(
+            subject,
+            volunteer,
+            answer,
+            S,
+            V,
+            K,
+            np.full((S, K), 1 / K, np.float32),
+            pseudo_counts=np.eye(K, dtype=np.float32) * 1.75 + 0.25,
+            log_evidence=evidence,
+            prior_weight=20.0,
+            mesh=sharding.device_mesh(d),
+        )
+        for d in (1, 4)
+    }
+    out["evidence_4"] = {
+        "weight_one": runs[1].prior_weight,
+        "weight_many": runs[4].prior_weight,
+        "confusion": float(np.abs(runs[1].confusion - runs[4].confusion).max()),
+        "posterior": float(np.abs(runs[1].posteriors - runs[4].posteriors).max()),
+    }
     # fewer subjects than devices: blocks of padding only
-    tiny = Votes.from_frame(pd.DataFrame({"subject": ["a", "a", "b", "c", "c"], "volunteer": [1, 2, 1, 2, 3],
-                                          "answer": ["x", "x", "y", "x", "y"]}), question=None, time=None)
+    tiny = Votes.from_frame(
+        pd.DataFrame(
+            {"subject": ["a", "a", "b", "c", "c"], "volunteer": [1, 2, 1, 2, 3], "answer": ["x", "x", "y", "x", "y"]}
+        ),
+        question=None,
+        time=None,
+    )
     out["tiny_4"] = differences(DawidSkene(devices=1).fit(tiny), DawidSkene(devices=4).fit(tiny))
 
     # SVI over devices: full batches give the one-device fit (the same gradients, averaged); minibatches drawn
@@ -67,16 +93,20 @@ def main(folder: str) -> None:
     from annostat.models import HierarchicalDawidSkene
 
     def svi(devices, batch):
-        return HierarchicalDawidSkene(inference="svi", steps=300, seed=0, draws=32, batch_size=batch,
-                                      devices=devices).fit(votes)
+        return HierarchicalDawidSkene(
+            inference="svi", steps=300, seed=0, draws=32, batch_size=batch, devices=devices
+        ).fit(votes)
 
     def volunteers(one, many):
         a, b = (f.volunteers.set_index(["volunteer", "question"])["accuracy"] for f in (one, many))
         return float((a - b.loc[a.index]).abs().max())
 
     full_one, full_four = svi(1, None), svi(4, None)
-    out["svi_full_4"] = {**differences(full_one, full_four), "accuracy": volunteers(full_one, full_four),
-                         "devices": full_four.questions[0].inference["diagnostics"].get("devices")}
+    out["svi_full_4"] = {
+        **differences(full_one, full_four),
+        "accuracy": volunteers(full_one, full_four),
+        "devices": full_four.questions[0].inference["diagnostics"].get("devices"),
+    }
     mini_one, mini_four = svi(1, 240), svi(4, 240)
     out["svi_minibatch_4"] = {**differences(mini_one, mini_four), "accuracy": volunteers(mini_one, mini_four)}
 
@@ -87,8 +117,9 @@ def main(folder: str) -> None:
     truth = sim.truth[sim.truth["question"] == "smooth-or-featured"].set_index("subject")["answer"]
     answers = sorted(set(truth))
     centres = np.random.default_rng(1).normal(0, 1.5, (len(answers), 8))
-    features = (centres[[answers.index(a) for a in truth]] + np.random.default_rng(2).normal(0, 1.0, (len(truth), 8))
-                ).astype(np.float32)
+    features = (
+        centres[[answers.index(a) for a in truth]] + np.random.default_rng(2).normal(0, 1.0, (len(truth), 8))
+    ).astype(np.float32)
     inputs = Inputs("features", truth.index.tolist(), features)
     joint = {d: JointModel(rounds=2, epochs_per_round=5, devices=d).fit(votes, inputs) for d in (1, 4)}
     out["joint_4"] = differences(joint[1], joint[4])

@@ -24,8 +24,16 @@ QUESTIONS = ("smooth-or-featured", "disk-edge-on", "has-spiral-arms", "bar")
 def planted_simulation(n_subjects: int, per_subject: int, seed: int, planted=PLANTED):
     """500 volunteers with ordinary, evenly spread errors; 10% of them also call weak bars 'no' and 10% call
     featured galaxies smooth (at the rates of ``planted``); ``per_subject`` classifications a galaxy."""
-    population = VolunteerPopulation(n_volunteers=500, planted=planted, spammer_fraction=0.0, learning_gap=0.0,
-                                     error_concentration=50.0, question_sd=0.0, skill_sd=0.5, ordered_errors=False)
+    population = VolunteerPopulation(
+        n_volunteers=500,
+        planted=planted,
+        spammer_fraction=0.0,
+        learning_gap=0.0,
+        error_concentration=50.0,
+        question_sd=0.0,
+        skill_sd=0.5,
+        ordered_errors=False,
+    )
     truth = truth_table(n_subjects, questions=QUESTIONS, frequencies={"bar": [0.2, 0.5, 0.3]}, seed=seed)
     return simulate(truth, population, questions=QUESTIONS, retire_after=per_subject, seed=seed)
 
@@ -40,11 +48,25 @@ def detection(sim, advice: pd.DataFrame, planted=PLANTED) -> pd.DataFrame:
         part = a[(a["question"] == question) & (a["n"] >= 30)]
         has = part["planted"] == f"{true_answer}->{given}"
         named = (part["confusion_true"] == true_answer) & (part["confusion_answer"] == given)
-        rows.append({"question": question, "planted": int(has.sum()), "others": int((~has).sum()),
-                     "hit": named[has].mean(), "false_alarm": part["confusion_true"].notna()[~has].mean()})
+        rows.append(
+            {
+                "question": question,
+                "planted": int(has.sum()),
+                "others": int((~has).sum()),
+                "hit": named[has].mean(),
+                "false_alarm": part["confusion_true"].notna()[~has].mean(),
+            }
+        )
     other = a[~a["question"].isin([p[0] for p in planted]) & (a["n"] >= 30)]
-    rows.append({"question": "other questions", "planted": 0, "others": len(other), "hit": np.nan,
-                 "false_alarm": other["confusion_true"].notna().mean()})
+    rows.append(
+        {
+            "question": "other questions",
+            "planted": 0,
+            "others": len(other),
+            "hit": np.nan,
+            "false_alarm": other["confusion_true"].notna().mean(),
+        }
+    )
     return pd.DataFrame(rows).set_index("question")
 
 
@@ -99,10 +121,12 @@ def test_examples_are_confident_and_answered_otherwise(planted, tmp_path):
     ex = result["examples"]
     assert len(ex) and (ex["consensus_p"] >= 0.9).all()
     fit = FitTables.of(Fit.load(folder))
-    votes = fit.votes.assign(shown=fit.votes["volunteer"].map(lambda n: pseudonym(n, "s")),
-                             subject=fit.votes["subject"].astype(str))
-    own = ex[ex["answered_by"] == "volunteer"].merge(votes, left_on=["volunteer", "question", "subject"],
-                                                     right_on=["shown", "question", "subject"])
+    votes = fit.votes.assign(
+        shown=fit.votes["volunteer"].map(lambda n: pseudonym(n, "s")), subject=fit.votes["subject"].astype(str)
+    )
+    own = ex[ex["answered_by"] == "volunteer"].merge(
+        votes, left_on=["volunteer", "question", "subject"], right_on=["shown", "question", "subject"]
+    )
     assert len(own) and (own["answer"] == own["confusion_answer"]).all()
     assert ex.groupby(["volunteer", "question"]).size().max() <= 4
     assert not ex.duplicated(["volunteer", "question", "subject"]).any()
@@ -118,10 +142,16 @@ def test_em_and_vote_fits_can_be_advised(small_sim, name, tmp_path):
 
 def test_names_are_pseudonymised_safe_and_escaped(tmp_path):
     sim = simulate_questions(200, 12, questions=("smooth-or-featured",), retire_after=6, seed=2)
-    evil = {"sim-volunteer-00000": "../../etc/passwd", "sim-volunteer-00001": "<script>alert(1)</script>",
-            "sim-volunteer-00002": "a/b", "sim-volunteer-00003": "a b", "sim-volunteer-00004": "Zoë O'Brien"}
-    votes = sim.votes.assign(volunteer=sim.votes["volunteer"].astype(str).replace(evil),
-                             user_ip="10.0.0.1")  # an IP column is never read or written
+    evil = {
+        "sim-volunteer-00000": "../../etc/passwd",
+        "sim-volunteer-00001": "<script>alert(1)</script>",
+        "sim-volunteer-00002": "a/b",
+        "sim-volunteer-00003": "a b",
+        "sim-volunteer-00004": "Zoë O'Brien",
+    }
+    votes = sim.votes.assign(
+        volunteer=sim.votes["volunteer"].astype(str).replace(evil), user_ip="10.0.0.1"
+    )  # an IP column is never read or written
     folder = get_model("ds").fit(Votes.from_frame(votes)).save(tmp_path / "fit")
     out = tmp_path / "out"
     write_advice(folder, out, salt="pepper", max_pages=3)
@@ -150,8 +180,9 @@ def test_thumbnails_from_a_truth_set(tmp_path):
 
     truth_set = standin_truth_set(tmp_path / "truth", 150, size=32, seed=3)
     planted = [("smooth-or-featured", "featured-or-disk", "smooth", 0.8, 0.3)]
-    sim = simulate(truth_set, VolunteerPopulation(n_volunteers=20, planted=planted, spammer_fraction=0.0),
-                   retire_after=8, seed=3)
+    sim = simulate(
+        truth_set, VolunteerPopulation(n_volunteers=20, planted=planted, spammer_fraction=0.0), retire_after=8, seed=3
+    )
     sim.write(truth_set.votes_dir, export=False)
     folder = get_model("ds").fit(Votes.from_frame(sim.votes)).save(tmp_path / "fit")
     result = write_advice(folder, tmp_path / "out", truth=truth_set.root, min_votes=5, max_pages=1)
@@ -183,15 +214,21 @@ def test_cards_render_in_headless_chromium(planted, tmp_path):
     index = out / "index.html"
     shot = tmp_path / "index.png"
     common = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files"]
-    subprocess.run([*common, f"--screenshot={shot}", "--window-size=1200,900", index.as_uri()], check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [*common, f"--screenshot={shot}", "--window-size=1200,900", index.as_uri()],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     assert shot.exists() and shot.stat().st_size > 10_000
-    dom = subprocess.run([*common, "--dump-dom", index.as_uri()], check=True, capture_output=True, text=True,
-                         timeout=120).stdout
+    dom = subprocess.run(
+        [*common, "--dump-dom", index.as_uri()], check=True, capture_output=True, text=True, timeout=120
+    ).stdout
     assert dom.count('<tr><td><a href="volunteers/') == 3 and "Volunteer cards" in dom
     page = next((out / "volunteers").iterdir())
-    dom = subprocess.run([*common, "--dump-dom", page.as_uri()], check=True, capture_output=True, text=True,
-                         timeout=120).stdout
+    dom = subprocess.run(
+        [*common, "--dump-dom", page.as_uri()], check=True, capture_output=True, text=True, timeout=120
+    ).stdout
     assert "all volunteers" in dom and "<img" in dom
     summary = json.loads((out / "summary.json").read_text())
     assert summary["pages"] == 3 and np.isfinite(summary["volunteers"])

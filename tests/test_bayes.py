@@ -23,8 +23,13 @@ def expected_calibration_error(fit, truth: pd.DataFrame, bins: int = 10) -> floa
     correct = (a["answer"] == a["answer_true"]).to_numpy()
     p = a["p"].to_numpy()
     which = np.minimum((p * bins).astype(int), bins - 1)
-    return float(sum(abs(p[which == b].mean() - correct[which == b].mean()) * (which == b).mean()
-                     for b in range(bins) if (which == b).any()))
+    return float(
+        sum(
+            abs(p[which == b].mean() - correct[which == b].mean()) * (which == b).mean()
+            for b in range(bins)
+            if (which == b).any()
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +91,9 @@ def test_labels_do_not_switch_on_symmetric_data():
     volunteer = rng.integers(0, 40, len(subject))
     correct = rng.random(len(subject)) < 0.75
     answer = np.where(correct, truth[subject], 1 - truth[subject])
-    votes = Votes.from_frame(pd.DataFrame({"subject": subject, "volunteer": volunteer, "answer": answer}),
-                             duplicates="all")
+    votes = Votes.from_frame(
+        pd.DataFrame({"subject": subject, "volunteer": volunteer, "answer": answer}), duplicates="all"
+    )
     fit = HierarchicalDawidSkene(inference="map", steps=400, seed=4).fit(votes)
     again = HierarchicalDawidSkene(inference="map", steps=400, seed=4).fit(votes)
     assert again.posteriors.equals(fit.posteriors)  # reproducible for a seed
@@ -103,9 +109,19 @@ def learning_sim():
     suffer."""
     question = ("smooth-or-featured",)
     truth = truth_table(1000, questions=question, frequencies={question[0]: [1, 1, 1]}, seed=2)
-    population = VolunteerPopulation(n_volunteers=80, accuracy={question[0]: 0.9}, skill_sd=0.4, question_sd=0.0,
-                                     learning_gap=2.0, learning_gap_sd=0.4, halflife=15.0, halflife_sd=0.3,
-                                     activity_tail=1.2, spammer_fraction=0.0, difficulty_weight=0.0)
+    population = VolunteerPopulation(
+        n_volunteers=80,
+        accuracy={question[0]: 0.9},
+        skill_sd=0.4,
+        question_sd=0.0,
+        learning_gap=2.0,
+        learning_gap_sd=0.4,
+        halflife=15.0,
+        halflife_sd=0.3,
+        activity_tail=1.2,
+        spammer_fraction=0.0,
+        difficulty_weight=0.0,
+    )
     return simulate(truth, population, questions=question, retire_after=4, seed=2)
 
 
@@ -142,7 +158,8 @@ def test_learning_curve_beats_static_dawid_skene(learning_sim, learning_fit):
     # measured: ECE 0.008 vs 0.042, accuracy 0.939 vs 0.920, volunteer MAE 0.037 vs 0.079
     assert expected_calibration_error(lc, truth) < expected_calibration_error(ds, truth) / 2
     final = learning_sim.volunteers[["volunteer", "question", "accuracy_last"]].rename(
-        columns={"accuracy_last": "accuracy"})  # what each volunteer's accuracy has become by their last vote
+        columns={"accuracy_last": "accuracy"}
+    )  # what each volunteer's accuracy has become by their last vote
     lc_errors = volunteer_errors(lc, final)
     ds_errors = volunteer_errors(ds, final)
     assert lc_errors["error"].mean() < ds_errors["error"].mean()

@@ -19,8 +19,9 @@ def test_nuts_reports_convergence_diagnostics():
     subject = np.repeat(np.arange(60), 4)
     volunteer = rng.integers(0, 8, len(subject))
     answer = np.where(rng.random(len(subject)) < 0.8, truth[subject], 1 - truth[subject])
-    votes = Votes.from_frame(pd.DataFrame({"subject": subject, "volunteer": volunteer, "answer": answer}),
-                             duplicates="all")
+    votes = Votes.from_frame(
+        pd.DataFrame({"subject": subject, "volunteer": volunteer, "answer": answer}), duplicates="all"
+    )
     fit = HierarchicalDawidSkene(inference="nuts", warmup=150, draws=100, chains=2).fit(votes)
     info = fit.summary()["questions"][0]["inference"]
     assert info["method"] == "nuts" and info["r_hat_max"] < 1.2 and info["ess_bulk_min"] > 10
@@ -43,8 +44,9 @@ def test_cli_fits_a_bayesian_model_and_writes_the_trace(tmp_path, small_sim):
     path = tmp_path / "votes.csv"
     small_sim.votes.to_csv(path, index=False)
     out = tmp_path / "fit"
-    result = CliRunner().invoke(app, ["fit", str(path), "--model", "hds", "--inference", "map", "--steps", "200",
-                                      "--out", str(out), "--quiet"])
+    result = CliRunner().invoke(
+        app, ["fit", str(path), "--model", "hds", "--inference", "map", "--steps", "200", "--out", str(out), "--quiet"]
+    )
     assert result.exit_code == 0, result.output
     volunteers = pl.read_parquet(out / "volunteers.parquet")
     assert {"accuracy_lo", "accuracy_hi"} <= set(volunteers.columns)

@@ -28,13 +28,18 @@ QUESTIONS = ("smooth-or-featured", "disk-edge-on", "bar", "merging")  # a few qu
 def make_truth_set(root, n, seed):
     """A truth set of ``n`` galaxies with answers drawn down the tree and blank 8x8 images (fast, no rendering)."""
     truth = truth_table(n, seed=seed)
-    return write_truth_set(root, {"source": "standin", "tree": "gz-decals-dr5", "bands": ["r"], "seed": seed}, truth,
-                           {i: {"r": np.zeros((8, 8), np.float32)} for i in truth["image_id"]})
+    return write_truth_set(
+        root,
+        {"source": "standin", "tree": "gz-decals-dr5", "bands": ["r"], "seed": seed},
+        truth,
+        {i: {"r": np.zeros((8, 8), np.float32)} for i in truth["image_id"]},
+    )
 
 
 def test_answer_scores_on_hand_made_posteriors():
-    post = pd.DataFrame({"subject": np.repeat([1, 2, 3, 4], 2), "question": "q", "answer": ["a", "b"] * 4,
-                         "p": [0.8, 0.2] * 4})
+    post = pd.DataFrame(
+        {"subject": np.repeat([1, 2, 3, 4], 2), "question": "q", "answer": ["a", "b"] * 4, "p": [0.8, 0.2] * 4}
+    )
     truth = pd.DataFrame({"subject": [1, 2, 3, 4], "question": "q", "answer": ["a", "a", "a", "b"]})
     scores, bins = answer_scores(post, truth)
     row = scores.iloc[0]
@@ -44,17 +49,30 @@ def test_answer_scores_on_hand_made_posteriors():
     assert row["brier"] == pytest.approx((3 * 0.08 + 1.28) / 4)
     assert row["nll"] == pytest.approx(-(3 * np.log(0.8) + np.log(0.2)) / 4)
     assert bins["n"].sum() == 4
-    perfect = post.assign(p=np.where(post["answer"] == post["subject"].map({1: "a", 2: "a", 3: "a", 4: "b"}), 1., 0.))
+    perfect = post.assign(p=np.where(post["answer"] == post["subject"].map({1: "a", 2: "a", 3: "a", 4: "b"}), 1.0, 0.0))
     best = answer_scores(perfect, truth)[0].iloc[0]
     assert best["accuracy"] == 1 and best["ece"] == pytest.approx(0) and best["brier"] == pytest.approx(0)
 
 
 def test_volunteer_and_learning_scores():
-    est = pd.DataFrame({"volunteer": ["u", "v", "w", "x"], "question": "q", "n": [50, 50, 50, 2],
-                        "accuracy": [0.9, 0.7, 0.5, 0.1], "accuracy_lo": [0.85, 0.5, 0.45, 0.0],
-                        "accuracy_hi": [0.95, 0.75, 0.55, 0.2]})
-    true = pd.DataFrame({"volunteer": ["u", "v", "w", "x"], "question": "q", "accuracy": [0.8, 0.7, 0.6, 0.9],
-                         "accuracy_last": [0.9, 0.7, 0.5, 0.9]})
+    est = pd.DataFrame(
+        {
+            "volunteer": ["u", "v", "w", "x"],
+            "question": "q",
+            "n": [50, 50, 50, 2],
+            "accuracy": [0.9, 0.7, 0.5, 0.1],
+            "accuracy_lo": [0.85, 0.5, 0.45, 0.0],
+            "accuracy_hi": [0.95, 0.75, 0.55, 0.2],
+        }
+    )
+    true = pd.DataFrame(
+        {
+            "volunteer": ["u", "v", "w", "x"],
+            "question": "q",
+            "accuracy": [0.8, 0.7, 0.6, 0.9],
+            "accuracy_last": [0.9, 0.7, 0.5, 0.9],
+        }
+    )
     scores, _joined = volunteer_scores(est, true, min_votes=10)
     row = scores.iloc[0]
     assert row["volunteers_scored"] == 3 and row["volunteer_mae"] == pytest.approx(0.2 / 3)
@@ -76,7 +94,9 @@ def test_first_classifications_keeps_each_subjects_earliest_volunteers():
     c = sim.classifications.sort_values("created_at")
     earliest = c.groupby("subject").head(2)
     kept = two[["subject", "volunteer"]].drop_duplicates().astype(str)
-    assert set(map(tuple, kept.to_numpy())) == set(map(tuple, earliest[["subject", "volunteer"]].astype(str).to_numpy()))
+    assert set(map(tuple, kept.to_numpy())) == set(
+        map(tuple, earliest[["subject", "volunteer"]].astype(str).to_numpy())
+    )
     assert first_classifications(votes, 2).n_answers == votes.n_answers  # answer sets kept
     assert first_classifications(votes, 6).n_votes == votes.n_votes
 
@@ -99,14 +119,18 @@ def small_benchmark(tmp_path_factory):
     @register_pipeline("test-first-answer", "always the first answer (a test pipeline)")
     def first_answer(votes):
         frame = votes.to_frame().select("subject", "question").unique().to_pandas()
-        rows = [(s, q, a, float(i == 0)) for s, q in zip(frame["subject"], frame["question"])
-                for i, a in enumerate(votes.answers[votes.questions.to_list().index(q)].to_list())]
+        rows = [
+            (s, q, a, float(i == 0))
+            for s, q in zip(frame["subject"], frame["question"])
+            for i, a in enumerate(votes.answers[votes.questions.to_list().index(q)].to_list())
+        ]
         return PipelineOutput(pd.DataFrame(rows, columns=["subject", "question", "answer", "p"]))
 
     try:
         names = ["mv", "ds", "test-first-answer"] + (["ck-ds"] if PIPELINES["ck-ds"].available else [])
-        result = run_benchmark(root, names, root.parent / "report", efficiency=(1, 4, 8, 20),
-                               efficiency_pipelines=["mv", "ds"])
+        result = run_benchmark(
+            root, names, root.parent / "report", efficiency=(1, 4, 8, 20), efficiency_pipelines=["mv", "ds"]
+        )
     finally:
         PIPELINES.pop("test-first-answer")
     return result, root.parent / "report"
@@ -127,8 +151,17 @@ def test_benchmark_scores_every_pipeline_on_every_question(small_benchmark):
     assert np.isnan(by.loc[("test-first-answer", sof), "volunteer_mae"])  # no volunteer model, no score
     if "ck-ds" in set(s["pipeline"]):  # the peer on the same votes: a comparable answer accuracy
         assert by.loc[("ck-ds", sof), "accuracy"] > 0.8
-    for name in ("report.md", "scores.parquet", "volunteers.parquet", "efficiency.parquet", "calibration.parquet",
-                 "efficiency.png", "calibration.png", "volunteers.png", "setup.json"):
+    for name in (
+        "report.md",
+        "scores.parquet",
+        "volunteers.parquet",
+        "efficiency.parquet",
+        "calibration.parquet",
+        "efficiency.png",
+        "calibration.png",
+        "volunteers.png",
+        "setup.json",
+    ):
         assert (out / name).exists(), name
     report = (out / "report.md").read_text()
     assert re.search(r"\| ds +\| smooth-or-featured +\|", report) and "test-first-answer" in report
@@ -142,8 +175,9 @@ def test_label_efficiency_curve_rises_with_votes(small_benchmark):
     sof = e[(e["question"] == "smooth-or-featured")].set_index(["pipeline", "votes_per_subject"])["accuracy"]
     for name in ("mv", "ds"):
         assert sof[(name, 1)] < sof[(name, 4)] < sof[(name, 8)] + 0.01
-    assert sof[("ds", 8)] == pytest.approx(result.scores.set_index(["pipeline", "question"]).loc[
-        ("ds", "smooth-or-featured"), "accuracy"], abs=1e-9)  # all 8 classifications = the full fit
+    assert sof[("ds", 8)] == pytest.approx(
+        result.scores.set_index(["pipeline", "question"]).loc[("ds", "smooth-or-featured"), "accuracy"], abs=1e-9
+    )  # all 8 classifications = the full fit
 
 
 def test_learning_pipeline_is_scored_on_its_curve(tmp_path):
@@ -178,17 +212,37 @@ def test_image_pipelines_run_in_the_harness_and_from_the_export(tmp_path):
     sim.write(truth_set.votes_dir)
     root = truth_set.root
     small = {"epochs": 2, "rounds": 1, "first_epochs": 2, "width": 4, "depth": 1, "folds": 2}
-    result = run_benchmark(root, ["ds", "joint-ds", "crowdlayer"], tmp_path / "report", efficiency=(),
-                           image_size=8, image_options=small)
+    result = run_benchmark(
+        root, ["ds", "joint-ds", "crowdlayer"], tmp_path / "report", efficiency=(), image_size=8, image_options=small
+    )
     s = result.scores.set_index(["pipeline", "question"])
     assert {"joint-ds", "crowdlayer"} <= set(result.scores["pipeline"])
     assert s.loc[("joint-ds", "smooth-or-featured"), "subjects"] == 60
     export = root / "votes"
     out = tmp_path / "fit"
-    run = CliRunner().invoke(app, ["fit", str(export / "classifications.csv"), "--workflows",
-                                   str(export / "workflows.json"), "--images", str(root), "--image-size", "8",
-                                   "--width", "4", "--depth", "1", "--rounds", "1", "--epochs", "2", "--out",
-                                   str(out)])
+    run = CliRunner().invoke(
+        app,
+        [
+            "fit",
+            str(export / "classifications.csv"),
+            "--workflows",
+            str(export / "workflows.json"),
+            "--images",
+            str(root),
+            "--image-size",
+            "8",
+            "--width",
+            "4",
+            "--depth",
+            "1",
+            "--rounds",
+            "1",
+            "--epochs",
+            "2",
+            "--out",
+            str(out),
+        ],
+    )
     assert run.exit_code == 0, run.output
     answers = pd.read_parquet(out / "subjects.parquet")
     assert answers["subject"].nunique() == 60 and (out / "network" / "config.json").exists()

@@ -33,8 +33,10 @@ def test_catalogue_counts_fractions_posteriors(table_fit, small_sim):
     assert row[f"{q}_total-votes"] == expected.loc[expected.index[0]].sum()
     # fractions sum to 1 where the question was asked and are 0, never blank, where it was not
     edge = "disk-edge-on"
-    fractions = cat.select(pl.sum_horizontal(f"{edge}_yes_fraction", f"{edge}_no_fraction").alias("s"),
-                           pl.col(f"{edge}_total-votes").alias("n"))
+    fractions = cat.select(
+        pl.sum_horizontal(f"{edge}_yes_fraction", f"{edge}_no_fraction").alias("s"),
+        pl.col(f"{edge}_total-votes").alias("n"),
+    )
     assert fractions.filter(pl.col("n") > 0)["s"].round(6).eq(1.0).all()
     assert fractions.filter(pl.col("n") == 0)["s"].eq(0.0).all()
     assert cat.null_count().sum_horizontal().item() == 0
@@ -44,14 +46,28 @@ def test_catalogue_counts_fractions_posteriors(table_fit, small_sim):
 
 def test_catalogue_from_raw_export_in_tree_order(tmp_path):
     out = tmp_path / "fit"
-    result = runner.invoke(app, ["fit", str(ZOO / "gz-decals" / "classifications.csv"), "--workflows",
-                                 str(ZOO / "gz-decals" / "workflow_versions.json"), "--out", str(out), "-q"])
+    result = runner.invoke(
+        app,
+        [
+            "fit",
+            str(ZOO / "gz-decals" / "classifications.csv"),
+            "--workflows",
+            str(ZOO / "gz-decals" / "workflow_versions.json"),
+            "--out",
+            str(out),
+            "-q",
+        ],
+    )
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["catalogue", str(out)])
     assert result.exit_code == 0, result.output
     cat = pl.read_parquet(out / "catalogue.parquet")
-    assert cat.columns[1:5] == ["smooth-or-featured_smooth", "smooth-or-featured_featured-or-disk",
-                                "smooth-or-featured_artifact", "smooth-or-featured_total-votes"]
+    assert cat.columns[1:5] == [
+        "smooth-or-featured_smooth",
+        "smooth-or-featured_featured-or-disk",
+        "smooth-or-featured_artifact",
+        "smooth-or-featured_total-votes",
+    ]
     assert pl.read_csv(out / "catalogue.csv").height == cat.height == 9
 
 

@@ -35,7 +35,8 @@ def test_fit_writes_the_fit_folder(tmp_path, votes_csv, small_sim, model):
     assert list(pd.read_parquet(out / "posteriors.parquet").columns) == ["subject", "question", "answer", "p"]
     assert list(pd.read_parquet(out / "volunteers.parquet").columns) == ["volunteer", "question", "n", "accuracy"]
     assert {"volunteer", "question", "true_answer", "answer", "p", "count"} <= set(
-        pd.read_parquet(out / "confusion.parquet").columns)
+        pd.read_parquet(out / "confusion.parquet").columns
+    )
     info = json.loads((out / "fit.json").read_text())
     assert info["model"] == model
     rows = info["rows"]
@@ -51,8 +52,10 @@ def test_fit_real_data_with_column_options(tmp_path):
     path = REAL / "duck" / "answer.csv"
     if not path.exists():
         pytest.skip("shared data missing")
-    result = runner.invoke(app, ["fit", str(path), "--subject-col", "question", "--volunteer-col", "worker",
-                                 "--out", str(tmp_path), "--quiet"])
+    result = runner.invoke(
+        app,
+        ["fit", str(path), "--subject-col", "question", "--volunteer-col", "worker", "--out", str(tmp_path), "--quiet"],
+    )
     assert result.exit_code == 0, result.output
     truth = pd.read_csv(REAL / "duck" / "truth.csv")
     answers = pd.read_parquet(tmp_path / "subjects.parquet").merge(truth, left_on="subject", right_on="question")
@@ -65,10 +68,16 @@ def test_fit_reports_dropped_rows(tmp_path):
     result = runner.invoke(app, ["fit", str(path), "--model", "mv", "--out", str(tmp_path / "fit")])
     assert result.exit_code == 0, result.output
     rows = json.loads((tmp_path / "fit" / "fit.json").read_text())["rows"]
-    assert rows == {"source": str(path), "read": 5, "kept": 2, "dropped": 3,
-                    "dropped_by_reason": {"missing volunteer": 1, "missing answer": 1,
-                                          "duplicate vote (policy first)": 1},
-                    "duplicate_policy": "first", "duplicates_found": 1, "missing_time": 0}
+    assert rows == {
+        "source": str(path),
+        "read": 5,
+        "kept": 2,
+        "dropped": 3,
+        "dropped_by_reason": {"missing volunteer": 1, "missing answer": 1, "duplicate vote (policy first)": 1},
+        "duplicate_policy": "first",
+        "duplicates_found": 1,
+        "missing_time": 0,
+    }
 
 
 def bad_inputs(tmp_path):
@@ -81,13 +90,17 @@ def bad_inputs(tmp_path):
         "unknown column": ([str(tmp_path / "ok.csv"), "--answer-col", "label"], "no answer column 'label'"),
         "empty table": ([str(tmp_path / "empty.csv")], "empty.csv: the table has a header but no rows"),
         "unparsable file": ([str(tmp_path / "garbage.parquet")], "garbage.parquet: cannot be read as Parquet"),
-        "unparsable csv": ([str(tmp_path / "ragged.csv")], "ragged.csv, row 2: a quoted field opened on line 3 is never closed"),
+        "unparsable csv": (
+            [str(tmp_path / "ragged.csv")],
+            "ragged.csv, row 2: a quoted field opened on line 3 is never closed",
+        ),
         "bad time value": ([str(tmp_path / "ok.csv")], "ok.csv, row 2, column 'created_at': cannot read 'someday'"),
     }
 
 
-@pytest.mark.parametrize("case", ["missing file", "unknown column", "empty table", "unparsable file",
-                                  "unparsable csv", "bad time value"])
+@pytest.mark.parametrize(
+    "case", ["missing file", "unknown column", "empty table", "unparsable file", "unparsable csv", "bad time value"]
+)
 def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, case):
     args, message = bad_inputs(tmp_path)[case]
     result = runner.invoke(app, ["fit", *args, "--out", str(tmp_path / "out")])
@@ -98,8 +111,12 @@ def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, case):
 
 
 def test_console_script_has_no_traceback(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "annostat", "fit", str(tmp_path / "missing.csv"), "--out",
-                           str(tmp_path / "o")], check=False, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "annostat", "fit", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "o")],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"error: {tmp_path / 'missing.csv'}: file not found"]
     assert proc.stdout == ""
@@ -108,12 +125,25 @@ def test_console_script_has_no_traceback(tmp_path):
 def test_demo_small(tmp_path):
     """The whole loop: render, simulate (through a Panoptes export), fit, benchmark, report."""
     out = tmp_path / "demo"
-    result = runner.invoke(app, ["demo", "--out", str(out), "--galaxies", "80", "--volunteers", "40",
-                                 "--retire-after", "6", "--efficiency", "2"])
+    result = runner.invoke(
+        app,
+        [
+            "demo",
+            "--out",
+            str(out),
+            "--galaxies",
+            "80",
+            "--volunteers",
+            "40",
+            "--retire-after",
+            "6",
+            "--efficiency",
+            "2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     for model in ("mv", "ds"):
-        for name in ("subjects.parquet", "posteriors.parquet", "volunteers.parquet", "confusion.parquet",
-                     "fit.json"):
+        for name in ("subjects.parquet", "posteriors.parquet", "volunteers.parquet", "confusion.parquet", "fit.json"):
             assert (out / "report" / "fits" / model / name).exists()
     assert (out / "truth" / "votes" / "classifications.csv").exists()
     setup = json.loads((out / "report" / "setup.json").read_text())
@@ -132,8 +162,13 @@ def test_demo_small(tmp_path):
 def test_command_keeps_compiled_kernels_between_runs(tmp_path, votes_csv):
     cache = tmp_path / "xla"
     env = {**os.environ, "ANNOSTAT_CACHE_DIR": str(cache)}
-    proc = subprocess.run([sys.executable, "-m", "annostat", "fit", str(votes_csv), "--out", str(tmp_path / "fit"),
-                           "--quiet"], check=False, capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "annostat", "fit", str(votes_csv), "--out", str(tmp_path / "fit"), "--quiet"],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     assert any(p.name.startswith("jit__em_iterations") for p in cache.iterdir())
 

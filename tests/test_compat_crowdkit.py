@@ -11,8 +11,13 @@ crowdkit = pytest.importorskip("crowdkit.aggregation", reason="crowd-kit not ins
 def datasets():
     rng = np.random.default_rng(0)
     n = 600
-    synthetic = pd.DataFrame({"task": rng.integers(0, 120, n), "worker": rng.choice(list("abcdefghij"), n),
-                              "label": rng.choice(["smooth", "featured", "artifact"], n, p=[0.6, 0.3, 0.1])})
+    synthetic = pd.DataFrame(
+        {
+            "task": rng.integers(0, 120, n),
+            "worker": rng.choice(list("abcdefghij"), n),
+            "label": rng.choice(["smooth", "featured", "artifact"], n, p=[0.6, 0.3, 0.1]),
+        }
+    )
     out = {"synthetic (with repeat votes)": synthetic}
     for name in ("dog", "duck"):
         path = REAL / name / "answer.csv"
@@ -55,8 +60,12 @@ def test_n_iter_and_methods():
     df = datasets()["synthetic (with repeat votes)"]
     theirs = crowdkit.DawidSkene(n_iter=3, tol=0).fit_predict_proba(df)
     ours = DawidSkene(n_iter=3, tol=0).fit_predict_proba(df)
-    assert np.abs(ours.sort_index().sort_index(axis=1).to_numpy()
-                  - theirs.sort_index().sort_index(axis=1).to_numpy()).max() < 1e-4
+    assert (
+        np.abs(
+            ours.sort_index().sort_index(axis=1).to_numpy() - theirs.sort_index().sort_index(axis=1).to_numpy()
+        ).max()
+        < 1e-4
+    )
     assert DawidSkene().fit_predict(df).index.name == "task"
     with pytest.raises(NotImplementedError):
         DawidSkene().fit(df, true_labels=pd.Series({0: "smooth"}))

@@ -204,8 +204,9 @@ def test_cli_builds_a_fire_truth_set_whose_answers_match_construction(fire_sims,
 
     root, paths = fire_sims
     out = tmp_path / "truth"
-    result = CliRunner().invoke(app, ["truth", "fire", *map(str, paths), "--out", str(out), "--views", "6",
-                                      "--size", "64", "--seed", "2"])
+    result = CliRunner().invoke(
+        app, ["truth", "fire", *map(str, paths), "--out", str(out), "--views", "6", "--size", "64", "--seed", "2"]
+    )
     assert result.exit_code == 0, result.output
     ts = load_truth_set(out)
     t = ts.truth.set_index("image_id")
@@ -231,16 +232,32 @@ def test_cli_builds_a_fire_truth_set_whose_answers_match_construction(fire_sims,
     assert set(subjects.index) == set(t.index)
     by_inclination = subjects["difficulty"].groupby(t["inclination_deg"] > 75).mean()
     assert by_inclination[True] > by_inclination[False]  # edge-on views are harder to read
-    named = CliRunner().invoke(app, ["truth", "fire", str(paths[0]), "--out", str(tmp_path / "n"), "--views", "1",
-                                     "--size", "32", "--name", "my-run"])
+    named = CliRunner().invoke(
+        app,
+        [
+            "truth",
+            "fire",
+            str(paths[0]),
+            "--out",
+            str(tmp_path / "n"),
+            "--views",
+            "1",
+            "--size",
+            "32",
+            "--name",
+            "my-run",
+        ],
+    )
     assert named.exit_code == 0 and load_truth_set(tmp_path / "n").truth["sim"].tolist() == ["my-run"]
-    chosen = CliRunner().invoke(app, ["truth", "fire", str(paths[0]), "--out", str(tmp_path / "c"), "--size", "32",
-                                      "--inclinations", "0,88"])
+    chosen = CliRunner().invoke(
+        app, ["truth", "fire", str(paths[0]), "--out", str(tmp_path / "c"), "--size", "32", "--inclinations", "0,88"]
+    )
     assert chosen.exit_code == 0, chosen.output
     views = load_truth_set(tmp_path / "c").truth
     assert views["inclination_deg"].tolist() == [0.0, 88.0] and views["true_disk-edge-on"].tolist() == ["no", "yes"]
-    bad = CliRunner().invoke(app, ["truth", "fire", str(paths[0]), "--out", str(tmp_path / "b"), "--inclinations",
-                                   "120"])
+    bad = CliRunner().invoke(
+        app, ["truth", "fire", str(paths[0]), "--out", str(tmp_path / "b"), "--inclinations", "120"]
+    )
     assert bad.exit_code == 2 and "inclinations" in bad.output
     missing = CliRunner().invoke(app, ["truth", "fire", str(root / "nope.hdf5"), "--out", str(tmp_path / "x")])
     assert missing.exit_code == 2 and "file not found" in missing.output and "Traceback" not in missing.output

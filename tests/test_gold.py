@@ -47,8 +47,9 @@ def with_gold(frame, gold):
     return votes
 
 
-@pytest.mark.parametrize("model", [MajorityVote(), DawidSkene(), HierarchicalDawidSkene(inference="map", steps=200)],
-                         ids=["mv", "ds", "hds"])
+@pytest.mark.parametrize(
+    "model", [MajorityVote(), DawidSkene(), HierarchicalDawidSkene(inference="map", steps=200)], ids=["mv", "ds", "hds"]
+)
 def test_gold_fixes_the_answers_in_every_model(data, model):
     frame, _, _, gold = data
     fit = model.fit(with_gold(frame, gold))
@@ -77,9 +78,11 @@ def test_dawid_skene_with_gold_is_em_with_those_posteriors_held(data):
     assert np.allclose(qf.counts, counts, atol=1e-3)
     # gold answers help the other subjects too (never much worse than without)
     truth = data[1]
+
     def accuracy(f):
         a = f.table("answers").join(truth, on="subject").filter(~pl.col("subject").is_in(gold["subject"].implode()))
         return (a["answer"] == a["answer_right"]).mean()
+
     assert accuracy(fit) >= accuracy(model.fit(Votes.from_frame(frame))) - 0.01
 
 
@@ -97,8 +100,9 @@ def test_gold_accounting_and_errors(data, tmp_path):
         Gold.from_frame(pl.DataFrame({"subject": [1, 1], "answer": ["a", "b"]}))
     with pytest.raises(InputError, match="no column"):
         Gold.from_frame(pl.DataFrame({"id": [1], "answer": ["a"]}))
-    two = Votes.from_frame(frame.with_columns(pl.lit("q").alias("question")).vstack(
-        frame.with_columns(pl.lit("r").alias("question"))))
+    two = Votes.from_frame(
+        frame.with_columns(pl.lit("q").alias("question")).vstack(frame.with_columns(pl.lit("r").alias("question")))
+    )
     with pytest.raises(InputError, match="no question column"):
         two.attach_gold(Gold.from_frame(truth.head(3)))
 
@@ -123,8 +127,19 @@ def test_gold_and_experts_travel_through_fit_folders_and_updates(data, tmp_path)
     frame.head(1200).write_csv(tmp_path / "first.csv")
     frame.slice(1200).write_csv(tmp_path / "later.csv")
     gold.write_csv(tmp_path / "gold.csv")
-    result = runner.invoke(app, ["fit", str(tmp_path / "first.csv"), "--gold", str(tmp_path / "gold.csv"),
-                                 "--experts", ",".join(experts), "--out", str(tmp_path / "last")])
+    result = runner.invoke(
+        app,
+        [
+            "fit",
+            str(tmp_path / "first.csv"),
+            "--gold",
+            str(tmp_path / "gold.csv"),
+            "--experts",
+            ",".join(experts),
+            "--out",
+            str(tmp_path / "last"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "gold answers:" in result.output and f"experts: {len(experts)} volunteers" in result.output
     info = json.loads((tmp_path / "last" / "fit.json").read_text())
@@ -132,16 +147,18 @@ def test_gold_and_experts_travel_through_fit_folders_and_updates(data, tmp_path)
     saved = Fit.load(tmp_path / "last")
     assert saved.votes.gold_summary["used"] == info["gold"]["used"]
     assert set(saved.votes.experts) == set(experts)
-    updated = runner.invoke(app, ["update", str(tmp_path / "last"), str(tmp_path / "later.csv"), "--out",
-                                  str(tmp_path / "now"), "-q"])
+    updated = runner.invoke(
+        app, ["update", str(tmp_path / "last"), str(tmp_path / "later.csv"), "--out", str(tmp_path / "now"), "-q"]
+    )
     assert updated.exit_code == 0, updated.output
     now = Fit.load(tmp_path / "now")
     answers = now.table("answers").join(gold, on="subject", suffix="_gold")
     assert answers.height == gold.height and (answers["answer"] == answers["answer_gold"]).all()
     assert (answers["p"] == 1.0).all()
     assert now.table("volunteers").filter(pl.col("expert"))["volunteer"].n_unique() == len(experts)
-    nobody = runner.invoke(app, ["fit", str(tmp_path / "first.csv"), "--experts", "nobody", "--out",
-                                 str(tmp_path / "x")])
+    nobody = runner.invoke(
+        app, ["fit", str(tmp_path / "first.csv"), "--experts", "nobody", "--out", str(tmp_path / "x")]
+    )
     assert nobody.exit_code == 2 and "--experts: none of nobody" in nobody.output
 
 
@@ -152,12 +169,20 @@ def test_panoptes_gold_standard_and_expert_columns(tmp_path):
     folder = SHARED / "data" / "zooniverse" / "gz-decals"
     rows = pl.read_csv(folder / "classifications.csv", infer_schema=False)
     # an expert's gold-standard classification of the first subject, and the volunteers' own
-    expert = rows.head(1).with_columns(pl.lit("an-expert").alias("user_name"), pl.lit("999").alias("user_id"),
-                                       pl.lit("true").alias("gold_standard"), pl.lit("TRUE").alias("expert"),
-                                       pl.lit("1").alias("classification_id"))
+    expert = rows.head(1).with_columns(
+        pl.lit("an-expert").alias("user_name"),
+        pl.lit("999").alias("user_id"),
+        pl.lit("true").alias("gold_standard"),
+        pl.lit("TRUE").alias("expert"),
+        pl.lit("1").alias("classification_id"),
+    )
     # and the expert's own (not gold) classification of the second, made in expert mode
-    own = rows.slice(1, 1).with_columns(pl.lit("an-expert").alias("user_name"), pl.lit("999").alias("user_id"),
-                                        pl.lit("TRUE").alias("expert"), pl.lit("2").alias("classification_id"))
+    own = rows.slice(1, 1).with_columns(
+        pl.lit("an-expert").alias("user_name"),
+        pl.lit("999").alias("user_id"),
+        pl.lit("TRUE").alias("expert"),
+        pl.lit("2").alias("classification_id"),
+    )
     pl.concat([rows, expert, own]).write_csv(tmp_path / "export.csv")
     votes, _export = load_votes(tmp_path / "export.csv", workflows=folder / "workflow_versions.json")
     plain, _ = load_votes(folder / "classifications.csv", workflows=folder / "workflow_versions.json")

@@ -23,17 +23,38 @@ from typer.testing import CliRunner
 from annostat.cli import app
 
 RUNNER = CliRunner()
-FUZZ = settings(max_examples=int(os.environ.get("ANNOSTAT_FUZZ_EXAMPLES", "100")), deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-EXPORT_COLUMNS = ["classification_id", "user_name", "user_id", "user_ip", "workflow_id", "workflow_name",
-                  "workflow_version", "created_at", "gold_standard", "expert", "metadata", "annotations",
-                  "subject_data", "subject_ids"]
-WORKFLOW = {"links": {"workflow": "10"}, "major_number": 1, "minor_number": 2, "first_task": "T0",
-            "tasks": {"T0": {"type": "single", "question": "T0.q", "answers": [{"label": "T0.a0"}, {"label": "T0.a1"}]},
-                      "T1": {"type": "multiple", "question": "T1.q",
-                             "answers": [{"label": "T1.a0"}, {"label": "T1.a1"}]}},
-            "strings": {"T0.q": "Smooth?", "T0.a0": "Yes", "T0.a1": "No", "T1.q": "Odd?", "T1.a0": "Ring",
-                        "T1.a1": "Lens"}}
+FUZZ = settings(
+    max_examples=int(os.environ.get("ANNOSTAT_FUZZ_EXAMPLES", "100")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+EXPORT_COLUMNS = [
+    "classification_id",
+    "user_name",
+    "user_id",
+    "user_ip",
+    "workflow_id",
+    "workflow_name",
+    "workflow_version",
+    "created_at",
+    "gold_standard",
+    "expert",
+    "metadata",
+    "annotations",
+    "subject_data",
+    "subject_ids",
+]
+WORKFLOW = {
+    "links": {"workflow": "10"},
+    "major_number": 1,
+    "minor_number": 2,
+    "first_task": "T0",
+    "tasks": {
+        "T0": {"type": "single", "question": "T0.q", "answers": [{"label": "T0.a0"}, {"label": "T0.a1"}]},
+        "T1": {"type": "multiple", "question": "T1.q", "answers": [{"label": "T1.a0"}, {"label": "T1.a1"}]},
+    },
+    "strings": {"T0.q": "Smooth?", "T0.a0": "Yes", "T0.a1": "No", "T1.q": "Odd?", "T1.a0": "Ring", "T1.a1": "Lens"},
+}
 
 
 # ------------------------------------------------------------------------------------------------------- helpers
@@ -84,8 +105,33 @@ def assert_table_adds_up(out: Path) -> None:
 
 # ------------------------------------------------------------------------------------------------- strategies
 LABELS = st.one_of(
-    st.sampled_from(["a", "b", "yes", "no", "0012", "12", "1.5", "", " ", "NaN", "null", "../../x", "a/b", "a b",
-                     "total-votes", "é", "😀", "\t", '"', "'", ",", "\\", "x" * 300]),
+    st.sampled_from(
+        [
+            "a",
+            "b",
+            "yes",
+            "no",
+            "0012",
+            "12",
+            "1.5",
+            "",
+            " ",
+            "NaN",
+            "null",
+            "../../x",
+            "a/b",
+            "a b",
+            "total-votes",
+            "é",
+            "😀",
+            "\t",
+            '"',
+            "'",
+            ",",
+            "\\",
+            "x" * 300,
+        ]
+    ),
     st.text(min_size=0, max_size=8),
 )
 RAW_BYTES = st.sampled_from([b"\xff", b"\xfe\xfd", b"\x00", b"\r", b"\n", b'"', b",", b"\xef\xbb\xbf", b"\xc3"])
@@ -95,8 +141,13 @@ RAW_BYTES = st.sampled_from([b"\xff", b"\xfe\xfd", b"\x00", b"\r", b"\n", b'"', 
 def votes_csv(draw) -> bytes:
     """A votes table as bytes: a header drawn from the usual columns (maybe repeated, missing or foreign), rows of
     labels with now and then too many or too few fields, stray quotes and bytes that are not UTF-8."""
-    columns = draw(st.lists(st.sampled_from(["subject", "volunteer", "question", "answer", "created_at", "extra",
-                                             "answer"]), min_size=1, max_size=6))
+    columns = draw(
+        st.lists(
+            st.sampled_from(["subject", "volunteer", "question", "answer", "created_at", "extra", "answer"]),
+            min_size=1,
+            max_size=6,
+        )
+    )
     if draw(st.booleans()):
         columns = list(dict.fromkeys(["subject", "volunteer", "answer", *columns]))
     n_rows = draw(st.integers(0, 25))
@@ -105,9 +156,13 @@ def votes_csv(draw) -> bytes:
     writer.writerow(columns)
     for _ in range(n_rows):
         width = len(columns) + draw(st.sampled_from([0, 0, 0, 0, -1, 1, -len(columns)]))
-        row = [draw(st.sampled_from(["2024-01-01 00:00:00 UTC", "yesterday", "5", ""])) if c == "created_at"
-               else draw(LABELS) for c in columns]
-        writer.writerow((row + [draw(LABELS) for _ in range(max(0, width - len(row)))])[:max(width, 0)])
+        row = [
+            draw(st.sampled_from(["2024-01-01 00:00:00 UTC", "yesterday", "5", ""]))
+            if c == "created_at"
+            else draw(LABELS)
+            for c in columns
+        ]
+        writer.writerow((row + [draw(LABELS) for _ in range(max(0, width - len(row)))])[: max(width, 0)])
     data = buffer.getvalue().encode("utf-8", "surrogatepass")
     for _ in range(draw(st.integers(0, 2))):  # corrupt a few bytes
         at = draw(st.integers(0, len(data)))
@@ -115,23 +170,31 @@ def votes_csv(draw) -> bytes:
     return data
 
 
-JSON_VALUES = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow_nan=False),
-                                     st.text(max_size=5)),
-                           lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                   st.dictionaries(st.text(max_size=4), inner, max_size=3)),
-                           max_leaves=6)
+JSON_VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow_nan=False), st.text(max_size=5)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=4), inner, max_size=3)),
+    max_leaves=6,
+)
 
 
 @st.composite
 def annotation_text(draw) -> str:
-    good = [{"task": "T0", "value": draw(st.sampled_from(["Yes", "No", "Maybe", 0, 1, 7]))},
-            {"task": "T1", "value": draw(st.sampled_from([["Ring"], ["Lens", "Ring"], [], [0], [9]]))}]
+    good = [
+        {"task": "T0", "value": draw(st.sampled_from(["Yes", "No", "Maybe", 0, 1, 7]))},
+        {"task": "T1", "value": draw(st.sampled_from([["Ring"], ["Lens", "Ring"], [], [0], [9]]))},
+    ]
     choice = draw(st.integers(0, 9))
     if choice < 5:
         return json.dumps(good[: draw(st.integers(1, 2))])
     if choice == 5:
-        return json.dumps([{"task": draw(st.sampled_from(["T0", "T1", "T9", "T0/x", 5])),
-                            "value": draw(st.one_of(JSON_VALUES, st.sampled_from(["Yes", ["A/B"], ["yes", "no"]])))}])
+        return json.dumps(
+            [
+                {
+                    "task": draw(st.sampled_from(["T0", "T1", "T9", "T0/x", 5])),
+                    "value": draw(st.one_of(JSON_VALUES, st.sampled_from(["Yes", ["A/B"], ["yes", "no"]]))),
+                }
+            ]
+        )
     if choice == 6:
         return json.dumps(draw(JSON_VALUES))
     if choice == 7:
@@ -143,8 +206,13 @@ def annotation_text(draw) -> str:
 def metadata_text(draw) -> str:
     choice = draw(st.integers(0, 6))
     if choice < 3:
-        return json.dumps({"started_at": "2024-01-01T00:00:00Z", "finished_at": "2024-01-01T00:00:04Z",
-                           "seen_before": draw(st.booleans())})
+        return json.dumps(
+            {
+                "started_at": "2024-01-01T00:00:00Z",
+                "finished_at": "2024-01-01T00:00:04Z",
+                "seen_before": draw(st.booleans()),
+            }
+        )
     if choice == 3:
         return json.dumps({"seen_before": draw(JSON_VALUES), "started_at": draw(JSON_VALUES)})
     if choice == 4:
@@ -163,15 +231,27 @@ def export_csv(draw) -> bytes:
     writer.writerow(EXPORT_COLUMNS)
     for i in range(n_rows):
         subject = draw(st.sampled_from(["100", "101", "102", "", "100,101", "../x", " 103 "]))
-        row = [str(1000 + i), draw(st.sampled_from(["ann", "bob", "", "not-logged-in-abc"])),
-               draw(st.sampled_from(["1", "2", ""])), draw(st.sampled_from(["ip1", ""])),
-               draw(st.sampled_from(["10", "10", "10", "", "999"])), "wf",
-               draw(st.sampled_from(["1.2", "1.2", "1.20", "9.9", "abc", ""])),
-               draw(st.sampled_from(["2024-01-01 00:00:01 UTC", "2024-01-02T00:00:00Z", "soon", ""])), "", "",
-               draw(metadata_text()), draw(annotation_text()),
-               draw(st.one_of(st.just(json.dumps({subject or "0": {"Filename": "x.png"}})),
-                              st.sampled_from(["", "{", "[1]", '"s"']))),
-               subject]
+        row = [
+            str(1000 + i),
+            draw(st.sampled_from(["ann", "bob", "", "not-logged-in-abc"])),
+            draw(st.sampled_from(["1", "2", ""])),
+            draw(st.sampled_from(["ip1", ""])),
+            draw(st.sampled_from(["10", "10", "10", "", "999"])),
+            "wf",
+            draw(st.sampled_from(["1.2", "1.2", "1.20", "9.9", "abc", ""])),
+            draw(st.sampled_from(["2024-01-01 00:00:01 UTC", "2024-01-02T00:00:00Z", "soon", ""])),
+            "",
+            "",
+            draw(metadata_text()),
+            draw(annotation_text()),
+            draw(
+                st.one_of(
+                    st.just(json.dumps({subject or "0": {"Filename": "x.png"}})),
+                    st.sampled_from(["", "{", "[1]", '"s"']),
+                )
+            ),
+            subject,
+        ]
         width = draw(st.sampled_from([14] * 8 + [13, 15, 5]))
         writer.writerow((row + ["extra"] * max(0, width - 14))[:width])
     data = buffer.getvalue().encode("utf-8")
@@ -216,8 +296,11 @@ def test_fuzz_votes_tables(data, model):
 
 
 @FUZZ
-@given(data=export_csv(), with_workflow=st.booleans(), policy=st.sampled_from([[], ["--workflow-id", "10"],
-                                                                              ["--seen-before", "keep"]]))
+@given(
+    data=export_csv(),
+    with_workflow=st.booleans(),
+    policy=st.sampled_from([[], ["--workflow-id", "10"], ["--seen-before", "keep"]]),
+)
 def test_fuzz_panoptes_exports(data, with_workflow, policy):
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -237,15 +320,44 @@ def test_fuzz_panoptes_exports(data, with_workflow, policy):
 def test_fuzz_workflow_definitions(definitions):
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        rows = [["1", "ann", "1", "ip", "10", "wf", "1.2", "2024-01-01 00:00:01 UTC", "", "", "{}",
-                 json.dumps([{"task": "T0", "value": "Yes"}]), "{}", "100"]]
+        rows = [
+            [
+                "1",
+                "ann",
+                "1",
+                "ip",
+                "10",
+                "wf",
+                "1.2",
+                "2024-01-01 00:00:01 UTC",
+                "",
+                "",
+                "{}",
+                json.dumps([{"task": "T0", "value": "Yes"}]),
+                "{}",
+                "100",
+            ]
+        ]
         buffer = io.StringIO()
         csv.writer(buffer).writerows([EXPORT_COLUMNS, *rows])
         (root / "classifications.csv").write_text(buffer.getvalue(), encoding="utf-8")
         (root / "workflows.json").write_text(definitions, encoding="utf-8")
         out = root / "fit"
-        result = invoke(["fit", root / "classifications.csv", "--workflows", root / "workflows.json", "--model", "mv",
-                         "--out", out, "--quiet"], root, out)
+        result = invoke(
+            [
+                "fit",
+                root / "classifications.csv",
+                "--workflows",
+                root / "workflows.json",
+                "--model",
+                "mv",
+                "--out",
+                out,
+                "--quiet",
+            ],
+            root,
+            out,
+        )
         if result.exit_code == 0:
             assert_export_adds_up(out)
 
@@ -258,12 +370,29 @@ def export_bytes(rows: list[list[str]]) -> bytes:
 
 
 def export_row(i: int, **changes) -> list[str]:
-    row = dict(zip(EXPORT_COLUMNS, [
-        str(1000 + i), f"vol{i % 4}", str(i % 4), "ip", "10", "wf", "1.2", f"2024-01-0{1 + i % 8} 00:00:00 UTC", "",
-        "", json.dumps({"started_at": "2024-01-01T00:00:00Z", "finished_at": "2024-01-01T00:00:05Z",
-                        "seen_before": False}),
-        json.dumps([{"task": "T0", "value": ["Yes", "No"][i % 2]}, {"task": "T1", "value": ["Ring"]}]),
-        json.dumps({str(100 + i % 5): {"Filename": f"{100 + i % 5}.png"}}), str(100 + i % 5)]))
+    row = dict(
+        zip(
+            EXPORT_COLUMNS,
+            [
+                str(1000 + i),
+                f"vol{i % 4}",
+                str(i % 4),
+                "ip",
+                "10",
+                "wf",
+                "1.2",
+                f"2024-01-0{1 + i % 8} 00:00:00 UTC",
+                "",
+                "",
+                json.dumps(
+                    {"started_at": "2024-01-01T00:00:00Z", "finished_at": "2024-01-01T00:00:05Z", "seen_before": False}
+                ),
+                json.dumps([{"task": "T0", "value": ["Yes", "No"][i % 2]}, {"task": "T1", "value": ["Ring"]}]),
+                json.dumps({str(100 + i % 5): {"Filename": f"{100 + i % 5}.png"}}),
+                str(100 + i % 5),
+            ],
+        )
+    )
     row.update(changes)
     return list(row.values())
 
@@ -297,16 +426,19 @@ def bad_export_row(case: str) -> bytes:
     return data if data is not None else export_bytes(rows)
 
 
-@pytest.mark.parametrize("case, reason", [
-    ("invalid utf-8", "malformed CSV row: bytes that are not UTF-8"),
-    ("extra field", "malformed CSV row: 15 fields where the header has 14"),
-    ("missing fields", "malformed CSV row: 6 fields where the header has 14"),
-    ("metadata list", "metadata is not a JSON object"),
-    ("seen_before string", "metadata seen_before not true or false: 'yes'"),
-    ("metadata string", "metadata is not a JSON object"),
-    ("empty workflow_id", "no workflow_id"),
-    ("answer of the wrong type", "answer of the wrong type: T0's value is not text"),
-])
+@pytest.mark.parametrize(
+    "case, reason",
+    [
+        ("invalid utf-8", "malformed CSV row: bytes that are not UTF-8"),
+        ("extra field", "malformed CSV row: 15 fields where the header has 14"),
+        ("missing fields", "malformed CSV row: 6 fields where the header has 14"),
+        ("metadata list", "metadata is not a JSON object"),
+        ("seen_before string", "metadata seen_before not true or false: 'yes'"),
+        ("metadata string", "metadata is not a JSON object"),
+        ("empty workflow_id", "no workflow_id"),
+        ("answer of the wrong type", "answer of the wrong type: T0's value is not text"),
+    ],
+)
 @pytest.mark.parametrize("with_workflow", [True, False])
 def test_export_rows_of_the_wrong_shape_are_quarantined(tmp_path, workflow_file, case, reason, with_workflow):
     if case == "answer of the wrong type" and not with_workflow:
@@ -322,36 +454,52 @@ def test_export_rows_of_the_wrong_shape_are_quarantined(tmp_path, workflow_file,
     assert quarantine["reason"][0].startswith(reason), quarantine["reason"][0]
 
 
-@pytest.mark.parametrize("definitions, message", [
-    ('"hello"', "the JSON is a string"),
-    ('["a"]', "workflow version 1: a JSON string, expected an object"),
-    (json.dumps([{**WORKFLOW, "tasks": [1, 2]}]), "tasks is a JSON list, expected an object"),
-    (json.dumps([{**WORKFLOW, "strings": [1]}]), "strings is a JSON list, expected an object"),
-    (json.dumps([{**WORKFLOW, "tasks": {"T0": {"type": "single", "answers": {"a": 1}}}}]),
-     "tasks.T0.answers is a JSON object, expected a list"),
-    (json.dumps([{**WORKFLOW, "tasks": {"T0": {"type": "single", "question": ["x"], "answers": []}}}]),
-     "tasks.T0.question is a JSON list, expected text"),
-])
+@pytest.mark.parametrize(
+    "definitions, message",
+    [
+        ('"hello"', "the JSON is a string"),
+        ('["a"]', "workflow version 1: a JSON string, expected an object"),
+        (json.dumps([{**WORKFLOW, "tasks": [1, 2]}]), "tasks is a JSON list, expected an object"),
+        (json.dumps([{**WORKFLOW, "strings": [1]}]), "strings is a JSON list, expected an object"),
+        (
+            json.dumps([{**WORKFLOW, "tasks": {"T0": {"type": "single", "answers": {"a": 1}}}}]),
+            "tasks.T0.answers is a JSON object, expected a list",
+        ),
+        (
+            json.dumps([{**WORKFLOW, "tasks": {"T0": {"type": "single", "question": ["x"], "answers": []}}}]),
+            "tasks.T0.question is a JSON list, expected text",
+        ),
+    ],
+)
 def test_workflow_definitions_of_the_wrong_shape_are_refused(tmp_path, definitions, message):
     (tmp_path / "classifications.csv").write_bytes(export_bytes([export_row(0)]))
     (tmp_path / "wf.json").write_text(definitions, encoding="utf-8")
     out = tmp_path / "fit"
-    result = invoke(["fit", tmp_path / "classifications.csv", "--workflows", tmp_path / "wf.json", "--out", out],
-                    tmp_path, out)
+    result = invoke(
+        ["fit", tmp_path / "classifications.csv", "--workflows", tmp_path / "wf.json", "--out", out], tmp_path, out
+    )
     assert result.exit_code == 2 and message in result.output and "wf.json" in result.output
 
 
-@pytest.mark.parametrize("tasks, strings, message", [
-    ("[1, 2]", "{}", "row 1: tasks is a JSON list"), ('"abc"', "{}", "row 1: tasks is a JSON string"),
-    (json.dumps(WORKFLOW["tasks"]), '"x"', "row 1: strings is a JSON string"),
-])
+@pytest.mark.parametrize(
+    "tasks, strings, message",
+    [
+        ("[1, 2]", "{}", "row 1: tasks is a JSON list"),
+        ('"abc"', "{}", "row 1: tasks is a JSON string"),
+        (json.dumps(WORKFLOW["tasks"]), '"x"', "row 1: strings is a JSON string"),
+    ],
+)
 def test_workflow_export_csv_of_the_wrong_shape_is_refused(tmp_path, tasks, strings, message):
     (tmp_path / "classifications.csv").write_bytes(export_bytes([export_row(0)]))
-    pl.DataFrame({"workflow_id": ["10"], "version": ["1"], "minor_version": ["2"], "tasks": [tasks],
-                  "strings": [strings]}).write_csv(tmp_path / "workflows.csv")
+    pl.DataFrame(
+        {"workflow_id": ["10"], "version": ["1"], "minor_version": ["2"], "tasks": [tasks], "strings": [strings]}
+    ).write_csv(tmp_path / "workflows.csv")
     out = tmp_path / "fit"
-    result = invoke(["fit", tmp_path / "classifications.csv", "--workflows", tmp_path / "workflows.csv", "--out",
-                     out], tmp_path, out)
+    result = invoke(
+        ["fit", tmp_path / "classifications.csv", "--workflows", tmp_path / "workflows.csv", "--out", out],
+        tmp_path,
+        out,
+    )
     assert result.exit_code == 2 and message in result.output
 
 
@@ -366,10 +514,14 @@ def test_label_columns_of_types_a_vote_cannot_have_are_refused(tmp_path, kind):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    values = {"duration": pa.array([datetime.timedelta(seconds=i) for i in range(4)]),
-              "decimal": pa.array([decimal.Decimal(i) for i in range(4)], pa.decimal128(5, 1)),
-              "list": pa.array([[i] for i in range(4)]), "struct": pa.array([{"x": i} for i in range(4)]),
-              "binary": pa.array([b"x"] * 4), "date": pa.array([datetime.date(2020, 1, 1 + i) for i in range(4)])}
+    values = {
+        "duration": pa.array([datetime.timedelta(seconds=i) for i in range(4)]),
+        "decimal": pa.array([decimal.Decimal(i) for i in range(4)], pa.decimal128(5, 1)),
+        "list": pa.array([[i] for i in range(4)]),
+        "struct": pa.array([{"x": i} for i in range(4)]),
+        "binary": pa.array([b"x"] * 4),
+        "date": pa.array([datetime.date(2020, 1, 1 + i) for i in range(4)]),
+    }
     table = pa.table({"subject": ["a", "b", "c", "d"], "volunteer": ["v"] * 4, "answer": values[kind]})
     pq.write_table(table, tmp_path / "votes.parquet")
     out = tmp_path / "fit"
@@ -377,13 +529,16 @@ def test_label_columns_of_types_a_vote_cannot_have_are_refused(tmp_path, kind):
     assert result.exit_code == 2 and "column 'answer'" in result.output and not out.exists()
 
 
-@pytest.mark.parametrize("name, body, message", [
-    ("repeated.csv", "subject,volunteer,answer,answer\ns,v,a,b\n", "names column(s) 'answer' more than once"),
-    ("bytes.csv", VOTES + "s\xff,v,q,a\n", "row 41: bytes that are not UTF-8"),
-    ("quote.csv", VOTES + 's1,"v1,q,a\ns2,v2,q,b\n', "row 41: a quoted field opened on line 42 is never closed"),
-    ("long.csv", VOTES + "s1,v1,q,a,x\n", "row 41: 5 fields where the header has 4"),
-    ("short.csv", VOTES + "s1,v1\n", "row 41: 2 fields where the header has 4"),
-])
+@pytest.mark.parametrize(
+    "name, body, message",
+    [
+        ("repeated.csv", "subject,volunteer,answer,answer\ns,v,a,b\n", "names column(s) 'answer' more than once"),
+        ("bytes.csv", VOTES + "s\xff,v,q,a\n", "row 41: bytes that are not UTF-8"),
+        ("quote.csv", VOTES + 's1,"v1,q,a\ns2,v2,q,b\n', "row 41: a quoted field opened on line 42 is never closed"),
+        ("long.csv", VOTES + "s1,v1,q,a,x\n", "row 41: 5 fields where the header has 4"),
+        ("short.csv", VOTES + "s1,v1\n", "row 41: 2 fields where the header has 4"),
+    ],
+)
 def test_malformed_csv_rows_are_named(tmp_path, name, body, message):
     path = tmp_path / name
     path.write_bytes(body.encode("utf-8", "surrogateescape").replace("\xff".encode(), b"\xff"))
@@ -420,10 +575,15 @@ def test_a_path_is_exactly_the_file_named(tmp_path):
 def colliding_fit(tmp_path_factory):
     root = tmp_path_factory.mktemp("collide")
     n = 120
-    rows = {"subject": [f"s{i % 20}" for i in range(n)], "volunteer": [f"v{i % 7}" for i in range(n)],
-            "question": [["a", "a_b", "z", "a b", "a/b"][i % 5] for i in range(n)],
-            "answer": [[["b_c", "d"], ["c", "e"], ["total-votes", "k"], ["x", "y"], ["x", "y"]][i % 5][(i // 5) % 2]
-                       for i in range(n)]}
+    rows = {
+        "subject": [f"s{i % 20}" for i in range(n)],
+        "volunteer": [f"v{i % 7}" for i in range(n)],
+        "question": [["a", "a_b", "z", "a b", "a/b"][i % 5] for i in range(n)],
+        "answer": [
+            [["b_c", "d"], ["c", "e"], ["total-votes", "k"], ["x", "y"], ["x", "y"]][i % 5][(i // 5) % 2]
+            for i in range(n)
+        ],
+    }
     pl.DataFrame(rows).write_csv(root / "votes.csv")
     out = root / "fit"
     invoke(["fit", root / "votes.csv", "--model", "ds", "--out", out, "--quiet"], root, out)
@@ -480,8 +640,12 @@ def test_commands_after_the_fit_refuse_damaged_folders(colliding_fit, tmp_path):
 
 
 def test_advise_on_one_answer_questions(tmp_path):
-    rows = {"subject": [f"s{i % 20}" for i in range(80)], "volunteer": [f"v{i % 4}" for i in range(80)],
-            "question": ["only"] * 80, "answer": ["yes"] * 80}
+    rows = {
+        "subject": [f"s{i % 20}" for i in range(80)],
+        "volunteer": [f"v{i % 4}" for i in range(80)],
+        "question": ["only"] * 80,
+        "answer": ["yes"] * 80,
+    }
     pl.DataFrame(rows).write_csv(tmp_path / "votes.csv")
     invoke(["fit", tmp_path / "votes.csv", "--out", tmp_path / "fit", "--quiet"], tmp_path, tmp_path / "fit")
     result = invoke(["advise", tmp_path / "fit", "--out", tmp_path / "adv"], tmp_path, tmp_path / "adv")
@@ -496,23 +660,27 @@ def test_compare_out_and_plot_truth_are_checked_first(colliding_fit, tmp_path):
         assert result.exit_code == 2 and message in result.output and "rank" not in result.output
     for body in (b"", b"subject,question,answer\ns1,a,\xff\n"):
         (tmp_path / "truth.csv").write_bytes(body)
-        result = invoke(["plot", fit, "--truth", tmp_path / "truth.csv", "--out", tmp_path / "p"], tmp_path,
-                        tmp_path / "p")
+        result = invoke(
+            ["plot", fit, "--truth", tmp_path / "truth.csv", "--out", tmp_path / "p"], tmp_path, tmp_path / "p"
+        )
         assert result.exit_code == 2 and "truth.csv" in result.output
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--model", "hds", "--batch-size", "0"], "'--batch-size'"),
-    (["--model", "hds", "--batch-size", "-3"], "'--batch-size'"),
-    (["--model", "ds", "--max-iter", "0"], "'--max-iter'"),
-    (["--model", "ds", "--tol", "nan"], "'--tol'"),
-    (["--model", "ds", "--steps", "5"], "--steps: not an option of the ds model"),
-    (["--model", "mv", "--pseudo-diagonal", "2"], "--pseudo-diagonal: not an option of the mv model"),
-    (["--model", "ds", "--workflows", "w.json"], "--workflows: an option for Panoptes exports"),
-    (["--model", "ds", "--prior-weight", "0.5"], "--prior-weight: an option of --prior"),
-    (["--model", "ds", "--epochs", "3"], "--epochs: one of the options of the joint model"),
-    (["--model", "ds", "--learning-rate", "0"], "'--learning-rate'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "hds", "--batch-size", "0"], "'--batch-size'"),
+        (["--model", "hds", "--batch-size", "-3"], "'--batch-size'"),
+        (["--model", "ds", "--max-iter", "0"], "'--max-iter'"),
+        (["--model", "ds", "--tol", "nan"], "'--tol'"),
+        (["--model", "ds", "--steps", "5"], "--steps: not an option of the ds model"),
+        (["--model", "mv", "--pseudo-diagonal", "2"], "--pseudo-diagonal: not an option of the mv model"),
+        (["--model", "ds", "--workflows", "w.json"], "--workflows: an option for Panoptes exports"),
+        (["--model", "ds", "--prior-weight", "0.5"], "--prior-weight: an option of --prior"),
+        (["--model", "ds", "--epochs", "3"], "--epochs: one of the options of the joint model"),
+        (["--model", "ds", "--learning-rate", "0"], "'--learning-rate'"),
+    ],
+)
 def test_options_are_checked_for_every_model(colliding_fit, tmp_path, args, message):
     root, _ = colliding_fit
     out = tmp_path / "fit"
@@ -525,9 +693,11 @@ def test_advise_never_copies_an_image_from_outside_its_folder(tmp_path):
     images.mkdir(parents=True)
     (tmp_path / "secret.png").write_bytes(b"\x89PNG secret")
     (images / "link.png").symlink_to(tmp_path / "secret.png")
-    rows = {"subject": [["../../secret", "link", "s2"][i % 3] for i in range(90)],
-            "volunteer": [f"v{i % 3}" for i in range(90)],
-            "answer": [["a", "b"][(i // 3) % 2 if i % 9 else 0] for i in range(90)]}
+    rows = {
+        "subject": [["../../secret", "link", "s2"][i % 3] for i in range(90)],
+        "volunteer": [f"v{i % 3}" for i in range(90)],
+        "answer": [["a", "b"][(i // 3) % 2 if i % 9 else 0] for i in range(90)],
+    }
     pl.DataFrame(rows).write_csv(tmp_path / "votes.csv")
     invoke(["fit", tmp_path / "votes.csv", "--out", tmp_path / "fit", "--quiet"], tmp_path, tmp_path / "fit")
     out = tmp_path / "adv"
@@ -572,9 +742,11 @@ def test_damaged_truth_sets_and_output_folders_that_are_files(tmp_path):
     fake = tmp_path / "fake"
     fake.mkdir()
     (fake / "manifest.json").write_bytes(b"\xff")
-    for args, message in ((["simulate", fake], "not UTF-8 text"), (["benchmark", fake, "--out", tmp_path / "b"],
-                                                                    "not UTF-8 text"),
-                          (["truth", "standin", "--n", "5", "--out", tmp_path / "file.txt"], "is a file"),
-                          (["demo", "--out", tmp_path / "file.txt"], "is a file")):
+    for args, message in (
+        (["simulate", fake], "not UTF-8 text"),
+        (["benchmark", fake, "--out", tmp_path / "b"], "not UTF-8 text"),
+        (["truth", "standin", "--n", "5", "--out", tmp_path / "file.txt"], "is a file"),
+        (["demo", "--out", tmp_path / "file.txt"], "is a file"),
+    ):
         result = invoke(args, tmp_path, tmp_path / "b")
         assert result.exit_code == 2 and message in result.output, result.output

@@ -34,15 +34,24 @@ def _free_port() -> int:
 FIXED = ["--tol", "0", "--max-iter", "40"]
 
 
-def _fit(votes: Path, out: Path, processes: int = 1, devices: int = 1,
-         extra: tuple[str, ...] = ()) -> list[subprocess.CompletedProcess]:
+def _fit(
+    votes: Path, out: Path, processes: int = 1, devices: int = 1, extra: tuple[str, ...] = ()
+) -> list[subprocess.CompletedProcess]:
     """``annostat fit --model ds`` in ``processes`` processes (each with ``devices`` CPU devices), run together."""
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_NUM_CPU_DEVICES": str(devices), "ANNOSTAT_CACHE_DIR": ""}
     command = [sys.executable, "-m", "annostat", "fit", str(votes), "--model", "ds", "--out", str(out), *extra]
     if processes > 1:
         command += ["--coordinator", f"localhost:{_free_port()}", "--num-processes", str(processes)]
-    runs = [subprocess.Popen(command + (["--process-id", str(i)] if processes > 1 else []), env=env, text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for i in range(processes)]
+    runs = [
+        subprocess.Popen(
+            command + (["--process-id", str(i)] if processes > 1 else []),
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for i in range(processes)
+    ]
     done = []
     for run in runs:
         output, _ = run.communicate(timeout=300)
@@ -60,15 +69,21 @@ def fits(tmp_path_factory):
     sim = simulate_questions(500, 50, ("smooth-or-featured", "disk-edge-on"), retire_after=6, seed=11)
     frame = pl.from_pandas(sim.votes) if not isinstance(sim.votes, pl.DataFrame) else sim.votes
     frame = frame.with_columns(pl.col(pl.Categorical).cast(pl.String))
-    frame = pl.concat([frame, frame.head(1),  # a repeated vote (policy first drops it)
-                       frame.slice(1, 1).with_columns(pl.lit(None, pl.String).alias("answer"))])
+    frame = pl.concat(
+        [
+            frame,
+            frame.head(1),  # a repeated vote (policy first drops it)
+            frame.slice(1, 1).with_columns(pl.lit(None, pl.String).alias("answer")),
+        ]
+    )
     frame.write_parquet(folder / "votes.parquet")
     frame.write_csv(folder / "votes.csv")
     _fit(folder / "votes.parquet", folder / "one")
     _fit(folder / "votes.parquet", folder / "one_fixed", extra=FIXED)
-    runs = {"two_fixed": _fit(folder / "votes.parquet", folder / "two_fixed", processes=2, extra=FIXED),
-            "two_csv_four_devices": _fit(folder / "votes.csv", folder / "two_csv_four_devices", processes=2,
-                                         devices=2)}
+    runs = {
+        "two_fixed": _fit(folder / "votes.parquet", folder / "two_fixed", processes=2, extra=FIXED),
+        "two_csv_four_devices": _fit(folder / "votes.csv", folder / "two_csv_four_devices", processes=2, devices=2),
+    }
     return folder, runs
 
 
@@ -106,8 +121,10 @@ def test_two_processes_of_two_devices_from_csv(fits):
     assert a["votes"].drop("time").equals(b["votes"].drop("time"))  # CSV times are text: the values agree
     assert a["volunteers"].drop("accuracy").equals(b["volunteers"].drop("accuracy"))
     assert np.abs(a["confusion"]["p"].to_numpy() - b["confusion"]["p"].to_numpy()).max() <= 5e-3
-    assert json.loads((folder / "two_csv_four_devices" / "fit.json").read_text())["settings"] == \
-        json.loads((folder / "one" / "fit.json").read_text())["settings"]
+    assert (
+        json.loads((folder / "two_csv_four_devices" / "fit.json").read_text())["settings"]
+        == json.loads((folder / "one" / "fit.json").read_text())["settings"]
+    )
 
 
 def test_only_process_zero_writes_and_reports(fits):
@@ -135,11 +152,14 @@ def test_shares_hold_every_row_once(fits):
     assert sorted(h.n_votes for h in halves) == [0, 1] and sum(h.report.rows_read for h in halves) == 1
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--num-processes", "2"], "go together"),
-    (["--coordinator", "localhost:1", "--num-processes", "2", "--process-id", "2"], "runs from 0 to 1"),
-    (["--coordinator", "localhost:1", "--num-processes", "2", "--process-id", "0", "--model", "hds"], "--model ds"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--num-processes", "2"], "go together"),
+        (["--coordinator", "localhost:1", "--num-processes", "2", "--process-id", "2"], "runs from 0 to 1"),
+        (["--coordinator", "localhost:1", "--num-processes", "2", "--process-id", "0", "--model", "hds"], "--model ds"),
+    ],
+)
 def test_bad_process_flags_are_one_line(tmp_path, flags, message):
     votes = tmp_path / "v.csv"
     votes.write_text("subject,volunteer,answer\na,v,x\n")
@@ -152,8 +172,21 @@ def test_a_panoptes_export_is_refused_before_joining(tmp_path):
     export = SLSN
     if not export.exists():
         pytest.skip("the shared Zooniverse exports are not here")
-    result = CliRunner().invoke(app, ["fit", str(export), "--out", str(tmp_path / "out"), "--coordinator",
-                                      "localhost:1", "--num-processes", "2", "--process-id", "0"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "fit",
+            str(export),
+            "--out",
+            str(tmp_path / "out"),
+            "--coordinator",
+            "localhost:1",
+            "--num-processes",
+            "2",
+            "--process-id",
+            "0",
+        ],
+    )
     assert result.exit_code != 0 and "a Panoptes export" in result.output
     assert not (tmp_path / "out").exists()
 
@@ -165,9 +198,28 @@ def test_a_coordinator_process_zero_cannot_listen_on_is_one_line(tmp_path):
         taken.bind(("localhost", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        run = subprocess.run([sys.executable, "-m", "annostat", "fit", str(votes), "--out", str(tmp_path / "out"),
-                              "--coordinator", f"localhost:{port}", "--num-processes", "2", "--process-id", "0"],
-                             check=False, capture_output=True, text=True, timeout=120, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "annostat",
+                "fit",
+                str(votes),
+                "--out",
+                str(tmp_path / "out"),
+                "--coordinator",
+                f"localhost:{port}",
+                "--num-processes",
+                "2",
+                "--process-id",
+                "0",
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "JAX_PLATFORMS": "cpu"},
+        )
     output = run.stdout + run.stderr
     assert run.returncode != 0 and "process 0 cannot listen there" in output and "Traceback" not in output
     assert output.strip().count("\n") == 0, output

@@ -29,8 +29,9 @@ def informative_features(labels, answers, rng, noise=1.0, dim=8):
 @pytest.fixture(scope="module")
 def sim():
     """400 galaxies with 3 classifications each and 100 more nobody classified; features of all 500."""
-    everything = gz_simulation(N_VOTED + N_UNVOTED, 80, retire_after=3, seed=3,
-                               accuracy={"smooth-or-featured": 0.7, "disk-edge-on": 0.75})
+    everything = gz_simulation(
+        N_VOTED + N_UNVOTED, 80, retire_after=3, seed=3, accuracy={"smooth-or-featured": 0.7, "disk-edge-on": 0.75}
+    )
     truth = everything.truth[everything.truth["question"] == "smooth-or-featured"].set_index("subject")["answer"]
     ids = truth.index.to_numpy()
     unvoted = set(ids[N_VOTED:])
@@ -38,8 +39,14 @@ def sim():
     rng = np.random.default_rng(0)
     answers = sorted(set(truth))
     x = informative_features(truth.to_numpy(), answers, rng)
-    return {"votes": Votes.from_frame(votes), "frame": votes, "truth": everything.truth, "ids": ids, "x": x,
-            "unvoted": unvoted}
+    return {
+        "votes": Votes.from_frame(votes),
+        "frame": votes,
+        "truth": everything.truth,
+        "ids": ids,
+        "x": x,
+        "unvoted": unvoted,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -72,16 +79,18 @@ def test_joint_beats_votes_alone_and_answers_unvoted(sim, joint_fit):
 
 
 def test_joint_is_reproducible_for_a_seed(sim, joint_fit):
-    again = JointModel(rounds=3, epochs_per_round=30).fit(sim["votes"], Inputs("features", sim["ids"].tolist(),
-                                                                                  sim["x"]))
+    again = JointModel(rounds=3, epochs_per_round=30).fit(
+        sim["votes"], Inputs("features", sim["ids"].tolist(), sim["x"])
+    )
     np.testing.assert_allclose(again.posteriors["p"].to_numpy(), joint_fit.posteriors["p"].to_numpy(), atol=1e-5)
 
 
 @pytest.mark.parametrize("options", [{"method": "marginal", "epochs": 20}, {"model": "hds", "rounds": 2}])
 def test_other_methods_and_volunteer_models(sim, options):
     truth = sim["truth"][sim["truth"]["question"] == "smooth-or-featured"]
-    fit = JointModel(epochs_per_round=20, **options).fit(sim["votes"], Inputs("features", sim["ids"].tolist(),
-                                                                                 sim["x"]))
+    fit = JointModel(epochs_per_round=20, **options).fit(
+        sim["votes"], Inputs("features", sim["ids"].tolist(), sim["x"])
+    )
     assert accuracy(fit.posteriors, truth) >= accuracy(DawidSkene().fit(sim["votes"]).posteriors, truth) - 0.01
     assert fit.model == f"joint-{options.get('model', 'ds')}"
 
@@ -99,19 +108,35 @@ def feature_files(tmp_path_factory, sim):
 
 def test_cli_fit_with_features_then_predict(feature_files):
     out = feature_files / "fit"
-    result = runner.invoke(app, ["fit", str(feature_files / "votes.csv"), "--features",
-                                 str(feature_files / "features.parquet"), "--rounds", "2", "--epochs", "20",
-                                 "--out", str(out)])
+    result = runner.invoke(
+        app,
+        [
+            "fit",
+            str(feature_files / "votes.csv"),
+            "--features",
+            str(feature_files / "features.parquet"),
+            "--rounds",
+            "2",
+            "--epochs",
+            "20",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "answered without votes" in result.output
-    for name in ("subjects.parquet", "posteriors.parquet", "training.parquet", "network/config.json",
-                 "figures/training.png"):
+    for name in (
+        "subjects.parquet",
+        "posteriors.parquet",
+        "training.parquet",
+        "network/config.json",
+        "figures/training.png",
+    ):
         assert (out / name).exists(), name
     info = json.loads((out / "fit.json").read_text())
     assert info["model"] == "joint-ds" and info["joint"]["subjects_without_votes"] == N_UNVOTED
     pred = feature_files / "pred"
-    result = runner.invoke(app, ["predict", str(out), "--features", str(feature_files / "new.csv"), "--out",
-                                 str(pred)])
+    result = runner.invoke(app, ["predict", str(out), "--features", str(feature_files / "new.csv"), "--out", str(pred)])
     assert result.exit_code == 0, result.output
     new = pd.read_parquet(pred / "posteriors.parquet")
     fitted = pd.read_parquet(out / "posteriors.parquet")
@@ -120,11 +145,14 @@ def test_cli_fit_with_features_then_predict(feature_files):
     np.testing.assert_allclose(both["p_new"], both["p_fit"], atol=1e-4)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--model", "mv"], "takes --model ds or hds"),
-    (["--epochs", "3", "--no-features"], "options of the joint model"),
-    (["--batch-size", "0"], "Invalid value for '--batch-size'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "mv"], "takes --model ds or hds"),
+        (["--epochs", "3", "--no-features"], "options of the joint model"),
+        (["--batch-size", "0"], "Invalid value for '--batch-size'"),
+    ],
+)
 def test_cli_refuses_joint_misuse(feature_files, args, message):
     base = ["fit", str(feature_files / "votes.csv"), "--out", str(feature_files / "bad")]
     if "--no-features" in args:
@@ -145,7 +173,7 @@ def image_folder(tmp_path_factory, sim):
     for subject, answer in truth.items():
         image = rng.normal(0, 0.1, (16, 16, 1)).astype(np.float32)
         k = answers.index(answer)
-        image[2 + 4 * k:6 + 4 * k, 5:11] += 1.0
+        image[2 + 4 * k : 6 + 4 * k, 5:11] += 1.0
         np.save(root / f"{subject}.npy", image)
     sim["frame"].to_csv(root.parent / "image-votes.csv", index=False)
     return root
@@ -154,8 +182,27 @@ def image_folder(tmp_path_factory, sim):
 def test_cli_fit_with_images_then_predict(image_folder, tmp_path):
     votes = image_folder.parent / "image-votes.csv"
     out = tmp_path / "fit"
-    result = runner.invoke(app, ["fit", str(votes), "--images", str(image_folder), "--image-size", "16", "--width",
-                                 "4", "--depth", "2", "--rounds", "1", "--epochs", "2", "--out", str(out)])
+    result = runner.invoke(
+        app,
+        [
+            "fit",
+            str(votes),
+            "--images",
+            str(image_folder),
+            "--image-size",
+            "16",
+            "--width",
+            "4",
+            "--depth",
+            "2",
+            "--rounds",
+            "1",
+            "--epochs",
+            "2",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     info = json.loads((out / "fit.json").read_text())
     assert info["joint"]["inputs"]["kind"] == "images" and info["joint"]["subjects_without_votes"] == N_UNVOTED
@@ -179,16 +226,19 @@ def test_interrupted_fit_resumes_where_it_stopped(sim, tmp_path):
     """A fit killed after its second round goes on from there and ends as the uninterrupted fit does."""
     inputs = Inputs("features", sim["ids"].tolist(), sim["x"])
     whole = JointModel(rounds=3, epochs_per_round=10, folds=2).fit(sim["votes"], inputs)
+
     def stop_after_round_two(epoch, total, record):
         if record["stage"] == "EM rounds" and epoch == 2:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        JointModel(rounds=3, epochs_per_round=10, folds=2).fit(sim["votes"], inputs, progress=stop_after_round_two,
-                                                               checkpoint=tmp_path / "progress")
+        JointModel(rounds=3, epochs_per_round=10, folds=2).fit(
+            sim["votes"], inputs, progress=stop_after_round_two, checkpoint=tmp_path / "progress"
+        )
     assert (tmp_path / "progress" / "round" / "annostat_round.json").exists()  # round 1 was saved
-    resumed = JointModel(rounds=3, epochs_per_round=10, folds=2).fit(sim["votes"], inputs,
-                                                                     checkpoint=tmp_path / "progress")
+    resumed = JointModel(rounds=3, epochs_per_round=10, folds=2).fit(
+        sim["votes"], inputs, checkpoint=tmp_path / "progress"
+    )
     rounds = resumed.training.filter(resumed.training["stage"] == "EM rounds")
     assert rounds["epoch"].to_list() == [1, 2, 3]
     np.testing.assert_allclose(resumed.posteriors["p"].to_numpy(), whole.posteriors["p"].to_numpy(), atol=1e-4)
@@ -212,9 +262,29 @@ def test_cli_fits_a_real_panoptes_export_with_its_images(tmp_path):
     for subject in votes.subjects.to_list() + [99999999]:  # and one galaxy nobody classified
         Image.fromarray((rng.random((24, 24, 3)) * 255).astype(np.uint8)).save(images / f"{subject}.png")
     out = tmp_path / "fit"
-    result = runner.invoke(app, ["fit", str(export / "classifications.csv"), "--workflows",
-                                 str(export / "workflow_versions.json"), "--images", str(images), "--image-size", "8",
-                                 "--width", "4", "--depth", "1", "--rounds", "1", "--epochs", "1", "--out", str(out)])
+    result = runner.invoke(
+        app,
+        [
+            "fit",
+            str(export / "classifications.csv"),
+            "--workflows",
+            str(export / "workflow_versions.json"),
+            "--images",
+            str(images),
+            "--image-size",
+            "8",
+            "--width",
+            "4",
+            "--depth",
+            "1",
+            "--rounds",
+            "1",
+            "--epochs",
+            "1",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     answers = pd.read_parquet(out / "subjects.parquet")
     assert set(answers["subject"]) == set(votes.subjects.to_list()) | {99999999}

@@ -20,7 +20,9 @@ def fitted(tmp_path_factory):
     """600 simulated galaxies on the first two DECaLS questions, 2 to 8 classifications each, fitted and saved."""
     sim = gz_simulation(600, 80, retire_after=8, seed=5)
     rng = np.random.default_rng(0)
-    keep = {s: int(k) for s, k in zip(sim.truth["subject"].unique(), rng.integers(2, 9, sim.truth["subject"].nunique()))}
+    keep = {
+        s: int(k) for s, k in zip(sim.truth["subject"].unique(), rng.integers(2, 9, sim.truth["subject"].nunique()))
+    }
     frame = sim.votes.copy()
     frame["rank"] = frame.groupby("subject")["volunteer"].transform(lambda v: v.astype("category").cat.codes)
     first = frame.drop_duplicates(["subject", "volunteer"]).copy()
@@ -55,8 +57,9 @@ def test_consensus_and_count_rules(fitted):
     assert many <= set(retired["subject_id"].to_list())
     # the path follows the tree: disk-edge-on is judged only where featured is the most probable answer
     answers = fit.answers
-    featured = set(answers[(answers["question"] == "smooth-or-featured") & (answers["answer"] == "featured-or-disk")]
-                   ["subject"])
+    featured = set(
+        answers[(answers["question"] == "smooth-or-featured") & (answers["answer"] == "featured-or-disk")]["subject"]
+    )
     for subject, path in consensus.select("subject_id", "path").iter_rows():
         assert ("disk-edge-on" in path.split("|")) == (subject in featured)
     assert next(q.name for q in tree.questions.values() if not q.asked_after) == "smooth-or-featured"
@@ -86,8 +89,9 @@ def test_per_question(fitted):
 def test_cli_retire_writes_caesar_rows(fitted, tmp_path):
     _, _, folder = fitted
     out = tmp_path / "retired.csv"
-    result = runner.invoke(app, ["retire", str(folder), "--out", str(out), "--threshold", "0.95", "--tree",
-                                 "gz-decals-dr5"])
+    result = runner.invoke(
+        app, ["retire", str(folder), "--out", str(out), "--threshold", "0.95", "--tree", "gz-decals-dr5"]
+    )
     assert result.exit_code == 0, result.output
     table = pl.read_csv(out)
     assert table.columns[:2] == ["subject_id", "reason"] and len(table) > 0
@@ -128,8 +132,10 @@ def test_select_ranks_open_subjects_first_and_leaves_retired_out(fitted):
     few = counts.filter(pl.col("classifications") <= 3)["score"].mean()
     many = counts.filter(pl.col("classifications") >= 7)["score"].mean()
     assert few > many  # fewer votes, more to learn
-    top = fit.answers[fit.answers["subject"].isin(chosen["subject"].to_list()[:10])
-                      & (fit.answers["question"] == "smooth-or-featured")]
+    top = fit.answers[
+        fit.answers["subject"].isin(chosen["subject"].to_list()[:10])
+        & (fit.answers["question"] == "smooth-or-featured")
+    ]
     assert top["p"].mean() < fit.answers[fit.answers["question"] == "smooth-or-featured"]["p"].mean()
 
 
@@ -164,8 +170,9 @@ def test_cli_select(fitted, tmp_path):
     table = pl.read_csv(out)
     assert table.columns == ["subject", "score"] and len(table) == 15 and "15 subjects selected" in result.output
     vols = fit.volunteers["volunteer"].unique()[:2]
-    result = runner.invoke(app, ["select", str(folder), "--n", "5", "--out", str(out), "--volunteers",
-                                 ",".join(map(str, vols))])
+    result = runner.invoke(
+        app, ["select", str(folder), "--n", "5", "--out", str(out), "--volunteers", ",".join(map(str, vols))]
+    )
     assert result.exit_code == 0, result.output
     assert pl.read_csv(out).columns == ["subject", "score", "volunteer"]
     bad = runner.invoke(app, ["select", str(folder), "--n", "5", "--out", str(out), "--volunteers", "ghost"])

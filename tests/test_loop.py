@@ -21,8 +21,9 @@ def stream():
     rng = np.random.default_rng(4)  # faint and small galaxies: hard ones, which 12 classifications do not settle
     truth["flux"] = 10 ** rng.normal(1.0, 0.5, len(truth))
     truth["size_arcsec"] = rng.lognormal(np.log(3), 0.5, len(truth))
-    return OnDemandVolunteers.simulate(truth, VolunteerPopulation(n_volunteers=150, difficulty_weight=2.5), most=12,
-                                       seed=4, questions=QUESTIONS)
+    return OnDemandVolunteers.simulate(
+        truth, VolunteerPopulation(n_volunteers=150, difficulty_weight=2.5), most=12, seed=4, questions=QUESTIONS
+    )
 
 
 def test_on_demand_volunteers_hand_out_each_stream_in_order(stream):
@@ -78,13 +79,35 @@ def test_accuracy_counts_unanswered_questions_as_wrong(stream):
 def test_benchmark_reports_the_loop(tmp_path):
     root = tmp_path / "truth"
     truth = truth_table(150, seed=5)
-    truth_set = write_truth_set(root, {"source": "standin", "tree": "gz-decals-dr5", "bands": ["r"], "seed": 5}, truth,
-                                {i: {"r": np.zeros((8, 8), np.float32)} for i in truth["image_id"]})
-    simulate(truth_set, VolunteerPopulation(n_volunteers=60), retire_after=5, seed=5,
-             questions=QUESTIONS).write(truth_set.votes_dir)
+    truth_set = write_truth_set(
+        root,
+        {"source": "standin", "tree": "gz-decals-dr5", "bands": ["r"], "seed": 5},
+        truth,
+        {i: {"r": np.zeros((8, 8), np.float32)} for i in truth["image_id"]},
+    )
+    simulate(truth_set, VolunteerPopulation(n_volunteers=60), retire_after=5, seed=5, questions=QUESTIONS).write(
+        truth_set.votes_dir
+    )
     out = tmp_path / "report"
-    result = runner.invoke(app, ["benchmark", str(root), "--pipelines", "ds", "--efficiency", "", "--out", str(out),
-                                 "--loop", "uniform,swap+select", "--loop-max", "8", "--loop-batch", "40"])
+    result = runner.invoke(
+        app,
+        [
+            "benchmark",
+            str(root),
+            "--pipelines",
+            "ds",
+            "--efficiency",
+            "",
+            "--out",
+            str(out),
+            "--loop",
+            "uniform,swap+select",
+            "--loop-max",
+            "8",
+            "--loop-batch",
+            "40",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "The live loop" in result.output and "swap+select" in result.output
     report = (out / "report.md").read_text()
@@ -110,8 +133,16 @@ def test_the_joint_model_in_the_loop(stream):
     inputs = Inputs("features", stream.subjects.tolist(), x)
     with pytest.raises(ValueError, match="needs the galaxies' images or features"):
         run_loop(stream, strategies=("swap+joint",), maximum=6)
-    result = run_loop(stream, strategies=("swap+select+joint",), maximum=6, threshold=0.99, batch=60, inputs=inputs,
-                      joint_options={"rounds": 1, "epochs_per_round": 5, "folds": 2, "min_steps": 20}, max_rounds=2)
+    result = run_loop(
+        stream,
+        strategies=("swap+select+joint",),
+        maximum=6,
+        threshold=0.99,
+        batch=60,
+        inputs=inputs,
+        joint_options={"rounds": 1, "epochs_per_round": 5, "folds": 2, "min_steps": 20},
+        max_rounds=2,
+    )
     curve = result.curves[result.curves["strategy"] == "swap+select+joint"]
     assert len(curve) >= 2 and (np.diff(curve["classifications"].to_numpy()) > 0).all()
     assert curve["accuracy"].iloc[-1] > 0.5

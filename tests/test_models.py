@@ -30,8 +30,11 @@ def test_bucket_pads_at_most_a_quarter():
 
 def test_partial_sums_split_each_cell_into_short_runs():
     rng = np.random.default_rng(0)
-    cells = np.sort(np.concatenate([np.zeros(3 * PART + 5, np.int32), rng.integers(1, 40, 2000).astype(np.int32),
-                                    np.full(PART, 47, np.int32)]))
+    cells = np.sort(
+        np.concatenate(
+            [np.zeros(3 * PART + 5, np.int32), rng.integers(1, 40, 2000).astype(np.int32), np.full(PART, 47, np.int32)]
+        )
+    )
     part, part_cell = _partial_sums(cells, n_parts_pad(len(cells), 16, 3))
     assert np.all(np.diff(part) >= 0) and part[0] == 0  # runs follow the votes' order
     assert np.array_equal(part_cell[part], cells)  # every vote's run is of its cell
@@ -79,8 +82,7 @@ def test_fit_tables_are_consistent(small_votes, ds_fit):
     answers = ds_fit.answers
     assert len(answers) == len(sums)
     best = post.loc[post.groupby(["subject", "question"])["p"].idxmax()]
-    assert (best["p"].to_numpy() == pytest.approx(answers.sort_values(["subject", "question"])["p"].to_numpy(),
-                                                  abs=1e-6))
+    assert best["p"].to_numpy() == pytest.approx(answers.sort_values(["subject", "question"])["p"].to_numpy(), abs=1e-6)
     conf = ds_fit.confusion
     rows = conf.groupby(["volunteer", "question", "true_answer"])["p"].sum()
     assert np.allclose(rows, 1, atol=1e-4)
@@ -91,9 +93,11 @@ def test_fit_tables_are_consistent(small_votes, ds_fit):
     priors = ds_fit.priors.groupby("question")["p"].sum()
     assert np.allclose(priors, 1, atol=1e-5)
     # accuracy is the prior-weighted diagonal
-    diag = conf[conf["true_answer"] == conf["answer"]].merge(ds_fit.priors.rename(columns={"p": "prior"}),
-                                                             left_on=["question", "true_answer"],
-                                                             right_on=["question", "answer"])
+    diag = conf[conf["true_answer"] == conf["answer"]].merge(
+        ds_fit.priors.rename(columns={"p": "prior"}),
+        left_on=["question", "true_answer"],
+        right_on=["question", "answer"],
+    )
     acc = (diag["p"] * diag["prior"]).groupby([diag["volunteer"], diag["question"]]).sum()
     assert np.allclose(acc.loc[vols.index], vols["accuracy"], atol=1e-5)
 
@@ -121,8 +125,12 @@ def test_argsort_distinct_sorted_and_unsorted_keys():
     from annostat.data.sorting import argsort_distinct
 
     rng = np.random.default_rng(3)
-    for keys in (np.arange(50, dtype=np.int64) * 3, rng.permutation(1000).astype(np.int64), np.array([7], np.int64),
-                 np.array([2, 2, 1], np.int64)[[0, 2]]):
+    for keys in (
+        np.arange(50, dtype=np.int64) * 3,
+        rng.permutation(1000).astype(np.int64),
+        np.array([7], np.int64),
+        np.array([2, 2, 1], np.int64)[[0, 2]],
+    ):
         assert np.array_equal(argsort_distinct(keys), np.argsort(keys, kind="stable"))
 
 
@@ -134,11 +142,13 @@ def test_tol_zero_runs_every_iteration(small_votes):
 
 def test_sparse_edge_cases_work():
     # volunteer with one vote, subject with one vote, an answer one volunteer never used, an answer nobody used
-    df = pd.DataFrame({
-        "subject": [1, 1, 1, 2, 2, 2, 3, 4],
-        "volunteer": ["a", "b", "c", "a", "b", "c", "a", "lonely"],
-        "answer": ["x", "x", "y", "y", "y", "y", "x", "z"],
-    })
+    df = pd.DataFrame(
+        {
+            "subject": [1, 1, 1, 2, 2, 2, 3, 4],
+            "volunteer": ["a", "b", "c", "a", "b", "c", "a", "lonely"],
+            "answer": ["x", "x", "y", "y", "y", "y", "x", "z"],
+        }
+    )
     votes = Votes.from_frame(df, answers=["x", "y", "z", "w"])
     fit = DawidSkene().fit(votes)
     post = fit.posteriors
@@ -150,8 +160,13 @@ def test_sparse_edge_cases_work():
 
 
 def test_majority_vote_ties_are_deterministic_and_reported():
-    df = pd.DataFrame({"subject": [1, 1, 2, 2, 2], "volunteer": ["a", "b", "a", "b", "c"],
-                       "answer": ["smooth", "featured", "smooth", "smooth", "featured"]})
+    df = pd.DataFrame(
+        {
+            "subject": [1, 1, 2, 2, 2],
+            "volunteer": ["a", "b", "a", "b", "c"],
+            "answer": ["smooth", "featured", "smooth", "smooth", "featured"],
+        }
+    )
     fit = MajorityVote().fit(Votes.from_frame(df))
     answers = fit.answers.set_index("subject")
     assert answers.loc[1, "answer"] == "featured" and answers.loc[1, "tie"]  # tie: the first answer in sort order
@@ -177,10 +192,14 @@ def test_registry_knows_each_model_without_importing_it():
     from annostat.models import REGISTRY, get_model, model_spec, models_that
     from annostat.models.bayesian import BayesianModel
 
-    code = ("import sys; from annostat.models import model_spec; model_spec('hds').can('bayesian'); "
-            "print('annostat.models.hierarchical' in sys.modules, 'numpyro' in sys.modules)")
-    assert subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True).stdout.split() == \
-        ["False", "False"]
+    code = (
+        "import sys; from annostat.models import model_spec; model_spec('hds').can('bayesian'); "
+        "print('annostat.models.hierarchical' in sys.modules, 'numpyro' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True).stdout.split() == [
+        "False",
+        "False",
+    ]
     for name, spec in REGISTRY.items():
         cls = spec.load()
         assert cls.name == name and get_model(name).title == spec.title
@@ -202,8 +221,10 @@ def test_a_saved_fit_loads_back_to_the_same_tables(small_votes, ds_fit, tmp_path
         polars.testing.assert_frame_equal(loaded.table(name), ds_fit.table(name))
     assert loaded.summary() == json.loads((tmp_path / "fit" / "fit.json").read_text())
     assert loaded.model == "ds" and loaded.iterations == ds_fit.iterations and loaded.converged == ds_fit.converged
-    assert loaded.votes.n_votes == small_votes.n_votes and loaded.votes.answers[0].to_list() == \
-        small_votes.answers[0].to_list()
+    assert (
+        loaded.votes.n_votes == small_votes.n_votes
+        and loaded.votes.answers[0].to_list() == small_votes.answers[0].to_list()
+    )
     polars.testing.assert_frame_equal(loaded.subjects.frame, ds_fit.subjects.frame)
     assert (loaded.subjects.frame["n_votes"] > 0).all()
 

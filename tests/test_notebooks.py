@@ -12,11 +12,20 @@ def test_annostat_figures_leave_a_notebooks_inline_backend():
     import subprocess
     import sys
 
-    code = ("import matplotlib; from annostat.figures import pyplot; plt = pyplot(); "
-            "print(matplotlib.get_backend())")
-    inline = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            env={**os.environ, "MPLBACKEND": "module://matplotlib_inline.backend_inline"})
+    code = "import matplotlib; from annostat.figures import pyplot; plt = pyplot(); print(matplotlib.get_backend())"
+    inline = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "MPLBACKEND": "module://matplotlib_inline.backend_inline"},
+    )
     assert "inline" in inline.stdout
-    plain = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                           env={k: v for k, v in os.environ.items() if k != "MPLBACKEND"})
+    plain = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={k: v for k, v in os.environ.items() if k != "MPLBACKEND"},
+    )
     assert plain.stdout.strip().lower() == "agg"

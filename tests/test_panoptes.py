@@ -103,8 +103,9 @@ def test_tree_from_workflow_next_links(decals_workflow):
 
 
 # ------------------------------------------------------------------------------------------ reading real exports
-@pytest.mark.parametrize("name,export,workflows,workflow_id", [
-    ("gz-decals", DECALS, DECALS_WF, "6122"), ("slsn", SLSN, SLSN_WF, "10")])
+@pytest.mark.parametrize(
+    "name,export,workflows,workflow_id", [("gz-decals", DECALS, DECALS_WF, "6122"), ("slsn", SLSN, SLSN_WF, "10")]
+)
 def test_vote_counts_match_panoptes_aggregation(name, export, workflows, workflow_id):
     reference = pl.read_csv(HERE / "data" / f"panoptes_aggregation_{name}.csv", infer_schema=False)
     assert not reference["label"].str.starts_with("?").any()
@@ -143,8 +144,9 @@ def test_subject_data_becomes_the_subjects_table(tmp_path):
     assert len(table) == votes.n_subjects and set(table.ids) == set(votes.subjects)
     assert {"ra", "dec", "redshift"} <= set(table.columns) and table.frame["ra"].dtype == pl.Float64
     assert abs(table.frame.filter(pl.col("subject") == 15715879)["ra"][0] - 319.1152) < 1e-3
-    rows = real_rows().with_columns(pl.lit('{"1": {"#ra": 10.5, "!iauname": "J1", "Filename": "g 1.png"}}')
-                                    .alias("subject_data"))
+    rows = real_rows().with_columns(
+        pl.lit('{"1": {"#ra": 10.5, "!iauname": "J1", "Filename": "g 1.png"}}').alias("subject_data")
+    )
     votes, _ = load_votes(write(rows, tmp_path / "export.csv"), workflows=DECALS_WF)
     frame = votes.subject_table.frame
     assert {"ra", "iauname", "image"} <= set(frame.columns) and set(frame["image"]) == {"g 1.png"}
@@ -177,8 +179,7 @@ def broken_export(tmp_path):
         variant(classification_id="1005", annotations=bad_label),
         variant(classification_id="1006", created_at="yesterday"),
         variant(classification_id="1007", subject_ids=None),
-        variant(classification_id="1008", metadata=base["metadata"][:-1] + ',"seen_before":true}',
-                subject_ids="999"),
+        variant(classification_id="1008", metadata=base["metadata"][:-1] + ',"seen_before":true}', subject_ids="999"),
         variant(classification_id="1009", created_at="2019-01-01 00:00:00 UTC"),  # repeat of row 1's subject
         variant(classification_id="1010", user_name="not-logged-in-abc123", user_id=None, subject_ids="998"),
         variant(classification_id="1011", workflow_id="1234"),
@@ -222,23 +223,36 @@ def test_other_task_types_are_skipped_and_counted(tmp_path):
     tasks["T3"] = {"type": "text", "instruction": "T3.instruction"}
     workflows = workflows.with_columns(pl.lit(json.dumps(tasks)).alias("tasks"))
     rows = pl.read_csv(SLSN, infer_schema=False)
-    extra = json.dumps([{"task": "T0", "value": "No"}, {"task": "T2", "value": [{"x": 1.0, "y": 2.0, "tool": 0}]},
-                        {"task": "T3", "value": "a note"}])
+    extra = json.dumps(
+        [
+            {"task": "T0", "value": "No"},
+            {"task": "T2", "value": [{"x": 1.0, "y": 2.0, "tool": 0}]},
+            {"task": "T3", "value": "a note"},
+        ]
+    )
     drawing_only = json.dumps([{"task": "T2", "value": [{"x": 3.0, "y": 4.0, "tool": 0}]}])
-    rows = pl.concat([rows, rows.tail(2).with_columns(
-        pl.Series("annotations", [extra, drawing_only]), pl.Series("subject_ids", ["1", "2"]))])
+    rows = pl.concat(
+        [
+            rows,
+            rows.tail(2).with_columns(
+                pl.Series("annotations", [extra, drawing_only]), pl.Series("subject_ids", ["1", "2"])
+            ),
+        ]
+    )
     export = read_panoptes(write(rows, tmp_path / "c.csv"), write(workflows, tmp_path / "w.csv"))
     assert export.report.tasks_skipped_by_type == {"drawing": 2, "text": 1}
     assert export.report.tasks_skipped == {"T2 (drawing)": 2, "T3 (text)": 1}
-    assert export.report.skipped_tasks()[0] == ("task T2 (drawing) skipped in 2 classifications: only single- and "
-                                                "multiple-answer tasks are votes")
+    assert export.report.skipped_tasks()[0] == (
+        "task T2 (drawing) skipped in 2 classifications: only single- and multiple-answer tasks are votes"
+    )
     assert export.report.skipped["no answered question task"] == 1
     assert export.report.rows_used == 8
 
 
 def test_policies_can_be_changed(broken_export):
-    keep = read_panoptes(broken_export, DECALS_WF, workflow_id=6122, seen_before="keep", repeats="all",
-                         anonymous="drop")
+    keep = read_panoptes(
+        broken_export, DECALS_WF, workflow_id=6122, seen_before="keep", repeats="all", anonymous="drop"
+    )
     assert "seen_before re-classification" not in keep.report.skipped
     assert keep.report.skipped["not-logged-in volunteer"] == 1
     assert {"1008", "1009"} <= set(keep.classifications["classification_id"])
@@ -262,14 +276,16 @@ def test_reduced_column_sets_and_index_column(tmp_path):
 def test_galaxy_zoos_reduced_export_needs_its_workflow_named(tmp_path):
     """The export Galaxy Zoo's reduction scripts use has no workflow_id column: the workflow is named instead, and the
     fit's summary on the terminal names every task it skipped."""
-    reduced = real_rows().select("classification_id", "user_id", "workflow_version", "created_at", "annotations",
-                                 "subject_ids")
+    reduced = real_rows().select(
+        "classification_id", "user_id", "workflow_version", "created_at", "annotations", "subject_ids"
+    )
     path = write(reduced, tmp_path / "reduced.csv")
     runner = CliRunner()
     refused = runner.invoke(app, ["fit", str(path), "--workflows", str(DECALS_WF), "--out", str(tmp_path / "no")])
     assert refused.exit_code == 2 and "no workflow_id column" in refused.output and "--workflow-id" in refused.output
-    result = runner.invoke(app, ["fit", str(path), "--workflows", str(DECALS_WF), "--workflow-id", "6122", "--out",
-                                 str(tmp_path / "fit")])
+    result = runner.invoke(
+        app, ["fit", str(path), "--workflows", str(DECALS_WF), "--workflow-id", "6122", "--out", str(tmp_path / "fit")]
+    )
     assert result.exit_code == 0, result.output
     output = " ".join(result.output.split())
     assert "9 classifications read, 9 used" in output and "votes skipped in 1 classification: T8 v44.73" in output
@@ -286,10 +302,13 @@ def test_without_workflow_definitions_answers_are_read_as_written():
     assert set(t0["answer"]) == {"features or disk", "smooth", "star or artefact"}
 
 
-@pytest.mark.parametrize("content,message", [
-    ("classification_id,user_name\n1,a\n", "not a Panoptes classification export"),
-    ("", "cannot be read as CSV"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ("classification_id,user_name\n1,a\n", "not a Panoptes classification export"),
+        ("", "cannot be read as CSV"),
+    ],
+)
 def test_bad_exports(tmp_path, content, message):
     path = tmp_path / "export.csv"
     path.write_text(content)
@@ -320,8 +339,21 @@ def test_unknown_workflow_version_is_quarantined(tmp_path):
 def test_cli_fits_a_raw_export(tmp_path, broken_export):
     runner = CliRunner()
     out = tmp_path / "fit"
-    result = runner.invoke(app, ["fit", str(broken_export), "--workflows", str(DECALS_WF), "--workflow-id", "6122",
-                                 "--model", "ds", "--out", str(out)])
+    result = runner.invoke(
+        app,
+        [
+            "fit",
+            str(broken_export),
+            "--workflows",
+            str(DECALS_WF),
+            "--workflow-id",
+            "6122",
+            "--model",
+            "ds",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     info = json.loads((out / "fit.json").read_text())
     rows = info["export"]
@@ -330,8 +362,20 @@ def test_cli_fits_a_raw_export(tmp_path, broken_export):
     assert quarantine.columns == ["row", "classification_id", "reason"] and quarantine.height == 7
     subjects = pl.read_parquet(out / "subjects.parquet")
     assert "smooth-or-featured" in set(subjects["question"])
-    strict = runner.invoke(app, ["fit", str(broken_export), "--workflows", str(DECALS_WF), "--workflow-id", "6122",
-                                 "--out", str(tmp_path / "strict"), "--strict"])
+    strict = runner.invoke(
+        app,
+        [
+            "fit",
+            str(broken_export),
+            "--workflows",
+            str(DECALS_WF),
+            "--workflow-id",
+            "6122",
+            "--out",
+            str(tmp_path / "strict"),
+            "--strict",
+        ],
+    )
     assert strict.exit_code == 2 and "malformed annotations JSON (--strict)" in strict.output
 
 
@@ -364,9 +408,18 @@ def test_export_votes_are_built_as_the_general_path_builds_them(broken_export, r
     shuffled = np.random.default_rng(0).permutation(votes.n_votes)
     perm = shuffled[np.argsort(c["row"][shuffled], kind="stable")]  # export row order, votes within a row shuffled
     again = Votes.from_codes(
-        subject=c["subject"][perm], volunteer=c["volunteer"][perm], question=c["question"][perm],
-        answer=c["answer"][perm], row=c["row"][perm], time=votes._time.gather(perm), subjects=votes.subjects,
-        volunteers=votes.volunteers, questions=votes.questions, answers=votes.answers, duplicates="all")
+        subject=c["subject"][perm],
+        volunteer=c["volunteer"][perm],
+        question=c["question"][perm],
+        answer=c["answer"][perm],
+        row=c["row"][perm],
+        time=votes._time.gather(perm),
+        subjects=votes.subjects,
+        volunteers=votes.volunteers,
+        questions=votes.questions,
+        answers=votes.answers,
+        duplicates="all",
+    )
     for name in ("subject", "volunteer", "question", "answer", "row"):
         assert np.array_equal(again._codes[name], c[name]), name
     assert again.report.duplicates == votes.report.duplicates

@@ -28,8 +28,9 @@ def three_votes():
     sim = simulate(truth, VolunteerPopulation(n_volunteers=300), questions=QUESTIONS, retire_after=3, seed=5)
     votes = Votes.from_frame(sim.votes)
     plain = DawidSkene().fit(votes)
-    scored = sim.truth.merge(plain.table("answers").select("subject", "question").to_pandas(),
-                             on=["subject", "question"])
+    scored = sim.truth.merge(
+        plain.table("answers").select("subject", "question").to_pandas(), on=["subject", "question"]
+    )
     return sim, votes, plain, scored
 
 
@@ -49,7 +50,7 @@ def classifier(sim, rng, accuracy=None, kind="calibrated") -> pd.DataFrame:
             noise = rng.normal(size=(len(z), K))
 
             def posterior(sigma, log_pi=log_pi, K=K, z=z, noise=noise):
-                logit = log_pi + (np.eye(K)[z] + sigma * noise) / sigma ** 2
+                logit = log_pi + (np.eye(K)[z] + sigma * noise) / sigma**2
                 p = np.exp(logit - logit.max(axis=1, keepdims=True))
                 return p / p.sum(axis=1, keepdims=True)
 
@@ -61,8 +62,10 @@ def classifier(sim, rng, accuracy=None, kind="calibrated") -> pd.DataFrame:
         else:
             p = np.full((len(z), K), 0.1 / (K - 1))
             p[np.arange(len(z)), (z + rng.integers(1, K, len(z))) % K] = 0.9
-        rows += [pd.DataFrame({"subject": part["subject"].to_numpy(), "question": question, "answer": a,
-                               "p": p[:, k]}) for k, a in enumerate(answers)]
+        rows += [
+            pd.DataFrame({"subject": part["subject"].to_numpy(), "question": question, "answer": a, "p": p[:, k]})
+            for k, a in enumerate(answers)
+        ]
     return pd.concat(rows, ignore_index=True)
 
 
@@ -88,8 +91,9 @@ def test_a_good_prior_helps_a_flat_one_changes_nothing_a_wrong_one_does_no_harm(
     same = DawidSkene().fit(votes, prior=read_prior(flat, votes))
     for name in ("confusion", "volunteers", "priors", "trace"):
         assert same.table(name).equals(plain.table(name)), name
-    voted = same.table("posteriors").join(plain.table("posteriors").select("subject", "question"),
-                                          on=["subject", "question"], how="semi")
+    voted = same.table("posteriors").join(
+        plain.table("posteriors").select("subject", "question"), on=["subject", "question"], how="semi"
+    )
     assert voted.equals(plain.table("posteriors"))  # the rest: subjects answered without votes on a question
 
     wrong = classifier(sim, rng, kind="wrong")
@@ -105,16 +109,28 @@ def test_a_good_prior_helps_a_flat_one_changes_nothing_a_wrong_one_does_no_harm(
 def test_zoobot_tables_and_names_through_the_tree(three_votes):
     _sim, votes, _plain, _ = three_votes
     subjects = votes.subjects.to_list()[:50]
-    fractions = pd.DataFrame({"id_str": subjects, "smooth-or-featured-dr8_smooth_fraction": 0.7,
-                              "smooth-or-featured-dr8_featured-or-disk_fraction": 0.2,
-                              "smooth-or-featured-dr8_artifact_fraction": 0.1, "ra": 1.0})
+    fractions = pd.DataFrame(
+        {
+            "id_str": subjects,
+            "smooth-or-featured-dr8_smooth_fraction": 0.7,
+            "smooth-or-featured-dr8_featured-or-disk_fraction": 0.2,
+            "smooth-or-featured-dr8_artifact_fraction": 0.1,
+            "ra": 1.0,
+        }
+    )
     prior = read_prior(fractions, votes)
     assert prior.format.startswith("Zoobot vote fractions") and prior.id_column == "id_str"
     p = prior.table.filter(pl.col("answer") == "smooth")["p"]
     assert p.len() == 50 and np.allclose(p.to_numpy(), 0.7)
     # Dirichlet concentrations, one per forward pass (lists, as Zoobot writes them): expected fractions, averaged
-    concentrations = pd.DataFrame({"subject": subjects[:2], "bar_strong": ["[1.0, 3.0]", "[2.0, 2.0]"],
-                                   "bar_weak": ["[1.0, 1.0]", "[2.0, 2.0]"], "bar_no": ["[2.0, 0.0]", "[4.0, 4.0]"]})
+    concentrations = pd.DataFrame(
+        {
+            "subject": subjects[:2],
+            "bar_strong": ["[1.0, 3.0]", "[2.0, 2.0]"],
+            "bar_weak": ["[1.0, 1.0]", "[2.0, 2.0]"],
+            "bar_no": ["[2.0, 0.0]", "[4.0, 4.0]"],
+        }
+    )
     table = read_prior(concentrations, votes).table.sort("subject", "answer")
     first = dict(table.filter(pl.col("subject") == subjects[0]).select("answer", "p").iter_rows())
     assert first == pytest.approx({"strong": (0.25 + 0.75) / 2, "weak": (0.25 + 0.25) / 2, "no": 0.25})
@@ -133,23 +149,36 @@ def test_ids_through_metadata_and_subjects_without_votes(tmp_path, three_votes):
     _, votes, _, _ = three_votes
     from annostat.data.subjects import Subjects
 
-    names = Subjects.from_frame(pl.DataFrame({"subject": votes.subjects, "iauname": [f"J{i:05d}" for i in
-                                                                                    range(votes.n_subjects)]}))
-    zoobot = pd.DataFrame({"iauname": ["J00000", "J00001", "J99999"], "smooth-or-featured_smooth_fraction": 0.9,
-                           "smooth-or-featured_featured-or-disk_fraction": 0.05,
-                           "smooth-or-featured_artifact_fraction": 0.05})
+    names = Subjects.from_frame(
+        pl.DataFrame({"subject": votes.subjects, "iauname": [f"J{i:05d}" for i in range(votes.n_subjects)]})
+    )
+    zoobot = pd.DataFrame(
+        {
+            "iauname": ["J00000", "J00001", "J99999"],
+            "smooth-or-featured_smooth_fraction": 0.9,
+            "smooth-or-featured_featured-or-disk_fraction": 0.05,
+            "smooth-or-featured_artifact_fraction": 0.05,
+        }
+    )
     prior = read_prior(zoobot, votes, subjects=names)
     assert prior.matched_by == "the subjects' iauname" and prior.unmatched == 1
     assert set(prior.table["subject"]) == set(votes.subjects[:2])
-    new = pd.DataFrame({"subject": [1, 2], "smooth-or-featured_smooth": [0.98, 0.01],
-                        "smooth-or-featured_featured-or-disk": [0.01, 0.98], "smooth-or-featured_artifact": 0.01})
+    new = pd.DataFrame(
+        {
+            "subject": [1, 2],
+            "smooth-or-featured_smooth": [0.98, 0.01],
+            "smooth-or-featured_featured-or-disk": [0.01, 0.98],
+            "smooth-or-featured_artifact": 0.01,
+        }
+    )
     known = classifier(three_votes[0], np.random.default_rng(1), accuracy=0.9)
     wide = known.pivot_table(index="subject", columns=["question", "answer"], values="p")
     wide.columns = [f"{q}_{a}" for q, a in wide.columns]
     wide = pd.concat([wide.reset_index(), new], ignore_index=True)
     fit = DawidSkene().fit(votes, prior=read_prior(wide, votes))
-    answers = fit.table("answers").filter(pl.col("subject").is_in([1, 2]) & (pl.col("question") ==
-                                                                             "smooth-or-featured"))
+    answers = fit.table("answers").filter(
+        pl.col("subject").is_in([1, 2]) & (pl.col("question") == "smooth-or-featured")
+    )
     assert dict(answers.select("subject", "answer").iter_rows()) == {1: "smooth", 2: "featured-or-disk"}
     assert (answers["n_votes"] == 0).all()
     info = fit.summary()
@@ -161,7 +190,9 @@ def test_ids_through_metadata_and_subjects_without_votes(tmp_path, three_votes):
 
     catalogue = make_catalogue(folder)
     row = catalogue.filter(pl.col("subject") == 2)
-    assert row["smooth-or-featured_total-votes"][0] == 0 and row["smooth-or-featured_featured-or-disk_posterior"][0] > 0.5
+    assert (
+        row["smooth-or-featured_total-votes"][0] == 0 and row["smooth-or-featured_featured-or-disk_posterior"][0] > 0.5
+    )
 
 
 def test_bayesian_models_take_the_prior_in_their_factor(three_votes):
@@ -172,7 +203,8 @@ def test_bayesian_models_take_the_prior_in_their_factor(three_votes):
     (question,) = fit.summary()["questions"]
     assert 0 < question["prior_weight"] <= 1 and "prior_weight[smooth-or-featured]" in fit.inference_data().posterior
     fixed = get_model("item", inference="svi", steps=100, draws=8).fit(
-        small, prior=read_prior(good, small, weight=0.5, learn_weight=False))  # a model with its own factor
+        small, prior=read_prior(good, small, weight=0.5, learn_weight=False)
+    )  # a model with its own factor
     assert fixed.summary()["questions"][0]["prior_weight"] == 0.5
 
 
@@ -181,15 +213,48 @@ def test_cli_prior(tmp_path, three_votes):
     sim.votes.to_csv(tmp_path / "votes.csv", index=False)
     classifier(sim, np.random.default_rng(3), accuracy=0.85).to_parquet(tmp_path / "prior.parquet")
     runner = CliRunner()
-    result = runner.invoke(app, ["fit", str(tmp_path / "votes.csv"), "--prior", str(tmp_path / "prior.parquet"),
-                                 "--prior-weight", "0.8", "--out", str(tmp_path / "fit")])
+    result = runner.invoke(
+        app,
+        [
+            "fit",
+            str(tmp_path / "votes.csv"),
+            "--prior",
+            str(tmp_path / "prior.parquet"),
+            "--prior-weight",
+            "0.8",
+            "--out",
+            str(tmp_path / "fit"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "prior (long (subject, question, answer, p)" in result.output and "learned, at most 0.8" in result.output
     info = json.loads((tmp_path / "fit" / "fit.json").read_text())
     assert info["prior"]["subjects"] == 3000 and info["prior"]["weight"] == 0.8
-    refused = runner.invoke(app, ["fit", str(tmp_path / "votes.csv"), "--model", "mv", "--prior",
-                                  str(tmp_path / "prior.parquet"), "--out", str(tmp_path / "mv")])
+    refused = runner.invoke(
+        app,
+        [
+            "fit",
+            str(tmp_path / "votes.csv"),
+            "--model",
+            "mv",
+            "--prior",
+            str(tmp_path / "prior.parquet"),
+            "--out",
+            str(tmp_path / "mv"),
+        ],
+    )
     assert refused.exit_code == 2 and "does not take a per-subject prior" in refused.output
-    bad = runner.invoke(app, ["fit", str(tmp_path / "votes.csv"), "--prior", str(tmp_path / "votes.csv"),
-                              "--prior-id-col", "nope", "--out", str(tmp_path / "bad")])
+    bad = runner.invoke(
+        app,
+        [
+            "fit",
+            str(tmp_path / "votes.csv"),
+            "--prior",
+            str(tmp_path / "votes.csv"),
+            "--prior-id-col",
+            "nope",
+            "--out",
+            str(tmp_path / "bad"),
+        ],
+    )
     assert bad.exit_code == 2 and "no id column 'nope'" in bad.output and "Traceback" not in bad.output

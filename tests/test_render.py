@@ -15,22 +15,42 @@ SIZE = 48
 
 
 def galaxy(**changes):
-    base = {"flux": 10.0, "disc_fraction": 0.9, "inclination_deg": 10.0, "pa_deg": 30.0, "r_e_arcsec": 1.5, "sersic_n": 2.5,
-                "bulge_axis_ratio": 0.9, "h_arcsec": 2.5, "bar_strength": 0.0, "bar_length_arcsec": 0.0, "bar_angle_deg": 0.0,
-                "spiral_m": 0, "spiral_amp": 0.0, "pitch_deg": 0.0, "spiral_phase_deg": 0.0, "n_clumps": 0, "tidal_amp": 0.0,
-                "tidal_angle_deg": 0.0, "redshift": 0.05}
+    base = {
+        "flux": 10.0,
+        "disc_fraction": 0.9,
+        "inclination_deg": 10.0,
+        "pa_deg": 30.0,
+        "r_e_arcsec": 1.5,
+        "sersic_n": 2.5,
+        "bulge_axis_ratio": 0.9,
+        "h_arcsec": 2.5,
+        "bar_strength": 0.0,
+        "bar_length_arcsec": 0.0,
+        "bar_angle_deg": 0.0,
+        "spiral_m": 0,
+        "spiral_amp": 0.0,
+        "pitch_deg": 0.0,
+        "spiral_phase_deg": 0.0,
+        "n_clumps": 0,
+        "tidal_amp": 0.0,
+        "tidal_angle_deg": 0.0,
+        "redshift": 0.05,
+    }
     return base | changes
 
 
 @pytest.fixture(scope="module")
 def clean():
     """Noiseless r-band images of hand-made galaxies, rendered in one batch."""
-    rows = pd.DataFrame([
-        galaxy(),  # face-on disc
-        galaxy(inclination_deg=85.0),  # edge-on disc
-        galaxy(bar_strength=0.6, bar_length_arcsec=4.0),  # strong bar
-        galaxy(spiral_m=2, spiral_amp=0.6, pitch_deg=20.0),  # two arms
-    ], columns=list(PARAMETERS))
+    rows = pd.DataFrame(
+        [
+            galaxy(),  # face-on disc
+            galaxy(inclination_deg=85.0),  # edge-on disc
+            galaxy(bar_strength=0.6, bar_length_arcsec=4.0),  # strong bar
+            galaxy(spiral_m=2, spiral_amp=0.6, pitch_deg=20.0),  # two arms
+        ],
+        columns=list(PARAMETERS),
+    )
     return render(rows, size=SIZE, noiseless=True)[:, 1]
 
 
@@ -70,11 +90,13 @@ def test_the_structure_each_answer_names_is_in_the_pixels(clean):
 def test_answers_follow_the_thresholds():
     t = THRESHOLDS
     assert answers_from(galaxy(disc_fraction=0.3, bulge_axis_ratio=0.95))["how-rounded"] == "round"
-    assert answers_from(galaxy(inclination_deg=80.0)) == {"smooth-or-featured": "featured-or-disk",
-                                                          "disk-edge-on": "yes", "edge-on-bulge": "none",
-                                                          "merging": "none"}
-    face = answers_from(galaxy(bar_strength=t["bar_strong"], spiral_m=7, spiral_amp=0.3, pitch_deg=30.0,
-                               tidal_amp=0.3))
+    assert answers_from(galaxy(inclination_deg=80.0)) == {
+        "smooth-or-featured": "featured-or-disk",
+        "disk-edge-on": "yes",
+        "edge-on-bulge": "none",
+        "merging": "none",
+    }
+    face = answers_from(galaxy(bar_strength=t["bar_strong"], spiral_m=7, spiral_amp=0.3, pitch_deg=30.0, tidal_amp=0.3))
     assert face["bar"] == "strong" and face["spiral-arm-count"] == "more-than-4" and face["spiral-winding"] == "loose"
     assert face["merging"] == "major-disturbance" and face["bulge-size"] == "small"
     assert answers_from(galaxy(bar_strength=0.2))["bar"] == "weak"
@@ -83,15 +105,16 @@ def test_answers_follow_the_thresholds():
 
 def test_cli_writes_a_valid_truth_set(tmp_path):
     out = tmp_path / "standin"
-    result = CliRunner().invoke(app, ["truth", "standin", "--n", "30", "--size", str(SIZE), "--seed", "2",
-                                      "--out", str(out)])
+    result = CliRunner().invoke(
+        app, ["truth", "standin", "--n", "30", "--size", str(SIZE), "--seed", "2", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     ts = load_truth_set(out)  # validates manifest, answers against the tree, images and bands
     assert len(ts.truth) == 30 and ts.manifest["source"] == "standin" and ts.manifest["thresholds"] == THRESHOLDS
     assert ts.read_image(ts.truth["image_id"].iloc[0])["z"].shape == (SIZE, SIZE)
     for _, row in ts.truth.iterrows():  # the stored answers are exactly the thresholds applied to the raw columns
         expected = answers_from(row)
-        stored = {c[len("true_"):]: v for c, v in row.items() if c.startswith("true_") and pd.notna(v)}
+        stored = {c[len("true_") :]: v for c, v in row.items() if c.startswith("true_") and pd.notna(v)}
         assert stored == expected
     bad = CliRunner().invoke(app, ["truth", "standin", "--n", "0", "--out", str(out)])
     assert bad.exit_code == 2 and "Invalid value for '--n'" in bad.output

@@ -20,8 +20,14 @@ WORKER = Path(__file__).with_name("sharding_worker.py")
 def four_devices(tmp_path_factory):
     """The worker's comparisons, run in a process with four CPU devices."""
     env = {**os.environ, "JAX_NUM_CPU_DEVICES": "4", "JAX_PLATFORMS": "cpu"}
-    run = subprocess.run([sys.executable, str(WORKER), str(tmp_path_factory.mktemp("sharded"))], env=env,
-                         check=False, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [sys.executable, str(WORKER), str(tmp_path_factory.mktemp("sharded"))],
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     return json.loads(run.stdout.strip().splitlines()[-1])
 
@@ -77,7 +83,7 @@ def test_subject_blocks(votes_per_subject, n_shards):
     assert len(bounds) == n_shards + 1 and bounds[0] == 0 and bounds[-1] == len(votes_per_subject)
     assert (np.diff(bounds) >= 0).all()
     sizes = np.diff(bounds)
-    assert (sizes[:min(n_shards, len(votes_per_subject))] >= 1).all()  # a subject a block while they last
+    assert (sizes[: min(n_shards, len(votes_per_subject))] >= 1).all()  # a subject a block while they last
     shard_votes = np.add.reduceat(np.r_[votes_per_subject, 0], bounds[:-1])[sizes > 0]
     # no block holds much more than its share: at most one subject's votes over it
     assert shard_votes.max() <= subject.size / n_shards + max(votes_per_subject) + 1e-9

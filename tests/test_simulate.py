@@ -98,8 +98,9 @@ def test_true_accuracy_is_what_the_volunteers_did(sim):
 
 
 def test_learning_and_difficulty_lower_accuracy(truth):
-    population = VolunteerPopulation(n_volunteers=200, learning_gap=1.5, halflife=10, spammer_fraction=0.0,
-                                     difficulty_weight=1.5)
+    population = VolunteerPopulation(
+        n_volunteers=200, learning_gap=1.5, halflife=10, spammer_fraction=0.0, difficulty_weight=1.5
+    )
     sim = simulate(truth, population, retire_after=10, seed=1)
     m = correct(sim)
     m = m[m["question"] == "smooth-or-featured"]
@@ -113,7 +114,9 @@ def test_learning_and_difficulty_lower_accuracy(truth):
     curve = sim.population[sim.population["question"] == "smooth-or-featured"]
     assert curve["accuracy"].is_monotonic_increasing and curve["accuracy"].iloc[-1] > curve["accuracy"].iloc[0]
     v = sim.volunteers[sim.volunteers["question"] == "smooth-or-featured"]
-    assert (v["start"] <= v["accuracy_last"] + 1e-9).all() and (v["accuracy_last"] <= v["accuracy_plateau"] + 1e-9).all()
+    assert (v["start"] <= v["accuracy_last"] + 1e-9).all() and (
+        v["accuracy_last"] <= v["accuracy_plateau"] + 1e-9
+    ).all()
 
 
 def test_spammers_always_answer_artifact(truth):
@@ -128,8 +131,10 @@ def test_spammers_always_answer_artifact(truth):
 
 
 def test_subtree_needs_the_question_that_leads_there():
-    assert list(subtree(TREE, ["smooth-or-featured", "disk-edge-on"]).questions) == ["smooth-or-featured",
-                                                                                     "disk-edge-on"]
+    assert list(subtree(TREE, ["smooth-or-featured", "disk-edge-on"]).questions) == [
+        "smooth-or-featured",
+        "disk-edge-on",
+    ]
     with pytest.raises(ValueError, match="disk-edge-on"):
         subtree(TREE, ["smooth-or-featured", "bar"])
     with pytest.raises(ValueError, match="not in the"):
@@ -165,8 +170,12 @@ def test_panoptes_export_reads_back_to_the_same_votes(sim, tmp_path):
 def test_cli_simulate_writes_into_the_truth_set(tmp_path, truth):
     root = tmp_path / "ts"
     small = truth.head(60)
-    write_truth_set(root, {"source": "standin", "tree": "gz-decals-dr5", "bands": ["r"], "seed": 0}, small,
-                    {i: {"r": np.zeros((8, 8), np.float32)} for i in small["image_id"]})
+    write_truth_set(
+        root,
+        {"source": "standin", "tree": "gz-decals-dr5", "bands": ["r"], "seed": 0},
+        small,
+        {i: {"r": np.zeros((8, 8), np.float32)} for i in small["image_id"]},
+    )
     result = CliRunner().invoke(app, ["simulate", str(root), "--volunteers", "30", "--retire-after", "4"])
     assert result.exit_code == 0, result.output
     assert (root / "votes" / "classifications.csv").exists() and (root / "votes" / "votes.parquet").exists()
@@ -181,8 +190,9 @@ def test_cli_simulate_writes_into_the_truth_set(tmp_path, truth):
 
 def test_planted_confusions_show_in_the_votes_and_the_truth(truth):
     planted = [("bar", "weak", "no", 0.6, 0.5)]
-    sim = simulate(truth, VolunteerPopulation(n_volunteers=60, spammer_fraction=0.0, planted=planted),
-                   retire_after=10, seed=6)
+    sim = simulate(
+        truth, VolunteerPopulation(n_volunteers=60, spammer_fraction=0.0, planted=planted), retire_after=10, seed=6
+    )
     v = sim.volunteers[sim.volunteers["question"] == "bar"].set_index("volunteer")
     has = v["planted"] == "weak->no"
     assert 0.3 < has.mean() < 0.7 and (v.loc[~has, "planted"] == "").all()

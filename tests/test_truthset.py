@@ -14,22 +14,44 @@ from annostat.truth.answers import true_path
 from annostat.truth.truthset import _check_truth, empty_truth_row, load_truth_set, true_column, write_truth_set
 
 TREE = "gz-decals-dr5"
-MANIFEST = {"source": "standin", "tree": TREE, "bands": ["g", "r", "z"], "seed": 3,
-            "thresholds": {"bar_strong_a2": 0.3, "bar_weak_a2": 0.15}}
+MANIFEST = {
+    "source": "standin",
+    "tree": TREE,
+    "bands": ["g", "r", "z"],
+    "seed": 3,
+    "thresholds": {"bar_strong_a2": 0.3, "bar_weak_a2": 0.15},
+}
 
 
 def rows():
     """A smooth round galaxy, a barred face-on spiral, an edge-on disc: each with its true path filled in."""
     smooth = {"smooth-or-featured": "smooth", "how-rounded": "round", "merging": "none"}
-    spiral = {"smooth-or-featured": "featured-or-disk", "disk-edge-on": "no", "has-spiral-arms": "yes",
-              "bar": "strong", "spiral-winding": "medium", "spiral-arm-count": "2", "bulge-size": "small",
-              "merging": "none"}
-    edge_on = {"smooth-or-featured": "featured-or-disk", "disk-edge-on": "yes", "edge-on-bulge": "boxy",
-               "merging": "minor-disturbance"}
+    spiral = {
+        "smooth-or-featured": "featured-or-disk",
+        "disk-edge-on": "no",
+        "has-spiral-arms": "yes",
+        "bar": "strong",
+        "spiral-winding": "medium",
+        "spiral-arm-count": "2",
+        "bulge-size": "small",
+        "merging": "none",
+    }
+    edge_on = {
+        "smooth-or-featured": "featured-or-disk",
+        "disk-edge-on": "yes",
+        "edge-on-bulge": "boxy",
+        "merging": "minor-disturbance",
+    }
     out = []
     for i, answers in enumerate((smooth, spiral, edge_on)):
-        row = empty_truth_row(f"galaxy-{i}", TREE, sim="m12i", snapshot=600, inclination_deg=[0.0, 20.0, 88.0][i],
-                              a2_max=[0.0, 0.35, 0.1][i])
+        row = empty_truth_row(
+            f"galaxy-{i}",
+            TREE,
+            sim="m12i",
+            snapshot=600,
+            inclination_deg=[0.0, 20.0, 88.0][i],
+            a2_max=[0.0, 0.35, 0.1][i],
+        )
         row.update({true_column(q): a for q, a in answers.items()})
         out.append(row)
     return pd.DataFrame(out)
@@ -56,7 +78,11 @@ def test_round_trip(truth_set):
     answers = again.true_answers()
     assert len(answers) == 3 + 8 + 4  # only the questions each true path asks
     assert set(answers[answers["subject"] == "galaxy-2"]["question"]) == {
-        "smooth-or-featured", "disk-edge-on", "edge-on-bulge", "merging"}
+        "smooth-or-featured",
+        "disk-edge-on",
+        "edge-on-bulge",
+        "merging",
+    }
     assert (truth_set.root / "truth.parquet").exists() and truth_set.votes_dir == truth_set.root / "votes"
     subjects = again.subjects()  # image ids as subjects, each with its FITS file: looked up, not searched
     assert list(subjects.ids) == ["galaxy-0", "galaxy-1", "galaxy-2"] and "inclination_deg" in subjects.columns
@@ -73,14 +99,17 @@ def _rewrite_manifest(ts, **changes):
     (ts.root / "manifest.json").write_text(json.dumps(manifest))
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"schema_version": 2}, "schema_version 2 is not supported"),
-    ({"source": "illustris"}, "source 'illustris' is not one of fire2, standin"),
-    ({"tree": "gz-nope"}, "key 'tree': no tree preset 'gz-nope'"),
-    ({"bands": []}, "key 'bands' must be a non-empty list"),
-    ({"seed": "zero"}, "key 'seed' must be int, not str"),
-    ({"psf": ...}, "key 'psf' missing"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"schema_version": 2}, "schema_version 2 is not supported"),
+        ({"source": "illustris"}, "source 'illustris' is not one of fire2, standin"),
+        ({"tree": "gz-nope"}, "key 'tree': no tree preset 'gz-nope'"),
+        ({"bands": []}, "key 'bands' must be a non-empty list"),
+        ({"seed": "zero"}, "key 'seed' must be int, not str"),
+        ({"psf": ...}, "key 'psf' missing"),
+    ],
+)
 def test_bad_manifests_are_named(truth_set, changes, message):
     _rewrite_manifest(truth_set, **changes)
     with pytest.raises(InputError, match="manifest.json: " + message.replace("(", r"\(")):
@@ -102,17 +131,26 @@ def _rewrite_truth(ts, change):
     truth.to_parquet(ts.root / "truth.parquet", index=False)
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda t: t.drop(columns=["true_bar"]), r"column\(s\) 'true_bar' missing"),
-    (lambda t: t.assign(image_id=["a", "b", "a"]), r"column 'image_id': 'a' appears more than once"),
-    (lambda t: t.assign(redshift=["low"] * 3), r"column 'redshift': must be numeric"),
-    (lambda t: t.assign(true_bar=[None, "very", None]),
-     r"image_id 'galaxy-1', column 'true_bar': 'very' is not an answer of bar \(strong, weak, no\)"),
-    (lambda t: t.assign(true_bar=["weak", "strong", None]),
-     r"image_id 'galaxy-0', column 'true_bar': 'weak', but the true path never asks bar"),
-    (lambda t: t.assign(**{"true_edge-on-bulge": [None, None, None]}),
-     r"image_id 'galaxy-2', column 'true_edge-on-bulge': null, but the true path asks edge-on-bulge"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda t: t.drop(columns=["true_bar"]), r"column\(s\) 'true_bar' missing"),
+        (lambda t: t.assign(image_id=["a", "b", "a"]), r"column 'image_id': 'a' appears more than once"),
+        (lambda t: t.assign(redshift=["low"] * 3), r"column 'redshift': must be numeric"),
+        (
+            lambda t: t.assign(true_bar=[None, "very", None]),
+            r"image_id 'galaxy-1', column 'true_bar': 'very' is not an answer of bar \(strong, weak, no\)",
+        ),
+        (
+            lambda t: t.assign(true_bar=["weak", "strong", None]),
+            r"image_id 'galaxy-0', column 'true_bar': 'weak', but the true path never asks bar",
+        ),
+        (
+            lambda t: t.assign(**{"true_edge-on-bulge": [None, None, None]}),
+            r"image_id 'galaxy-2', column 'true_edge-on-bulge': null, but the true path asks edge-on-bulge",
+        ),
+    ],
+)
 def test_bad_truth_tables_are_named(truth_set, change, message):
     _rewrite_truth(truth_set, change)
     with pytest.raises(InputError, match=r"truth.parquet[,:] " + message):

@@ -25,8 +25,9 @@ def split():
     sim = gz_simulation(700, 90, retire_after=9, seed=11)
     votes = sim.votes.sort_values("created_at", kind="stable").astype({"volunteer": str, "answer": str})
     rng = np.random.default_rng(0)
-    late = votes["subject"].isin(rng.choice(votes["subject"].unique(), 40, replace=False)) | \
-        votes["volunteer"].isin(rng.choice(votes["volunteer"].unique(), 3, replace=False))
+    late = votes["subject"].isin(rng.choice(votes["subject"].unique(), 40, replace=False)) | votes["volunteer"].isin(
+        rng.choice(votes["volunteer"].unique(), 3, replace=False)
+    )
     late |= np.arange(len(votes)) >= int(len(votes) * 0.92)
     return sim, votes[~late].reset_index(drop=True), votes[late].reset_index(drop=True)
 
@@ -76,7 +77,9 @@ def test_update_is_closer_to_the_converged_fit_than_the_last_fit(split, fits):
     converged = DawidSkene(tol=0, max_iter=300).fit(Votes.from_frame(pd.concat([old, new])))
     after = joined(updated, converged, "volunteers", ["volunteer", "question"]).drop_nulls()
     before = joined(last, converged, "volunteers", ["volunteer", "question"]).drop_nulls()
-    assert (after["accuracy"] - after["accuracy_b"]).abs().mean() < (before["accuracy"] - before["accuracy_b"]).abs().mean()
+    assert (after["accuracy"] - after["accuracy_b"]).abs().mean() < (
+        before["accuracy"] - before["accuracy_b"]
+    ).abs().mean()
 
 
 def test_combined_votes_keep_codes_rows_and_account_for_repeats(split):
@@ -86,11 +89,13 @@ def test_combined_votes_keep_codes_rows_and_account_for_repeats(split):
     combined, row_offset = combine(last, Votes.from_frame(repeat))
     assert row_offset == len(old)
     assert combined.n_votes == len(old) + len(new)
-    assert combined.report.rows_read == len(old) + len(repeat) == combined.report.rows_kept + combined.report.rows_dropped
+    assert (
+        combined.report.rows_read == len(old) + len(repeat) == combined.report.rows_kept + combined.report.rows_dropped
+    )
     assert combined.report.dropped == {"duplicate vote (policy first)": 25}
     # the last fit's labels keep their codes; new ones come after
-    assert combined.subjects[:last.votes.n_subjects].to_list() == last.votes.subjects.to_list()
-    assert combined.volunteers[:last.votes.n_volunteers].to_list() == last.votes.volunteers.to_list()
+    assert combined.subjects[: last.votes.n_subjects].to_list() == last.votes.subjects.to_list()
+    assert combined.volunteers[: last.votes.n_volunteers].to_list() == last.votes.volunteers.to_list()
     rows = combined.codes("row")
     assert np.array_equal(np.sort(rows[rows < row_offset]), np.arange(len(old)))
     assert np.array_equal(np.sort(rows[rows >= row_offset]) - row_offset, np.arange(len(new)))
@@ -100,12 +105,18 @@ def test_new_questions_and_answers_are_welcome():
     sim = gz_simulation(300, 40, retire_after=6, seed=4)
     votes = sim.votes.astype({"answer": str, "question": str})
     first = votes[votes["question"] == "smooth-or-featured"].iloc[:1200]
-    later = pd.concat([votes[votes["question"] == "smooth-or-featured"].iloc[1200:], votes[votes["question"] == "disk-edge-on"]])
+    later = pd.concat(
+        [votes[votes["question"] == "smooth-or-featured"].iloc[1200:], votes[votes["question"] == "disk-edge-on"]]
+    )
     later.loc[later.index[:3], "answer"] = "merger"  # an answer the last fit never saw
     updated = DawidSkene().fit(Votes.from_frame(first)).update(Votes.from_frame(later))
     assert updated.votes.questions.to_list() == ["smooth-or-featured", "disk-edge-on"]
     answers = {q: updated.votes.answers[i].to_list() for i, q in enumerate(updated.votes.questions)}
-    assert "merger" in answers["smooth-or-featured"] and answers["smooth-or-featured"][:3] == ["artifact", "featured-or-disk", "smooth"]
+    assert "merger" in answers["smooth-or-featured"] and answers["smooth-or-featured"][:3] == [
+        "artifact",
+        "featured-or-disk",
+        "smooth",
+    ]
     assert updated.votes.n_votes == len(first) + len(later)
     assert set(updated.table("answers")["question"]) == {"smooth-or-featured", "disk-edge-on"}
 
@@ -125,8 +136,9 @@ def test_cli_update_from_a_fit_folder(tmp_path, split, fits):
     old.to_csv(tmp_path / "old.csv", index=False)
     new.to_csv(tmp_path / "new.csv", index=False)
     assert runner.invoke(app, ["fit", str(tmp_path / "old.csv"), "--out", str(tmp_path / "last"), "-q"]).exit_code == 0
-    result = runner.invoke(app, ["update", str(tmp_path / "last"), str(tmp_path / "new.csv"), "--out",
-                                 str(tmp_path / "now")])
+    result = runner.invoke(
+        app, ["update", str(tmp_path / "last"), str(tmp_path / "new.csv"), "--out", str(tmp_path / "now")]
+    )
     assert result.exit_code == 0, result.output
     assert "updated by incremental EM" in result.output
     info = json.loads((tmp_path / "now" / "fit.json").read_text())
@@ -137,8 +149,9 @@ def test_cli_update_from_a_fit_folder(tmp_path, split, fits):
     assert len(both) == saved.table("answers").height and (both["answer"] == both["answer_right"]).mean() >= 0.995
     # the updated folder is a fit folder: retire and update read it
     assert runner.invoke(app, ["retire", str(tmp_path / "now"), "--out", str(tmp_path / "r.csv")]).exit_code == 0
-    again = runner.invoke(app, ["update", str(tmp_path / "now"), str(tmp_path / "new.csv"), "--out",
-                                str(tmp_path / "again"), "-q"])
+    again = runner.invoke(
+        app, ["update", str(tmp_path / "now"), str(tmp_path / "new.csv"), "--out", str(tmp_path / "again"), "-q"]
+    )
     assert again.exit_code == 0, again.output  # every vote a repeat: dropped and counted, nothing new
     info = json.loads((tmp_path / "again" / "fit.json").read_text())
     assert info["votes"] == len(old) + len(new) and info["update"]["new_votes_kept"] == 0
@@ -149,13 +162,18 @@ def test_cli_update_errors(tmp_path, split):
     _, old, _new = split
     old.to_csv(tmp_path / "old.csv", index=False)
     assert runner.invoke(app, ["fit", str(tmp_path / "old.csv"), "--out", str(tmp_path / "last"), "-q"]).exit_code == 0
-    same = runner.invoke(app, ["update", str(tmp_path / "last"), str(tmp_path / "old.csv"), "--out", str(tmp_path / "last")])
+    same = runner.invoke(
+        app, ["update", str(tmp_path / "last"), str(tmp_path / "old.csv"), "--out", str(tmp_path / "last")]
+    )
     assert same.exit_code == 2 and "the last fit's own folder" in same.output
-    missing = runner.invoke(app, ["update", str(tmp_path / "nothing"), str(tmp_path / "old.csv"), "--out", str(tmp_path / "x")])
+    missing = runner.invoke(
+        app, ["update", str(tmp_path / "nothing"), str(tmp_path / "old.csv"), "--out", str(tmp_path / "x")]
+    )
     assert missing.exit_code == 2 and "not a folder" in missing.output
     bad = tmp_path / "bad.csv"
-    pl.DataFrame({"subject": ["not-a-number"], "volunteer": ["v"], "question": ["smooth-or-featured"],
-                  "answer": ["smooth"]}).write_csv(bad)
+    pl.DataFrame(
+        {"subject": ["not-a-number"], "volunteer": ["v"], "question": ["smooth-or-featured"], "answer": ["smooth"]}
+    ).write_csv(bad)
     wrong = runner.invoke(app, ["update", str(tmp_path / "last"), str(bad), "--out", str(tmp_path / "y")])
     assert wrong.exit_code == 2 and "bad.csv" in wrong.output and "subject" in wrong.output
     assert "Traceback" not in wrong.output
@@ -180,8 +198,18 @@ def test_update_from_a_later_panoptes_export(tmp_path):
     for name, path in (("last", "first.csv"), ("whole", None)):
         source = tmp_path / path if path else folder / "classifications.csv"
         assert runner.invoke(app, ["fit", str(source), *workflows, "--out", str(tmp_path / name), "-q"]).exit_code == 0
-    result = runner.invoke(app, ["update", str(tmp_path / "last"), str(tmp_path / "later.csv"),
-                                 "--workflows", str(folder / "workflow_versions.json"), "--out", str(tmp_path / "now")])
+    result = runner.invoke(
+        app,
+        [
+            "update",
+            str(tmp_path / "last"),
+            str(tmp_path / "later.csv"),
+            "--workflows",
+            str(folder / "workflow_versions.json"),
+            "--out",
+            str(tmp_path / "now"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     now, whole = (json.loads((tmp_path / n / "fit.json").read_text()) for n in ("now", "whole"))
     assert now["votes"] == whole["votes"] and now["subjects"] == whole["subjects"]
@@ -190,9 +218,19 @@ def test_update_from_a_later_panoptes_export(tmp_path):
     b = pl.read_parquet(tmp_path / "whole" / "subjects.parquet").sort(["question", "subject"])
     assert a.select("subject", "question", "n_votes").equals(b.select("subject", "question", "n_votes"))
     # a cumulative export (every classification so far, the last fit's included): those are repeats, dropped
-    cumulative = runner.invoke(app, ["update", str(tmp_path / "last"), str(folder / "classifications.csv"),
-                                     "--workflows", str(folder / "workflow_versions.json"), "--out",
-                                     str(tmp_path / "again"), "-q"])
+    cumulative = runner.invoke(
+        app,
+        [
+            "update",
+            str(tmp_path / "last"),
+            str(folder / "classifications.csv"),
+            "--workflows",
+            str(folder / "workflow_versions.json"),
+            "--out",
+            str(tmp_path / "again"),
+            "-q",
+        ],
+    )
     assert cumulative.exit_code == 0, cumulative.output
     again = json.loads((tmp_path / "again" / "fit.json").read_text())
     assert again["votes"] == whole["votes"] and again["update"]["new_votes_kept"] == now["update"]["new_votes_kept"]
@@ -212,8 +250,11 @@ def test_bayesian_models_start_from_the_last_fit(split, tmp_path):
     refit = HierarchicalDawidSkene(inference="map", steps=400).fit(Votes.from_frame(pd.concat([old, new])))
     answers = joined(updated, refit, "answers", ["subject", "question"])
     assert (answers["answer"] == answers["answer_b"]).mean() >= 0.98
-    gap = (joined(updated, refit, "volunteers", ["volunteer", "question"]).select(
-        (pl.col("accuracy") - pl.col("accuracy_b")).abs())).to_series()
+    gap = (
+        joined(updated, refit, "volunteers", ["volunteer", "question"]).select(
+            (pl.col("accuracy") - pl.col("accuracy_b")).abs()
+        )
+    ).to_series()
     assert gap.median() < 0.01 and gap.max() < 0.1
     last.save(tmp_path / "last")
     from_folder = Fit.load(tmp_path / "last").update(Votes.from_frame(new))

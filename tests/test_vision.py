@@ -27,8 +27,7 @@ def folder(tmp_path_factory):
     np.save(root / "a.npy", rng.random((12, 12, 3)).astype(np.float32))
     Image.fromarray((rng.random((20, 16, 3)) * 255).astype(np.uint8)).save(root / "b.png")
     Image.fromarray((rng.random((10, 10, 3)) * 255).astype(np.uint8)).save(root / "c.jpg")
-    bands = [fits.PrimaryHDU()] + [fits.ImageHDU(rng.normal(0, 1, (16, 16)).astype(np.float32), name=b)
-                                   for b in "grz"]
+    bands = [fits.PrimaryHDU()] + [fits.ImageHDU(rng.normal(0, 1, (16, 16)).astype(np.float32), name=b) for b in "grz"]
     fits.HDUList(bands).writeto(root / "d.fits")
     fits.PrimaryHDU(rng.normal(0, 1, (3, 16, 16)).astype(np.float32)).writeto(root / "e.fits")
     (root / "broken.png").write_bytes(b"not a png")

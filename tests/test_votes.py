@@ -13,8 +13,12 @@ def frame(**cols):
 
 
 def test_codes_and_label_maps_both_ways():
-    df = frame(subject=["g2", "g1", "g1", "g3"], volunteer=["b", "a", "b", "a"],
-               question=["bar", "bar", "smooth", "smooth"], answer=["no", "weak", "featured", "smooth"])
+    df = frame(
+        subject=["g2", "g1", "g1", "g3"],
+        volunteer=["b", "a", "b", "a"],
+        question=["bar", "bar", "smooth", "smooth"],
+        answer=["no", "weak", "featured", "smooth"],
+    )
     votes = Votes.from_frame(df)
     assert votes.subjects.to_list() == ["g1", "g2", "g3"]
     assert votes.volunteers.to_list() == ["a", "b"]
@@ -70,8 +74,14 @@ def test_experience_in_time_order_overall_and_per_question():
         volunteer=["a", "a", "a", "b", "a", "a"],
         question=["q1", "q2", "q1", "q1", "q1", "q2"],
         answer=[0, 1, 0, 1, 1, 0],
-        created_at=["2018-02-20 10:00:03 UTC", "2018-02-20 10:00:01 UTC", "2018-02-20 10:00:02 UTC",
-                    "2018-02-20 10:00:00 UTC", "2018-02-20 10:00:02 UTC", "2018-02-21 09:00:00 UTC"],
+        created_at=[
+            "2018-02-20 10:00:03 UTC",
+            "2018-02-20 10:00:01 UTC",
+            "2018-02-20 10:00:02 UTC",
+            "2018-02-20 10:00:00 UTC",
+            "2018-02-20 10:00:02 UTC",
+            "2018-02-21 09:00:00 UTC",
+        ],
     )
     t = Votes.from_frame(df).table.sort("row")
     # volunteer a in time order: row1 (q2), row2 (q1), row4 (q1, same time as row2: file order), row0 (q1), row5 (q2)
@@ -86,8 +96,7 @@ def test_experience_follows_file_order_without_time():
 
 
 def test_missing_values_are_counted_not_silently_dropped():
-    df = frame(subject=[1, None, 3, 4, 5], volunteer=["a", "b", None, "d", "e"],
-               answer=["x", "y", "x", None, ""])
+    df = frame(subject=[1, None, 3, 4, 5], volunteer=["a", "b", None, "d", "e"], answer=["x", "y", "x", None, ""])
     votes = Votes.from_frame(df)
     r = votes.report
     assert r.rows_read == 5 and r.rows_kept == 1
@@ -196,16 +205,27 @@ def test_every_row_is_accounted_for(rows, policy):
 
 
 def test_categorical_columns_are_read_as_their_labels():
-    plain = pd.DataFrame({"subject": [3, 1, 1, 2], "volunteer": ["b", "a", "b", "a"], "question": ["q", "q", "r", "q"],
-                          "answer": ["yes", "no", "x", "yes"]})
+    plain = pd.DataFrame(
+        {
+            "subject": [3, 1, 1, 2],
+            "volunteer": ["b", "a", "b", "a"],
+            "question": ["q", "q", "r", "q"],
+            "answer": ["yes", "no", "x", "yes"],
+        }
+    )
     categorical = plain.astype({"volunteer": "category", "question": "category", "answer": "category"})
     a, b = Votes.from_frame(plain), Votes.from_frame(categorical)
     assert a.table.equals(b.table) and a.to_frame().equals(b.to_frame())
     assert b.to_frame()["question"].dtype == a.to_frame()["question"].dtype
 
 
-vote_rows = st.lists(st.tuples(st.integers(0, 5), st.sampled_from("abc"), st.sampled_from(["q1", "q2"]),
-                               st.sampled_from(["x", "y", "z"])), min_size=1, max_size=40)
+vote_rows = st.lists(
+    st.tuples(
+        st.integers(0, 5), st.sampled_from("abc"), st.sampled_from(["q1", "q2"]), st.sampled_from(["x", "y", "z"])
+    ),
+    min_size=1,
+    max_size=40,
+)
 
 
 @settings(max_examples=60, deadline=None)
@@ -213,9 +233,14 @@ vote_rows = st.lists(st.tuples(st.integers(0, 5), st.sampled_from("abc"), st.sam
 def test_extended_is_the_table_of_both(first_rows, second_rows, policy, timed):
     """Votes.extended (the last fit's codes kept, the new votes merged in, repeats by the policy) holds the votes that
     coding both tables together holds, in (question, subject, row) order."""
+
     def votes_of(rows, offset):
-        df = frame(subject=[r[0] for r in rows], volunteer=[r[1] for r in rows], question=[r[2] for r in rows],
-                   answer=[r[3] for r in rows])
+        df = frame(
+            subject=[r[0] for r in rows],
+            volunteer=[r[1] for r in rows],
+            question=[r[2] for r in rows],
+            answer=[r[3] for r in rows],
+        )
         if timed:
             df["created_at"] = np.arange(len(rows), dtype=float) + offset
         return df

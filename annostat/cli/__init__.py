@@ -19,8 +19,21 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Probabilistic models of citizen-science volunteers.",
 )
-for command in (fit.fit, fit.compare, fit.predict, outputs.plot, outputs.catalogue, data.inspect, evaluation.demo,
-                truth.simulate, evaluation.benchmark, guidance.advise, live.retire, live.select, live.update):
+for command in (
+    fit.fit,
+    fit.compare,
+    fit.predict,
+    outputs.plot,
+    outputs.catalogue,
+    data.inspect,
+    evaluation.demo,
+    truth.simulate,
+    evaluation.benchmark,
+    guidance.advise,
+    live.retire,
+    live.select,
+    live.update,
+):
     app.command(cls=OneLineErrors)(command)
 app.add_typer(truth.truth_app, name="truth")
 
@@ -35,8 +48,9 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _options(
-    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
-                                 help="Print annostat's version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print annostat's version and exit."
+    ),
 ) -> None:
     """Probabilistic models of citizen-science volunteers."""
 

@@ -62,6 +62,7 @@ def option_flags(ctx: typer.Context) -> dict[str, str]:
 
 def given_on_command_line(ctx: typer.Context) -> dict[str, str]:
     """The options the user gave (not left at their defaults), as :func:`option_flags`."""
+
     def given(name: str) -> bool:
         source = ctx.get_parameter_source(name)
         return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
@@ -129,8 +130,13 @@ def training_progress(enabled: bool):
     if not enabled:
         yield None
         return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-               TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=True) as bar:
         tasks: dict = {}
 

@@ -16,15 +16,29 @@ from annostat.infer.cache import use_compilation_cache
 def print_scores(result, title: str) -> None:
     """The benchmark's scores, one row per pipeline and question, as a rich table on stdout."""
     table = Table(title=title)
-    columns = (("question", "question", "{}"), ("pipeline", "pipeline", "{}"), ("accuracy", "acc.", "{:.3f}"),
-               ("balanced_accuracy", "bal. acc.", "{:.3f}"), ("ece", "ECE", "{:.3f}"),
-               ("brier", "Brier", "{:.3f}"), ("volunteer_mae", "vol. MAE", "{:.3f}"))
+    columns = (
+        ("question", "question", "{}"),
+        ("pipeline", "pipeline", "{}"),
+        ("accuracy", "acc.", "{:.3f}"),
+        ("balanced_accuracy", "bal. acc.", "{:.3f}"),
+        ("ece", "ECE", "{:.3f}"),
+        ("brier", "Brier", "{:.3f}"),
+        ("volunteer_mae", "vol. MAE", "{:.3f}"),
+    )
     for _, header, _ in columns:
-        table.add_column(header, justify="left" if header in ("question", "pipeline") else "right",
-                         overflow="fold", min_width=18 if header == "question" else None)
+        table.add_column(
+            header,
+            justify="left" if header in ("question", "pipeline") else "right",
+            overflow="fold",
+            min_width=18 if header == "question" else None,
+        )
     for row in result.scores.sort_values(["question", "pipeline"]).to_dict("records"):
-        table.add_row(*["" if row.get(key) is None or row.get(key) != row.get(key) else fmt.format(row[key])
-                        for key, _, fmt in columns])
+        table.add_row(
+            *[
+                "" if row.get(key) is None or row.get(key) != row.get(key) else fmt.format(row[key])
+                for key, _, fmt in columns
+            ]
+        )
     Console().print(table)
 
 
@@ -51,24 +65,33 @@ def benchmark(
     pipelines: str = typer.Option("mv,ds", help="Comma-separated pipelines (annostat models; ck-* with crowd-kit)."),
     out: Path = typer.Option(..., "--out", "-o", file_okay=False, help="Folder for the report."),
     votes_dir: Path | None = typer.Option(None, help="Simulated votes folder (default TRUTHSET/votes)."),
-    efficiency: str = typer.Option(",".join(map(str, (1, 2, 3, 5, 8, 10, 15, 20, 30, 40))),
-                                   help="Classifications per subject for the label-efficiency curve ('' for none)."),
-    efficiency_pipelines: str | None = typer.Option(None, help="Pipelines refitted for the label-efficiency "
-                                                                  "curve (default: the fast ones chosen)."),
+    efficiency: str = typer.Option(
+        ",".join(map(str, (1, 2, 3, 5, 8, 10, 15, 20, 30, 40))),
+        help="Classifications per subject for the label-efficiency curve ('' for none).",
+    ),
+    efficiency_pipelines: str | None = typer.Option(
+        None, help="Pipelines refitted for the label-efficiency curve (default: the fast ones chosen)."
+    ),
     min_votes: int = typer.Option(10, min=1, help="Volunteers with at least this many votes are scored."),
-    image_size: int = typer.Option(64, min=8, max=4096,
-                                   help="Image pipelines (joint-ds, two-stage, ...): pixels a side."),
-    loop: str | None = typer.Option(None, help="The live loop's strategies (uniform, swap, swap+select, and with "
-                                                  "the joint model on the truth set's images swap+joint, "
-                                                  "swap+select+joint): "
-                                                  "classifications each needs to reach the accuracy of the fixed "
-                                                  "rule (--loop-max a galaxy), volunteers simulated on demand."),
-    loop_max: int = typer.Option(40, min=1, help="Loop: the fixed rule's classifications a galaxy (and the most "
-                                                 "any galaxy gets)."),
+    image_size: int = typer.Option(
+        64, min=8, max=4096, help="Image pipelines (joint-ds, two-stage, ...): pixels a side."
+    ),
+    loop: str | None = typer.Option(
+        None,
+        help="The live loop's strategies (uniform, swap, swap+select, and with "
+        "the joint model on the truth set's images swap+joint, "
+        "swap+select+joint): "
+        "classifications each needs to reach the accuracy of the fixed "
+        "rule (--loop-max a galaxy), volunteers simulated on demand.",
+    ),
+    loop_max: int = typer.Option(
+        40, min=1, help="Loop: the fixed rule's classifications a galaxy (and the most any galaxy gets)."
+    ),
     loop_threshold: float = typer.Option(0.99, min=0.0, max=1.0, help="Loop: retire at this posterior on the path."),
     loop_min: int = typer.Option(3, min=1, help="Loop: classifications before a galaxy can retire."),
-    loop_batch: int | None = typer.Option(None, min=1, help="Loop, swap+select: classifications a round "
-                                                               "\\[default: a fifth of the galaxies]."),
+    loop_batch: int | None = typer.Option(
+        None, min=1, help="Loop, swap+select: classifications a round \\[default: a fifth of the galaxies]."
+    ),
 ) -> None:
     """Run aggregation pipelines on a truth set's simulated votes and score them against the truth.
 
@@ -88,10 +111,15 @@ def benchmark(
     from annostat.evaluation.loop import JOINT_STRATEGIES
 
     joint_loop = loop is not None and any(x in JOINT_STRATEGIES for x in split_list(loop, "--loop"))
-    if "image_size" in given_on_command_line(ctx) and not joint_loop and \
-            not any(PIPELINES[n].needs_images for n in names + (eff_names or [])):
-        fail("--image-size: none of the pipelines chosen uses images (the image pipelines: "
-             f"{', '.join(n for n, p in PIPELINES.items() if p.needs_images)})")
+    if (
+        "image_size" in given_on_command_line(ctx)
+        and not joint_loop
+        and not any(PIPELINES[n].needs_images for n in names + (eff_names or []))
+    ):
+        fail(
+            "--image-size: none of the pipelines chosen uses images (the image pipelines: "
+            f"{', '.join(n for n, p in PIPELINES.items() if p.needs_images)})"
+        )
     from annostat.evaluation.loop import STRATEGIES
 
     strategies = split_list(loop, "--loop") if loop is not None else []
@@ -102,11 +130,24 @@ def benchmark(
     use_compilation_cache()
     with input_errors():
         try:
-            result = run_benchmark(truthset, names, out, votes_dir=votes_dir, efficiency=grid,
-                                   efficiency_pipelines=eff_names, min_votes=min_votes, image_size=image_size,
-                                   loop=strategies, loop_options={"maximum": loop_max, "threshold": loop_threshold,
-                                                                      "minimum": loop_min, "batch": loop_batch},
-                                   log=lambda message: console.print(message, highlight=False))
+            result = run_benchmark(
+                truthset,
+                names,
+                out,
+                votes_dir=votes_dir,
+                efficiency=grid,
+                efficiency_pipelines=eff_names,
+                min_votes=min_votes,
+                image_size=image_size,
+                loop=strategies,
+                loop_options={
+                    "maximum": loop_max,
+                    "threshold": loop_threshold,
+                    "minimum": loop_min,
+                    "batch": loop_batch,
+                },
+                log=lambda message: console.print(message, highlight=False),
+            )
         except ValueError as exc:
             fail(str(exc))
     print_scores(result, "Pipelines against the simulated truth")
@@ -116,8 +157,9 @@ def benchmark(
 
 
 def demo(
-    out: Path = typer.Option(Path("annostat-demo"), "--out", "-o", file_okay=False,
-                             help="Folder for the demo's outputs."),
+    out: Path = typer.Option(
+        Path("annostat-demo"), "--out", "-o", file_okay=False, help="Folder for the demo's outputs."
+    ),
     galaxies: int = typer.Option(300, min=10, help="Stand-in galaxies to render."),
     volunteers: int = typer.Option(150, min=1, help="Simulated volunteers."),
     retire_after: int = typer.Option(10, min=1, help="Classifications per galaxy."),
@@ -130,7 +172,14 @@ def demo(
     grid = split_list(efficiency, "--efficiency", int, "whole numbers")
     use_compilation_cache()
     with input_errors():
-        result = run_demo(out, n_galaxies=galaxies, n_volunteers=volunteers, retire_after=retire_after, seed=seed,
-                          efficiency=grid, log=lambda message: console.print(message, highlight=False))
+        result = run_demo(
+            out,
+            n_galaxies=galaxies,
+            n_volunteers=volunteers,
+            retire_after=retire_after,
+            seed=seed,
+            efficiency=grid,
+            log=lambda message: console.print(message, highlight=False),
+        )
     print_scores(result, "Simulated Galaxy Zoo votes: pipelines against the truth")
     Console().print(f"Truth set and votes in {out}/truth; report in {result.report}; fits in {out}/report/fits")

@@ -29,13 +29,35 @@ from annostat.infer.cache import use_compilation_cache
 from annostat.models import REGISTRY, get_model, model_spec, models_that
 
 #: which of ``fit``'s options each kind of fit uses (the rest, given, are refused in one line)
-ALWAYS = {"votes", "model", "out", "format", "duplicates", "quiet", "coordinator", "num_processes", "process_id",
-          "gold", "experts"}
+ALWAYS = {
+    "votes",
+    "model",
+    "out",
+    "format",
+    "duplicates",
+    "quiet",
+    "coordinator",
+    "num_processes",
+    "process_id",
+    "gold",
+    "experts",
+}
 TABLE_OPTIONS = {"subject_col", "volunteer_col", "question_col", "answer_col", "time_col"}
 EXPORT_OPTIONS = {"workflows", "workflow_id", "tree", "seen_before", "anonymous", "strict"}
 PRIOR_OPTIONS = {"prior_weight", "fixed_prior_weight", "prior_id_col"}
-JOINT_OPTIONS = {"method", "seed", "batch_size", "epochs", "rounds", "learning_rate", "missing_images", "resume",
-                 "pseudo_diagonal", "pseudo_off_diagonal", "devices"}
+JOINT_OPTIONS = {
+    "method",
+    "seed",
+    "batch_size",
+    "epochs",
+    "rounds",
+    "learning_rate",
+    "missing_images",
+    "resume",
+    "pseudo_diagonal",
+    "pseudo_off_diagonal",
+    "devices",
+}
 IMAGE_OPTIONS = {"images", "width", "depth", "image_size", "image_fit"}
 FEATURE_OPTIONS = {"features", "hidden", "features_id_col"}
 
@@ -55,13 +77,17 @@ def _refuse_unused(ctx: typer.Context, model: str, joint: str | None, export: bo
         if name in allowed:
             continue
         if name in TABLE_OPTIONS | EXPORT_OPTIONS:
-            fail(f"{flag}: an option for {'votes tables' if export else 'Panoptes exports'}, and VOTES is "
-                 f"{'a Panoptes export' if export else 'a votes table'}")
+            fail(
+                f"{flag}: an option for {'votes tables' if export else 'Panoptes exports'}, and VOTES is "
+                f"{'a Panoptes export' if export else 'a votes table'}"
+            )
         if name in PRIOR_OPTIONS:
             fail(f"{flag}: an option of --prior, which is not given")
         if name == "prior":
-            fail(f"--prior: the {model} model does not take a per-subject prior; the models that do are "
-                 f"{', '.join(models_that('subject_prior'))}")
+            fail(
+                f"--prior: the {model} model does not take a per-subject prior; the models that do are "
+                f"{', '.join(models_that('subject_prior'))}"
+            )
         if joint is None and name in (JOINT_OPTIONS | IMAGE_OPTIONS | FEATURE_OPTIONS) - model_options:
             fail(f"{flag}: one of the options of the joint model, which needs --images or --features")
         what = f"the joint model ({joint})" if joint else f"the {model} model"
@@ -81,7 +107,8 @@ def fit(
     answer_col: str = typer.Option("answer", help="Table: column with the answer."),
     time_col: str = typer.Option("created_at", help="Table: column with the time of the vote; absent: file order."),
     duplicates: DuplicatePolicy = typer.Option(
-        "first", help="Repeat votes (table) or repeat classifications (export) by one volunteer of one subject."),
+        "first", help="Repeat votes (table) or repeat classifications (export) by one volunteer of one subject."
+    ),
     workflows: Path | None = typer.Option(None, help="Export: workflow definitions (project CSV or API JSON)."),
     workflow_id: str | None = typer.Option(None, help="Export: the workflow to read."),
     tree: str = typer.Option("auto", help="Export: tree preset for Zoobot names (auto, none, or a preset)."),
@@ -89,67 +116,105 @@ def fit(
     anonymous: str = typer.Option("keep", help="Export: keep or drop not-logged-in volunteers."),
     strict: bool = typer.Option(False, "--strict", help="Export: any row that would be quarantined is an error."),
     max_iter: int | None = typer.Option(None, min=1, help="Dawid-Skene: most EM iterations \\[default: 100]."),
-    tol: float | None = typer.Option(None, min=0.0,
-                                        help="Dawid-Skene: relative change that stops EM \\[default: 1e-6]."),
-    pseudo_diagonal: float | None = typer.Option(None, min=0.0,
-                                                    help="Dawid-Skene: Dirichlet pseudo-count on the diagonal."),
-    pseudo_off_diagonal: float | None = typer.Option(None, min=0.0,
-                                                        help="Dawid-Skene: pseudo-count off the diagonal."),
-    devices: int | None = typer.Option(None, min=1, help="Dawid-Skene, SVI/MAP of hds, learning, mace and mn, "
-                                          "and the joint model's training: devices to split the subjects over "
-                                          "\\[default: Dawid-Skene every device JAX sees, the others one; CPU "
-                                          "devices: JAX_NUM_CPU_DEVICES=N]."),
-    inference: str = typer.Option("svi", help=f"Bayesian models ({', '.join(models_that('bayesian'))}): svi, map or "
-                                              "nuts."),
+    tol: float | None = typer.Option(
+        None, min=0.0, help="Dawid-Skene: relative change that stops EM \\[default: 1e-6]."
+    ),
+    pseudo_diagonal: float | None = typer.Option(
+        None, min=0.0, help="Dawid-Skene: Dirichlet pseudo-count on the diagonal."
+    ),
+    pseudo_off_diagonal: float | None = typer.Option(None, min=0.0, help="Dawid-Skene: pseudo-count off the diagonal."),
+    devices: int | None = typer.Option(
+        None,
+        min=1,
+        help="Dawid-Skene, SVI/MAP of hds, learning, mace and mn, "
+        "and the joint model's training: devices to split the subjects over "
+        "\\[default: Dawid-Skene every device JAX sees, the others one; CPU "
+        "devices: JAX_NUM_CPU_DEVICES=N].",
+    ),
+    inference: str = typer.Option(
+        "svi", help=f"Bayesian models ({', '.join(models_that('bayesian'))}): svi, map or nuts."
+    ),
     seed: int = typer.Option(0, help="Bayesian models: random seed (runs are reproducible for a seed)."),
-    steps: int | None = typer.Option(None, min=1,
-                                        help="Bayesian models: SVI/MAP optimisation steps \\[default: 2000]."),
+    steps: int | None = typer.Option(
+        None, min=1, help="Bayesian models: SVI/MAP optimisation steps \\[default: 2000]."
+    ),
     draws: int | None = typer.Option(None, min=1, help="Bayesian models: posterior draws kept \\[default: 200]."),
     batch_size: int | None = typer.Option(None, min=1, help="Bayesian models: subjects per SVI step."),
-    prior: Path | None = typer.Option(None, help="Per-subject answer priors from a classifier: annostat "
-                                                    "posteriors, a Zoobot prediction table or a wide table."),
-    prior_weight: float = typer.Option(1.0, min=0.0,
-                                       help="Prior: the largest weight of the classifier's evidence; the votes "
-                                                 "choose the weight up to it (below 1 tempers an over-confident "
-                                                 "classifier; 0 ignores it)."),
-    fixed_prior_weight: bool = typer.Option(False, "--fixed-prior-weight",
-                                            help="Prior: use --prior-weight as it is instead of learning it."),
-    prior_id_col: str | None = typer.Option(None, help="Prior: the id column \\[default: subject, subject_id, "
-                                                          "id_str or iauname]."),
-    images: Path | None = typer.Option(None, help="Joint model: a folder of the subjects' images (FITS, PNG/JPEG, "
-                                                     "NPY named by subject id or by the export's subject_data), or a "
-                                                     "truth set; a CNN is fitted with the volunteer model (ds or hds)."),
-    features: Path | None = typer.Option(None, help="Joint model: a table of precomputed features per subject "
-                                                       "(Zoobot's, a VGG's); an MLP head is fitted with ds or hds."),
+    prior: Path | None = typer.Option(
+        None,
+        help="Per-subject answer priors from a classifier: annostat "
+        "posteriors, a Zoobot prediction table or a wide table.",
+    ),
+    prior_weight: float = typer.Option(
+        1.0,
+        min=0.0,
+        help="Prior: the largest weight of the classifier's evidence; the votes "
+        "choose the weight up to it (below 1 tempers an over-confident "
+        "classifier; 0 ignores it).",
+    ),
+    fixed_prior_weight: bool = typer.Option(
+        False, "--fixed-prior-weight", help="Prior: use --prior-weight as it is instead of learning it."
+    ),
+    prior_id_col: str | None = typer.Option(
+        None, help="Prior: the id column \\[default: subject, subject_id, id_str or iauname]."
+    ),
+    images: Path | None = typer.Option(
+        None,
+        help="Joint model: a folder of the subjects' images (FITS, PNG/JPEG, "
+        "NPY named by subject id or by the export's subject_data), or a "
+        "truth set; a CNN is fitted with the volunteer model (ds or hds).",
+    ),
+    features: Path | None = typer.Option(
+        None,
+        help="Joint model: a table of precomputed features per subject "
+        "(Zoobot's, a VGG's); an MLP head is fitted with ds or hds.",
+    ),
     features_id_col: str | None = typer.Option(None, help="Features: the id column \\[default: subject, ...]."),
     image_size: int = typer.Option(64, min=8, max=4096, help="Images: pixels a side the network sees (resized)."),
     image_fit: str = typer.Option("resize", help="Images: resize the whole image, or cutout its centre."),
-    missing_images: str = typer.Option("error", help="Images/features: error, or skip voted subjects without one "
-                                                     "(counted in fit.json)."),
-    method: str = typer.Option("em", help="Joint model: em (cross-fitted alternation) or marginal (SGD on the "
-                                          "marginal likelihood)."),
+    missing_images: str = typer.Option(
+        "error", help="Images/features: error, or skip voted subjects without one (counted in fit.json)."
+    ),
+    method: str = typer.Option(
+        "em", help="Joint model: em (cross-fitted alternation) or marginal (SGD on the marginal likelihood)."
+    ),
     epochs: int | None = typer.Option(None, min=1, help="Joint model: epochs per EM round, or in all (marginal)."),
     rounds: int | None = typer.Option(None, min=1, help="Joint model, em: most rounds \\[default: 8]."),
     width: int | None = typer.Option(None, min=1, help="Joint model, images: the CNN's first width \\[default: 16]."),
     depth: int | None = typer.Option(None, min=1, help="Joint model, images: the CNN's stages \\[default: 3]."),
-    hidden: int | None = typer.Option(None, min=1,
-                                         help="Joint model, features: the MLP's hidden units \\[default: 128]."),
-    learning_rate: float | None = typer.Option(None, callback=positive,
-                                                  help="Joint model: the network's peak learning rate."),
-    resume: bool = typer.Option(False, "--resume", help="Joint model (em): go on from the last finished round of an "
-                                                         "interrupted fit into the same --out."),
-    gold: Path | None = typer.Option(None, help="Gold answers (subject, question, answer; no question column for "
-                                                   "one question): those subjects' answers are fixed in the fit "
-                                                   "(a Panoptes export's gold_standard classifications are read as "
-                                                   "gold answers too)."),
-    experts: str | None = typer.Option(None, help="Expert volunteers: a table with a volunteer column, or ids "
-                                                     "separated by commas (hds: a population of their own; "
-                                                     "volunteers.parquet marks them)."),
-    coordinator: str | None = typer.Option(None, help="Many hosts: HOST:PORT of process 0; each process reads "
-                                                         "its share of the subjects (Dawid-Skene, votes tables)."),
+    hidden: int | None = typer.Option(
+        None, min=1, help="Joint model, features: the MLP's hidden units \\[default: 128]."
+    ),
+    learning_rate: float | None = typer.Option(
+        None, callback=positive, help="Joint model: the network's peak learning rate."
+    ),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="Joint model (em): go on from the last finished round of an interrupted fit into the same --out.",
+    ),
+    gold: Path | None = typer.Option(
+        None,
+        help="Gold answers (subject, question, answer; no question column for "
+        "one question): those subjects' answers are fixed in the fit "
+        "(a Panoptes export's gold_standard classifications are read as "
+        "gold answers too).",
+    ),
+    experts: str | None = typer.Option(
+        None,
+        help="Expert volunteers: a table with a volunteer column, or ids "
+        "separated by commas (hds: a population of their own; "
+        "volunteers.parquet marks them).",
+    ),
+    coordinator: str | None = typer.Option(
+        None,
+        help="Many hosts: HOST:PORT of process 0; each process reads "
+        "its share of the subjects (Dawid-Skene, votes tables).",
+    ),
     num_processes: int | None = typer.Option(None, min=1, help="Many hosts: how many processes in all."),
-    process_id: int | None = typer.Option(None, min=0, help="Many hosts: this process's number (0 writes the "
-                                                                 "fit folder)."),
+    process_id: int | None = typer.Option(
+        None, min=0, help="Many hosts: this process's number (0 writes the fit folder)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
     """Fit a model to votes and write subjects, posteriors, volunteers, confusion, votes and fit.json.
@@ -169,72 +234,124 @@ def fit(
         fail(str(exc))
     if asked > 1:  # refused before joining: a process that fails alone would leave the others waiting
         if joint or prior is not None or model.value != "ds" or gold is not None or experts is not None:
-            fail("--num-processes: a fit over several processes takes --model ds on a votes table (no --images, "
-                 "--features, --prior, --gold or --experts yet)")
+            fail(
+                "--num-processes: a fit over several processes takes --model ds on a votes table (no --images, "
+                "--features, --prior, --gold or --experts yet)"
+            )
         with input_errors():
             if format.value == "panoptes" or (format.value == "auto" and detect_format(votes) == "panoptes"):
-                fail(f"{votes}: a Panoptes export; a fit over several processes reads a votes table (CSV or "
-                     "Parquet): fit it in one process, or give its fit's votes.parquet")
+                fail(
+                    f"{votes}: a Panoptes export; a fit over several processes reads a votes table (CSV or "
+                    "Parquet): fit it in one process, or give its fit's votes.parquet"
+                )
     try:  # before anything else touches JAX: the processes' devices make one mesh
         processes = hosts.start(coordinator, num_processes, process_id)
     except (RuntimeError, OSError) as exc:  # a port process 0 cannot listen on, or JAX's own join failing
         reason = first_line(exc)
-        fail(f"--coordinator {coordinator}: {reason if 'listen' in reason else 'the processes could not join: ' + reason}")
+        fail(
+            f"--coordinator {coordinator}: {reason if 'listen' in reason else 'the processes could not join: ' + reason}"
+        )
     if processes > 1:
         quiet = quiet or hosts.index() != 0  # process 0 reports
     if joint:
         if images is not None and features is not None:
             fail("--images and --features: give one of them")
         if model.value not in ("ds", "hds"):
-            fail(f"--{'images' if images is not None else 'features'}: the joint model takes --model ds or hds, "
-                 f"not {model.value}")
+            fail(
+                f"--{'images' if images is not None else 'features'}: the joint model takes --model ds or hds, "
+                f"not {model.value}"
+            )
         if prior is not None:
             fail("--prior: the joint model's network is the per-subject prior; give --prior or --images/--features")
-        if missing_images not in ("error", "skip") or image_fit not in ("resize", "cutout") or \
-                method not in ("em", "marginal"):
+        if (
+            missing_images not in ("error", "skip")
+            or image_fit not in ("resize", "cutout")
+            or method not in ("em", "marginal")
+        ):
             fail("--missing-images takes error or skip, --image-fit resize or cutout, --method em or marginal")
-    given = {"max_iter": max_iter, "tol": tol, "pseudo_diagonal": pseudo_diagonal, "pseudo_off_diagonal": pseudo_off_diagonal,
-                 "devices": devices, "inference": inference, "seed": seed, "steps": steps, "draws": draws, "batch_size": batch_size}
+    given = {
+        "max_iter": max_iter,
+        "tol": tol,
+        "pseudo_diagonal": pseudo_diagonal,
+        "pseudo_off_diagonal": pseudo_off_diagonal,
+        "devices": devices,
+        "inference": inference,
+        "seed": seed,
+        "steps": steps,
+        "draws": draws,
+        "batch_size": batch_size,
+    }
     options = {k: given[k] for k in model_spec(model.value).options if given[k] is not None}
     with input_errors():
         try:
             if joint:
                 from annostat.models.joint import JointModel
 
-                chosen = {"method": method, "seed": seed, "batch_size": batch_size, "epochs_per_round": epochs if
-                              method == "em" else None, "epochs": epochs if method == "marginal" else None,
-                              "rounds": rounds, "width": width, "depth": depth, "hidden": hidden, "learning_rate": learning_rate,
-                              "pseudo_diagonal": pseudo_diagonal, "pseudo_off_diagonal": pseudo_off_diagonal,
-                              "devices": devices}
-                estimator = JointModel(model.value, missing=missing_images,
-                                       **{k: v for k, v in chosen.items() if v is not None})
+                chosen = {
+                    "method": method,
+                    "seed": seed,
+                    "batch_size": batch_size,
+                    "epochs_per_round": epochs if method == "em" else None,
+                    "epochs": epochs if method == "marginal" else None,
+                    "rounds": rounds,
+                    "width": width,
+                    "depth": depth,
+                    "hidden": hidden,
+                    "learning_rate": learning_rate,
+                    "pseudo_diagonal": pseudo_diagonal,
+                    "pseudo_off_diagonal": pseudo_off_diagonal,
+                    "devices": devices,
+                }
+                estimator = JointModel(
+                    model.value, missing=missing_images, **{k: v for k, v in chosen.items() if v is not None}
+                )
             else:
                 estimator = get_model(model.value, **options)
         except ValueError as exc:
             fail(str(exc))
         start = time.perf_counter()
         is_export = format.value == "panoptes" or (format.value == "auto" and detect_format(votes) == "panoptes")
-        _refuse_unused(ctx, model.value, None if not joint else "images" if images is not None else "features",
-                       is_export, prior is not None)
+        _refuse_unused(
+            ctx,
+            model.value,
+            None if not joint else "images" if images is not None else "features",
+            is_export,
+            prior is not None,
+        )
         if is_export:
-            reader = {"workflows": workflows, "workflow_id": workflow_id, "tree": None if tree == "none" else tree,
-                          "seen_before": seen_before, "repeats": duplicates.value, "anonymous": anonymous, "strict": strict}
+            reader = {
+                "workflows": workflows,
+                "workflow_id": workflow_id,
+                "tree": None if tree == "none" else tree,
+                "seen_before": seen_before,
+                "repeats": duplicates.value,
+                "anonymous": anonymous,
+                "strict": strict,
+            }
             table, export = load_votes(votes, "panoptes", **reader)
         else:
             table, export = load_votes(
-                votes, "table", subject=subject_col, volunteer=volunteer_col, question=question_col,
-                answer=answer_col, time=time_col, duplicates=duplicates.value,
+                votes,
+                "table",
+                subject=subject_col,
+                volunteer=volunteer_col,
+                question=question_col,
+                answer=answer_col,
+                time=time_col,
+                duplicates=duplicates.value,
                 **({"share": (hosts.index(), processes)} if processes > 1 else {}),
             )
             table = hosts.agree(table)
         gold_summary = _gold_and_experts(table, gold, experts)
         subject_prior = None
         if prior is not None:
-            subject_prior = read_prior(prior, table, id_column=prior_id_col, weight=prior_weight,
-                                       learn_weight=not fixed_prior_weight)
+            subject_prior = read_prior(
+                prior, table, id_column=prior_id_col, weight=prior_weight, learn_weight=not fixed_prior_weight
+            )
         if joint:
-            inputs = _joint_inputs(table, images, features, features_id_col, image_size, image_fit, missing_images,
-                                   quiet)
+            inputs = _joint_inputs(
+                table, images, features, features_id_col, image_size, image_fit, missing_images, quiet
+            )
             rounds_dir = out / "network" / "progress"
             if rounds_dir.exists() and not resume:
                 shutil.rmtree(rounds_dir)
@@ -264,14 +381,21 @@ def fit(
         if subject_prior is not None:
             p = result.prior_summary
             weights = [q["prior_weight"] for q in result.summary()["questions"] if "prior_weight" in q]
-            span = f"{min(weights):.2f}" + (f"-{max(weights):.2f}" if max(weights) - min(weights) >= 0.005 else "") \
-                if weights else ""
-            used = (f"weight {span}" if weights else "no evidence") + \
-                (f" (learned, at most {p['weight']:g})" if p["weight_learned"] else " (fixed)")
-            console.print(f"prior ({p['format']}, {used}): {p['subjects']:,} subjects, "
-                          f"{p['subjects_with_votes']:,} with votes, {p['subjects_without_votes']:,} answered without "
-                          f"votes" + (f", {p['ids_not_matched']:,} ids matching no subject left out"
-                                      if p["ids_not_matched"] else ""), highlight=False)
+            span = (
+                f"{min(weights):.2f}" + (f"-{max(weights):.2f}" if max(weights) - min(weights) >= 0.005 else "")
+                if weights
+                else ""
+            )
+            used = (f"weight {span}" if weights else "no evidence") + (
+                f" (learned, at most {p['weight']:g})" if p["weight_learned"] else " (fixed)"
+            )
+            console.print(
+                f"prior ({p['format']}, {used}): {p['subjects']:,} subjects, "
+                f"{p['subjects_with_votes']:,} with votes, {p['subjects_without_votes']:,} answered without "
+                f"votes"
+                + (f", {p['ids_not_matched']:,} ids matching no subject left out" if p["ids_not_matched"] else ""),
+                highlight=False,
+            )
         if joint:
             _report_joint(result)
         else:
@@ -318,19 +442,32 @@ def _joint_inputs(table, images, features, features_id_col, image_size, image_fi
         return feature_inputs(features, features_id_col)
     with fit_progress(not quiet) as progress:
         step = (lambda done, total: progress("decoding images", done, total)) if progress else None
-        return image_inputs(images, table.subjects.to_list(), image_size, subject_table=table.subject_table,
-                            fit=image_fit, missing=missing, progress=step)
+        return image_inputs(
+            images,
+            table.subjects.to_list(),
+            image_size,
+            subject_table=table.subject_table,
+            fit=image_fit,
+            missing=missing,
+            progress=step,
+        )
 
 
 def _report_joint(result) -> None:
     info = result.summary()["joint"]
     inputs = info["inputs"]
     held = info["heldout_log_likelihood_per_vote"]
-    console.print(f"network ({info['network']['kind']}) on {inputs['subjects']:,} {inputs['kind']}: "
-                  f"{info['subjects_without_votes']:,} subjects answered without votes"
-                  + (f", {inputs['skipped']:,} skipped without an input" if inputs["skipped"] else "")
-                  + (f"; held-out vote log-likelihood {held:.4f}/vote at {'round' if result.joint_settings.method == 'em' else 'epoch'} {info['best']}"
-                     if held is not None else ""), highlight=False)
+    console.print(
+        f"network ({info['network']['kind']}) on {inputs['subjects']:,} {inputs['kind']}: "
+        f"{info['subjects_without_votes']:,} subjects answered without votes"
+        + (f", {inputs['skipped']:,} skipped without an input" if inputs["skipped"] else "")
+        + (
+            f"; held-out vote log-likelihood {held:.4f}/vote at {'round' if result.joint_settings.method == 'em' else 'epoch'} {info['best']}"
+            if held is not None
+            else ""
+        ),
+        highlight=False,
+    )
 
 
 def compare(
@@ -412,24 +549,39 @@ def predict(
         kind = "features" if config["kind"] == "mlp" else "images"
         if (features is not None) != (kind == "features"):
             fail(f"{fit_dir}: the network reads {kind}; give --{kind}")
-        inputs = network_inputs(config, images=images, features=features, id_col=features_id_col,
-                                missing=missing_images)
+        inputs = network_inputs(
+            config, images=images, features=features, id_col=features_id_col, missing=missing_images
+        )
         if images is not None and inputs.shape[-1] != config["in_channels"]:
-            fail(f"{images}: images of {inputs.shape[-1]} channel(s), but the network was trained on "
-                 f"{config['in_channels']}")
+            fail(
+                f"{images}: images of {inputs.shape[-1]} channel(s), but the network was trained on "
+                f"{config['in_channels']}"
+            )
         questions = [(q["question"], q["answers"]) for q in fit.summary()["questions"]]
         posteriors = predict_table(config, states, inputs, questions)
-        answers = (posteriors.sort("p", descending=True, maintain_order=True)
-                   .group_by(["subject", "question"], maintain_order=True).first()
-                   .with_columns(pl.lit(0, pl.Int64).alias("n_votes")).sort(["question", "subject"], maintain_order=True))
+        answers = (
+            posteriors.sort("p", descending=True, maintain_order=True)
+            .group_by(["subject", "question"], maintain_order=True)
+            .first()
+            .with_columns(pl.lit(0, pl.Int64).alias("n_votes"))
+            .sort(["question", "subject"], maintain_order=True)
+        )
         out.mkdir(parents=True, exist_ok=True)
         atomic_write(out / "posteriors.parquet", posteriors.write_parquet)
         atomic_write(out / "subjects.parquet", answers.write_parquet)
-        info = {"fit": str(fit_dir), "model": fit.model, "inputs": inputs.summary(), "subjects": len(inputs),
-                "networks": len(states)}
+        info = {
+            "fit": str(fit_dir),
+            "model": fit.model,
+            "inputs": inputs.summary(),
+            "subjects": len(inputs),
+            "networks": len(states),
+        }
         text = json.dumps(info, indent=2)
         atomic_write(out / "predict.json", lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
     if not quiet:
-        console.print(f"{len(inputs):,} subjects answered by {fit_dir}/network ({len(states)} network(s))"
-                      + (f", {len(inputs.skipped):,} skipped" if inputs.skipped else "") + f": {out}/",
-                      highlight=False)
+        console.print(
+            f"{len(inputs):,} subjects answered by {fit_dir}/network ({len(states)} network(s))"
+            + (f", {len(inputs.skipped):,} skipped" if inputs.skipped else "")
+            + f": {out}/",
+            highlight=False,
+        )

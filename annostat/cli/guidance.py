@@ -13,8 +13,9 @@ from annostat.cli.common import fail, input_errors
 
 def advise(
     fit_dir: Path = typer.Argument(..., help="A fit folder (annostat fit --out)."),
-    out: Path = typer.Option(..., "--out", "-o", file_okay=False,
-                             help="Folder for the advice, tables and volunteer cards."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", file_okay=False, help="Folder for the advice, tables and volunteer cards."
+    ),
     keep_names: bool = typer.Option(False, "--keep-names", help="Show volunteer names instead of pseudonyms."),
     salt: str | None = typer.Option(None, help="Salt of the pseudonyms (default: random, kept in private/)."),
     min_votes: int = typer.Option(10, min=1, help="Votes on a question before advice is given."),
@@ -29,8 +30,17 @@ def advise(
     if images is not None and not images.is_dir():
         fail(f"{images}: not a folder")
     with input_errors():
-        result = write_advice(fit_dir, out, keep_names=keep_names, salt=salt, min_votes=min_votes, truth=truth,
-                              images=images, examples=examples, max_pages=max_pages)
+        result = write_advice(
+            fit_dir,
+            out,
+            keep_names=keep_names,
+            salt=salt,
+            min_votes=min_votes,
+            truth=truth,
+            images=images,
+            examples=examples,
+            max_pages=max_pages,
+        )
     s = result["summary"]
     table = Table(title=f"Advice for {s['volunteers']:,} volunteers ({s['model']} fit)")
     table.add_column("recommendation")
@@ -38,5 +48,7 @@ def advise(
     for rec, count in sorted(s["recommendations"].items(), key=lambda kv: -kv[1]):
         table.add_row(rec, f"{count:,}")
     Console().print(table)
-    Console().print(f"{s['named_confusions']:,} named confusions, {s['examples']:,} worked examples; advice, "
-                    f"tables and {s['pages']:,} volunteer pages in {out} (open {out / 'index.html'})")
+    Console().print(
+        f"{s['named_confusions']:,} named confusions, {s['examples']:,} worked examples; advice, "
+        f"tables and {s['pages']:,} volunteer pages in {out} (open {out / 'index.html'})"
+    )

@@ -11,10 +11,12 @@ from annostat.cli.common import console, input_errors
 
 def plot(
     fit_dir: Path = typer.Argument(..., help="A fit folder written by annostat fit."),
-    out: Path | None = typer.Option(None, "--out", "-o", file_okay=False,
-                                       help="Folder for the figures \\[default: FIT_DIR/plots]."),
-    truth: Path | None = typer.Option(None, help="CSV of true answers (subject, question, answer): adds a "
-                                                     "reliability diagram."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", file_okay=False, help="Folder for the figures \\[default: FIT_DIR/plots]."
+    ),
+    truth: Path | None = typer.Option(
+        None, help="CSV of true answers (subject, question, answer): adds a reliability diagram."
+    ),
     volunteers: int = typer.Option(3, min=0, help="Confusion heatmaps for this many of the most active volunteers."),
 ) -> None:
     """Write figures of a fit: confusion heatmaps, skill against votes, learning curves, reliability diagram."""
@@ -28,8 +30,9 @@ def plot(
 
 def catalogue(
     fit_dir: Path = typer.Argument(..., help="A fit folder written by annostat fit."),
-    out: Path | None = typer.Option(None, "--out", "-o", file_okay=False,
-                                       help="Folder for the catalogue \\[default: FIT_DIR]."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", file_okay=False, help="Folder for the catalogue \\[default: FIT_DIR]."
+    ),
 ) -> None:
     """Write a Zoobot-compatible catalogue: vote counts, totals, fractions and posteriors per subject."""
     from annostat.catalogue import write_catalogue

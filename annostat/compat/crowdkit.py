@@ -40,8 +40,14 @@ class _CrowdKitAggregator:
         if missing:
             raise ValueError(f"data must have columns task, worker, label; missing {', '.join(sorted(missing))}")
         return Votes.from_frame(
-            data[["task", "worker", "label"]], subject="task", volunteer="worker", answer="label", question=None,
-            time=None, duplicates="all", source="crowd-kit data",
+            data[["task", "worker", "label"]],
+            subject="task",
+            volunteer="worker",
+            answer="label",
+            question=None,
+            time=None,
+            duplicates="all",
+            source="crowd-kit data",
         )
 
     def fit(self, data: pd.DataFrame, *args: Any, **kwargs: Any):
@@ -92,8 +98,14 @@ class DawidSkene(_CrowdKitAggregator):
         self.n_iter = n_iter
         self.tol = tol
         self._model = models.DawidSkene(
-            max_iter=n_iter, tol=0.0, atol_per_vote=tol, pseudo_diagonal=0.0, pseudo_off_diagonal=0.0,
-            prior_pseudo_count=0.0, eps=1e-10, crowdkit_stopping=True,
+            max_iter=n_iter,
+            tol=0.0,
+            atol_per_vote=tol,
+            pseudo_diagonal=0.0,
+            pseudo_off_diagonal=0.0,
+            prior_pseudo_count=0.0,
+            eps=1e-10,
+            crowdkit_stopping=True,
         )
 
     def _set_extra(self, fit: Fit, data: pd.DataFrame) -> None:
@@ -104,10 +116,12 @@ class DawidSkene(_CrowdKitAggregator):
         used = confusion.groupby(["volunteer", "answer"])["count"].transform("sum") > 0
         confusion = confusion[used]
         # crowd-kit normalises each worker's column over the labels the worker used
-        confusion = confusion.assign(p=confusion["p"] / confusion.groupby(["volunteer", "true_answer"])["p"]
-                                     .transform("sum"))
-        errors = confusion.pivot_table(index=["volunteer", "answer"], columns="true_answer", values="p",
-                                             observed=True, sort=True).astype(float)
+        confusion = confusion.assign(
+            p=confusion["p"] / confusion.groupby(["volunteer", "true_answer"])["p"].transform("sum")
+        )
+        errors = confusion.pivot_table(
+            index=["volunteer", "answer"], columns="true_answer", values="p", observed=True, sort=True
+        ).astype(float)
         errors.index.names = ["worker", "label"]
         errors.columns.name = None
         self.errors_ = errors

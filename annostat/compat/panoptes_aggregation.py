@@ -18,8 +18,9 @@ from annostat.data.io.panoptes import read_panoptes
 from annostat.data.io.workflows import Workflow, normalise_label
 
 
-def reduce_questions(classifications: str | Path, workflow_id: int, tasks: list[str],
-                     workdir: str | Path | None = None) -> pl.DataFrame:
+def reduce_questions(
+    classifications: str | Path, workflow_id: int, tasks: list[str], workdir: str | Path | None = None
+) -> pl.DataFrame:
     """panoptes_aggregation's question extract + reduce; columns subject, task, slug, count."""
     import yaml
     from panoptes_aggregation.scripts.extract_panoptes_csv import extract_csv
@@ -27,16 +28,24 @@ def reduce_questions(classifications: str | Path, workflow_id: int, tasks: list[
 
     workdir = Path(workdir or tempfile.mkdtemp(prefix="panoptes-aggregation-"))
     extract_config = workdir / "extractor_config.yaml"
-    extract_config.write_text(yaml.safe_dump({
-        "workflow_id": int(workflow_id), "workflow_version": {"min": "0.1"},
-        "extractor_config": {"question_extractor": [{"task": t} for t in tasks]},
-    }))
+    extract_config.write_text(
+        yaml.safe_dump(
+            {
+                "workflow_id": int(workflow_id),
+                "workflow_version": {"min": "0.1"},
+                "extractor_config": {"question_extractor": [{"task": t} for t in tasks]},
+            }
+        )
+    )
     reduce_config = workdir / "reducer_config.yaml"
     reduce_config.write_text(yaml.safe_dump({"reducer_config": {"question_reducer": {}}}))
-    extracted = extract_csv(str(classifications), str(extract_config), output_dir=str(workdir),
-                            hide_progressbar=True)
-    return read_reductions([reduce_csv(path, str(reduce_config), filter="first", output_dir=str(workdir),
-                                       hide_progressbar=True) for path in extracted])
+    extracted = extract_csv(str(classifications), str(extract_config), output_dir=str(workdir), hide_progressbar=True)
+    return read_reductions(
+        [
+            reduce_csv(path, str(reduce_config), filter="first", output_dir=str(workdir), hide_progressbar=True)
+            for path in extracted
+        ]
+    )
 
 
 def read_reductions(paths) -> pl.DataFrame:
@@ -46,16 +55,25 @@ def read_reductions(paths) -> pl.DataFrame:
         for row in pl.read_csv(path, infer_schema=False).iter_rows(named=True):
             for column, value in row.items():
                 if column.startswith("data.") and column != "data.aggregation_version" and value not in (None, ""):
-                    rows.append({"subject": row["subject_id"], "task": row["task"],
-                                 "slug": column.removeprefix("data."), "count": int(float(value))})
+                    rows.append(
+                        {
+                            "subject": row["subject_id"],
+                            "task": row["task"],
+                            "slug": column.removeprefix("data."),
+                            "count": int(float(value)),
+                        }
+                    )
     return pl.DataFrame(rows, schema={"subject": pl.Utf8, "task": pl.Utf8, "slug": pl.Utf8, "count": pl.Int64})
 
 
 def with_labels(reductions: pl.DataFrame, workflow: Workflow) -> pl.DataFrame:
     """Add ``label``: annostat's normalised label of each slug (``?slug`` for a slug no version's label makes)."""
     labels = slug_to_label(workflow)
-    return reductions.with_columns(pl.struct("task", "slug").map_elements(
-        lambda r: labels.get((r["task"], r["slug"]), "?" + r["slug"]), return_dtype=pl.Utf8).alias("label"))
+    return reductions.with_columns(
+        pl.struct("task", "slug")
+        .map_elements(lambda r: labels.get((r["task"], r["slug"]), "?" + r["slug"]), return_dtype=pl.Utf8)
+        .alias("label")
+    )
 
 
 def same_counts(reductions: pl.DataFrame, ours: pl.DataFrame) -> bool:
@@ -89,7 +107,8 @@ def annostat_counts(classifications: str | Path, workflows, repeats: str = "all"
         pl.col("question").str.split("/").list.first().alias("task"),
         pl.when(pl.col("question").str.contains("/"))
         .then(pl.col("question").str.split("/").list.slice(1).list.join("/"))
-        .otherwise(pl.col("answer")).alias("label"),
+        .otherwise(pl.col("answer"))
+        .alias("label"),
     )
     chosen = votes.filter(~pl.col("question").str.contains("/") | (pl.col("answer") == "yes"))
     return chosen.group_by("subject", "task", "label").len("count").with_columns(pl.col("count").cast(pl.Int64))

@@ -44,8 +44,10 @@ class Gold:
     def __init__(self, frame: pl.DataFrame, source: str = "<gold answers>") -> None:
         missing = [c for c in ("subject", "answer") if c not in frame.columns]
         if missing:
-            raise InputError(f"{source}: no column(s) {', '.join(missing)} (gold answers need subject and answer, "
-                             "and question when the votes have several)")
+            raise InputError(
+                f"{source}: no column(s) {', '.join(missing)} (gold answers need subject and answer, "
+                "and question when the votes have several)"
+            )
         if "question" not in frame.columns:
             frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias("question"))
         if "row" not in frame.columns:
@@ -54,38 +56,47 @@ class Gold:
         for column in ("subject", "answer"):
             empty = frame[column].is_null()
             if empty.any():
-                raise InputError(f"{where(source, column=column, row=int(frame['row'][int(empty.arg_max())]) + 1)}: "
-                                 "empty")
-        counts = frame.group_by("subject", "question").agg(pl.col("answer").n_unique().alias("n"),
-                                                          pl.col("row").min())
+                raise InputError(
+                    f"{where(source, column=column, row=int(frame['row'][int(empty.arg_max())]) + 1)}: empty"
+                )
+        counts = frame.group_by("subject", "question").agg(pl.col("answer").n_unique().alias("n"), pl.col("row").min())
         conflict = counts.filter(pl.col("n") > 1).sort("row")
         if conflict.height:
             first = conflict.row(0, named=True)
-            raise InputError(f"{where(source, column='answer', row=first['row'] + 1)}: subject {first['subject']!r} "
-                             f"has {first['n']} different gold answers" + (f" to {first['question']!r}"
-                                                                          if first["question"] is not None else ""))
+            raise InputError(
+                f"{where(source, column='answer', row=first['row'] + 1)}: subject {first['subject']!r} "
+                f"has {first['n']} different gold answers"
+                + (f" to {first['question']!r}" if first["question"] is not None else "")
+            )
         self.frame = frame.unique(["subject", "question"], keep="first", maintain_order=True)
         self.source = source
 
     @classmethod
-    def read(cls, path: str | Path, *, subject: str = "subject", question: str = "question",
-             answer: str = "answer") -> Gold:
+    def read(
+        cls, path: str | Path, *, subject: str = "subject", question: str = "question", answer: str = "answer"
+    ) -> Gold:
         """Gold answers from a CSV/TSV or Parquet table (``question`` may be absent for one question)."""
         from annostat.data.io.tables import read_table
 
         return cls.from_frame(read_table(path), subject=subject, question=question, answer=answer, source=str(path))
 
     @classmethod
-    def from_frame(cls, frame, *, subject: str = "subject", question: str = "question", answer: str = "answer",
-                   source: str = "<gold answers>") -> Gold:
+    def from_frame(
+        cls,
+        frame,
+        *,
+        subject: str = "subject",
+        question: str = "question",
+        answer: str = "answer",
+        source: str = "<gold answers>",
+    ) -> Gold:
         """Gold answers from a pandas or polars DataFrame."""
         if not isinstance(frame, pl.DataFrame):
             frame = pl.from_pandas(frame)
         names = {subject: "subject", answer: "answer", **({question: "question"} if question in frame.columns else {})}
         absent = [c for c in (subject, answer) if c not in frame.columns]
         if absent:
-            raise InputError(f"{source}: no column(s) {', '.join(absent)} (the columns are "
-                             f"{', '.join(frame.columns)})")
+            raise InputError(f"{source}: no column(s) {', '.join(absent)} (the columns are {', '.join(frame.columns)})")
         return cls(frame.with_row_index("row").select("row", *names).rename(names), source)
 
     def __len__(self) -> int:
@@ -96,13 +107,15 @@ class Gold:
 
     def merge(self, other: Gold) -> Gold:
         """Both tables' gold answers (a pair in both must have the same answer)."""
-        both = pl.concat([self.frame.with_columns(pl.col("row")), other.frame.with_columns(pl.col("row"))],
-                         how="vertical_relaxed")
+        both = pl.concat(
+            [self.frame.with_columns(pl.col("row")), other.frame.with_columns(pl.col("row"))], how="vertical_relaxed"
+        )
         return Gold(both, f"{self.source} + {other.source}")
 
 
-def code_gold(gold: Gold, subjects: pl.Series, questions: pl.Series, answers: list[pl.Series]
-              ) -> tuple[dict[int, tuple[np.ndarray, np.ndarray]], dict[str, Any]]:
+def code_gold(
+    gold: Gold, subjects: pl.Series, questions: pl.Series, answers: list[pl.Series]
+) -> tuple[dict[int, tuple[np.ndarray, np.ndarray]], dict[str, Any]]:
     """Per question code: the gold subjects' codes (sorted) and their answers' codes; and the accounting (rows,
     used, and those not used by reason). An answer outside its question's answer set is an error naming the row."""
     frame = gold.frame
@@ -118,22 +131,30 @@ def code_gold(gold: Gold, subjects: pl.Series, questions: pl.Series, answers: li
 
     subject_code = positions_in(frame["subject"], subjects)
     result: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    unused = {"question not in the votes": int((question_code < 0).sum()),
-              "subject without votes": int(((question_code >= 0) & (subject_code < 0)).sum())}
+    unused = {
+        "question not in the votes": int((question_code < 0).sum()),
+        "subject without votes": int(((question_code >= 0) & (subject_code < 0)).sum()),
+    }
     for q in np.unique(question_code[question_code >= 0]):
         rows = np.flatnonzero((question_code == q) & (subject_code >= 0))
         answer_code = positions_in(frame["answer"].gather(rows).cast(answers[q].dtype, strict=False), answers[q])
         bad = np.flatnonzero(answer_code < 0)
         if len(bad):
             r = rows[bad[0]]
-            raise InputError(f"{where(gold.source, column='answer', row=int(frame['row'][int(r)]) + 1)}: "
-                             f"{frame['answer'][int(r)]!r} is not an answer of {questions[int(q)]!r} (its answers: "
-                             f"{', '.join(map(str, answers[q].to_list()))})")
+            raise InputError(
+                f"{where(gold.source, column='answer', row=int(frame['row'][int(r)]) + 1)}: "
+                f"{frame['answer'][int(r)]!r} is not an answer of {questions[int(q)]!r} (its answers: "
+                f"{', '.join(map(str, answers[q].to_list()))})"
+            )
         order = np.argsort(subject_code[rows], kind="stable")
         result[int(q)] = (subject_code[rows][order].astype(np.int64), answer_code[order].astype(np.int64))
     used = int(sum(len(s) for s, _ in result.values()))
-    summary = {"source": gold.source, "rows": frame.height, "used": used,
-               "not_used": {k: v for k, v in unused.items() if v}}
+    summary = {
+        "source": gold.source,
+        "rows": frame.height,
+        "used": used,
+        "not_used": {k: v for k, v in unused.items() if v},
+    }
     return result, summary
 
 

@@ -75,10 +75,12 @@ FLOOR = 1e-6
 _SURVEY_SUFFIX = r"(?:-(?:gz2|desi|euclid|jwst|ceers|candels|hubble|[a-z]*\d+))?"  # Zoobot's -dr8, -dr12, -gz2
 #: column endings and the kind of prediction they hold, in order of preference when a table has several
 _KINDS = (("_posterior", "posterior"), ("_fraction", "fraction"), ("_concentration", "concentration"))
-_DESCRIPTIONS = {"posterior": "catalogue posteriors ({question}_{answer}_posterior)",
-                 "fraction": "Zoobot vote fractions ({question}_{answer}_fraction)",
-                 "concentration": "Zoobot Dirichlet concentrations ({question}_{answer}_concentration)",
-                 "bare": "wide table ({question}_{answer}: probabilities or Dirichlet concentrations)"}
+_DESCRIPTIONS = {
+    "posterior": "catalogue posteriors ({question}_{answer}_posterior)",
+    "fraction": "Zoobot vote fractions ({question}_{answer}_fraction)",
+    "concentration": "Zoobot Dirichlet concentrations ({question}_{answer}_concentration)",
+    "bare": "wide table ({question}_{answer}: probabilities or Dirichlet concentrations)",
+}
 
 
 @dataclass
@@ -130,15 +132,28 @@ class SubjectPrior:
         if part.height == 0:
             return out, has
         wide = part.pivot(on="answer", index="subject", values="p", aggregate_function="first")
-        q = np.stack([wide[str(a)].to_numpy().astype(np.float32) if str(a) in wide.columns
-                      else np.zeros(wide.height, np.float32) for a in answers.cast(pl.Utf8)], axis=1)
+        q = np.stack(
+            [
+                wide[str(a)].to_numpy().astype(np.float32)
+                if str(a) in wide.columns
+                else np.zeros(wide.height, np.float32)
+                for a in answers.cast(pl.Utf8)
+            ],
+            axis=1,
+        )
         q = np.maximum(q, np.float32(FLOOR))
         q /= q.sum(axis=1, keepdims=True)
         # the classifier's base rate: its mean prediction over every subject it predicts (exact for equal rows)
         log_ratio = np.log(q) - np.log(q.astype(np.float64).mean(axis=0).astype(np.float32))
-        at = pl.DataFrame({"subject": labels}).with_row_index("position").join(
-            pl.DataFrame({"subject": wide["subject"].cast(labels.dtype, strict=False)}).with_row_index("row"),
-            on="subject", how="inner")
+        at = (
+            pl.DataFrame({"subject": labels})
+            .with_row_index("position")
+            .join(
+                pl.DataFrame({"subject": wide["subject"].cast(labels.dtype, strict=False)}).with_row_index("row"),
+                on="subject",
+                how="inner",
+            )
+        )
         rows, positions = at["row"].to_numpy(), at["position"].to_numpy()
         out[positions] = log_ratio[rows]
         has[positions] = True
@@ -146,10 +161,17 @@ class SubjectPrior:
 
     def summary(self, votes: Votes | None = None) -> dict[str, Any]:
         """What fit.json records: where the prior came from and how many subjects had one."""
-        out = {"source": self.source, "format": self.format, "weight": self.weight,
-               "weight_learned": self.learn_weight, "id_column": self.id_column,
-               "matched_by": self.matched_by, "subjects": int(self.subjects.len()), "ids_not_matched": self.unmatched,
-               "questions": sorted(self.table["question"].unique().to_list())}
+        out = {
+            "source": self.source,
+            "format": self.format,
+            "weight": self.weight,
+            "weight_learned": self.learn_weight,
+            "id_column": self.id_column,
+            "matched_by": self.matched_by,
+            "subjects": int(self.subjects.len()),
+            "ids_not_matched": self.unmatched,
+            "questions": sorted(self.table["question"].unique().to_list()),
+        }
         if votes is not None:
             without = int(self.subjects_without_votes(votes).len())
             out.update(subjects_with_votes=out["subjects"] - without, subjects_without_votes=without)
@@ -170,8 +192,16 @@ class Evidence:
         return Evidence(self.log_ratio[rows], self.weight, self.learn)
 
 
-def read_prior(table: str | Path | Any, votes: Votes, *, id_column: str | None = None, weight: float = 1.0,
-               learn_weight: bool = True, subjects: Subjects | None = None, tree: str | None = None) -> SubjectPrior:
+def read_prior(
+    table: str | Path | Any,
+    votes: Votes,
+    *,
+    id_column: str | None = None,
+    weight: float = 1.0,
+    learn_weight: bool = True,
+    subjects: Subjects | None = None,
+    tree: str | None = None,
+) -> SubjectPrior:
     """Read a prior table (a path, or a pandas/polars frame) and match it to ``votes`` (module docstring).
 
     ``subjects`` (default: the votes' own subjects table) lets ids such as ``iauname`` match through metadata;
@@ -189,30 +219,37 @@ def read_prior(table: str | Path | Any, votes: Votes, *, id_column: str | None =
         raise InputError(f"{source}: the prior table has no rows")
     id_column = id_column or next((c for c in ID_COLUMNS if c in frame.columns), None)
     if id_column is None or id_column not in frame.columns:
-        raise InputError(f"{source}: no id column {id_column or ''!r}; give one with --prior-id-col (columns: "
-                         f"{', '.join(frame.columns[:12])}{', ...' if frame.width > 12 else ''})")
+        raise InputError(
+            f"{source}: no id column {id_column or ''!r}; give one with --prior-id-col (columns: "
+            f"{', '.join(frame.columns[:12])}{', ...' if frame.width > 12 else ''})"
+        )
     if frame[id_column].null_count():
         raise InputError(f"{source}, column {id_column!r}: a row without an id")
     if {"question", "answer", "p"} <= set(frame.columns):
         long, kind = _long(frame, id_column, votes, source), "long (subject, question, answer, p): annostat posteriors"
     else:
-        long, kind = _wide(frame, id_column, votes, tree or (votes.provenance.get("export") or {}).get("tree"),
-                           source)
+        long, kind = _wide(frame, id_column, votes, tree or (votes.provenance.get("export") or {}).get("tree"), source)
     long, matched_by, unmatched = _match_ids(long, id_column, votes, subjects or votes.subject_table, source)
     return SubjectPrior(long, float(weight), source, kind, id_column, matched_by, unmatched, bool(learn_weight))
 
 
 def _long(frame: pl.DataFrame, id_column: str, votes: Votes, source: str) -> pl.DataFrame:
     """annostat's posteriors format: every (question, answer) must be one of the votes'."""
-    long = frame.select(pl.col(id_column).alias("subject"), pl.col("question").cast(pl.Utf8),
-                        pl.col("answer").cast(pl.Utf8), pl.col("p").cast(pl.Float64, strict=False))
+    long = frame.select(
+        pl.col(id_column).alias("subject"),
+        pl.col("question").cast(pl.Utf8),
+        pl.col("answer").cast(pl.Utf8),
+        pl.col("p").cast(pl.Float64, strict=False),
+    )
     known = {str(q): {str(a) for a in votes.answers[i]} for i, q in enumerate(votes.questions)}
     for question, answer in long.select("question", "answer").unique().iter_rows():
         if question not in known:
             continue  # a question these votes do not hold
         if answer not in known[question]:
-            raise InputError(f"{source}, column 'answer': {answer!r} is not an answer of {question} "
-                             f"({', '.join(sorted(known[question]))})")
+            raise InputError(
+                f"{source}, column 'answer': {answer!r} is not an answer of {question} "
+                f"({', '.join(sorted(known[question]))})"
+            )
     long = long.filter(pl.col("question").is_in(list(known)))
     return _normalised(long, source)
 
@@ -230,19 +267,22 @@ def _wide(frame: pl.DataFrame, id_column: str, votes: Votes, tree: str | None, s
         found = _parse_column(column, named)
         if found is None:
             if column.endswith(tuple(tail for tail, _ in _KINDS)):
-                raise InputError(f"{source}, column {column!r}: names no question of the votes or the tree "
-                                 f"({', '.join(sorted(named))})")
+                raise InputError(
+                    f"{source}, column {column!r}: names no question of the votes or the tree "
+                    f"({', '.join(sorted(named))})"
+                )
             continue  # ids, coordinates, counts: not a prediction
         question, answer, kind = found
         if answer is None:
-            raise InputError(f"{source}, column {column!r}: not an answer of {question} "
-                             f"({', '.join(named[question])})")
+            raise InputError(f"{source}, column {column!r}: not an answer of {question} ({', '.join(named[question])})")
         columns.append((column, question, answer, kind))
     columns = [c for c in columns if c[1] in held]
     if not columns:
-        raise InputError(f"{source}: no column names a question and answer of the votes (expected "
-                         f"{{question}}_{{answer}}[_fraction|_concentration], e.g. "
-                         f"{next(iter(held))}_{held[next(iter(held))][0]}_fraction)")
+        raise InputError(
+            f"{source}: no column names a question and answer of the votes (expected "
+            f"{{question}}_{{answer}}[_fraction|_concentration], e.g. "
+            f"{next(iter(held))}_{held[next(iter(held))][0]}_fraction)"
+        )
     kinds = {kind for *_, kind in columns}
     kind = next(name for name in ("posterior", "fraction", "concentration", "bare") if name in kinds)
     columns = [c for c in columns if c[3] == kind]
@@ -251,17 +291,22 @@ def _wide(frame: pl.DataFrame, id_column: str, votes: Votes, tree: str | None, s
         value = frame[column]
         if value.dtype == pl.Utf8 and value.str.starts_with("[").any():  # Zoobot's per-pass lists, as text
             value = value.str.json_decode(pl.List(pl.Float64))
-        parts.append(pl.DataFrame({"subject": frame[id_column], "question": question, "answer": answer,
-                                   "value": value}))
+        parts.append(
+            pl.DataFrame({"subject": frame[id_column], "question": question, "answer": answer, "value": value})
+        )
     long = pl.concat(parts, how="diagonal_relaxed")
     if isinstance(long.schema["value"], pl.List):  # one concentration per pass: fractions per pass, averaged
-        long = (long.with_row_index("i").explode("value")
-                .with_columns(pl.int_range(pl.len()).over("i").alias("pass"))
-                .with_columns((pl.col("value") / pl.col("value").sum().over("subject", "question", "pass"))
-                              .alias("value"))
-                .group_by("subject", "question", "answer", maintain_order=True).agg(pl.col("value").mean()))
-    return _normalised(long.rename({"value": "p"}).with_columns(pl.col("p").cast(pl.Float64, strict=False)),
-                       source), _DESCRIPTIONS[kind]
+        long = (
+            long.with_row_index("i")
+            .explode("value")
+            .with_columns(pl.int_range(pl.len()).over("i").alias("pass"))
+            .with_columns((pl.col("value") / pl.col("value").sum().over("subject", "question", "pass")).alias("value"))
+            .group_by("subject", "question", "answer", maintain_order=True)
+            .agg(pl.col("value").mean())
+        )
+    return _normalised(
+        long.rename({"value": "p"}).with_columns(pl.col("p").cast(pl.Float64, strict=False)), source
+    ), _DESCRIPTIONS[kind]
 
 
 def _parse_column(column: str, named: dict[str, list[str]]) -> tuple[str, str | None, str] | None:
@@ -292,26 +337,34 @@ def _normalised(long: pl.DataFrame, source: str) -> pl.DataFrame:
     long = long.filter(pl.col("p").is_not_null() & pl.col("p").is_not_nan())
     if (long["p"] < 0).any():
         bad = long.filter(pl.col("p") < 0).row(0, named=True)
-        raise InputError(f"{source}: subject {bad['subject']!r}, {bad['question']} {bad['answer']!r}: a negative "
-                         f"probability ({bad['p']})")
+        raise InputError(
+            f"{source}: subject {bad['subject']!r}, {bad['question']} {bad['answer']!r}: a negative "
+            f"probability ({bad['p']})"
+        )
     total = pl.col("p").sum().over("subject", "question")
     return long.filter(total > 0).with_columns((pl.col("p") / total).alias("p"))
 
 
-def _match_ids(long: pl.DataFrame, id_column: str, votes: Votes, subjects: Subjects | None,
-               source: str) -> tuple[pl.DataFrame, str, int]:
+def _match_ids(
+    long: pl.DataFrame, id_column: str, votes: Votes, subjects: Subjects | None, source: str
+) -> tuple[pl.DataFrame, str, int]:
     """The prior's ids as the votes' subject labels, and how they matched: directly (ids that are no subject of the
     votes are subjects without votes), else through the subjects' metadata column of the same name (an export's
     ``iauname``; ids it does not name are counted and left out: they are no subject of the project)."""
     ids = long["subject"]
     kind = votes.subjects.dtype
     direct = ids.cast(pl.Utf8).str.strip_chars().cast(kind, strict=False) if ids.dtype != kind else ids
-    hits = int((votes.codes_of("subject", direct.drop_nulls().unique()) >= 0).sum()) if direct.null_count() < len(
-        direct) else 0
+    hits = (
+        int((votes.codes_of("subject", direct.drop_nulls().unique()) >= 0).sum())
+        if direct.null_count() < len(direct)
+        else 0
+    )
     if hits:
         if direct.null_count():
-            raise InputError(f"{source}, column {id_column!r}: {ids.filter(direct.is_null())[0]!r} is not an id of "
-                             f"the votes' kind ({kind})")
+            raise InputError(
+                f"{source}, column {id_column!r}: {ids.filter(direct.is_null())[0]!r} is not an id of "
+                f"the votes' kind ({kind})"
+            )
         return long.with_columns(subject=direct), "subject ids", 0
     if subjects is not None and id_column in subjects.columns:
         mapped = subjects.find(id_column, ids.to_list())
@@ -319,5 +372,7 @@ def _match_ids(long: pl.DataFrame, id_column: str, votes: Votes, subjects: Subje
             kept = long.with_columns(subject=mapped).filter(pl.col("subject").is_not_null())
             lost = int(long["subject"].filter(mapped.is_null()).n_unique())
             return kept, f"the subjects' {id_column}", lost
-    raise InputError(f"{source}, column {id_column!r}: no id matches a subject of the votes (e.g. {ids[0]!r}, against "
-                     f"{votes.subjects[0]!r}); choose the id column with --prior-id-col")
+    raise InputError(
+        f"{source}, column {id_column!r}: no id matches a subject of the votes (e.g. {ids[0]!r}, against "
+        f"{votes.subjects[0]!r}); choose the id column with --prior-id-col"
+    )

@@ -58,16 +58,18 @@ class Subjects:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_frame(cls, frame, *, subject: str = "subject", image: str | None = None,
-                   source: str | None = None) -> Subjects:
+    def from_frame(
+        cls, frame, *, subject: str = "subject", image: str | None = None, source: str | None = None
+    ) -> Subjects:
         """From a pandas or polars table: ``subject`` names the id column; ``image`` the image column (default: the
         first of :data:`IMAGE_KEYS` present, matched without case or a leading ``#``/``!``)."""
         source = source or "<subjects>"
         if not isinstance(frame, pl.DataFrame):
             frame = pl.from_pandas(frame)
         if subject not in frame.columns:
-            raise InputError(f"{source}: no subject column {subject!r}; the columns are "
-                             f"{', '.join(repr(c) for c in frame.columns)}")
+            raise InputError(
+                f"{source}: no subject column {subject!r}; the columns are {', '.join(repr(c) for c in frame.columns)}"
+            )
         frame = frame.rename({subject: "subject"}) if subject != "subject" else frame
         image = image or _image_column(frame.columns)
         if image is not None:
@@ -95,8 +97,9 @@ class Subjects:
         """This table's rows, then ``other``'s subjects that it lacks; columns of both (this table's values win)."""
         mine, theirs = self.frame, other.frame
         if theirs["subject"].dtype != mine["subject"].dtype:
-            theirs = theirs.with_columns(pl.col("subject").cast(mine["subject"].dtype, strict=False)) \
-                .filter(pl.col("subject").is_not_null())
+            theirs = theirs.with_columns(pl.col("subject").cast(mine["subject"].dtype, strict=False)).filter(
+                pl.col("subject").is_not_null()
+            )
         known = mine.select("subject").join(theirs, on="subject", how="left")
         extra = [c for c in theirs.columns if c not in mine.columns]
         filled = mine.with_columns(known[c] for c in extra) if extra else mine
@@ -195,8 +198,12 @@ def _decode_one_by_one(subject_data: pl.Series) -> pl.DataFrame:
         except ValueError:
             outer = None
         inner = next(iter(outer.values()), None) if isinstance(outer, dict) and len(outer) == 1 else outer
-        rows.append({str(k): json.dumps(v) if isinstance(v, (dict, list)) else v
-                     for k, v in (inner.items() if isinstance(inner, dict) else ())})
+        rows.append(
+            {
+                str(k): json.dumps(v) if isinstance(v, (dict, list)) else v
+                for k, v in (inner.items() if isinstance(inner, dict) else ())
+            }
+        )
     names = list(dict.fromkeys(k for row in rows for k in row))
     columns = {}
     for name in names:

@@ -171,31 +171,87 @@ def get_tree(name: str) -> Tree:
         raise KeyError(f"no tree preset {name!r}; the presets are {', '.join(sorted(TREES))}") from None
 
 
-_MERGING_DR12 = {"merging": "merger", "tidal debris": "tidal-debris", "both": "both",
-                 "both (merger & tidal debris)": "both", "neither": "neither",
-                 "neither (no merger & no tidal debris)": "neither"}
+_MERGING_DR12 = {
+    "merging": "merger",
+    "tidal debris": "tidal-debris",
+    "both": "both",
+    "both (merger & tidal debris)": "both",
+    "neither": "neither",
+    "neither (no merger & no tidal debris)": "neither",
+}
 #: per tree preset, a Panoptes workflow's task ids and their candidates (question and normalised answer labels),
 #: e.g. Galaxy Zoo DECaLS workflow 6122 (GZD-5)
 PANOPTES_TASKS: dict[str, dict[str, list[tuple[str, dict[str, str]]]]] = {
     "gz-decals-dr5": {
-        "T0": [("smooth-or-featured", {"smooth": "smooth", "features or disk": "featured-or-disk",
-                                       "star or artefact": "artifact", "star or artifact": "artifact"})],
-        "T1": [("how-rounded", {"completely round": "round", "inbetween": "in-between", "in between": "in-between",
-                                "cigar-shaped": "cigar-shaped"})],
-        "T2": [("disk-edge-on", {"yes": "yes", "yes - edge on disk": "yes", "(new image, edge and inclined) yes": "yes",
-                                 "no": "no", "no - something else": "no"})],
+        "T0": [
+            (
+                "smooth-or-featured",
+                {
+                    "smooth": "smooth",
+                    "features or disk": "featured-or-disk",
+                    "star or artefact": "artifact",
+                    "star or artifact": "artifact",
+                },
+            )
+        ],
+        "T1": [
+            (
+                "how-rounded",
+                {
+                    "completely round": "round",
+                    "inbetween": "in-between",
+                    "in between": "in-between",
+                    "cigar-shaped": "cigar-shaped",
+                },
+            )
+        ],
+        "T2": [
+            (
+                "disk-edge-on",
+                {
+                    "yes": "yes",
+                    "yes - edge on disk": "yes",
+                    "(new image, edge and inclined) yes": "yes",
+                    "no": "no",
+                    "no - something else": "no",
+                },
+            )
+        ],
         "T3": [("edge-on-bulge", {"rounded": "rounded", "boxy": "boxy", "no bulge": "none"})],
         "T4": [("bar", {"strong bar": "strong", "weak bar": "weak", "no bar": "no"})],
         "T5": [("has-spiral-arms", {"yes": "yes", "no": "no"})],
         "T6": [("spiral-winding", {"tight": "tight", "medium": "medium", "loose": "loose"})],
-        "T7": [("spiral-arm-count", {"1": "1", "2": "2", "3": "3", "4": "4", "more than 4": "more-than-4",
-                                     "can't tell": "cant-tell"})],
-        "T8": [("bulge-size", {"dominant": "dominant", "large": "large", "moderate": "moderate", "small": "small",
-                               "no bulge": "none"}),
-               ("bulge-size-dr12", {"dominant": "dominant", "obvious": "obvious", "no bulge": "none"})],
-        "T11": [("merging", {"merging": "merger", "major disturbance": "major-disturbance",
-                             "minor disturbance": "minor-disturbance", "none": "none"}),
-                ("merging-dr12", _MERGING_DR12)],
+        "T7": [
+            (
+                "spiral-arm-count",
+                {"1": "1", "2": "2", "3": "3", "4": "4", "more than 4": "more-than-4", "can't tell": "cant-tell"},
+            )
+        ],
+        "T8": [
+            (
+                "bulge-size",
+                {
+                    "dominant": "dominant",
+                    "large": "large",
+                    "moderate": "moderate",
+                    "small": "small",
+                    "no bulge": "none",
+                },
+            ),
+            ("bulge-size-dr12", {"dominant": "dominant", "obvious": "obvious", "no bulge": "none"}),
+        ],
+        "T11": [
+            (
+                "merging",
+                {
+                    "merging": "merger",
+                    "major disturbance": "major-disturbance",
+                    "minor disturbance": "minor-disturbance",
+                    "none": "none",
+                },
+            ),
+            ("merging-dr12", _MERGING_DR12),
+        ],
     },
 }
 #: questions the DECaLS workflow mapping can produce beyond the DR5 tree (older answer sets, kept apart)

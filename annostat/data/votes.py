@@ -125,8 +125,12 @@ def _type_name(dtype: pl.DataType) -> str | None:
         return f"structs ({dtype})"
     if isinstance(dtype, pl.Decimal):
         return f"decimals ({dtype})"
-    for kind, words in ((pl.Duration, "durations"), (pl.Time, "times of day"), (pl.Binary, "bytes"),
-                        (pl.Object, "Python objects")):
+    for kind, words in (
+        (pl.Duration, "durations"),
+        (pl.Time, "times of day"),
+        (pl.Binary, "bytes"),
+        (pl.Object, "Python objects"),
+    ):
         if isinstance(dtype, kind) or dtype == kind:
             return f"{words} ({dtype})"
     return None
@@ -143,10 +147,15 @@ def _check_types(frame: pl.DataFrame, cols: Mapping[str, str], source: str) -> N
         if held is None and role == "time" and dtype == pl.Boolean:
             held = "true/false values"
         if held is not None:
-            allowed = ("a datetime, a date, a number or time text" if role == "time" else
-                       "text, a whole number, a number or true/false")
-            raise InputError(f"{where(source, column=name)}: the {role} column holds {held}; a vote's {role} must be "
-                             f"{allowed} (cast the column first)")
+            allowed = (
+                "a datetime, a date, a number or time text"
+                if role == "time"
+                else "text, a whole number, a number or true/false"
+            )
+            raise InputError(
+                f"{where(source, column=name)}: the {role} column holds {held}; a vote's {role} must be "
+                f"{allowed} (cast the column first)"
+            )
 
 
 def _blank_to_null(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
@@ -245,12 +254,14 @@ class Votes:
             experience, experience_question = (
                 self._experience() if self._experience else (np.zeros(n, np.int32), np.zeros(n, np.int32))
             )
-            self._table = pl.DataFrame({
-                **{c: self._codes[c] for c in ("subject", "volunteer", "question", "answer", "row")},
-                "time": self._time if self._time is not None else _no_times(n),
-                "experience": experience,
-                "experience_question": experience_question,
-            })
+            self._table = pl.DataFrame(
+                {
+                    **{c: self._codes[c] for c in ("subject", "volunteer", "question", "answer", "row")},
+                    "time": self._time if self._time is not None else _no_times(n),
+                    "experience": experience,
+                    "experience_question": experience_question,
+                }
+            )
         return self._table
 
     # ------------------------------------------------------------------ construction
@@ -269,8 +280,12 @@ class Votes:
             except Exception:  # noqa: BLE001 -- unreadable, whatever the error: read_table says why
                 names = {}
             if subject in names:  # read as a share: its rows keep their numbers in the file (ROW_COLUMN)
-                frame = pl.scan_parquet(path, glob=False).with_row_index(ROW_COLUMN) \
-                    .filter(share_of_subjects(subject, share)).collect()
+                frame = (
+                    pl.scan_parquet(path, glob=False)
+                    .with_row_index(ROW_COLUMN)
+                    .filter(share_of_subjects(subject, share))
+                    .collect()
+                )
                 return cls.from_frame(_HandedOver(frame), source=str(path), **options)
         return cls.from_frame(_HandedOver(read_table(path)), source=str(path), share=share, **options)
 
@@ -357,8 +372,9 @@ class Votes:
         if work.height == 0 and shared:
             return cls._no_votes(n_read, dropped, duplicates, cols, source, frame.schema, work.schema)
         if work.height == 0:
-            raise InputError(f"{source}: no usable votes: every one of the {n_read:,} rows has a "
-                             f"{' or '.join(dropped)}")
+            raise InputError(
+                f"{source}: no usable votes: every one of the {n_read:,} rows has a {' or '.join(dropped)}"
+            )
 
         # label maps and codes (sorted order of the labels)
         subjects, subject_code = _codes(work["subject"])
@@ -391,25 +407,56 @@ class Votes:
         row, time_column = work["row"].to_numpy(), work["time"] if "time" in cols else None
         del work, frame  # the labels as read are no longer needed: at 100M votes, gigabytes freed before the sort
         return cls.from_codes(
-            **coded, row=row, time=time_column,
-            subjects=subjects, volunteers=volunteers, questions=questions, answers=answer_sets,
-            duplicates=duplicates, dropped=dropped, rows_read=n_read, columns=cols, source=source,
+            **coded,
+            row=row,
+            time=time_column,
+            subjects=subjects,
+            volunteers=volunteers,
+            questions=questions,
+            answers=answer_sets,
+            duplicates=duplicates,
+            dropped=dropped,
+            rows_read=n_read,
+            columns=cols,
+            source=source,
         )
 
     @classmethod
-    def _no_votes(cls, n_read: int, dropped: dict[str, int], duplicates: str, cols: dict[str, str], source: str,
-                  schema: Mapping[str, pl.DataType], work_schema: Mapping[str, pl.DataType]) -> Votes:
+    def _no_votes(
+        cls,
+        n_read: int,
+        dropped: dict[str, int],
+        duplicates: str,
+        cols: dict[str, str],
+        source: str,
+        schema: Mapping[str, pl.DataType],
+        work_schema: Mapping[str, pl.DataType],
+    ) -> Votes:
         """A share of a table (``share``) on which no votes fell: no labels, its rows accounted for."""
+
         def empty(role: str) -> pl.Series:
             return pl.Series(role, [], dtype=work_schema[role])
 
         questions = empty("question") if "question" in cols else pl.Series("question", [cols["answer"]])
         answers = [] if "question" in cols else [empty("answer")]
         none = np.zeros(0, np.int32)
-        return cls.from_codes(subject=none, volunteer=none, question=none, answer=none, row=none.astype(np.int64),
-                              time=None, subjects=empty("subject"), volunteers=empty("volunteer"),
-                              questions=questions, answers=answers, duplicates=duplicates, dropped=dropped,
-                              rows_read=n_read, columns=cols, source=source)
+        return cls.from_codes(
+            subject=none,
+            volunteer=none,
+            question=none,
+            answer=none,
+            row=none.astype(np.int64),
+            time=None,
+            subjects=empty("subject"),
+            volunteers=empty("volunteer"),
+            questions=questions,
+            answers=answers,
+            duplicates=duplicates,
+            dropped=dropped,
+            rows_read=n_read,
+            columns=cols,
+            source=source,
+        )
 
     @classmethod
     @with_plain_pages
@@ -510,8 +557,13 @@ class Votes:
                 sort_key += subject[rows]
             final = rows[stable_argsort(sort_key)]  # ties (one subject's votes) in input order: rows ascend
             del rows, sort_key
-            codes = {"subject": subject[final], "volunteer": volunteer[final], "question": question[final],
-                     "answer": answer[final], "row": row[final]}
+            codes = {
+                "subject": subject[final],
+                "volunteer": volunteer[final],
+                "question": question[final],
+                "answer": answer[final],
+                "row": row[final],
+            }
 
         def experience() -> tuple[np.ndarray, np.ndarray]:
             overall, per_question = _experience(volunteer, question, time_order(), Q)
@@ -530,9 +582,19 @@ class Votes:
             missing_time=int(time_column.null_count()) if time_column is not None else 0,
         )
         assert report.rows_read == report.rows_kept + report.rows_dropped, report
-        return cls(codes, subjects.rename("subject"), volunteers.rename("volunteer"), questions.rename("question"),
-                   answers, report, columns or {}, time=time_column, experience=experience, provenance=provenance,
-                   subject_table=subject_table)
+        return cls(
+            codes,
+            subjects.rename("subject"),
+            volunteers.rename("volunteer"),
+            questions.rename("question"),
+            answers,
+            report,
+            columns or {},
+            time=time_column,
+            experience=experience,
+            provenance=provenance,
+            subject_table=subject_table,
+        )
 
     def extended(self, new: Votes, duplicates: str | None = None, source: str | None = None) -> tuple[Votes, int]:
         """These votes and ``new`` in one table, and the row offset from which the rows are ``new``'s.
@@ -599,8 +661,9 @@ class Votes:
             else:
                 keep_old = np.ones(len(old["row"]), bool)
                 keep_old[pair_old[same]] = False
-        n_repeats = (0 if keep_new is None else int((~keep_new).sum())) + \
-            (0 if keep_old is None else int((~keep_old).sum()))
+        n_repeats = (0 if keep_new is None else int((~keep_new).sum())) + (
+            0 if keep_old is None else int((~keep_old).sum())
+        )
         old_time, new_time = _combined_times(self, new)
         if keep_old is not None:
             old = {c: a[keep_old] for c, a in old.items()}
@@ -635,22 +698,40 @@ class Votes:
             positions[is_old] = np.arange(len(old["row"]))
             time = pl.concat([old_time, new_time]).gather(positions)
         dropped = {f"duplicate vote (policy {duplicates})": n_repeats} if n_repeats else {}
-        report = RowReport(source=source, rows_read=self.n_votes + new.n_votes, rows_kept=n, dropped=dropped,
-                           duplicate_policy=duplicates,
-                           duplicates=n_repeats + self.report.duplicates + new.report.duplicates,
-                           missing_time=int(time.null_count()) if time is not None else 0)
+        report = RowReport(
+            source=source,
+            rows_read=self.n_votes + new.n_votes,
+            rows_kept=n,
+            dropped=dropped,
+            duplicate_policy=duplicates,
+            duplicates=n_repeats + self.report.duplicates + new.report.duplicates,
+            missing_time=int(time.null_count()) if time is not None else 0,
+        )
 
         def experience() -> tuple[np.ndarray, np.ndarray]:  # in time order, ties by row, as from_codes has it
-            order = np.argsort(codes["row"], kind="stable") if time is None else \
-                np.lexsort((codes["row"], time.cast(pl.Float64).fill_null(np.inf).to_numpy()))
+            order = (
+                np.argsort(codes["row"], kind="stable")
+                if time is None
+                else np.lexsort((codes["row"], time.cast(pl.Float64).fill_null(np.inf).to_numpy()))
+            )
             return _experience(codes["volunteer"], codes["question"], order, len(questions))
 
         subject_table = self.subject_table
         if new.subject_table is not None:
             subject_table = new.subject_table if subject_table is None else subject_table.merge(new.subject_table)
-        votes = Votes(codes, subjects.rename("subject"), volunteers.rename("volunteer"), questions.rename("question"),
-                      answers, report, self.columns, time=time, experience=experience, provenance=dict(self.provenance),
-                      subject_table=subject_table.subset(subjects) if subject_table is not None else None)
+        votes = Votes(
+            codes,
+            subjects.rename("subject"),
+            volunteers.rename("volunteer"),
+            questions.rename("question"),
+            answers,
+            report,
+            self.columns,
+            time=time,
+            experience=experience,
+            provenance=dict(self.provenance),
+            subject_table=subject_table.subset(subjects) if subject_table is not None else None,
+        )
         gold = self.gold if new.gold is None else new.gold if self.gold is None else self.gold.merge(new.gold)
         votes.attach_gold(gold)
         experts = [e for e in (self.experts, new.experts) if e is not None]
@@ -777,10 +858,14 @@ class Votes:
         if experience:
             t = self.table.slice(start, stop - start)
         else:
-            t = pl.DataFrame({
-                **{c: self._codes[c][start:stop] for c in ("subject", "volunteer", "question", "answer", "row")},
-                "time": self._time.slice(start, stop - start) if self._time is not None else _no_times(stop - start),
-            })
+            t = pl.DataFrame(
+                {
+                    **{c: self._codes[c][start:stop] for c in ("subject", "volunteer", "question", "answer", "row")},
+                    "time": self._time.slice(start, stop - start)
+                    if self._time is not None
+                    else _no_times(stop - start),
+                }
+            )
         answer_labels = _answer_labels(self.answers, t["question"].to_numpy(), t["answer"].to_numpy())
         return t.select(
             self.subjects.gather(t["subject"]).alias("subject"),
@@ -828,8 +913,10 @@ def _extend_labels(known: pl.Series, labels: pl.Series, source: str, role: str) 
         cast = labels.cast(known.dtype, strict=False)
         if cast.null_count() > labels.null_count():
             bad = labels.filter(cast.is_null() & labels.is_not_null())[0]
-            raise InputError(f"{source}: column {role}: {bad!r} is not a {role} label of the kind the votes before "
-                             f"have ({known.dtype})")
+            raise InputError(
+                f"{source}: column {role}: {bad!r} is not a {role} label of the kind the votes before "
+                f"have ({known.dtype})"
+            )
         labels = cast
     code = positions_in(labels, known).copy()
     unseen = code < 0
@@ -847,8 +934,7 @@ def _combined_times(old: Votes, new: Votes) -> tuple[pl.Series | None, pl.Series
         return None, None
     a = (a if a is not None else pl.repeat(None, old.n_votes, dtype=pl.Float64, eager=True)).cast(pl.Float64)
     b = (b if b is not None else pl.repeat(None, new.n_votes, dtype=pl.Float64, eager=True)).cast(pl.Float64)
-    if old.columns.get("format") == "panoptes" and new.columns.get("format") == "panoptes" and \
-            a.null_count() < len(a):
+    if old.columns.get("format") == "panoptes" and new.columns.get("format") == "panoptes" and a.null_count() < len(a):
         b = b + (a.max() + 1)
     return a.rename("time"), b.rename("time")
 
@@ -876,8 +962,9 @@ def _codes(column: pl.Series) -> tuple[pl.Series, pl.Series]:
     return labels, codes.cast(pl.Int32)
 
 
-def _experience(volunteer: np.ndarray, question: np.ndarray, time_order: np.ndarray, n_questions: int
-                ) -> tuple[np.ndarray, np.ndarray]:
+def _experience(
+    volunteer: np.ndarray, question: np.ndarray, time_order: np.ndarray, n_questions: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Each vote's experience (int32): its volunteer's earlier votes in ``time_order`` (the votes' indices in time
     order), overall and on its question."""
     n = len(volunteer)
@@ -927,8 +1014,15 @@ def _code_given_answers(
         if labels.null_count() or labels.n_unique() != len(labels):
             raise InputError(f"{source}: the answer set of question {q!r} has repeated or unreadable values")
         answer_sets.append(labels)
-        rows.append(pl.DataFrame({"question_code": pl.Series([code] * len(labels), dtype=pl.Int32),
-                                  "answer": labels, "answer_code": pl.Series(range(len(labels)), dtype=pl.Int32)}))
+        rows.append(
+            pl.DataFrame(
+                {
+                    "question_code": pl.Series([code] * len(labels), dtype=pl.Int32),
+                    "answer": labels,
+                    "answer_code": pl.Series(range(len(labels)), dtype=pl.Int32),
+                }
+            )
+        )
     coded = work.join(pl.concat(rows), on=["question_code", "answer"], how="left")
     outside = coded["answer_code"].is_null()
     return coded.filter(~outside), answer_sets, int(outside.sum())

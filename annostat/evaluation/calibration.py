@@ -27,8 +27,9 @@ def reliability_bins(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 
     correct = np.asarray(correct, float)
     which = np.clip((confidence * n_bins).astype(int), 0, n_bins - 1)
     frame = pd.DataFrame({"bin": which, "confidence": confidence, "accuracy": correct})
-    bins = frame.groupby("bin", sort=True).agg(confidence=("confidence", "mean"), accuracy=("accuracy", "mean"),
-                                                n=("accuracy", "size"))
+    bins = frame.groupby("bin", sort=True).agg(
+        confidence=("confidence", "mean"), accuracy=("accuracy", "mean"), n=("accuracy", "size")
+    )
     return bins.reset_index()
 
 

@@ -50,8 +50,9 @@ def split_votes(votes: Votes, holdout: float = 0.1, seed: int = 0) -> tuple[Vote
     held = rng.random(len(frame)) < holdout
     answers = {q: votes.answers[i].to_list() for i, q in enumerate(votes.questions.to_list())}
     has_time = frame["time"].notna().any()  # the parsed times, so experience keeps its time order
-    train = Votes.from_frame(frame[~held].reset_index(drop=True), answers=answers, duplicates="all",
-                             time="time" if has_time else None)
+    train = Votes.from_frame(
+        frame[~held].reset_index(drop=True), answers=answers, duplicates="all", time="time" if has_time else None
+    )
     return train, frame[held].reset_index(drop=True)
 
 
@@ -97,8 +98,19 @@ def information_criteria(fit) -> pd.DataFrame:
     trace = fit.inference_data()
     rows = []
     if "log_likelihood" not in trace.groups():
-        return pd.DataFrame(rows, columns=["question", "elpd_loo", "loo_se", "p_loo", "pareto_k_above_0.7",
-                                           "elpd_waic", "p_waic", "subjects"])
+        return pd.DataFrame(
+            rows,
+            columns=[
+                "question",
+                "elpd_loo",
+                "loo_se",
+                "p_loo",
+                "pareto_k_above_0.7",
+                "elpd_waic",
+                "p_waic",
+                "subjects",
+            ],
+        )
     for name in trace.log_likelihood.data_vars:
         if trace.log_likelihood[name].sizes["draw"] < 2:
             continue
@@ -107,9 +119,18 @@ def information_criteria(fit) -> pd.DataFrame:
             loo = az.loo(trace, var_name=name, pointwise=True)
             waic = az.waic(trace, var_name=name)
         k = np.asarray(loo.pareto_k)
-        rows.append({"question": question_of(name[len("votes"):]), "elpd_loo": float(loo.elpd_loo),
-                     "loo_se": float(loo.se), "p_loo": float(loo.p_loo), "pareto_k_above_0.7": float((k > 0.7).mean()),
-                     "elpd_waic": float(waic.elpd_waic), "p_waic": float(waic.p_waic), "subjects": int(k.size)})
+        rows.append(
+            {
+                "question": question_of(name[len("votes") :]),
+                "elpd_loo": float(loo.elpd_loo),
+                "loo_se": float(loo.se),
+                "p_loo": float(loo.p_loo),
+                "pareto_k_above_0.7": float((k > 0.7).mean()),
+                "elpd_waic": float(waic.elpd_waic),
+                "p_waic": float(waic.p_waic),
+                "subjects": int(k.size),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -120,15 +141,22 @@ def agreement_check(fit, min_votes: int = 10, tail: float = 0.05) -> pd.DataFram
     if "agreement_ppp" not in v.columns:
         return pd.DataFrame(columns=["question", "volunteers", "too_low", "too_high", "share_extreme"])
     v = v[v["n"] >= min_votes]
-    out = v.groupby("question").agg(volunteers=("agreement_ppp", "size"),
-                                    too_low=("agreement_ppp", lambda p: int((p < tail).sum())),
-                                    too_high=("agreement_ppp", lambda p: int((p > 1 - tail).sum())))
+    out = v.groupby("question").agg(
+        volunteers=("agreement_ppp", "size"),
+        too_low=("agreement_ppp", lambda p: int((p < tail).sum())),
+        too_high=("agreement_ppp", lambda p: int((p > 1 - tail).sum())),
+    )
     out["share_extreme"] = (out["too_low"] + out["too_high"]) / out["volunteers"].clip(lower=1)
     return out.reset_index()
 
 
-def compare(votes: Votes, models: list[str], holdout: float = 0.1, seed: int = 0,
-            options: dict[str, dict[str, Any]] | None = None) -> pd.DataFrame:
+def compare(
+    votes: Votes,
+    models: list[str],
+    holdout: float = 0.1,
+    seed: int = 0,
+    options: dict[str, dict[str, Any]] | None = None,
+) -> pd.DataFrame:
     """Fit each model to the same training votes and score it on the same held-out votes; for Bayesian fits with
     draws, LOO and WAIC on the training votes (summed over questions) and the share of volunteers failing the
     agreement check too."""
@@ -139,21 +167,40 @@ def compare(votes: Votes, models: list[str], holdout: float = 0.1, seed: int = 0
         start = time.perf_counter()
         fit = model.fit(train)
         seconds = time.perf_counter() - start
-        ll = (heldout_log_likelihood(fit, heldout) if model_spec(name).can("likelihood")
-              else np.full(len(heldout), np.nan))
-        row = {"model": name, "heldout_log_likelihood": float(np.mean(ll)), "heldout_votes": len(heldout),
-               "training_votes": train.n_votes, "log_likelihood": fit.log_likelihood, "seconds": seconds,
-               "elpd_loo": np.nan, "elpd_waic": np.nan, "pareto_k_above_0.7": np.nan, "ppc_extreme": np.nan}
+        ll = (
+            heldout_log_likelihood(fit, heldout)
+            if model_spec(name).can("likelihood")
+            else np.full(len(heldout), np.nan)
+        )
+        row = {
+            "model": name,
+            "heldout_log_likelihood": float(np.mean(ll)),
+            "heldout_votes": len(heldout),
+            "training_votes": train.n_votes,
+            "log_likelihood": fit.log_likelihood,
+            "seconds": seconds,
+            "elpd_loo": np.nan,
+            "elpd_waic": np.nan,
+            "pareto_k_above_0.7": np.nan,
+            "ppc_extreme": np.nan,
+        }
         if any(q.inference for q in fit.questions):
             criteria = information_criteria(fit)
             if len(criteria):
-                row.update({"elpd_loo": criteria["elpd_loo"].sum(), "elpd_waic": criteria["elpd_waic"].sum(),
-                            "pareto_k_above_0.7": float(np.average(criteria["pareto_k_above_0.7"],
-                                                                   weights=criteria["subjects"]))})
+                row.update(
+                    {
+                        "elpd_loo": criteria["elpd_loo"].sum(),
+                        "elpd_waic": criteria["elpd_waic"].sum(),
+                        "pareto_k_above_0.7": float(
+                            np.average(criteria["pareto_k_above_0.7"], weights=criteria["subjects"])
+                        ),
+                    }
+                )
             check = agreement_check(fit)
             if len(check):
                 row["ppc_extreme"] = float(check["too_low"].sum() + check["too_high"].sum()) / max(
-                    int(check["volunteers"].sum()), 1)
+                    int(check["volunteers"].sum()), 1
+                )
         rows.append(row)
     table = pd.DataFrame(rows)
     return table.sort_values("heldout_log_likelihood", ascending=False, na_position="last").reset_index(drop=True)

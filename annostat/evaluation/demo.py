@@ -46,5 +46,11 @@ def run_demo(
     say(f"{n_volunteers} simulated volunteers classify them ({retire_after} classifications each)")
     sim = simulate(truth_set, VolunteerPopulation(n_volunteers=n_volunteers), retire_after=retire_after, seed=seed)
     sim.write(truth_set.votes_dir)
-    return run_benchmark(truth_set.root, list(pipelines or demo_pipelines()), out / "report", efficiency=efficiency,
-                         save_fits=True, log=say)
+    return run_benchmark(
+        truth_set.root,
+        list(pipelines or demo_pipelines()),
+        out / "report",
+        efficiency=efficiency,
+        save_fits=True,
+        log=say,
+    )

@@ -58,21 +58,26 @@ class BenchmarkResult:
 
 # --- inputs ----------------------------------------------------------------------------------------------------
 
+
 def read_simulated_votes(truth_set: TruthSet, votes_dir: str | os.PathLike | None = None) -> tuple[Votes, Path, str]:
     """The simulated votes of a truth set: through the Panoptes export when there is one, else the long table."""
     from annostat.data.io.load import load_votes
 
     folder = Path(votes_dir) if votes_dir else truth_set.votes_dir
     if not (folder / "simulation.json").exists():
-        raise InputError(f"{folder}: no simulated votes (simulation.json not found); run annostat simulate "
-                         f"{truth_set.root} first")
+        raise InputError(
+            f"{folder}: no simulated votes (simulation.json not found); run annostat simulate {truth_set.root} first"
+        )
     settings = read_json(folder / "simulation.json", "a simulation's settings")
     if not isinstance(settings, dict):
         raise InputError(f"{folder / 'simulation.json'}: not a simulation's settings (a JSON object)")
     export = settings.get("export")
     if export and (folder / export["classifications"]).exists():
-        votes, _ = load_votes(folder / export["classifications"], workflows=folder / export["workflows"],
-                              workflow_id=export["workflow_id"])
+        votes, _ = load_votes(
+            folder / export["classifications"],
+            workflows=folder / export["workflows"],
+            workflow_id=export["workflow_id"],
+        )
         return votes, folder, "panoptes export"
     return Votes.read(folder / "votes.parquet"), folder, "votes table"
 
@@ -93,6 +98,7 @@ def _unclassified_truth(truth_set: TruthSet, folder: Path) -> pd.DataFrame:
 
 
 # --- scores ----------------------------------------------------------------------------------------------------
+
 
 def answer_scores(posteriors: pd.DataFrame, truth: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per question: accuracy, balanced accuracy, ECE, Brier score and NLL of the posteriors against the truth;
@@ -121,16 +127,24 @@ def answer_scores(posteriors: pd.DataFrame, truth: pd.DataFrame) -> tuple[pd.Dat
         ece = expected_calibration_error(reliability)
         bins.append(reliability.assign(question=question))
         p_true = np.where(onehot.any(axis=1), (p * onehot).sum(axis=1), 0.0)
-        rows.append({"question": question, "subjects": len(common), "accuracy": correct.mean(),
-                     "balanced_accuracy": float(np.mean(recalls)), "ece": ece,
-                     "brier": float(((p - onehot) ** 2).sum(axis=1).mean()),
-                     "nll": float(-np.log(np.clip(p_true, 1e-6, None)).mean())})
+        rows.append(
+            {
+                "question": question,
+                "subjects": len(common),
+                "accuracy": correct.mean(),
+                "balanced_accuracy": float(np.mean(recalls)),
+                "ece": ece,
+                "brier": float(((p - onehot) ** 2).sum(axis=1).mean()),
+                "nll": float(-np.log(np.clip(p_true, 1e-6, None)).mean()),
+            }
+        )
     columns = ["question", "bin", "confidence", "accuracy", "n"]
     return pd.DataFrame(rows), (pd.concat(bins, ignore_index=True)[columns] if bins else pd.DataFrame(columns=columns))
 
 
-def volunteer_scores(estimated: pd.DataFrame | None, true_volunteers: pd.DataFrame, min_votes: int,
-                     accuracy_at: str = "votes") -> tuple[pd.DataFrame, pd.DataFrame]:
+def volunteer_scores(
+    estimated: pd.DataFrame | None, true_volunteers: pd.DataFrame, min_votes: int, accuracy_at: str = "votes"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per question: correlation, MAE and interval coverage of the volunteers' estimated accuracy against their
     true accuracy (volunteers with >= ``min_votes`` votes on the question); and the joined table. The true value is
     the expected accuracy on the votes they gave (``accuracy_at="votes"``) or at their last classification
@@ -155,8 +169,9 @@ def volunteer_scores(estimated: pd.DataFrame | None, true_volunteers: pd.DataFra
     return pd.DataFrame(rows), joined
 
 
-def learning_scores(curves: pd.DataFrame | None, true_curve: pd.DataFrame,
-                    questions: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def learning_scores(
+    curves: pd.DataFrame | None, true_curve: pd.DataFrame, questions: Sequence[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """MAE of the estimated population learning curve against the true one, on ``questions``."""
     if curves is None or curves.empty:
         return pd.DataFrame(columns=["question"]), pd.DataFrame()
@@ -167,8 +182,9 @@ def learning_scores(curves: pd.DataFrame | None, true_curve: pd.DataFrame,
         t = true_curve[true_curve["question"] == question].sort_values("experience")
         part = part.assign(accuracy_true=np.interp(part["experience"], t["experience"], t["accuracy"]))
         joined.append(part)
-        rows.append({"question": question,
-                     "learning_curve_mae": float((part["accuracy"] - part["accuracy_true"]).abs().mean())})
+        rows.append(
+            {"question": question, "learning_curve_mae": float((part["accuracy"] - part["accuracy_true"]).abs().mean())}
+        )
     return pd.DataFrame(rows), (pd.concat(joined, ignore_index=True) if joined else pd.DataFrame())
 
 
@@ -188,6 +204,7 @@ def first_classifications(votes: Votes, m: int) -> Votes:
 
 
 # --- the run ---------------------------------------------------------------------------------------------------
+
 
 def run_benchmark(
     truthset: str | os.PathLike,
@@ -247,13 +264,17 @@ def run_benchmark(
     max_m = int(settings.get("retire_after") or max(efficiency, default=0))
     grid = [m for m in efficiency if 1 <= m <= max_m]
     if len(efficiency) and not grid:
-        raise InputError(f"label efficiency: none of {', '.join(map(str, efficiency))} classifications per subject is "
-                         f"between 1 and the {max_m} the simulation gave each subject (give '' for no curve)")
+        raise InputError(
+            f"label efficiency: none of {', '.join(map(str, efficiency))} classifications per subject is "
+            f"between 1 and the {max_m} the simulation gave each subject (give '' for no curve)"
+        )
     if dropped := [m for m in efficiency if m not in grid]:
-        say(f"label efficiency: {', '.join(map(str, dropped))} left out (outside 1-{max_m} classifications per "
-            "subject)")
-    eff_names = list(efficiency_pipelines) if efficiency_pipelines is not None else \
-        [p.name for p in chosen if p.cost == "fast"]
+        say(
+            f"label efficiency: {', '.join(map(str, dropped))} left out (outside 1-{max_m} classifications per subject)"
+        )
+    eff_names = (
+        list(efficiency_pipelines) if efficiency_pipelines is not None else [p.name for p in chosen if p.cost == "fast"]
+    )
     eff = []
     for m in grid:
         subset = first_classifications(votes, m)
@@ -267,12 +288,21 @@ def run_benchmark(
     def frame(parts, columns):
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
-    setup = {"truth_set": str(truth_set.root), "source": truth_set.manifest["source"],
-             "tree": truth_set.manifest["tree"], "votes_from": source, "votes": int(votes.n_votes),
-             "subjects": int(votes.n_subjects), "volunteers": int(votes.n_volunteers),
-             "retire_after": settings.get("retire_after"), "spammer_fraction":
-                 settings.get("population", {}).get("spammer_fraction"), "min_votes": min_votes,
-             "pipelines": [p.name for p in chosen], "efficiency_pipelines": eff_names, "efficiency_votes": grid}
+    setup = {
+        "truth_set": str(truth_set.root),
+        "source": truth_set.manifest["source"],
+        "tree": truth_set.manifest["tree"],
+        "votes_from": source,
+        "votes": int(votes.n_votes),
+        "subjects": int(votes.n_subjects),
+        "volunteers": int(votes.n_volunteers),
+        "retire_after": settings.get("retire_after"),
+        "spammer_fraction": settings.get("population", {}).get("spammer_fraction"),
+        "min_votes": min_votes,
+        "pipelines": [p.name for p in chosen],
+        "efficiency_pipelines": eff_names,
+        "efficiency_votes": grid,
+    }
     looped = None
     if loop:
         from annostat.evaluation.loop import JOINT_STRATEGIES, loop_from_truth_set, run_loop
@@ -286,17 +316,27 @@ def run_benchmark(
             from annostat.vision.inputs import image_inputs
 
             say(f"live loop: decoding the truth set's images at {image_size}x{image_size}")
-            table = Subjects(pl.from_pandas(stream.sim.subjects[["subject", "image_id"]]).with_columns(
-                pl.col("image_id").cast(pl.String)), "simulated subjects")
-            options["inputs"] = image_inputs(truth_set.root, stream.subjects.tolist(), image_size,
-                                             subject_table=table, all_images=False)
+            table = Subjects(
+                pl.from_pandas(stream.sim.subjects[["subject", "image_id"]]).with_columns(
+                    pl.col("image_id").cast(pl.String)
+                ),
+                "simulated subjects",
+            )
+            options["inputs"] = image_inputs(
+                truth_set.root, stream.subjects.tolist(), image_size, subject_table=table, all_images=False
+            )
             options["joint_options"] = dict(image_options or {})
         say(f"live loop: {', '.join(loop)} on {len(stream.subjects):,} galaxies")
         looped = run_loop(stream, loop, tree=truth_set.manifest["tree"], log=say, **options)
     result = BenchmarkResult(
-        scores=frame(scores, ["pipeline", "question"]), volunteers=frame(vols, ["pipeline"]),
+        scores=frame(scores, ["pipeline", "question"]),
+        volunteers=frame(vols, ["pipeline"]),
         efficiency=frame(eff, ["pipeline", "question", "votes_per_subject", "subjects", "accuracy"]),
-        calibration=frame(calib, ["pipeline"]), learning=frame(learn, ["pipeline"]), setup=setup, loop=looped)
+        calibration=frame(calib, ["pipeline"]),
+        learning=frame(learn, ["pipeline"]),
+        setup=setup,
+        loop=looped,
+    )
     if out is not None:
         result.report = write_report(result, out)
     return result

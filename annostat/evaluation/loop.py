@@ -68,17 +68,31 @@ def accuracy(fit, truth: pd.DataFrame) -> float:
     does not answer counts as wrong."""
     answers = fit.table("answers").select("subject", "question", pl.col("answer").alias("fitted"))
     t = pl.from_pandas(truth[["subject", "question", "answer"]]).with_columns(
-        pl.col("question", "answer").cast(pl.String), pl.col("subject").cast(answers.schema["subject"]))
-    joined = t.join(answers.with_columns(pl.col("question", "fitted").cast(pl.String)), on=["subject", "question"],
-                    how="left")
+        pl.col("question", "answer").cast(pl.String), pl.col("subject").cast(answers.schema["subject"])
+    )
+    joined = t.join(
+        answers.with_columns(pl.col("question", "fitted").cast(pl.String)), on=["subject", "question"], how="left"
+    )
     return float((joined["answer"] == joined["fitted"]).fill_null(False).mean())
 
 
-def run_loop(stream, strategies: Sequence[str] = STRATEGIES[:3], *, model: str = "ds", start: int = 2,
-             maximum: int = 40, threshold: float = 0.99, minimum: int = 3, batch: int | None = None,
-             tree: str | None = "gz-decals-dr5", max_rounds: int = 200, inputs=None,
-             joint_options: dict[str, Any] | None = None, joint_rounds: int = 1,
-             log: Callable[[str], None] | None = None) -> LoopResult:
+def run_loop(
+    stream,
+    strategies: Sequence[str] = STRATEGIES[:3],
+    *,
+    model: str = "ds",
+    start: int = 2,
+    maximum: int = 40,
+    threshold: float = 0.99,
+    minimum: int = 3,
+    batch: int | None = None,
+    tree: str | None = "gz-decals-dr5",
+    max_rounds: int = 200,
+    inputs=None,
+    joint_options: dict[str, Any] | None = None,
+    joint_rounds: int = 1,
+    log: Callable[[str], None] | None = None,
+) -> LoopResult:
     """Run each strategy on ``stream`` (:class:`~annostat.truth.simulate.OnDemandVolunteers`), and the fixed rule
     (see the module docstring). ``batch``: classifications a round for ``swap+select`` (default a fifth of the
     galaxies); ``tree``: the decision tree whose path retirement and selection follow (``none``: every question).
@@ -100,8 +114,9 @@ def run_loop(stream, strategies: Sequence[str] = STRATEGIES[:3], *, model: str =
     if inputs is None and (joint := [s for s in strategies if s in JOINT_STRATEGIES]):
         raise ValueError(f"strategy {joint[0]} fits the joint model: it needs the galaxies' images or features")
     if not 1 <= start <= maximum <= stream.most:
-        raise ValueError(f"need 1 <= start ({start}) <= maximum ({maximum}) <= the stream's {stream.most} "
-                         "classifications a galaxy")
+        raise ValueError(
+            f"need 1 <= start ({start}) <= maximum ({maximum}) <= the stream's {stream.most} classifications a galaxy"
+        )
     truth, subjects = stream.truth, stream.subjects
     S = len(subjects)
     batch = max(1, S // 5) if batch is None else int(batch)
@@ -118,11 +133,21 @@ def run_loop(stream, strategies: Sequence[str] = STRATEGIES[:3], *, model: str =
     for name in dict.fromkeys(("mv", model)):
         fixed = get_model(name).fit(fixed_votes)
         targets[name] = accuracy(fixed, truth)
-        rows.append({"strategy": f"fixed ({name})", "round": 0, "classifications": fixed_classifications,
-                     "votes": int(fixed_votes.n_votes), "accuracy": targets[name], "retired": S,
-                     "seconds": fixed.seconds})
-    say(f"fixed rule: {maximum} classifications a galaxy ({fixed_classifications:,} in all): accuracy "
-        + ", ".join(f"{targets[n]:.4f} ({n})" for n in targets))
+        rows.append(
+            {
+                "strategy": f"fixed ({name})",
+                "round": 0,
+                "classifications": fixed_classifications,
+                "votes": int(fixed_votes.n_votes),
+                "accuracy": targets[name],
+                "retired": S,
+                "seconds": fixed.seconds,
+            }
+        )
+    say(
+        f"fixed rule: {maximum} classifications a galaxy ({fixed_classifications:,} in all): accuracy "
+        + ", ".join(f"{targets[n]:.4f} ({n})" for n in targets)
+    )
 
     for strategy in strategies:
         own = OnDemandVolunteers(stream.sim)
@@ -141,9 +166,17 @@ def run_loop(stream, strategies: Sequence[str] = STRATEGIES[:3], *, model: str =
                 out = retire(fit, threshold=threshold, minimum=minimum, maximum=maximum, tree=tree)
                 retired = np.isin(subjects, out["subject_id"].cast(pl.Int64).to_numpy())
             spent = int(own.taken(subjects).sum())
-            rows.append({"strategy": strategy, "round": r, "classifications": spent, "votes": n_votes,
-                         "accuracy": accuracy(fit, truth), "retired": int(retired.sum()),
-                         "seconds": time.perf_counter() - begin})
+            rows.append(
+                {
+                    "strategy": strategy,
+                    "round": r,
+                    "classifications": spent,
+                    "votes": n_votes,
+                    "accuracy": accuracy(fit, truth),
+                    "retired": int(retired.sum()),
+                    "seconds": time.perf_counter() - begin,
+                }
+            )
             open_ = ~retired & (own.taken(subjects) < maximum) & (own.left(subjects) > 0)
             if not open_.any() or r == max_rounds:
                 break
@@ -159,29 +192,48 @@ def run_loop(stream, strategies: Sequence[str] = STRATEGIES[:3], *, model: str =
             new = own.classify(asked)
             if new.height == 0:
                 break
-            fit = fit.update(votes_of(new), inputs=inputs, joint_rounds=joint_rounds) if joint else \
-                fit.update(votes_of(new))
+            fit = (
+                fit.update(votes_of(new), inputs=inputs, joint_rounds=joint_rounds)
+                if joint
+                else fit.update(votes_of(new))
+            )
             n_votes += new.height
-        say(f"{strategy}: {rows[-1]['classifications']:,} classifications in {rows[-1]['round']} rounds, accuracy "
-            f"{rows[-1]['accuracy']:.4f}, {rows[-1]['retired']:,} galaxies retired")
+        say(
+            f"{strategy}: {rows[-1]['classifications']:,} classifications in {rows[-1]['round']} rounds, accuracy "
+            f"{rows[-1]['accuracy']:.4f}, {rows[-1]['retired']:,} galaxies retired"
+        )
     curves = pd.DataFrame(rows)
     summary = []
     for strategy, curve in curves.groupby("strategy", sort=False):
         last = curve.iloc[-1]
         quarter = curve[curve["classifications"] <= fixed_classifications / 4]
-        row = {"strategy": strategy, "final_classifications": int(last["classifications"]),
-               "final_accuracy": float(last["accuracy"]), "rounds": int(last["round"]), "retired": int(last["retired"]),
-               # the goal's budget: the best accuracy with at most a quarter of the fixed rule's classifications
-               "accuracy_at_quarter": float(quarter["accuracy"].max()) if len(quarter) else None}
+        row = {
+            "strategy": strategy,
+            "final_classifications": int(last["classifications"]),
+            "final_accuracy": float(last["accuracy"]),
+            "rounds": int(last["round"]),
+            "retired": int(last["retired"]),
+            # the goal's budget: the best accuracy with at most a quarter of the fixed rule's classifications
+            "accuracy_at_quarter": float(quarter["accuracy"].max()) if len(quarter) else None,
+        }
         for name, target in targets.items():  # the classifications spent when each fixed rule's accuracy was reached
             reached = curve[curve["accuracy"] >= target - 1e-12]
             spent = int(reached["classifications"].iloc[0]) if len(reached) else None
             row[f"to_{name}{maximum}"] = spent
             row[f"share_{name}{maximum}"] = spent / fixed_classifications if spent is not None else None
         summary.append(row)
-    setup = {"model": model, "galaxies": S, "start": start, "maximum": maximum, "threshold": threshold,
-             "minimum": minimum, "batch": batch, "tree": tree, "strategies": list(strategies),
-             "fixed_classifications": fixed_classifications}
+    setup = {
+        "model": model,
+        "galaxies": S,
+        "start": start,
+        "maximum": maximum,
+        "threshold": threshold,
+        "minimum": minimum,
+        "batch": batch,
+        "tree": tree,
+        "strategies": list(strategies),
+        "fixed_classifications": fixed_classifications,
+    }
     return LoopResult(curves, pd.DataFrame(summary), targets, setup)
 
 
@@ -192,9 +244,14 @@ def loop_from_truth_set(truth_set, settings: dict[str, Any], maximum: int = 40):
 
     population = dict(settings.get("population") or {})
     population["planted"] = [tuple(p) for p in population.get("planted", [])]
-    return OnDemandVolunteers.simulate(truth_set, VolunteerPopulation(**population), most=maximum,
-                                       seed=int(settings.get("seed", 0)), tree=settings.get("tree"),
-                                       questions=settings.get("questions"))
+    return OnDemandVolunteers.simulate(
+        truth_set,
+        VolunteerPopulation(**population),
+        most=maximum,
+        seed=int(settings.get("seed", 0)),
+        tree=settings.get("tree"),
+        questions=settings.get("questions"),
+    )
 
 
 def loop_markdown(result: LoopResult) -> list[str]:
@@ -204,15 +261,24 @@ def loop_markdown(result: LoopResult) -> list[str]:
     s = result.setup
     m = s["maximum"]
     targets = ", ".join(f"{acc:.4f} ({name})" for name, acc in result.targets.items())
-    lines = ["## The live loop: classifications to reach the fixed rule's accuracy", "",
-             (f"{s['galaxies']:,} galaxies, each first classified {s['start']} times; then round by round (module "
-             f"`annostat.evaluation.loop`): uniform (one more for every galaxy), swap (one more for every galaxy not "
-             f"retired; retired at posterior >= {s['threshold']} on its path after {s['minimum']} classifications, "
-             f"or at {m}), swap+select ({s['batch']:,} a round to the galaxies one more classification tells most "
-             f"about). The {s['model']} fit is updated each round. Galaxy Zoo's fixed rule, {m} classifications a "
-             f"galaxy ({s['fixed_classifications']:,} in all), reaches accuracy {targets}."), ""]
-    columns = ["strategy"] + [c for c in result.summary.columns if c.startswith(("to_", "share_"))] + \
-        ["accuracy_at_quarter", "final_classifications", "final_accuracy", "rounds", "retired"]
+    lines = [
+        "## The live loop: classifications to reach the fixed rule's accuracy",
+        "",
+        (
+            f"{s['galaxies']:,} galaxies, each first classified {s['start']} times; then round by round (module "
+            f"`annostat.evaluation.loop`): uniform (one more for every galaxy), swap (one more for every galaxy not "
+            f"retired; retired at posterior >= {s['threshold']} on its path after {s['minimum']} classifications, "
+            f"or at {m}), swap+select ({s['batch']:,} a round to the galaxies one more classification tells most "
+            f"about). The {s['model']} fit is updated each round. Galaxy Zoo's fixed rule, {m} classifications a "
+            f"galaxy ({s['fixed_classifications']:,} in all), reaches accuracy {targets}."
+        ),
+        "",
+    ]
+    columns = (
+        ["strategy"]
+        + [c for c in result.summary.columns if c.startswith(("to_", "share_"))]
+        + ["accuracy_at_quarter", "final_classifications", "final_accuracy", "rounds", "retired"]
+    )
     lines += [markdown_table(result.summary[columns]), ""]
     return lines
 
@@ -225,8 +291,13 @@ def loop_figure(result: LoopResult, plt):
             continue
         ax.plot(curve["classifications"], curve["accuracy"], marker="o", ms=2, label=name)
     for name, acc in result.targets.items():
-        ax.axhline(acc, ls="--", lw=0.8, color="k" if name == "mv" else "grey",
-                   label=f"{result.setup['maximum']} a galaxy ({name})")
+        ax.axhline(
+            acc,
+            ls="--",
+            lw=0.8,
+            color="k" if name == "mv" else "grey",
+            label=f"{result.setup['maximum']} a galaxy ({name})",
+        )
     ax.set_xscale("log")
     ax.set_xlabel("classifications spent")
     ax.set_ylabel("accuracy")

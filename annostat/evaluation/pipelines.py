@@ -75,13 +75,14 @@ class Pipeline:
 PIPELINES: dict[str, Pipeline] = {}
 
 
-def register_pipeline(name: str, title: str, cost: str = "fast", needs: str | None = None,
-                      needs_images: bool = False):
+def register_pipeline(name: str, title: str, cost: str = "fast", needs: str | None = None, needs_images: bool = False):
     """Decorator: register ``run(votes) -> PipelineOutput`` (``run(votes, inputs)`` with ``needs_images``) under
     ``name``."""
+
     def wrap(run: Callable[..., PipelineOutput]) -> Callable[..., PipelineOutput]:
         PIPELINES[name] = Pipeline(name, title, run, cost, needs, needs_images)
         return run
+
     return wrap
 
 
@@ -97,6 +98,7 @@ def get_pipeline(name: str) -> Pipeline:
 
 # --- annostat's models -----------------------------------------------------------------------------------------
 
+
 def _learning_curves(fit: Fit, grid: np.ndarray) -> pd.DataFrame | None:
     from annostat.models.learning import LearningCurve
 
@@ -105,8 +107,17 @@ def _learning_curves(fit: Fit, grid: np.ndarray) -> pd.DataFrame | None:
         if not qf.inference or "gain_mean" not in qf.inference["draws"]:
             continue
         curve = LearningCurve.population_curve(qf.inference["draws"], grid)
-        parts.append(pd.DataFrame({"question": qf.inference["question"], "experience": grid,
-                                   "accuracy": curve["accuracy"], "lo": curve["lo"], "hi": curve["hi"]}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "question": qf.inference["question"],
+                    "experience": grid,
+                    "accuracy": curve["accuracy"],
+                    "lo": curve["lo"],
+                    "hi": curve["hi"],
+                }
+            )
+        )
     return pd.concat(parts, ignore_index=True) if parts else None
 
 
@@ -117,13 +128,17 @@ def _model_pipeline(name: str) -> Callable[[Votes], PipelineOutput]:
         keep = [c for c in ("volunteer", "question", "n", "accuracy", "accuracy_lo", "accuracy_hi") if c in volunteers]
         learns = model_spec(name).can("learning")
         learning = _learning_curves(fit, np.arange(0, 201, 5, dtype=float)) if learns else None
-        return PipelineOutput(fit.posteriors, volunteers[keep], learning, fit, accuracy_at="last" if learns else "votes")
+        return PipelineOutput(
+            fit.posteriors, volunteers[keep], learning, fit, accuracy_at="last" if learns else "votes"
+        )
+
     return run
 
 
 for _spec in REGISTRY.values():
     register_pipeline(_spec.name, f"annostat {_spec.title}", cost=_spec.cost, needs=_spec.needs)(
-        _model_pipeline(_spec.name))
+        _model_pipeline(_spec.name)
+    )
 
 
 # --- networks on the images (annostat.models.joint) -------------------------------------------------------------
@@ -145,6 +160,7 @@ def _image_pipeline(options: dict) -> Callable[..., PipelineOutput]:
         fit = JointModel(missing="skip", **(options | more)).fit(votes, inputs)
         volunteers = fit.volunteers[["volunteer", "question", "n", "accuracy"]]
         return PipelineOutput(fit.posteriors, None if options.get("loss") == "dirichlet" else volunteers, None, fit)
+
     return run
 
 
@@ -154,8 +170,12 @@ for _name, (_title, _options) in IMAGE_PIPELINES.items():
 
 # --- crowd-kit -------------------------------------------------------------------------------------------------
 
-def _crowdkit_pipeline(factory: Callable[[], object], volunteer_accuracy: str | None) -> Callable[[Votes], PipelineOutput]:
+
+def _crowdkit_pipeline(
+    factory: Callable[[], object], volunteer_accuracy: str | None
+) -> Callable[[Votes], PipelineOutput]:
     """Fit a crowd-kit aggregator per question on (task, worker, label) frames of the same votes."""
+
     def run(votes: Votes) -> PipelineOutput:
         frame = votes.to_frame().select("subject", "volunteer", "question", "answer").to_pandas()
         posteriors, volunteers = [], []
@@ -164,8 +184,13 @@ def _crowdkit_pipeline(factory: Callable[[], object], volunteer_accuracy: str | 
             if part.empty:
                 continue
             answers = [str(a) for a in votes.answers[q_index]]
-            data = pd.DataFrame({"task": part["subject"].to_numpy(), "worker": part["volunteer"].astype(str).to_numpy(),
-                                 "label": part["answer"].astype(str).to_numpy()})
+            data = pd.DataFrame(
+                {
+                    "task": part["subject"].to_numpy(),
+                    "worker": part["volunteer"].astype(str).to_numpy(),
+                    "label": part["answer"].astype(str).to_numpy(),
+                }
+            )
             model = factory()
             proba = model.fit_predict_proba(data) if hasattr(model, "fit_predict_proba") else None
             if proba is None:  # label-only aggregators: the chosen answer gets probability 1
@@ -188,11 +213,19 @@ def _crowdkit_pipeline(factory: Callable[[], object], volunteer_accuracy: str | 
             else:
                 accuracy = None
             if accuracy is not None:
-                volunteers.append(pd.DataFrame({"volunteer": accuracy.index.astype(str), "question": question,
-                                                "n": n.reindex(accuracy.index).fillna(0).astype(int).to_numpy(),
-                                                "accuracy": accuracy.to_numpy(float)}))
+                volunteers.append(
+                    pd.DataFrame(
+                        {
+                            "volunteer": accuracy.index.astype(str),
+                            "question": question,
+                            "n": n.reindex(accuracy.index).fillna(0).astype(int).to_numpy(),
+                            "accuracy": accuracy.to_numpy(float),
+                        }
+                    )
+                )
         vols = pd.concat(volunteers, ignore_index=True) if volunteers else None
         return PipelineOutput(pd.concat(posteriors, ignore_index=True), vols)
+
     return run
 
 
@@ -200,7 +233,9 @@ def _register_crowdkit() -> None:
     def agg(name: str, **kwargs):
         def make():
             from crowdkit import aggregation
+
             return getattr(aggregation, name)(**kwargs)
+
         return make
 
     for key, cls, kwargs, accuracy, cost in (
@@ -212,7 +247,8 @@ def _register_crowdkit() -> None:
         ("ck-mace", "MACE", {"n_iter": 100}, None, "slow"),
     ):
         register_pipeline(key, f"crowd-kit {cls}", cost=cost, needs="crowdkit")(
-            _crowdkit_pipeline(agg(cls, **kwargs), accuracy))
+            _crowdkit_pipeline(agg(cls, **kwargs), accuracy)
+        )
 
 
 _register_crowdkit()

@@ -26,8 +26,9 @@ from annostat.fit import Fit
 from annostat.models.registry import REGISTRY, model_spec
 
 
-def plot_fit(fit_dir: str | Path, out: str | Path | None = None, truth: str | Path | None = None,
-             n_volunteers: int = 3) -> list[Path]:
+def plot_fit(
+    fit_dir: str | Path, out: str | Path | None = None, truth: str | Path | None = None, n_volunteers: int = 3
+) -> list[Path]:
     """Write the figures of the fit in ``fit_dir`` to ``out`` (default ``fit_dir/plots``); returns the paths."""
     plt = pyplot()
     fit = Fit.load(fit_dir)
@@ -42,20 +43,30 @@ def plot_fit(fit_dir: str | Path, out: str | Path | None = None, truth: str | Pa
         K = len(answers)
         weights = vols.set_index("volunteer")["n"]
         conf = conf.assign(w=conf["volunteer"].map(weights).fillna(0))
-        population = (conf.assign(pw=conf["p"] * conf["w"]).groupby(["true_answer", "answer"])["pw"].sum()
-                      / conf.groupby(["true_answer", "answer"])["w"].sum())
+        population = (
+            conf.assign(pw=conf["p"] * conf["w"]).groupby(["true_answer", "answer"])["pw"].sum()
+            / conf.groupby(["true_answer", "answer"])["w"].sum()
+        )
         active = vols.sort_values("n", ascending=False)["volunteer"].head(n_volunteers).tolist()
         panels = [("population", population)] + [
             (f"{v} (n={int(weights[v])})", conf[conf["volunteer"] == v].set_index(["true_answer", "answer"])["p"])
-            for v in active]
+            for v in active
+        ]
         fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.2), squeeze=False)
         for ax, (title, values) in zip(axes[0], panels):
             matrix = np.array([[values.get((t, a), np.nan) for a in answers] for t in answers], dtype=float)
             ax.imshow(matrix, vmin=0, vmax=1, cmap="viridis")
             for i in range(K):
                 for j in range(K):
-                    ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center",
-                            color="white" if matrix[i, j] < 0.5 else "black", fontsize=8)
+                    ax.text(
+                        j,
+                        i,
+                        f"{matrix[i, j]:.2f}",
+                        ha="center",
+                        va="center",
+                        color="white" if matrix[i, j] < 0.5 else "black",
+                        fontsize=8,
+                    )
             ax.set_xticks(range(K), answers, rotation=45, ha="right", fontsize=7)
             ax.set_yticks(range(K), answers, fontsize=7)
             ax.set_title(title, fontsize=8)
@@ -65,9 +76,15 @@ def plot_fit(fit_dir: str | Path, out: str | Path | None = None, truth: str | Pa
 
         fig, ax = plt.subplots(figsize=(5, 3.5))
         if {"accuracy_lo", "accuracy_hi"} <= set(vols.columns):
-            ax.errorbar(vols["n"], vols["accuracy"], yerr=[vols["accuracy"] - vols["accuracy_lo"],
-                                                            vols["accuracy_hi"] - vols["accuracy"]],
-                        fmt="o", ms=3, alpha=0.5, elinewidth=0.6)
+            ax.errorbar(
+                vols["n"],
+                vols["accuracy"],
+                yerr=[vols["accuracy"] - vols["accuracy_lo"], vols["accuracy_hi"] - vols["accuracy"]],
+                fmt="o",
+                ms=3,
+                alpha=0.5,
+                elinewidth=0.6,
+            )
         else:
             ax.plot(vols["n"], vols["accuracy"], "o", ms=3, alpha=0.5)
         ax.set_xscale("log")
@@ -93,10 +110,13 @@ def _learning_curves(fit: Fit, out: Path, plt, volunteers: pd.DataFrame, n_volun
     for name in trace.posterior.data_vars:
         if not name.startswith("gain_mean["):
             continue
-        tag = name[len("gain_mean"):]
+        tag = name[len("gain_mean") :]
         question = question_of(tag)
-        draws = {k[:-len(tag)]: v.values.reshape(-1, *v.shape[2:]) for k, v in trace.posterior.data_vars.items()
-                 if k.endswith(tag)}
+        draws = {
+            k[: -len(tag)]: v.values.reshape(-1, *v.shape[2:])
+            for k, v in trace.posterior.data_vars.items()
+            if k.endswith(tag)
+        }
         vols = volunteers[volunteers["question"] == question].sort_values("n", ascending=False).head(n_volunteers)
         grid = np.linspace(0, max(50, int(vols["n"].max()) if len(vols) else 200), 81)
         curve = LearningCurve.population_curve(draws, grid)
@@ -116,7 +136,7 @@ def _learning_curves(fit: Fit, out: Path, plt, volunteers: pd.DataFrame, n_volun
             mine = LearningCurve.volunteer_curves(draws, np.array([c[1] for c in chosen]), grid)
             for i, (label, _, n) in enumerate(chosen):
                 reached = grid <= n  # (question experience: at most n - 1 earlier responses)
-                line, = ax.plot(grid[reached], mine["accuracy"][i][reached], label=f"{label} (n={int(n)})")
+                (line,) = ax.plot(grid[reached], mine["accuracy"][i][reached], label=f"{label} (n={int(n)})")
                 ax.plot(grid[~reached], mine["accuracy"][i][~reached], "--", color=line.get_color(), lw=0.8)
                 ax.fill_between(grid, mine["lo"][i], mine["hi"][i], color=line.get_color(), alpha=0.15)
             ax.legend(fontsize=7)

@@ -42,38 +42,64 @@ def write_report(result: BenchmarkResult, out: str | os.PathLike) -> Path:
     figures = _figures(result, out)
     s = result.setup
     lines = [
-        "# Benchmark against simulated truth", "",
-        (f"Truth set `{s['truth_set']}` ({s['source']}, tree {s['tree']}); votes read from the {s['votes_from']}: "
-        f"{s['votes']:,} votes on {s['subjects']:,} subjects by {s['volunteers']:,} simulated volunteers (retired "
-        f"after {s['retire_after']} classifications; spammer share {s['spammer_fraction']}). Scores per question on "
-        f"subjects whose true path asks it; volunteer recovery on volunteers with >= {s['min_votes']} votes on the "
-        "question (true value: their expected accuracy on the votes they gave)."), "",
-        "## Scores", "",
+        "# Benchmark against simulated truth",
+        "",
+        (
+            f"Truth set `{s['truth_set']}` ({s['source']}, tree {s['tree']}); votes read from the {s['votes_from']}: "
+            f"{s['votes']:,} votes on {s['subjects']:,} subjects by {s['volunteers']:,} simulated volunteers (retired "
+            f"after {s['retire_after']} classifications; spammer share {s['spammer_fraction']}). Scores per question on "
+            f"subjects whose true path asks it; volunteer recovery on volunteers with >= {s['min_votes']} votes on the "
+            "question (true value: their expected accuracy on the votes they gave)."
+        ),
+        "",
+        "## Scores",
+        "",
     ]
-    columns = ["pipeline", "question", "subjects", "accuracy", "balanced_accuracy", "ece", "brier", "nll",
-               "volunteers_scored", "volunteer_corr", "volunteer_mae", "volunteer_coverage90", "learning_curve_mae",
-               "seconds"]
+    columns = [
+        "pipeline",
+        "question",
+        "subjects",
+        "accuracy",
+        "balanced_accuracy",
+        "ece",
+        "brier",
+        "nll",
+        "volunteers_scored",
+        "volunteer_corr",
+        "volunteer_mae",
+        "volunteer_coverage90",
+        "learning_curve_mae",
+        "seconds",
+    ]
     table = result.scores[[c for c in columns if c in result.scores]]
     lines += [markdown_table(table), ""]
     if len(result.scores):
         mean = result.scores.groupby("pipeline", sort=False)[["accuracy", "balanced_accuracy", "ece", "brier"]].mean()
         lines += ["Mean over questions:", "", markdown_table(mean.reset_index()), ""]
     if len(result.efficiency):
-        wide = result.efficiency.pivot_table(index=["question", "pipeline"], columns="votes_per_subject",
-                                             values="accuracy").reset_index()
+        wide = result.efficiency.pivot_table(
+            index=["question", "pipeline"], columns="votes_per_subject", values="accuracy"
+        ).reset_index()
         wide.columns = [str(c) if not isinstance(c, str) else c for c in wide.columns]
-        lines += ["## Label efficiency", "",
-                  "Accuracy with each subject's first *m* classifications (columns: *m*).", "",
-                  markdown_table(wide), ""]
+        lines += [
+            "## Label efficiency",
+            "",
+            "Accuracy with each subject's first *m* classifications (columns: *m*).",
+            "",
+            markdown_table(wide),
+            "",
+        ]
     if result.loop is not None:
         from annostat.evaluation.loop import loop_markdown
 
         result.loop.curves.to_parquet(out / "loop.parquet", index=False)
         lines += loop_markdown(result.loop)
     lines += ["## Figures", ""] + [f"![{name}]({name}.png)" for name in figures] + [""]
-    lines += ["Tables: `scores.parquet`, `volunteers.parquet`, `efficiency.parquet`, `calibration.parquet`, "
-              "`learning.parquet`" + (", `loop.parquet`" if result.loop is not None else "") +
-              "; set-up: `setup.json`.", ""]
+    lines += [
+        "Tables: `scores.parquet`, `volunteers.parquet`, `efficiency.parquet`, `calibration.parquet`, "
+        "`learning.parquet`" + (", `loop.parquet`" if result.loop is not None else "") + "; set-up: `setup.json`.",
+        "",
+    ]
     (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
     return out / "report.md"
 
@@ -109,8 +135,11 @@ def _figures(result: BenchmarkResult, out: Path) -> list[str]:
         fig, ax = plt.subplots(figsize=(4.2, 4))
         ax.plot([0, 1], [0, 1], "k:", lw=0.8)
         for name, part in result.calibration.groupby("pipeline", sort=False):
-            pooled = part.assign(c=part["confidence"] * part["n"], a=part["accuracy"] * part["n"]).groupby("bin")[
-                ["c", "a", "n"]].sum()
+            pooled = (
+                part.assign(c=part["confidence"] * part["n"], a=part["accuracy"] * part["n"])
+                .groupby("bin")[["c", "a", "n"]]
+                .sum()
+            )
             ax.plot(pooled["c"] / pooled["n"], pooled["a"] / pooled["n"], marker="o", ms=3, label=name)
         ax.set_xlabel("top answer's probability")
         ax.set_ylabel("share correct")
@@ -136,7 +165,7 @@ def _figures(result: BenchmarkResult, out: Path) -> list[str]:
     if len(result.learning):
         fig, ax = plt.subplots(figsize=(4.6, 3.4))
         for (name, question), part in result.learning.groupby(["pipeline", "question"], sort=False):
-            line, = ax.plot(part["experience"], part["accuracy"], label=f"{name}: {question}")
+            (line,) = ax.plot(part["experience"], part["accuracy"], label=f"{name}: {question}")
             ax.fill_between(part["experience"], part["lo"], part["hi"], color=line.get_color(), alpha=0.2)
             ax.plot(part["experience"], part["accuracy_true"], "--", color=line.get_color(), lw=1)
         ax.set_xlabel("experience (classifications)")

@@ -16,5 +16,4 @@ from annostat.guidance.evidence import FitTables, question_evidence
 from annostat.guidance.privacy import pseudonym
 from annostat.guidance.recommendations import ADVICE_COLUMNS, RECOMMENDATIONS, advise
 
-__all__ = ["ADVICE_COLUMNS", "RECOMMENDATIONS", "FitTables", "advise", "pseudonym", "question_evidence",
-           "write_advice"]
+__all__ = ["ADVICE_COLUMNS", "RECOMMENDATIONS", "FitTables", "advise", "pseudonym", "question_evidence", "write_advice"]

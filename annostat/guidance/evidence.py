@@ -117,8 +117,11 @@ def leave_one_out_counts(fit: FitTables, question: str, answers: list[str], volu
     wide = wide.reindex(columns=answers).fillna(0.0)
     s = pd.Series(np.arange(len(wide)), index=wide.index).reindex(votes["subject"].astype(str))
     keep = (v.notna() & l.notna()).to_numpy() & s.notna().to_numpy()
-    v, l, s = v.to_numpy()[keep].astype(np.int64), l.to_numpy()[keep].astype(np.int64), s.to_numpy()[keep].astype(
-        np.int64)
+    v, l, s = (
+        v.to_numpy()[keep].astype(np.int64),
+        l.to_numpy()[keep].astype(np.int64),
+        s.to_numpy()[keep].astype(np.int64),
+    )
     P = wide.to_numpy(float)
     if fit.model not in REGISTRY or model_spec(fit.model).can("likelihood"):
         conf = fit.confusion[fit.confusion["question"] == question]
@@ -180,9 +183,11 @@ def question_evidence(fit: FitTables, question: str, draws: int = 2000, seed: in
                 # less) than the population they err elsewhere
                 scale = (errors - weighted[:, k, j]) / max(population_cells.sum() - population_cells[k, j], 1e-12)
                 expected = population[k, j] * np.maximum(scale, 1.0)
-                stands_out = (np.mean(cell > population[k, j]) >= NAMED_PROBABILITY
-                              and np.mean(cell > expected) >= NAMED_PROBABILITY
-                              and np.mean(cell - expected) >= NAMED_EFFECT)
+                stands_out = (
+                    np.mean(cell > population[k, j]) >= NAMED_PROBABILITY
+                    and np.mean(cell > expected) >= NAMED_PROBABILITY
+                    and np.mean(cell - expected) >= NAMED_EFFECT
+                )
                 cost = prior[k] * (mean[v, k, j] - population[k, j])
                 if stands_out and cost > best_cost:
                     best, best_cost = (k, j, float(mean[v, k, j]), float(np.quantile(cell, 1 - LEVEL))), cost

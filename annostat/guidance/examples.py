@@ -20,15 +20,29 @@ from annostat.files import inside, safe_file_name
 from annostat.guidance.evidence import FitTables
 
 
-def worked_examples(fit: FitTables, advice: pd.DataFrame, per_confusion: int = 4,
-                    features: pd.DataFrame | None = None, min_confidence: float = 0.9) -> pd.DataFrame:
+def worked_examples(
+    fit: FitTables,
+    advice: pd.DataFrame,
+    per_confusion: int = 4,
+    features: pd.DataFrame | None = None,
+    min_confidence: float = 0.9,
+) -> pd.DataFrame:
     """For each named confusion, up to ``per_confusion`` subjects with a confident consensus on the true answer that
     the volunteer (then volunteers with the same named confusion) answered otherwise; spread out by farthest-point
     choice over consensus confidence and ``features`` (numeric columns indexed by subject), when given."""
     named = advice[advice["recommendation"] == "review a confusion"]
     if named.empty:
-        return pd.DataFrame(columns=["volunteer", "question", "confusion_true", "confusion_answer", "subject",
-                                     "consensus_p", "answered_by"])
+        return pd.DataFrame(
+            columns=[
+                "volunteer",
+                "question",
+                "confusion_true",
+                "confusion_answer",
+                "subject",
+                "consensus_p",
+                "answered_by",
+            ]
+        )
     post = fit.posteriors
     votes = fit.votes
     rows = []
@@ -40,16 +54,29 @@ def worked_examples(fit: FitTables, advice: pd.DataFrame, per_confusion: int = 4
         sharing = set(group["volunteer"])
         for volunteer in group["volunteer"]:
             own = list(dict.fromkeys(wrong.loc[wrong["volunteer"] == volunteer, "subject"].astype(str)))
-            others = [s for s in dict.fromkeys(wrong.loc[wrong["volunteer"].isin(sharing - {volunteer}),
-                                                         "subject"].astype(str)) if s not in own]
+            others = [
+                s
+                for s in dict.fromkeys(wrong.loc[wrong["volunteer"].isin(sharing - {volunteer}), "subject"].astype(str))
+                if s not in own
+            ]
             chosen = _spread(own, p_of, features, per_confusion)
             by = ["volunteer"] * len(chosen)
             if len(chosen) < per_confusion:
                 extra = _spread(others, p_of, features, per_confusion - len(chosen))
                 chosen += extra
                 by += ["volunteers with the same confusion"] * len(extra)
-            rows += [{"volunteer": volunteer, "question": question, "confusion_true": k, "confusion_answer": j,
-                      "subject": s, "consensus_p": float(p_of[s]), "answered_by": b} for s, b in zip(chosen, by)]
+            rows += [
+                {
+                    "volunteer": volunteer,
+                    "question": question,
+                    "confusion_true": k,
+                    "confusion_answer": j,
+                    "subject": s,
+                    "consensus_p": float(p_of[s]),
+                    "answered_by": b,
+                }
+                for s, b in zip(chosen, by)
+            ]
     return pd.DataFrame(rows)
 
 
@@ -90,14 +117,19 @@ def image_ids(fit: FitTables, truth_set) -> dict[str, str]:
 def truth_features(truth_set, image_of: dict[str, str]) -> pd.DataFrame:
     """Numeric raw truth columns of a truth set, indexed by the subject id (or the image id)."""
     frame = truth_set.truth
-    numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])
-               and c not in ("snapshot", "view", "pixscale_arcsec", "psf_fwhm_arcsec", "sky_sigma")]
+    numeric = [
+        c
+        for c in frame.columns
+        if pd.api.types.is_numeric_dtype(frame[c])
+        and c not in ("snapshot", "view", "pixscale_arcsec", "psf_fwhm_arcsec", "sky_sigma")
+    ]
     subject_of = {image: subject for subject, image in image_of.items()}
     return frame.set_index("image_id")[numeric].rename(index=subject_of)
 
 
-def thumbnails(fit: FitTables, subjects, folder: Path, truth_set, images: Path | None,
-               image_of: dict[str, str]) -> dict[str, str]:
+def thumbnails(
+    fit: FitTables, subjects, folder: Path, truth_set, images: Path | None, image_of: dict[str, str]
+) -> dict[str, str]:
     """Thumbnail images of ``subjects`` (paths relative to ``folder``'s parent): from a local image folder (the
     subject's image in the fit's subjects table, else ``<subject>.png/.jpg``; copied, and only from inside that
     folder) or a truth set's FITS images (an arcsinh-stretched g, r, z composite)."""
@@ -140,8 +172,11 @@ def _native(fit: FitTables, subject: str):
 
 def _fits_thumbnail(bands: dict[str, np.ndarray], target: Path) -> None:
     layers = list(bands.values())
-    rgb = np.stack([layers[-1], layers[len(layers) // 2], layers[0]], axis=-1) if len(layers) >= 3 else \
-        np.repeat(layers[0][..., None], 3, axis=-1)
+    rgb = (
+        np.stack([layers[-1], layers[len(layers) // 2], layers[0]], axis=-1)
+        if len(layers) >= 3
+        else np.repeat(layers[0][..., None], 3, axis=-1)
+    )
     scale = np.percentile(rgb, 99.5) or 1.0
     rgb = np.clip(np.arcsinh(rgb / (0.1 * scale)) / np.arcsinh(10.0), 0, 1)
     pyplot().imsave(target, rgb[::-1])

@@ -39,10 +39,12 @@ def write_private(out: Path, shown: dict[str, str], salt: str | None) -> None:
     private.mkdir(parents=True, exist_ok=True)
     os.chmod(private, 0o700)
     (private / "README.txt").write_text(
-        "Not for sharing: the salt of the pseudonyms and the map from pseudonym to volunteer name.\n", encoding="utf-8")
+        "Not for sharing: the salt of the pseudonyms and the map from pseudonym to volunteer name.\n", encoding="utf-8"
+    )
     if salt is not None:
         (private / "salt.txt").write_text(salt + "\n", encoding="utf-8")
-    pd.DataFrame({"volunteer": list(shown), "shown_as": list(shown.values())}).to_csv(private / "names.csv",
-                                                                                      index=False)
+    pd.DataFrame({"volunteer": list(shown), "shown_as": list(shown.values())}).to_csv(
+        private / "names.csv", index=False
+    )
     for path in private.iterdir():
         os.chmod(path, 0o600)

@@ -29,15 +29,46 @@ from annostat.errors import InputError
 from annostat.guidance.evidence import LEVEL, FitTables, mutual_information, question_evidence
 from annostat.guidance.wording import sentence
 
-RECOMMENDATIONS = ("too few votes to tell", "possible low-effort pattern", "review a confusion", "keep practising",
-                   "ready for harder subjects", "doing well")
-ADVICE_COLUMNS = ["volunteer", "question", "n", "accuracy", "accuracy_lo", "accuracy_hi", "interval", "percentile",
-                  "trend", "confusion_true", "confusion_answer", "confusion_rate", "confusion_rate_lo",
-                  "population_rate", "recommendation", "advice", "accuracy_gain", "information_gain_bits"]
+RECOMMENDATIONS = (
+    "too few votes to tell",
+    "possible low-effort pattern",
+    "review a confusion",
+    "keep practising",
+    "ready for harder subjects",
+    "doing well",
+)
+ADVICE_COLUMNS = [
+    "volunteer",
+    "question",
+    "n",
+    "accuracy",
+    "accuracy_lo",
+    "accuracy_hi",
+    "interval",
+    "percentile",
+    "trend",
+    "confusion_true",
+    "confusion_answer",
+    "confusion_rate",
+    "confusion_rate_lo",
+    "population_rate",
+    "recommendation",
+    "advice",
+    "accuracy_gain",
+    "information_gain_bits",
+]
 
 
-PROJECT_COLUMNS = ["question", "true_answer", "answer", "expected_wrong_votes", "share_of_errors", "population_rate",
-                   "volunteers_named", "information_gain_bits_per_vote"]
+PROJECT_COLUMNS = [
+    "question",
+    "true_answer",
+    "answer",
+    "expected_wrong_votes",
+    "share_of_errors",
+    "population_rate",
+    "volunteers_named",
+    "information_gain_bits_per_vote",
+]
 
 
 def _trend(row: pd.Series) -> str:
@@ -85,13 +116,26 @@ def advise(fit: FitTables, min_votes: int = 10, draws: int = 2000, seed: int = 0
                 lo, hi = min(lo, acc), max(hi, acc)
                 interval = "beta approximation"
             row: dict[str, Any] = {
-                "volunteer": name, "question": question, "n": n, "accuracy": float(r["accuracy"]),
-                "accuracy_lo": lo, "accuracy_hi": hi, "interval": interval,
+                "volunteer": name,
+                "question": question,
+                "n": n,
+                "accuracy": float(r["accuracy"]),
+                "accuracy_lo": lo,
+                "accuracy_hi": hi,
+                "interval": interval,
                 "percentile": float(100 * (qualified < r["accuracy"]).mean() + 50 * (qualified == r["accuracy"]).mean())
-                if len(qualified) else np.nan,
-                "trend": _trend(r), "confusion_true": None, "confusion_answer": None, "confusion_rate": np.nan,
-                "confusion_rate_lo": np.nan, "population_rate": np.nan, "accuracy_gain": 0.0,
-                "information_gain_bits": 0.0, "top_answer": top.get(name), "top_share": float(top_share.get(name, 0)),
+                if len(qualified)
+                else np.nan,
+                "trend": _trend(r),
+                "confusion_true": None,
+                "confusion_answer": None,
+                "confusion_rate": np.nan,
+                "confusion_rate_lo": np.nan,
+                "population_rate": np.nan,
+                "accuracy_gain": 0.0,
+                "information_gain_bits": 0.0,
+                "top_answer": top.get(name),
+                "top_share": float(top_share.get(name, 0)),
             }
             named = ev.named[v]
             common = answer_share.get(row["top_answer"], 0.0)
@@ -105,10 +149,15 @@ def advise(fit: FitTables, min_votes: int = 10, draws: int = 2000, seed: int = 0
                 moved = rate - ev.population[k, j]
                 fixed[k, j] -= moved
                 fixed[k, k] += moved
-                row.update(confusion_true=ev.answers[k], confusion_answer=ev.answers[j], confusion_rate=rate,
-                           confusion_rate_lo=rate_lo, population_rate=float(ev.population[k, j]),
-                           accuracy_gain=float(ev.prior[k] * moved),
-                           information_gain_bits=mutual_information(fixed, ev.prior) - info_now[v])
+                row.update(
+                    confusion_true=ev.answers[k],
+                    confusion_answer=ev.answers[j],
+                    confusion_rate=rate,
+                    confusion_rate_lo=rate_lo,
+                    population_rate=float(ev.population[k, j]),
+                    accuracy_gain=float(ev.prior[k] * moved),
+                    information_gain_bits=mutual_information(fixed, ev.prior) - info_now[v],
+                )
                 rec = "review a confusion"
             elif hi < median:
                 rec = "keep practising"
@@ -132,26 +181,47 @@ def advise(fit: FitTables, min_votes: int = 10, draws: int = 2000, seed: int = 0
                     fixed[k, k] += fixed[k, j]
                     fixed[k, j] = 0.0
                     gain += ev.counts[v].sum() * (mutual_information(fixed, ev.prior) - info_now[v])
-                project.append({
-                    "question": question, "true_answer": ev.answers[k], "answer": ev.answers[j],
-                    "expected_wrong_votes": float(ev.counts[:, k, j].sum()),
-                    "share_of_errors": float(ev.counts[:, k, j].sum() / max(wrong_total, 1e-12)),
-                    "population_rate": float(ev.population[k, j]),
-                    "volunteers_named": int(sum(1 for x in ev.named if x is not None and x[:2] == (k, j))),
-                    "information_gain_bits_per_vote": float(gain / max(total_votes, 1e-12)),
-                })
+                project.append(
+                    {
+                        "question": question,
+                        "true_answer": ev.answers[k],
+                        "answer": ev.answers[j],
+                        "expected_wrong_votes": float(ev.counts[:, k, j].sum()),
+                        "share_of_errors": float(ev.counts[:, k, j].sum() / max(wrong_total, 1e-12)),
+                        "population_rate": float(ev.population[k, j]),
+                        "volunteers_named": int(sum(1 for x in ev.named if x is not None and x[:2] == (k, j))),
+                        "information_gain_bits_per_vote": float(gain / max(total_votes, 1e-12)),
+                    }
+                )
     if not evidence:
-        raise InputError(f"every question of the fit ({', '.join(map(str, questions)) or 'none'}) has a single answer: "
-                         "there is no confusion to advise on")
+        raise InputError(
+            f"every question of the fit ({', '.join(map(str, questions)) or 'none'}) has a single answer: "
+            "there is no confusion to advise on"
+        )
     advice = pd.DataFrame(rows, columns=[*ADVICE_COLUMNS, "top_answer", "top_share"] if not rows else None)
     impact = advice[advice["recommendation"] == "review a confusion"][
-        ["volunteer", "question", "confusion_true", "confusion_answer", "confusion_rate", "population_rate", "n",
-         "accuracy_gain", "information_gain_bits"]].sort_values("accuracy_gain", ascending=False)
-    project_table = pd.DataFrame(project, columns=PROJECT_COLUMNS).sort_values(["information_gain_bits_per_vote"],
-                                                                               ascending=False)
-    return {"advice": advice, "impact": impact.reset_index(drop=True),
-            "single_answer_questions": [str(q) for q in questions if q not in evidence],
-            "project": project_table.reset_index(drop=True), "evidence": evidence}
+        [
+            "volunteer",
+            "question",
+            "confusion_true",
+            "confusion_answer",
+            "confusion_rate",
+            "population_rate",
+            "n",
+            "accuracy_gain",
+            "information_gain_bits",
+        ]
+    ].sort_values("accuracy_gain", ascending=False)
+    project_table = pd.DataFrame(project, columns=PROJECT_COLUMNS).sort_values(
+        ["information_gain_bits_per_vote"], ascending=False
+    )
+    return {
+        "advice": advice,
+        "impact": impact.reset_index(drop=True),
+        "single_answer_questions": [str(q) for q in questions if q not in evidence],
+        "project": project_table.reset_index(drop=True),
+        "evidence": evidence,
+    }
 
 
 def _beta_interval(a: float, b: float, level: float = LEVEL) -> tuple[float, float]:

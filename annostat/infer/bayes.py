@@ -72,8 +72,19 @@ class SubjectVotes:
     volunteer_group: np.ndarray | None = None  # [V] int32: 1 for experts, 0 for the other volunteers (None: none)
 
     @classmethod
-    def build(cls, subject, volunteer, answer, experience, n_subjects, n_volunteers, n_answers,
-              evidence=None, known_answer=None, volunteer_group=None) -> SubjectVotes:
+    def build(
+        cls,
+        subject,
+        volunteer,
+        answer,
+        experience,
+        n_subjects,
+        n_volunteers,
+        n_answers,
+        evidence=None,
+        known_answer=None,
+        volunteer_group=None,
+    ) -> SubjectVotes:
         """From votes sorted by subject (local codes 0..S-1, 0..V-1); ``evidence`` (``annostat.data.priors``) and
         ``known_answer`` (gold answers' codes, -1 where unknown) are optional."""
         counts = np.bincount(subject, minlength=n_subjects)
@@ -81,18 +92,33 @@ class SubjectVotes:
         starts = np.cumsum(counts) - counts
         column = np.arange(len(subject)) - starts[subject]
         shape = (n_subjects, width)
-        out = {name: np.zeros(shape, dtype) for name, dtype in
-               (("volunteer", np.int32), ("answer", np.int32), ("experience", np.float32), ("mask", bool))}
-        for name, values in (("volunteer", volunteer), ("answer", answer), ("experience", experience),
-                             ("mask", True)):
+        out = {
+            name: np.zeros(shape, dtype)
+            for name, dtype in (
+                ("volunteer", np.int32),
+                ("answer", np.int32),
+                ("experience", np.float32),
+                ("mask", bool),
+            )
+        }
+        for name, values in (("volunteer", volunteer), ("answer", answer), ("experience", experience), ("mask", True)):
             out[name][subject, column] = values
-        extra = {"known_answer": None if known_answer is None else np.asarray(known_answer, np.int32),
-                 "volunteer_group": None if volunteer_group is None else np.asarray(volunteer_group, np.int32)}
+        extra = {
+            "known_answer": None if known_answer is None else np.asarray(known_answer, np.int32),
+            "volunteer_group": None if volunteer_group is None else np.asarray(volunteer_group, np.int32),
+        }
         if evidence is None:
             return cls(**out, n_subjects=n_subjects, n_volunteers=n_volunteers, n_answers=n_answers, **extra)
-        return cls(**out, n_subjects=n_subjects, n_volunteers=n_volunteers, n_answers=n_answers,
-                   log_evidence=np.asarray(evidence.log_ratio, np.float32), prior_weight=float(evidence.weight),
-                   learn_prior_weight=bool(evidence.learn), **extra)
+        return cls(
+            **out,
+            n_subjects=n_subjects,
+            n_volunteers=n_volunteers,
+            n_answers=n_answers,
+            log_evidence=np.asarray(evidence.log_ratio, np.float32),
+            prior_weight=float(evidence.weight),
+            learn_prior_weight=bool(evidence.learn),
+            **extra,
+        )
 
     def device(self) -> dict[str, jax.Array]:
         """The arrays a model reads, plus ``subject`` (each row's subject, for subject-level parameters) and, with a
@@ -174,8 +200,14 @@ def run(
     if method == "nuts":
         kernel = NUTS(model, init_strategy=init_to_median, target_accept_prob=0.85)
         per_chain = max(draws // chains, 1)
-        mcmc = MCMC(kernel, num_warmup=warmup, num_samples=per_chain, num_chains=chains,
-                    chain_method="sequential", progress_bar=False)
+        mcmc = MCMC(
+            kernel,
+            num_warmup=warmup,
+            num_samples=per_chain,
+            num_chains=chains,
+            chain_method="sequential",
+            progress_bar=False,
+        )
         mcmc.run(key, arrays, data.n_subjects, data.n_volunteers, data.n_answers, None)
         samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
         stats = {k: np.asarray(v) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()}
@@ -200,8 +232,11 @@ def run(
         # start at the prior means: diagonal-favouring confusions, so optimisation starts in the labelled mode; or,
         # a warm start, at ``start`` (traced values: one program whatever they are) for the sites it holds
         init_loc = init_to_mean if start is None else partial(init_to_warm, values=start)
-        return (AutoDelta(model, init_loc_fn=init_loc) if method == "map"
-                else AutoNormal(model, init_loc_fn=init_loc, init_scale=init_scale))
+        return (
+            AutoDelta(model, init_loc_fn=init_loc)
+            if method == "map"
+            else AutoNormal(model, init_loc_fn=init_loc, init_scale=init_scale)
+        )
 
     def draw_rows(key):
         """A training minibatch; with a mesh, this device's share, drawn from its own block of subjects."""
@@ -209,8 +244,9 @@ def run(
             return _rows(key, shape[0], batch)
         if batch is None:  # all of its block: the full batch
             return jnp.arange(local, dtype=jnp.int32)
-        return jax.random.randint(jax.random.fold_in(key, jax.lax.axis_index(sharding.AXIS)), (local_batch,), 0,
-                                  local, dtype=jnp.int32)
+        return jax.random.randint(
+            jax.random.fold_in(key, jax.lax.axis_index(sharding.AXIS)), (local_batch,), 0, local, dtype=jnp.int32
+        )
 
     def new_svi(arrays, key, shape, rows, start=None):
         """An SVI object set up (guide prototype, transforms) and its initial state."""
@@ -253,8 +289,9 @@ def run(
     n_chunks = max(d for d in range(1, min(progress_chunks, steps) + 1) if steps % d == 0)
     losses = []
     for i in range(n_chunks):
-        state, chunk_losses = optimise(state, arrays, jax.random.split(jax.random.fold_in(loop_key, i),
-                                                                       steps // n_chunks), init_key)
+        state, chunk_losses = optimise(
+            state, arrays, jax.random.split(jax.random.fold_in(loop_key, i), steps // n_chunks), init_key
+        )
         losses.append(np.asarray(chunk_losses))
         if progress is not None:
             progress((i + 1) * (steps // n_chunks), steps)
@@ -262,11 +299,18 @@ def run(
     if parallel:  # the parameters are the same on every device: one copy, for the draws
         state = jax.tree.map(lambda x: np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array) else x, state)
     flat = {k: np.asarray(v) for k, v in sample(state, whole, draw_key, init_key).items()}
-    tail = losses[-max(len(losses) // 10, 1):]
-    diagnostics = {"steps": int(steps), "final_loss": float(np.mean(tail)), "batch_size": batch or data.n_subjects,
-                   **({"devices": mesh.size} if parallel else {}),
-                   "loss_change_last_10pc": float((np.mean(tail) - np.mean(losses[-2 * len(tail):-len(tail)]))
-                                                  / max(abs(np.mean(tail)), 1e-9)) if len(losses) >= 20 else None}
+    tail = losses[-max(len(losses) // 10, 1) :]
+    diagnostics = {
+        "steps": int(steps),
+        "final_loss": float(np.mean(tail)),
+        "batch_size": batch or data.n_subjects,
+        **({"devices": mesh.size} if parallel else {}),
+        "loss_change_last_10pc": float(
+            (np.mean(tail) - np.mean(losses[-2 * len(tail) : -len(tail)])) / max(abs(np.mean(tail)), 1e-9)
+        )
+        if len(losses) >= 20
+        else None,
+    }
     return Inference(method, flat, losses, time.perf_counter() - start, diagnostics)
 
 
@@ -369,16 +413,18 @@ def answer_posteriors(
     @jax.jit
     def one_chunk(rows, keep, key):
         part = rows_of(arrays, rows)
-        joint_at_mean, at_mean = subject_log_likelihood(log_theta_votes(mean, part), part["mask"],
-                                                        log_prior(mean, part))
+        joint_at_mean, at_mean = subject_log_likelihood(
+            log_theta_votes(mean, part), part["mask"], log_prior(mean, part)
+        )
         consensus = jnp.argmax(joint_at_mean, axis=-1).astype(jnp.int32)
         agree_part = dict(part, answer=jnp.broadcast_to(consensus[:, None], part["answer"].shape))
         weight = (part["mask"] & keep[:, None]).astype(jnp.float32)
 
         def per_draw(args):
             params, draw_key = args
-            joint, marginal = subject_log_likelihood(log_theta_votes(params, part), part["mask"],
-                                                     log_prior(params, part))
+            joint, marginal = subject_log_likelihood(
+                log_theta_votes(params, part), part["mask"], log_prior(params, part)
+            )
             truth_key, vote_key = jax.random.split(draw_key)
             truth = jax.random.categorical(truth_key, joint - marginal[:, None])  # [B]
             log_agree = log_theta_votes(params, agree_part)  # [B, M, K]: log p(answer = consensus | true k)
@@ -400,16 +446,18 @@ def answer_posteriors(
         rows = np.arange(begin, begin + size) % S  # a fixed chunk shape: one compilation; wrapped rows dropped
         keep = min(size, S - begin)
         posterior, marginal, replay, at_mean, chosen_answer = one_chunk(
-            jnp.asarray(rows), jnp.asarray(np.arange(size) < keep), jax.random.fold_in(key, i))
-        out[begin:begin + keep] = np.asarray(posterior)[:keep]
+            jnp.asarray(rows), jnp.asarray(np.arange(size) < keep), jax.random.fold_in(key, i)
+        )
+        out[begin : begin + keep] = np.asarray(posterior)[:keep]
         total += float(np.asarray(at_mean)[:keep].sum())
-        consensus[begin:begin + keep] = np.asarray(chosen_answer)[:keep]
+        consensus[begin : begin + keep] = np.asarray(chosen_answer)[:keep]
         replayed += np.asarray(replay)
         if pointwise is not None:
-            pointwise[:, begin:begin + keep] = np.asarray(marginal)[:, :keep]
+            pointwise[:, begin : begin + keep] = np.asarray(marginal)[:, :keep]
     n_votes = np.bincount(data.volunteer[data.mask], minlength=V).astype(np.float64)
-    observed = np.bincount(data.volunteer[data.mask], minlength=V,
-                           weights=(data.answer == consensus[:, None])[data.mask]).astype(np.float64)
+    observed = np.bincount(
+        data.volunteer[data.mask], minlength=V, weights=(data.answer == consensus[:, None])[data.mask]
+    ).astype(np.float64)
     per_vote = np.maximum(n_votes, 1)
     return PosteriorPass(out, total, pointwise, observed / per_vote, replayed / per_vote)
 

@@ -86,10 +86,14 @@ def _counts(T, vs_subject, vs_part, part_cell, n_vol_pad, K):
     drifts by ~3e-6 of itself, and EM's iterations carry that into the volunteer's subjects (at 10M votes, fits
     whose sums were taken in another order, on two processes, differed by 2.6e-4 in a confusion after 10 iterations;
     with the runs 1.1e-6, ``benchmarks/ds_hosts.py``). The runs keep every sum small: ~4e-7 at a million votes."""
-    parts = jax.ops.segment_sum(T.at[vs_subject].get(mode=IN_BOUNDS), vs_part, num_segments=len(part_cell),
-                                indices_are_sorted=True, mode=IN_BOUNDS)
-    counts = jax.ops.segment_sum(parts, part_cell, num_segments=n_vol_pad * K, indices_are_sorted=True,
-                                 mode=IN_BOUNDS)
+    parts = jax.ops.segment_sum(
+        T.at[vs_subject].get(mode=IN_BOUNDS),
+        vs_part,
+        num_segments=len(part_cell),
+        indices_are_sorted=True,
+        mode=IN_BOUNDS,
+    )
+    counts = jax.ops.segment_sum(parts, part_cell, num_segments=n_vol_pad * K, indices_are_sorted=True, mode=IN_BOUNDS)
     return jnp.swapaxes(counts.reshape(n_vol_pad, K, K), 1, 2)
 
 
@@ -129,9 +133,16 @@ def _prior_m_step(T, smask, r, log_pi, w, a0, w_max, learn, total=_single):
         P = jax.nn.softmax(b[None, :] + w * r, axis=1) * smask[:, None]
         q = jax.nn.softmax(b)
         pr = (P * r).sum(axis=1)
-        P_sum, PP, Pr, PPr, g_w_part, H_ww_part = total((
-            P.sum(axis=0), P.T @ P, (P * r).sum(axis=0), (P * pr[:, None]).sum(axis=0), pr.sum(),
-            (P * r * r).sum() - (pr ** 2).sum()))
+        P_sum, PP, Pr, PPr, g_w_part, H_ww_part = total(
+            (
+                P.sum(axis=0),
+                P.T @ P,
+                (P * r).sum(axis=0),
+                (P * pr[:, None]).sum(axis=0),
+                pr.sum(),
+                (P * r * r).sum() - (pr**2).sum(),
+            )
+        )
         g_b = target - P_sum + a0 - jnp.sum(a0) * q
         g_w = jnp.where(learn, observed_w - g_w_part, 0.0)
         H_bb = -(jnp.diag(P_sum) - PP) - jnp.sum(a0) * (jnp.diag(q) - jnp.outer(q, q))
@@ -188,13 +199,13 @@ def _em_iterations(state, data, settings, n_steps, *, K, n_subj_pad, n_vol_pad, 
 
     def body(c):
         i, _, (T, last_log_pi, _, _, previous, it, *weight), traces = c
-        log_pi, log_theta, counts = _m_step(T, vs_subject, vs_part, part_cell, smask, n_vol_pad, K, pseudo,
-                                            prior_pseudo, eps, total)
+        log_pi, log_theta, counts = _m_step(
+            T, vs_subject, vs_part, part_cell, smask, n_vol_pad, K, pseudo, prior_pseudo, eps, total
+        )
         if log_evidence is None:
             log_prior = log_pi
         else:
-            log_pi, w = _prior_m_step(T, smask, log_evidence, last_log_pi, weight[0], prior_pseudo, w_max, learn,
-                                      total)
+            log_pi, w = _prior_m_step(T, smask, log_evidence, last_log_pi, weight[0], prior_pseudo, w_max, learn, total)
             log_prior, weight = likelihood.evidence_log_prior(log_pi, log_evidence, w), [w]
         T_new, ll, L = _e_step(log_prior, log_theta, subject, key, smask, n_subj_pad, total)
         lp = log_prior_density(log_pi, log_theta, vmask, pseudo, prior_pseudo)
@@ -226,19 +237,34 @@ _EXECUTABLES: dict[tuple, Future] = {}
 _EXECUTABLES_LOCK = threading.Lock()
 
 
-def _chunk_signature(n_votes_pad: int, n_subj_pad: int, n_vol_pad: int, K: int,
-                     evidence: bool = False) -> tuple[Any, ...]:
+def _chunk_signature(
+    n_votes_pad: int, n_subj_pad: int, n_vol_pad: int, K: int, evidence: bool = False
+) -> tuple[Any, ...]:
     """Abstract arguments of ``_em_chunk`` (state, data, settings, n_steps) for one padded problem size."""
     f32, i32 = jnp.float32, jnp.int32
 
     def a(shape, dtype):
         return jax.ShapeDtypeStruct(shape, dtype)
 
-    state = (a((n_subj_pad, K), f32), a((K,), f32), a((n_vol_pad, K, K), f32), a((n_vol_pad, K, K), f32),
-             a((), f32), a((), i32))
+    state = (
+        a((n_subj_pad, K), f32),
+        a((K,), f32),
+        a((n_vol_pad, K, K), f32),
+        a((n_vol_pad, K, K), f32),
+        a((), f32),
+        a((), i32),
+    )
     votes = a((n_votes_pad,), i32)
-    data = (votes, votes, votes, votes, a((n_subj_pad,), f32), a((n_vol_pad,), f32), a((n_subj_pad,), f32),
-            a((n_parts_pad(n_votes_pad, n_vol_pad, K),), i32))
+    data = (
+        votes,
+        votes,
+        votes,
+        votes,
+        a((n_subj_pad,), f32),
+        a((n_vol_pad,), f32),
+        a((n_subj_pad,), f32),
+        a((n_parts_pad(n_votes_pad, n_vol_pad, K),), i32),
+    )
     settings = (a((n_vol_pad, K, K), f32), a((K,), f32), a((), f32), a((), f32), a((), f32))
     if evidence:  # the evidence, the classifier's weight (state), its largest value and whether it is learned
         data += (a((n_subj_pad, K), f32),)
@@ -247,8 +273,9 @@ def _chunk_signature(n_votes_pad: int, n_subj_pad: int, n_vol_pad: int, K: int,
     return state, data, settings, a((), i32)
 
 
-def compile_ahead(n_votes_pad: int, n_subj_pad: int, n_vol_pad: int, K: int, elbo_mode: bool,
-                  evidence: bool = False) -> Future:
+def compile_ahead(
+    n_votes_pad: int, n_subj_pad: int, n_vol_pad: int, K: int, elbo_mode: bool, evidence: bool = False
+) -> Future:
     """Start compiling the EM kernel for one padded size (at most once per size, with or without per-subject
     evidence); returns a future executable."""
     key = (n_votes_pad, n_subj_pad, n_vol_pad, K, bool(elbo_mode), bool(evidence))
@@ -261,8 +288,9 @@ def compile_ahead(n_votes_pad: int, n_subj_pad: int, n_vol_pad: int, K: int, elb
     return future
 
 
-def shard_arrays(subject, volunteer, answer, init, log_evidence, n_votes_pad: int, n_subj_pad: int,
-                 n_vol_pad: int, K: int) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+def shard_arrays(
+    subject, volunteer, answer, init, log_evidence, n_votes_pad: int, n_subj_pad: int, n_vol_pad: int, K: int
+) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
     """One shard's padded arrays: the starting posteriors [n_subj_pad, K] and the data of ``_em_iterations``
     but the volunteer mask (subject, cell, the subject and partial sum of each vote in cell order, subject mask,
     extra votes, each partial sum's cell[, evidence]).
@@ -310,7 +338,7 @@ def _partial_sums(cells: np.ndarray, n_parts: int) -> tuple[np.ndarray, np.ndarr
     part -= 1
     part_cell = np.full(n_parts, cells[-1], np.int32)
     starts = cells[new_part]
-    part_cell[:len(starts)] = starts
+    part_cell[: len(starts)] = starts
     return part, part_cell
 
 
@@ -376,7 +404,8 @@ def dawid_skene_em(
         from annostat.infer import sharding
 
         blocks, n_subj_pad, (T0, data), em_chunk = sharding.em_layout(
-            mesh, subject, volunteer, answer, init, log_evidence, vmask, K, elbo_mode)
+            mesh, subject, volunteer, answer, init, log_evidence, vmask, K, elbo_mode
+        )
     # the Dirichlet pseudo-counts, per volunteer, plus the counts of subjects whose answers are known (gold): their
     # posteriors are fixed, so their expected counts are constant and EM runs on the other subjects
     pseudo = np.broadcast_to(np.asarray(pseudo_counts, np.float32), (n_vol_pad, K, K)).copy()
@@ -401,10 +430,13 @@ def dawid_skene_em(
             progress(n_done, max_iter)
     T, log_pi, log_theta, counts, *_ = state
     ll, lp, elbo = np.concatenate(traces, axis=1)
-    local = [np.asarray(shard.data) for shard in sorted(T.addressable_shards, key=lambda x: x.index[0].start or 0)] \
-        if isinstance(T, jax.Array) else [np.asarray(T)]  # this process's blocks of subjects, in order
+    local = (
+        [np.asarray(shard.data) for shard in sorted(T.addressable_shards, key=lambda x: x.index[0].start or 0)]
+        if isinstance(T, jax.Array)
+        else [np.asarray(T)]
+    )  # this process's blocks of subjects, in order
     return EMResult(
-        posteriors=np.concatenate([block[:b - a] for block, (a, b) in zip(local, blocks)]).reshape(-1, K),
+        posteriors=np.concatenate([block[: b - a] for block, (a, b) in zip(local, blocks)]).reshape(-1, K),
         confusion=np.exp(np.asarray(log_theta)[:V]),
         counts=np.asarray(counts)[:V],
         priors=np.exp(np.asarray(log_pi)),

@@ -44,21 +44,23 @@ import polars as pl
 PART_BYTES = 1 << 28
 
 
-def requested(coordinator: str | None = None, num_processes: int | None = None,
-              process_id: int | None = None) -> int:
+def requested(coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None) -> int:
     """How many processes these flags (or SLURM's environment, with none) ask for, without joining them; raises
     ``ValueError`` for flags that do not go together."""
     given = [coordinator is not None, num_processes is not None, process_id is not None]
     if any(given) and not all(given):
-        raise ValueError("--coordinator, --num-processes and --process-id go together: give all three (or none "
-                         "under SLURM)")
+        raise ValueError(
+            "--coordinator, --num-processes and --process-id go together: give all three (or none under SLURM)"
+        )
     if all(given):
         host, _, port = coordinator.rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f"--coordinator {coordinator}: expected HOST:PORT (e.g. node001:12345)")
         if num_processes < 1 or not 0 <= process_id < num_processes:
-            raise ValueError(f"--process-id {process_id} of --num-processes {num_processes}: the id runs from 0 to "
-                             f"{num_processes - 1}")
+            raise ValueError(
+                f"--process-id {process_id} of --num-processes {num_processes}: the id runs from 0 to "
+                f"{num_processes - 1}"
+            )
         return int(num_processes)
     # under srun, the tasks of this job step (a batch script itself is one task: SLURM_NTASKS alone is not enough)
     return max(int(os.environ.get("SLURM_STEP_NUM_TASKS", "1") or 1), 1) if "SLURM_JOB_ID" in os.environ else 1
@@ -117,11 +119,11 @@ def allgather_bytes(payload: bytes) -> list[bytes]:
     for start_at in range(0, max(max(lengths), 1), PART_BYTES):
         size = min(PART_BYTES, max(max(lengths) - start_at, 0))
         chunk = np.zeros(size, np.uint8)
-        mine = payload[start_at:start_at + size]
-        chunk[:len(mine)] = np.frombuffer(mine, np.uint8)
+        mine = payload[start_at : start_at + size]
+        chunk[: len(mine)] = np.frombuffer(mine, np.uint8)
         gathered = np.asarray(multihost_utils.process_allgather(chunk))
         for p, n in enumerate(lengths):
-            parts[p].append(gathered[p, :max(min(size, n - start_at), 0)].tobytes())
+            parts[p].append(gathered[p, : max(min(size, n - start_at), 0)].tobytes())
     return [b"".join(p) for p in parts]
 
 
@@ -148,8 +150,9 @@ def union_codes(codes: np.ndarray) -> np.ndarray:
     mine = np.unique(np.asarray(codes)).astype(np.int32)
     if count() == 1:
         return mine
-    return np.unique(np.concatenate([f["c"].to_numpy() for f in allgather_frames(pl.DataFrame({"c": mine}))])) \
-        .astype(np.int32)
+    return np.unique(np.concatenate([f["c"].to_numpy() for f in allgather_frames(pl.DataFrame({"c": mine}))])).astype(
+        np.int32
+    )
 
 
 def sum_over_processes(values: np.ndarray) -> np.ndarray:
@@ -184,27 +187,40 @@ def agree(votes):
 
     if count() == 1:
         return votes
-    mine = pl.DataFrame({
-        "kind": ["volunteer"] * votes.n_volunteers + ["question"] * votes.n_questions,
-        "label": pl.concat([votes.volunteers.cast(pl.String), votes.questions.cast(pl.String)])
-        if votes.n_volunteers + votes.n_questions else pl.Series([], dtype=pl.String),
-    })
+    mine = pl.DataFrame(
+        {
+            "kind": ["volunteer"] * votes.n_volunteers + ["question"] * votes.n_questions,
+            "label": pl.concat([votes.volunteers.cast(pl.String), votes.questions.cast(pl.String)])
+            if votes.n_volunteers + votes.n_questions
+            else pl.Series([], dtype=pl.String),
+        }
+    )
     shares = allgather_frames(mine)
     # labels are exchanged as text; the vocabularies keep this share's types, cast back (every share read the
     # same file, so the same types) and sorted as the whole table's would be
     volunteer_dtype, question_dtype = votes.volunteers.dtype, votes.questions.dtype
-    volunteers = _sorted_union([s.filter(pl.col("kind") == "volunteer")["label"].cast(volunteer_dtype)
-                                for s in shares], "volunteer")
-    questions = _sorted_union([s.filter(pl.col("kind") == "question")["label"].cast(question_dtype)
-                               for s in shares], "question")
+    volunteers = _sorted_union(
+        [s.filter(pl.col("kind") == "volunteer")["label"].cast(volunteer_dtype) for s in shares], "volunteer"
+    )
+    questions = _sorted_union(
+        [s.filter(pl.col("kind") == "question")["label"].cast(question_dtype) for s in shares], "question"
+    )
     answer_dtype = votes.answers[0].dtype if votes.answers else pl.String
-    my_sets = pl.DataFrame({
-        "question": pl.concat([pl.Series([str(q)] * len(a), dtype=pl.String)
-                               for q, a in zip(votes.questions.to_list(), votes.answers)])
-        if votes.answers else pl.Series([], dtype=pl.String),
-        "answer": pl.concat([a.cast(pl.String) for a in votes.answers]) if votes.answers else
-        pl.Series([], dtype=pl.String),
-    })
+    my_sets = pl.DataFrame(
+        {
+            "question": pl.concat(
+                [
+                    pl.Series([str(q)] * len(a), dtype=pl.String)
+                    for q, a in zip(votes.questions.to_list(), votes.answers)
+                ]
+            )
+            if votes.answers
+            else pl.Series([], dtype=pl.String),
+            "answer": pl.concat([a.cast(pl.String) for a in votes.answers])
+            if votes.answers
+            else pl.Series([], dtype=pl.String),
+        }
+    )
     sets_by_share = allgather_frames(my_sets)
     answers = []
     for q in questions.cast(pl.String).to_list():
@@ -222,11 +238,23 @@ def agree(votes):
     for q in range(votes.n_questions):
         part = votes.question_slice(q)
         answer[part] = _positions(votes.answers[q], answers[question_map[q]])[answer[part]]
-    codes.update(volunteer=volunteer_map[codes["volunteer"]] if len(codes["volunteer"]) else codes["volunteer"],
-                 question=question_map[codes["question"]] if len(codes["question"]) else codes["question"],
-                 answer=answer)
-    return Votes(codes, votes.subjects, volunteers, questions, answers, votes.report, votes.columns,
-                 time=votes._time, provenance=votes.provenance, subject_table=votes.subject_table)
+    codes.update(
+        volunteer=volunteer_map[codes["volunteer"]] if len(codes["volunteer"]) else codes["volunteer"],
+        question=question_map[codes["question"]] if len(codes["question"]) else codes["question"],
+        answer=answer,
+    )
+    return Votes(
+        codes,
+        votes.subjects,
+        volunteers,
+        questions,
+        answers,
+        votes.report,
+        votes.columns,
+        time=votes._time,
+        provenance=votes.provenance,
+        subject_table=votes.subject_table,
+    )
 
 
 def gather(fit):
@@ -244,33 +272,45 @@ def gather(fit):
         frame = frame.with_columns(votes._time.alias("time"))
     shares = allgather_frames(frame)
     labels = allgather_frames(pl.DataFrame({"subject": votes.subjects}))
-    posteriors = [allgather_frames(pl.DataFrame({"subject": qf.subjects.astype(np.int32)})
-                                   .hstack(pl.DataFrame(qf.posteriors.astype(np.float32),
-                                                        schema=[f"p{k}" for k in range(qf.posteriors.shape[1])])))
-                  for qf in fit.questions]
+    posteriors = [
+        allgather_frames(
+            pl.DataFrame({"subject": qf.subjects.astype(np.int32)}).hstack(
+                pl.DataFrame(qf.posteriors.astype(np.float32), schema=[f"p{k}" for k in range(qf.posteriors.shape[1])])
+            )
+        )
+        for qf in fit.questions
+    ]
     reports = [RowReport(**r) for r in _allgather_json(dataclasses.asdict(votes.report))]
     n_votes = [sum_over_processes(qf.n_votes) for qf in fit.questions]
     if index() != 0:
         return None
 
     # subjects: the shares' labels (disjoint) in sorted order, as the whole table codes them
-    all_labels = pl.concat([f["subject"] for f in labels if len(f)]) if any(len(f) for f in labels) \
-        else labels[0]["subject"]
+    all_labels = (
+        pl.concat([f["subject"] for f in labels if len(f)]) if any(len(f) for f in labels) else labels[0]["subject"]
+    )
     order = all_labels.arg_sort().to_numpy()
     code_of = np.empty(len(all_labels), np.int32)
     code_of[order] = np.arange(len(all_labels), dtype=np.int32)
     offsets = np.cumsum([0] + [len(f) for f in labels])
     subject_labels = all_labels.gather(order)
 
-    coded = {c: np.concatenate([s[c].to_numpy() for s in shares]) for c in ("volunteer", "question", "answer",
-                                                                            "row")}
+    coded = {c: np.concatenate([s[c].to_numpy() for s in shares]) for c in ("volunteer", "question", "answer", "row")}
     coded["subject"] = np.concatenate([code_of[offsets[p] + s["subject"].to_numpy()] for p, s in enumerate(shares)])
     time = pl.concat([s["time"] for s in shares]) if "time" in shares[0].columns else None
-    merged = Votes.from_codes(**coded, time=time, subjects=subject_labels, volunteers=votes.volunteers,
-                              questions=votes.questions, answers=votes.answers, duplicates="all",
-                              columns=votes.columns, source=votes.report.source,
-                              provenance={**votes.provenance, "processes": count()},
-                              subject_table=votes.subject_table)
+    merged = Votes.from_codes(
+        **coded,
+        time=time,
+        subjects=subject_labels,
+        volunteers=votes.volunteers,
+        questions=votes.questions,
+        answers=votes.answers,
+        duplicates="all",
+        columns=votes.columns,
+        source=votes.report.source,
+        provenance={**votes.provenance, "processes": count()},
+        subject_table=votes.subject_table,
+    )
     merged.report = _combined(reports)
 
     for qf, n, frames in zip(fit.questions, n_votes, posteriors):
@@ -293,7 +333,12 @@ def _combined(reports):
     for r in reports:
         for reason, n in r.dropped.items():
             dropped[reason] = dropped.get(reason, 0) + n
-    return RowReport(source=reports[0].source, rows_read=sum(r.rows_read for r in reports),
-                     rows_kept=sum(r.rows_kept for r in reports), dropped=dropped,
-                     duplicate_policy=reports[0].duplicate_policy, duplicates=sum(r.duplicates for r in reports),
-                     missing_time=sum(r.missing_time for r in reports))
+    return RowReport(
+        source=reports[0].source,
+        rows_read=sum(r.rows_read for r in reports),
+        rows_kept=sum(r.rows_kept for r in reports),
+        dropped=dropped,
+        duplicate_policy=reports[0].duplicate_policy,
+        duplicates=sum(r.duplicates for r in reports),
+        missing_time=sum(r.missing_time for r in reports),
+    )

@@ -72,7 +72,6 @@ METHODS = ("marginal", "em")
 LOSSES = ("joint", "soft", "dirichlet", "crowdlayer")
 
 
-
 # ---------------------------------------------------------------------------------------------------- settings
 @dataclass
 class JointSettings:
@@ -105,8 +104,9 @@ class JointSettings:
 
     def __post_init__(self) -> None:
         if self.volunteer_model not in VOLUNTEER_MODELS:
-            raise ValueError(f"the joint model takes --model {' or '.join(VOLUNTEER_MODELS)}, "
-                             f"not {self.volunteer_model!r}")
+            raise ValueError(
+                f"the joint model takes --model {' or '.join(VOLUNTEER_MODELS)}, not {self.volunteer_model!r}"
+            )
         if self.method not in METHODS or self.loss not in LOSSES:
             raise ValueError(f"method must be one of {METHODS} and loss one of {LOSSES}")
         for name in ("epochs", "batch_size", "patience", "folds", "rounds", "epochs_per_round"):
@@ -166,8 +166,7 @@ def temper(trainer: Trainer, lps, vol_params, rows: np.ndarray):
         best = _best_weight(vll, jnp.asarray(qv.mask[has]), ratio[has])
         w, log_pi = float(best[0]), best[1]
         out.append(np.asarray(likelihood.evidence_log_prior(log_pi, ratio, w), np.float32))
-        record.append({"weight": w, "log_base": np.asarray(log_pi, np.float64).tolist(),
-                       "log_mean": log_mean.tolist()})
+        record.append({"weight": w, "log_base": np.asarray(log_pi, np.float64).tolist(), "log_mean": log_mean.tolist()})
     return out, record
 
 
@@ -201,9 +200,17 @@ def posteriors_from(trainer: Trainer, log_priors, vol_params) -> list[np.ndarray
     return out
 
 
-def fit_joint(inputs, questions: list[QuestionVotes], config: dict[str, Any], settings: JointSettings,
-              start_posteriors: list[np.ndarray], start_confusions: list[np.ndarray],
-              progress: Progress | None = None, checkpoint=None, start_networks: list | None = None) -> JointResult:
+def fit_joint(
+    inputs,
+    questions: list[QuestionVotes],
+    config: dict[str, Any],
+    settings: JointSettings,
+    start_posteriors: list[np.ndarray],
+    start_confusions: list[np.ndarray],
+    progress: Progress | None = None,
+    checkpoint=None,
+    start_networks: list | None = None,
+) -> JointResult:
     """Fit the network(s) and the confusions (module docstring). ``start_posteriors`` [N, K] and
     ``start_confusions`` [V, K, K] per question come from the votes-only fit (rows without votes: any values).
     ``checkpoint``: a folder where EM saves its state after every round and from which an interrupted fit
@@ -212,8 +219,9 @@ def fit_joint(inputs, questions: list[QuestionVotes], config: dict[str, Any], se
     from the first, with no warm-start epochs."""
     start = time.perf_counter()
     s = settings
-    vol = volunteer_part(s.volunteer_model, pseudo_diagonal=s.pseudo_diagonal,
-                         pseudo_off_diagonal=s.pseudo_off_diagonal)
+    vol = volunteer_part(
+        s.volunteer_model, pseudo_diagonal=s.pseudo_diagonal, pseudo_off_diagonal=s.pseudo_off_diagonal
+    )
     trainer = Trainer(inputs, questions, config, s, vol, progress)
     voted = np.flatnonzero(np.any([qv.has for qv in questions], axis=0))
     vol_params = [vol.init(c) for c in start_confusions]
@@ -223,11 +231,21 @@ def fit_joint(inputs, questions: list[QuestionVotes], config: dict[str, Any], se
     if s.method == "marginal":
         heldout, train_rows = _split(voted, s.holdout, s.seed)
         n_hold = len(heldout)
-        params = start_networks[0] if start_networks else \
-            trainer.train(train_rows, s.warm_start_epochs, s.seed, targets=T, label="warm start")[0]
-        params, vol_params, best = trainer.train(train_rows, _epochs(s.epochs, len(train_rows), s), s.seed + 1,
-                                                 vol_params=vol_params,
-                                                 train_vol=True, heldout=heldout, params=params, label="joint")
+        params = (
+            start_networks[0]
+            if start_networks
+            else trainer.train(train_rows, s.warm_start_epochs, s.seed, targets=T, label="warm start")[0]
+        )
+        params, vol_params, best = trainer.train(
+            train_rows,
+            _epochs(s.epochs, len(train_rows), s),
+            s.seed + 1,
+            vol_params=vol_params,
+            train_vol=True,
+            heldout=heldout,
+            params=params,
+            label="joint",
+        )
         lps = trainer.predict(params)
         networks = [params]
         tempering = None
@@ -236,10 +254,12 @@ def fit_joint(inputs, questions: list[QuestionVotes], config: dict[str, Any], se
         held = trainer.vote_log_likelihood(lps, vol_params, heldout) if n_hold else None
         post = posteriors_from(trainer, lps, vol_params)
     else:
-        lps, networks, best, held, post, vol_params, tempering = _fit_em(trainer, voted, T, vol_params, checkpoint,
-                                                                         start_networks)
-    return JointResult(lps, vol_params, post, networks, trainer.trace, best, held, time.perf_counter() - start,
-                       tempering, vol)
+        lps, networks, best, held, post, vol_params, tempering = _fit_em(
+            trainer, voted, T, vol_params, checkpoint, start_networks
+        )
+    return JointResult(
+        lps, vol_params, post, networks, trainer.trace, best, held, time.perf_counter() - start, tempering, vol
+    )
 
 
 def _epochs(epochs: int, n_rows: int, s: JointSettings, min_steps: int | None = None) -> int:
@@ -262,18 +282,25 @@ def _fit_baseline(trainer: Trainer, voted, T, vol_params, start) -> JointResult:
     s = trainer.s
     heldout, train_rows = _split(voted, s.holdout, s.seed)
     crowdlayer = s.loss == "crowdlayer"
-    params, vol_params, best = trainer.train(train_rows, _epochs(s.epochs, len(train_rows), s), s.seed,
-                                             targets=T if s.loss == "soft" else None,
-                                             vol_params=vol_params, train_vol=crowdlayer, heldout=heldout,
-                                             label=s.loss)
+    params, vol_params, best = trainer.train(
+        train_rows,
+        _epochs(s.epochs, len(train_rows), s),
+        s.seed,
+        targets=T if s.loss == "soft" else None,
+        vol_params=vol_params,
+        train_vol=crowdlayer,
+        heldout=heldout,
+        label=s.loss,
+    )
     lps = trainer.predict(params)
     held = trainer.vote_log_likelihood(lps, vol_params, heldout) if len(heldout) else None
     post = [np.exp(lp.astype(np.float64)) for lp in lps]
     if s.loss == "soft":
         for q, qv in enumerate(trainer.questions):
             post[q][qv.has] = T[q][qv.has]
-    return JointResult(lps, vol_params, post, [params], trainer.trace, best, held, time.perf_counter() - start,
-                       volunteers=trainer.vol)
+    return JointResult(
+        lps, vol_params, post, [params], trainer.trace, best, held, time.perf_counter() - start, volunteers=trainer.vol
+    )
 
 
 def _fit_em(trainer: Trainer, voted: np.ndarray, T, vol_params, checkpoint=None, start_networks=None):
@@ -286,8 +313,14 @@ def _fit_em(trainer: Trainer, voted: np.ndarray, T, vol_params, checkpoint=None,
     fold_of = np.full(N, -1)
     fold_of[np.random.default_rng(s.seed).permutation(voted)] = np.arange(len(voted)) % folds
     unvoted = np.flatnonzero(fold_of < 0)
-    state = {"round": 0, "waited": 0, "nets": [None] * folds, "vol": vol_params, "T": T,
-             "best": {"ll": -np.inf, "round": 0}}
+    state = {
+        "round": 0,
+        "waited": 0,
+        "nets": [None] * folds,
+        "vol": vol_params,
+        "T": T,
+        "best": {"ll": -np.inf, "round": 0},
+    }
     if start_networks is not None and len(start_networks) == folds:  # fine-tuning: the folds start from them
         state["nets"] = list(start_networks)
     if checkpoint is not None:
@@ -302,11 +335,20 @@ def _fit_em(trainer: Trainer, voted: np.ndarray, T, vol_params, checkpoint=None,
             train_rows = voted if folds == 1 else np.flatnonzero((fold_of >= 0) & (fold_of != f))
             predict_rows = voted if folds == 1 else np.flatnonzero(fold_of == f)
             previous = None if s.restart else state["nets"][f]
-            epochs = _epochs(first, len(train_rows), s) if previous is None else \
-                _epochs(s.epochs_per_round, len(train_rows), s, s.min_steps // 4)
-            params, _, _ = trainer.train(train_rows, epochs,
-                                         s.seed + 1000 * r + f, targets=state["T"], params=previous,
-                                         label=f"round {r} fold {f + 1}", bar="network (each fold, each round)")
+            epochs = (
+                _epochs(first, len(train_rows), s)
+                if previous is None
+                else _epochs(s.epochs_per_round, len(train_rows), s, s.min_steps // 4)
+            )
+            params, _, _ = trainer.train(
+                train_rows,
+                epochs,
+                s.seed + 1000 * r + f,
+                targets=state["T"],
+                params=previous,
+                label=f"round {r} fold {f + 1}",
+                bar="network (each fold, each round)",
+            )
             nets.append(params)
             for q, lp in enumerate(trainer.predict(params, predict_rows)):
                 lps[q][predict_rows] = lp
@@ -316,22 +358,34 @@ def _fit_em(trainer: Trainer, voted: np.ndarray, T, vol_params, checkpoint=None,
         vol_params = state["vol"]
         lps, tempering = temper(trainer, lps, vol_params, voted)  # out-of-fold: votes the networks never saw
         ll = trainer.vote_log_likelihood(lps, vol_params, voted)
-        record = {"stage": "EM rounds", "epoch": r, "heldout_log_likelihood": ll,
-                  "prior_weights": [t["weight"] for t in tempering]}
+        record = {
+            "stage": "EM rounds",
+            "epoch": r,
+            "heldout_log_likelihood": ll,
+            "prior_weights": [t["weight"] for t in tempering],
+        }
         trainer.trace.append(record)
         if trainer.progress is not None:
             trainer.progress(r, s.rounds, record)
         if ll > state["best"]["ll"]:
-            state["best"], state["waited"] = {"ll": ll, "round": r, "lps": lps, "nets": nets, "vol": vol_params,
-                                              "tempering": tempering}, 0
+            state["best"], state["waited"] = (
+                {"ll": ll, "round": r, "lps": lps, "nets": nets, "vol": vol_params, "tempering": tempering},
+                0,
+            )
         else:
             state["waited"] += 1
         # E-step with this round's prior, then the M-step of the confusions from its posteriors
         post = posteriors_from(trainer, lps, vol_params)
-        vol_params = [vol.m_step(vp, jnp.asarray(expected_counts(qv, p), jnp.float32))
-                      for vp, qv, p in zip(vol_params, questions, post)]
-        state |= {"round": r, "nets": nets, "vol": vol_params,
-                  "T": [p.astype(np.float32) for p in posteriors_from(trainer, lps, vol_params)]}
+        vol_params = [
+            vol.m_step(vp, jnp.asarray(expected_counts(qv, p), jnp.float32))
+            for vp, qv, p in zip(vol_params, questions, post)
+        ]
+        state |= {
+            "round": r,
+            "nets": nets,
+            "vol": vol_params,
+            "T": [p.astype(np.float32) for p in posteriors_from(trainer, lps, vol_params)],
+        }
         if checkpoint is not None:
             _save_round(trainer, checkpoint, state)
     best = state["best"]
@@ -351,18 +405,29 @@ def _save_round(trainer: Trainer, folder, state) -> None:
     folder = Path(folder).absolute()
     folder.mkdir(parents=True, exist_ok=True)
     best = state["best"]
-    tree = {"nets": [nnx.to_pure_dict(n) for n in state["nets"]], "vol": state["vol"], "T": state["T"],
-            "best_lps": best["lps"], "best_nets": [nnx.to_pure_dict(n) for n in best["nets"]],
-            "best_vol": best["vol"]}
+    tree = {
+        "nets": [nnx.to_pure_dict(n) for n in state["nets"]],
+        "vol": state["vol"],
+        "T": state["T"],
+        "best_lps": best["lps"],
+        "best_nets": [nnx.to_pure_dict(n) for n in best["nets"]],
+        "best_vol": best["vol"],
+    }
     tmp = folder / "round.tmp"
     if tmp.exists():
         shutil.rmtree(tmp)
     checkpointer = ocp.StandardCheckpointer()
     checkpointer.save(tmp, tree)
     checkpointer.wait_until_finished()
-    info = {"round": state["round"], "waited": state["waited"], "best_ll": best["ll"], "best_round": best["round"],
-            "best_tempering": best.get("tempering"),
-            "trace": trainer.trace, "settings": _fingerprint(trainer)}
+    info = {
+        "round": state["round"],
+        "waited": state["waited"],
+        "best_ll": best["ll"],
+        "best_round": best["round"],
+        "best_tempering": best.get("tempering"),
+        "trace": trainer.trace,
+        "settings": _fingerprint(trainer),
+    }
     (tmp / "annostat_round.json").write_text(json.dumps(info), encoding="utf-8")
     target = folder / "round"
     if target.exists():
@@ -385,8 +450,9 @@ def _restore_round(trainer: Trainer, folder, state, folds: int):
     if info.get("settings") != _fingerprint(trainer):
         from annostat.errors import InputError
 
-        raise InputError(f"{target}: saved by a fit with other votes, inputs or settings; remove it or fit without "
-                         "--resume")
+        raise InputError(
+            f"{target}: saved by a fit with other votes, inputs or settings; remove it or fit without --resume"
+        )
     tree = ocp.StandardCheckpointer().restore(target)
 
     def net(pure):
@@ -395,14 +461,21 @@ def _restore_round(trainer: Trainer, folder, state, folds: int):
         return template
 
     trainer.trace[:] = info["trace"]
-    return {"round": info["round"], "waited": info["waited"], "nets": [net(p) for p in tree["nets"]],
-            "vol": [jax.tree.map(jnp.asarray, v) for v in tree["vol"]],
-            "T": [np.asarray(t, np.float32) for t in tree["T"]],
-            "best": {"ll": info["best_ll"], "round": info["best_round"],
-                     "lps": [np.asarray(x, np.float32) for x in tree["best_lps"]],
-                     "nets": [net(p) for p in tree["best_nets"]],
-                     "vol": [jax.tree.map(jnp.asarray, v) for v in tree["best_vol"]],
-                     "tempering": info.get("best_tempering")}}
+    return {
+        "round": info["round"],
+        "waited": info["waited"],
+        "nets": [net(p) for p in tree["nets"]],
+        "vol": [jax.tree.map(jnp.asarray, v) for v in tree["vol"]],
+        "T": [np.asarray(t, np.float32) for t in tree["T"]],
+        "best": {
+            "ll": info["best_ll"],
+            "round": info["best_round"],
+            "lps": [np.asarray(x, np.float32) for x in tree["best_lps"]],
+            "nets": [net(p) for p in tree["best_nets"]],
+            "vol": [jax.tree.map(jnp.asarray, v) for v in tree["best_vol"]],
+            "tempering": info.get("best_tempering"),
+        },
+    }
 
 
 def _fingerprint(trainer: Trainer) -> dict[str, Any]:
@@ -410,8 +483,9 @@ def _fingerprint(trainer: Trainer) -> dict[str, Any]:
     from dataclasses import asdict
 
     votes = [int(qv.mask.sum()) for qv in trainer.questions]
-    return _json_safe({"settings": asdict(trainer.s), "config": trainer.config, "rows": len(trainer.inputs),
-                      "votes": votes})
+    return _json_safe(
+        {"settings": asdict(trainer.s), "config": trainer.config, "rows": len(trainer.inputs), "votes": votes}
+    )
 
 
 def _json_safe(value):

@@ -38,11 +38,15 @@ def device_mesh(devices: int | None = None) -> Mesh | None:
     available = jax.devices()
     n = len(available) if devices is None else int(devices)
     if n < 1 or n > len(available):
-        raise ValueError(f"{n} devices asked for; JAX sees {len(available)} ({available[0].platform}); more CPU "
-                         "devices come from JAX_NUM_CPU_DEVICES=N set before JAX starts")
+        raise ValueError(
+            f"{n} devices asked for; JAX sees {len(available)} ({available[0].platform}); more CPU "
+            "devices come from JAX_NUM_CPU_DEVICES=N set before JAX starts"
+        )
     if jax.process_count() > 1 and n != len(available):  # every process's devices, or some would hold no shard
-        raise ValueError(f"{n} devices asked for; a fit over {jax.process_count()} processes uses all "
-                         f"{len(available)} of their devices")
+        raise ValueError(
+            f"{n} devices asked for; a fit over {jax.process_count()} processes uses all "
+            f"{len(available)} of their devices"
+        )
     if n == 1:
         return None
     return Mesh(np.array(available[:n]), (AXIS,))
@@ -90,10 +94,12 @@ def _em_kernel(mesh: Mesh, K: int, n_subj_pad: int, n_vol_pad: int, elbo_mode: b
     state = (shard, whole, whole, whole, whole, whole) + ((whole,) if evidence else ())
     data = (shard, shard, shard, shard, shard, whole, shard, shard) + ((shard,) if evidence else ())
     settings = (whole,) * (7 if evidence else 5)
-    body = partial(_em_iterations, K=K, n_subj_pad=n_subj_pad, n_vol_pad=n_vol_pad, elbo_mode=elbo_mode,
-                   total=total)
-    return jax.jit(jax.shard_map(body, mesh=mesh, in_specs=(state, data, settings, whole),
-                                 out_specs=(state, whole, whole, (whole,) * 3)))
+    body = partial(_em_iterations, K=K, n_subj_pad=n_subj_pad, n_vol_pad=n_vol_pad, elbo_mode=elbo_mode, total=total)
+    return jax.jit(
+        jax.shard_map(
+            body, mesh=mesh, in_specs=(state, data, settings, whole), out_specs=(state, whole, whole, (whole,) * 3)
+        )
+    )
 
 
 def local_devices(mesh: Mesh) -> list:
@@ -108,8 +114,9 @@ def place(mesh: Mesh, local: np.ndarray):
     return jax.make_array_from_process_local_data(split(mesh), local)
 
 
-def em_layout(mesh: Mesh, subject, volunteer, answer, init, log_evidence, vmask: np.ndarray, K: int,
-              elbo_mode: bool) -> tuple[list[tuple[int, int]], int, tuple[Any, tuple], Any]:
+def em_layout(
+    mesh: Mesh, subject, volunteer, answer, init, log_evidence, vmask: np.ndarray, K: int, elbo_mode: bool
+) -> tuple[list[tuple[int, int]], int, tuple[Any, tuple], Any]:
     """The subjects' blocks, the padded subjects a shard, the starting posteriors and data placed on the devices,
     and the EM kernel, for :func:`annostat.infer.em.dawid_skene_em` on a mesh.
 
@@ -125,13 +132,24 @@ def em_layout(mesh: Mesh, subject, volunteer, answer, init, log_evidence, vmask:
     bounds = subject_blocks(subject, S, n_local)
     vote_bounds = np.searchsorted(subject, bounds, side="left")
     blocks = [(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
-    n_subj_pad, n_votes_pad = hosts.agree_max(bucket(max(b - a for a, b in blocks) + 1),
-                                              bucket(int(np.diff(vote_bounds).max())))
+    n_subj_pad, n_votes_pad = hosts.agree_max(
+        bucket(max(b - a for a, b in blocks) + 1), bucket(int(np.diff(vote_bounds).max()))
+    )
     shards = []
     for (a, b), va, vb in zip(blocks, vote_bounds[:-1], vote_bounds[1:]):
-        shards.append(shard_arrays(subject[va:vb] - a, volunteer[va:vb], answer[va:vb], init[a:b],
-                                   None if log_evidence is None else log_evidence[a:b],
-                                   n_votes_pad, n_subj_pad, n_vol_pad, K))
+        shards.append(
+            shard_arrays(
+                subject[va:vb] - a,
+                volunteer[va:vb],
+                answer[va:vb],
+                init[a:b],
+                None if log_evidence is None else log_evidence[a:b],
+                n_votes_pad,
+                n_subj_pad,
+                n_vol_pad,
+                K,
+            )
+        )
     T0 = np.concatenate([t for t, _ in shards])
     columns = [np.concatenate(parts) for parts in zip(*(d for _, d in shards))]
     data = tuple(place(mesh, c) for c in columns[:5]) + (vmask,) + tuple(place(mesh, c) for c in columns[5:])
@@ -165,8 +183,12 @@ def svi_layout(mesh: Mesh, arrays: dict, batch: int | None) -> tuple[dict, int, 
 
     from annostat.infer.bayes import VOLUNTEER_ARRAYS
 
-    placed = {k: jax.device_put(np.asarray(v), replicated(mesh)) if k in VOLUNTEER_ARRAYS else
-              jax.device_put(padded(k, v), split(mesh)) for k, v in arrays.items()}
+    placed = {
+        k: jax.device_put(np.asarray(v), replicated(mesh))
+        if k in VOLUNTEER_ARRAYS
+        else jax.device_put(padded(k, v), split(mesh))
+        for k, v in arrays.items()
+    }
     local_batch = local if batch is None else max(-(-int(batch) // n), 1)
     return placed, local, local_batch
 

@@ -55,8 +55,16 @@ def inference_data(fit):
             dims["agreement" + suffix] = ["volunteer" + suffix]
         if inf.get("pointwise") is not None:
             pointwise["votes" + suffix] = np.asarray(inf["pointwise"])[None]
-            coords["subject" + suffix] = fit.subject_labels.gather(inf.get("subjects", qf.subjects)).cast(pl.Utf8).to_list()
+            coords["subject" + suffix] = (
+                fit.subject_labels.gather(inf.get("subjects", qf.subjects)).cast(pl.Utf8).to_list()
+            )
             dims["votes" + suffix] = ["subject" + suffix]
-    return az.from_dict(posterior=posterior, sample_stats=stats or None, observed_data=observed or None,
-                        posterior_predictive=predictive or None, log_likelihood=pointwise or None,
-                        coords=coords or None, dims=dims or None)
+    return az.from_dict(
+        posterior=posterior,
+        sample_stats=stats or None,
+        observed_data=observed or None,
+        posterior_predictive=predictive or None,
+        log_likelihood=pointwise or None,
+        coords=coords or None,
+        dims=dims or None,
+    )

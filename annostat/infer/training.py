@@ -94,8 +94,15 @@ def expected_counts(qv: QuestionVotes, T: np.ndarray) -> np.ndarray:
 class Trainer:
     """Trains networks on one set of inputs and votes (see the module docstring)."""
 
-    def __init__(self, inputs, questions: list[QuestionVotes], config: dict[str, Any], settings: JointSettings,
-                 volunteers=None, progress: Progress | None = None) -> None:
+    def __init__(
+        self,
+        inputs,
+        questions: list[QuestionVotes],
+        config: dict[str, Any],
+        settings: JointSettings,
+        volunteers=None,
+        progress: Progress | None = None,
+    ) -> None:
         self.inputs = inputs  # .batch(rows) -> float32 array; len(inputs) rows
         self.questions = questions
         self.heads = [qv.K for qv in questions]
@@ -129,8 +136,9 @@ class Trainer:
 
     def log_probs(self, params, x, train: bool = False, key=None):
         """Each question's log p(true answer | input) [B, K_q]."""
-        return answer_log_probs(self.logits(params, x, train, key), self.heads,
-                                "dirichlet" if self.s.loss == "dirichlet" else "softmax")
+        return answer_log_probs(
+            self.logits(params, x, train, key), self.heads, "dirichlet" if self.s.loss == "dirichlet" else "softmax"
+        )
 
     def predict(self, params, rows: np.ndarray | None = None, batch: int = 1024) -> list[np.ndarray]:
         """Each question's log p(answer | input) [len(rows), K] under ``params`` (no dropout or augmentation)."""
@@ -140,12 +148,12 @@ class Trainer:
             self._steps[key] = jax.jit(lambda p, x: self.log_probs(p, x))
         out = [[] for _ in self.heads]
         for start in range(0, len(rows), batch):
-            part = rows[start:start + batch]
+            part = rows[start : start + batch]
             size = min(batch, 1 << max(len(part) - 1, 0).bit_length())  # a few shapes: a few compilations
             padded = np.resize(part, size)
             lps = self._steps[key](params, self.inputs.batch(padded))
             for q, lp in enumerate(lps):
-                out[q].append(np.asarray(lp)[:len(part)])
+                out[q].append(np.asarray(lp)[: len(part)])
         return [np.concatenate(o) if o else np.zeros((0, k), np.float32) for o, k in zip(out, self.heads)]
 
     # ---- one loss for every kind of training
@@ -171,8 +179,9 @@ class Trainer:
                 per_vote = likelihood.marginal(vll + lp[:, None, :])
                 total = total + jnp.sum(jnp.where(mask, per_vote, 0.0))
             else:
-                total = total + jnp.sum(jnp.where(has, likelihood.marginal(likelihood.padded_joint(vll, mask, lp)),
-                                                  0.0))
+                total = total + jnp.sum(
+                    jnp.where(has, likelihood.marginal(likelihood.padded_joint(vll, mask, lp)), 0.0)
+                )
         prior = 0.0
         if vol_params is not None and targets is None and self.s.loss in ("joint", "crowdlayer"):
             prior = sum(self.vol.log_prior(p) for p in vol_params) * (B / n_train)
@@ -185,8 +194,7 @@ class Trainer:
             return self._steps[key]
         tx = self._transform(train_vol)
 
-        def step(params, vol_params, opt_state, x, cells, masks, knowns, targets, counts, rng, n_train, lr_net,
-                 lr_vol):
+        def step(params, vol_params, opt_state, x, cells, masks, knowns, targets, counts, rng, n_train, lr_net, lr_vol):
             def loss_fn(trainable):
                 p, vp = trainable if train_vol else (trainable, vol_params)
                 return self._batch_loss(p, vp, x, cells, masks, knowns, targets, counts, rng, n_train)
@@ -195,8 +203,10 @@ class Trainer:
             loss, grads = jax.value_and_grad(loss_fn)(trainable)
             updates, opt_state = tx.update(grads, opt_state, trainable)
             if train_vol:
-                updates = (jax.tree.map(lambda u: -lr_net * u, updates[0]),
-                           jax.tree.map(lambda u: -lr_vol * u, updates[1]))
+                updates = (
+                    jax.tree.map(lambda u: -lr_net * u, updates[0]),
+                    jax.tree.map(lambda u: -lr_vol * u, updates[1]),
+                )
             else:
                 updates = jax.tree.map(lambda u: -lr_net * u, updates)
             trainable = optax.apply_updates(trainable, updates)
@@ -217,8 +227,13 @@ class Trainer:
     def _schedule(self, n_steps: int):
         """Learning rates per step: the network's linear warm-up then cosine decay (to 1%), the confusions' cosine
         decay from 0.02."""
-        net = optax.warmup_cosine_decay_schedule(0.0, self.s.learning_rate, max(int(self.s.warmup * n_steps), 1),
-                                                 max(n_steps, 2), end_value=self.s.learning_rate * 0.01)
+        net = optax.warmup_cosine_decay_schedule(
+            0.0,
+            self.s.learning_rate,
+            max(int(self.s.warmup * n_steps), 1),
+            max(n_steps, 2),
+            end_value=self.s.learning_rate * 0.01,
+        )
         vol = optax.cosine_decay_schedule(0.02, max(n_steps, 2), alpha=0.05)
         return net, vol
 
@@ -234,7 +249,7 @@ class Trainer:
         order = rng.permutation(rows)
         n = max(len(order) // B, 1)
         for i in range(n):
-            yield np.sort(order[i * B:(i + 1) * B])
+            yield np.sort(order[i * B : (i + 1) * B])
 
     def _data(self, rows, targets=None):
         if self.mesh is not None and len(rows) % self.mesh.size == 0:  # split along the batch, one part a device
@@ -253,9 +268,19 @@ class Trainer:
         knowns = [put(qv.known_of(rows)) for qv in self.questions]
         return put(self.inputs.batch(rows)), cells, masks, knowns, tgt, counts
 
-    def train(self, rows: np.ndarray, epochs: int, seed: int, targets=None, vol_params=None, train_vol=False,
-              heldout: np.ndarray | None = None, params=None, label: str = "", bar: str | None = None
-              ) -> tuple[Any, Any, int]:
+    def train(
+        self,
+        rows: np.ndarray,
+        epochs: int,
+        seed: int,
+        targets=None,
+        vol_params=None,
+        train_vol=False,
+        heldout: np.ndarray | None = None,
+        params=None,
+        label: str = "",
+        bar: str | None = None,
+    ) -> tuple[Any, Any, int]:
         """Train a network on ``rows`` for at most ``epochs`` (early stopping on ``heldout`` rows' votes when
         given); returns (network parameters, volunteer parameters, best epoch)."""
         rng = np.random.default_rng(seed)
@@ -278,9 +303,21 @@ class Trainer:
             for batch in self._batches(rows, rng):
                 key, k = jax.random.split(key)
                 x, cells, masks, knowns, tgt, counts = self._data(batch, targets)
-                params, vol_params, opt_state, loss = step(params, vol_params, opt_state, x, cells, masks, knowns,
-                                                           tgt, counts, k, float(len(rows)), lr_net(n_step),
-                                                           lr_vol(n_step))
+                params, vol_params, opt_state, loss = step(
+                    params,
+                    vol_params,
+                    opt_state,
+                    x,
+                    cells,
+                    masks,
+                    knowns,
+                    tgt,
+                    counts,
+                    k,
+                    float(len(rows)),
+                    lr_net(n_step),
+                    lr_vol(n_step),
+                )
                 n_step += 1
                 losses.append(loss)
             loss = float(np.mean(jax.device_get(losses)))

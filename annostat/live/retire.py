@@ -62,8 +62,14 @@ def _tree_of(fit: Any, tree: str | None):
     return get_tree(tree)
 
 
-def retire(fit: Any, threshold: float = 0.9, minimum: int = 3, maximum: int | None = 40, tree: str | None = "auto",
-           per_question: bool = False) -> pl.DataFrame:
+def retire(
+    fit: Any,
+    threshold: float = 0.9,
+    minimum: int = 3,
+    maximum: int | None = 40,
+    tree: str | None = "auto",
+    per_question: bool = False,
+) -> pl.DataFrame:
     """The subjects to retire: ``subject_id``, ``reason`` (``consensus`` or ``classification_count``),
     ``classifications``, ``confidence`` (the lowest top-answer probability on the path) and ``path`` (its
     questions, ``|``-joined); per question, one row per (subject, question) with its ``question`` and ``answer``.
@@ -84,30 +90,34 @@ def retire(fit: Any, threshold: float = 0.9, minimum: int = 3, maximum: int | No
     if per_question:
         judged = answers.join(counts, on="subject", how="left").with_columns(pl.col("classifications").fill_null(0))
         return _decide(judged, threshold, minimum, maximum, ["subject", "question"]).select(
-            pl.col("subject").alias("subject_id"), "question", "answer", "reason", "classifications",
-            pl.col("p").alias("confidence"))
+            pl.col("subject").alias("subject_id"),
+            "question",
+            "answer",
+            "reason",
+            "classifications",
+            pl.col("p").alias("confidence"),
+        )
     preset = _tree_of(fit, tree)
     path = _path_confidence(answers, preset)
     judged = counts.join(path, on="subject", how="left")
     judged = judged.with_columns(pl.col("p").fill_null(0.0), pl.col("path").fill_null(""))
     return _decide(judged, threshold, minimum, maximum, ["subject"]).select(
-        pl.col("subject").alias("subject_id"), "reason", "classifications", pl.col("p").alias("confidence"), "path")
+        pl.col("subject").alias("subject_id"), "reason", "classifications", pl.col("p").alias("confidence"), "path"
+    )
 
 
 def _decide(judged: pl.DataFrame, threshold, minimum, maximum, keys) -> pl.DataFrame:
     consensus = (pl.col("p") >= threshold) & (pl.col("classifications") >= minimum)
     at_most = pl.lit(False) if maximum is None else pl.col("classifications") >= maximum
     reason = pl.when(consensus).then(pl.lit("consensus")).when(at_most).then(pl.lit("classification_count"))
-    return judged.with_columns(reason.otherwise(None).alias("reason")).filter(pl.col("reason").is_not_null()) \
-        .sort(keys)
+    return judged.with_columns(reason.otherwise(None).alias("reason")).filter(pl.col("reason").is_not_null()).sort(keys)
 
 
 def _path_confidence(answers: pl.DataFrame, tree) -> pl.DataFrame:
     """subject, p (the lowest top-answer probability over the questions its most probable path asks; 0 when a path
     question has no answer yet), path."""
     if tree is None:
-        return answers.group_by("subject").agg(pl.col("p").min(), pl.col("question").sort().str.join("|")
-                                               .alias("path"))
+        return answers.group_by("subject").agg(pl.col("p").min(), pl.col("question").sort().str.join("|").alias("path"))
     best = {(s, q): (a, p) for s, q, a, p in answers.iter_rows()}
     subjects = answers["subject"].unique(maintain_order=True).to_list()
     fitted = set(answers["question"].unique().to_list())  # the tree's other questions are not the fit's to judge
@@ -131,5 +141,6 @@ def _path_confidence(answers: pl.DataFrame, tree) -> pl.DataFrame:
             lowest = min(lowest, p)
             todo += [c for c in children.get((q, a), []) + children.get((q, None), []) if c in fitted]
         rows.append((s, lowest, "|".join(seen)))
-    return pl.DataFrame(rows, schema={"subject": answers.schema["subject"], "p": pl.Float64, "path": pl.String},
-                        orient="row")
+    return pl.DataFrame(
+        rows, schema={"subject": answers.schema["subject"], "p": pl.Float64, "path": pl.String}, orient="row"
+    )

@@ -71,9 +71,17 @@ def bald(members: np.ndarray, confusion: np.ndarray) -> np.ndarray:
     return gain[:, 0] if single else gain
 
 
-def select(fit: Any, n: int, volunteers: Sequence[Any] | None = None, tree: str | None = "auto",
-           threshold: float = 0.9, minimum: int = 3, maximum: int | None = 40, include_retired: bool = False,
-           diverse: bool = False) -> pl.DataFrame:
+def select(
+    fit: Any,
+    n: int,
+    volunteers: Sequence[Any] | None = None,
+    tree: str | None = "auto",
+    threshold: float = 0.9,
+    minimum: int = 3,
+    maximum: int | None = 40,
+    include_retired: bool = False,
+    diverse: bool = False,
+) -> pl.DataFrame:
     """The ``n`` subjects one more classification would tell most about: ``subject``, ``score`` (nats), and with
     ``volunteers`` the ``volunteer`` to ask. ``diverse`` takes them in turn from each most probable answer of the
     tree's first question, so a batch is not all one kind of galaxy."""
@@ -95,8 +103,11 @@ def select(fit: Any, n: int, volunteers: Sequence[Any] | None = None, tree: str 
     weights = _asked(matrices, n_subjects, preset)
     score = np.zeros((n_subjects, 1 if volunteers is None else len(vol_labels)))
     members = _members(fit)
-    unvoted = np.zeros(n_subjects, bool) if members is None else \
-        subjects.is_in(members["subject"].cast(subjects.dtype, strict=False).implode()).to_numpy()
+    unvoted = (
+        np.zeros(n_subjects, bool)
+        if members is None
+        else subjects.is_in(members["subject"].cast(subjects.dtype, strict=False).implode()).to_numpy()
+    )
     for q in questions:
         gain = information_gain(matrices[q][0], confusion[q])
         gain = gain[:, None] if gain.ndim == 1 else gain
@@ -129,14 +140,14 @@ def _confusions(fit, matrices, volunteers):
         labels = pl.Series("volunteer", list(volunteers)).cast(confusion["volunteer"].dtype, strict=False)
         unknown = set(labels.to_list()) - set(confusion["volunteer"].unique().to_list())
         if labels.null_count() or unknown:
-            raise InputError(f"--volunteers: no volunteer {min(map(str, unknown)) if unknown else 'given'} in "
-                             "the fit")
+            raise InputError(f"--volunteers: no volunteer {min(map(str, unknown)) if unknown else 'given'} in the fit")
     out = {}
     for q, (_, answers) in matrices.items():
         K = len(answers)
         code = {a: i for i, a in enumerate(answers)}
-        part = confusion.filter(pl.col("question") == q).join(counts.filter(pl.col("question") == q),
-                                                              on=["volunteer", "question"])
+        part = confusion.filter(pl.col("question") == q).join(
+            counts.filter(pl.col("question") == q), on=["volunteer", "question"]
+        )
         part = part.filter(pl.col("p").is_not_nan())
         k = part["true_answer"].replace_strict(code, return_dtype=pl.Int64).to_numpy()
         l_ = part["answer"].replace_strict(code, return_dtype=pl.Int64).to_numpy()
@@ -219,10 +230,19 @@ def _asked(matrices, S: int, tree) -> dict[Any, np.ndarray]:
 
 def _in_turn(fit, table, questions, tree):
     """The ranking taken in turn from each most probable answer of the first question (each group in score order)."""
-    first = next((q.name for q in tree.questions.values() if not q.asked_after and q.name in questions), None) \
-        if tree is not None else questions[0]
-    answers = fit.table("answers").filter(pl.col("question") == first).select("subject", pl.col("answer").alias("_kind"))
-    ranked = table.join(answers.with_columns(pl.col("subject").cast(table["subject"].dtype)), on="subject",
-                        how="left", maintain_order="left")
+    first = (
+        next((q.name for q in tree.questions.values() if not q.asked_after and q.name in questions), None)
+        if tree is not None
+        else questions[0]
+    )
+    answers = (
+        fit.table("answers").filter(pl.col("question") == first).select("subject", pl.col("answer").alias("_kind"))
+    )
+    ranked = table.join(
+        answers.with_columns(pl.col("subject").cast(table["subject"].dtype)),
+        on="subject",
+        how="left",
+        maintain_order="left",
+    )
     ranked = ranked.with_columns(pl.col("_kind").fill_null("").cum_count().over("_kind").alias("_turn"))
     return ranked.sort(["_turn", "score"], descending=[False, True]).drop("_kind", "_turn")

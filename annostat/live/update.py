@@ -64,9 +64,18 @@ from annostat.models import likelihood
 from annostat.models.base import gold_positions, local_codes, sorted_positions, vote_counts, vote_fractions
 
 
-def update(fit: Fit, new_votes: Votes | Any, *, tol: float = 1e-4, max_sweeps: int = 100, spread: float = 0.002,
-           warm_steps: float = 0.25, inputs=None, joint_rounds: int = 2,
-           progress: Callable[[Any, int, int], None] | None = None) -> Fit:
+def update(
+    fit: Fit,
+    new_votes: Votes | Any,
+    *,
+    tol: float = 1e-4,
+    max_sweeps: int = 100,
+    spread: float = 0.002,
+    warm_steps: float = 0.25,
+    inputs=None,
+    joint_rounds: int = 2,
+    progress: Callable[[Any, int, int], None] | None = None,
+) -> Fit:
     """The fit of ``fit``'s votes and ``new_votes`` together (see the module docstring): incremental EM from the last
     fit for Dawid-Skene, the model fitted again otherwise.
 
@@ -113,8 +122,9 @@ def update(fit: Fit, new_votes: Votes | Any, *, tol: float = 1e-4, max_sweeps: i
             label = combined.questions[q]
             step = (lambda done, total, label=label: progress(label, done, total)) if progress else None
             last = carried.get(q) if carried else previous.filter(pl.col("question") == label)
-            qf, n = _update_question(model, combined, q, subject, volunteer, answer, row_offset, last, tol,
-                                     max_sweeps, spread, step)
+            qf, n = _update_question(
+                model, combined, q, subject, volunteer, answer, row_offset, last, tol, max_sweeps, spread, step
+            )
             questions.append(qf)
             sweeps[str(label)] = n
         result = Fit(combined, "ds", model.settings(), questions, 0.0)
@@ -125,14 +135,23 @@ def update(fit: Fit, new_votes: Votes | Any, *, tol: float = 1e-4, max_sweeps: i
 
         cls = model_spec(fit.model).load()
         model = get_model(fit.model, **_options(cls, fit.settings))
-        warm = _warm_start(fit) if model_spec(fit.model).can("bayesian") and \
-            getattr(model, "inference", "nuts") != "nuts" else None
+        warm = (
+            _warm_start(fit)
+            if model_spec(fit.model).can("bayesian") and getattr(model, "inference", "nuts") != "nuts"
+            else None
+        )
         if warm:
             model.warm_start, model.warm_steps = warm, warm_steps
         result = model.fit(combined, progress=progress)
-        info |= ({"method": "warm-started SVI" if model.inference == "svi" else "warm-started MAP",
-                  "steps": max(1, round(model.steps * warm_steps)), "questions_warm": sorted(warm)}
-                 if warm else {"method": "refit"})
+        info |= (
+            {
+                "method": "warm-started SVI" if model.inference == "svi" else "warm-started MAP",
+                "steps": max(1, round(model.steps * warm_steps)),
+                "questions_warm": sorted(warm),
+            }
+            if warm
+            else {"method": "refit"}
+        )
     result.update_summary = info
     result.seconds = time.perf_counter() - start
     return result
@@ -149,7 +168,8 @@ def _warm_start(fit: Fit) -> dict[str, dict[str, Any]]:
             if qf.inference:
                 start[str(qf.inference["question"])] = {
                     "values": {k: np.asarray(v).mean(axis=0) for k, v in qf.inference["draws"].items()},
-                    "volunteers": fit.votes.volunteers.gather(qf.volunteers)}
+                    "volunteers": fit.votes.volunteers.gather(qf.volunteers),
+                }
         return start
     if not (fit.folder / "trace.nc").is_file():
         return start
@@ -182,8 +202,10 @@ def _update_joint(fit: Fit, combined: Votes, inputs, rounds: int, progress) -> t
         from annostat.vision.checkpoint import load_networks
 
         if inputs is None:
-            raise InputError(f"{fit.folder}: a joint model's fit is updated with its inputs: give --images or "
-                             "--features (the fit folder keeps the network, not the images)")
+            raise InputError(
+                f"{fit.folder}: a joint model's fit is updated with its inputs: give --images or "
+                "--features (the fit folder keeps the network, not the images)"
+            )
         config, networks = load_networks(fit.folder / "network")
         saved = dict(fit.settings)
     else:
@@ -197,7 +219,9 @@ def _update_joint(fit: Fit, combined: Votes, inputs, rounds: int, progress) -> t
     known = {f.name for f in fields(JointSettings)}
     options = {k: v for k, v in saved.items() if k in known and k not in ("volunteer_model", "network")}
     options["rounds"] = int(rounds)
-    model = JointModel(saved.get("volunteer_model", "ds"), missing="skip", **options, **dict(saved.get("network") or {}))
+    model = JointModel(
+        saved.get("volunteer_model", "ds"), missing="skip", **options, **dict(saved.get("network") or {})
+    )
     result = model.fit(combined, inputs, progress=progress, start_networks=networks)
     return result, {"method": "fine-tuned network", "rounds": int(rounds), "networks": len(networks)}
 
@@ -205,8 +229,10 @@ def _update_joint(fit: Fit, combined: Votes, inputs, rounds: int, progress) -> t
 def _refuse(fit: Fit) -> None:
     summary = fit.summary()
     if summary.get("prior") is not None:
-        raise InputError("a fit with a classifier's --prior is updated by fitting it again with the prior and all "
-                         "the votes (annostat fit --prior)")
+        raise InputError(
+            "a fit with a classifier's --prior is updated by fitting it again with the prior and all "
+            "the votes (annostat fit --prior)"
+        )
     if summary.get("processes", 1) != 1:
         raise InputError("a fit over several processes is updated by fitting it again over the processes")
 
@@ -229,8 +255,9 @@ def combine(fit: Fit, new_votes: Votes) -> tuple[Votes, int]:
         # volunteer's repeat classifications of a subject; across two exports a classification the last fit has is
         # such a repeat (a cumulative export holds every classification so far): the first is kept
         policy = "first"
-    combined, row_offset = fit.votes.extended(new_votes, duplicates=policy,
-                                              source=f"{_previous_name(fit)} + {new_votes.report.source}")
+    combined, row_offset = fit.votes.extended(
+        new_votes, duplicates=policy, source=f"{_previous_name(fit)} + {new_votes.report.source}"
+    )
     if not combined.provenance and "export" in summary:
         combined.provenance = {"export": summary["export"]}
     return combined, row_offset
@@ -245,8 +272,21 @@ def _previous_name(fit: Fit) -> str:
 #: final pass over every subject follow; at 1M votes 1-3 give the same agreement with a refit, benchmarks/update_speed)
 ROUND_SWEEPS = 2
 
-def _update_question(model, votes: Votes, q: int, subject, volunteer, answer, row_offset: int, last,
-                     tol: float, max_sweeps: int, spread: float, progress) -> tuple[QuestionFit, int]:
+
+def _update_question(
+    model,
+    votes: Votes,
+    q: int,
+    subject,
+    volunteer,
+    answer,
+    row_offset: int,
+    last,
+    tol: float,
+    max_sweeps: int,
+    spread: float,
+    progress,
+) -> tuple[QuestionFit, int]:
     """One question's incremental EM (module docstring); returns the fit and the sweeps it took. ``last``: the last
     fit's :class:`QuestionFit` of the question (a fit in memory: its posteriors and expected counts carried over), or
     its rows of the posteriors table (a fit folder: the counts summed again)."""
@@ -266,8 +306,9 @@ def _update_question(model, votes: Votes, q: int, subject, volunteer, answer, ro
     if isinstance(last, QuestionFit):
         T, counts = _carried_start(last, subjects, volunteers, s_local, answer, new, cell, K)
     if counts is None:
-        T = _starting_posteriors(votes, q, subjects, s_local, answer,
-                                 last if isinstance(last, pl.DataFrame) else pl.DataFrame(), K)
+        T = _starting_posteriors(
+            votes, q, subjects, s_local, answer, last if isinstance(last, pl.DataFrame) else pl.DataFrame(), K
+        )
     if len(gold):
         fixed = np.zeros((len(gold), K))
         fixed[np.arange(len(gold)), known[gold]] = 1.0
@@ -290,9 +331,9 @@ def _update_question(model, votes: Votes, q: int, subject, volunteer, answer, ro
         """Votes' cells and subjects padded to ``m_pad``: padding votes are the padded volunteer's, on the padded
         subject (row ``n_pad - 1``, masked)."""
         cells_pad = np.full(m_pad, (v_pad - 1) * K, np.int32)
-        cells_pad[:len(cells)] = cells
+        cells_pad[: len(cells)] = cells
         subjects_pad = np.full(m_pad, n_pad - 1, np.int32)
-        subjects_pad[:len(subjects)] = subjects
+        subjects_pad[: len(subjects)] = subjects
         return cells_pad, subjects_pad
 
     def confusion(counts_pad) -> np.ndarray:
@@ -307,11 +348,23 @@ def _update_question(model, votes: Votes, q: int, subject, volunteer, answer, ro
         n_pad, m_pad = _power_of_two(len(chosen) + 1), _power_of_two(len(members))
         cells, place_pad = padded_votes(cell[members], place, m_pad, n_pad)
         T_pad = np.zeros((n_pad, K), np.float32)
-        T_pad[:len(chosen)] = T[chosen]
+        T_pad[: len(chosen)] = T[chosen]
         smask = np.arange(n_pad) < len(chosen)
-        T_pad, counts_pad, totals, n, done = _sweeps(T_pad, counts_pad, totals, smask, pseudo, a0, eps, cells,
-                                                     place_pad, np.float32(tol), np.int32(budget), n=n_pad)
-        T[chosen] = np.asarray(T_pad)[:len(chosen)]
+        T_pad, counts_pad, totals, n, done = _sweeps(
+            T_pad,
+            counts_pad,
+            totals,
+            smask,
+            pseudo,
+            a0,
+            eps,
+            cells,
+            place_pad,
+            np.float32(tol),
+            np.int32(budget),
+            n=n_pad,
+        )
+        T[chosen] = np.asarray(T_pad)[: len(chosen)]
         counts_pad = np.asarray(counts_pad)
         return int(n), bool(done)
 
@@ -337,8 +390,9 @@ def _update_question(model, votes: Votes, q: int, subject, volunteer, answer, ro
     vmask[:V] = 1.0
     n_pad, m_pad = bucket(S + 1), bucket(len(cell))
     cells, subjects_pad = padded_votes(cell, s_local, m_pad, n_pad)
-    T_all, marginal, log_pi, log_theta, lp = _em_step(counts_pad, totals, pseudo, a0, eps, vmask, cells,
-                                                      subjects_pad, n_pad)
+    T_all, marginal, log_pi, log_theta, lp = _em_step(
+        counts_pad, totals, pseudo, a0, eps, vmask, cells, subjects_pad, n_pad
+    )
     posteriors = np.array(T_all[:S])
     if len(gold):
         posteriors[gold] = 0.0
@@ -346,11 +400,19 @@ def _update_question(model, votes: Votes, q: int, subject, volunteer, answer, ro
     confusion_ = np.exp(np.asarray(log_theta)[:V])
     priors = np.exp(np.asarray(log_pi))
     qf = QuestionFit(
-        question=q, subjects=subjects, posteriors=posteriors, volunteers=volunteers,
-        n_votes=np.bincount(v_local, minlength=V), confusion=confusion_, counts=counts_pad[:V].copy(),
-        accuracy=accuracy_from_confusion(confusion_, priors), priors=priors,
-        log_likelihood=np.array([float(np.asarray(marginal)[:S].sum())]), log_prior=np.array([float(lp)]),
-        converged=converged, elbo=np.full(1, np.nan),
+        question=q,
+        subjects=subjects,
+        posteriors=posteriors,
+        volunteers=volunteers,
+        n_votes=np.bincount(v_local, minlength=V),
+        confusion=confusion_,
+        counts=counts_pad[:V].copy(),
+        accuracy=accuracy_from_confusion(confusion_, priors),
+        priors=priors,
+        log_likelihood=np.array([float(np.asarray(marginal)[:S].sum())]),
+        log_prior=np.array([float(lp)]),
+        converged=converged,
+        elbo=np.full(1, np.nan),
     )
     return qf, sweeps
 
@@ -414,8 +476,9 @@ def _sweeps(T, counts, totals, smask, pseudo, a0, eps, cell, subject, tol, budge
         counts = counts + jnp.swapaxes(moved.reshape(V, K, K), 1, 2)
         return i + 1, jnp.abs(change).max() <= tol, fresh, counts, totals + change.sum(axis=0)
 
-    i, done, T, counts, totals = jax.lax.while_loop(lambda c: (c[0] < budget) & ~c[1], body,
-                                                    (jnp.int32(0), jnp.bool_(False), T, counts, totals))
+    i, done, T, counts, totals = jax.lax.while_loop(
+        lambda c: (c[0] < budget) & ~c[1], body, (jnp.int32(0), jnp.bool_(False), T, counts, totals)
+    )
     return T, counts, totals, i, done
 
 
@@ -431,8 +494,9 @@ def _em_step(counts, totals, pseudo, a0, eps, vmask, cell, subject, n):
     return likelihood.posterior(joint, marginal), marginal, log_pi, log_theta, lp
 
 
-def _starting_posteriors(votes: Votes, q: int, subjects: np.ndarray, s_local: np.ndarray, answer: np.ndarray,
-                         previous: pl.DataFrame, K: int) -> np.ndarray:
+def _starting_posteriors(
+    votes: Votes, q: int, subjects: np.ndarray, s_local: np.ndarray, answer: np.ndarray, previous: pl.DataFrame, K: int
+) -> np.ndarray:
     """[S, K] float64: the last fit's posteriors for the subjects it had (its answers by label), vote fractions for
     the others."""
     T = vote_fractions(s_local, answer, len(subjects), K)
@@ -449,4 +513,3 @@ def _starting_posteriors(votes: Votes, q: int, subjects: np.ndarray, s_local: np
     total = T[had].sum(axis=1, keepdims=True)
     T[had] = np.where(total > 0, T[had] / np.where(total > 0, total, 1.0), 1.0 / K)
     return T
-

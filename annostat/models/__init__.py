@@ -17,8 +17,16 @@ from annostat.models.registry import (
     register_model,
 )
 
-_CLASSES = {"DawidSkene": "ds", "MajorityVote": "mv", "HierarchicalDawidSkene": "hds", "LearningCurve": "learning",
-            "Mace": "mace", "PooledMultinomial": "mn", "ItemDifficulty": "item", "RandomEffects": "lre"}
+_CLASSES = {
+    "DawidSkene": "ds",
+    "MajorityVote": "mv",
+    "HierarchicalDawidSkene": "hds",
+    "LearningCurve": "learning",
+    "Mace": "mace",
+    "PooledMultinomial": "mn",
+    "ItemDifficulty": "item",
+    "RandomEffects": "lre",
+}
 
 
 def __getattr__(name: str):
@@ -41,6 +49,21 @@ if TYPE_CHECKING:  # the classes load on first use (numpyro only for the Bayesia
     from annostat.models.majority_vote import MajorityVote
     from annostat.models.pooled import PooledMultinomial
 
-__all__ = ["CAPABILITIES", "REGISTRY", "DawidSkene", "HierarchicalDawidSkene", "ItemDifficulty", "LearningCurve",
-           "Mace", "MajorityVote", "Model", "ModelSpec", "PooledMultinomial", "RandomEffects", "get_model",
-           "model_spec", "models_that", "register_model"]
+__all__ = [
+    "CAPABILITIES",
+    "REGISTRY",
+    "DawidSkene",
+    "HierarchicalDawidSkene",
+    "ItemDifficulty",
+    "LearningCurve",
+    "Mace",
+    "MajorityVote",
+    "Model",
+    "ModelSpec",
+    "PooledMultinomial",
+    "RandomEffects",
+    "get_model",
+    "model_spec",
+    "models_that",
+    "register_model",
+]

@@ -19,6 +19,7 @@ from annostat.models.registry import ModelSpec, model_spec, models_that
 #: progress(question label, iterations done, iterations at most); models call it between steps
 Progress = Callable[[Any, int, int], None]
 
+
 def vote_fractions(subject: np.ndarray, answer: np.ndarray, n_subjects: int, n_answers: int) -> np.ndarray:
     """[S, K] fraction of each subject's votes given to each answer (codes 0..S-1, 0..K-1)."""
     counts = np.bincount(subject.astype(np.int64) * n_answers + answer, minlength=n_subjects * n_answers)
@@ -47,8 +48,11 @@ def vote_counts(cells: np.ndarray, posteriors: np.ndarray, n_volunteers: int, n_
     """[V, K, K] expected votes per (volunteer, true answer, answer): each vote's cell (``volunteer * K + answer``)
     weighted by its subject's posterior ``posteriors`` [N, K] (one row a vote), summed."""
     V, K = int(n_volunteers), int(n_answers)
-    return np.stack([np.bincount(cells, weights=posteriors[:, k], minlength=V * K) for k in range(K)], -1) \
-        .reshape(V, K, K).swapaxes(1, 2)
+    return (
+        np.stack([np.bincount(cells, weights=posteriors[:, k], minlength=V * K) for k in range(K)], -1)
+        .reshape(V, K, K)
+        .swapaxes(1, 2)
+    )
 
 
 def sorted_positions(known: np.ndarray, codes: np.ndarray, missing: int = -1) -> np.ndarray:
@@ -85,8 +89,14 @@ class Model:
         return {}
 
     def fit_question(
-        self, votes: Votes, question: int, subject: np.ndarray, volunteer: np.ndarray, answer: np.ndarray,
-        progress: Callable[[int, int], None] | None, evidence: Evidence | None = None,
+        self,
+        votes: Votes,
+        question: int,
+        subject: np.ndarray,
+        volunteer: np.ndarray,
+        answer: np.ndarray,
+        progress: Callable[[int, int], None] | None,
+        evidence: Evidence | None = None,
     ) -> QuestionFit:
         """Fit one question's votes (sorted by subject). ``evidence`` is a classifier's evidence about the voting
         subjects (in the order of the question's sorted subject codes), for models that take one."""
@@ -97,26 +107,38 @@ class Model:
         classifier's evidence (models with the ``subject_prior`` capability), and its subjects without votes get
         answers from it."""
         if prior is not None and not self.spec.can("subject_prior"):
-            raise ValueError(f"{self.title} does not take a per-subject prior; the models that do are "
-                             f"{', '.join(models_that('subject_prior'))}")
+            raise ValueError(
+                f"{self.title} does not take a per-subject prior; the models that do are "
+                f"{', '.join(models_that('subject_prior'))}"
+            )
         start = time.perf_counter()
         extra = prior.subjects_without_votes(votes) if prior is not None else None
         labels = votes.subjects if extra is None else pl.concat([votes.subjects, extra.cast(votes.subjects.dtype)])
         results = []
         # with several processes (annostat.infer.hosts) each holds a share of the subjects: a question is fitted
         # (by all of them together) when any share has votes on it
-        voted = hosts.sum_over_processes(np.array([len(votes.arrays(q)[0]) for q in range(votes.n_questions)],
-                                                  np.int64))
+        voted = hosts.sum_over_processes(
+            np.array([len(votes.arrays(q)[0]) for q in range(votes.n_questions)], np.int64)
+        )
         for q, subject, volunteer, answer in votes.iter_questions():
             if voted[q] == 0:
                 continue
             label = votes.questions[q]
             step = (lambda done, total, label=label: progress(label, done, total)) if progress else None
-            evidence = None if prior is None else prior.evidence(votes, q, votes.subjects.gather(local_codes(subject)[0]))
+            evidence = (
+                None if prior is None else prior.evidence(votes, q, votes.subjects.gather(local_codes(subject)[0]))
+            )
             result = self.fit_question(votes, q, subject, volunteer, answer, step, evidence=evidence)
             results.append(result if prior is None else _with_prior_only_subjects(result, prior, votes, labels))
-        return Fit(votes, self.name, self.settings(), results, time.perf_counter() - start, extra_subjects=extra,
-                   prior_summary=prior.summary(votes) if prior is not None else None)
+        return Fit(
+            votes,
+            self.name,
+            self.settings(),
+            results,
+            time.perf_counter() - start,
+            extra_subjects=extra,
+            prior_summary=prior.summary(votes) if prior is not None else None,
+        )
 
 
 def _with_prior_only_subjects(qf: QuestionFit, prior: SubjectPrior, votes: Votes, labels: pl.Series) -> QuestionFit:
@@ -128,8 +150,9 @@ def _with_prior_only_subjects(qf: QuestionFit, prior: SubjectPrior, votes: Votes
     if not len(codes):
         return qf
     weight = qf.prior_weight if qf.prior_weight is not None else 0.0  # None: the prior carried no evidence
-    log_prior = likelihood.evidence_log_prior(np.log(np.maximum(qf.priors, 1e-30)).astype(np.float32),
-                                              ratio[codes], np.float32(weight))
+    log_prior = likelihood.evidence_log_prior(
+        np.log(np.maximum(qf.priors, 1e-30)).astype(np.float32), ratio[codes], np.float32(weight)
+    )
     posteriors = np.asarray(likelihood.posterior(log_prior), np.float64).astype(qf.posteriors.dtype)
     subjects = np.concatenate([qf.subjects, codes])
     order = np.argsort(subjects, kind="stable")

@@ -69,8 +69,7 @@ def sample_population_logit(n_answers: int, groups: int = 1):
 
     K = n_answers
     shape = [K, K - 1] if groups == 1 else [groups, K, K - 1]
-    return numpyro.sample("population_logit",
-                          dist.Normal(-DIAGONAL_PRIOR_MEAN, 1.5).expand(shape).to_event(len(shape)))
+    return numpyro.sample("population_logit", dist.Normal(-DIAGONAL_PRIOR_MEAN, 1.5).expand(shape).to_event(len(shape)))
 
 
 def groups_of(data) -> int:
@@ -141,16 +140,28 @@ class BayesianModel(Model):
     warm_start: dict[str, dict[str, Any]] | None = None
     warm_steps: float = 0.25
 
-    def __init__(self, inference: str = "svi", seed: int = 0, steps: int = 2000, learning_rate: float = 0.02,
-                 batch_size: int | None = None, draws: int = 200, warmup: int = 500, chains: int = 2,
-                 experience: str = "question", devices: int | None = None) -> None:
+    def __init__(
+        self,
+        inference: str = "svi",
+        seed: int = 0,
+        steps: int = 2000,
+        learning_rate: float = 0.02,
+        batch_size: int | None = None,
+        draws: int = 200,
+        warmup: int = 500,
+        chains: int = 2,
+        experience: str = "question",
+        devices: int | None = None,
+    ) -> None:
         from annostat.infer.bayes import INFERENCE
 
         if inference not in INFERENCE:
             raise ValueError(f"inference {inference!r} is not one of {', '.join(INFERENCE)}")
         if inference == "map" and not self.spec.can("map"):
-            raise ValueError(f"inference 'map' is ill-posed for {self.title} (a subject's own difficulty can explain "
-                             "its votes away); use svi or nuts")
+            raise ValueError(
+                f"inference 'map' is ill-posed for {self.title} (a subject's own difficulty can explain "
+                "its votes away); use svi or nuts"
+            )
         if experience not in ("question", "overall"):
             raise ValueError("experience must be 'question' or 'overall'")
         if min(steps, draws, warmup, chains) < 1:
@@ -163,17 +174,27 @@ class BayesianModel(Model):
             from annostat.infer.sharding import device_mesh
 
             if inference == "nuts" or not self.parallel_svi:
-                raise ValueError(f"devices={self.devices}: {self.title} with {inference} runs on one device "
-                                 "(SVI and MAP of the models without per-subject parameters run on several)")
+                raise ValueError(
+                    f"devices={self.devices}: {self.title} with {inference} runs on one device "
+                    "(SVI and MAP of the models without per-subject parameters run on several)"
+                )
             device_mesh(self.devices)  # more devices than JAX sees: an error now, not at the first question
         self.inference_results: dict[int, Any] = {}
 
     def settings(self) -> dict[str, Any]:
-        return {"inference": self.inference, "seed": self.seed, "steps": self.steps,
-                "learning_rate": self.learning_rate, "batch_size": self.batch_size, "draws": self.draws,
-                "warmup": self.warmup, "chains": self.chains, "experience": self.experience,
-                **({"devices": self.devices} if self.devices is not None else {}),
-                "objective": "negative ELBO per step (SVI/MAP); log-likelihood at the posterior mean"}
+        return {
+            "inference": self.inference,
+            "seed": self.seed,
+            "steps": self.steps,
+            "learning_rate": self.learning_rate,
+            "batch_size": self.batch_size,
+            "draws": self.draws,
+            "warmup": self.warmup,
+            "chains": self.chains,
+            "experience": self.experience,
+            **({"devices": self.devices} if self.devices is not None else {}),
+            "objective": "negative ELBO per step (SVI/MAP); log-likelihood at the posterior mean",
+        }
 
     # ------------------------------------------------------------------ per question
     def fit_question(self, votes, question, subject, volunteer, answer, progress, evidence=None) -> QuestionFit:
@@ -188,24 +209,56 @@ class BayesianModel(Model):
         experience = votes.table[column].to_numpy()[part].astype(np.float32)
         known = gold_positions(subjects, *votes.gold_codes(question))
         experts = votes.expert_mask(volunteers)
-        data = SubjectVotes.build(s_local, v_local, answer, experience, S, V, K, evidence=evidence,
-                                  known_answer=known if (known >= 0).any() else None,
-                                  volunteer_group=experts.astype(np.int32) if experts.any() and self.expert_group
-                                  else None)
+        data = SubjectVotes.build(
+            s_local,
+            v_local,
+            answer,
+            experience,
+            S,
+            V,
+            K,
+            evidence=evidence,
+            known_answer=known if (known >= 0).any() else None,
+            volunteer_group=experts.astype(np.int32) if experts.any() and self.expert_group else None,
+        )
         n_votes = np.bincount(v_local, minlength=V)
         if K < 2:  # one possible answer: nothing to infer
-            return QuestionFit(question, subjects, np.ones((S, 1)), volunteers, n_votes, np.ones((V, 1, 1)),
-                               n_votes[:, None, None].astype(float), np.ones(V), np.ones(1), np.zeros(0), np.zeros(0))
+            return QuestionFit(
+                question,
+                subjects,
+                np.ones((S, 1)),
+                volunteers,
+                n_votes,
+                np.ones((V, 1, 1)),
+                n_votes[:, None, None].astype(float),
+                np.ones(V),
+                np.ones(1),
+                np.zeros(0),
+                np.zeros(0),
+            )
         batch = self.batch_size if self.batch_size is not None else (None if S <= 20_000 else 20_000)
         start = self.warm_start.get(str(votes.questions[question])) if self.warm_start else None
-        init_values = None if start is None else warm_values(self.numpyro_model, data, start,
-                                                             votes.volunteers.gather(volunteers), batch)
+        init_values = (
+            None
+            if start is None
+            else warm_values(self.numpyro_model, data, start, votes.volunteers.gather(volunteers), batch)
+        )
         steps = self.steps if init_values is None else max(1, round(self.steps * self.warm_steps))
-        result = run(self.numpyro_model, data, method=self.inference, seed=self.seed + question, steps=steps,
-                     learning_rate=self.learning_rate, batch_size=batch, draws=self.draws, warmup=self.warmup,
-                     chains=self.chains, progress=progress,
-                     mesh=None if not self.devices or self.devices < 2 or self.inference == "nuts" else
-                     _mesh(self.devices), init_values=init_values)
+        result = run(
+            self.numpyro_model,
+            data,
+            method=self.inference,
+            seed=self.seed + question,
+            steps=steps,
+            learning_rate=self.learning_rate,
+            batch_size=batch,
+            draws=self.draws,
+            warmup=self.warmup,
+            chains=self.chains,
+            progress=progress,
+            mesh=None if not self.devices or self.devices < 2 or self.inference == "nuts" else _mesh(self.devices),
+            init_values=init_values,
+        )
         if progress is not None and self.inference == "nuts":
             progress(1, 1)
         draws = result.draws
@@ -218,19 +271,35 @@ class BayesianModel(Model):
         confusion = confusion_draws.mean(axis=0)
         # expected votes per (true answer, answer) under the answer posteriors, as Dawid-Skene reports them
         counts = vote_counts(v_local.astype(np.int64) * K + answer, posteriors[s_local], V, K)
-        extras = {"accuracy_lo": lo, "accuracy_hi": hi, **self.volunteer_extras(draws, data, v_local),
-                  "agreement": checked.agreement,
-                  "agreement_ppp": posterior_predictive_p(checked.agreement, checked.agreement_draws)}
+        extras = {
+            "accuracy_lo": lo,
+            "accuracy_hi": hi,
+            **self.volunteer_extras(draws, data, v_local),
+            "agreement": checked.agreement,
+            "agreement_ppp": posterior_predictive_p(checked.agreement, checked.agreement_draws),
+        }
         self.inference_results[question] = result
         objective = -result.losses if len(result.losses) else np.array([log_likelihood])
         return QuestionFit(
-            question=question, subjects=subjects, posteriors=posteriors, volunteers=volunteers, n_votes=n_votes,
-            confusion=confusion, counts=counts, accuracy=accuracy_draws.mean(axis=0), priors=priors_draws.mean(axis=0),
-            log_likelihood=objective.astype(np.float64), log_prior=np.full(len(objective), np.nan),
-            converged=_converged(result), volunteer_extras=extras,
+            question=question,
+            subjects=subjects,
+            posteriors=posteriors,
+            volunteers=volunteers,
+            n_votes=n_votes,
+            confusion=confusion,
+            counts=counts,
+            accuracy=accuracy_draws.mean(axis=0),
+            priors=priors_draws.mean(axis=0),
+            log_likelihood=objective.astype(np.float64),
+            log_prior=np.full(len(objective), np.nan),
+            converged=_converged(result),
+            volunteer_extras=extras,
             inference=_inference_record(result, data, votes, question, checked, subjects),
             final_log_likelihood=log_likelihood,
-            prior_weight=None if evidence is None else float(np.mean(draws["prior_weight"])) if evidence.learn
+            prior_weight=None
+            if evidence is None
+            else float(np.mean(draws["prior_weight"]))
+            if evidence.learn
             else evidence.weight,
         )
 
@@ -291,10 +360,18 @@ def _converged(result) -> bool:
 def _inference_record(result, data, votes, question, checked, subjects) -> dict[str, Any]:
     """What the ArviZ trace of one question holds (see :meth:`annostat.fit.Fit.inference_data`)."""
     return {
-        "method": result.method, "draws": result.draws, "chains": result.chains, "losses": result.losses,
-        "sample_stats": result.sample_stats, "diagnostics": result.diagnostics, "seconds": result.seconds,
+        "method": result.method,
+        "draws": result.draws,
+        "chains": result.chains,
+        "losses": result.losses,
+        "sample_stats": result.sample_stats,
+        "diagnostics": result.diagnostics,
+        "seconds": result.seconds,
         "observed": {"volunteer": data.volunteer, "answer": data.answer, "mask": data.mask},
-        "question": votes.questions[question], "subjects": subjects,  # the codes of the subjects with votes
+        "question": votes.questions[question],
+        "subjects": subjects,  # the codes of the subjects with votes
         # model checks: pointwise log-likelihood per subject (LOO/WAIC) and replicated volunteer agreement
-        "pointwise": checked.pointwise, "agreement": checked.agreement, "agreement_draws": checked.agreement_draws,
+        "pointwise": checked.pointwise,
+        "agreement": checked.agreement,
+        "agreement_draws": checked.agreement_draws,
     }

@@ -67,10 +67,12 @@ class PooledConfusions:
     def init(self, confusion: np.ndarray) -> dict[str, jax.Array]:
         log_c = np.log(np.clip(np.asarray(confusion, np.float64), 1e-6, 1.0))
         K = log_c.shape[-1]
-        eta = np.stack([np.delete(log_c[:, k] - log_c[:, k, k:k + 1], k, axis=-1) for k in range(K)], axis=1)
-        return {"eta": jnp.asarray(eta, jnp.float32), "mu": jnp.asarray(eta.mean(0), jnp.float32),
-                "log_tau": jnp.log(jnp.asarray(np.maximum(eta.std(0).mean(-1) - self.TAU_FLOOR, 0.0) + 0.1,
-                                               jnp.float32))}
+        eta = np.stack([np.delete(log_c[:, k] - log_c[:, k, k : k + 1], k, axis=-1) for k in range(K)], axis=1)
+        return {
+            "eta": jnp.asarray(eta, jnp.float32),
+            "mu": jnp.asarray(eta.mean(0), jnp.float32),
+            "log_tau": jnp.log(jnp.asarray(np.maximum(eta.std(0).mean(-1) - self.TAU_FLOOR, 0.0) + 0.1, jnp.float32)),
+        }
 
     def log_theta(self, params):
         return offdiag_log_confusion(params["eta"])
@@ -79,9 +81,9 @@ class PooledConfusions:
         t = self.TAU_FLOOR + jnp.exp(params["log_tau"])
         tau = t[None, :, None]
         z = (params["eta"] - params["mu"][None]) / tau
-        volunteers = jnp.sum(-0.5 * z ** 2 - jnp.log(tau))
+        volunteers = jnp.sum(-0.5 * z**2 - jnp.log(tau))
         mu = jnp.sum(-0.5 * ((params["mu"] + 2.0) / 1.5) ** 2)
-        return volunteers + mu + jnp.sum(-0.5 * t ** 2 + params["log_tau"])  # HalfNormal(1), in log_tau
+        return volunteers + mu + jnp.sum(-0.5 * t**2 + params["log_tau"])  # HalfNormal(1), in log_tau
 
     def m_step(self, params, counts):
         return _pooled_m_step(params, counts)

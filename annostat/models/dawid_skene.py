@@ -122,16 +122,19 @@ class DawidSkene(Model):
         """One question's fitted parameters in the form the shared volunteer likelihood takes
         (``annostat.models.likelihood``): ``log_confusion`` [V, K, K] (rows the true answer; volunteers in the order
         of ``qf.volunteers``) and ``priors`` [K]."""
-        return {"log_confusion": np.log(np.maximum(qf.confusion, 1e-30)).astype(np.float32),
-                "priors": np.asarray(qf.priors, np.float32)}
+        return {
+            "log_confusion": np.log(np.maximum(qf.confusion, 1e-30)).astype(np.float32),
+            "priors": np.asarray(qf.priors, np.float32),
+        }
 
     @staticmethod
     def log_theta_votes(params, part):
         """Each vote's log-probability under every true answer [..., K], as the NumPyro models give it: ``part``
         holds the votes' ``volunteer`` (positions in ``qf.volunteers``) and ``answer`` codes."""
         K = params["log_confusion"].shape[-1]
-        return likelihood.vote_log_likelihood(params["log_confusion"],
-                                              likelihood.cell_index(part["volunteer"], part["answer"], K))
+        return likelihood.vote_log_likelihood(
+            params["log_confusion"], likelihood.cell_index(part["volunteer"], part["answer"], K)
+        )
 
     def fit_question(self, votes, question, subject, volunteer, answer, progress, evidence=None) -> QuestionFit:
         K = votes.n_answers[question]
@@ -164,7 +167,12 @@ class DawidSkene(Model):
             result = _known_answers_only(fixed_counts, fixed_totals, pseudo, self.prior_pseudo_count, self.eps)
         else:
             result = dawid_skene_em(
-                e_subject, e_volunteer, e_answer, len(free), V, K,
+                e_subject,
+                e_volunteer,
+                e_answer,
+                len(free),
+                V,
+                K,
                 init=vote_fractions(e_subject, e_answer, len(free), K),
                 pseudo_counts=pseudo,
                 prior_pseudo_count=self.prior_pseudo_count,
@@ -188,11 +196,20 @@ class DawidSkene(Model):
             posteriors[known >= 0, known[known >= 0]] = 1.0
             counts = counts + fixed_counts
         return QuestionFit(
-            question=question, subjects=subjects, posteriors=posteriors, volunteers=volunteers,
-            n_votes=np.bincount(v_local, minlength=V), confusion=result.confusion, counts=counts,
-            accuracy=accuracy_from_confusion(result.confusion, result.priors), priors=result.priors,
-            log_likelihood=result.log_likelihood, log_prior=result.log_prior, converged=result.converged,
-            elbo=result.elbo, prior_weight=result.prior_weight,
+            question=question,
+            subjects=subjects,
+            posteriors=posteriors,
+            volunteers=volunteers,
+            n_votes=np.bincount(v_local, minlength=V),
+            confusion=result.confusion,
+            counts=counts,
+            accuracy=accuracy_from_confusion(result.confusion, result.priors),
+            priors=result.priors,
+            log_likelihood=result.log_likelihood,
+            log_prior=result.log_prior,
+            converged=result.converged,
+            elbo=result.elbo,
+            prior_weight=result.prior_weight,
         )
 
 
@@ -203,6 +220,13 @@ def _known_answers_only(counts, totals, pseudo, prior_pseudo, eps):
     log_theta = np.asarray(log_confusion_from_counts(counts, pseudo, np.float32(eps)))
     log_pi = np.asarray(log_priors_from_totals(totals, np.float32(prior_pseudo), np.float32(eps)))
     empty = np.zeros(0)
-    return EMResult(posteriors=np.zeros((0, counts.shape[-1]), np.float32), confusion=np.exp(log_theta),
-                    counts=np.zeros_like(counts), priors=np.exp(log_pi), log_likelihood=empty, log_prior=empty,
-                    elbo=empty, converged=True)
+    return EMResult(
+        posteriors=np.zeros((0, counts.shape[-1]), np.float32),
+        confusion=np.exp(log_theta),
+        counts=np.zeros_like(counts),
+        priors=np.exp(log_pi),
+        log_likelihood=empty,
+        log_prior=empty,
+        elbo=empty,
+        converged=True,
+    )

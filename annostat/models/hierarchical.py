@@ -57,15 +57,22 @@ def hierarchical_model(data, n_subjects, n_volunteers, n_answers, batch_size=Non
 
     K, G = n_answers, groups_of(data)
     mu = sample_population_logit(K, G)
-    tau = numpyro.sample("population_scale", dist.HalfNormal(1.0).expand([K] if G == 1 else [G, K])
-                         .to_event(1 if G == 1 else 2))
+    tau = numpyro.sample(
+        "population_scale", dist.HalfNormal(1.0).expand([K] if G == 1 else [G, K]).to_event(1 if G == 1 else 2)
+    )
     sigma = numpyro.sample("skill_scale", dist.HalfNormal(1.0))
     pi = numpyro.sample("priors", dist.Dirichlet(jnp.ones(K)))
     with numpyro.plate("volunteers", n_volunteers):
         z = numpyro.sample("volunteer_offset", dist.Normal(0.0, 1.0).expand([K, K - 1]).to_event(2))
         skill = numpyro.sample("skill", dist.Normal(0.0, 1.0))
-    params = {"population_logit": mu, "population_scale": tau, "volunteer_offset": z, "priors": pi,
-              "skill_scale": sigma, "skill": skill}
+    params = {
+        "population_logit": mu,
+        "population_scale": tau,
+        "volunteer_offset": z,
+        "priors": pi,
+        "skill_scale": sigma,
+        "skill": skill,
+    }
     observe_votes(HierarchicalDawidSkene.log_theta_votes, params, data, n_subjects, batch_size)
 
 
@@ -93,5 +100,6 @@ class HierarchicalDawidSkene(BayesianModel):
 
     def confusion_draws(self, draws, data) -> np.ndarray:
         group = None if data.volunteer_group is None else jnp.asarray(data.volunteer_group)
-        return np.exp(np.asarray(jax.vmap(lambda p: self.log_confusion(p, group))(
-            {k: jnp.asarray(v) for k, v in draws.items()})))
+        return np.exp(
+            np.asarray(jax.vmap(lambda p: self.log_confusion(p, group))({k: jnp.asarray(v) for k, v in draws.items()}))
+        )

@@ -60,12 +60,14 @@ def _difficulty_model(volunteers_pooled: bool):
             "priors": numpyro.sample("priors", dist.Dirichlet(jnp.ones(K))),
         }
         if volunteers_pooled:
-            params["population_scale"] = numpyro.sample("population_scale",
-                                                        dist.HalfNormal(1.0).expand([K]).to_event(1))
+            params["population_scale"] = numpyro.sample(
+                "population_scale", dist.HalfNormal(1.0).expand([K]).to_event(1)
+            )
             params["skill_scale"] = numpyro.sample("skill_scale", dist.HalfNormal(1.0))
             with numpyro.plate("volunteers", n_volunteers):
                 params["volunteer_offset"] = numpyro.sample(
-                    "volunteer_offset", dist.Normal(0.0, 1.0).expand([K, K - 1]).to_event(2))
+                    "volunteer_offset", dist.Normal(0.0, 1.0).expand([K, K - 1]).to_event(2)
+                )
                 params["skill"] = numpyro.sample("skill", dist.Normal(0.0, 1.0))
         params = with_prior_weight(params, data)
         with numpyro.plate("subjects", n_subjects):  # per-subject parameters: every subject at every step
@@ -96,6 +98,7 @@ class _Difficulty(BayesianModel):
 
     def confusion_draws(self, draws, data) -> np.ndarray:
         """The confusion for a subject of average difficulty (delta = 0)."""
+
         def one(params):
             eta = self.volunteer_logits(params)
             return jnp.exp(log_confusion(eta))
@@ -106,7 +109,8 @@ class _Difficulty(BayesianModel):
     def volunteer_extras(self, draws, data, v_local) -> dict[str, np.ndarray]:
         self.subject_difficulty = getattr(self, "subject_difficulty", {})
         self.subject_difficulty[len(self.subject_difficulty)] = (
-            draws["difficulty_scale"][:, None] * draws["difficulty"]).mean(axis=0)
+            draws["difficulty_scale"][:, None] * draws["difficulty"]
+        ).mean(axis=0)
         return {}
 
 

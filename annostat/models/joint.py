@@ -46,10 +46,26 @@ from annostat.vision.networks import network_config
 #: network settings the command line passes, by network kind
 NETWORK_OPTIONS = {"cnn": ("width", "depth", "blocks", "dropout"), "mlp": ("hidden", "dropout")}
 #: defaults that differ by input: features train faster, in bigger batches, with stronger regularisation
-DEFAULTS = {"images": {"batch_size": 64, "learning_rate": 2e-3, "weight_decay": 0.05, "epochs": 40,
-                       "epochs_per_round": 8, "first_epochs": 30, "folds": 3, "rounds": 4},
-            "features": {"batch_size": 256, "learning_rate": 1e-3, "weight_decay": 0.1, "epochs": 200,
-                         "epochs_per_round": 60, "patience": 20}}
+DEFAULTS = {
+    "images": {
+        "batch_size": 64,
+        "learning_rate": 2e-3,
+        "weight_decay": 0.05,
+        "epochs": 40,
+        "epochs_per_round": 8,
+        "first_epochs": 30,
+        "folds": 3,
+        "rounds": 4,
+    },
+    "features": {
+        "batch_size": 256,
+        "learning_rate": 1e-3,
+        "weight_decay": 0.1,
+        "epochs": 200,
+        "epochs_per_round": 60,
+        "patience": 20,
+    },
+}
 
 
 class JointModel:
@@ -71,8 +87,7 @@ class JointModel:
         JointSettings(volunteer_model=model, **options)  # check the options now
 
     def settings_for(self, inputs: Inputs) -> JointSettings:
-        return JointSettings(volunteer_model=self.model, network=self.network,
-                             **(DEFAULTS[inputs.kind] | self.options))
+        return JointSettings(volunteer_model=self.model, network=self.network, **(DEFAULTS[inputs.kind] | self.options))
 
     def fit(self, votes: Votes, inputs: Inputs, progress=None, checkpoint=None, start_networks=None) -> JointFit:
         """Fit to ``votes`` with the network reading ``inputs`` (:mod:`annostat.vision.inputs`). ``checkpoint``: a
@@ -90,12 +105,15 @@ class JointModel:
         without_input = np.flatnonzero(rows_of_subject < 0)
         if len(without_input) and self.missing == "error":
             first = votes.subjects[int(without_input[0])]
-            raise InputError(f"{inputs.source}: no {'image' if inputs.kind == 'images' else 'features'} for subject "
-                             f"{first!r} ({len(without_input)} voted subject(s) without; --missing-images skip fits "
-                             "the others)")
+            raise InputError(
+                f"{inputs.source}: no {'image' if inputs.kind == 'images' else 'features'} for subject "
+                f"{first!r} ({len(without_input)} voted subject(s) without; --missing-images skip fits "
+                "the others)"
+            )
         questions = layout_votes(votes, rows_of_subject, len(inputs))
-        start_fit = DawidSkene(pseudo_diagonal=settings.pseudo_diagonal,
-                               pseudo_off_diagonal=settings.pseudo_off_diagonal).fit(votes)
+        start_fit = DawidSkene(
+            pseudo_diagonal=settings.pseudo_diagonal, pseudo_off_diagonal=settings.pseudo_off_diagonal
+        ).fit(votes)
         by_q = {qf.question: qf for qf in start_fit.questions}
         T0, C0 = [], []
         for qv in questions:
@@ -112,12 +130,22 @@ class JointModel:
         config = network_config(kind, inputs.shape, [qv.K for qv in questions], **settings.network)
         config["output"] = "dirichlet" if settings.loss == "dirichlet" else "softmax"
         config["inputs"] = {k: v for k, v in inputs.norm.items() if k != "columns"}
-        result = fit_joint(inputs, questions, config, settings, T0, C0, progress=progress, checkpoint=checkpoint,
-                           start_networks=start_networks)
+        result = fit_joint(
+            inputs,
+            questions,
+            config,
+            settings,
+            T0,
+            C0,
+            progress=progress,
+            checkpoint=checkpoint,
+            start_networks=start_networks,
+        )
         if result.tempering is not None:
             config["tempering"] = result.tempering  # annostat predict tempers new subjects' priors the same way
-        return JointFit.build(votes, inputs, codes, questions, rows_of_subject, settings, config, result,
-                              time.perf_counter() - start)
+        return JointFit.build(
+            votes, inputs, codes, questions, rows_of_subject, settings, config, result, time.perf_counter() - start
+        )
 
 
 class JointFit(Fit):
@@ -125,8 +153,7 @@ class JointFit(Fit):
     (``network/``: an orbax checkpoint and ``config.json``) and ``training.parquet``."""
 
     @classmethod
-    def build(cls, votes, inputs, codes, questions, rows_of_subject, settings, config, result,
-              seconds) -> JointFit:
+    def build(cls, votes, inputs, codes, questions, rows_of_subject, settings, config, result, seconds) -> JointFit:
         """The fit of ``result``; ``codes``: each input row's subject code in the votes (-1: no votes)."""
         unvoted = np.flatnonzero(codes < 0)
         fit_code = codes.copy()
@@ -134,8 +161,9 @@ class JointFit(Fit):
         any_votes = np.any([qv.has for qv in questions], axis=0)
         vol = result.volunteers
         qfits = []
-        heldout = np.array([r.get("heldout_log_likelihood", np.nan) for r in result.trace
-                            if "heldout_log_likelihood" in r], np.float64)
+        heldout = np.array(
+            [r.get("heldout_log_likelihood", np.nan) for r in result.trace if "heldout_log_likelihood" in r], np.float64
+        )
         for q, qv in enumerate(questions):
             rows = np.flatnonzero(qv.has | ~any_votes)
             order = np.argsort(fit_code[rows], kind="stable")
@@ -144,20 +172,36 @@ class JointFit(Fit):
             confusion = np.exp(np.asarray(vol.log_theta(result.vol_params[q]), np.float64))
             counts = expected_counts(qv, result.posteriors[q])
             voted_rows = np.flatnonzero(qv.has)
-            priors = result.posteriors[q][voted_rows].mean(axis=0) if len(voted_rows) else np.exp(
-                result.log_priors[q]).mean(axis=0)
+            priors = (
+                result.posteriors[q][voted_rows].mean(axis=0)
+                if len(voted_rows)
+                else np.exp(result.log_priors[q]).mean(axis=0)
+            )
             n_votes = np.bincount(qv.cells[qv.mask] // qv.K, minlength=len(qv.volunteers))
             joint = np.asarray(question_joint(vol, qv, result.log_priors[q], result.vol_params[q], voted_rows))
             final_ll = float(np.sum(np.asarray(likelihood.marginal(joint))))
-            qfits.append(QuestionFit(
-                question=qv.question, subjects=fit_code[rows].astype(np.int64), posteriors=post,
-                volunteers=qv.volunteers, n_votes=n_votes, confusion=confusion, counts=counts,
-                accuracy=accuracy_from_confusion(confusion, priors), priors=priors, log_likelihood=heldout,
-                log_prior=np.zeros_like(heldout), converged=True, final_log_likelihood=final_ll,
-                prior_weight=None if result.tempering is None else result.tempering[q]["weight"]))
+            qfits.append(
+                QuestionFit(
+                    question=qv.question,
+                    subjects=fit_code[rows].astype(np.int64),
+                    posteriors=post,
+                    volunteers=qv.volunteers,
+                    n_votes=n_votes,
+                    confusion=confusion,
+                    counts=counts,
+                    accuracy=accuracy_from_confusion(confusion, priors),
+                    priors=priors,
+                    log_likelihood=heldout,
+                    log_prior=np.zeros_like(heldout),
+                    converged=True,
+                    final_log_likelihood=final_ll,
+                    prior_weight=None if result.tempering is None else result.tempering[q]["weight"],
+                )
+            )
         extra = id_series([inputs.ids[i] for i in unvoted]) if len(unvoted) else None
-        fit = cls(votes, f"joint-{settings.volunteer_model}", _settings_record(settings), qfits, seconds,
-                  extra_subjects=extra)
+        fit = cls(
+            votes, f"joint-{settings.volunteer_model}", _settings_record(settings), qfits, seconds, extra_subjects=extra
+        )
         fit.inputs, fit.config, fit.result, fit.joint_settings = inputs, config, result, settings
         fit.unvoted_rows = unvoted
         fit.skipped_votes = int((rows_of_subject[votes.codes("subject")] < 0).sum())
@@ -181,10 +225,18 @@ class JointFit(Fit):
     @property
     def training(self) -> pl.DataFrame:
         """Loss and held-out vote log-likelihood per epoch (and per round of EM): ``training.parquet``."""
-        rows = [{"stage": r.get("stage", ""), "epoch": int(r["epoch"]), "loss": r.get("loss"),
-                 "heldout_log_likelihood": r.get("heldout_log_likelihood")} for r in self.result.trace]
-        return pl.DataFrame(rows, schema={"stage": pl.Utf8, "epoch": pl.Int64, "loss": pl.Float64,
-                                          "heldout_log_likelihood": pl.Float64})
+        rows = [
+            {
+                "stage": r.get("stage", ""),
+                "epoch": int(r["epoch"]),
+                "loss": r.get("loss"),
+                "heldout_log_likelihood": r.get("heldout_log_likelihood"),
+            }
+            for r in self.result.trace
+        ]
+        return pl.DataFrame(
+            rows, schema={"stage": pl.Utf8, "epoch": pl.Int64, "loss": pl.Float64, "heldout_log_likelihood": pl.Float64}
+        )
 
     def summary(self) -> dict[str, Any]:
         info = super().summary()
@@ -211,10 +263,19 @@ class JointFit(Fit):
         (``annostat.live.select``); ``None`` with one network or no such subject. ``network/members.parquet``."""
         if getattr(self, "_members", None) is None and len(self.result.networks) > 1 and len(self.unvoted_rows):
             rows = self.unvoted_rows
-            unvoted = Inputs(self.inputs.kind, [self.inputs.ids[i] for i in rows], self.inputs.batch(rows),
-                             self.inputs.norm, source=self.inputs.source)
-            self._members = pl.concat([self.predict(unvoted, [state]).with_columns(pl.lit(m, pl.Int32).alias("member"))
-                                       for m, state in enumerate(self.result.networks)])
+            unvoted = Inputs(
+                self.inputs.kind,
+                [self.inputs.ids[i] for i in rows],
+                self.inputs.batch(rows),
+                self.inputs.norm,
+                source=self.inputs.source,
+            )
+            self._members = pl.concat(
+                [
+                    self.predict(unvoted, [state]).with_columns(pl.lit(m, pl.Int32).alias("member"))
+                    for m, state in enumerate(self.result.networks)
+                ]
+            )
         return getattr(self, "_members", None)
 
     def save(self, folder: str | Path) -> Path:
@@ -233,8 +294,9 @@ class JointFit(Fit):
         some of them, ``networks``)."""
         from annostat.vision.checkpoint import predict_table
 
-        questions = [(self.votes.questions[qf.question], self.votes.answers[qf.question].to_list())
-                     for qf in self.questions]
+        questions = [
+            (self.votes.questions[qf.question], self.votes.answers[qf.question].to_list()) for qf in self.questions
+        ]
         return predict_table(self.config, self.result.networks if networks is None else networks, inputs, questions)
 
 

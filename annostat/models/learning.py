@@ -73,7 +73,8 @@ def learning_model(data, n_subjects, n_volunteers, n_answers, batch_size=None):
     }
     with numpyro.plate("volunteers", n_volunteers):
         params["volunteer_offset"] = numpyro.sample(
-            "volunteer_offset", dist.Normal(0.0, 1.0).expand([K, K - 1]).to_event(2))
+            "volunteer_offset", dist.Normal(0.0, 1.0).expand([K, K - 1]).to_event(2)
+        )
         params["gain_offset"] = numpyro.sample("gain_offset", dist.Normal(0.0, 1.0))
         params["halflife_offset"] = numpyro.sample("halflife_offset", dist.Normal(0.0, 1.0))
     observe_votes(LearningCurve.log_theta_votes, params, data, n_subjects, batch_size)
@@ -148,16 +149,27 @@ class LearningCurve(BayesianModel):
         return out
 
     @staticmethod
-    def volunteer_curves(draws, volunteers: np.ndarray, experience: np.ndarray,
-                         level: float = LEVEL) -> dict[str, np.ndarray]:
+    def volunteer_curves(
+        draws, volunteers: np.ndarray, experience: np.ndarray, level: float = LEVEL
+    ) -> dict[str, np.ndarray]:
         """Accuracy of each of ``volunteers`` (positions in the fit's volunteer order) at each ``experience``:
         mean and ``level`` interval over the draws, each [len(volunteers), len(experience)]."""
         from annostat.infer.bayes import interval
 
         e = jnp.asarray(experience, jnp.float32)
         chosen = np.asarray(volunteers)
-        keys = ("population_logit", "population_scale", "gain_mean", "gain_scale", "log_halflife_mean",
-                "log_halflife_scale", "priors", "volunteer_offset", "gain_offset", "halflife_offset")
+        keys = (
+            "population_logit",
+            "population_scale",
+            "gain_mean",
+            "gain_scale",
+            "log_halflife_mean",
+            "log_halflife_scale",
+            "priors",
+            "volunteer_offset",
+            "gain_offset",
+            "halflife_offset",
+        )
 
         def one(params):
             eta, gain, halflife = _volunteer_curve(params)
@@ -176,8 +188,9 @@ class LearningCurve(BayesianModel):
         e = jnp.asarray(experience, jnp.float32)
 
         def one(params):
-            log_theta = _log_confusion_at(params["population_logit"], params["gain_mean"],
-                                          jnp.exp(params["log_halflife_mean"]), e)
+            log_theta = _log_confusion_at(
+                params["population_logit"], params["gain_mean"], jnp.exp(params["log_halflife_mean"]), e
+            )
             return _accuracy(log_theta, params["priors"])
 
         keys = ("population_logit", "gain_mean", "log_halflife_mean", "priors")

@@ -58,8 +58,10 @@ def vote_log_likelihood(log_confusion, cell):
 def ragged_joint(vote_ll, subject, n_subjects: int, log_prior):
     """[S, K] joint log-likelihood of each subject's votes and true answer: ``vote_ll`` [N, K] of votes sorted by
     ``subject`` [N] (codes 0..S-1), plus ``log_prior`` [K] or [S, K]."""
-    return jax.ops.segment_sum(vote_ll, subject, num_segments=n_subjects, indices_are_sorted=True,
-                               mode=IN_BOUNDS) + log_prior
+    return (
+        jax.ops.segment_sum(vote_ll, subject, num_segments=n_subjects, indices_are_sorted=True, mode=IN_BOUNDS)
+        + log_prior
+    )
 
 
 def padded_joint(vote_ll, mask, log_prior):

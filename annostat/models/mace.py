@@ -74,7 +74,8 @@ class Mace(BayesianModel):
     def volunteer_extras(self, draws, data, v_local) -> dict[str, np.ndarray]:
         from annostat.infer.bayes import interval
 
-        competence = 1 - np.asarray(jax.nn.sigmoid(draws["spam_mean"][:, None]
-                                                   + draws["spam_scale"][:, None] * draws["spam_offset"]))
+        competence = 1 - np.asarray(
+            jax.nn.sigmoid(draws["spam_mean"][:, None] + draws["spam_scale"][:, None] * draws["spam_offset"])
+        )
         lo, hi = interval(competence, LEVEL)
         return {"competence": competence.mean(axis=0), "competence_lo": lo, "competence_hi": hi}

@@ -53,7 +53,17 @@ class MajorityVote(Model):
         if progress:
             progress(1, 1)
         return QuestionFit(
-            question=question, subjects=subjects, posteriors=fractions, volunteers=volunteers, n_votes=n_votes,
-            confusion=confusion, counts=counts, accuracy=accuracy, priors=fractions.mean(axis=0),
-            log_likelihood=np.zeros(0), log_prior=np.zeros(0), converged=True, ties=ties,
+            question=question,
+            subjects=subjects,
+            posteriors=fractions,
+            volunteers=volunteers,
+            n_votes=n_votes,
+            confusion=confusion,
+            counts=counts,
+            accuracy=accuracy,
+            priors=fractions.mean(axis=0),
+            log_likelihood=np.zeros(0),
+            log_prior=np.zeros(0),
+            converged=True,
+            ties=ties,
         )

@@ -118,15 +118,22 @@ def get_model(name: str, **options: Any) -> Model:
     return model_spec(name).load()(**options)
 
 
-def _builtin(name: str, title: str, target: str, capabilities: Iterable[str], options: tuple[str, ...] = (),
-             cost: str = "slow") -> None:
+def _builtin(
+    name: str, title: str, target: str, capabilities: Iterable[str], options: tuple[str, ...] = (), cost: str = "slow"
+) -> None:
     register_model(ModelSpec(name, title, f"annostat.models.{target}", frozenset(capabilities), options, cost))
 
 
 _BAYESIAN = ("likelihood", "bayesian", "subject_prior")
 _builtin("mv", "majority vote", "majority_vote:MajorityVote", (), cost="fast")
-_builtin("ds", "Dawid-Skene", "dawid_skene:DawidSkene", ("likelihood", "subject_prior"),
-         ("max_iter", "tol", "pseudo_diagonal", "pseudo_off_diagonal", "devices"), cost="fast")
+_builtin(
+    "ds",
+    "Dawid-Skene",
+    "dawid_skene:DawidSkene",
+    ("likelihood", "subject_prior"),
+    ("max_iter", "tol", "pseudo_diagonal", "pseudo_off_diagonal", "devices"),
+    cost="fast",
+)
 _PARALLEL = (*BAYESIAN_OPTIONS, "devices")  # SVI/MAP over devices: models without per-subject latent variables
 _builtin("hds", "Hierarchical Dawid-Skene", "hierarchical:HierarchicalDawidSkene", (*_BAYESIAN, "map"), _PARALLEL)
 _builtin("learning", "Learning curves", "learning:LearningCurve", (*_BAYESIAN, "map", "learning"), _PARALLEL)

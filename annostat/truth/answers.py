@@ -37,13 +37,21 @@ DISC_THICKNESS = 0.12
 THRESHOLDS: dict[str, Any] = {
     "featured_disc_fraction": 0.5,
     "edge_on_inclination_deg": 75.0,
-    "round_axis_ratio": 0.8, "cigar_axis_ratio": 0.45,
+    "round_axis_ratio": 0.8,
+    "cigar_axis_ratio": 0.45,
     "edge_on_bulge_none_fraction": 0.1,
-    "bar_strong": 0.3, "bar_weak": 0.15,
+    "bar_strong": 0.3,
+    "bar_weak": 0.15,
     "spiral_amplitude": 0.1,
-    "winding_tight_pitch_deg": 15.0, "winding_loose_pitch_deg": 25.0,
-    "bulge_dominant": 0.6, "bulge_large": 0.4, "bulge_moderate": 0.2, "bulge_small": 0.05,
-    "merging_minor": 0.05, "merging_major": 0.2, "merging_merger": 0.4,
+    "winding_tight_pitch_deg": 15.0,
+    "winding_loose_pitch_deg": 25.0,
+    "bulge_dominant": 0.6,
+    "bulge_large": 0.4,
+    "bulge_moderate": 0.2,
+    "bulge_small": 0.05,
+    "merging_minor": 0.05,
+    "merging_major": 0.2,
+    "merging_merger": 0.4,
 }
 
 
@@ -70,18 +78,40 @@ def galaxy_answers(p: Mapping[str, Any], thresholds: Mapping[str, Any] | None = 
         "disk-edge-on": "yes" if p["inclination_deg"] >= t["edge_on_inclination_deg"] else "no",
         "has-spiral-arms": "yes" if p["spiral_amp"] >= t["spiral_amplitude"] else "no",
         "bar": "strong" if bar >= t["bar_strong"] else "weak" if bar >= t["bar_weak"] else "no",
-        "bulge-size": ("dominant" if bulge >= t["bulge_dominant"] else "large" if bulge >= t["bulge_large"]
-                       else "moderate" if bulge >= t["bulge_moderate"] else "small" if bulge >= t["bulge_small"]
-                       else "none"),
-        "how-rounded": ("round" if q > t["round_axis_ratio"] else "cigar-shaped" if q < t["cigar_axis_ratio"]
-                        else "in-between"),
-        "edge-on-bulge": ("none" if bulge < t["edge_on_bulge_none_fraction"] else "boxy" if bar >= t["bar_weak"]
-                          else "rounded"),
-        "spiral-winding": ("tight" if pitch < t["winding_tight_pitch_deg"] else "loose"
-                           if pitch > t["winding_loose_pitch_deg"] else "medium"),
+        "bulge-size": (
+            "dominant"
+            if bulge >= t["bulge_dominant"]
+            else "large"
+            if bulge >= t["bulge_large"]
+            else "moderate"
+            if bulge >= t["bulge_moderate"]
+            else "small"
+            if bulge >= t["bulge_small"]
+            else "none"
+        ),
+        "how-rounded": (
+            "round" if q > t["round_axis_ratio"] else "cigar-shaped" if q < t["cigar_axis_ratio"] else "in-between"
+        ),
+        "edge-on-bulge": (
+            "none" if bulge < t["edge_on_bulge_none_fraction"] else "boxy" if bar >= t["bar_weak"] else "rounded"
+        ),
+        "spiral-winding": (
+            "tight"
+            if pitch < t["winding_tight_pitch_deg"]
+            else "loose"
+            if pitch > t["winding_loose_pitch_deg"]
+            else "medium"
+        ),
         "spiral-arm-count": str(m) if m <= 4 else "more-than-4",
-        "merging": ("merger" if tidal >= t["merging_merger"] else "major-disturbance" if tidal >= t["merging_major"]
-                    else "minor-disturbance" if tidal >= t["merging_minor"] else "none"),
+        "merging": (
+            "merger"
+            if tidal >= t["merging_merger"]
+            else "major-disturbance"
+            if tidal >= t["merging_major"]
+            else "minor-disturbance"
+            if tidal >= t["merging_minor"]
+            else "none"
+        ),
     }
 
 
@@ -117,8 +147,9 @@ def true_path(tree: Tree, answers: Mapping[str, Any]) -> dict[str, np.ndarray]:
     return asked
 
 
-def answers_from(p: Mapping[str, Any], thresholds: Mapping[str, Any] | None = None,
-                 tree: str = "gz-decals-dr5") -> dict[str, str]:
+def answers_from(
+    p: Mapping[str, Any], thresholds: Mapping[str, Any] | None = None, tree: str = "gz-decals-dr5"
+) -> dict[str, str]:
     """The true answers of one galaxy's parameters, for the questions its true path through ``tree`` asks."""
     answers = galaxy_answers(p, thresholds)
     asked = true_path(get_tree(tree), answers)

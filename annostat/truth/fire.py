@@ -120,8 +120,9 @@ def snapshot_identity(path: str | Path, name: str | None = None) -> tuple[str, i
     if name:
         return name, int(match.group(1))
     if folder.name != "output":
-        raise InputError(f"{path}: cannot tell the simulation's name (expected <sim>/output/snapshot_NNN.hdf5); "
-                         "give it with --name")
+        raise InputError(
+            f"{path}: cannot tell the simulation's name (expected <sim>/output/snapshot_NNN.hdf5); give it with --name"
+        )
     return folder.resolve().parent.name, int(match.group(1))
 
 
@@ -144,7 +145,8 @@ def read_stars(path: str | Path) -> Stars:
                 if key not in attrs:
                     raise InputError(f"{piece}: Header attribute {key!r} missing")
             header = header or {k: float(attrs[k]) for k in ("Time", "Redshift", "HubbleParam")} | {
-                "Omega0": float(attrs.get("Omega0", 0.272))}
+                "Omega0": float(attrs.get("Omega0", 0.272))
+            }
             if "PartType4" not in f:
                 if "NumPart_ThisFile" in attrs and int(attrs["NumPart_ThisFile"][4]) == 0:
                     continue  # a piece of a multi-file snapshot without stars
@@ -153,10 +155,15 @@ def read_stars(path: str | Path) -> Stars:
             for name in ("Coordinates", "Velocities", "Masses"):
                 if name not in stars:
                     raise InputError(f"{piece}: dataset PartType4/{name} missing")
-            formed = np.asarray(stars["StellarFormationTime"], np.float64) if "StellarFormationTime" in stars \
-                else None
-            parts.append((np.asarray(stars["Coordinates"], np.float64), np.asarray(stars["Velocities"], np.float64),
-                          np.asarray(stars["Masses"], np.float64), formed))
+            formed = np.asarray(stars["StellarFormationTime"], np.float64) if "StellarFormationTime" in stars else None
+            parts.append(
+                (
+                    np.asarray(stars["Coordinates"], np.float64),
+                    np.asarray(stars["Velocities"], np.float64),
+                    np.asarray(stars["Masses"], np.float64),
+                    formed,
+                )
+            )
     if not parts:
         raise InputError(f"{path}: no star particles in any piece of the snapshot")
     a, h = header["Time"], header["HubbleParam"]
@@ -209,8 +216,14 @@ def host_track(path: str | Path, snapshot: int, host: int = 0) -> tuple[np.ndarr
     return centre, tensor
 
 
-def host_frame(positions: np.ndarray, velocities: np.ndarray, masses: np.ndarray, radius: float = 15.0,
-               rotation: np.ndarray | None = None, centre: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def host_frame(
+    positions: np.ndarray,
+    velocities: np.ndarray,
+    masses: np.ndarray,
+    radius: float = 15.0,
+    rotation: np.ndarray | None = None,
+    centre: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Positions and velocities in the host's frame: centred (on ``centre``, physical kpc, or by shrinking spheres),
     at rest (central stars' mean velocity) and rotated so that the stars' angular momentum within ``radius`` kpc
     points along +z (or by the given 3x3 ``rotation``, rows the new axes)."""
@@ -241,8 +254,9 @@ def _rotation_to_z(vector: np.ndarray) -> np.ndarray:
     return np.stack([x, np.cross(z, x), z])
 
 
-def bar_profile(positions: np.ndarray, masses: np.ndarray, r_max: float = 10.0, n_bins: int = 20,
-                min_particles: int = 500) -> dict[str, Any]:
+def bar_profile(
+    positions: np.ndarray, masses: np.ndarray, r_max: float = 10.0, n_bins: int = 20, min_particles: int = 500
+) -> dict[str, Any]:
     """The m = 2 Fourier amplitude and phase over cylindrical annuli (face-on, host frame) out to ``r_max`` kpc;
     ``a2_max``, the largest amplitude anywhere, and the bar: the run of annuli around the largest amplitude whose
     phase stays within 10 degrees of the peak's. Three or more annuli make a bar (``a2_bar`` its peak amplitude,
@@ -269,8 +283,11 @@ def bar_profile(positions: np.ndarray, masses: np.ndarray, r_max: float = 10.0, 
     out["a2_max"] = float(amp[peak])
 
     def aligned(b: int) -> bool:
-        return 0 <= b < n_bins and not np.isnan(phase[b]) and \
-            abs(np.angle(np.exp(2j * (phase[b] - phase[peak])))) / 2 < np.radians(10)
+        return (
+            0 <= b < n_bins
+            and not np.isnan(phase[b])
+            and abs(np.angle(np.exp(2j * (phase[b] - phase[peak])))) / 2 < np.radians(10)
+        )
 
     start, end = peak, peak
     while aligned(start - 1):
@@ -282,14 +299,16 @@ def bar_profile(positions: np.ndarray, masses: np.ndarray, r_max: float = 10.0, 
     return out
 
 
-def bar_strength(positions: np.ndarray, masses: np.ndarray, r_max: float = 10.0, n_bins: int = 20,
-                 min_particles: int = 500) -> float:
+def bar_strength(
+    positions: np.ndarray, masses: np.ndarray, r_max: float = 10.0, n_bins: int = 20, min_particles: int = 500
+) -> float:
     """The bar's A2: the peak m = 2 amplitude of a phase-aligned run of annuli (see :func:`bar_profile`)."""
     return bar_profile(positions, masses, r_max, n_bins, min_particles)["a2_bar"]
 
 
-def spiral_structure(positions: np.ndarray, masses: np.ndarray, r_min: float, r_max: float, n_bins: int = 10,
-                     min_particles: int = 300) -> dict[str, float]:
+def spiral_structure(
+    positions: np.ndarray, masses: np.ndarray, r_min: float, r_max: float, n_bins: int = 10, min_particles: int = 300
+) -> dict[str, float]:
     """The strongest spiral mode between ``r_min`` and ``r_max`` kpc (face-on, host frame): ``spiral_m`` (2, 3 or 4),
     ``spiral_amp`` (its mean amplitude over the annuli) and ``pitch_deg`` (from the slope of its phase against
     ln R: :math:`\\tan p = 1 / |d\\phi_m / d\\ln R|`). Zeros when fewer than three annuli hold enough stars."""
@@ -340,8 +359,9 @@ def half_mass_radius(positions: np.ndarray, masses: np.ndarray, r_max: float = 3
     return total, float(r[inside][order][np.searchsorted(cumulative, 0.5 * total)])
 
 
-def disc_fraction(positions: np.ndarray, velocities: np.ndarray, masses: np.ndarray, r_max: float = 20.0,
-                  threshold: float = 0.7) -> float:
+def disc_fraction(
+    positions: np.ndarray, velocities: np.ndarray, masses: np.ndarray, r_max: float = 20.0, threshold: float = 0.7
+) -> float:
     """Mass share of stars within ``r_max`` kpc whose circularity j_z / (R v_c(R)) exceeds ``threshold``."""
     r = np.linalg.norm(positions, axis=1)
     order = np.argsort(r)
@@ -369,8 +389,15 @@ BANDS = ("g", "r", "z")
 SUN_ABS_MAG_R = 4.65
 #: thresholds from FIRE truth quantities to Galaxy Zoo DECaLS answers (the stand-in's, with bar and merging cuts for
 #: particle measurements: A2 >= 0.25 strong, >= 0.15 weak; outer lopsidedness A1 as the merging proxy)
-FIRE_THRESHOLDS: dict[str, Any] = {**THRESHOLDS, "bar_strong": 0.25, "bar_weak": 0.15, "spiral_amplitude": 0.1,
-                                    "merging_minor": 0.1, "merging_major": 0.25, "merging_merger": 0.45}
+FIRE_THRESHOLDS: dict[str, Any] = {
+    **THRESHOLDS,
+    "bar_strong": 0.25,
+    "bar_weak": 0.15,
+    "spiral_amplitude": 0.1,
+    "merging_minor": 0.1,
+    "merging_major": 0.25,
+    "merging_merger": 0.45,
+}
 
 
 def band_light(masses: np.ndarray, ages: np.ndarray | None, weight: str = "light") -> np.ndarray:
@@ -418,9 +445,18 @@ def projected_axis_ratio(sky: np.ndarray, weights: np.ndarray, r_max: float) -> 
     return float(np.sqrt(max(eig[0], 0.0) / max(eig[1], 1e-12)))
 
 
-def mock_image(sky: np.ndarray, light: np.ndarray, smoothing: np.ndarray, size: int, kpc_per_pixel: float,
-               flux_per_light: float, psf_fwhm_pixels: float, sky_sigma: float, rng: np.random.Generator,
-               n_groups: int = 8) -> tuple[np.ndarray, np.ndarray]:
+def mock_image(
+    sky: np.ndarray,
+    light: np.ndarray,
+    smoothing: np.ndarray,
+    size: int,
+    kpc_per_pixel: float,
+    flux_per_light: float,
+    psf_fwhm_pixels: float,
+    sky_sigma: float,
+    rng: np.random.Generator,
+    n_groups: int = 8,
+) -> tuple[np.ndarray, np.ndarray]:
     """(noisy, noiseless) images [bands, size, size] in nanomaggies: stars at sky positions (kpc, centre at the
     image centre) with ``light`` [N, bands], each spread by a Gaussian of sigma = half its smoothing length (stars
     grouped into ``n_groups`` widths, each group's map blurred once), then the Gaussian PSF and sky noise."""
@@ -439,8 +475,9 @@ def mock_image(sky: np.ndarray, light: np.ndarray, smoothing: np.ndarray, size: 
             continue
         width = float(np.sqrt(edges[g] * edges[g + 1]))
         for b in range(light.shape[1]):
-            hist, _, _ = np.histogram2d(pix[on][chosen, 1], pix[on][chosen, 0], bins=(bins, bins),
-                                        weights=light[on][chosen, b])
+            hist, _, _ = np.histogram2d(
+                pix[on][chosen, 1], pix[on][chosen, 0], bins=(bins, bins), weights=light[on][chosen, b]
+            )
             clean[b] += gaussian_filter(hist, width, mode="constant")
     clean *= flux_per_light
     psf_sigma = psf_fwhm_pixels / (2 * np.sqrt(2 * np.log(2)))
@@ -464,8 +501,9 @@ class SnapshotTruth:
     frame: str  # "host_coordinates" or "stars"
 
 
-def measure_snapshot(path: str | Path, name: str | None = None, weight: str = "light",
-                     r_max: float = 30.0) -> SnapshotTruth:
+def measure_snapshot(
+    path: str | Path, name: str | None = None, weight: str = "light", r_max: float = 30.0
+) -> SnapshotTruth:
     """Read a snapshot, put its stars in the host frame (the track's rotation when there is one) and measure the
     truth quantities: mstar, r50_kpc, disc_fraction, bulge_fraction, a2_max, a2_bar, r_bar_kpc, spiral_m,
     spiral_amp, pitch_deg, a1_outer."""
@@ -474,8 +512,9 @@ def measure_snapshot(path: str | Path, name: str | None = None, weight: str = "l
     track = host_track(path, snapshot)
     if track is not None:
         centre, rotation = track
-        pos, vel = host_frame(stars.positions, stars.velocities, stars.masses, rotation=rotation,
-                              centre=centre * stars.scale_factor)
+        pos, vel = host_frame(
+            stars.positions, stars.velocities, stars.masses, rotation=rotation, centre=centre * stars.scale_factor
+        )
     else:
         pos, vel = host_frame(stars.positions, stars.velocities, stars.masses)
     keep = np.linalg.norm(pos, axis=1) < r_max
@@ -488,30 +527,65 @@ def measure_snapshot(path: str | Path, name: str | None = None, weight: str = "l
     r_in = max(1.2 * bar["r_bar_kpc"], 0.5 * r50)
     spiral = spiral_structure(pos[tracer], masses[tracer], r_in, max(3 * r50, r_in * 2))
     fraction = disc_fraction(pos, vel, masses, r_max=r_max)
-    quantities = {"mstar": mstar, "r50_kpc": r50, "disc_fraction": fraction, "bulge_fraction": 1.0 - fraction,
-                  "a2_max": bar["a2_max"], "a2_bar": bar["a2_bar"], "r_bar_kpc": bar["r_bar_kpc"], **spiral,
-                  "a1_outer": lopsidedness(pos, masses, r50), "n_stars": len(masses),
-                  "young_tracer": bool(tracer is young)}
-    return SnapshotTruth(sim, snapshot, stars.redshift, pos, band_light(masses, ages, weight),
-                         smoothing_lengths(pos), quantities, "host_coordinates" if track is not None else "stars")
+    quantities = {
+        "mstar": mstar,
+        "r50_kpc": r50,
+        "disc_fraction": fraction,
+        "bulge_fraction": 1.0 - fraction,
+        "a2_max": bar["a2_max"],
+        "a2_bar": bar["a2_bar"],
+        "r_bar_kpc": bar["r_bar_kpc"],
+        **spiral,
+        "a1_outer": lopsidedness(pos, masses, r50),
+        "n_stars": len(masses),
+        "young_tracer": bool(tracer is young),
+    }
+    return SnapshotTruth(
+        sim,
+        snapshot,
+        stars.redshift,
+        pos,
+        band_light(masses, ages, weight),
+        smoothing_lengths(pos),
+        quantities,
+        "host_coordinates" if track is not None else "stars",
+    )
 
 
-def fire_answers(quantities: dict[str, float], inclination_deg: float, axis_ratio: float,
-                 thresholds: dict[str, Any] | None = None) -> dict[str, str]:
+def fire_answers(
+    quantities: dict[str, float], inclination_deg: float, axis_ratio: float, thresholds: dict[str, Any] | None = None
+) -> dict[str, str]:
     """The true Galaxy Zoo DECaLS answers of one view, through the answer rules (:mod:`annostat.truth.answers`) with
     FIRE's quantities: disc fraction, inclination, the bar's A2 as bar strength, the spiral mode, and the outer A1
     as the merging proxy."""
-    p = {"disc_fraction": quantities["disc_fraction"], "inclination_deg": inclination_deg,
-         "bar_strength": quantities["a2_bar"], "spiral_amp": quantities["spiral_amp"],
-         "pitch_deg": quantities["pitch_deg"], "spiral_m": quantities["spiral_m"],
-         "tidal_amp": quantities["a1_outer"], "axis_ratio": axis_ratio}
+    p = {
+        "disc_fraction": quantities["disc_fraction"],
+        "inclination_deg": inclination_deg,
+        "bar_strength": quantities["a2_bar"],
+        "spiral_amp": quantities["spiral_amp"],
+        "pitch_deg": quantities["pitch_deg"],
+        "spiral_m": quantities["spiral_m"],
+        "tidal_amp": quantities["a1_outer"],
+        "axis_ratio": axis_ratio,
+    }
     return answers_from(p, {**FIRE_THRESHOLDS, **(thresholds or {})})
 
 
-def fire_truth_set(snapshots: Sequence[str | Path], out: str | Path, views: int = 4, size: int = 128,
-                   redshift: float = 0.05, pixscale: float = 0.262, psf_fwhm: float = 1.3, sky_sigma: float = 0.002,
-                   seed: int = 0, name: str | None = None, weight: str = "light",
-                   thresholds: dict[str, Any] | None = None, inclinations: Sequence[float] | None = None):
+def fire_truth_set(
+    snapshots: Sequence[str | Path],
+    out: str | Path,
+    views: int = 4,
+    size: int = 128,
+    redshift: float = 0.05,
+    pixscale: float = 0.262,
+    psf_fwhm: float = 1.3,
+    sky_sigma: float = 0.002,
+    seed: int = 0,
+    name: str | None = None,
+    weight: str = "light",
+    thresholds: dict[str, Any] | None = None,
+    inclinations: Sequence[float] | None = None,
+):
     """Mock images and truth of FIRE-2 snapshots, placed at ``redshift``, written as a truth set in ``out`` (see the
     module docstring). Orientations: the given ``inclinations`` (degrees; one view each), else ``views`` random ones
     (isotropic); position angles uniform at random."""
@@ -538,24 +612,64 @@ def fire_truth_set(snapshots: Sequence[str | Path], out: str | Path, views: int 
             pa = float(rng.uniform(0, 180))
             sky = truth.positions @ view_rotation(inc, pa).T
             q = projected_axis_ratio(sky, truth.light[:, 1], 2 * max(truth.quantities["r50_kpc"], 0.5))
-            noisy, _ = mock_image(sky, truth.light, truth.smoothing, size, kpc_per_arcsec * pixscale,
-                                  flux_per_light, psf_fwhm / pixscale, sky_sigma, rng)
+            noisy, _ = mock_image(
+                sky,
+                truth.light,
+                truth.smoothing,
+                size,
+                kpc_per_arcsec * pixscale,
+                flux_per_light,
+                psf_fwhm / pixscale,
+                sky_sigma,
+                rng,
+            )
             image_id = f"{truth.sim}-{truth.snapshot:03d}-v{view:02d}"
-            row = empty_truth_row(image_id, "gz-decals-dr5", sim=truth.sim, snapshot=truth.snapshot,
-                                  redshift=redshift, view=view, inclination_deg=inc, pa_deg=pa,
-                                  pixscale_arcsec=pixscale, psf_fwhm_arcsec=psf_fwhm, sky_sigma=sky_sigma)
+            row = empty_truth_row(
+                image_id,
+                "gz-decals-dr5",
+                sim=truth.sim,
+                snapshot=truth.snapshot,
+                redshift=redshift,
+                view=view,
+                inclination_deg=inc,
+                pa_deg=pa,
+                pixscale_arcsec=pixscale,
+                psf_fwhm_arcsec=psf_fwhm,
+                sky_sigma=sky_sigma,
+            )
             row.update(truth.quantities)
-            row.update(snapshot_redshift=truth.redshift, axis_ratio=q, kpc_per_arcsec=kpc_per_arcsec,
-                       frame=truth.frame, flux_r=float(noisy[1].sum()))
-            row.update({true_column(question): answer for question, answer in
-                        fire_answers(truth.quantities, inc, q, thresholds).items()})
+            row.update(
+                snapshot_redshift=truth.redshift,
+                axis_ratio=q,
+                kpc_per_arcsec=kpc_per_arcsec,
+                frame=truth.frame,
+                flux_r=float(noisy[1].sum()),
+            )
+            row.update(
+                {
+                    true_column(question): answer
+                    for question, answer in fire_answers(truth.quantities, inc, q, thresholds).items()
+                }
+            )
             rows.append(row)
             images[image_id] = dict(zip(BANDS, noisy))
-    manifest = {"source": "fire2", "tree": "gz-decals-dr5", "bands": list(BANDS), "pixscale_arcsec": pixscale,
-                "psf": {"kind": "gaussian", "fwhm_arcsec": psf_fwhm}, "seed": int(seed),
-                "thresholds": {**FIRE_THRESHOLDS, **(thresholds or {})},
-                "units": {"image": "nanomaggies", "angles": "degrees", "lengths": "kpc", "mstar": "Msun"},
-                "renderer": {"name": "annostat.truth.fire", "size": size, "placed_at_redshift": redshift,
-                             "weight": weight, "sky_sigma": sky_sigma, "smoothing_neighbours": 16,
-                             "cosmology": "flat LCDM H0=70 Om0=0.3 (placement)"}}
+    manifest = {
+        "source": "fire2",
+        "tree": "gz-decals-dr5",
+        "bands": list(BANDS),
+        "pixscale_arcsec": pixscale,
+        "psf": {"kind": "gaussian", "fwhm_arcsec": psf_fwhm},
+        "seed": int(seed),
+        "thresholds": {**FIRE_THRESHOLDS, **(thresholds or {})},
+        "units": {"image": "nanomaggies", "angles": "degrees", "lengths": "kpc", "mstar": "Msun"},
+        "renderer": {
+            "name": "annostat.truth.fire",
+            "size": size,
+            "placed_at_redshift": redshift,
+            "weight": weight,
+            "sky_sigma": sky_sigma,
+            "smoothing_neighbours": 16,
+            "cosmology": "flat LCDM H0=70 Om0=0.3 (placement)",
+        },
+    }
     return write_truth_set(out, manifest, pd.DataFrame(rows), images)

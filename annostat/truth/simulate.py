@@ -76,17 +76,31 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: population plateau accuracy on a typical image (difficulty 0), per question; other questions by answer count
 ACCURACY = {
-    "smooth-or-featured": 0.85, "disk-edge-on": 0.9, "has-spiral-arms": 0.82, "bar": 0.7, "bulge-size": 0.6,
-    "how-rounded": 0.75, "edge-on-bulge": 0.7, "spiral-winding": 0.62, "spiral-arm-count": 0.6, "merging": 0.8,
+    "smooth-or-featured": 0.85,
+    "disk-edge-on": 0.9,
+    "has-spiral-arms": 0.82,
+    "bar": 0.7,
+    "bulge-size": 0.6,
+    "how-rounded": 0.75,
+    "edge-on-bulge": 0.7,
+    "spiral-winding": 0.62,
+    "spiral-arm-count": 0.6,
+    "merging": 0.8,
 }
 #: questions whose answers are ordered (errors go mostly to neighbouring answers)
 ORDERED = {"bar", "bulge-size", "how-rounded", "spiral-winding", "spiral-arm-count", "merging"}
 #: answer frequencies where the question is asked, for :func:`truth_table` (roughly Galaxy Zoo DECaLS's)
 FREQUENCIES = {
-    "smooth-or-featured": [0.55, 0.38, 0.07], "disk-edge-on": [0.25, 0.75], "has-spiral-arms": [0.6, 0.4],
-    "bar": [0.15, 0.25, 0.6], "bulge-size": [0.05, 0.2, 0.4, 0.3, 0.05], "how-rounded": [0.4, 0.45, 0.15],
-    "edge-on-bulge": [0.3, 0.3, 0.4], "spiral-winding": [0.3, 0.45, 0.25],
-    "spiral-arm-count": [0.15, 0.5, 0.15, 0.05, 0.05, 0.1], "merging": [0.8, 0.12, 0.05, 0.03],
+    "smooth-or-featured": [0.55, 0.38, 0.07],
+    "disk-edge-on": [0.25, 0.75],
+    "has-spiral-arms": [0.6, 0.4],
+    "bar": [0.15, 0.25, 0.6],
+    "bulge-size": [0.05, 0.2, 0.4, 0.3, 0.05],
+    "how-rounded": [0.4, 0.45, 0.15],
+    "edge-on-bulge": [0.3, 0.3, 0.4],
+    "spiral-winding": [0.3, 0.45, 0.25],
+    "spiral-arm-count": [0.15, 0.5, 0.15, 0.05, 0.05, 0.1],
+    "merging": [0.8, 0.12, 0.05, 0.03],
 }
 SUBJECT_BASE = 90_000_000  # simulated Panoptes subject ids are SUBJECT_BASE + row of the truth table
 
@@ -154,8 +168,13 @@ def subtree(tree: Tree, questions: list[str] | tuple[str, ...] | None) -> Tree:
     return Tree(tree.name, kept)
 
 
-def truth_table(n_subjects: int, tree: str = "gz-decals-dr5", questions: list[str] | tuple[str, ...] | None = None,
-                frequencies: dict[str, list[float]] | None = None, seed: int = 0) -> pd.DataFrame:
+def truth_table(
+    n_subjects: int,
+    tree: str = "gz-decals-dr5",
+    questions: list[str] | tuple[str, ...] | None = None,
+    frequencies: dict[str, list[float]] | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
     """True answers for ``n_subjects`` galaxies without images, drawn down the tree from answer frequencies
     (:data:`FREQUENCIES`, overridable per question; other questions uniform). One row per subject in the truth-set
     layout (``image_id``, the observing columns, ``true_<question>``), with ``flux`` (log-uniform 1-30 nanomaggies),
@@ -176,8 +195,9 @@ def truth_table(n_subjects: int, tree: str = "gz-decals-dr5", questions: list[st
         drawn = rng.choice(len(q.answers), n_subjects, p=p / p.sum())
         answers[name] = np.where(asks(t, name, answers, n_subjects), drawn, -1)
     edge_on = answers.get("disk-edge-on", np.full(n_subjects, -1)) == codes.get("disk-edge-on", {}).get("yes", -2)
-    cos_i = np.where(edge_on, rng.uniform(0, np.cos(np.radians(75)), n_subjects),
-                     rng.uniform(np.cos(np.radians(75)), 1, n_subjects))
+    cos_i = np.where(
+        edge_on, rng.uniform(0, np.cos(np.radians(75)), n_subjects), rng.uniform(np.cos(np.radians(75)), 1, n_subjects)
+    )
     flux = np.exp(rng.uniform(np.log(1.0), np.log(30.0), n_subjects))
     size = rng.uniform(1.0, 4.0, n_subjects)
     base = empty_truth_row("", tree, sim="prior", snapshot=0)
@@ -243,9 +263,16 @@ def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def simulate(truth: TruthSet | pd.DataFrame, population: VolunteerPopulation | None = None, *,
-             tree: str | None = None, questions: list[str] | tuple[str, ...] | None = None, retire_after: int = 10,
-             seed: int = 0, start: str = "2026-01-01T00:00:00") -> SimulatedVotes:
+def simulate(
+    truth: TruthSet | pd.DataFrame,
+    population: VolunteerPopulation | None = None,
+    *,
+    tree: str | None = None,
+    questions: list[str] | tuple[str, ...] | None = None,
+    retire_after: int = 10,
+    seed: int = 0,
+    start: str = "2026-01-01T00:00:00",
+) -> SimulatedVotes:
     """Simulated volunteers classify the subjects of ``truth`` (a :class:`~annostat.truth.truthset.TruthSet` or a truth
     table such as :func:`truth_table`'s) until each is retired; see the module docstring for the model.
 
@@ -287,21 +314,28 @@ def simulate(truth: TruthSet | pd.DataFrame, population: VolunteerPopulation | N
         rows = np.zeros((V, K, K))
         for k in range(K):
             others = w[k] > 0
-            rows[:, k, others] = rng.dirichlet(pop.error_concentration * w[k, others] / w[k, others].sum() * (K - 1),
-                                               size=V)
+            rows[:, k, others] = rng.dirichlet(
+                pop.error_concentration * w[k, others] / w[k, others].sum() * (K - 1), size=V
+            )
         error_rows[name] = rows
     planted_rate = {name: np.zeros((V, len(q.answers))) for name, q in t.questions.items()}
     planted_answer = {name: np.full((V, len(q.answers)), -1) for name, q in t.questions.items()}
     planted_label = {name: np.full(V, "", dtype=object) for name in t.questions}
     for question, true_answer, given, rate, share in pop.planted:
-        if question not in t.questions or true_answer not in codes[question] or given not in codes[question] \
-                or true_answer == given or not 0 < rate <= 1:
+        if (
+            question not in t.questions
+            or true_answer not in codes[question]
+            or given not in codes[question]
+            or true_answer == given
+            or not 0 < rate <= 1
+        ):
             raise ValueError(f"planted confusion {(question, true_answer, given, rate)} does not fit the tree")
         chosen = ~spammer & (rng.random(V) < share)
         k, j = codes[question][true_answer], codes[question][given]
         planted_rate[question][chosen, k], planted_answer[question][chosen, k] = rate, j
-        planted_label[question][chosen] = [f"{label}; {true_answer}->{given}".lstrip("; ")
-                                           for label in planted_label[question][chosen]]
+        planted_label[question][chosen] = [
+            f"{label}; {true_answer}->{given}".lstrip("; ") for label in planted_label[question][chosen]
+        ]
 
     # classifications: who, which subject, when
     c_subject, c_volunteer = _assign(rng, n_subjects, retire_after, activity)
@@ -361,18 +395,31 @@ def simulate(truth: TruthSet | pd.DataFrame, population: VolunteerPopulation | N
     for j, name in enumerate(q_names):
         here = row_q == j
         answer_codes[here] = answer_code[name][answers[name][row_c[here]]]
-    votes = pd.DataFrame({
-        "classification_id": class_ids[row_c], "subject": subject_ids[c_subject[row_c]],
-        "volunteer": pd.Categorical.from_codes(c_volunteer[row_c], names),
-        "question": pd.Categorical.from_codes(row_q, q_names),
-        "answer": pd.Categorical.from_codes(answer_codes, all_answers),
-        "created_at": when[row_c], "experience": experience[row_c],
-    })
+    votes = pd.DataFrame(
+        {
+            "classification_id": class_ids[row_c],
+            "subject": subject_ids[c_subject[row_c]],
+            "volunteer": pd.Categorical.from_codes(c_volunteer[row_c], names),
+            "question": pd.Categorical.from_codes(row_q, q_names),
+            "answer": pd.Categorical.from_codes(answer_codes, all_answers),
+            "created_at": when[row_c],
+            "experience": experience[row_c],
+        }
+    )
 
-    truth_long = pd.concat([
-        pd.DataFrame({"subject": subject_ids[true_codes[name] >= 0], "question": name,
-                      "answer": np.array(q.answers, dtype=object)[true_codes[name][true_codes[name] >= 0]]})
-        for name, q in t.questions.items()], ignore_index=True)
+    truth_long = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "subject": subject_ids[true_codes[name] >= 0],
+                    "question": name,
+                    "answer": np.array(q.answers, dtype=object)[true_codes[name][true_codes[name] >= 0]],
+                }
+            )
+            for name, q in t.questions.items()
+        ],
+        ignore_index=True,
+    )
 
     vol_rows, conf_rows, curve_rows = [], [], []
     grid = np.unique(np.concatenate([np.arange(0, 201, 5), [int(experience.max()) if n_class else 0]]))
@@ -394,13 +441,25 @@ def simulate(truth: TruthSet | pd.DataFrame, population: VolunteerPopulation | N
         valid = ~np.isnan(p_right[name])
         scored = np.bincount(c_volunteer[valid], minlength=V)
         expected = np.bincount(c_volunteer[valid], weights=p_right[name][valid], minlength=V)
-        vol_rows.append(pd.DataFrame({
-            "volunteer": names, "question": name, "n": n, "n_scored": scored,
-            "accuracy": np.where(scored > 0, expected / np.maximum(scored, 1), acc_plateau),
-            "accuracy_plateau": acc_plateau, "accuracy_last": acc_last, "start": acc_start, "halflife": halflife,
-            "gap": gap, "skill": skill,
-            "spammer": spammer, "planted": planted_label[name],
-        }))
+        vol_rows.append(
+            pd.DataFrame(
+                {
+                    "volunteer": names,
+                    "question": name,
+                    "n": n,
+                    "n_scored": scored,
+                    "accuracy": np.where(scored > 0, expected / np.maximum(scored, 1), acc_plateau),
+                    "accuracy_plateau": acc_plateau,
+                    "accuracy_last": acc_last,
+                    "start": acc_start,
+                    "halflife": halflife,
+                    "gap": gap,
+                    "skill": skill,
+                    "spammer": spammer,
+                    "planted": planted_label[name],
+                }
+            )
+        )
         plain = _sigmoid(plateau_logit[name])
         conf = error_rows[name] * ((1 - plain) * keep)[:, :, None]
         conf[:, np.arange(K), np.arange(K)] = diag_plateau
@@ -413,39 +472,96 @@ def simulate(truth: TruthSet | pd.DataFrame, population: VolunteerPopulation | N
             else:
                 conf[spammer] = 1.0 / K
         vv, kk, jj = np.meshgrid(np.arange(V), np.arange(K), np.arange(K), indexing="ij")
-        conf_rows.append(pd.DataFrame({"volunteer": names[vv.ravel()], "question": name,
-                                       "true_answer": np.array(q.answers, dtype=object)[kk.ravel()],
-                                       "answer": np.array(q.answers, dtype=object)[jj.ravel()],
-                                       "p": conf.ravel()}))
+        conf_rows.append(
+            pd.DataFrame(
+                {
+                    "volunteer": names[vv.ravel()],
+                    "question": name,
+                    "true_answer": np.array(q.answers, dtype=object)[kk.ravel()],
+                    "answer": np.array(q.answers, dtype=object)[jj.ravel()],
+                    "p": conf.ravel(),
+                }
+            )
+        )
         honest = ~spammer
-        curve = [float(np.mean((_sigmoid(plateau_logit[name][honest] - gap[honest, None]
-                                         * np.exp(-e / halflife[honest, None])) * keep[honest]) @ prior))
-                 if honest.any() else np.nan for e in grid]
+        curve = [
+            float(
+                np.mean(
+                    (
+                        _sigmoid(plateau_logit[name][honest] - gap[honest, None] * np.exp(-e / halflife[honest, None]))
+                        * keep[honest]
+                    )
+                    @ prior
+                )
+            )
+            if honest.any()
+            else np.nan
+            for e in grid
+        ]
         curve_rows.append(pd.DataFrame({"question": name, "experience": grid, "accuracy": curve}))
     got = np.bincount(c_subject, minlength=n_subjects)
-    subjects = pd.DataFrame({"subject": subject_ids, "image_id": frame["image_id"].astype(str).to_numpy(),
-                             "difficulty": d_s, "classifications": got, "retired": got >= retire_after})
-    classifications = pd.DataFrame({"classification_id": class_ids, "subject": subject_ids[c_subject],
-                                    "volunteer": names[c_volunteer], "created_at": when, "experience": experience})
-    settings = {"population": asdict(pop), "tree": tree_name, "questions": list(t.questions),
-                "retire_after": int(retire_after), "seed": int(seed), "start": start,
-                "subjects": int(n_subjects), "classifications": int(n_class), "votes": len(votes),
-                "subjects_not_retired": int((got < retire_after).sum())}
-    return SimulatedVotes(votes=votes, truth=truth_long, volunteers=pd.concat(vol_rows, ignore_index=True),
-                          confusion=pd.concat(conf_rows, ignore_index=True),
-                          population=pd.concat(curve_rows, ignore_index=True), subjects=subjects,
-                          classifications=classifications, tree=t, settings=settings)
+    subjects = pd.DataFrame(
+        {
+            "subject": subject_ids,
+            "image_id": frame["image_id"].astype(str).to_numpy(),
+            "difficulty": d_s,
+            "classifications": got,
+            "retired": got >= retire_after,
+        }
+    )
+    classifications = pd.DataFrame(
+        {
+            "classification_id": class_ids,
+            "subject": subject_ids[c_subject],
+            "volunteer": names[c_volunteer],
+            "created_at": when,
+            "experience": experience,
+        }
+    )
+    settings = {
+        "population": asdict(pop),
+        "tree": tree_name,
+        "questions": list(t.questions),
+        "retire_after": int(retire_after),
+        "seed": int(seed),
+        "start": start,
+        "subjects": int(n_subjects),
+        "classifications": int(n_class),
+        "votes": len(votes),
+        "subjects_not_retired": int((got < retire_after).sum()),
+    }
+    return SimulatedVotes(
+        votes=votes,
+        truth=truth_long,
+        volunteers=pd.concat(vol_rows, ignore_index=True),
+        confusion=pd.concat(conf_rows, ignore_index=True),
+        population=pd.concat(curve_rows, ignore_index=True),
+        subjects=subjects,
+        classifications=classifications,
+        tree=t,
+        settings=settings,
+    )
 
 
-def simulate_questions(n_subjects: int, n_volunteers: int,
-                       questions: list[str] | tuple[str, ...] = ("smooth-or-featured", "disk-edge-on"),
-                       retire_after: int = 10, seed: int = 0, **population: Any) -> SimulatedVotes:
+def simulate_questions(
+    n_subjects: int,
+    n_volunteers: int,
+    questions: list[str] | tuple[str, ...] = ("smooth-or-featured", "disk-edge-on"),
+    retire_after: int = 10,
+    seed: int = 0,
+    **population: Any,
+) -> SimulatedVotes:
     """:func:`simulate` on :func:`truth_table` galaxies, for some questions of the DECaLS tree (default: the first
     two): a small Galaxy-Zoo-shaped votes table with known truth in one call. ``population`` sets
     :class:`VolunteerPopulation` fields."""
     truth = truth_table(n_subjects, questions=questions, seed=seed)
-    return simulate(truth, VolunteerPopulation(n_volunteers=n_volunteers, **population), questions=questions,
-                    retire_after=retire_after, seed=seed)
+    return simulate(
+        truth,
+        VolunteerPopulation(n_volunteers=n_volunteers, **population),
+        questions=questions,
+        retire_after=retire_after,
+        seed=seed,
+    )
 
 
 class OnDemandVolunteers:
@@ -470,9 +586,12 @@ class OnDemandVolunteers:
         import polars as pl
 
         votes = pl.from_pandas(sim.votes).with_columns(pl.col("volunteer", "question", "answer").cast(pl.String))
-        turns = (votes.select("subject", "classification_id", "created_at").unique("classification_id")
-                 .sort("created_at", "classification_id")
-                 .with_columns(pl.int_range(pl.len()).over("subject").alias("turn")))
+        turns = (
+            votes.select("subject", "classification_id", "created_at")
+            .unique("classification_id")
+            .sort("created_at", "classification_id")
+            .with_columns(pl.int_range(pl.len()).over("subject").alias("turn"))
+        )
         self.votes = votes.join(turns.select("classification_id", "turn"), on="classification_id")
         self.sim = sim
         self.subjects = np.sort(sim.subjects["subject"].to_numpy())
@@ -482,8 +601,9 @@ class OnDemandVolunteers:
         self._next: dict[int, int] = {}
 
     @classmethod
-    def simulate(cls, truth, population: VolunteerPopulation | None = None, most: int = 40, **options: Any
-                 ) -> OnDemandVolunteers:
+    def simulate(
+        cls, truth, population: VolunteerPopulation | None = None, most: int = 40, **options: Any
+    ) -> OnDemandVolunteers:
         """Simulate the streams: :func:`simulate` with every subject classified ``most`` times."""
         return cls(simulate(truth, population, retire_after=most, **options))
 
@@ -515,6 +635,7 @@ class OnDemandVolunteers:
         if not wanted:
             return self.votes.clear().drop("turn")
         asked = pl.DataFrame(wanted, schema={"subject": pl.Int64, "start": pl.Int64, "stop": pl.Int64}, orient="row")
-        got = self.votes.join(asked, on="subject").filter((pl.col("turn") >= pl.col("start")) &
-                                                          (pl.col("turn") < pl.col("stop")))
+        got = self.votes.join(asked, on="subject").filter(
+            (pl.col("turn") >= pl.col("start")) & (pl.col("turn") < pl.col("stop"))
+        )
         return got.sort("created_at", "classification_id").drop("turn", "start", "stop")

@@ -57,9 +57,27 @@ COLOURS = {"bulge": (0.55, 1.0, 1.45), "disc": (0.85, 1.0, 1.1), "clumps": (1.6,
 PIXSCALE = 0.262  # arcsec per pixel (DECaLS)
 PSF_FWHM = 1.3  # arcsec
 MAX_CLUMPS = 8
-PARAMETERS = ("flux", "disc_fraction", "inclination_deg", "pa_deg", "r_e_arcsec", "sersic_n", "bulge_axis_ratio",
-              "h_arcsec", "bar_strength", "bar_length_arcsec", "bar_angle_deg", "spiral_m", "spiral_amp", "pitch_deg",
-              "spiral_phase_deg", "n_clumps", "tidal_amp", "tidal_angle_deg", "redshift")
+PARAMETERS = (
+    "flux",
+    "disc_fraction",
+    "inclination_deg",
+    "pa_deg",
+    "r_e_arcsec",
+    "sersic_n",
+    "bulge_axis_ratio",
+    "h_arcsec",
+    "bar_strength",
+    "bar_length_arcsec",
+    "bar_angle_deg",
+    "spiral_m",
+    "spiral_amp",
+    "pitch_deg",
+    "spiral_phase_deg",
+    "n_clumps",
+    "tidal_amp",
+    "tidal_angle_deg",
+    "redshift",
+)
 
 
 def draw_parameters(n: int, seed: int = 0) -> pd.DataFrame:
@@ -72,46 +90,68 @@ def draw_parameters(n: int, seed: int = 0) -> pd.DataFrame:
     barred = face_on & (rng.random(n) < 0.45)
     spiral = face_on & (rng.random(n) < 0.7)
     h = rng.uniform(1.5, 4.0, n)
-    return pd.DataFrame({
-        "flux": np.exp(rng.uniform(np.log(1.0), np.log(30.0), n)),
-        "disc_fraction": disc_fraction,
-        "inclination_deg": inclination,
-        "pa_deg": rng.uniform(0, 180, n),
-        "r_e_arcsec": rng.uniform(1.0, 4.0, n),
-        "sersic_n": rng.uniform(1.5, 5.0, n),
-        "bulge_axis_ratio": rng.uniform(0.3, 1.0, n),
-        "h_arcsec": h,
-        "bar_strength": np.where(barred, rng.uniform(0.1, 0.6, n), 0.0),
-        "bar_length_arcsec": np.where(barred, rng.uniform(1.0, 2.5, n) * h, 0.0),
-        "bar_angle_deg": rng.uniform(0, 180, n),
-        "spiral_m": np.where(spiral, rng.choice([1, 2, 3, 4, 5], n, p=[0.1, 0.55, 0.2, 0.1, 0.05]), 0),
-        "spiral_amp": np.where(spiral, rng.uniform(0.15, 0.6, n), 0.0),
-        "pitch_deg": np.where(spiral, rng.uniform(8, 35, n), 0.0),
-        "spiral_phase_deg": rng.uniform(0, 360, n),
-        "n_clumps": np.where(face_on & (rng.random(n) < 0.3), rng.integers(2, MAX_CLUMPS + 1, n), 0),
-        "tidal_amp": np.where(rng.random(n) < 0.15, rng.uniform(0.05, 0.6, n), 0.0),
-        "tidal_angle_deg": rng.uniform(0, 360, n),
-        "redshift": rng.uniform(0.02, 0.12, n),
-    })
+    return pd.DataFrame(
+        {
+            "flux": np.exp(rng.uniform(np.log(1.0), np.log(30.0), n)),
+            "disc_fraction": disc_fraction,
+            "inclination_deg": inclination,
+            "pa_deg": rng.uniform(0, 180, n),
+            "r_e_arcsec": rng.uniform(1.0, 4.0, n),
+            "sersic_n": rng.uniform(1.5, 5.0, n),
+            "bulge_axis_ratio": rng.uniform(0.3, 1.0, n),
+            "h_arcsec": h,
+            "bar_strength": np.where(barred, rng.uniform(0.1, 0.6, n), 0.0),
+            "bar_length_arcsec": np.where(barred, rng.uniform(1.0, 2.5, n) * h, 0.0),
+            "bar_angle_deg": rng.uniform(0, 180, n),
+            "spiral_m": np.where(spiral, rng.choice([1, 2, 3, 4, 5], n, p=[0.1, 0.55, 0.2, 0.1, 0.05]), 0),
+            "spiral_amp": np.where(spiral, rng.uniform(0.15, 0.6, n), 0.0),
+            "pitch_deg": np.where(spiral, rng.uniform(8, 35, n), 0.0),
+            "spiral_phase_deg": rng.uniform(0, 360, n),
+            "n_clumps": np.where(face_on & (rng.random(n) < 0.3), rng.integers(2, MAX_CLUMPS + 1, n), 0),
+            "tidal_amp": np.where(rng.random(n) < 0.15, rng.uniform(0.05, 0.6, n), 0.0),
+            "tidal_angle_deg": rng.uniform(0, 360, n),
+            "redshift": rng.uniform(0.02, 0.12, n),
+        }
+    )
 
 
 def _galaxy(p, clump_xy, clump_amp, x, y):
     """Noiseless, unconvolved image of one galaxy, [bands, H, W] (p: parameter vector in PARAMETERS order)."""
-    (flux, disc_fraction, inc, pa, r_e, n, q_b, h, bar, bar_len, bar_angle, m, spiral_amp, pitch, phase, _n_clumps,
-     tidal, tidal_angle, _z) = p
-    inc, pa, bar_angle, pitch, phase, tidal_angle = (jnp.radians(a) for a in (inc, pa, bar_angle, pitch, phase,
-                                                                              tidal_angle))
+    (
+        flux,
+        disc_fraction,
+        inc,
+        pa,
+        r_e,
+        n,
+        q_b,
+        h,
+        bar,
+        bar_len,
+        bar_angle,
+        m,
+        spiral_amp,
+        pitch,
+        phase,
+        _n_clumps,
+        tidal,
+        tidal_angle,
+        _z,
+    ) = p
+    inc, pa, bar_angle, pitch, phase, tidal_angle = (
+        jnp.radians(a) for a in (inc, pa, bar_angle, pitch, phase, tidal_angle)
+    )
     xr = x * jnp.cos(pa) + y * jnp.sin(pa)  # along the major axis
     yr = -x * jnp.sin(pa) + y * jnp.cos(pa)
     # bulge (Sersic)
     b_n = 2.0 * n - 1.0 / 3.0
-    r_b = jnp.sqrt(xr ** 2 + (yr / q_b) ** 2) + 1e-3
+    r_b = jnp.sqrt(xr**2 + (yr / q_b) ** 2) + 1e-3
     bulge = jnp.exp(-b_n * ((r_b / r_e) ** (1.0 / n) - 1.0))
     bulge = bulge / jnp.sum(bulge)
     # disc plane coordinates (deprojected); the projected disc is a thick ellipse
     q_d = jnp.sqrt(jnp.cos(inc) ** 2 + (DISC_THICKNESS * jnp.sin(inc)) ** 2)
     xd, yd = xr, yr / q_d
-    R = jnp.sqrt(xd ** 2 + yd ** 2) + 1e-3
+    R = jnp.sqrt(xd**2 + yd**2) + 1e-3
     phi = jnp.arctan2(yd, xd)
     disc = jnp.exp(-R / h)
     arms = 1.0 + spiral_amp * jnp.cos(m * (phi - phase - jnp.log(R / h) / jnp.tan(jnp.maximum(pitch, 1e-2))))
@@ -128,13 +168,18 @@ def _galaxy(p, clump_xy, clump_amp, x, y):
     clumps = jnp.sum(knots, axis=0)
     clumps = 0.15 * clumps / jnp.maximum(jnp.sum(clumps), 1e-9)
     # tidal arc around the galaxy (sky plane)
-    r_sky = jnp.sqrt(x ** 2 + y ** 2) + 1e-3
+    r_sky = jnp.sqrt(x**2 + y**2) + 1e-3
     theta = jnp.arctan2(y, x)
-    arc = jnp.exp(-((r_sky - 3.2 * h) / (0.35 * h)) ** 2) * jnp.exp(-(jnp.angle(jnp.exp(1j * (theta - tidal_angle))))
-                                                                      ** 2 / (2 * 0.7 ** 2))
+    arc = jnp.exp(-(((r_sky - 3.2 * h) / (0.35 * h)) ** 2)) * jnp.exp(
+        -((jnp.angle(jnp.exp(1j * (theta - tidal_angle)))) ** 2) / (2 * 0.7**2)
+    )
     arc = arc / jnp.maximum(jnp.sum(arc), 1e-9)
-    parts = {"bulge": (1 - disc_fraction) * bulge, "disc": disc_fraction * disc,
-             "clumps": disc_fraction * clumps, "tidal": 0.5 * tidal * arc}
+    parts = {
+        "bulge": (1 - disc_fraction) * bulge,
+        "disc": disc_fraction * disc,
+        "clumps": disc_fraction * clumps,
+        "tidal": 0.5 * tidal * arc,
+    }
     return flux * jnp.stack([sum(COLOURS[k][b] * v for k, v in parts.items()) for b in range(len(BANDS))])
 
 
@@ -148,14 +193,20 @@ def _render_batch(params, clump_xy, clump_amp, sky_sigma, key, size: int):
     sigma = PSF_FWHM / 2.3548 / PIXSCALE
     f = jnp.fft.fftfreq(size)
     fy, fx = jnp.meshgrid(f, f, indexing="ij")
-    transfer = jnp.exp(-2 * (jnp.pi * sigma) ** 2 * (fx ** 2 + fy ** 2))
+    transfer = jnp.exp(-2 * (jnp.pi * sigma) ** 2 * (fx**2 + fy**2))
     blurred = jnp.real(jnp.fft.ifft2(jnp.fft.fft2(clean) * transfer))
     noise = jax.random.normal(key, blurred.shape) * sky_sigma
     return blurred + noise, blurred
 
 
-def render(params: pd.DataFrame, size: int = 64, seed: int = 0, sky_sigma: float = 0.001,
-           batch: int = 256, noiseless: bool = False) -> np.ndarray:
+def render(
+    params: pd.DataFrame,
+    size: int = 64,
+    seed: int = 0,
+    sky_sigma: float = 0.001,
+    batch: int = 256,
+    noiseless: bool = False,
+) -> np.ndarray:
     """Images [N, bands (g, r, z), size, size] (float32, nanomaggies per pixel) of ``params``' galaxies, rendered in
     batches of ``batch`` (one compilation per batch shape); ``noiseless`` returns them before sky noise."""
     n = len(params)
@@ -169,11 +220,16 @@ def render(params: pd.DataFrame, size: int = 64, seed: int = 0, sky_sigma: float
     size_batch = min(batch, max(n, 1))
     for i, begin in enumerate(range(0, n, size_batch)):
         rows = np.arange(begin, begin + size_batch) % max(n, 1)  # a fixed batch shape; wrapped rows dropped
-        noisy, clean = _render_batch(jnp.asarray(values[rows]), jnp.asarray(clump_xy[rows]),
-                                     jnp.asarray(clump_amp[rows], jnp.float32), jnp.float32(sky_sigma),
-                                     jax.random.fold_in(key, i), size=size)
+        noisy, clean = _render_batch(
+            jnp.asarray(values[rows]),
+            jnp.asarray(clump_xy[rows]),
+            jnp.asarray(clump_amp[rows], jnp.float32),
+            jnp.float32(sky_sigma),
+            jax.random.fold_in(key, i),
+            size=size,
+        )
         keep = min(size_batch, n - begin)
-        out[begin:begin + keep] = np.asarray(clean if noiseless else noisy)[:keep]
+        out[begin : begin + keep] = np.asarray(clean if noiseless else noisy)[:keep]
     return out
 
 
@@ -186,18 +242,35 @@ def standin_truth_set(out, n: int, size: int = 64, seed: int = 0, sky_sigma: flo
     images = render(params, size=size, seed=seed, sky_sigma=sky_sigma)
     rows = []
     for i, p in params.iterrows():
-        row = empty_truth_row(f"standin-{i:06d}", tree, sim="standin", snapshot=0, redshift=float(p["redshift"]),
-                              view=0, inclination_deg=float(p["inclination_deg"]), pa_deg=float(p["pa_deg"]),
-                              pixscale_arcsec=PIXSCALE, psf_fwhm_arcsec=PSF_FWHM, sky_sigma=sky_sigma)
+        row = empty_truth_row(
+            f"standin-{i:06d}",
+            tree,
+            sim="standin",
+            snapshot=0,
+            redshift=float(p["redshift"]),
+            view=0,
+            inclination_deg=float(p["inclination_deg"]),
+            pa_deg=float(p["pa_deg"]),
+            pixscale_arcsec=PIXSCALE,
+            psf_fwhm_arcsec=PSF_FWHM,
+            sky_sigma=sky_sigma,
+        )
         row.update({k: float(p[k]) for k in PARAMETERS if k not in row})
         row["axis_ratio"] = axis_ratio(p)
         row["bulge_fraction"] = 1.0 - float(p["disc_fraction"])
         row.update({true_column(q): a for q, a in answers_from(p).items()})
         rows.append(row)
     truth = pd.DataFrame(rows)
-    manifest = {"source": "standin", "tree": tree, "bands": list(BANDS), "pixscale_arcsec": PIXSCALE,
-                "psf": {"kind": "gaussian", "fwhm_arcsec": PSF_FWHM}, "seed": int(seed), "thresholds": THRESHOLDS,
-                "units": {"image": "nanomaggies", "angles": "degrees", "lengths": "arcsec"},
-                "renderer": {"name": "annostat.truth.standin", "size": size, "sky_sigma": sky_sigma}}
+    manifest = {
+        "source": "standin",
+        "tree": tree,
+        "bands": list(BANDS),
+        "pixscale_arcsec": PIXSCALE,
+        "psf": {"kind": "gaussian", "fwhm_arcsec": PSF_FWHM},
+        "seed": int(seed),
+        "thresholds": THRESHOLDS,
+        "units": {"image": "nanomaggies", "angles": "degrees", "lengths": "arcsec"},
+        "renderer": {"name": "annostat.truth.standin", "size": size, "sky_sigma": sky_sigma},
+    }
     images_by_id = {image_id: dict(zip(BANDS, images[i])) for i, image_id in enumerate(truth["image_id"])}
     return write_truth_set(out, manifest, truth, images_by_id)

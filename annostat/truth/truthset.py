@@ -54,14 +54,29 @@ SCHEMA_VERSION = 1
 SOURCES = ("fire2", "standin")
 #: manifest keys and the JSON types they take
 MANIFEST_KEYS: dict[str, tuple[type, ...]] = {
-    "schema_version": (int,), "source": (str,), "tree": (str,), "bands": (list,), "pixscale_arcsec": (int, float),
-    "psf": (dict,), "units": (dict,), "seed": (int,), "thresholds": (dict,),
+    "schema_version": (int,),
+    "source": (str,),
+    "tree": (str,),
+    "bands": (list,),
+    "pixscale_arcsec": (int, float),
+    "psf": (dict,),
+    "units": (dict,),
+    "seed": (int,),
+    "thresholds": (dict,),
 }
 #: truth.parquet columns every truth set has, and their kind (string, number)
 TRUTH_COLUMNS: dict[str, str] = {
-    "image_id": "string", "sim": "string", "snapshot": "number", "redshift": "number", "view": "number",
-    "inclination_deg": "number", "pa_deg": "number", "pixscale_arcsec": "number", "psf_fwhm_arcsec": "number",
-    "sky_sigma": "number", "image": "string",
+    "image_id": "string",
+    "sim": "string",
+    "snapshot": "number",
+    "redshift": "number",
+    "view": "number",
+    "inclination_deg": "number",
+    "pa_deg": "number",
+    "pixscale_arcsec": "number",
+    "psf_fwhm_arcsec": "number",
+    "sky_sigma": "number",
+    "image": "string",
 }
 
 
@@ -71,9 +86,19 @@ def true_column(question: str) -> str:
 
 def empty_truth_row(image_id: str, tree: str, **values: Any) -> dict[str, Any]:
     """A truth row with the required columns at neutral values and every true answer null; ``values`` override."""
-    row: dict[str, Any] = {"image_id": image_id, "sim": "none", "snapshot": -1, "redshift": 0.0, "view": 0,
-                           "inclination_deg": float("nan"), "pa_deg": 0.0, "pixscale_arcsec": 0.262,
-                           "psf_fwhm_arcsec": 1.3, "sky_sigma": 0.0, "image": ""}
+    row: dict[str, Any] = {
+        "image_id": image_id,
+        "sim": "none",
+        "snapshot": -1,
+        "redshift": 0.0,
+        "view": 0,
+        "inclination_deg": float("nan"),
+        "pa_deg": 0.0,
+        "pixscale_arcsec": 0.262,
+        "psf_fwhm_arcsec": 1.3,
+        "sky_sigma": 0.0,
+        "image": "",
+    }
     row.update({true_column(q): None for q in get_tree(tree).questions})
     row.update(values)
     return row
@@ -134,7 +159,7 @@ class TruthSet:
         cols = [true_column(q) for q in self.tree.questions]
         long = self.truth[["image_id", *cols]].melt(id_vars="image_id", var_name="question", value_name="answer")
         long = long.dropna(subset=["answer"])
-        long["question"] = long["question"].str[len("true_"):]
+        long["question"] = long["question"].str[len("true_") :]
         return long.rename(columns={"image_id": "subject"}).reset_index(drop=True)
 
 
@@ -143,8 +168,12 @@ def image_relpath(sim: str, snapshot: int, image_id: str) -> str:
     return f"images/{safe_file_name(sim)}/snapshot_{int(snapshot):03d}/{safe_file_name(image_id)}.fits"
 
 
-def write_truth_set(root: str | os.PathLike, manifest: Mapping[str, Any], truth: pd.DataFrame,
-                    images: Mapping[str, Mapping[str, np.ndarray]]) -> TruthSet:
+def write_truth_set(
+    root: str | os.PathLike,
+    manifest: Mapping[str, Any],
+    truth: pd.DataFrame,
+    images: Mapping[str, Mapping[str, np.ndarray]],
+) -> TruthSet:
     """Write a truth set: ``manifest`` (missing keys get defaults: schema version, pixel scale 0.262", a Gaussian
     PSF of 1.3", empty units and thresholds), ``truth`` (one row per image; ``image`` paths are filled in) and
     ``images`` (image id -> band -> 2-d array, one HDU per band). Checked by :func:`load_truth_set` on the way out."""
@@ -153,8 +182,15 @@ def write_truth_set(root: str | os.PathLike, manifest: Mapping[str, Any], truth:
     root = Path(root)
     if root.exists() and not root.is_dir():
         raise InputError(f"{root}: exists and is not a folder")
-    full = {"schema_version": SCHEMA_VERSION, "pixscale_arcsec": 0.262, "psf": {"kind": "gaussian", "fwhm_arcsec": 1.3},
-            "units": {"image": "nanomaggies"}, "thresholds": {}, "seed": 0, **dict(manifest)}
+    full = {
+        "schema_version": SCHEMA_VERSION,
+        "pixscale_arcsec": 0.262,
+        "psf": {"kind": "gaussian", "fwhm_arcsec": 1.3},
+        "units": {"image": "nanomaggies"},
+        "thresholds": {},
+        "seed": 0,
+        **dict(manifest),
+    }
     truth = truth.copy()
     truth["image"] = [image_relpath(s, n, i) for s, n, i in zip(truth["sim"], truth["snapshot"], truth["image_id"])]
     for image_id, rel in zip(truth["image_id"], truth["image"]):
@@ -200,11 +236,15 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         if key not in manifest:
             raise InputError(f"{path}: key {key!r} missing")
         if not isinstance(manifest[key], types) or isinstance(manifest[key], bool):
-            raise InputError(f"{path}: key {key!r} must be {' or '.join(t.__name__ for t in types)}, "
-                             f"not {type(manifest[key]).__name__}")
+            raise InputError(
+                f"{path}: key {key!r} must be {' or '.join(t.__name__ for t in types)}, "
+                f"not {type(manifest[key]).__name__}"
+            )
     if manifest["schema_version"] != SCHEMA_VERSION:
-        raise InputError(f"{path}: schema_version {manifest['schema_version']} is not supported (this annostat reads "
-                         f"version {SCHEMA_VERSION})")
+        raise InputError(
+            f"{path}: schema_version {manifest['schema_version']} is not supported (this annostat reads "
+            f"version {SCHEMA_VERSION})"
+        )
     if manifest["source"] not in SOURCES:
         raise InputError(f"{path}: source {manifest['source']!r} is not one of {', '.join(SOURCES)}")
     try:
@@ -239,19 +279,24 @@ def _check_truth(path: Path, truth: pd.DataFrame, tree: Tree) -> None:
         bad = values.notna() & ~values.isin(allowed)
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise InputError(f"{path}, image_id {ids.iloc[i]!r}, column {true_column(q)!r}: {values.iloc[i]!r} is not "
-                             f"an answer of {q} ({', '.join(tree.answers(q))})")
+            raise InputError(
+                f"{path}, image_id {ids.iloc[i]!r}, column {true_column(q)!r}: {values.iloc[i]!r} is not "
+                f"an answer of {q} ({', '.join(tree.answers(q))})"
+            )
     labels = {q: v.astype(object).where(v.notna(), None).to_numpy() for q, v in truths.items()}
     for q, is_asked in true_path(tree, labels).items():
         given = truths[q].notna().to_numpy()
         if (is_asked & ~given).any():
             i = int(np.flatnonzero(is_asked & ~given)[0])
-            raise InputError(f"{path}, image_id {ids.iloc[i]!r}, column {true_column(q)!r}: null, but the true "
-                             f"path asks {q}")
+            raise InputError(
+                f"{path}, image_id {ids.iloc[i]!r}, column {true_column(q)!r}: null, but the true path asks {q}"
+            )
         if (~is_asked & given).any():
             i = int(np.flatnonzero(~is_asked & given)[0])
-            raise InputError(f"{path}, image_id {ids.iloc[i]!r}, column {true_column(q)!r}: {labels[q][i]!r}, but "
-                             f"the true path never asks {q} (it should be null)")
+            raise InputError(
+                f"{path}, image_id {ids.iloc[i]!r}, column {true_column(q)!r}: {labels[q][i]!r}, but "
+                f"the true path never asks {q} (it should be null)"
+            )
 
 
 def _check_images(root: Path, truth: pd.DataFrame, bands: list[str]) -> None:
@@ -260,11 +305,11 @@ def _check_images(root: Path, truth: pd.DataFrame, bands: list[str]) -> None:
     for image_id, rel in zip(truth["image_id"], truth["image"]):
         path = inside(root, rel) if rel else None
         if path is None and rel:
-            raise InputError(f"{root / 'truth.parquet'}, image_id {image_id!r}, column 'image': {rel!r} is not "
-                             "inside the truth set")
+            raise InputError(
+                f"{root / 'truth.parquet'}, image_id {image_id!r}, column 'image': {rel!r} is not inside the truth set"
+            )
         if not rel or not path.is_file():
-            raise InputError(f"{root / 'truth.parquet'}, image_id {image_id!r}, column 'image': file {rel!r} not "
-                             f"found")
+            raise InputError(f"{root / 'truth.parquet'}, image_id {image_id!r}, column 'image': file {rel!r} not found")
         try:
             with fits.open(path) as hdus:
                 names = {h.name.lower() for h in hdus}
@@ -273,4 +318,3 @@ def _check_images(root: Path, truth: pd.DataFrame, bands: list[str]) -> None:
         absent = [b for b in bands if b.lower() not in names]
         if absent:
             raise InputError(f"{path}: band(s) {', '.join(absent)} missing (image_id {image_id!r})")
-

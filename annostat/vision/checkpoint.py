@@ -81,12 +81,12 @@ def network_log_probs(config: dict[str, Any], states: list[Any], data, batch: in
     sums = [np.zeros((N, k), np.float64) for k in heads]
     for state in states:
         for start in range(0, N, batch):
-            part = np.asarray(data[start:start + batch], np.float32)
+            part = np.asarray(data[start : start + batch], np.float32)
             n = len(part)
             if n < batch and N > batch:
                 part = np.concatenate([part, np.zeros((batch - n, *part.shape[1:]), np.float32)])
             for q, lp in enumerate(forward(state, part)):
-                sums[q][start:start + n] += np.exp(np.asarray(lp, np.float64)[:n])
+                sums[q][start : start + n] += np.exp(np.asarray(lp, np.float64)[:n])
     out = [np.log(np.maximum(s / len(states), 1e-30)) for s in sums]
     return [_tempered(lp, t) for lp, t in zip(out, config.get("tempering") or [None] * len(out))]
 
@@ -110,10 +110,15 @@ def predict_table(config: dict[str, Any], states: list[Any], inputs, questions: 
     N = len(inputs)
     for (question, answers), lp in zip(questions, lps):
         K = len(answers)
-        parts.append(pl.DataFrame({
-            "subject": np.repeat(np.asarray(inputs.ids, dtype=object), K).tolist(),
-            "question": [question] * (N * K),
-            "answer": answers * N,
-            "p": np.exp(lp).reshape(-1).astype(np.float32),
-        }, strict=False))
+        parts.append(
+            pl.DataFrame(
+                {
+                    "subject": np.repeat(np.asarray(inputs.ids, dtype=object), K).tolist(),
+                    "question": [question] * (N * K),
+                    "answer": answers * N,
+                    "p": np.exp(lp).reshape(-1).astype(np.float32),
+                },
+                strict=False,
+            )
+        )
     return pl.concat(parts) if parts else pl.DataFrame()

@@ -118,8 +118,11 @@ def read_fits(path: Path, bands: Sequence[str] | None = None) -> np.ndarray:
                     raise ValueError(f"no HDU for band {band!r}")
                 planes.append(np.asarray(hdus[band].data, np.float32))
         else:
-            arrays = [np.asarray(h.data, np.float32) for h in hdus if getattr(h, "data", None) is not None
-                      and getattr(h, "is_image", False) and np.ndim(h.data) in (2, 3)]
+            arrays = [
+                np.asarray(h.data, np.float32)
+                for h in hdus
+                if getattr(h, "data", None) is not None and getattr(h, "is_image", False) and np.ndim(h.data) in (2, 3)
+            ]
             if not arrays:
                 raise ValueError("no image HDU")
             planes = list(arrays[0]) if arrays[0].ndim == 3 else [a for a in arrays if a.ndim == 2]
@@ -170,14 +173,20 @@ def fit_to_size(image: np.ndarray, size: int, fit: str = "resize") -> np.ndarray
     if fit == "cutout":
         out = np.zeros((size, size, C), np.float32)
         top, left = (H - size) // 2, (W - size) // 2
-        src = image[max(top, 0):max(top, 0) + size, max(left, 0):max(left, 0) + size]
+        src = image[max(top, 0) : max(top, 0) + size, max(left, 0) : max(left, 0) + size]
         dy, dx = max(-top, 0), max(-left, 0)
-        out[dy:dy + src.shape[0], dx:dx + src.shape[1]] = src
+        out[dy : dy + src.shape[0], dx : dx + src.shape[1]] = src
         return out
     from PIL import Image
 
-    planes = [np.asarray(Image.fromarray(np.ascontiguousarray(image[..., c]), mode="F")
-                         .resize((size, size), Image.Resampling.BILINEAR)) for c in range(C)]
+    planes = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(image[..., c]), mode="F").resize(
+                (size, size), Image.Resampling.BILINEAR
+            )
+        )
+        for c in range(C)
+    ]
     return np.stack(planes, axis=-1).astype(np.float32)
 
 
@@ -196,9 +205,16 @@ def locate(folder: Path, subject: Any, name: str | None) -> Path | None:
 
 
 def image_store(
-    folder: str | os.PathLike, subjects: Iterable[Any], size: int = 64, *, names: Callable[[Any], Any] | None = None,
-    fit: str = "resize", bands: Sequence[str] | None = None, missing: str = "error",
-    cache_dir: str | os.PathLike | None = None, progress: Callable[[int, int], None] | None = None,
+    folder: str | os.PathLike,
+    subjects: Iterable[Any],
+    size: int = 64,
+    *,
+    names: Callable[[Any], Any] | None = None,
+    fit: str = "resize",
+    bands: Sequence[str] | None = None,
+    missing: str = "error",
+    cache_dir: str | os.PathLike | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ImageStore:
     """The images of ``subjects`` from ``folder``, decoded once into a cached memory-mapped store (module docstring).
 
@@ -227,8 +243,10 @@ def image_store(
         if path is None:
             wanted = folder / name if name else folder / f"{subject}.{{{','.join(s[1:] for s in SUFFIXES)}}}"
             if missing == "error":
-                raise InputError(f"{wanted}: image of subject {subject!r} not found (--missing-images skip skips "
-                                 "subjects without an image)")
+                raise InputError(
+                    f"{wanted}: image of subject {subject!r} not found (--missing-images skip skips "
+                    "subjects without an image)"
+                )
             skipped.append((subject, f"{wanted}: not found"))
             continue
         found.append((subject, path))
@@ -263,8 +281,10 @@ def image_store(
                 else:
                     out = np.empty(shape, np.float16)
             elif image.shape != out.shape[1:]:
-                raise InputError(f"{path}: {image.shape[-1]} channel(s), but {files[0]} has {out.shape[-1]}; "
-                                 "the images of one fit need one channel count")
+                raise InputError(
+                    f"{path}: {image.shape[-1]} channel(s), but {files[0]} has {out.shape[-1]}; "
+                    "the images of one fit need one channel count"
+                )
             out[len(kept)] = image
             kept.append(subject)
             files.append(str(path))
@@ -277,7 +297,7 @@ def image_store(
             del out
             images = _commit_cache(cache, key, partial, kept, unreadable)
         else:
-            images = out[:len(kept)]
+            images = out[: len(kept)]
     finally:
         if partial is not None and partial.exists():
             partial.unlink()
@@ -317,7 +337,7 @@ def _read_cache(cache: Path, key: str, found):
     kept = [by_name[k] for k in info["kept"] if k in by_name]
     if len(kept) != len(info["kept"]) or images.shape[0] < len(kept):
         return None
-    return kept, images[:len(kept)], [(by_name.get(k, k), reason) for k, reason in info["skipped"]]
+    return kept, images[: len(kept)], [(by_name.get(k, k), reason) for k, reason in info["skipped"]]
 
 
 def _commit_cache(cache: Path, key: str, partial: Path, kept, bad) -> np.ndarray:
@@ -326,7 +346,7 @@ def _commit_cache(cache: Path, key: str, partial: Path, kept, bad) -> np.ndarray
     os.replace(partial, cache / f"{key}.npy")
     text = json.dumps({"kept": [repr(s) for s in kept], "skipped": [[repr(s), r] for s, r in bad]})
     atomic_write(cache / f"{key}.json", lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-    return np.load(cache / f"{key}.npy", mmap_mode="r")[:len(kept)]
+    return np.load(cache / f"{key}.npy", mmap_mode="r")[: len(kept)]
 
 
 # ---------------------------------------------------------------------------------------------------- augmentation

@@ -49,9 +49,14 @@ class Inputs:
         return np.asarray(self.data[np.asarray(rows)], np.float32)
 
     def summary(self) -> dict[str, Any]:
-        return {"kind": self.kind, "source": self.source, "subjects": len(self.ids), "shape": list(self.shape),
-                "skipped": len(self.skipped), **({"skipped_examples": [f"{s}: {r}" for s, r in self.skipped[:5]]}
-                                                 if self.skipped else {})}
+        return {
+            "kind": self.kind,
+            "source": self.source,
+            "subjects": len(self.ids),
+            "shape": list(self.shape),
+            "skipped": len(self.skipped),
+            **({"skipped_examples": [f"{s}: {r}" for s, r in self.skipped[:5]]} if self.skipped else {}),
+        }
 
 
 def _truth_set_names(folder: Path):
@@ -64,9 +69,18 @@ def _truth_set_names(folder: Path):
     return dict(zip(truth.truth["image_id"].astype(str), truth.truth["image"].astype(str)))
 
 
-def image_inputs(folder: str | Path, subjects: list[Any], size: int = 64, *, subject_table=None,
-                 all_images: bool = True, fit: str = "resize", missing: str = "error", cache_dir=None,
-                 progress=None) -> Inputs:
+def image_inputs(
+    folder: str | Path,
+    subjects: list[Any],
+    size: int = 64,
+    *,
+    subject_table=None,
+    all_images: bool = True,
+    fit: str = "resize",
+    missing: str = "error",
+    cache_dir=None,
+    progress=None,
+) -> Inputs:
     """The images of ``subjects`` (and, with ``all_images``, of every other image the folder or truth set has, as
     subjects without votes). ``subject_table`` (:class:`~annostat.data.subjects.Subjects`, e.g. ``votes.subject_table``)
     gives image names (its ``image`` column) and, for a truth set, each subject's ``image_id``."""
@@ -95,22 +109,29 @@ def image_inputs(folder: str | Path, subjects: list[Any], size: int = 64, *, sub
                 name = path.name
                 suffix = next((x for x in SUFFIXES if name.lower().endswith(x)), None)
                 if suffix and path.is_file() and not name.startswith(".") and name not in used:
-                    stem = name[:-len(suffix)]
+                    stem = name[: -len(suffix)]
                     if stem not in known:
                         extra.append(stem)
                         known.add(stem)
-    if truth_names is None and extra and all(isinstance(x, (int, np.integer)) for x in wanted) and \
-            all(_is_int(x) for x in extra):
+    if (
+        truth_names is None
+        and extra
+        and all(isinstance(x, (int, np.integer)) for x in wanted)
+        and all(_is_int(x) for x in extra)
+    ):
         extra = [int(x) for x in extra]  # files named by numeric ids, like the votes' (Panoptes) subject ids
     lookup = names
     if names is not None and extra:
         extra_set = set(extra)
-        lookup = (lambda s: truth_names.get(s) if s in extra_set else names(s)) if truth_names is not None \
+        lookup = (
+            (lambda s: truth_names.get(s) if s in extra_set else names(s))
+            if truth_names is not None
             else (lambda s: None if s in extra_set else names(s))
-    store = image_store(folder, wanted + extra, size, names=lookup, fit=fit, missing=missing, cache_dir=cache_dir,
-                        progress=progress)
-    return Inputs("images", store.subjects, store.images, {"image_size": size, "fit": fit}, store.skipped,
-                  str(folder))
+        )
+    store = image_store(
+        folder, wanted + extra, size, names=lookup, fit=fit, missing=missing, cache_dir=cache_dir, progress=progress
+    )
+    return Inputs("images", store.subjects, store.images, {"image_size": size, "fit": fit}, store.skipped, str(folder))
 
 
 def _is_int(text: str) -> bool:
@@ -123,21 +144,35 @@ def feature_inputs(table: Any, id_col: str | None = None, norm: dict[str, Any] |
     if norm is not None:
         mean, scale = np.asarray(norm["mean"], np.float32), np.asarray(norm["scale"], np.float32)
         if len(mean) != features.values.shape[1]:
-            raise InputError(f"{features.source}: {features.values.shape[1]} feature columns, but the network was "
-                             f"trained on {len(mean)}")
+            raise InputError(
+                f"{features.source}: {features.values.shape[1]} feature columns, but the network was "
+                f"trained on {len(mean)}"
+            )
         values, _, _ = features.standardised(mean, scale)
     else:
         values, mean, scale = features.standardised()
-    return Inputs("features", features.ids, values, {"mean": mean.tolist(), "scale": scale.tolist(),
-                                                     "columns": features.columns}, [], features.source)
+    return Inputs(
+        "features",
+        features.ids,
+        values,
+        {"mean": mean.tolist(), "scale": scale.tolist(), "columns": features.columns},
+        [],
+        features.source,
+    )
 
 
-def network_inputs(config: dict[str, Any], *, images=None, features=None, id_col: str | None = None,
-                   missing: str = "error") -> Inputs:
+def network_inputs(
+    config: dict[str, Any], *, images=None, features=None, id_col: str | None = None, missing: str = "error"
+) -> Inputs:
     """The inputs a fitted network reads (``config``: its ``network/config.json``), prepared as it was trained on
     them: features standardised with the training table's mean and scale, images at its size and fit."""
     settings = config.get("inputs", {})
     if features is not None:
         return feature_inputs(features, id_col, norm=settings)
-    return image_inputs(images, [], int(settings.get("image_size", config.get("image_size", 64))),
-                        fit=settings.get("fit", "resize"), missing=missing)
+    return image_inputs(
+        images,
+        [],
+        int(settings.get("image_size", config.get("image_size", 64))),
+        fit=settings.get("fit", "resize"),
+        missing=missing,
+    )

@@ -54,10 +54,14 @@ class ResidualBlock(nnx.Module):
         self.conv1 = nnx.Conv(in_width, width, (3, 3), strides=stride, use_bias=False, dtype=dtype, rngs=rngs)
         self.norm1 = nnx.GroupNorm(width, num_groups=_groups(width), dtype=dtype, rngs=rngs)
         self.conv2 = nnx.Conv(width, width, (3, 3), use_bias=False, dtype=dtype, rngs=rngs)
-        self.norm2 = nnx.GroupNorm(width, num_groups=_groups(width), dtype=dtype, rngs=rngs,
-                                   scale_init=nnx.initializers.zeros)  # each block starts as the identity
-        self.skip = (nnx.Conv(in_width, width, (1, 1), strides=stride, use_bias=False, dtype=dtype, rngs=rngs)
-                     if stride != 1 or in_width != width else None)
+        self.norm2 = nnx.GroupNorm(
+            width, num_groups=_groups(width), dtype=dtype, rngs=rngs, scale_init=nnx.initializers.zeros
+        )  # each block starts as the identity
+        self.skip = (
+            nnx.Conv(in_width, width, (1, 1), strides=stride, use_bias=False, dtype=dtype, rngs=rngs)
+            if stride != 1 or in_width != width
+            else None
+        )
 
     def __call__(self, x):
         y = nnx.relu(self.norm1(self.conv1(x)))
@@ -68,14 +72,24 @@ class ResidualBlock(nnx.Module):
 class GalaxyCNN(nnx.Module):
     """A small ResNet with one softmax head per question (see the module docstring)."""
 
-    def __init__(self, in_channels: int, heads: Sequence[int], width: int = 16, depth: int = 3, blocks: int = 1,
-                 dropout: float = 0.2, *, rngs: nnx.Rngs, dtype=None) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        heads: Sequence[int],
+        width: int = 16,
+        depth: int = 3,
+        blocks: int = 1,
+        dropout: float = 0.2,
+        *,
+        rngs: nnx.Rngs,
+        dtype=None,
+    ) -> None:
         dtype = dtype or compute_dtype()
         self.stem = nnx.Conv(in_channels, width, (3, 3), strides=2, use_bias=False, dtype=dtype, rngs=rngs)
         self.stem_norm = nnx.GroupNorm(width, num_groups=_groups(width), dtype=dtype, rngs=rngs)
         stages, w_in = [], width
         for stage in range(depth):
-            w = width * 2 ** stage
+            w = width * 2**stage
             for b in range(blocks):
                 stages.append(ResidualBlock(w_in, w, 2 if (b == 0 and stage > 0) else 1, dtype=dtype, rngs=rngs))
                 w_in = w
@@ -94,8 +108,9 @@ class GalaxyCNN(nnx.Module):
 class FeatureMLP(nnx.Module):
     """Features -> Linear(hidden) -> ReLU -> dropout -> one softmax head per question."""
 
-    def __init__(self, in_features: int, heads: Sequence[int], hidden: int = 128, dropout: float = 0.5, *,
-                 rngs: nnx.Rngs) -> None:
+    def __init__(
+        self, in_features: int, heads: Sequence[int], hidden: int = 128, dropout: float = 0.5, *, rngs: nnx.Rngs
+    ) -> None:
         self.hidden = nnx.Linear(in_features, hidden, rngs=rngs)
         self.dropout = nnx.Dropout(dropout)  # its randomness is passed per call
         self.head = nnx.Linear(hidden, int(sum(heads)), rngs=rngs)
@@ -108,13 +123,24 @@ class FeatureMLP(nnx.Module):
 def network_config(kind: str, in_shape: Sequence[int], heads: Sequence[int], **settings: Any) -> dict[str, Any]:
     """What :func:`build_network` needs (saved as ``network/config.json``)."""
     if kind == "cnn":
-        return {"kind": "cnn", "in_channels": int(in_shape[-1]), "image_size": int(in_shape[0]),
-                "heads": [int(k) for k in heads], "width": int(settings.get("width", 16)),
-                "depth": int(settings.get("depth", 3)), "blocks": int(settings.get("blocks", 1)),
-                "dropout": float(settings.get("dropout", 0.2))}
+        return {
+            "kind": "cnn",
+            "in_channels": int(in_shape[-1]),
+            "image_size": int(in_shape[0]),
+            "heads": [int(k) for k in heads],
+            "width": int(settings.get("width", 16)),
+            "depth": int(settings.get("depth", 3)),
+            "blocks": int(settings.get("blocks", 1)),
+            "dropout": float(settings.get("dropout", 0.2)),
+        }
     if kind == "mlp":
-        return {"kind": "mlp", "in_features": int(in_shape[-1]), "heads": [int(k) for k in heads],
-                "hidden": int(settings.get("hidden", 128)), "dropout": float(settings.get("dropout", 0.5))}
+        return {
+            "kind": "mlp",
+            "in_features": int(in_shape[-1]),
+            "heads": [int(k) for k in heads],
+            "hidden": int(settings.get("hidden", 128)),
+            "dropout": float(settings.get("dropout", 0.5)),
+        }
     raise ValueError(f"unknown network kind {kind!r}; the kinds are cnn and mlp")
 
 
@@ -122,12 +148,23 @@ def build_network(config: dict[str, Any], seed: int = 0) -> nnx.Module:
     """The network of ``config`` (:func:`network_config`), initialised from ``seed``."""
     rngs = nnx.Rngs(seed)
     if config["kind"] == "cnn":
-        return GalaxyCNN(config["in_channels"], config["heads"], width=config.get("width", 16),
-                         depth=config.get("depth", 3), blocks=config.get("blocks", 1),
-                         dropout=config.get("dropout", 0.2), rngs=rngs)
+        return GalaxyCNN(
+            config["in_channels"],
+            config["heads"],
+            width=config.get("width", 16),
+            depth=config.get("depth", 3),
+            blocks=config.get("blocks", 1),
+            dropout=config.get("dropout", 0.2),
+            rngs=rngs,
+        )
     if config["kind"] == "mlp":
-        return FeatureMLP(config["in_features"], config["heads"], hidden=config.get("hidden", 128),
-                          dropout=config.get("dropout", 0.5), rngs=rngs)
+        return FeatureMLP(
+            config["in_features"],
+            config["heads"],
+            hidden=config.get("hidden", 128),
+            dropout=config.get("dropout", 0.5),
+            rngs=rngs,
+        )
     raise ValueError(f"unknown network kind {config['kind']!r}; the kinds are cnn and mlp")
 
 

@@ -17,33 +17,49 @@ from annostat.errors import InputError
 def _distribution(counts: pl.Series) -> dict[str, float]:
     if counts.is_empty():
         return {}
-    return {"min": int(counts.min()), "median": float(counts.median()), "mean": round(float(counts.mean()), 2),
-            "p90": float(counts.quantile(0.9)), "max": int(counts.max())}
+    return {
+        "min": int(counts.min()),
+        "median": float(counts.median()),
+        "mean": round(float(counts.mean()), 2),
+        "p90": float(counts.quantile(0.9)),
+        "max": int(counts.max()),
+    }
 
 
-def inspect_export(path: str | Path, workflows: str | Path | None = None,
-                   workflow_id: str | None = None) -> dict[str, Any]:
+def inspect_export(
+    path: str | Path, workflows: str | Path | None = None, workflow_id: str | None = None
+) -> dict[str, Any]:
     """Summary of a classification export: workflows and versions, task types, subjects, volunteers, anonymous
     share, repeats, ``seen_before``, votes per subject, and the row accounting of a fit with default policies."""
     path = Path(path)
     columns = _columns(path)
     has = set(columns)
     user, anonymous = volunteer_columns(has)  # the same volunteers the reader sees
-    seen = ((pl.col("metadata").str.json_path_match("$.seen_before") == "true").fill_null(False)
-            if "metadata" in has else pl.lit(False))
+    seen = (
+        (pl.col("metadata").str.json_path_match("$.seen_before") == "true").fill_null(False)
+        if "metadata" in has
+        else pl.lit(False)
+    )
 
     def build(scan: pl.LazyFrame) -> pl.LazyFrame:
         if "workflow_id" not in has:  # a reduced export of one workflow: the workflow named, or unknown
-            scan = scan.with_columns(pl.lit(None if workflow_id is None else str(workflow_id), pl.Utf8)
-                                     .alias("workflow_id"))
+            scan = scan.with_columns(
+                pl.lit(None if workflow_id is None else str(workflow_id), pl.Utf8).alias("workflow_id")
+            )
         return scan.select(
-            pl.col("workflow_id"), pl.col("workflow_version"), pl.col("subject_ids").alias("subject"),
-            user.alias("volunteer"), anonymous.alias("anonymous"), seen.alias("seen_before"), pl.col("annotations"),
+            pl.col("workflow_id"),
+            pl.col("workflow_version"),
+            pl.col("subject_ids").alias("subject"),
+            user.alias("volunteer"),
+            anonymous.alias("anonymous"),
+            seen.alias("seen_before"),
+            pl.col("annotations"),
         )
 
     frame = _CsvAudit(path).read(lambda scan: build(scan).collect())
-    versions = (frame.group_by("workflow_id", "workflow_version").len("classifications")
-                .sort("workflow_id", "workflow_version"))
+    versions = (
+        frame.group_by("workflow_id", "workflow_version").len("classifications").sort("workflow_id", "workflow_version")
+    )
     task_types: Counter = Counter()
     for text in frame["annotations"].unique().to_list():
         try:
@@ -56,16 +72,22 @@ def inspect_export(path: str | Path, workflows: str | Path | None = None,
             continue
         for item in items:
             value = item.get("value")
-            kind = ("single" if isinstance(value, (str, int)) else "multiple" if isinstance(value, list) and all(
-                isinstance(v, (str, int)) for v in value) else "not answered" if value is None else "other")
+            kind = (
+                "single"
+                if isinstance(value, (str, int))
+                else "multiple"
+                if isinstance(value, list) and all(isinstance(v, (str, int)) for v in value)
+                else "not answered"
+                if value is None
+                else "other"
+            )
             task_types[f"{item.get('task')}: {kind}"] += 1
     per_subject = frame.group_by("subject").len("n")["n"]
     summary: dict[str, Any] = {
         "file": str(path),
         "columns": columns,
         "classifications": frame.height,
-        "workflows": [{"workflow_id": w, "version": v, "classifications": n}
-                      for w, v, n in versions.iter_rows()],
+        "workflows": [{"workflow_id": w, "version": v, "classifications": n} for w, v, n in versions.iter_rows()],
         "task_values (distinct annotation texts)": dict(sorted(task_types.items())),
         "subjects": frame["subject"].n_unique(),
         "volunteers": frame["volunteer"].n_unique(),

@@ -127,20 +127,40 @@ def votes_from_panoptes(path: str | Path, **options: Any) -> tuple[Votes, Panopt
     gold = None
     dropped = {}
     if gold_votes is not None:
-        gold = Gold(pl.DataFrame({
-            "subject": subjects.gather(subject_f[gold_votes]), "question": questions.gather(question_f[gold_votes]),
-            "answer": _answer_labels(answer_sets, question_f[gold_votes], answer_f[gold_votes]),
-            "row": row_f[gold_votes].astype(np.int64)}), f"{path} (gold_standard classifications)")
+        gold = Gold(
+            pl.DataFrame(
+                {
+                    "subject": subjects.gather(subject_f[gold_votes]),
+                    "question": questions.gather(question_f[gold_votes]),
+                    "answer": _answer_labels(answer_sets, question_f[gold_votes], answer_f[gold_votes]),
+                    "row": row_f[gold_votes].astype(np.int64),
+                }
+            ),
+            f"{path} (gold_standard classifications)",
+        )
         keep = ~gold_votes
         subject_f, volunteer_f, question_f, answer_f, row_f, time_f = (
-            a[keep] for a in (subject_f, volunteer_f, question_f, answer_f, row_f, time_f))
+            a[keep] for a in (subject_f, volunteer_f, question_f, answer_f, row_f, time_f)
+        )
         dropped = {"gold_standard classification (a gold answer)": int(gold_votes.sum())}
     votes = Votes.from_codes(
-        subject=subject_f, volunteer=volunteer_f, question=question_f, answer=answer_f, row=row_f,
-        time=pl.Series("created_at", time_f), subjects=subjects, volunteers=volunteers,
-        questions=questions, answers=answer_sets, duplicates="all", dropped=dropped,
-        columns={"format": "panoptes"}, source=str(path), provenance={"export": export.report.to_dict()},
-        in_order=gold is None, subject_table=subject_table,
+        subject=subject_f,
+        volunteer=volunteer_f,
+        question=question_f,
+        answer=answer_f,
+        row=row_f,
+        time=pl.Series("created_at", time_f),
+        subjects=subjects,
+        volunteers=volunteers,
+        questions=questions,
+        answers=answer_sets,
+        duplicates="all",
+        dropped=dropped,
+        columns={"format": "panoptes"},
+        source=str(path),
+        provenance={"export": export.report.to_dict()},
+        in_order=gold is None,
+        subject_table=subject_table,
     )
     if gold is not None:
         votes.attach_gold(gold)

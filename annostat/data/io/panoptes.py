@@ -46,8 +46,20 @@ from annostat.data.trees import EXTRA_QUESTIONS, PANOPTES_TASKS, TREES
 from annostat.errors import InputError, first_line
 
 STANDARD_COLUMNS = (
-    "classification_id", "user_name", "user_id", "user_ip", "workflow_id", "workflow_name", "workflow_version",
-    "created_at", "gold_standard", "expert", "metadata", "annotations", "subject_data", "subject_ids",
+    "classification_id",
+    "user_name",
+    "user_id",
+    "user_ip",
+    "workflow_id",
+    "workflow_name",
+    "workflow_version",
+    "created_at",
+    "gold_standard",
+    "expert",
+    "metadata",
+    "annotations",
+    "subject_data",
+    "subject_ids",
 )
 #: the columns every export must have; ``workflow_id`` too, unless the workflow is named (Galaxy Zoo's reduction
 #: scripts pass around exports of one workflow without it: classification_id, user_id, workflow_version, created_at,
@@ -105,8 +117,11 @@ class PanoptesReport:
             "tasks_skipped_by_type": dict(self.tasks_skipped_by_type),
             "tasks_skipped": dict(self.tasks_skipped),
             "votes_skipped": dict(self.votes_skipped),
-            **({"workflow_id_column": "absent: every row taken as the workflow given"} if self.workflow_id_given
-               else {}),
+            **(
+                {"workflow_id_column": "absent: every row taken as the workflow given"}
+                if self.workflow_id_given
+                else {}
+            ),
             "anonymous_rows_used": self.anonymous_rows,
         }
 
@@ -120,11 +135,14 @@ class PanoptesReport:
 
     def skipped_tasks(self) -> list[str]:
         """One line per task whose answers are not votes, and per set of votes set aside, with why."""
+
         def times(n: int) -> str:
             return f"{n:,} classification{'' if n == 1 else 's'}"
 
-        lines = [f"task {task} skipped in {times(n)}: only single- and multiple-answer tasks are votes"
-                 for task, n in sorted(self.tasks_skipped.items())]
+        lines = [
+            f"task {task} skipped in {times(n)}: only single- and multiple-answer tasks are votes"
+            for task, n in sorted(self.tasks_skipped.items())
+        ]
         lines += [f"votes skipped in {times(n)}: {why}" for why, n in sorted(self.votes_skipped.items())]
         return lines
 
@@ -151,22 +169,34 @@ def _answer_map(workflow: Workflow | None, tree: str | None) -> pl.DataFrame | N
                 continue
             if task.type == "multiple":
                 for label in labels:
-                    rows.append({**base, "label": label, "question": f"{task.id}/{label}", "answer": None,
-                                 "status": "ok"})
+                    rows.append(
+                        {**base, "label": label, "question": f"{task.id}/{label}", "answer": None, "status": "ok"}
+                    )
                 continue
             mapped, status = None, "ok"
             if task.id in candidates:
                 status = f"{task.id} v{version.version}: its answers match no question of the {tree} tree"
                 for question, aliases in candidates[task.id]:
-                    if all(label in aliases for label in labels) and \
-                            {aliases[label] for label in labels} == tree_answers.get(question):
+                    if all(label in aliases for label in labels) and {
+                        aliases[label] for label in labels
+                    } == tree_answers.get(question):
                         mapped, status = (question, aliases), "ok"
                         break
             for label in labels:
                 question, answer = (mapped[0], mapped[1][label]) if mapped else (task.id, label)
                 rows.append({**base, "label": label, "question": question, "answer": answer, "status": status})
-    return pl.DataFrame(rows, schema={"workflow_version": pl.Utf8, "task": pl.Utf8, "task_type": pl.Utf8,
-                                      "label": pl.Utf8, "question": pl.Utf8, "answer": pl.Utf8, "status": pl.Utf8})
+    return pl.DataFrame(
+        rows,
+        schema={
+            "workflow_version": pl.Utf8,
+            "task": pl.Utf8,
+            "task_type": pl.Utf8,
+            "label": pl.Utf8,
+            "question": pl.Utf8,
+            "answer": pl.Utf8,
+            "status": pl.Utf8,
+        },
+    )
 
 
 _ANNOTATION_SCHEMA = {"annotations": pl.Utf8, "task": pl.Utf8, "kind": pl.Utf8, "value": pl.Utf8}
@@ -263,14 +293,24 @@ class VoteCodes:
 
     def frame(self) -> pl.DataFrame:
         """row, question, answer (categorical), built without a string per vote."""
-        return pl.DataFrame([pl.Series("row", self.row), _categorical(self.question, self.questions, "question"),
-                             _categorical(self.answer, self.answers, "answer")])
+        return pl.DataFrame(
+            [
+                pl.Series("row", self.row),
+                _categorical(self.question, self.questions, "question"),
+                _categorical(self.answer, self.answers, "answer"),
+            ]
+        )
 
     @classmethod
     def from_frame(cls, frame: pl.DataFrame) -> VoteCodes:
         questions, answers = _LabelCodes(), _LabelCodes()
-        return cls(frame["row"].cast(pl.Int32).to_numpy(), questions.codes(frame["question"].cast(pl.Utf8)),
-                   answers.codes(frame["answer"].cast(pl.Utf8)), list(questions.index), list(answers.index))
+        return cls(
+            frame["row"].cast(pl.Int32).to_numpy(),
+            questions.codes(frame["question"].cast(pl.Utf8)),
+            answers.codes(frame["answer"].cast(pl.Utf8)),
+            list(questions.index),
+            list(answers.index),
+        )
 
 
 def _categorical(codes: np.ndarray, labels: list[str], name: str) -> pl.Series:
@@ -290,6 +330,7 @@ class PanoptesExport:
     classifications: pl.DataFrame  # one row per used classification, sorted by row
     report: PanoptesReport
     subject_data: pl.DataFrame | None = None  # subject, subject_data (text): the first of each used subject
+
     @property
     def answers(self) -> pl.DataFrame:
         """One row per vote, sorted by row: row, question, answer (categorical)."""
@@ -299,10 +340,22 @@ class PanoptesExport:
     def votes(self) -> pl.DataFrame:
         """The long votes table with labels: subject, volunteer, question, answer, created_at, classification_id,
         anonymous, dwell_seconds, workflow_version, row."""
-        return self.answers.join(self.classifications, on="row", how="inner").select(
-            "subject", "volunteer", pl.col("question").cast(pl.Utf8), pl.col("answer").cast(pl.Utf8), "created_at",
-            "classification_id", "anonymous", "dwell_seconds", "workflow_version", "row",
-        ).sort("row", maintain_order=True)
+        return (
+            self.answers.join(self.classifications, on="row", how="inner")
+            .select(
+                "subject",
+                "volunteer",
+                pl.col("question").cast(pl.Utf8),
+                pl.col("answer").cast(pl.Utf8),
+                "created_at",
+                "classification_id",
+                "anonymous",
+                "dwell_seconds",
+                "workflow_version",
+                "row",
+            )
+            .sort("row", maintain_order=True)
+        )
 
 
 #: how every export is scanned: the exact file named (no glob), bytes that are not UTF-8 replaced so the rows around
@@ -348,9 +401,11 @@ def read_panoptes(
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: file not found")
-    for name, value, allowed in (("seen_before", seen_before, ("drop", "keep")),
-                                 ("repeats", repeats, ("first", "last", "all")),
-                                 ("anonymous", anonymous, ("keep", "drop"))):
+    for name, value, allowed in (
+        ("seen_before", seen_before, ("drop", "keep")),
+        ("repeats", repeats, ("first", "last", "all")),
+        ("anonymous", anonymous, ("keep", "drop")),
+    ):
         if value not in allowed:
             raise InputError(f"{name} policy {value!r} is not one of {', '.join(allowed)}")
     columns = _columns(path)
@@ -359,8 +414,10 @@ def read_panoptes(
         raise InputError(f"{path}: not a Panoptes classification export: no column(s) {', '.join(missing)}")
     has_workflow_column = "workflow_id" in columns
     if not has_workflow_column and workflow_id is None:
-        raise InputError(f"{path}: the export has no workflow_id column (a reduced export of one workflow): name "
-                         "its workflow with --workflow-id")
+        raise InputError(
+            f"{path}: the export has no workflow_id column (a reduced export of one workflow): name "
+            "its workflow with --workflow-id"
+        )
     if "user_name" not in columns and "user_id" not in columns:
         raise InputError(f"{path}: no volunteer column: the export needs user_name or user_id")
     if isinstance(workflows, (str, Path)):
@@ -372,15 +429,18 @@ def read_panoptes(
         ids = audit.read(lambda scan: scan.select(pl.col("workflow_id").drop_nulls().unique()).collect())
         ids = ids["workflow_id"].to_list()
         if len(ids) != 1:
-            raise InputError(f"{path}: the export holds {len(ids)} workflows ({', '.join(sorted(ids)[:10])}); "
-                             "choose one with --workflow-id")
+            raise InputError(
+                f"{path}: the export holds {len(ids)} workflows ({', '.join(sorted(ids)[:10])}); "
+                "choose one with --workflow-id"
+            )
         workflow_id = ids[0]
     workflow_id = str(workflow_id)
     workflow = None
     if workflows is not None:
         if workflow_id not in workflows:
-            raise InputError(f"workflow {workflow_id} is not in the workflow definitions "
-                             f"(they hold {', '.join(sorted(workflows))})")
+            raise InputError(
+                f"workflow {workflow_id} is not in the workflow definitions (they hold {', '.join(sorted(workflows))})"
+            )
         workflow = workflows[workflow_id]
     if tree == "auto":
         tree = KNOWN_WORKFLOW_TREES.get(workflow_id) if workflow is not None else None
@@ -390,8 +450,9 @@ def read_panoptes(
 
     def read_batches(scan: pl.LazyFrame):
         """Every batch of the export, with a report of its own (a read cut short by ragged rows starts again)."""
-        report = PanoptesReport(source=str(path), workflow_id=workflow_id, tree=tree,
-                                workflow_id_given=not has_workflow_column)
+        report = PanoptesReport(
+            source=str(path), workflow_id=workflow_id, tree=tree, workflow_id_given=not has_workflow_column
+        )
         scan = scan.drop(index_columns)
         if not has_workflow_column:
             scan = scan.with_columns(pl.lit(workflow_id).alias("workflow_id"))
@@ -402,16 +463,29 @@ def read_panoptes(
         for batch in scan.collect_batches(chunk_size=batch_rows):
             batch = batch.with_row_index("row", offset=offset + 1).with_columns(pl.col("row").cast(pl.Int64))
             offset += batch.height
-            c, v, q, d = _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, anonymous, cache,
-                                     labels, audit, columns[-1])
+            c, v, q, d = _read_batch(
+                batch,
+                workflow_id,
+                workflow,
+                answer_map,
+                report,
+                seen_before,
+                anonymous,
+                cache,
+                labels,
+                audit,
+                columns[-1],
+            )
             classifications.append(c)
             subject_data.append(d)
             votes.append(v)
             quarantine.append(q)
             if strict and q.height:
                 first = q.sort("row").row(0, named=True)
-                raise InputError(f"{path}, row {first['row']}, classification {first['classification_id']}: "
-                                 f"{first['reason']} (--strict)")
+                raise InputError(
+                    f"{path}, row {first['row']}, classification {first['classification_id']}: "
+                    f"{first['reason']} (--strict)"
+                )
         return report, classifications, votes, quarantine, subject_data, offset, labels
 
     report, classifications, votes, quarantine, subject_data, offset, labels = audit.read(read_batches)
@@ -419,8 +493,7 @@ def read_panoptes(
     if offset == 0:
         raise InputError(f"{path}: the export has a header but no rows")
     classifications = pl.concat(classifications)
-    codes = VoteCodes(*(np.concatenate(parts) for parts in zip(*votes)), list(labels[0].index),
-                      list(labels[1].index))
+    codes = VoteCodes(*(np.concatenate(parts) for parts in zip(*votes)), list(labels[0].index), list(labels[1].index))
     del votes
     if workflow is None:
         codes = VoteCodes.from_frame(_expand_multiple(codes.frame()))
@@ -446,8 +519,10 @@ def read_panoptes(
     assert report.rows_read == report.rows_used + report.rows_quarantined + report.rows_skipped, report.to_dict()
     if report.rows_used == 0:
         reasons = {**report.quarantined, **report.skipped}
-        raise InputError(f"{path}: nothing usable remains of {report.rows_read:,} classifications "
-                         f"({', '.join(f'{n:,} {k}' for k, n in reasons.items()) or 'no question tasks'})")
+        raise InputError(
+            f"{path}: nothing usable remains of {report.rows_read:,} classifications "
+            f"({', '.join(f'{n:,} {k}' for k, n in reasons.items()) or 'no question tasks'})"
+        )
     # votes of the classifications kept (both sorted by row)
     used_rows = classifications["row"].to_numpy()
     if len(used_rows) < len(voted):
@@ -455,8 +530,11 @@ def read_panoptes(
         codes = codes.take(used_rows[at] == codes.row)
     metadata = None
     if "subject_data" in columns:
-        metadata = (pl.concat(subject_data).unique("subject", keep="first", maintain_order=True)
-                    .join(classifications.select(pl.col("subject").unique()), on="subject", how="semi"))
+        metadata = (
+            pl.concat(subject_data)
+            .unique("subject", keep="first", maintain_order=True)
+            .join(classifications.select(pl.col("subject").unique()), on="subject", how="semi")
+        )
     return PanoptesExport(codes, classifications, report, metadata)
 
 
@@ -498,15 +576,21 @@ class _CsvAudit:
         try:
             return use(pl.scan_csv(self.path, truncate_ragged_lines=True, **SCAN_OPTIONS))
         except pl.exceptions.PolarsError as exc:  # the rows with extra fields cannot be cut either: name them
-            raise InputError(f"{self.path}, {describe_problems(self.problems)}" if self.problems else
-                             f"{self.path}: cannot be read as CSV: {first_line(exc)}") from exc
+            raise InputError(
+                f"{self.path}, {describe_problems(self.problems)}"
+                if self.problems
+                else f"{self.path}: cannot be read as CSV: {first_line(exc)}"
+            ) from exc
 
     def rows(self, batch: pl.DataFrame, last_column: str) -> pl.DataFrame:
         """(row, csv_problem) for the batch's malformed rows; looked for only where the batch shows a sign."""
         empty = pl.DataFrame(schema={"row": pl.Int64, "csv_problem": pl.Utf8})
         text = [c for c, t in batch.schema.items() if t == pl.Utf8]
-        sign = pl.any_horizontal([pl.col(c).str.contains("\ufffd", literal=True).fill_null(False) for c in text]) \
-            if text else pl.lit(False)
+        sign = (
+            pl.any_horizontal([pl.col(c).str.contains("\ufffd", literal=True).fill_null(False) for c in text])
+            if text
+            else pl.lit(False)
+        )
         if last_column in batch.columns:
             sign = sign | pl.col(last_column).is_null()
         if self._problems is None and not batch.select(sign.any()).item():
@@ -522,6 +606,7 @@ def volunteer_columns(columns) -> tuple[pl.Expr, pl.Expr]:
     """Who classified, from whichever of ``user_name``, ``user_id``, ``user_ip`` an export has: the user name, else
     ``user-<id>``, else ``not-logged-in-<ip hash>``; and whether they were not logged in (no user id, or a
     ``not-logged-in-`` name)."""
+
     def column(name: str) -> pl.Expr:
         return pl.col(name) if name in columns else pl.lit(None, pl.Utf8)
 
@@ -534,14 +619,18 @@ def volunteer_columns(columns) -> tuple[pl.Expr, pl.Expr]:
     return volunteer, user_id.is_null() | name.str.starts_with("not-logged-in-").fill_null(False)
 
 
-def _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, anonymous, cache, labels, audit,
-                last_column):
+def _read_batch(
+    batch, workflow_id, workflow, answer_map, report, seen_before, anonymous, cache, labels, audit, last_column
+):
     """One batch of export rows -> (used classifications, votes as (row, question code, answer code) arrays,
     quarantined rows, the first subject_data text of each subject used)."""
     quarantine = []
     malformed = audit.rows(batch, last_column)
-    batch = (batch.join(malformed, on="row", how="left", maintain_order="left") if malformed.height else
-             batch.with_columns(pl.lit(None, pl.Utf8).alias("csv_problem")))
+    batch = (
+        batch.join(malformed, on="row", how="left", maintain_order="left")
+        if malformed.height
+        else batch.with_columns(pl.lit(None, pl.Utf8).alias("csv_problem"))
+    )
 
     def quarantine_rows(mask_frame: pl.DataFrame, reason: str | pl.Expr):
         if mask_frame.height:
@@ -549,8 +638,9 @@ def _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, a
             quarantine.append(mask_frame.select("row", "classification_id", reason_expr.alias("reason")))
 
     # other workflows (a row without a workflow id is quarantined below, not taken as another workflow)
-    other = batch.select((pl.col("workflow_id") != workflow_id).fill_null(False) &
-                         pl.col("csv_problem").is_null()).to_series()
+    other = batch.select(
+        (pl.col("workflow_id") != workflow_id).fill_null(False) & pl.col("csv_problem").is_null()
+    ).to_series()
     if other.any():
         report.skipped["other workflow"] += int(other.sum())
         batch = batch.filter(~other)
@@ -585,7 +675,8 @@ def _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, a
             found = workflow.version(raw) if raw is not None else None
             mapping[raw] = found.version if found else None
         batch = batch.with_columns(
-            pl.col("workflow_version").replace_strict(mapping, default=None, return_dtype=pl.Utf8).alias("version"))
+            pl.col("workflow_version").replace_strict(mapping, default=None, return_dtype=pl.Utf8).alias("version")
+        )
         problems.append((pl.col("version").is_null(), "unknown workflow version"))
     else:
         batch = batch.with_columns(pl.col("workflow_version").alias("version"))
@@ -618,34 +709,55 @@ def _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, a
             batch = batch.filter(~pl.col("anonymous"))
 
     # annotations: resolved once per distinct (annotations text, version) pair, then joined to the rows
-    grouped = (batch.group_by("annotations", "version").agg(pl.col("row"))
-               .with_row_index("pair").with_columns(pl.col("pair").cast(pl.Int64), pl.col("row").list.len().alias("n")))
+    grouped = (
+        batch.group_by("annotations", "version")
+        .agg(pl.col("row"))
+        .with_row_index("pair")
+        .with_columns(pl.col("pair").cast(pl.Int64), pl.col("row").list.len().alias("n"))
+    )
     row_pair = grouped.select("pair", "row").explode("row")
     pairs = grouped.drop("row")
     items = pairs.join(cache.items(pairs["annotations"]), on="annotations", how="inner").drop("annotations")
-    reasons = [items.filter(pl.col("kind") == "malformed").select("pair", pl.lit("malformed annotations JSON")
-                                                                   .alias("reason"))]
+    reasons = [
+        items.filter(pl.col("kind") == "malformed").select("pair", pl.lit("malformed annotations JSON").alias("reason"))
+    ]
     items = items.filter(~pl.col("kind").is_in(["malformed", "empty"]))
     if answer_map is not None:
         task_types = answer_map.select("workflow_version", "task", "task_type").unique()
         items = items.join(task_types, left_on=["version", "task"], right_on=["workflow_version", "task"], how="left")
-        reasons.append(items.filter(pl.col("task_type").is_null()).select(
-            "pair", pl.format("unknown task: {} is not a task of version {}", pl.col("task"), pl.col("version"))
-            .alias("reason")))
+        reasons.append(
+            items.filter(pl.col("task_type").is_null()).select(
+                "pair",
+                pl.format("unknown task: {} is not a task of version {}", pl.col("task"), pl.col("version")).alias(
+                    "reason"
+                ),
+            )
+        )
     else:  # without workflow definitions, the value's shape says the task type
         items = items.with_columns(
-            pl.when(pl.col("kind").is_in(["label", "index"])).then(pl.lit("single"))
-            .when(pl.col("kind").is_in(["labels", "indices"])).then(pl.lit("multiple"))
-            .when(pl.col("kind") == "null").then(pl.lit("unknown"))
-            .otherwise(pl.col("kind").str.replace("other:", "")).alias("task_type"))
+            pl.when(pl.col("kind").is_in(["label", "index"]))
+            .then(pl.lit("single"))
+            .when(pl.col("kind").is_in(["labels", "indices"]))
+            .then(pl.lit("multiple"))
+            .when(pl.col("kind") == "null")
+            .then(pl.lit("unknown"))
+            .otherwise(pl.col("kind").str.replace("other:", ""))
+            .alias("task_type")
+        )
     votes, bad_labels = _votes_from_items(items.filter(pl.col("task_type").is_not_null()), answer_map)
     reasons.append(bad_labels)
     pair_reason = pl.concat(reasons).unique("pair", keep="first", maintain_order=True)
     good_pairs = pairs.join(pair_reason, on="pair", how="anti")
     # tasks of other types, and votes set aside by the tree, counted per classification
-    others = items.join(good_pairs.select("pair"), on="pair").filter(
-        ~pl.col("task_type").is_in(list(QUESTION_TYPES)) & (pl.col("kind") != "null") &
-        pl.col("task_type").is_not_null()).unique(["pair", "task"])
+    others = (
+        items.join(good_pairs.select("pair"), on="pair")
+        .filter(
+            ~pl.col("task_type").is_in(list(QUESTION_TYPES))
+            & (pl.col("kind") != "null")
+            & pl.col("task_type").is_not_null()
+        )
+        .unique(["pair", "task"])
+    )
     for task_type, n in others.group_by("task_type").agg(pl.col("n").sum()).iter_rows():
         report.tasks_skipped_by_type[task_type] += int(n)
     for task, task_type, n in others.group_by("task", "task_type").agg(pl.col("n").sum()).iter_rows():
@@ -660,19 +772,39 @@ def _read_batch(batch, workflow_id, workflow, answer_map, report, seen_before, a
     used = rows.join(pair_reason, on="pair", how="anti", maintain_order="left")
     # labels are coded once per pair, not once per vote; the join keeps the rows' order
     pair_votes = votes.filter(pl.col("status") == "ok")
-    pair_votes = pl.DataFrame({"pair": pair_votes["pair"], "question": labels[0].codes(pair_votes["question"]),
-                               "answer": labels[1].codes(pair_votes["answer"])})
-    row_votes = used.select(pl.col("row").cast(pl.Int32), "pair").join(pair_votes, on="pair",
-                                                                        maintain_order="left_right")
+    pair_votes = pl.DataFrame(
+        {
+            "pair": pair_votes["pair"],
+            "question": labels[0].codes(pair_votes["question"]),
+            "answer": labels[1].codes(pair_votes["answer"]),
+        }
+    )
+    row_votes = used.select(pl.col("row").cast(pl.Int32), "pair").join(
+        pair_votes, on="pair", maintain_order="left_right"
+    )
     row_votes = tuple(row_votes[name].to_numpy().copy() for name in ("row", "question", "answer"))
     classifications = used.select(
-        "row", "classification_id", "volunteer", "subject", pl.col("created_at_parsed").alias("created_at"),
-        "anonymous", "dwell_seconds", pl.col("version").alias("workflow_version"), "gold_standard", "expert",
+        "row",
+        "classification_id",
+        "volunteer",
+        "subject",
+        pl.col("created_at_parsed").alias("created_at"),
+        "anonymous",
+        "dwell_seconds",
+        pl.col("version").alias("workflow_version"),
+        "gold_standard",
+        "expert",
     )
-    q = (pl.concat(quarantine) if quarantine else
-         pl.DataFrame(schema={"row": pl.Int64, "classification_id": pl.Utf8, "reason": pl.Utf8}))
-    metadata = (used.select("subject", "subject_data").unique("subject", keep="first", maintain_order=True)
-                if "subject_data" in used.columns else None)
+    q = (
+        pl.concat(quarantine)
+        if quarantine
+        else pl.DataFrame(schema={"row": pl.Int64, "classification_id": pl.Utf8, "reason": pl.Utf8})
+    )
+    metadata = (
+        used.select("subject", "subject_data").unique("subject", keep="first", maintain_order=True)
+        if "subject_data" in used.columns
+        else None
+    )
     return classifications, row_votes, q.unique("row", keep="first", maintain_order=True), metadata
 
 
@@ -709,12 +841,15 @@ def _decode_metadata(batch: pl.DataFrame) -> list[pl.Series]:
         seen_text = text.str.json_path_match("$.seen_before")
         frame = pl.DataFrame({"text": text, "whole": whole, "seen": seen_text})
         problem = frame.select(
-            pl.when(pl.col("text").is_not_null() & pl.col("whole").is_null()).then(pl.lit("malformed metadata JSON"))
+            pl.when(pl.col("text").is_not_null() & pl.col("whole").is_null())
+            .then(pl.lit("malformed metadata JSON"))
             .when(pl.col("text").is_not_null() & ~pl.col("text").str.strip_chars_start().str.starts_with("{"))
             .then(pl.lit("metadata is not a JSON object"))
             .when(pl.col("seen").is_not_null() & ~pl.col("seen").is_in(["true", "false"]))
             .then(pl.format("metadata seen_before not true or false: '{}'", pl.col("seen")))
-            .otherwise(None).alias("metadata_problem")).to_series()
+            .otherwise(None)
+            .alias("metadata_problem")
+        ).to_series()
         started, finished = text.str.json_path_match("$.started_at"), text.str.json_path_match("$.finished_at")
         seen = seen_text == "true"
     when = [t.str.to_datetime(strict=False, time_unit="ms", time_zone="UTC") for t in (started, finished)]
@@ -739,33 +874,57 @@ def _votes_from_items(items: pl.DataFrame, answer_map: pl.DataFrame | None):
 
     if answer_map is None:
         single_votes = single.select("pair", pl.col("task").alias("question"), pl.col("value").alias("answer"), ok)
-        picked = chosen.select("pair", (pl.col("task") + "/" + pl.col("value")).alias("question"),
-                               pl.lit("yes").alias("answer"), ok)
+        picked = chosen.select(
+            "pair", (pl.col("task") + "/" + pl.col("value")).alias("question"), pl.lit("yes").alias("answer"), ok
+        )
         markers = answered.select("pair", pl.col("task").alias("question"), pl.lit(None, pl.Utf8).alias("answer"), ok)
         return pl.concat([single_votes, picked, markers]).unique(), pl.DataFrame(schema=bad_schema)
 
     labelled = answer_map.filter(pl.col("label").is_not_null()).with_columns(
-        pl.int_range(pl.len()).over(["workflow_version", "task"]).cast(pl.Utf8).alias("index"))
+        pl.int_range(pl.len()).over(["workflow_version", "task"]).cast(pl.Utf8).alias("index")
+    )
 
     def resolve(frame: pl.DataFrame, index_kind: str, columns: list[str]) -> pl.DataFrame:
         """Labels (or raw API indices) of the classification's version -> the workflow's answers."""
-        frame = frame.join(labelled.select("workflow_version", "task", "index", pl.col("label").alias("from_index")),
-                           left_on=["version", "task", "value"], right_on=["workflow_version", "task", "index"],
-                           how="left")
+        frame = frame.join(
+            labelled.select("workflow_version", "task", "index", pl.col("label").alias("from_index")),
+            left_on=["version", "task", "value"],
+            right_on=["workflow_version", "task", "index"],
+            how="left",
+        )
         frame = frame.with_columns(
-            pl.when(pl.col("kind") == index_kind).then(pl.col("from_index")).otherwise(pl.col("value")).alias("label"))
-        return frame.join(labelled.select("workflow_version", "task", "label", *columns),
-                          left_on=["version", "task", "label"], right_on=["workflow_version", "task", "label"],
-                          how="left")
+            pl.when(pl.col("kind") == index_kind).then(pl.col("from_index")).otherwise(pl.col("value")).alias("label")
+        )
+        return frame.join(
+            labelled.select("workflow_version", "task", "label", *columns),
+            left_on=["version", "task", "label"],
+            right_on=["workflow_version", "task", "label"],
+            how="left",
+        )
 
     def outside(frame: pl.DataFrame) -> pl.DataFrame:
         return frame.filter(pl.col("question").is_null()).select(
-            "pair", pl.when(pl.col("value").is_null()).then(
-                pl.format("answer of the wrong type: {}'s value is {}", pl.col("task"),
-                          pl.col("kind").replace_strict({"other:boolean": "true/false"},
-                                                        default="not text, an answer index or a list of them")))
-            .otherwise(pl.format("answer not in workflow: {} '{}' is not an answer of version {}", pl.col("task"),
-                                 pl.col("value"), pl.col("version"))).alias("reason"))
+            "pair",
+            pl.when(pl.col("value").is_null())
+            .then(
+                pl.format(
+                    "answer of the wrong type: {}'s value is {}",
+                    pl.col("task"),
+                    pl.col("kind").replace_strict(
+                        {"other:boolean": "true/false"}, default="not text, an answer index or a list of them"
+                    ),
+                )
+            )
+            .otherwise(
+                pl.format(
+                    "answer not in workflow: {} '{}' is not an answer of version {}",
+                    pl.col("task"),
+                    pl.col("value"),
+                    pl.col("version"),
+                )
+            )
+            .alias("reason"),
+        )
 
     single = resolve(single, "index", ["question", "answer", "status"])
     bad_single = outside(single)
@@ -778,8 +937,12 @@ def _votes_from_items(items: pl.DataFrame, answer_map: pl.DataFrame | None):
     multi_votes = (
         answered.join(task_labels, left_on=["version", "task"], right_on=["workflow_version", "task"])
         .join(picked, on=["pair", "question"], how="left")
-        .select("pair", "question", pl.when(pl.col("picked")).then(pl.lit("yes")).otherwise(pl.lit("no"))
-                .alias("answer"), ok)
+        .select(
+            "pair",
+            "question",
+            pl.when(pl.col("picked")).then(pl.lit("yes")).otherwise(pl.lit("no")).alias("answer"),
+            ok,
+        )
     )
     return pl.concat([single_votes, multi_votes]), pl.concat([bad_single, bad_multiple])
 
@@ -793,9 +956,15 @@ def _expand_multiple(votes: pl.DataFrame) -> pl.DataFrame:
     markers = votes.filter(pl.col("answer").is_null())
     chosen = votes.filter(pl.col("answer").is_not_null() & pl.col("question").str.contains("/"))
     labels = chosen.select(pl.col("question").str.split("/").list.first().alias("task"), "question").unique()
-    expanded = (markers.select("row", pl.col("question").alias("task")).join(labels, on="task")
-                .join(chosen.select("row", "question", "answer"), on=["row", "question"], how="left")
-                .select("row", "question", pl.col("answer").fill_null("no")))
+    expanded = (
+        markers.select("row", pl.col("question").alias("task"))
+        .join(labels, on="task")
+        .join(chosen.select("row", "question", "answer"), on=["row", "question"], how="left")
+        .select("row", "question", pl.col("answer").fill_null("no"))
+    )
     singles = votes.filter(pl.col("answer").is_not_null() & ~pl.col("question").str.contains("/"))
-    return pl.concat([singles, expanded]).sort("row", maintain_order=True).with_columns(
-        pl.col("question").cast(pl.Categorical), pl.col("answer").cast(pl.Categorical))
+    return (
+        pl.concat([singles, expanded])
+        .sort("row", maintain_order=True)
+        .with_columns(pl.col("question").cast(pl.Categorical), pl.col("answer").cast(pl.Categorical))
+    )

@@ -85,8 +85,10 @@ def record_problems(path: str | Path, separator: str = ",", limit: int | None = 
             if any(n in bad_lines for n in range(first_line, line + 1)):
                 problems[row] = f"bytes that are not UTF-8 (line {first_line})"
             elif record and len(record) != width:
-                problems[row] = (f"{len(record)} field{'s' if len(record) != 1 else ''} where the header has "
-                                 f"{width} (line {first_line})")
+                problems[row] = (
+                    f"{len(record)} field{'s' if len(record) != 1 else ''} where the header has "
+                    f"{width} (line {first_line})"
+                )
             if limit is not None and len(problems) >= limit:
                 break
     except csv.Error as exc:  # the quoting breaks: this row, and nothing after it, can be read
@@ -121,8 +123,9 @@ def read_table(path: str | Path, *, separator: str | None = None) -> pl.DataFram
             frame = pl.read_parquet(path, glob=False)
         else:
             refuse_repeated_names(path, sep)
-            frame = pl.scan_csv(path, separator=sep, infer_schema=False, truncate_ragged_lines=False,
-                                glob=False).collect()
+            frame = pl.scan_csv(
+                path, separator=sep, infer_schema=False, truncate_ragged_lines=False, glob=False
+            ).collect()
             # a short row reads as trailing nulls
             if frame.width > 1 and frame[frame.columns[-1]].null_count() and (problems := record_problems(path, sep)):
                 raise InputError(f"{path}, {describe_problems(problems)}")

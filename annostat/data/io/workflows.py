@@ -112,8 +112,9 @@ class Workflow:
     def answer_labels(self, task_id: str) -> list[str]:
         """Stable answers of a task: every normalised label any version uses, latest version's order first."""
         order: dict[str, None] = {}
-        versions = sorted(self.versions.values(), key=lambda v: (v.major, int(v.minor) if v.minor.isdigit() else -1),
-                          reverse=True)
+        versions = sorted(
+            self.versions.values(), key=lambda v: (v.major, int(v.minor) if v.minor.isdigit() else -1), reverse=True
+        )
         for v in versions:
             task = v.tasks.get(task_id)
             if task is not None:
@@ -148,7 +149,8 @@ def _json_object(value: Any, what: str) -> dict:
 
 def _json_kind(value: Any) -> str:
     return {dict: "object", list: "list", str: "string", bool: "boolean", int: "number", float: "number"}.get(
-        type(value), "value")
+        type(value), "value"
+    )
 
 
 def _text(value: Any, what: str) -> str:
@@ -177,8 +179,10 @@ def _parse_tasks(tasks: Any, strings: Any) -> dict[str, Task]:
             label = _text(label, f"tasks.{task_id}.answers[{i}].label")
             labels.append(_text(strings.get(label, label), f"strings[{label!r}]"))
         question = _text(task.get("question") or task.get("instruction"), f"tasks.{task_id}.question")
-        nexts = [_text(a.get("next"), f"tasks.{task_id}.answers[{i}].next") or None if isinstance(a, dict) else None
-                 for i, a in enumerate(answers)]
+        nexts = [
+            _text(a.get("next"), f"tasks.{task_id}.answers[{i}].next") or None if isinstance(a, dict) else None
+            for i, a in enumerate(answers)
+        ]
         parsed[task_id] = Task(
             id=task_id,
             type=_text(task.get("type", "unknown"), f"tasks.{task_id}.type"),
@@ -213,8 +217,10 @@ def read_workflows(path: str | Path) -> dict[str, Workflow]:
             if isinstance(items, dict):
                 items = [items]
             if not isinstance(items, list):
-                raise InputError(f"{path}: the JSON is a {_json_kind(items)}; workflow definitions are a list of "
-                                 "workflow versions or {\"workflow_versions\": [...]}")
+                raise InputError(
+                    f"{path}: the JSON is a {_json_kind(items)}; workflow definitions are a list of "
+                    'workflow versions or {"workflow_versions": [...]}'
+                )
             for i, item in enumerate(items):
                 at = f"{path}, workflow version {i + 1}"
                 if not isinstance(item, dict):
@@ -226,11 +232,19 @@ def read_workflows(path: str | Path) -> dict[str, Workflow]:
                     if "major_number" not in item:
                         raise _Shape("no major_number")
                     workflow_id = _text(links.get("workflow") or item.get("workflow_id"), "links.workflow")
-                    versions.append((workflow_id, None, WorkflowVersion(
-                        workflow_id, _major(item["major_number"]), _text(item.get("minor_number"), "minor_number")
-                        or "0", _text(item.get("first_task"), "first_task") or None,
-                        _parse_tasks(item.get("tasks"), item.get("strings")),
-                    )))
+                    versions.append(
+                        (
+                            workflow_id,
+                            None,
+                            WorkflowVersion(
+                                workflow_id,
+                                _major(item["major_number"]),
+                                _text(item.get("minor_number"), "minor_number") or "0",
+                                _text(item.get("first_task"), "first_task") or None,
+                                _parse_tasks(item.get("tasks"), item.get("strings")),
+                            ),
+                        )
+                    )
                 except _Shape as exc:
                     raise InputError(f"{at}: {exc}") from exc
         else:
@@ -245,10 +259,19 @@ def read_workflows(path: str | Path) -> dict[str, Workflow]:
             for i, row in enumerate(frame.iter_rows(named=True)):
                 try:
                     tasks = _parse_tasks(row["tasks"], row["strings"])
-                    versions.append((str(row["workflow_id"]), row.get("display_name"), WorkflowVersion(
-                        str(row["workflow_id"]), _major(row["version"]), str(row.get("minor_version") or "0"),
-                        row.get("first_task"), tasks,
-                    )))
+                    versions.append(
+                        (
+                            str(row["workflow_id"]),
+                            row.get("display_name"),
+                            WorkflowVersion(
+                                str(row["workflow_id"]),
+                                _major(row["version"]),
+                                str(row.get("minor_version") or "0"),
+                                row.get("first_task"),
+                                tasks,
+                            ),
+                        )
+                    )
                 except _Shape as exc:
                     raise InputError(f"{path}, row {i + 1}: {exc}") from exc
     except InputError:
