@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
-def pyplot():
+def pyplot() -> ModuleType:
     """``matplotlib.pyplot`` on the Agg backend (figures go to files; nothing opens a window), except in a notebook,
     whose inline backend stays (annostat closes its own figures, so they are not shown there): switching it to Agg
     would stop the user's own figures from showing after any annostat call that writes one."""
@@ -20,7 +25,7 @@ def pyplot():
     return plt
 
 
-def save(fig, path: str | Path, dpi: int = 110, tight: bool = True) -> Path:
+def save(fig: Figure, path: str | Path, dpi: int = 110, tight: bool = True) -> Path:
     """Lay out (``tight``), write ``fig`` to ``path`` and close it; returns the path."""
     if tight:
         fig.tight_layout()

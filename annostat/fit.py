@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -33,6 +33,9 @@ from annostat.data.subjects import Subjects
 from annostat.data.votes import Votes
 from annostat.errors import InputError, first_line
 from annostat.files import atomic_write, read_json, remove_stale
+
+if TYPE_CHECKING:
+    import arviz as az
 
 
 @dataclass
@@ -408,14 +411,14 @@ class Fit:
         return update(self, new_votes, **options)
 
     @classmethod
-    def load(cls, folder: str | Path) -> Fit:
+    def load(cls, folder: str | Path) -> SavedFit:
         """Read a fit folder written by :meth:`save` (or ``annostat fit``): the same tables, fit.json as
         :meth:`summary`, the votes from ``votes.parquet`` and the ArviZ trace from ``trace.nc``. A folder that is
         not a fit, or whose files are missing, truncated or unreadable, is an :class:`~annostat.errors.InputError`
         naming the file."""
         return SavedFit(folder)
 
-    def inference_data(self):
+    def inference_data(self) -> az.InferenceData:
         """ArviZ ``InferenceData`` of a Bayesian fit (:func:`annostat.infer.trace.inference_data`)."""
         from annostat.infer.trace import inference_data
 
@@ -497,7 +500,10 @@ class SavedFit(Fit):
         self.model, self.settings = str(info["model"]), info.get("settings") or {}
         self.questions, self.seconds = [], float(info.get("seconds") or 0.0)
         self.extra_subjects, self.prior_summary, self.update_summary = None, info.get("prior"), info.get("update")
-        self._cache, self._subjects, self._votes, self._vote_table = {}, None, None, None
+        self._cache: dict[str, pl.DataFrame] = {}
+        self._subjects: Subjects | None = None
+        self._votes: Votes | None = None
+        self._vote_table: pl.DataFrame | None = None
 
     def _read(self, name: str, filename: str) -> pl.DataFrame:
         path = self.folder / filename
@@ -568,6 +574,10 @@ class SavedFit(Fit):
                 self._votes.attach_experts(volunteers.filter(pl.col("expert"))["volunteer"].unique())
         return self._votes
 
+    @votes.setter
+    def votes(self, votes: Votes) -> None:
+        self._votes = votes
+
     @property
     def subjects(self) -> Subjects:
         if self._subjects is None:
@@ -597,7 +607,7 @@ class SavedFit(Fit):
     def summary(self) -> dict[str, Any]:
         return self.info
 
-    def inference_data(self):
+    def inference_data(self) -> az.InferenceData:
         """The ArviZ trace saved as ``trace.nc`` (a Bayesian fit's)."""
         import arviz as az
 

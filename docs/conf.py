@@ -75,15 +75,18 @@ napoleon_numpy_docstring = False
 # strict builds (-n -W): a reference to annostat that does not resolve fails the build; the libraries annostat takes
 # and returns (numpy, pandas, polars, JAX, ...) are named in signatures without their own documentation at hand
 nitpicky = True
+#: library types named without their module in annotations
+_BARE_NAMES = ["Path", "Any", "Callable", "Iterator", "Sequence", "Mapping", "Iterable", "Collection", "PathLike"]
+_BARE_NAMES += ["ModuleType", "ndarray", "DataFrame", "Series", "Figure"]
 nitpick_ignore_regex = [
     (
         r"py:.*",
         (
             r"(numpy|np|pandas|pd|polars|pl|pathlib|os|jax|jnp|flax|nnx|optax|numpyro|arviz|collections|concurrent|"
-            r"typing|typer|matplotlib|astropy|pyarrow|h5py)\..*"
+            r"typing|types|typer|matplotlib|astropy|pyarrow|h5py|az)\..*"
         ),
     ),
-    (r"py:.*", r"(Path|Any|Callable|Iterator|Sequence|Mapping|Iterable|PathLike|ndarray|DataFrame|Series)"),
+    (r"py:.*", "|".join(_BARE_NAMES)),
     (r"py:.*", r"annostat(\.\w+)*\._\w+"),  # private helpers named in public signatures
     (r"py:.*", r"'.*"),  # a dataclass's generated __init__ keeps its annotations as text
 ]

@@ -6,8 +6,6 @@ or row and exits with status 2, without a traceback.
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
 from annostat.cli import data, evaluation, fit, guidance, live, outputs, truth
@@ -60,4 +58,4 @@ def main() -> None:  # pragma: no cover - console entry point
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -15,28 +16,42 @@ from typer.core import TyperCommand
 from annostat.errors import InputError
 from annostat.models import REGISTRY
 
+if TYPE_CHECKING:
+    from annostat.truth.truthset import TruthSet
+
 console = Console(stderr=True)
-ModelName = Enum("ModelName", {name: name for name in REGISTRY}, type=str)
-DuplicatePolicy = Enum("DuplicatePolicy", {p: p for p in ("first", "last", "all")}, type=str)
-InputFormat = Enum("InputFormat", {f: f for f in ("auto", "table", "panoptes")}, type=str)
+#: --model's choices: the registry's names (a model registered before the CLI is built is offered too)
+ModelName = Enum("ModelName", {name: name for name in REGISTRY}, type=str)  # type: ignore[misc]
+
+
+class DuplicatePolicy(str, Enum):
+    first = "first"
+    last = "last"
+    all = "all"
+
+
+class InputFormat(str, Enum):
+    auto = "auto"
+    table = "table"
+    panoptes = "panoptes"
 
 
 #: click's UsageError, the base of every command-line usage error (typer ships its own copy of click)
-UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+UsageError: Any = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
 
 class OneLineErrors(TyperCommand):
     """A command whose usage errors (an option out of range, an unknown option, a missing argument) are one line and
     exit status 2, like every other input error, instead of click's usage box."""
 
-    def parse_args(self, ctx, args):
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         try:
             return super().parse_args(ctx, args)
         except UsageError as exc:
             fail(f"{exc.format_message()} (see: annostat {ctx.command_path.partition(' ')[2]} --help)")
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
 
@@ -88,7 +103,7 @@ def split_list(text: str, option: str, kind: type = str, what: str = "values") -
         fail(f"{option}: {text!r} is not a comma-separated list of {what}")
 
 
-def report_truth_set(truth_set, out: Path, made: str) -> None:
+def report_truth_set(truth_set: TruthSet, out: Path, made: str) -> None:
     """One line: what was made, how many featured, where the truth set is."""
     featured = int((truth_set.truth["true_smooth-or-featured"] == "featured-or-disk").sum())
     console.print(f"{made} ({featured:,} featured); truth set written to {out}", highlight=False)
@@ -106,7 +121,7 @@ def input_errors() -> Iterator[None]:
 
 
 @contextmanager
-def fit_progress(enabled: bool):
+def fit_progress(enabled: bool) -> Iterator[Callable[[Any, int, int], None] | None]:
     """A rich progress bar per question; yields the callback models take (or None)."""
     if not enabled:
         yield None
@@ -124,7 +139,7 @@ def fit_progress(enabled: bool):
 
 
 @contextmanager
-def training_progress(enabled: bool):
+def training_progress(enabled: bool) -> Iterator[Callable[[int, int, dict[str, Any]], None] | None]:
     """A rich progress bar per training stage (epochs), showing the loss and the held-out vote log-likelihood;
     yields the callback the joint model takes (or None)."""
     if not enabled:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -12,8 +13,12 @@ from rich.table import Table
 from annostat.cli.common import console, fail, given_on_command_line, input_errors, split_list
 from annostat.infer.cache import use_compilation_cache
 
+if TYPE_CHECKING:
+    from annostat.evaluation.harness import BenchmarkResult
+    from annostat.evaluation.loop import LoopResult
 
-def print_scores(result, title: str) -> None:
+
+def print_scores(result: BenchmarkResult, title: str) -> None:
     """The benchmark's scores, one row per pipeline and question, as a rich table on stdout."""
     table = Table(title=title)
     columns = (
@@ -42,7 +47,7 @@ def print_scores(result, title: str) -> None:
     Console().print(table)
 
 
-def print_loop(loop) -> None:
+def print_loop(loop: LoopResult) -> None:
     """The live loop's figures as a rich table."""
     m = loop.setup["maximum"]
     table = Table(title=f"The live loop: classifications to reach the accuracy of {m} a galaxy")

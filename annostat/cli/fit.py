@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -27,6 +29,9 @@ from annostat.cli.common import (
 from annostat.errors import first_line
 from annostat.infer.cache import use_compilation_cache
 from annostat.models import REGISTRY, get_model, model_spec, models_that
+
+if TYPE_CHECKING:
+    from annostat.data.votes import Votes
 
 #: which of ``fit``'s options each kind of fit uses (the rest, given, are refused in one line)
 ALWAYS = {
@@ -302,7 +307,7 @@ def fit(
                     "pseudo_off_diagonal": pseudo_off_diagonal,
                     "devices": devices,
                 }
-                estimator = JointModel(
+                joint_model = JointModel(
                     model.value, missing=missing_images, **{k: v for k, v in chosen.items() if v is not None}
                 )
             else:
@@ -356,7 +361,7 @@ def fit(
             if rounds_dir.exists() and not resume:
                 shutil.rmtree(rounds_dir)
             with training_progress(not quiet) as progress:
-                result = estimator.fit(table, inputs, progress=progress, checkpoint=rounds_dir)
+                result = joint_model.fit(table, inputs, progress=progress, checkpoint=rounds_dir)
         else:
             with fit_progress(not quiet) as progress:
                 result = estimator.fit(table, progress=progress, prior=subject_prior)
@@ -368,7 +373,7 @@ def fit(
         result.save(out)
         if joint:
             shutil.rmtree(out / "network" / "progress", ignore_errors=True)  # finished: nothing to resume
-        if export is not None:
+        if export is not None and export.report.quarantine is not None:
             export.report.quarantine.write_csv(out / "quarantine.csv")
     if not quiet:
         console.print(f"{votes}: {(export.report if export else table.report).summary()}", highlight=False)
@@ -380,6 +385,7 @@ def fit(
             console.print(gold_summary, highlight=False)
         if subject_prior is not None:
             p = result.prior_summary
+            assert p is not None  # a fit with a prior summarises it
             weights = [q["prior_weight"] for q in result.summary()["questions"] if "prior_weight" in q]
             span = (
                 f"{min(weights):.2f}" + (f"-{max(weights):.2f}" if max(weights) - min(weights) >= 0.005 else "")
@@ -423,7 +429,7 @@ def _gold_and_experts(table, gold, experts) -> str:
     return "; ".join(parts)
 
 
-def attach_experts(tables, experts: str) -> None:
+def attach_experts(tables: Sequence[Votes], experts: str) -> None:
     """Mark ``--experts`` as experts in each votes table, beside the experts it knows already (an export's expert
     column); none of them with votes in any table is an error."""
     from annostat.data.gold import read_experts

@@ -102,7 +102,8 @@ def select(
             raise InputError(f"--tree {tree}: {exc.args[0]}") from exc
         table.write_csv(out)
     console.print(
-        f"{len(table):,} subjects selected (scores {table['score'].min():.3f}-{table['score'].max():.3f} "
+        f"{len(table):,} subjects selected (scores {table['score'].to_numpy().min():.3f}-"
+        f"{table['score'].to_numpy().max():.3f} "
         f"nats) written to {out}"
         if len(table)
         else f"no subject left to select; {out} is empty",
@@ -205,10 +206,11 @@ def update(
             )
         result.seconds = time.perf_counter() - start
         result.save(out)
-        if export is not None:
+        if export is not None and export.report.quarantine is not None:
             export.report.quarantine.write_csv(out / "quarantine.csv")
     if not quiet:
         info = result.update_summary
+        assert info is not None  # an update says how it was made
         console.print(f"{new_votes}: {(export.report if export else table.report).summary()}", highlight=False)
         console.print(
             f"{info['previous_votes']:,} votes of the last fit + {info['new_votes_kept']:,} new "

@@ -125,5 +125,6 @@ class DawidSkene(_CrowdKitAggregator):
         errors.index.names = ["worker", "label"]
         errors.columns.name = None
         self.errors_ = errors
-        elbo = fit.questions[0].elbo if fit.questions else np.zeros(0)
+        elbo = fit.questions[0].elbo if fit.questions else None
+        elbo = np.zeros(0) if elbo is None else elbo
         self.loss_history_ = [float(x) / fit.votes.n_votes for x in elbo[1:]]

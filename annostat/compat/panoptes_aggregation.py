@@ -10,6 +10,7 @@ two can be compared answer for answer.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import polars as pl
@@ -48,7 +49,7 @@ def reduce_questions(
     )
 
 
-def read_reductions(paths) -> pl.DataFrame:
+def read_reductions(paths: Iterable[str | Path]) -> pl.DataFrame:
     """panoptes_aggregation's question-reducer CSVs -> subject, task, slug, count (one row per non-empty count)."""
     rows = []
     for path in paths:
@@ -95,7 +96,7 @@ def slug_to_label(workflow: Workflow) -> dict[tuple[str, str], str]:
     return mapping
 
 
-def annostat_counts(classifications: str | Path, workflows, repeats: str = "all") -> pl.DataFrame:
+def annostat_counts(classifications: str | Path, workflows: str | Path, repeats: str = "all") -> pl.DataFrame:
     """annostat's vote counts in panoptes_aggregation's terms: subject, task, label, count (task ids, no tree;
     multiple-answer tasks count the answers chosen).
 

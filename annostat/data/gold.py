@@ -28,12 +28,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 
 from annostat.errors import InputError, where
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 GOLD_COLUMNS = ("subject", "question", "answer")
 
@@ -57,7 +60,7 @@ class Gold:
             empty = frame[column].is_null()
             if empty.any():
                 raise InputError(
-                    f"{where(source, column=column, row=int(frame['row'][int(empty.arg_max())]) + 1)}: empty"
+                    f"{where(source, column=column, row=int(frame['row'][int(np.flatnonzero(empty.to_numpy())[0])]) + 1)}: empty"
                 )
         counts = frame.group_by("subject", "question").agg(pl.col("answer").n_unique().alias("n"), pl.col("row").min())
         conflict = counts.filter(pl.col("n") > 1).sort("row")
@@ -83,7 +86,7 @@ class Gold:
     @classmethod
     def from_frame(
         cls,
-        frame,
+        frame: pl.DataFrame | pd.DataFrame,
         *,
         subject: str = "subject",
         question: str = "question",
@@ -167,6 +170,7 @@ def read_experts(value: str | Path | Iterable[Any]) -> pl.Series:
         table = read_table(value)
         column = "volunteer" if "volunteer" in table.columns else table.columns[0]
         return table[column].drop_nulls().unique(maintain_order=True).rename("volunteer")
-    if isinstance(value, str):
-        value = [v.strip() for v in value.split(",") if v.strip()]
-    return pl.Series("volunteer", list(value)).unique(maintain_order=True)
+    if isinstance(value, Path):
+        raise InputError(f"{value}: file not found (experts: a table with a volunteer column, or their ids)")
+    ids = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
+    return pl.Series("volunteer", ids).unique(maintain_order=True)

@@ -161,7 +161,7 @@ class SubjectPrior:
 
     def summary(self, votes: Votes | None = None) -> dict[str, Any]:
         """What fit.json records: where the prior came from and how many subjects had one."""
-        out = {
+        out: dict[str, Any] = {
             "source": self.source,
             "format": self.format,
             "weight": self.weight,

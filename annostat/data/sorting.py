@@ -68,6 +68,6 @@ def run_members(starts: np.ndarray, ends: np.ndarray, chosen: np.ndarray) -> tup
     total = int(lengths.sum())
     place = np.repeat(np.arange(len(chosen), dtype=np.int32), lengths)
     shift = first - (np.cumsum(lengths) - lengths)  # a member's position: its place in the list plus its run's shift
-    members = np.arange(total, dtype=np.int64 if len(ends) and int(ends.max()) >= 2**31 else np.int32)
-    members += shift.astype(members.dtype)[place]
+    dtype = np.int64 if len(ends) and int(ends.max()) >= 2**31 else np.int32
+    members = np.arange(total, dtype=dtype) + shift.astype(dtype)[place]
     return members, place

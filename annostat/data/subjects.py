@@ -26,11 +26,14 @@ import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from annostat.errors import InputError, where
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: metadata keys that name a subject's image file, in order of preference (case and a leading # or ! ignored)
 IMAGE_KEYS = ("image", "image_name", "filename", "file_name", "file", "image_file", "imagefile", "image_path")
@@ -59,7 +62,12 @@ class Subjects:
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_frame(
-        cls, frame, *, subject: str = "subject", image: str | None = None, source: str | None = None
+        cls,
+        frame: pl.DataFrame | pd.DataFrame,
+        *,
+        subject: str = "subject",
+        image: str | None = None,
+        source: str | None = None,
     ) -> Subjects:
         """From a pandas or polars table: ``subject`` names the id column; ``image`` the image column (default: the
         first of :data:`IMAGE_KEYS` present, matched without case or a leading ``#``/``!``)."""
@@ -144,7 +152,7 @@ class Subjects:
         wanted = pl.DataFrame({"key": pl.Series([None if v is None else str(v) for v in values], dtype=pl.Utf8)})
         return wanted.join(lookup, on="key", how="left", maintain_order="left")["subject"]
 
-    def to_pandas(self):
+    def to_pandas(self) -> pd.DataFrame:
         return self.frame.to_pandas()
 
 

@@ -52,7 +52,7 @@ class Tree:
         questions = {}
         for q, answers in pairs.items():
             parent = after.get(q)
-            link = ()
+            link: tuple[tuple[str, str], ...] = ()
             if parent:
                 pq, _, pa = parent.partition("_")
                 link = ((pq, pa),)

@@ -23,7 +23,7 @@ import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -34,6 +34,9 @@ from annostat.data.io.tables import PARQUET_SUFFIXES, read_table
 from annostat.data.sorting import argsort_distinct, first_of_each, run_members, stable_argsort
 from annostat.data.subjects import Subjects
 from annostat.errors import InputError, where
+
+if TYPE_CHECKING:
+    from annostat.data.gold import Gold
 
 DUPLICATE_POLICIES = ("first", "last", "all")
 DEFAULT_COLUMNS = {
@@ -184,12 +187,12 @@ def _parse_time(column: pl.Series, source: str, name: str, rows: pl.Series) -> p
     if parsed.null_count() != text.null_count():
         try:  # mixed formats: let pandas try each value on its own
             pandas_parsed = pd.to_datetime(text.to_pandas(), utc=True, format="mixed", errors="coerce")
-            parsed = pl.from_pandas(pandas_parsed).dt.cast_time_unit("us")
+            parsed = pl.Series(pl.from_pandas(pandas_parsed)).dt.cast_time_unit("us")
         except (ValueError, TypeError):
             pass
     bad = parsed.is_null() & text.is_not_null()
     if bad.any():
-        first = int(bad.arg_max())
+        first = int(np.flatnonzero(bad.to_numpy())[0])
         raise InputError(
             f"{where(source, column=name, row=int(rows[first]) + 1)}: cannot read {text[first]!r} as a time "
             f"({int(bad.sum()):,} such rows); fix the values or leave out the time column to use file order"
@@ -239,7 +242,7 @@ class Votes:
         self._experience = experience
         self.provenance = provenance or {}  # what the reader that made these votes reports (e.g. a Panoptes export)
         self.subject_table = subject_table  # the subjects' metadata and images, where the reader had them
-        self.gold = None  # known true answers (annostat.data.gold.Gold), set by attach_gold
+        self.gold: Gold | None = None  # known true answers, set by attach_gold
         self.experts: pl.Series | None = None  # expert volunteers' labels, set by attach_experts
         self._gold: tuple[dict[int, tuple[np.ndarray, np.ndarray]], dict[str, Any]] | None = None
         self._table: pl.DataFrame | None = None
@@ -407,7 +410,10 @@ class Votes:
         row, time_column = work["row"].to_numpy(), work["time"] if "time" in cols else None
         del work, frame  # the labels as read are no longer needed: at 100M votes, gigabytes freed before the sort
         return cls.from_codes(
-            **coded,
+            subject=coded["subject"],
+            volunteer=coded["volunteer"],
+            question=coded["question"],
+            answer=coded["answer"],
             row=row,
             time=time_column,
             subjects=subjects,
@@ -611,15 +617,16 @@ class Votes:
         subjects, subject_of = _extend_labels(self.subjects, new.subjects, new.report.source, "subject")
         volunteers, volunteer_of = _extend_labels(self.volunteers, new.volunteers, new.report.source, "volunteer")
         questions, question_of = _extend_labels(self.questions, new.questions, new.report.source, "question")
-        answers = list(self.answers) + [None] * (len(questions) - len(self.answers))
+        answers: list[pl.Series | None] = [*self.answers, *[None] * (len(questions) - len(self.answers))]
         answer_of = []  # per new question code: the codes of its answers in the combined answer set
         for q_new, labels in enumerate(new.answers):
             q = int(question_of[q_new])
-            if answers[q] is None:
-                answers[q], codes = labels.rename("answer"), np.arange(len(labels), dtype=np.int64)
+            known = answers[q]
+            if known is None:
+                answers[q], in_known = labels.rename("answer"), np.arange(len(labels), dtype=np.int64)
             else:
-                answers[q], codes = _extend_labels(answers[q], labels, new.report.source, "answer")
-            answer_of.append(codes)
+                answers[q], in_known = _extend_labels(known, labels, new.report.source, "answer")
+            answer_of.append(in_known)
         offsets = np.concatenate([[0], np.cumsum([len(a) for a in answer_of])]).astype(np.int64)
         flat = np.concatenate(answer_of) if answer_of else np.zeros(0, np.int64)
         row_offset = int(self._codes["row"].max()) + 1 if self.n_votes else 0
@@ -634,7 +641,7 @@ class Votes:
         old_bounds = self._question_bounds
         n_old_questions = len(old_bounds) - 1
 
-        def old_block(question: np.ndarray, subject: np.ndarray, side: str) -> np.ndarray:
+        def old_block(question: np.ndarray, subject: np.ndarray, side: Literal["left", "right"]) -> np.ndarray:
             """Per vote (question and subject codes): where its (question, subject) block of the votes here starts
             (``left``) or ends (``right``); the votes here are in (question, subject) order."""
             at = np.full(len(question), len(old["row"]) if side == "right" else 0, np.int64)
@@ -647,7 +654,8 @@ class Votes:
                 at[these] = a + np.searchsorted(old["subject"][a:b], subject[these], side=side)
             return at
 
-        keep_old, keep_new = None, None
+        keep_old: np.ndarray | None = None
+        keep_new: np.ndarray | None = None
         if duplicates != "all" and new.n_votes and self.n_votes:
             # a repeat (one volunteer, subject and question in both) lies in the new vote's (question, subject)
             # block here: only those blocks are compared, not every vote here
@@ -680,19 +688,19 @@ class Votes:
         place_new = at + np.arange(len(at))
         is_old = np.ones(n, bool)
         is_old[place_new] = False
-        codes = {}
+        codes: dict[str, np.ndarray] = {}
         for c in added:
             merged = np.empty(n, old[c].dtype if c != "row" else np.int64)
             merged[place_new] = added[c]
             merged[is_old] = old[c]
             codes[c] = merged
         time = None
-        if old_time is not None and not old_time.null_count() and not new_time.null_count():
+        if old_time is not None and new_time is not None and not old_time.null_count() and not new_time.null_count():
             merged = np.empty(n, np.float64)  # the times as numbers, merged as the codes are
             merged[place_new] = new_time.to_numpy()
             merged[is_old] = old_time.to_numpy()
             time = pl.Series("time", merged)
-        elif old_time is not None:
+        elif old_time is not None and new_time is not None:  # (both or neither: _combined_times)
             positions = np.empty(n, np.int64)
             positions[place_new] = np.arange(len(at)) + len(old["row"])
             positions[is_old] = np.arange(len(old["row"]))
@@ -724,7 +732,7 @@ class Votes:
             subjects.rename("subject"),
             volunteers.rename("volunteer"),
             questions.rename("question"),
-            answers,
+            [a for a in answers if a is not None],  # every question has its answers by now
             report,
             self.columns,
             time=time,
@@ -740,7 +748,7 @@ class Votes:
         return votes, row_offset
 
     # ------------------------------------------------------------------ gold answers and experts
-    def attach_gold(self, gold) -> dict[str, Any]:
+    def attach_gold(self, gold: Gold | None) -> dict[str, Any]:
         """Fix the answers of the subjects ``gold`` (:class:`annostat.data.gold.Gold`) knows, in every model fitted
         to these votes; returns the accounting (rows, used, not used by reason). An answer outside its question's
         answer set is an :class:`~annostat.errors.InputError` naming the row."""
@@ -817,7 +825,7 @@ class Votes:
     def arrays(self, question: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(subject, volunteer, answer) int32 codes of one question's votes, sorted by subject."""
         part = self.question_slice(question)
-        return tuple(self._codes[c][part] for c in ("subject", "volunteer", "answer"))
+        return self._codes["subject"][part], self._codes["volunteer"][part], self._codes["answer"][part]
 
     def iter_questions(self) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
         for q in range(self.n_questions):
@@ -935,7 +943,7 @@ def _combined_times(old: Votes, new: Votes) -> tuple[pl.Series | None, pl.Series
     a = (a if a is not None else pl.repeat(None, old.n_votes, dtype=pl.Float64, eager=True)).cast(pl.Float64)
     b = (b if b is not None else pl.repeat(None, new.n_votes, dtype=pl.Float64, eager=True)).cast(pl.Float64)
     if old.columns.get("format") == "panoptes" and new.columns.get("format") == "panoptes" and a.null_count() < len(a):
-        b = b + (a.max() + 1)
+        b = b + (float(a.max()) + 1)  # type: ignore[arg-type]  # a float column's max is a float
     return a.rename("time"), b.rename("time")
 
 
@@ -954,12 +962,12 @@ def _codes(column: pl.Series) -> tuple[pl.Series, pl.Series]:
             code_of = np.cumsum(present, dtype=np.int32) - 1
             labels = np.flatnonzero(present) + low
             return pl.Series(column.name, labels, dtype=column.dtype), pl.Series(code_of[values - low])
-    labels = column.unique().sort()
+    sorted_labels = column.unique().sort()
     if column.dtype == pl.Utf8:
-        codes = column.cast(pl.Enum(labels)).to_physical()
+        codes = column.cast(pl.Enum(sorted_labels)).to_physical()
     else:
         codes = column.rank("dense") - 1
-    return labels, codes.cast(pl.Int32)
+    return sorted_labels, codes.cast(pl.Int32)
 
 
 def _experience(

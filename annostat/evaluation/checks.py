@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -39,6 +39,9 @@ from annostat.data.votes import Votes
 from annostat.infer.trace import question_of
 from annostat.models import get_model, likelihood, model_spec
 from annostat.models.base import sorted_positions
+
+if TYPE_CHECKING:
+    from annostat.fit import Fit
 
 
 def split_votes(votes: Votes, holdout: float = 0.1, seed: int = 0) -> tuple[Votes, pd.DataFrame]:
@@ -56,7 +59,7 @@ def split_votes(votes: Votes, holdout: float = 0.1, seed: int = 0) -> tuple[Vote
     return train, frame[held].reset_index(drop=True)
 
 
-def heldout_log_likelihood(fit, heldout: pd.DataFrame, floor: float = 1e-12) -> np.ndarray:
+def heldout_log_likelihood(fit: Fit, heldout: pd.DataFrame, floor: float = 1e-12) -> np.ndarray:
     """log p(vote) for each held-out vote (rows of ``heldout``: subject, volunteer, question, answer), through the
     shared volunteer likelihood: the subject's answer posterior from the fit (the answer priors for a subject the fit
     has no votes of) as the prior of one more vote, with the volunteer's confusion (the volunteers' average for a
@@ -89,14 +92,14 @@ def heldout_log_likelihood(fit, heldout: pd.DataFrame, floor: float = 1e-12) -> 
     return out
 
 
-def information_criteria(fit) -> pd.DataFrame:
+def information_criteria(fit: Fit) -> pd.DataFrame:
     """Per question of a Bayesian fit (with at least 2 draws): PSIS-LOO and WAIC (ArviZ, log scale, subjects as the
     unit) and the share of subjects whose Pareto k exceeds 0.7; one row per question."""
 
     import arviz as az
 
     trace = fit.inference_data()
-    rows = []
+    rows: list[dict[str, Any]] = []
     if "log_likelihood" not in trace.groups():
         return pd.DataFrame(
             rows,
@@ -111,8 +114,8 @@ def information_criteria(fit) -> pd.DataFrame:
                 "subjects",
             ],
         )
-    for name in trace.log_likelihood.data_vars:
-        if trace.log_likelihood[name].sizes["draw"] < 2:
+    for name in map(str, trace["log_likelihood"].data_vars):
+        if trace["log_likelihood"][name].sizes["draw"] < 2:
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # ArviZ warns on large k / p_waic; the numbers themselves say it
@@ -134,7 +137,7 @@ def information_criteria(fit) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def agreement_check(fit, min_votes: int = 10, tail: float = 0.05) -> pd.DataFrame:
+def agreement_check(fit: Fit, min_votes: int = 10, tail: float = 0.05) -> pd.DataFrame:
     """Per question: how many volunteers (with >= ``min_votes`` votes) agree with the consensus more or less often
     than the model's replications allow (posterior predictive p below ``tail`` or above 1 - ``tail``)."""
     v = fit.volunteers

@@ -29,6 +29,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -40,6 +41,9 @@ from annostat.evaluation.pipelines import PipelineOutput, get_pipeline
 from annostat.evaluation.report import write_report
 from annostat.files import read_json
 from annostat.truth.truthset import TruthSet, load_truth_set
+
+if TYPE_CHECKING:
+    from annostat.evaluation.loop import LoopResult
 
 EFFICIENCY_VOTES = (1, 2, 3, 5, 8, 10, 15, 20, 30, 40)
 
@@ -53,7 +57,7 @@ class BenchmarkResult:
     learning: pd.DataFrame  # pipeline, question, experience, accuracy, lo, hi, accuracy_true
     setup: dict
     report: Path | None = None
-    loop: object | None = None  # annostat.evaluation.loop.LoopResult, when the loop was run
+    loop: LoopResult | None = None  # when the loop was run
 
 
 # --- inputs ----------------------------------------------------------------------------------------------------
@@ -244,7 +248,10 @@ def run_benchmark(
         inputs = image_inputs(truth_set.root, votes.subjects.to_list(), image_size, subject_table=votes.subject_table)
         truth = pd.concat([truth, _unclassified_truth(truth_set, folder)], ignore_index=True)
 
-    scores, vols, calib, learn = [], [], [], []
+    scores: list[pd.DataFrame] = []
+    vols: list[pd.DataFrame] = []
+    calib: list[pd.DataFrame] = []
+    learn: list[pd.DataFrame] = []
     for pipeline in chosen:
         say(f"fitting {pipeline.name} on {votes.n_votes:,} votes")
         result: PipelineOutput = pipeline(votes, inputs, **(image_options or {}) if pipeline.needs_images else {})
@@ -257,9 +264,9 @@ def run_benchmark(
         table.insert(0, "pipeline", pipeline.name)
         table["seconds"] = result.seconds
         scores.append(table)
-        for frame, into in ((joined, vols), (bins, calib), (curves, learn)):
-            if len(frame):
-                into.append(frame.assign(pipeline=pipeline.name))
+        for part, into in ((joined, vols), (bins, calib), (curves, learn)):
+            if len(part):
+                into.append(part.assign(pipeline=pipeline.name))
 
     max_m = int(settings.get("retire_after") or max(efficiency, default=0))
     grid = [m for m in efficiency if 1 <= m <= max_m]
@@ -328,7 +335,7 @@ def run_benchmark(
             options["joint_options"] = dict(image_options or {})
         say(f"live loop: {', '.join(loop)} on {len(stream.subjects):,} galaxies")
         looped = run_loop(stream, loop, tree=truth_set.manifest["tree"], log=say, **options)
-    result = BenchmarkResult(
+    benchmark = BenchmarkResult(
         scores=frame(scores, ["pipeline", "question"]),
         volunteers=frame(vols, ["pipeline"]),
         efficiency=frame(eff, ["pipeline", "question", "votes_per_subject", "subjects", "accuracy"]),
@@ -338,5 +345,5 @@ def run_benchmark(
         loop=looped,
     )
     if out is not None:
-        result.report = write_report(result, out)
-    return result
+        benchmark.report = write_report(benchmark, out)
+    return benchmark

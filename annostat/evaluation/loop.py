@@ -41,11 +41,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import polars as pl
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from annostat.fit import Fit
+    from annostat.truth.simulate import OnDemandVolunteers
+    from annostat.truth.truthset import TruthSet
+    from annostat.vision.inputs import Inputs
 
 STRATEGIES = ("uniform", "swap", "swap+select", "swap+joint", "swap+select+joint")
 #: the strategies whose fit is the joint model (a network on the galaxies' images or features): they need inputs
@@ -63,7 +72,7 @@ class LoopResult:
     setup: dict[str, Any] = field(default_factory=dict)
 
 
-def accuracy(fit, truth: pd.DataFrame) -> float:
+def accuracy(fit: Fit, truth: pd.DataFrame) -> float:
     """The share of the true (galaxy, question) answers the fit's most probable answers get right; a pair the fit
     does not answer counts as wrong."""
     answers = fit.table("answers").select("subject", "question", pl.col("answer").alias("fitted"))
@@ -73,11 +82,11 @@ def accuracy(fit, truth: pd.DataFrame) -> float:
     joined = t.join(
         answers.with_columns(pl.col("question", "fitted").cast(pl.String)), on=["subject", "question"], how="left"
     )
-    return float((joined["answer"] == joined["fitted"]).fill_null(False).mean())
+    return float(np.mean((joined["answer"] == joined["fitted"]).fill_null(False).to_numpy()))
 
 
 def run_loop(
-    stream,
+    stream: OnDemandVolunteers,
     strategies: Sequence[str] = STRATEGIES[:3],
     *,
     model: str = "ds",
@@ -88,7 +97,7 @@ def run_loop(
     batch: int | None = None,
     tree: str | None = "gz-decals-dr5",
     max_rounds: int = 200,
-    inputs=None,
+    inputs: Inputs | None = None,
     joint_options: dict[str, Any] | None = None,
     joint_rounds: int = 1,
     log: Callable[[str], None] | None = None,
@@ -157,6 +166,7 @@ def run_loop(
         if joint:
             from annostat.models.joint import JointModel
 
+            assert inputs is not None  # the joint strategies need the subjects' inputs (checked above)
             fit = JointModel(model, missing="skip", **(joint_options or {})).fit(first, inputs)
         else:
             fit = get_model(model).fit(first)
@@ -237,7 +247,7 @@ def run_loop(
     return LoopResult(curves, pd.DataFrame(summary), targets, setup)
 
 
-def loop_from_truth_set(truth_set, settings: dict[str, Any], maximum: int = 40):
+def loop_from_truth_set(truth_set: TruthSet, settings: dict[str, Any], maximum: int = 40) -> OnDemandVolunteers:
     """The on-demand volunteers of a truth set: its simulation's population, seed, tree and questions, every galaxy's
     stream ``maximum`` classifications long (``settings``: the simulation's ``simulation.json``)."""
     from annostat.truth.simulate import OnDemandVolunteers, VolunteerPopulation
@@ -283,7 +293,7 @@ def loop_markdown(result: LoopResult) -> list[str]:
     return lines
 
 
-def loop_figure(result: LoopResult, plt):
+def loop_figure(result: LoopResult, plt: ModuleType) -> Figure:
     """Accuracy against classifications spent, one line a strategy; the fixed rule's accuracies dashed."""
     fig, ax = plt.subplots(figsize=(5.2, 3.6))
     for name, curve in result.curves.groupby("strategy", sort=False):

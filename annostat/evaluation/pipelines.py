@@ -26,6 +26,7 @@ import importlib.util
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,9 @@ import pandas as pd
 from annostat.data.votes import Votes
 from annostat.fit import Fit
 from annostat.models import REGISTRY, get_model, model_spec
+
+if TYPE_CHECKING:
+    from annostat.vision.inputs import Inputs
 
 
 @dataclass
@@ -49,7 +53,7 @@ class PipelineOutput:
 class Pipeline:
     name: str
     title: str
-    run: Callable[[Votes], PipelineOutput]
+    run: Callable[..., PipelineOutput]  # run(votes), or run(votes, inputs, **options) for an image pipeline
     cost: str = "fast"  # "fast": refitted for the label-efficiency curve by default; "slow": fitted once
     needs: str | None = None  # an optional package the pipeline imports
     needs_images: bool = False  # run(votes, inputs): the harness hands it the truth set's images
@@ -58,7 +62,7 @@ class Pipeline:
     def available(self) -> bool:
         return self.needs is None or importlib.util.find_spec(self.needs) is not None
 
-    def __call__(self, votes: Votes, inputs=None, **image_options) -> PipelineOutput:
+    def __call__(self, votes: Votes, inputs: Inputs | None = None, **image_options: Any) -> PipelineOutput:
         """Run on ``votes``; image pipelines read ``inputs`` (``annostat.vision.inputs``) and take the joint model's
         options (``epochs``, ``rounds``, ``width``, ...)."""
         start = time.perf_counter()
@@ -75,7 +79,9 @@ class Pipeline:
 PIPELINES: dict[str, Pipeline] = {}
 
 
-def register_pipeline(name: str, title: str, cost: str = "fast", needs: str | None = None, needs_images: bool = False):
+def register_pipeline(
+    name: str, title: str, cost: str = "fast", needs: str | None = None, needs_images: bool = False
+) -> Callable[[Callable[..., PipelineOutput]], Callable[..., PipelineOutput]]:
     """Decorator: register ``run(votes) -> PipelineOutput`` (``run(votes, inputs)`` with ``needs_images``) under
     ``name``."""
 
@@ -171,9 +177,7 @@ for _name, (_title, _options) in IMAGE_PIPELINES.items():
 # --- crowd-kit -------------------------------------------------------------------------------------------------
 
 
-def _crowdkit_pipeline(
-    factory: Callable[[], object], volunteer_accuracy: str | None
-) -> Callable[[Votes], PipelineOutput]:
+def _crowdkit_pipeline(factory: Callable[[], Any], volunteer_accuracy: str | None) -> Callable[[Votes], PipelineOutput]:
     """Fit a crowd-kit aggregator per question on (task, worker, label) frames of the same votes."""
 
     def run(votes: Votes) -> PipelineOutput:

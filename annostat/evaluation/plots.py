@@ -107,15 +107,15 @@ def _learning_curves(fit: Fit, out: Path, plt, volunteers: pd.DataFrame, n_volun
 
     trace = fit.inference_data()
     written = []
-    for name in trace.posterior.data_vars:
+    for name in map(str, trace["posterior"].data_vars):
         if not name.startswith("gain_mean["):
             continue
         tag = name[len("gain_mean") :]
         question = question_of(tag)
         draws = {
-            k[: -len(tag)]: v.values.reshape(-1, *v.shape[2:])
-            for k, v in trace.posterior.data_vars.items()
-            if k.endswith(tag)
+            str(k)[: -len(tag)]: v.values.reshape(-1, *v.shape[2:])
+            for k, v in trace["posterior"].data_vars.items()
+            if str(k).endswith(tag)
         }
         vols = volunteers[volunteers["question"] == question].sort_values("n", ascending=False).head(n_volunteers)
         grid = np.linspace(0, max(50, int(vols["n"].max()) if len(vols) else 200), 81)
@@ -128,7 +128,7 @@ def _learning_curves(fit: Fit, out: Path, plt, volunteers: pd.DataFrame, n_volun
         ax.set_ylabel("accuracy")
         ax.legend(fontsize=8)
         ax.set_title(f"{question}: population learning curve", fontsize=9)
-        names = [str(v) for v in trace.posterior["volunteer_offset" + tag].coords["volunteer" + tag].values]
+        names = [str(v) for v in trace["posterior"]["volunteer_offset" + tag].coords["volunteer" + tag].values]
         position = {v: i for i, v in enumerate(names)}
         chosen = [(str(v), position[str(v)], n) for v, n in zip(vols["volunteer"], vols["n"]) if str(v) in position]
         ax = axes[1]

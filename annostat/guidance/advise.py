@@ -31,7 +31,7 @@ def write_advice(
     """Advise from a fit folder: ``advice.parquet``/``advice.csv``, ``examples.parquet``, ``impact.parquet``,
     ``project.parquet``/``project.csv``, thumbnails and the HTML cards (``index.html``, ``volunteers/*.html``) in
     ``out``; ``private/`` holds the salt and the name map. Returns the tables and counts."""
-    fit = FitTables.of(Fit.load(fit_dir))
+    fit = FitTables.of(Fit.load(Path(fit_dir)))
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a folder")

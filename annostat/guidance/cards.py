@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from annostat.figures import pyplot, save
 from annostat.files import safe_file_name
+
+if TYPE_CHECKING:
+    from annostat.guidance.evidence import FitTables
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;max-width:70em;color:#222}
@@ -83,7 +86,7 @@ def _learning_plot(path: Path, row: pd.Series, n: int, title: str) -> None:
 
 def write_cards(
     out: Path,
-    fit,
+    fit: FitTables,
     advice: pd.DataFrame,
     examples: pd.DataFrame,
     project: pd.DataFrame,

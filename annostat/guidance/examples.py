@@ -10,7 +10,9 @@ arcsinh-stretched g, r, z composite); file names are made safe (:func:`annostat.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -18,6 +20,9 @@ import pandas as pd
 from annostat.figures import pyplot
 from annostat.files import inside, safe_file_name
 from annostat.guidance.evidence import FitTables
+
+if TYPE_CHECKING:
+    from annostat.truth.truthset import TruthSet
 
 
 def worked_examples(
@@ -100,13 +105,15 @@ def _spread(subjects: list[str], p_of: pd.Series, features: pd.DataFrame | None,
     return [subjects[i] for i in chosen]
 
 
-def image_ids(fit: FitTables, truth_set) -> dict[str, str]:
+def image_ids(fit: FitTables, truth_set: TruthSet | None) -> dict[str, str]:
     """Subject id -> the truth set's image id: the fit's own subjects table (an export's ``image_id``), else the
     truth set's simulated votes (``votes/subjects.parquet``); subjects named by their image id need neither."""
     subjects = fit.fit.subjects.frame
     if "image_id" in subjects.columns:
         known = subjects.filter(subjects["image_id"].is_not_null())
         return dict(zip(known["subject"].cast(str).to_list(), known["image_id"].cast(str).to_list()))
+    if truth_set is None:
+        return {}
     table = truth_set.votes_dir / "subjects.parquet"
     if not table.exists():
         return {}
@@ -114,7 +121,7 @@ def image_ids(fit: FitTables, truth_set) -> dict[str, str]:
     return dict(zip(frame["subject"].astype(str), frame["image_id"].astype(str)))
 
 
-def truth_features(truth_set, image_of: dict[str, str]) -> pd.DataFrame:
+def truth_features(truth_set: TruthSet, image_of: dict[str, str]) -> pd.DataFrame:
     """Numeric raw truth columns of a truth set, indexed by the subject id (or the image id)."""
     frame = truth_set.truth
     numeric = [
@@ -128,7 +135,12 @@ def truth_features(truth_set, image_of: dict[str, str]) -> pd.DataFrame:
 
 
 def thumbnails(
-    fit: FitTables, subjects, folder: Path, truth_set, images: Path | None, image_of: dict[str, str]
+    fit: FitTables,
+    subjects: Sequence[Any],
+    folder: Path,
+    truth_set: TruthSet | None,
+    images: Path | None,
+    image_of: dict[str, str],
 ) -> dict[str, str]:
     """Thumbnail images of ``subjects`` (paths relative to ``folder``'s parent): from a local image folder (the
     subject's image in the fit's subjects table, else ``<subject>.png/.jpg``; copied, and only from inside that

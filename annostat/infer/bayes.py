@@ -34,13 +34,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from annostat.models import likelihood
+
+if TYPE_CHECKING:
+    from annostat.data.priors import Evidence
 
 INFERENCE = ("svi", "map", "nuts")
 
@@ -49,7 +52,7 @@ INFERENCE = ("svi", "map", "nuts")
 VOLUNTEER_ARRAYS = ("volunteer_group",)
 
 
-def rows_of(arrays: dict, rows) -> dict:
+def rows_of(arrays: dict, rows: np.ndarray | jax.Array | slice) -> dict:
     """The subjects ``rows`` of the per-subject arrays, the per-volunteer ones whole."""
     return {k: v if k in VOLUNTEER_ARRAYS else v[rows] for k, v in arrays.items()}
 
@@ -74,16 +77,16 @@ class SubjectVotes:
     @classmethod
     def build(
         cls,
-        subject,
-        volunteer,
-        answer,
-        experience,
-        n_subjects,
-        n_volunteers,
-        n_answers,
-        evidence=None,
-        known_answer=None,
-        volunteer_group=None,
+        subject: np.ndarray,
+        volunteer: np.ndarray,
+        answer: np.ndarray,
+        experience: np.ndarray,
+        n_subjects: int,
+        n_volunteers: int,
+        n_answers: int,
+        evidence: Evidence | None = None,
+        known_answer: np.ndarray | None = None,
+        volunteer_group: np.ndarray | None = None,
     ) -> SubjectVotes:
         """From votes sorted by subject (local codes 0..S-1, 0..V-1); ``evidence`` (``annostat.data.priors``) and
         ``known_answer`` (gold answers' codes, -1 where unknown) are optional."""
@@ -103,21 +106,19 @@ class SubjectVotes:
         }
         for name, values in (("volunteer", volunteer), ("answer", answer), ("experience", experience), ("mask", True)):
             out[name][subject, column] = values
-        extra = {
-            "known_answer": None if known_answer is None else np.asarray(known_answer, np.int32),
-            "volunteer_group": None if volunteer_group is None else np.asarray(volunteer_group, np.int32),
-        }
-        if evidence is None:
-            return cls(**out, n_subjects=n_subjects, n_volunteers=n_volunteers, n_answers=n_answers, **extra)
         return cls(
-            **out,
+            volunteer=out["volunteer"],
+            answer=out["answer"],
+            experience=out["experience"],
+            mask=out["mask"],
             n_subjects=n_subjects,
             n_volunteers=n_volunteers,
             n_answers=n_answers,
-            log_evidence=np.asarray(evidence.log_ratio, np.float32),
-            prior_weight=float(evidence.weight),
-            learn_prior_weight=bool(evidence.learn),
-            **extra,
+            log_evidence=None if evidence is None else np.asarray(evidence.log_ratio, np.float32),
+            prior_weight=1.0 if evidence is None else float(evidence.weight),
+            learn_prior_weight=True if evidence is None else bool(evidence.learn),
+            known_answer=None if known_answer is None else np.asarray(known_answer, np.int32),
+            volunteer_group=None if volunteer_group is None else np.asarray(volunteer_group, np.int32),
         )
 
     def device(self) -> dict[str, jax.Array]:
@@ -141,7 +142,9 @@ class SubjectVotes:
         return int(self.mask.sum())
 
 
-def subject_log_likelihood(log_theta_votes: jax.Array, mask: jax.Array, log_prior: jax.Array):
+def subject_log_likelihood(
+    log_theta_votes: jax.Array, mask: jax.Array, log_prior: jax.Array
+) -> tuple[jax.Array, jax.Array]:
     """Per subject: the joint log p(votes, true answer = k) [B, K] and the marginal log p(votes) [B], through the
     shared volunteer likelihood (``annostat.models.likelihood``, padded form).
 
@@ -314,14 +317,14 @@ def run(
     return Inference(method, flat, losses, time.perf_counter() - start, diagnostics)
 
 
-def init_to_warm(site=None, values=None):
+def init_to_warm(site: dict[str, Any] | None = None, values: dict[str, Any] | None = None) -> Any:
     """NumPyro initialisation strategy: ``values`` for the sites it holds (a warm start), the prior mean elsewhere."""
     from numpyro.infer import init_to_mean
 
     if site is None:
         return partial(init_to_warm, values=values)
     if site["type"] == "sample" and not site["is_observed"] and site["name"] in (values or {}):
-        return values[site["name"]]
+        return (values or {})[site["name"]]
     return init_to_mean(site)
 
 

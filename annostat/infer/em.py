@@ -30,7 +30,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -39,6 +39,9 @@ import numpy as np
 from annostat.data.sorting import stable_argsort
 from annostat.models import likelihood
 from annostat.models.likelihood import IN_BOUNDS
+
+if TYPE_CHECKING:
+    from annostat.models.likelihood import AnyArray
 
 CHUNK = 10  # iterations per compiled call; progress is reported between chunks
 
@@ -97,14 +100,14 @@ def _counts(T, vs_subject, vs_part, part_cell, n_vol_pad, K):
     return jnp.swapaxes(counts.reshape(n_vol_pad, K, K), 1, 2)
 
 
-def log_confusion_from_counts(counts, pseudo, eps):
+def log_confusion_from_counts(counts: AnyArray, pseudo: AnyArray, eps: float | AnyArray) -> jax.Array:
     """The M-step of the confusions: log theta [V, K, K] from expected counts [V, K, K] (rows the true answer) and the
     Dirichlet pseudo-counts [K, K]: each row max(counts + pseudo, eps) normalised (MAP under Dirichlet(pseudo + 1))."""
     theta = jnp.maximum(counts + pseudo, eps)
     return jnp.log(theta) - jnp.log(theta.sum(axis=-1, keepdims=True))
 
 
-def log_priors_from_totals(totals, prior_pseudo, eps):
+def log_priors_from_totals(totals: AnyArray, prior_pseudo: AnyArray, eps: float | AnyArray) -> jax.Array:
     """The M-step of the answer prior: log pi [K] from the posteriors summed over subjects [K] and the pseudo-count."""
     pi = jnp.maximum(totals + prior_pseudo, eps)
     return jnp.log(pi) - jnp.log(pi.sum())
@@ -163,7 +166,9 @@ def _e_step(log_prior, log_theta, subject, key, smask, n_subj_pad, total=_single
     return likelihood.posterior(joint, norm), total(jnp.sum(norm * smask)), joint
 
 
-def log_prior_density(log_pi, log_theta, vmask, pseudo, prior_pseudo):
+def log_prior_density(
+    log_pi: AnyArray, log_theta: AnyArray, vmask: AnyArray, pseudo: AnyArray, prior_pseudo: AnyArray
+) -> jax.Array:
     """The log density of the Dirichlet priors (up to a constant), over the volunteers in ``vmask``."""
     return jnp.sum(vmask[:, None, None] * pseudo * log_theta) + jnp.sum(prior_pseudo * log_pi)
 
@@ -289,7 +294,15 @@ def compile_ahead(
 
 
 def shard_arrays(
-    subject, volunteer, answer, init, log_evidence, n_votes_pad: int, n_subj_pad: int, n_vol_pad: int, K: int
+    subject: np.ndarray,
+    volunteer: np.ndarray,
+    answer: np.ndarray,
+    init: np.ndarray,
+    log_evidence: np.ndarray | None,
+    n_votes_pad: int,
+    n_subj_pad: int,
+    n_vol_pad: int,
+    K: int,
 ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
     """One shard's padded arrays: the starting posteriors [n_subj_pad, K] and the data of ``_em_iterations``
     but the volunteer mask (subject, cell, the subject and partial sum of each vote in cell order, subject mask,
@@ -415,7 +428,7 @@ def dawid_skene_em(
         prior_pseudo += np.asarray(fixed_totals, np.float32)
     settings = (pseudo, prior_pseudo, *map(np.float32, (eps, rtol, atol)))
     zeros = np.zeros((n_vol_pad, K, K), np.float32)
-    state = (T0, np.zeros(K, np.float32), zeros, zeros, np.float32(-np.inf), np.int32(0))
+    state: tuple[Any, ...] = (T0, np.zeros(K, np.float32), zeros, zeros, np.float32(-np.inf), np.int32(0))
     if log_evidence is not None:  # a learned weight starts at 0 (the votes alone), a fixed one at its value
         settings += (np.float32(prior_weight), np.bool_(learn_prior_weight))
         state += (np.float32(0.0 if learn_prior_weight else prior_weight),)

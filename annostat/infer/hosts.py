@@ -35,10 +35,15 @@ import io
 import json
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import jax
 import numpy as np
 import polars as pl
+
+if TYPE_CHECKING:
+    from annostat.data.votes import Votes
+    from annostat.fit import Fit
 
 #: the largest message of one all-gather (bytes a process); longer payloads go in parts
 PART_BYTES = 1 << 28
@@ -52,7 +57,7 @@ def requested(coordinator: str | None = None, num_processes: int | None = None, 
         raise ValueError(
             "--coordinator, --num-processes and --process-id go together: give all three (or none under SLURM)"
         )
-    if all(given):
+    if coordinator is not None and num_processes is not None and process_id is not None:
         host, _, port = coordinator.rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f"--coordinator {coordinator}: expected HOST:PORT (e.g. node001:12345)")
@@ -178,7 +183,7 @@ def _sorted_union(series: Sequence[pl.Series], name: str) -> pl.Series:
     return pl.concat([s.cast(dtype) for s in non_empty]).unique().sort().rename(name)
 
 
-def agree(votes):
+def agree(votes: Votes) -> Votes:
     """``votes`` (this process's share) coded with the vocabularies of the whole table: volunteers and questions
     the sorted union of every share's labels; each question's answers the union too (sorted), or the answer set
     every share holding the question gives alike (an answer set given in that order). Subjects stay this share's;
@@ -257,7 +262,7 @@ def agree(votes):
     )
 
 
-def gather(fit):
+def gather(fit: Fit) -> Fit | None:
     """On process 0, the fit the whole table gives, from every process's fit of its share (``fit``, coded by
     :func:`agree`); ``None`` on the other processes. Votes and posteriors travel once, to everyone (an
     all-gather); only process 0 keeps them."""
@@ -299,7 +304,11 @@ def gather(fit):
     coded["subject"] = np.concatenate([code_of[offsets[p] + s["subject"].to_numpy()] for p, s in enumerate(shares)])
     time = pl.concat([s["time"] for s in shares]) if "time" in shares[0].columns else None
     merged = Votes.from_codes(
-        **coded,
+        subject=coded["subject"],
+        volunteer=coded["volunteer"],
+        question=coded["question"],
+        answer=coded["answer"],
+        row=coded["row"],
         time=time,
         subjects=subject_labels,
         volunteers=votes.volunteers,

@@ -49,7 +49,8 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -57,9 +58,9 @@ import numpy as np
 from flax import nnx
 
 from annostat.infer.training import (  # noqa: F401 - the API
-    Progress,
     QuestionVotes,
     Trainer,
+    TrainingProgress,
     dirichlet_multinomial,
     expected_counts,
     layout_votes,
@@ -67,6 +68,9 @@ from annostat.infer.training import (  # noqa: F401 - the API
 )
 from annostat.models import likelihood
 from annostat.models.confusions import VOLUNTEER_MODELS, volunteer_part
+
+if TYPE_CHECKING:
+    from annostat.vision.inputs import Inputs
 
 METHODS = ("marginal", "em")
 LOSSES = ("joint", "soft", "dirichlet", "crowdlayer")
@@ -142,7 +146,9 @@ class JointResult:
 TEMPER_GRID = np.linspace(0.0, 1.0, 21)
 
 
-def temper(trainer: Trainer, lps, vol_params, rows: np.ndarray):
+def temper(
+    trainer: Trainer, lps: list[np.ndarray], vol_params: list[Any], rows: np.ndarray
+) -> tuple[list[np.ndarray], list[dict[str, Any]]]:
     r"""The network's log priors tempered against the votes of ``rows`` (votes it did not train on), per question:
     :math:`\log\mathrm{softmax}(\log\pi + w(\log q_s - \log\bar q))`, with :math:`q_s` the network's prediction,
     :math:`\bar q` its mean over ``rows``, :math:`\pi` the base rate of the answers and :math:`w \in [0, 1]`
@@ -190,7 +196,7 @@ def _best_weight(vll, mask, ratio):
     return jnp.asarray(TEMPER_GRID, jnp.float32)[i], log_pis[i]
 
 
-def posteriors_from(trainer: Trainer, log_priors, vol_params) -> list[np.ndarray]:
+def posteriors_from(trainer: Trainer, log_priors: list[np.ndarray], vol_params: list[Any]) -> list[np.ndarray]:
     """Each question's p(true answer | input, votes) [N, K] for every row."""
     rows = np.arange(len(trainer.inputs))
     out = []
@@ -201,14 +207,14 @@ def posteriors_from(trainer: Trainer, log_priors, vol_params) -> list[np.ndarray
 
 
 def fit_joint(
-    inputs,
+    inputs: Inputs,
     questions: list[QuestionVotes],
     config: dict[str, Any],
     settings: JointSettings,
     start_posteriors: list[np.ndarray],
     start_confusions: list[np.ndarray],
-    progress: Progress | None = None,
-    checkpoint=None,
+    progress: TrainingProgress | None = None,
+    checkpoint: Path | None = None,
     start_networks: list | None = None,
 ) -> JointResult:
     """Fit the network(s) and the confusions (module docstring). ``start_posteriors`` [N, K] and

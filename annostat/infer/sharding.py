@@ -21,12 +21,16 @@ Example:
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from functools import lru_cache, partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+if TYPE_CHECKING:
+    import optax
 
 AXIS = "subjects"  # the mesh's one axis: subjects (and their votes) are split along it
 
@@ -80,7 +84,7 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec())
 
 
-def total(x):
+def total(x: jax.Array) -> jax.Array:
     """Sum over the devices of the mesh, inside ``shard_map``: the one collective the EM kernel needs."""
     return jax.lax.psum(x, AXIS)
 
@@ -108,14 +112,22 @@ def local_devices(mesh: Mesh) -> list:
     return [d for d in mesh.devices.flat if d.process_index == me]
 
 
-def place(mesh: Mesh, local: np.ndarray):
+def place(mesh: Mesh, local: np.ndarray) -> jax.Array:
     """A subjects-split array from this process's part (its devices' blocks, in order): with one process the
     whole array, with several (``annostat.infer.hosts``) each process's share of the subjects."""
     return jax.make_array_from_process_local_data(split(mesh), local)
 
 
 def em_layout(
-    mesh: Mesh, subject, volunteer, answer, init, log_evidence, vmask: np.ndarray, K: int, elbo_mode: bool
+    mesh: Mesh,
+    subject: np.ndarray,
+    volunteer: np.ndarray,
+    answer: np.ndarray,
+    init: np.ndarray,
+    log_evidence: np.ndarray | None,
+    vmask: np.ndarray,
+    K: int,
+    elbo_mode: bool,
 ) -> tuple[list[tuple[int, int]], int, tuple[Any, tuple], Any]:
     """The subjects' blocks, the padded subjects a shard, the starting posteriors and data placed on the devices,
     and the EM kernel, for :func:`annostat.infer.em.dawid_skene_em` on a mesh.
@@ -193,7 +205,7 @@ def svi_layout(mesh: Mesh, arrays: dict, batch: int | None) -> tuple[dict, int, 
     return placed, local, local_batch
 
 
-def mean_over_devices():
+def mean_over_devices() -> optax.GradientTransformation:
     """An optax transformation that averages the gradients over the mesh's devices (inside ``shard_map``): put first
     in the chain, every device then applies the same update to the same parameters."""
     import optax
@@ -204,7 +216,7 @@ def mean_over_devices():
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
-def data_parallel(mesh: Mesh, fn, data_args: tuple[int, ...]):
+def data_parallel(mesh: Mesh, fn: Callable[..., Any], data_args: tuple[int, ...]) -> Callable[..., Any]:
     """``fn`` compiled to run on every device of ``mesh`` at once: the arguments at ``data_args`` split by subjects
     (every leaf's first axis), the others and the results the same on every device."""
     import inspect

@@ -3,15 +3,22 @@ replayed volunteer agreement and each subject's log-likelihood per draw, for Arv
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import polars as pl
+
+if TYPE_CHECKING:
+    import arviz as az
+
+    from annostat.fit import Fit
 
 #: netCDF/HDF5 names cannot hold "/" (a group separator): a question's "/" (a multiple-answer task's ``T10/ring``)
 #: is written as U+2215 DIVISION SLASH in variable names, and read back by :func:`question_of`
 _SLASH = "\u2215"
 
 
-def tag(question) -> str:
+def tag(question: Any) -> str:
     """The ``[<question>]`` suffix of a question's variables in the trace."""
     return f"[{str(question).replace('/', _SLASH)}]"
 
@@ -21,7 +28,7 @@ def question_of(suffix: str) -> str:
     return suffix[1:-1].replace(_SLASH, "/")
 
 
-def inference_data(fit):
+def inference_data(fit: Fit) -> az.InferenceData:
     """ArviZ ``InferenceData`` of a Bayesian fit: posterior draws of every parameter (one variable per question
     and parameter, named ``<parameter>[<question>]``), sample_stats (NUTS: its statistics; SVI/MAP: the loss per
     step), observed_data (each question's votes per subject, padded, with a mask, and each volunteer's

@@ -23,10 +23,12 @@ from annostat.models import likelihood
 from annostat.vision.networks import answer_log_probs, build_network, concentrations, question_log_probs
 
 if TYPE_CHECKING:  # pragma: no cover
+    from annostat.data.votes import Votes
     from annostat.infer.joint import JointSettings
+    from annostat.vision.inputs import Inputs
 
 #: progress(epoch, epochs at most, {"stage", "loss", "heldout_log_likelihood"})
-Progress = Callable[[int, int, dict[str, float]], None]
+TrainingProgress = Callable[[int, int, dict[str, Any]], None]
 
 
 @dataclass
@@ -44,14 +46,14 @@ class QuestionVotes:
 
     @property
     def has(self) -> np.ndarray:
-        return self.mask.any(axis=1)
+        return np.asarray(self.mask.any(axis=1))
 
-    def known_of(self, rows) -> np.ndarray:
+    def known_of(self, rows: np.ndarray) -> np.ndarray:
         """The gold answers of ``rows`` (-1 where unknown)."""
         return np.full(len(rows), -1, np.int32) if self.known is None else self.known[rows]
 
 
-def layout_votes(votes, rows_of_subject: np.ndarray, n_rows: int) -> list[QuestionVotes]:
+def layout_votes(votes: Votes, rows_of_subject: np.ndarray, n_rows: int) -> list[QuestionVotes]:
     """Each question's votes by input row; ``rows_of_subject`` [S] maps the votes' subject codes to rows (-1: the
     subject has no input, its votes are not used)."""
     out = []
@@ -96,12 +98,12 @@ class Trainer:
 
     def __init__(
         self,
-        inputs,
+        inputs: Inputs,
         questions: list[QuestionVotes],
         config: dict[str, Any],
         settings: JointSettings,
-        volunteers=None,
-        progress: Progress | None = None,
+        volunteers: Any = None,
+        progress: TrainingProgress | None = None,
     ) -> None:
         self.inputs = inputs  # .batch(rows) -> float32 array; len(inputs) rows
         self.questions = questions
@@ -114,7 +116,7 @@ class Trainer:
         self.trace: list[dict[str, Any]] = []
         graphdef, _ = nnx.split(build_network(config, settings.seed))
         self.graphdef = graphdef
-        self._steps: dict[Any, Callable] = {}
+        self._steps: dict[Any, Any] = {}  # compiled log-probabilities, and (training step, optimiser) pairs
         from annostat.infer.sharding import device_mesh
 
         # data-parallel training: each minibatch split over the devices (its arrays sharded along the batch), the
@@ -122,31 +124,34 @@ class Trainer:
         self.mesh = device_mesh(settings.devices) if settings.devices and settings.devices > 1 else None
 
     # ---- the network as a pure function
-    def new_params(self, seed: int):
+    def new_params(self, seed: int) -> Any:
         return nnx.split(build_network(self.config, seed))[1]
 
-    def logits(self, params, x, train: bool = False, key=None):
+    def logits(self, params: Any, x: jax.Array, train: bool = False, key: jax.Array | None = None) -> jax.Array:
         net = nnx.merge(self.graphdef, params)
         if train and self.is_image and self.s.augment:
             from annostat.vision.images import augment
 
+            assert key is not None  # training draws the augmentations
             key, k_aug = jax.random.split(key)
             x = augment(k_aug, x)
-        return net(x, train=train, rngs=nnx.Rngs(dropout=key) if train else None)
+        return net(x, train=train, rngs=nnx.Rngs(dropout=key) if train and key is not None else None)
 
-    def log_probs(self, params, x, train: bool = False, key=None):
+    def log_probs(
+        self, params: Any, x: jax.Array, train: bool = False, key: jax.Array | None = None
+    ) -> list[jax.Array]:
         """Each question's log p(true answer | input) [B, K_q]."""
         return answer_log_probs(
             self.logits(params, x, train, key), self.heads, "dirichlet" if self.s.loss == "dirichlet" else "softmax"
         )
 
-    def predict(self, params, rows: np.ndarray | None = None, batch: int = 1024) -> list[np.ndarray]:
+    def predict(self, params: Any, rows: np.ndarray | None = None, batch: int = 1024) -> list[np.ndarray]:
         """Each question's log p(answer | input) [len(rows), K] under ``params`` (no dropout or augmentation)."""
         rows = np.arange(len(self.inputs)) if rows is None else np.asarray(rows)
         key = ("predict", batch)
         if key not in self._steps:
             self._steps[key] = jax.jit(lambda p, x: self.log_probs(p, x))
-        out = [[] for _ in self.heads]
+        out: list[list[np.ndarray]] = [[] for _ in self.heads]
         for start in range(0, len(rows), batch):
             part = rows[start : start + batch]
             size = min(batch, 1 << max(len(part) - 1, 0).bit_length())  # a few shapes: a few compilations
@@ -273,11 +278,11 @@ class Trainer:
         rows: np.ndarray,
         epochs: int,
         seed: int,
-        targets=None,
-        vol_params=None,
-        train_vol=False,
+        targets: list[np.ndarray] | None = None,
+        vol_params: list[Any] | None = None,
+        train_vol: bool = False,
         heldout: np.ndarray | None = None,
-        params=None,
+        params: Any = None,
         label: str = "",
         bar: str | None = None,
     ) -> tuple[Any, Any, int]:
@@ -321,8 +326,8 @@ class Trainer:
                 n_step += 1
                 losses.append(loss)
             loss = float(np.mean(jax.device_get(losses)))
-            record = {"stage": label, "epoch": epoch, "loss": loss}
-            if heldout is not None and len(heldout):
+            record: dict[str, Any] = {"stage": label, "epoch": epoch, "loss": loss}
+            if heldout is not None and len(heldout) and vol_params is not None:
                 ll = self.heldout_log_likelihood(params, vol_params, heldout)
                 record["heldout_log_likelihood"] = ll
                 if ll > best[0]:
@@ -338,12 +343,12 @@ class Trainer:
             return best[1], best[2], best[3]
         return params, vol_params, epochs
 
-    def heldout_log_likelihood(self, params, vol_params, rows: np.ndarray) -> float:
+    def heldout_log_likelihood(self, params: Any, vol_params: list[Any], rows: np.ndarray) -> float:
         """Log-likelihood per vote of ``rows``' votes under the network's prior and the confusions."""
         lps = self.predict(params, rows)
         return self.vote_log_likelihood(lps, vol_params, rows)
 
-    def vote_log_likelihood(self, lps, vol_params, rows) -> float:
+    def vote_log_likelihood(self, lps: list[np.ndarray], vol_params: list[Any], rows: np.ndarray) -> float:
         total, n = 0.0, 0
         for q, qv in enumerate(self.questions):
             joint = self.joint(q, lps[q], vol_params[q], rows)
@@ -352,11 +357,11 @@ class Trainer:
             n += int(qv.mask[rows].sum())
         return total / max(n, 1)
 
-    def joint(self, q: int, log_prior, vol_q, rows) -> np.ndarray:
+    def joint(self, q: int, log_prior: np.ndarray, vol_q: Any, rows: np.ndarray) -> np.ndarray:
         return question_joint(self.vol, self.questions[q], log_prior, vol_q, rows)
 
 
-def question_joint(vol, qv: QuestionVotes, log_prior, vol_q, rows) -> np.ndarray:
+def question_joint(vol: Any, qv: QuestionVotes, log_prior: np.ndarray, vol_q: Any, rows: np.ndarray) -> np.ndarray:
     """[len(rows), K] joint log-likelihood of the rows' votes on one question and their true answer, under the
     network's log prior (of those rows, [len(rows), K], or of every row) and the confusions ``vol_q``."""
     rows = np.asarray(rows)
@@ -370,7 +375,7 @@ def question_joint(vol, qv: QuestionVotes, log_prior, vol_q, rows) -> np.ndarray
     return np.asarray(likelihood.padded_joint(vll, jnp.asarray(qv.mask[rows]), log_prior))
 
 
-def dirichlet_multinomial(alpha, counts):
+def dirichlet_multinomial(alpha: jax.Array, counts: jax.Array) -> jax.Array:
     """[B] log-likelihood of vote counts [B, K] under a Dirichlet-multinomial with concentrations ``alpha`` (the
     multinomial coefficient, constant in the network, left out)."""
     from jax.scipy.special import gammaln

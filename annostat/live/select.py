@@ -111,7 +111,7 @@ def select(
     for q in questions:
         gain = information_gain(matrices[q][0], confusion[q])
         gain = gain[:, None] if gain.ndim == 1 else gain
-        if unvoted.any():  # a joint fit's subjects nobody voted on: BALD over the networks' disagreement
+        if members is not None and unvoted.any():  # a joint fit's subjects nobody voted on: BALD over the networks
             ensemble = _ensemble(members, q, subjects.filter(pl.Series(unvoted)), matrices[q][1])
             b = bald(ensemble, confusion[q])
             gain[unvoted] = b[:, None] if b.ndim == 1 else b
@@ -178,7 +178,7 @@ def _members(fit) -> pl.DataFrame | None:
 def _ensemble(members: pl.DataFrame, q, subjects: pl.Series, answers: list[Any]) -> np.ndarray:
     """[M, S, K]: each network's answers to question ``q`` for ``subjects`` (answers in the order given)."""
     part = members.filter(pl.col("question") == q)
-    M = int(part["member"].max()) + 1
+    M = int(part["member"].to_numpy().max()) + 1
     out = np.full((M, len(subjects), len(answers)), 1.0 / len(answers))
     order = pl.DataFrame({"subject": subjects, "row": np.arange(len(subjects))})
     code = {a: i for i, a in enumerate(answers)}

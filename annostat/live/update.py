@@ -49,7 +49,7 @@ import inspect
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -63,6 +63,9 @@ from annostat.fit import Fit, QuestionFit, SavedFit, accuracy_from_confusion
 from annostat.models import likelihood
 from annostat.models.base import gold_positions, local_codes, sorted_positions, vote_counts, vote_fractions
 
+if TYPE_CHECKING:
+    from annostat.vision.inputs import Inputs
+
 
 def update(
     fit: Fit,
@@ -72,9 +75,9 @@ def update(
     max_sweeps: int = 100,
     spread: float = 0.002,
     warm_steps: float = 0.25,
-    inputs=None,
+    inputs: Inputs | None = None,
     joint_rounds: int = 2,
-    progress: Callable[[Any, int, int], None] | None = None,
+    progress: Callable[..., None] | None = None,  # (question, done, total); a joint fit's (epoch, total, record)
 ) -> Fit:
     """The fit of ``fit``'s votes and ``new_votes`` together (see the module docstring): incremental EM from the last
     fit for Dawid-Skene, the model fitted again otherwise.
@@ -121,7 +124,7 @@ def update(
         for q, subject, volunteer, answer in combined.iter_questions():
             label = combined.questions[q]
             step = (lambda done, total, label=label: progress(label, done, total)) if progress else None
-            last = carried.get(q) if carried else previous.filter(pl.col("question") == label)
+            last = carried.get(q) if previous is None else previous.filter(pl.col("question") == label)
             qf, n = _update_question(
                 model, combined, q, subject, volunteer, answer, row_offset, last, tol, max_sweeps, spread, step
             )
@@ -131,27 +134,22 @@ def update(
         info |= {"method": "incremental EM", "tol": tol, "spread": spread, "sweeps": sweeps}
     else:
         from annostat.models import get_model
+        from annostat.models.bayesian import BayesianModel
         from annostat.models.registry import model_spec
 
         cls = model_spec(fit.model).load()
-        model = get_model(fit.model, **_options(cls, fit.settings))
-        warm = (
-            _warm_start(fit)
-            if model_spec(fit.model).can("bayesian") and getattr(model, "inference", "nuts") != "nuts"
-            else None
-        )
-        if warm:
-            model.warm_start, model.warm_steps = warm, warm_steps
-        result = model.fit(combined, progress=progress)
-        info |= (
-            {
-                "method": "warm-started SVI" if model.inference == "svi" else "warm-started MAP",
-                "steps": max(1, round(model.steps * warm_steps)),
+        refit = get_model(fit.model, **_options(cls, fit.settings))
+        warm = _warm_start(fit) if isinstance(refit, BayesianModel) and refit.inference != "nuts" else None
+        if isinstance(refit, BayesianModel) and warm:
+            refit.warm_start, refit.warm_steps = warm, warm_steps
+            info |= {
+                "method": "warm-started SVI" if refit.inference == "svi" else "warm-started MAP",
+                "steps": max(1, round(refit.steps * warm_steps)),
                 "questions_warm": sorted(warm),
             }
-            if warm
-            else {"method": "refit"}
-        )
+        else:
+            info |= {"method": "refit"}
+        result = refit.fit(combined, progress=progress)
     result.update_summary = info
     result.seconds = time.perf_counter() - start
     return result
@@ -173,7 +171,7 @@ def _warm_start(fit: Fit) -> dict[str, dict[str, Any]]:
         return start
     if not (fit.folder / "trace.nc").is_file():
         return start
-    posterior = fit.inference_data().posterior
+    posterior = fit.inference_data()["posterior"]
     for name in posterior.data_vars:
         site, _, suffix = str(name).partition("[")
         question = question_of("[" + suffix)
@@ -196,7 +194,7 @@ def _update_joint(fit: Fit, combined: Votes, inputs, rounds: int, progress) -> t
     from dataclasses import fields
 
     from annostat.infer.joint import JointSettings
-    from annostat.models.joint import JointModel
+    from annostat.models.joint import JointFit, JointModel
 
     if isinstance(fit, SavedFit):
         from annostat.vision.checkpoint import load_networks
@@ -209,6 +207,7 @@ def _update_joint(fit: Fit, combined: Votes, inputs, rounds: int, progress) -> t
         config, networks = load_networks(fit.folder / "network")
         saved = dict(fit.settings)
     else:
+        assert isinstance(fit, JointFit), "a joint model's fit in memory"
         inputs = fit.inputs if inputs is None else inputs
         config, networks = fit.config, fit.result.networks
         from dataclasses import asdict
@@ -239,7 +238,7 @@ def _refuse(fit: Fit) -> None:
 
 def _options(cls: type, settings: dict[str, Any]) -> dict[str, Any]:
     """The saved settings the model's constructor takes (fit.json also records what it does not, such as notes)."""
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    accepted = set(inspect.signature(cls).parameters)
     return {k: v for k, v in settings.items() if k in accepted and k != "devices"}
 
 

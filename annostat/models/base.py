@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import polars as pl
@@ -15,6 +15,9 @@ from annostat.fit import Fit, QuestionFit
 from annostat.infer import hosts
 from annostat.models import likelihood
 from annostat.models.registry import ModelSpec, model_spec, models_that
+
+if TYPE_CHECKING:
+    from annostat.models.likelihood import AnyArray
 
 #: progress(question label, iterations done, iterations at most); models call it between steps
 Progress = Callable[[Any, int, int], None]
@@ -44,7 +47,7 @@ def local_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.flatnonzero(present).astype(codes.dtype, copy=False), number[codes]
 
 
-def vote_counts(cells: np.ndarray, posteriors: np.ndarray, n_volunteers: int, n_answers: int) -> np.ndarray:
+def vote_counts(cells: AnyArray, posteriors: AnyArray, n_volunteers: int, n_answers: int) -> np.ndarray:
     """[V, K, K] expected votes per (volunteer, true answer, answer): each vote's cell (``volunteer * K + answer``)
     weighted by its subject's posterior ``posteriors`` [N, K] (one row a vote), summed."""
     V, K = int(n_volunteers), int(n_answers)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -22,13 +22,25 @@ from annostat.fit import QuestionFit
 from annostat.models import likelihood
 from annostat.models.base import Model, gold_positions, local_codes, vote_counts
 
+#: a model's log-probabilities of each vote under each true answer, from its parameters and a batch of subjects
+LogThetaVotes = Callable[[dict[str, jax.Array], dict[str, jax.Array]], jax.Array]
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from annostat.data.priors import Evidence
+    from annostat.data.votes import Votes
+    from annostat.infer.bayes import SubjectVotes
+
 LEVEL = 0.9  # credible intervals in the volunteer tables
 #: prior mean of the population's diagonal advantage in logits (~80% right with three answers): fixes the labels
 DIAGONAL_PRIOR_MEAN = 2.0
 
 
 @partial(jax.jit, static_argnums=0)
-def marginal_likelihood(log_theta_votes, params, data, rows):
+def marginal_likelihood(
+    log_theta_votes: LogThetaVotes, params: dict[str, jax.Array], data: dict[str, jax.Array], rows: jax.Array | slice
+) -> jax.Array:
     """log p(votes of each subject in ``rows``), the true answer summed out: one compiled function, so that
     NumPyro's eager set-up runs of a model compile it once rather than op by op."""
     from annostat.infer.bayes import rows_of, subject_log_likelihood
@@ -37,7 +49,7 @@ def marginal_likelihood(log_theta_votes, params, data, rows):
     return subject_log_likelihood(log_theta_votes(params, part), part["mask"], subject_log_prior(params, part))[1]
 
 
-def subject_log_prior(params, part):
+def subject_log_prior(params: dict[str, jax.Array], part: dict[str, jax.Array]) -> jax.Array:
     """The log prior of each subject of ``part``: the answer priors, with a classifier's evidence when given
     (``likelihood.evidence_log_prior``; its weight sampled as ``prior_weight`` or fixed in the data), and a gold
     answer where one is known (``likelihood.known_answer_log_prior``)."""
@@ -50,7 +62,7 @@ def subject_log_prior(params, part):
     return log_prior
 
 
-def with_prior_weight(params, data):
+def with_prior_weight(params: dict[str, jax.Array], data: dict[str, jax.Array]) -> dict[str, jax.Array]:
     """``params`` and, where a classifier's evidence comes with a learned weight, that weight:
     ``prior_weight ~ Uniform(0, largest weight)``."""
     if "prior_weight_max" not in data:
@@ -61,7 +73,7 @@ def with_prior_weight(params, data):
     return {**params, "prior_weight": numpyro.sample("prior_weight", dist.Uniform(0.0, data["prior_weight_max"][0]))}
 
 
-def sample_population_logit(n_answers: int, groups: int = 1):
+def sample_population_logit(n_answers: int, groups: int = 1) -> jax.Array:
     """The population's off-diagonal logits [K, K-1] ~ Normal(-2, 1.5^2), favouring the diagonal; with ``groups``
     = 2 (volunteers and experts), one population a group, [2, K, K-1]."""
     import numpyro
@@ -72,12 +84,18 @@ def sample_population_logit(n_answers: int, groups: int = 1):
     return numpyro.sample("population_logit", dist.Normal(-DIAGONAL_PRIOR_MEAN, 1.5).expand(shape).to_event(len(shape)))
 
 
-def groups_of(data) -> int:
+def groups_of(data: dict[str, jax.Array]) -> int:
     """How many populations the volunteers form: 2 when some are experts (``volunteer_group`` in the data)."""
     return 2 if "volunteer_group" in data else 1
 
 
-def observe_votes(log_theta_votes, params, data, n_subjects: int, batch_size: int | None) -> None:
+def observe_votes(
+    log_theta_votes: LogThetaVotes,
+    params: dict[str, jax.Array],
+    data: dict[str, jax.Array],
+    n_subjects: int,
+    batch_size: int | None,
+) -> None:
     """Add every subject's marginal log-likelihood (minibatches of ``batch_size`` subjects, scaled by the plate)."""
     import numpyro
 
@@ -86,7 +104,7 @@ def observe_votes(log_theta_votes, params, data, n_subjects: int, batch_size: in
         numpyro.factor("votes", marginal_likelihood(log_theta_votes, params, data, rows))
 
 
-def volunteer_logits(params, group=None):
+def volunteer_logits(params: dict[str, jax.Array], group: jax.Array | None = None) -> jax.Array:
     """Hierarchical volunteers' off-diagonal logits [V, K, K-1]: mu_kl + tau_k z_v,kl - sigma s_v, with
     mu and tau those of each volunteer's group when there are experts (``group`` [V]: 0 volunteers, 1 experts)."""
     mu, tau = params["population_logit"], params["population_scale"]
@@ -96,12 +114,12 @@ def volunteer_logits(params, group=None):
     return eta - (params["skill_scale"] * params["skill"])[:, None, None]
 
 
-def log_confusion(eta):
+def log_confusion(eta: jax.Array) -> jax.Array:
     """[..., K, K-1] off-diagonal logits -> log theta [..., K, K], rows the true answer."""
     return jax.nn.log_softmax(off_diagonal_logits(eta), axis=-1)
 
 
-def off_diagonal_logits(eta):
+def off_diagonal_logits(eta: jax.Array) -> jax.Array:
     """[..., K, K-1] off-diagonal logits -> [..., K, K] logits with 0 on the diagonal."""
     K = eta.shape[-2]
     rows = np.repeat(np.arange(K), K - 1)
@@ -197,7 +215,16 @@ class BayesianModel(Model):
         }
 
     # ------------------------------------------------------------------ per question
-    def fit_question(self, votes, question, subject, volunteer, answer, progress, evidence=None) -> QuestionFit:
+    def fit_question(
+        self,
+        votes: Votes,
+        question: int,
+        subject: np.ndarray,
+        volunteer: np.ndarray,
+        answer: np.ndarray,
+        progress: Callable[[int, int], None] | None,
+        evidence: Evidence | None = None,
+    ) -> QuestionFit:
         from annostat.infer.bayes import SubjectVotes, answer_posteriors, interval, posterior_predictive_p, run
 
         K = votes.n_answers[question]
@@ -303,14 +330,18 @@ class BayesianModel(Model):
             else evidence.weight,
         )
 
-    def confusion_draws(self, draws, data) -> np.ndarray:
+    def confusion_draws(self, draws: dict[str, np.ndarray], data: SubjectVotes) -> np.ndarray:
         raise NotImplementedError
 
-    def volunteer_extras(self, draws, data, v_local) -> dict[str, np.ndarray]:
+    def volunteer_extras(
+        self, draws: dict[str, np.ndarray], data: SubjectVotes, v_local: np.ndarray
+    ) -> dict[str, np.ndarray]:
         return {}
 
 
-def warm_values(model: Callable, data, start: dict[str, Any], volunteers, batch) -> dict[str, np.ndarray]:
+def warm_values(
+    model: Callable, data: SubjectVotes, start: dict[str, Any], volunteers: pl.Series, batch: int | None
+) -> dict[str, np.ndarray]:
     """The starting values of a warm start on ``data``: each site of ``model`` the previous fit has, its volunteers'
     rows moved to where those volunteers are now (a site in the ``volunteers`` plate; volunteers new to the question
     start at the prior mean) and the other sites as they were; sites whose shape changed (a new answer) are left to

@@ -41,14 +41,14 @@ class DSConfusions:
     def init(self, confusion: np.ndarray) -> dict[str, jax.Array]:
         return {"logits": jnp.log(jnp.clip(jnp.asarray(confusion, jnp.float32), 1e-6, 1.0))}
 
-    def log_theta(self, params):
+    def log_theta(self, params: dict[str, jax.Array]) -> jax.Array:
         return jax.nn.log_softmax(params["logits"], axis=-1)
 
-    def log_prior(self, params):
+    def log_prior(self, params: dict[str, jax.Array]) -> jax.Array:
         K = params["logits"].shape[-1]
         return jnp.sum(self._A(K) * self.log_theta(params))
 
-    def m_step(self, params, counts):
+    def m_step(self, params: dict[str, jax.Array], counts: jax.Array) -> dict[str, jax.Array]:
         K = counts.shape[-1]
         rows = counts + self._A(K)
         return {"logits": jnp.log(rows / rows.sum(-1, keepdims=True))}
@@ -74,10 +74,10 @@ class PooledConfusions:
             "log_tau": jnp.log(jnp.asarray(np.maximum(eta.std(0).mean(-1) - self.TAU_FLOOR, 0.0) + 0.1, jnp.float32)),
         }
 
-    def log_theta(self, params):
+    def log_theta(self, params: dict[str, jax.Array]) -> jax.Array:
         return offdiag_log_confusion(params["eta"])
 
-    def log_prior(self, params):
+    def log_prior(self, params: dict[str, jax.Array]) -> jax.Array:
         t = self.TAU_FLOOR + jnp.exp(params["log_tau"])
         tau = t[None, :, None]
         z = (params["eta"] - params["mu"][None]) / tau
@@ -85,7 +85,7 @@ class PooledConfusions:
         mu = jnp.sum(-0.5 * ((params["mu"] + 2.0) / 1.5) ** 2)
         return volunteers + mu + jnp.sum(-0.5 * t**2 + params["log_tau"])  # HalfNormal(1), in log_tau
 
-    def m_step(self, params, counts):
+    def m_step(self, params: dict[str, jax.Array], counts: jax.Array) -> dict[str, jax.Array]:
         return _pooled_m_step(params, counts)
 
 
@@ -108,7 +108,9 @@ def _pooled_m_step(params, counts):
     return params
 
 
-def volunteer_part(name: str, pseudo_diagonal: float = 2.0, pseudo_off_diagonal: float = 0.25):
+def volunteer_part(
+    name: str, pseudo_diagonal: float = 2.0, pseudo_off_diagonal: float = 0.25
+) -> DSConfusions | PooledConfusions:
     """The confusions of volunteer model ``name`` (``ds`` with its pseudo-counts; ``hds``, which has none)."""
     if name == "ds":
         return DSConfusions(pseudo_diagonal, pseudo_off_diagonal)

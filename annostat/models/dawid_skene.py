@@ -38,7 +38,8 @@ network's loss) takes Dawid-Skene's as it takes the NumPyro models'.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -48,6 +49,12 @@ from annostat.infer.em import dawid_skene_em
 from annostat.infer.sharding import device_mesh
 from annostat.models import likelihood
 from annostat.models.base import Model, gold_positions, local_codes, vote_fractions
+
+if TYPE_CHECKING:
+    import jax
+
+    from annostat.data.priors import Evidence
+    from annostat.data.votes import Votes
 
 
 def pseudo_count_matrix(n_answers: int, diagonal: float, off_diagonal: float) -> np.ndarray:
@@ -128,7 +135,7 @@ class DawidSkene(Model):
         }
 
     @staticmethod
-    def log_theta_votes(params, part):
+    def log_theta_votes(params: dict[str, jax.Array], part: dict[str, jax.Array]) -> jax.Array:
         """Each vote's log-probability under every true answer [..., K], as the NumPyro models give it: ``part``
         holds the votes' ``volunteer`` (positions in ``qf.volunteers``) and ``answer`` codes."""
         K = params["log_confusion"].shape[-1]
@@ -136,7 +143,16 @@ class DawidSkene(Model):
             params["log_confusion"], likelihood.cell_index(part["volunteer"], part["answer"], K)
         )
 
-    def fit_question(self, votes, question, subject, volunteer, answer, progress, evidence=None) -> QuestionFit:
+    def fit_question(
+        self,
+        votes: Votes,
+        question: int,
+        subject: np.ndarray,
+        volunteer: np.ndarray,
+        answer: np.ndarray,
+        progress: Callable[[int, int], None] | None,
+        evidence: Evidence | None = None,
+    ) -> QuestionFit:
         K = votes.n_answers[question]
         subjects, s_local = local_codes(subject)
         if hosts.count() == 1:

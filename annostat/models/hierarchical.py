@@ -35,6 +35,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -49,8 +51,13 @@ from annostat.models.bayesian import (
     volunteer_logits,
 )
 
+if TYPE_CHECKING:
+    from annostat.infer.bayes import SubjectVotes
 
-def hierarchical_model(data, n_subjects, n_volunteers, n_answers, batch_size=None):
+
+def hierarchical_model(
+    data: dict[str, jax.Array], n_subjects: int, n_volunteers: int, n_answers: int, batch_size: int | None = None
+) -> None:
     """NumPyro model: hierarchical Dawid-Skene on one question's votes (``SubjectVotes.device()`` arrays)."""
     import numpyro
     import numpyro.distributions as dist
@@ -89,16 +96,16 @@ class HierarchicalDawidSkene(BayesianModel):
     expert_group = True
 
     @staticmethod
-    def log_confusion(params, group=None) -> jax.Array:
+    def log_confusion(params: dict[str, jax.Array], group: jax.Array | None = None) -> jax.Array:
         """log theta [V, K, K] of one draw (``group`` [V]: each volunteer's group, with experts)."""
         return log_confusion(volunteer_logits(params, group))
 
     @classmethod
-    def log_theta_votes(cls, params, part) -> jax.Array:
+    def log_theta_votes(cls, params: dict[str, jax.Array], part: dict[str, jax.Array]) -> jax.Array:
         log_theta = cls.log_confusion(params, part.get("volunteer_group"))
         return log_theta[part["volunteer"], :, part["answer"]]
 
-    def confusion_draws(self, draws, data) -> np.ndarray:
+    def confusion_draws(self, draws: dict[str, np.ndarray], data: SubjectVotes) -> np.ndarray:
         group = None if data.volunteer_group is None else jnp.asarray(data.volunteer_group)
         return np.exp(
             np.asarray(jax.vmap(lambda p: self.log_confusion(p, group))({k: jnp.asarray(v) for k, v in draws.items()}))

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -37,11 +37,14 @@ from annostat.data.votes import Votes
 from annostat.errors import InputError
 from annostat.files import atomic_write, read_json
 from annostat.fit import Fit, QuestionFit, accuracy_from_confusion
-from annostat.infer.joint import JointSettings, fit_joint
+from annostat.infer.joint import JointResult, JointSettings, fit_joint
 from annostat.infer.training import expected_counts, layout_votes, question_joint
 from annostat.models import likelihood
 from annostat.vision.inputs import Inputs
 from annostat.vision.networks import network_config
+
+if TYPE_CHECKING:
+    from annostat.infer.training import QuestionVotes, TrainingProgress
 
 #: network settings the command line passes, by network kind
 NETWORK_OPTIONS = {"cnn": ("width", "depth", "blocks", "dropout"), "mlp": ("hidden", "dropout")}
@@ -79,7 +82,9 @@ class JointModel:
     def __init__(self, model: str = "ds", missing: str = "error", **options: Any) -> None:
         self.model = model
         self.missing = missing
-        network = {k: options.pop(k) for k in ("width", "depth", "blocks", "hidden", "dropout") if k in options}
+        network: dict[str, Any] = {
+            k: options.pop(k) for k in ("width", "depth", "blocks", "hidden", "dropout") if k in options
+        }
         unknown = set(options) - set(JointSettings.__dataclass_fields__)
         if unknown:
             raise TypeError(f"unknown option(s) of the joint model: {', '.join(sorted(unknown))}")
@@ -89,7 +94,14 @@ class JointModel:
     def settings_for(self, inputs: Inputs) -> JointSettings:
         return JointSettings(volunteer_model=self.model, network=self.network, **(DEFAULTS[inputs.kind] | self.options))
 
-    def fit(self, votes: Votes, inputs: Inputs, progress=None, checkpoint=None, start_networks=None) -> JointFit:
+    def fit(
+        self,
+        votes: Votes,
+        inputs: Inputs,
+        progress: TrainingProgress | None = None,
+        checkpoint: Path | None = None,
+        start_networks: list[Any] | None = None,
+    ) -> JointFit:
         """Fit to ``votes`` with the network reading ``inputs`` (:mod:`annostat.vision.inputs`). ``checkpoint``: a
         folder for the state after each EM round, from which an interrupted fit resumes (``annostat fit --resume``
         uses ``OUT/network/progress``). ``start_networks``: a previous fit's networks, fine-tuned instead of trained
@@ -152,8 +164,27 @@ class JointFit(Fit):
     """A joint model's fit: the usual tables for every subject with an input, plus the network(s)
     (``network/``: an orbax checkpoint and ``config.json``) and ``training.parquet``."""
 
+    inputs: Inputs  # the images or features the network read, one row per subject
+    config: dict[str, Any]  # the network's configuration (``network/config.json``)
+    result: JointResult
+    joint_settings: JointSettings
+    unvoted_rows: np.ndarray  # input rows of the subjects without votes
+    skipped_votes: int  # votes on subjects without an input
+    skipped_subjects: int
+
     @classmethod
-    def build(cls, votes, inputs, codes, questions, rows_of_subject, settings, config, result, seconds) -> JointFit:
+    def build(
+        cls,
+        votes: Votes,
+        inputs: Inputs,
+        codes: np.ndarray,
+        questions: list[QuestionVotes],
+        rows_of_subject: np.ndarray,
+        settings: JointSettings,
+        config: dict[str, Any],
+        result: JointResult,
+        seconds: float,
+    ) -> JointFit:
         """The fit of ``result``; ``codes``: each input row's subject code in the votes (-1: no votes)."""
         unvoted = np.flatnonzero(codes < 0)
         fit_code = codes.copy()

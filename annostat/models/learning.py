@@ -42,6 +42,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -55,8 +57,13 @@ from annostat.models.bayesian import (
     sample_population_logit,
 )
 
+if TYPE_CHECKING:
+    from annostat.infer.bayes import SubjectVotes
 
-def learning_model(data, n_subjects, n_volunteers, n_answers, batch_size=None):
+
+def learning_model(
+    data: dict[str, jax.Array], n_subjects: int, n_volunteers: int, n_answers: int, batch_size: int | None = None
+) -> None:
     """NumPyro model: learning curves on one question's votes (``SubjectVotes.device()`` arrays)."""
     import numpyro
     import numpyro.distributions as dist
@@ -109,7 +116,7 @@ class LearningCurve(BayesianModel):
     numpyro_model = staticmethod(learning_model)
 
     @staticmethod
-    def log_theta_votes(params, part) -> jax.Array:
+    def log_theta_votes(params: dict[str, jax.Array], part: dict[str, jax.Array]) -> jax.Array:
         """log theta_v(e)[k, l] of each vote under every true answer k, [B, M, K], without building the [K, K]
         matrix per vote: every off-diagonal logit drops by the same skill(e), so row k's normaliser is
         log(1 + exp(-skill) sum_{l != k} exp(eta_kl)) = softplus(LSE_k - skill)."""
@@ -122,7 +129,7 @@ class LearningCurve(BayesianModel):
         logit = jnp.where(jnp.arange(K) == l[..., None], 0.0, full[v, :, l] - skill)  # [B, M, K]
         return logit - jax.nn.softplus(row_lse[v] - skill)
 
-    def confusion_draws(self, draws, data) -> np.ndarray:
+    def confusion_draws(self, draws: dict[str, np.ndarray], data: SubjectVotes) -> np.ndarray:
         latest = np.zeros(data.n_volunteers, np.float32)
         np.maximum.at(latest, data.volunteer[data.mask], data.experience[data.mask])
 
@@ -132,7 +139,9 @@ class LearningCurve(BayesianModel):
 
         return np.asarray(jax.lax.map(one, {k: jnp.asarray(v) for k, v in draws.items()}))
 
-    def volunteer_extras(self, draws, data, v_local) -> dict[str, np.ndarray]:
+    def volunteer_extras(
+        self, draws: dict[str, np.ndarray], data: SubjectVotes, v_local: np.ndarray
+    ) -> dict[str, np.ndarray]:
         from annostat.infer.bayes import interval
 
         def one(params):
@@ -150,7 +159,7 @@ class LearningCurve(BayesianModel):
 
     @staticmethod
     def volunteer_curves(
-        draws, volunteers: np.ndarray, experience: np.ndarray, level: float = LEVEL
+        draws: dict[str, np.ndarray], volunteers: np.ndarray, experience: np.ndarray, level: float = LEVEL
     ) -> dict[str, np.ndarray]:
         """Accuracy of each of ``volunteers`` (positions in the fit's volunteer order) at each ``experience``:
         mean and ``level`` interval over the draws, each [len(volunteers), len(experience)]."""
@@ -181,7 +190,9 @@ class LearningCurve(BayesianModel):
         return {"experience": np.asarray(experience), "accuracy": values.mean(axis=0), "lo": lo, "hi": hi}
 
     @staticmethod
-    def population_curve(draws, experience: np.ndarray, level: float = LEVEL) -> dict[str, np.ndarray]:
+    def population_curve(
+        draws: dict[str, np.ndarray], experience: np.ndarray, level: float = LEVEL
+    ) -> dict[str, np.ndarray]:
         """The population's accuracy at each ``experience``: mean and ``level`` interval over the draws."""
         from annostat.infer.bayes import interval
 

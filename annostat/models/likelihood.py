@@ -31,31 +31,39 @@ Example:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, TypeAlias
+
 import jax
 import jax.numpy as jnp
+
+if TYPE_CHECKING:
+    import numpy as np
+
+#: what the likelihood's functions take: JAX arrays, or NumPy arrays (moved to the device as they are used)
+AnyArray: TypeAlias = "jax.Array | np.ndarray"
 
 IN_BOUNDS = "promise_in_bounds"  # codes are valid by construction: no bounds handling in the gathers
 
 
-def cell_index(volunteer, answer, n_answers: int):
+def cell_index(volunteer: AnyArray, answer: AnyArray, n_answers: int) -> AnyArray:
     """Each vote's row of :func:`confusion_rows`: ``volunteer * K + answer``."""
     return volunteer * n_answers + answer
 
 
-def confusion_rows(log_confusion):
+def confusion_rows(log_confusion: AnyArray) -> jax.Array:
     """``log theta[v, k, l]`` [V, K, K] laid out as rows (v, l) of K true-answer entries, [V * K, K]: one gather
     then reads a vote's K values from contiguous memory."""
     K = log_confusion.shape[-1]
     return jnp.swapaxes(log_confusion, -1, -2).reshape(-1, K)
 
 
-def vote_log_likelihood(log_confusion, cell):
+def vote_log_likelihood(log_confusion: AnyArray, cell: AnyArray) -> jax.Array:
     """[..., K]: log p(vote | true answer k) of each vote, from a per-volunteer confusion ``log theta`` [V, K, K]
     (rows the true answer) and the votes' :func:`cell_index` (any shape)."""
     return confusion_rows(log_confusion).at[cell].get(mode=IN_BOUNDS)
 
 
-def ragged_joint(vote_ll, subject, n_subjects: int, log_prior):
+def ragged_joint(vote_ll: AnyArray, subject: AnyArray, n_subjects: int, log_prior: AnyArray) -> jax.Array:
     """[S, K] joint log-likelihood of each subject's votes and true answer: ``vote_ll`` [N, K] of votes sorted by
     ``subject`` [N] (codes 0..S-1), plus ``log_prior`` [K] or [S, K]."""
     return (
@@ -64,25 +72,25 @@ def ragged_joint(vote_ll, subject, n_subjects: int, log_prior):
     )
 
 
-def padded_joint(vote_ll, mask, log_prior):
+def padded_joint(vote_ll: AnyArray, mask: AnyArray, log_prior: AnyArray) -> jax.Array:
     """[B, K] joint log-likelihood of each row's votes and true answer: ``vote_ll`` [B, M, K] with ``mask`` [B, M]
     (True: a real vote), plus ``log_prior`` [K] or [B, K]."""
     return jnp.sum(jnp.where(mask[..., None], vote_ll, 0.0), axis=-2) + log_prior
 
 
-def marginal(joint):
+def marginal(joint: AnyArray) -> jax.Array:
     """[...]: the marginal log-likelihood, the true answer summed out."""
     return jax.nn.logsumexp(joint, axis=-1)
 
 
-def posterior(joint, marginal_ll=None):
+def posterior(joint: AnyArray, marginal_ll: AnyArray | None = None) -> jax.Array:
     """[..., K]: p(true answer | votes) from the joint (and its marginal, when already computed)."""
     if marginal_ll is None:
         marginal_ll = marginal(joint)
     return jnp.exp(joint - marginal_ll[..., None])
 
 
-def evidence_log_prior(log_pi, log_evidence, weight):
+def evidence_log_prior(log_pi: AnyArray, log_evidence: AnyArray, weight: float | np.floating | AnyArray) -> jax.Array:
     r"""[S, K] per-subject log prior from the global answer prior and each subject's evidence from a classifier:
     :math:`\log \mathrm{softmax}(\log\pi + w\,r_s)`, with :math:`r_{sk}` the classifier's log-ratio of its prediction
     to its average prediction (``annostat.data.priors``) and :math:`w` the weight given to it (0: the global prior;
@@ -93,10 +101,10 @@ def evidence_log_prior(log_pi, log_evidence, weight):
 KNOWN = -1e9  # the log prior of the answers a subject with a known (gold) answer does not have: exp() is exactly 0
 
 
-def known_answer_log_prior(log_prior, known):
+def known_answer_log_prior(log_prior: AnyArray, known: AnyArray) -> jax.Array:
     """[S, K]: ``log_prior`` ([K] or [S, K]) with each subject whose true answer is known (``known`` [S], the
     answer's code; -1 where unknown) given that answer alone, so its posterior is the known answer and its votes
     measure their volunteers against it (gold answers, ``annostat.data.gold``)."""
     K = log_prior.shape[-1]
     other = (known[:, None] >= 0) & (jnp.arange(K)[None, :] != known[:, None])
-    return log_prior + jnp.where(other, KNOWN, 0.0)
+    return jnp.asarray(log_prior) + jnp.where(other, KNOWN, 0.0)

@@ -27,14 +27,21 @@ Example:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from annostat.models.bayesian import LEVEL, BayesianModel, observe_votes
 
+if TYPE_CHECKING:
+    from annostat.infer.bayes import SubjectVotes
 
-def mace_model(data, n_subjects, n_volunteers, n_answers, batch_size=None):
+
+def mace_model(
+    data: dict[str, jax.Array], n_subjects: int, n_volunteers: int, n_answers: int, batch_size: int | None = None
+) -> None:
     """NumPyro model: truthful-or-random volunteers with pooled spamming probabilities."""
     import numpyro
     import numpyro.distributions as dist
@@ -64,14 +71,16 @@ class Mace(BayesianModel):
     numpyro_model = staticmethod(mace_model)
 
     @staticmethod
-    def log_theta_votes(params, part) -> jax.Array:
+    def log_theta_votes(params: dict[str, jax.Array], part: dict[str, jax.Array]) -> jax.Array:
         log_theta = jnp.log(jnp.clip(_confusion(params), 1e-30))
         return log_theta[part["volunteer"], :, part["answer"]]
 
-    def confusion_draws(self, draws, data) -> np.ndarray:
+    def confusion_draws(self, draws: dict[str, np.ndarray], data: SubjectVotes) -> np.ndarray:
         return np.asarray(jax.vmap(_confusion)({k: jnp.asarray(v) for k, v in draws.items()}))
 
-    def volunteer_extras(self, draws, data, v_local) -> dict[str, np.ndarray]:
+    def volunteer_extras(
+        self, draws: dict[str, np.ndarray], data: SubjectVotes, v_local: np.ndarray
+    ) -> dict[str, np.ndarray]:
         from annostat.infer.bayes import interval
 
         competence = 1 - np.asarray(

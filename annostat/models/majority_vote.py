@@ -20,10 +20,17 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from annostat.fit import QuestionFit
 from annostat.models.base import Model, gold_positions, local_codes, vote_fractions
+
+if TYPE_CHECKING:
+    from annostat.data.priors import Evidence
+    from annostat.data.votes import Votes
 
 
 class MajorityVote(Model):
@@ -31,7 +38,16 @@ class MajorityVote(Model):
 
     name = "mv"
 
-    def fit_question(self, votes, question, subject, volunteer, answer, progress, evidence=None) -> QuestionFit:
+    def fit_question(
+        self,
+        votes: Votes,
+        question: int,
+        subject: np.ndarray,
+        volunteer: np.ndarray,
+        answer: np.ndarray,
+        progress: Callable[[int, int], None] | None,
+        evidence: Evidence | None = None,
+    ) -> QuestionFit:
         K = votes.n_answers[question]
         subjects, s_local = local_codes(subject)
         volunteers, v_local = local_codes(volunteer)

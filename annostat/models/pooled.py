@@ -19,14 +19,21 @@ Example:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from annostat.models.bayesian import BayesianModel, log_confusion, observe_votes, sample_population_logit
 
+if TYPE_CHECKING:
+    from annostat.infer.bayes import SubjectVotes
 
-def pooled_model(data, n_subjects, n_volunteers, n_answers, batch_size=None):
+
+def pooled_model(
+    data: dict[str, jax.Array], n_subjects: int, n_volunteers: int, n_answers: int, batch_size: int | None = None
+) -> None:
     """NumPyro model: one confusion matrix for all volunteers."""
     import numpyro
     import numpyro.distributions as dist
@@ -46,10 +53,10 @@ class PooledMultinomial(BayesianModel):
     numpyro_model = staticmethod(pooled_model)
 
     @staticmethod
-    def log_theta_votes(params, part) -> jax.Array:
+    def log_theta_votes(params: dict[str, jax.Array], part: dict[str, jax.Array]) -> jax.Array:
         log_theta = log_confusion(params["population_logit"])  # [K, K]
         return jnp.moveaxis(log_theta[:, part["answer"]], 0, -1)  # [B, M, K]
 
-    def confusion_draws(self, draws, data) -> np.ndarray:
+    def confusion_draws(self, draws: dict[str, np.ndarray], data: SubjectVotes) -> np.ndarray:
         theta = np.exp(np.asarray(log_confusion(jnp.asarray(draws["population_logit"]))))
         return np.broadcast_to(theta[:, None], (theta.shape[0], data.n_volunteers) + theta.shape[1:])

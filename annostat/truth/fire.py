@@ -55,13 +55,16 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from annostat.errors import InputError
 from annostat.truth.answers import THRESHOLDS, answers_from
+
+if TYPE_CHECKING:
+    from annostat.truth.truthset import TruthSet
 
 G_KPC_KMS2_PER_MSUN = 4.30091e-6  # gravitational constant in kpc (km/s)^2 / Msun
 
@@ -131,7 +134,8 @@ def read_stars(path: str | Path) -> Stars:
     names the file and dataset when something is absent."""
     import h5py
 
-    parts, header = [], None
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]] = []
+    header: dict[str, float] | None = None
     for piece in snapshot_files(path):
         try:
             f = h5py.File(piece, "r")
@@ -166,6 +170,7 @@ def read_stars(path: str | Path) -> Stars:
             )
     if not parts:
         raise InputError(f"{path}: no star particles in any piece of the snapshot")
+    assert header is not None  # read with the first piece that has stars
     a, h = header["Time"], header["HubbleParam"]
     positions = np.concatenate([p[0] for p in parts]) * a / h
     velocities = np.concatenate([p[1] for p in parts]) * np.sqrt(a)
@@ -585,7 +590,7 @@ def fire_truth_set(
     weight: str = "light",
     thresholds: dict[str, Any] | None = None,
     inclinations: Sequence[float] | None = None,
-):
+) -> TruthSet:
     """Mock images and truth of FIRE-2 snapshots, placed at ``redshift``, written as a truth set in ``out`` (see the
     module docstring). Orientations: the given ``inclinations`` (degrees; one view each), else ``views`` random ones
     (isotropic); position angles uniform at random."""

@@ -61,6 +61,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,6 +73,8 @@ from annostat.data.trees import Question, Tree, get_tree
 from annostat.truth.answers import asks
 
 if TYPE_CHECKING:  # pragma: no cover
+    import polars as pl
+
     from annostat.truth.truthset import TruthSet
 
 #: population plateau accuracy on a typical image (difficulty 0), per question; other questions by answer count
@@ -602,7 +605,7 @@ class OnDemandVolunteers:
 
     @classmethod
     def simulate(
-        cls, truth, population: VolunteerPopulation | None = None, most: int = 40, **options: Any
+        cls, truth: TruthSet, population: VolunteerPopulation | None = None, most: int = 40, **options: Any
     ) -> OnDemandVolunteers:
         """Simulate the streams: :func:`simulate` with every subject classified ``most`` times."""
         return cls(simulate(truth, population, retire_after=most, **options))
@@ -612,15 +615,15 @@ class OnDemandVolunteers:
         """subject, question, answer: the true answers."""
         return self.sim.truth
 
-    def taken(self, subjects) -> np.ndarray:
+    def taken(self, subjects: Iterable[Any]) -> np.ndarray:
         """How many classifications of each subject have been handed out."""
         return np.array([self._next.get(int(s), 0) for s in subjects], np.int64)
 
-    def left(self, subjects) -> np.ndarray:
+    def left(self, subjects: Iterable[Any]) -> np.ndarray:
         """How many classifications of each subject are still to come."""
         return np.array([self._available.get(int(s), 0) - self._next.get(int(s), 0) for s in subjects], np.int64)
 
-    def classify(self, subjects, n: int = 1):
+    def classify(self, subjects: Iterable[Any], n: int = 1) -> pl.DataFrame:
         """The votes (a polars table: subject, volunteer, question, answer, created_at) of the next ``n``
         classifications of each of ``subjects`` (fewer where a subject's stream has run out)."""
         import polars as pl

@@ -43,6 +43,8 @@ Example:
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
@@ -50,6 +52,9 @@ import numpy as np
 import pandas as pd
 
 from annostat.truth.answers import DISC_THICKNESS, THRESHOLDS, answers_from, axis_ratio
+
+if TYPE_CHECKING:
+    from annostat.truth.truthset import TruthSet
 
 BANDS = ("g", "r", "z")
 #: relative brightness of each component in g, r, z (bulges red, discs bluer, clumps bluest)
@@ -233,7 +238,7 @@ def render(
     return out
 
 
-def standin_truth_set(out, n: int, size: int = 64, seed: int = 0, sky_sigma: float = 0.001):
+def standin_truth_set(out: str | Path, n: int, size: int = 64, seed: int = 0, sky_sigma: float = 0.001) -> TruthSet:
     """Render ``n`` stand-in galaxies and write them as a truth set (``annostat.truth.truthset``) in ``out``."""
     from annostat.truth.truthset import empty_truth_row, true_column, write_truth_set
 

@@ -308,7 +308,7 @@ def _check_images(root: Path, truth: pd.DataFrame, bands: list[str]) -> None:
             raise InputError(
                 f"{root / 'truth.parquet'}, image_id {image_id!r}, column 'image': {rel!r} is not inside the truth set"
             )
-        if not rel or not path.is_file():
+        if not rel or path is None or not path.is_file():
             raise InputError(f"{root / 'truth.parquet'}, image_id {image_id!r}, column 'image': file {rel!r} not found")
         try:
             with fits.open(path) as hdus:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
@@ -23,6 +23,9 @@ from flax import nnx
 from annostat.errors import InputError, first_line
 from annostat.files import atomic_write, read_json
 from annostat.vision.networks import answer_log_probs, build_network
+
+if TYPE_CHECKING:
+    from annostat.vision.inputs import Inputs
 
 CHECKPOINT = "checkpoint"
 
@@ -68,7 +71,9 @@ def load_networks(folder: Path) -> tuple[dict[str, Any], list[Any]]:
     return config, states
 
 
-def network_log_probs(config: dict[str, Any], states: list[Any], data, batch: int = 512) -> list[np.ndarray]:
+def network_log_probs(
+    config: dict[str, Any], states: list[Any], data: np.ndarray, batch: int = 512
+) -> list[np.ndarray]:
     """Each question's log p(answer | input) [N, K] from the mean probability of the networks ``states``."""
     graphdef, _ = nnx.split(build_network(config, 0))
     heads = config["heads"]
@@ -102,7 +107,9 @@ def _tempered(log_probs: np.ndarray, tempering: dict[str, Any] | None) -> np.nda
     return np.asarray(likelihood.evidence_log_prior(base, ratio, np.float32(tempering["weight"])), np.float64)
 
 
-def predict_table(config: dict[str, Any], states: list[Any], inputs, questions: list[tuple[Any, list[Any]]]):
+def predict_table(
+    config: dict[str, Any], states: list[Any], inputs: Inputs, questions: list[tuple[Any, list[Any]]]
+) -> pl.DataFrame:
     """Posteriors-format table (subject, question, answer, p) of the network's answers for ``inputs``' rows;
     ``questions``: (question label, answer labels) in head order."""
     lps = network_log_probs(config, states, inputs.data)

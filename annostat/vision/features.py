@@ -38,9 +38,11 @@ class FeatureTable:
     columns: list[str]
     source: str
 
-    def standardised(self, mean: np.ndarray | None = None, scale: np.ndarray | None = None):
+    def standardised(
+        self, mean: np.ndarray | None = None, scale: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(values scaled to mean 0, sd 1, mean, scale); ``mean``/``scale`` given: those of the training table."""
-        if mean is None:
+        if mean is None or scale is None:
             mean = self.values.mean(axis=0)
             scale = self.values.std(axis=0)
             scale = np.where(scale > 0, scale, 1.0)

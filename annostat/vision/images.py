@@ -45,12 +45,15 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from annostat.errors import InputError, first_line
 from annostat.files import atomic_write, inside
+
+if TYPE_CHECKING:
+    import jax
 
 #: image suffixes looked for beside a subject id, in order
 SUFFIXES = (".fits", ".fits.gz", ".fit", ".fz", ".png", ".jpg", ".jpeg", ".npy")
@@ -135,8 +138,8 @@ def read_picture(path: Path) -> np.ndarray:
     """[H, W, C] of a PNG or JPEG in [0, 1] (RGB, or one channel for grey)."""
     from PIL import Image
 
-    with Image.open(path) as image:
-        image = image.convert("L" if image.mode in ("L", "I", "I;16", "F", "1") else "RGB")
+    with Image.open(path) as opened:
+        image = opened.convert("L" if opened.mode in ("L", "I", "I;16", "F", "1") else "RGB")
         array = np.asarray(image, np.float32) / 255.0
     return array[..., None] if array.ndim == 2 else array
 
@@ -255,13 +258,13 @@ def image_store(
     if cache is not None:
         hit = _read_cache(cache, key, found)
         if hit is not None:
-            kept, images, bad = hit
+            cached, images, bad = hit
             paths = dict(found)
-            return ImageStore(kept, images, [str(paths[s]) for s in kept], skipped + bad, cache)
+            return ImageStore(cached, images, [str(paths[s]) for s in cached], skipped + bad, cache)
     unreadable: list[tuple[Any, str]] = []
     kept: list[Any] = []
     files: list[str] = []
-    out: np.ndarray | None = None  # filled row by row: memory holds one image, not the whole store
+    out: np.ndarray | np.memmap | None = None  # filled row by row: memory holds one image, not the whole store
     partial = None
     try:
         for i, (subject, path) in enumerate(found):
@@ -293,6 +296,7 @@ def image_store(
         if out is None:
             raise InputError(f"{folder}: no readable image of the {len(subjects)} subject(s)")
         if partial is not None:
+            assert isinstance(out, np.memmap) and cache is not None  # written to the cache folder
             out.flush()
             del out
             images = _commit_cache(cache, key, partial, kept, unreadable)
@@ -350,7 +354,7 @@ def _commit_cache(cache: Path, key: str, partial: Path, kept, bad) -> np.ndarray
 
 
 # ---------------------------------------------------------------------------------------------------- augmentation
-def augment(key, images, max_shift: int = 2):
+def augment(key: jax.Array, images: jax.Array, max_shift: int = 2) -> jax.Array:
     """Random flips, 90-degree rotations and shifts of up to ``max_shift`` pixels (zeros fill in) of a batch
     [B, H, W, C] of square images, in JAX (inside a compiled training step)."""
     import jax

@@ -15,15 +15,19 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from annostat.errors import InputError
 from annostat.vision.features import FeatureTable, read_features
 from annostat.vision.images import SUFFIXES, image_store
+
+if TYPE_CHECKING:
+    from annostat.data.subjects import Subjects
 
 
 @dataclass
@@ -74,12 +78,12 @@ def image_inputs(
     subjects: list[Any],
     size: int = 64,
     *,
-    subject_table=None,
+    subject_table: Subjects | None = None,
     all_images: bool = True,
     fit: str = "resize",
     missing: str = "error",
-    cache_dir=None,
-    progress=None,
+    cache_dir: str | Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Inputs:
     """The images of ``subjects`` (and, with ``all_images``, of every other image the folder or truth set has, as
     subjects without votes). ``subject_table`` (:class:`~annostat.data.subjects.Subjects`, e.g. ``votes.subject_table``)
@@ -99,7 +103,7 @@ def image_inputs(
         extra = [i for i in truth_names if i not in used] if all_images else []
     else:
         names = None
-        if table is not None and table["image"].null_count() < table.height:
+        if subject_table is not None and table is not None and table["image"].null_count() < table.height:
             names = subject_table.image_of
         extra = []
         if all_images:
@@ -162,13 +166,20 @@ def feature_inputs(table: Any, id_col: str | None = None, norm: dict[str, Any] |
 
 
 def network_inputs(
-    config: dict[str, Any], *, images=None, features=None, id_col: str | None = None, missing: str = "error"
+    config: dict[str, Any],
+    *,
+    images: str | Path | None = None,
+    features: Any = None,
+    id_col: str | None = None,
+    missing: str = "error",
 ) -> Inputs:
     """The inputs a fitted network reads (``config``: its ``network/config.json``), prepared as it was trained on
     them: features standardised with the training table's mean and scale, images at its size and fit."""
     settings = config.get("inputs", {})
     if features is not None:
         return feature_inputs(features, id_col, norm=settings)
+    if images is None:
+        raise ValueError("network_inputs needs the subjects' images or features")
     return image_inputs(
         images,
         [],

@@ -50,7 +50,7 @@ def _groups(width: int) -> int:
 class ResidualBlock(nnx.Module):
     """conv-norm-relu-conv-norm plus the input (a strided 1x1 convolution where the shape changes), then ReLU."""
 
-    def __init__(self, in_width: int, width: int, stride: int, *, dtype, rngs: nnx.Rngs) -> None:
+    def __init__(self, in_width: int, width: int, stride: int, *, dtype: Any, rngs: nnx.Rngs) -> None:
         self.conv1 = nnx.Conv(in_width, width, (3, 3), strides=stride, use_bias=False, dtype=dtype, rngs=rngs)
         self.norm1 = nnx.GroupNorm(width, num_groups=_groups(width), dtype=dtype, rngs=rngs)
         self.conv2 = nnx.Conv(width, width, (3, 3), use_bias=False, dtype=dtype, rngs=rngs)
@@ -63,7 +63,7 @@ class ResidualBlock(nnx.Module):
             else None
         )
 
-    def __call__(self, x):
+    def __call__(self, x: jax.Array) -> jax.Array:
         y = nnx.relu(self.norm1(self.conv1(x)))
         y = self.norm2(self.conv2(y))
         return nnx.relu(y + (x if self.skip is None else self.skip(x)))
@@ -82,7 +82,7 @@ class GalaxyCNN(nnx.Module):
         dropout: float = 0.2,
         *,
         rngs: nnx.Rngs,
-        dtype=None,
+        dtype: Any = None,
     ) -> None:
         dtype = dtype or compute_dtype()
         self.stem = nnx.Conv(in_channels, width, (3, 3), strides=2, use_bias=False, dtype=dtype, rngs=rngs)
@@ -97,7 +97,7 @@ class GalaxyCNN(nnx.Module):
         self.dropout = nnx.Dropout(dropout)  # its randomness is passed per call
         self.head = nnx.Linear(w_in, int(sum(heads)), dtype=jnp.float32, rngs=rngs)
 
-    def __call__(self, x, *, train: bool = False, rngs: nnx.Rngs | None = None):
+    def __call__(self, x: jax.Array, *, train: bool = False, rngs: nnx.Rngs | None = None) -> jax.Array:
         x = nnx.relu(self.stem_norm(self.stem(jnp.asarray(x, self.stem.dtype))))
         for block in self.blocks:
             x = block(x)
@@ -115,7 +115,7 @@ class FeatureMLP(nnx.Module):
         self.dropout = nnx.Dropout(dropout)  # its randomness is passed per call
         self.head = nnx.Linear(hidden, int(sum(heads)), rngs=rngs)
 
-    def __call__(self, x, *, train: bool = False, rngs: nnx.Rngs | None = None):
+    def __call__(self, x: jax.Array, *, train: bool = False, rngs: nnx.Rngs | None = None) -> jax.Array:
         h = nnx.relu(self.hidden(jnp.asarray(x, jnp.float32)))
         return self.head(self.dropout(h, deterministic=not train, rngs=rngs))
 
@@ -168,19 +168,19 @@ def build_network(config: dict[str, Any], seed: int = 0) -> nnx.Module:
     raise ValueError(f"unknown network kind {config['kind']!r}; the kinds are cnn and mlp")
 
 
-def question_log_probs(logits, heads: Sequence[int]) -> list:
+def question_log_probs(logits: jax.Array, heads: Sequence[int]) -> list:
     """Each question's log-probabilities [B, K_q] from the side-by-side logits [B, sum K_q]."""
     edges = np.cumsum([0, *heads])
     return [jax.nn.log_softmax(logits[:, a:b].astype(jnp.float32), axis=-1) for a, b in itertools.pairwise(edges)]
 
 
-def concentrations(logits, heads: Sequence[int]) -> list:
+def concentrations(logits: jax.Array, heads: Sequence[int]) -> list:
     """Zoobot's head: Dirichlet concentrations 1 + 99 sigmoid(logit) of each question's answers [B, K_q]."""
     edges = np.cumsum([0, *heads])
     return [1.0 + 99.0 * jax.nn.sigmoid(logits[:, a:b].astype(jnp.float32)) for a, b in itertools.pairwise(edges)]
 
 
-def answer_log_probs(logits, heads: Sequence[int], output: str = "softmax") -> list:
+def answer_log_probs(logits: jax.Array, heads: Sequence[int], output: str = "softmax") -> list:
     """Each question's log p(answer | input) [B, K_q]: the softmax heads, or (``output="dirichlet"``) the log of
     the mean of Zoobot-style concentrations."""
     if output == "dirichlet":

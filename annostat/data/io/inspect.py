@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from annostat.data.io.load import detect_format
@@ -17,12 +18,14 @@ from annostat.errors import InputError
 def _distribution(counts: pl.Series) -> dict[str, float]:
     if counts.is_empty():
         return {}
+    values, p90 = counts.to_numpy(), counts.quantile(0.9)  # polars' quantile: the nearest rank
+    assert p90 is not None  # (a non-empty column)
     return {
-        "min": int(counts.min()),
-        "median": float(counts.median()),
-        "mean": round(float(counts.mean()), 2),
-        "p90": float(counts.quantile(0.9)),
-        "max": int(counts.max()),
+        "min": int(values.min()),
+        "median": float(np.median(values)),
+        "mean": round(float(values.mean()), 2),
+        "p90": float(p90),
+        "max": int(values.max()),
     }
 
 

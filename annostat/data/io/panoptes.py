@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -214,7 +215,7 @@ def _parse_annotation(text: str) -> list[tuple]:
         return [(None, "malformed", None)]
     if not items:
         return [(None, "empty", None)]
-    out = []
+    out: list[tuple[str | None, str, str | None]] = []
     for item in items:
         if not isinstance(item, dict) or "task" not in item:
             return [(None, "malformed", None)]
@@ -360,7 +361,7 @@ class PanoptesExport:
 
 #: how every export is scanned: the exact file named (no glob), bytes that are not UTF-8 replaced so the rows around
 #: them still read (the rows that hold them are found by ``record_problems`` and quarantined)
-SCAN_OPTIONS = {"infer_schema": False, "glob": False, "encoding": "utf8-lossy"}
+SCAN_OPTIONS: dict[str, Any] = {"infer_schema": False, "glob": False, "encoding": "utf8-lossy"}
 
 
 def _columns(path: Path) -> list[str]:
@@ -493,7 +494,8 @@ def read_panoptes(
     if offset == 0:
         raise InputError(f"{path}: the export has a header but no rows")
     classifications = pl.concat(classifications)
-    codes = VoteCodes(*(np.concatenate(parts) for parts in zip(*votes)), list(labels[0].index), list(labels[1].index))
+    row, question, answer = (np.concatenate(parts) for parts in zip(*votes, strict=True))
+    codes = VoteCodes(row, question, answer, list(labels[0].index), list(labels[1].index))
     del votes
     if workflow is None:
         codes = VoteCodes.from_frame(_expand_multiple(codes.frame()))
@@ -597,12 +599,12 @@ class _CsvAudit:
             return empty
         if not self.problems:
             return empty
-        first, last = batch["row"].min(), batch["row"].max()
+        first, last = int(batch["row"].min()), int(batch["row"].max())  # type: ignore[arg-type]  # an int column
         found = [(row, why) for row, why in self.problems.items() if first <= row <= last]
         return pl.DataFrame(found, schema=empty.schema, orient="row") if found else empty
 
 
-def volunteer_columns(columns) -> tuple[pl.Expr, pl.Expr]:
+def volunteer_columns(columns: Collection[str]) -> tuple[pl.Expr, pl.Expr]:
     """Who classified, from whichever of ``user_name``, ``user_id``, ``user_ip`` an export has: the user name, else
     ``user-<id>``, else ``not-logged-in-<ip hash>``; and whether they were not logged in (no user id, or a
     ``not-logged-in-`` name)."""
