@@ -229,6 +229,6 @@ def test_cards_render_in_headless_chromium(planted, tmp_path):
     dom = subprocess.run(
         [*common, "--dump-dom", page.as_uri()], check=True, capture_output=True, text=True, timeout=120
     ).stdout
-    assert "all volunteers" in dom and "<img" in dom
+    assert "all volunteers" in dom and "<svg" in dom
     summary = json.loads((out / "summary.json").read_text())
     assert summary["pages"] == 3 and np.isfinite(summary["volunteers"])

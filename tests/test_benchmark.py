@@ -1,6 +1,7 @@
 """The benchmark harness: its scores on hand-made posteriors, the label-efficiency subsets, the pipeline registry, and
 whole runs on small truth sets (annostat and crowd-kit pipelines on the same votes, read from the Panoptes export)."""
 
+import json
 import re
 
 import numpy as np
@@ -246,3 +247,33 @@ def test_image_pipelines_run_in_the_harness_and_from_the_export(tmp_path):
     assert run.exit_code == 0, run.output
     answers = pd.read_parquet(out / "subjects.parquet")
     assert answers["subject"].nunique() == 60 and (out / "network" / "config.json").exists()
+
+
+def test_pipeline_options_reach_the_model(tmp_path):
+    """A pipeline's model options (hds by MAP) reach its fit and its label-efficiency refits, and the report says so;
+    options for a pipeline not run, or for a peer's pipeline that takes none, are errors."""
+    truth_set = make_truth_set(tmp_path / "truth", 150, seed=6)
+    sim = simulate(truth_set, VolunteerPopulation(n_volunteers=25), questions=QUESTIONS[:1], retire_after=4, seed=6)
+    sim.write(truth_set.votes_dir)
+    result = run_benchmark(
+        truth_set.root,
+        ["hds"],
+        tmp_path / "report",
+        efficiency=(2,),
+        efficiency_pipelines=["hds"],
+        pipeline_options={"hds": {"inference": "map"}},
+        save_fits=True,
+    )
+    info = json.loads((tmp_path / "report" / "fits" / "hds" / "fit.json").read_text())
+    assert info["settings"]["inference"] == "map" and info["questions"][0]["inference"]["method"] == "map"
+    assert result.setup["pipeline_options"] == {"hds": {"inference": "map"}}
+    assert "Model options: hds: inference=map." in (tmp_path / "report" / "report.md").read_text()
+    assert set(result.efficiency["pipeline"]) == {"hds"} and result.scores["accuracy"].iloc[0] > 0.8
+    with pytest.raises(ValueError, match="pipeline_options: ds is not among the pipelines run"):
+        run_benchmark(truth_set.root, ["mv"], efficiency=(), pipeline_options={"ds": {}})
+    votes = Votes.from_frame(sim.votes)
+    with pytest.raises(ValueError, match="inference 'gibbs' is not one of"):
+        get_pipeline("hds")(votes, inference="gibbs")
+    if PIPELINES["ck-ds"].available:
+        with pytest.raises(ValueError, match="pipeline ck-ds takes no options"):
+            get_pipeline("ck-ds")(votes, n_iter=5)

@@ -29,7 +29,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -37,7 +37,7 @@ import pandas as pd
 from annostat.data.votes import Votes
 from annostat.errors import InputError
 from annostat.evaluation.calibration import expected_calibration_error, reliability_bins
-from annostat.evaluation.pipelines import PipelineOutput, get_pipeline
+from annostat.evaluation.pipelines import Pipeline, PipelineOutput, get_pipeline
 from annostat.evaluation.report import write_report
 from annostat.files import read_json
 from annostat.truth.truthset import TruthSet, load_truth_set
@@ -224,14 +224,25 @@ def run_benchmark(
     image_options: dict | None = None,
     loop: Sequence[str] = (),
     loop_options: dict | None = None,
+    pipeline_options: dict[str, dict[str, Any]] | None = None,
 ) -> BenchmarkResult:
     """Run ``pipelines`` on the truth set's simulated votes, score them, and write the report to ``out`` (with
     ``save_fits``, each annostat fit folder to ``out/fits/<pipeline>``). Pipelines that need images get the truth
     set's (decoded once, ``image_size`` pixels a side), including galaxies nobody classified, and
     ``image_options`` (the joint model's options: ``epochs``, ``rounds``, ``width``, ...). ``loop`` names the live
     loop's strategies to run (``annostat.evaluation.loop``; ``loop_options`` its settings: ``maximum``,
-    ``threshold``, ``minimum``, ``batch``, ``start``), on volunteers simulated on demand from the same population."""
+    ``threshold``, ``minimum``, ``batch``, ``start``), on volunteers simulated on demand from the same population.
+    ``pipeline_options`` gives a pipeline its model's options by name (``{"hds": {"inference": "map"}}``), for its
+    fit and its label-efficiency refits; an image pipeline's are laid over ``image_options``."""
     say = log or (lambda message: None)
+    unknown = sorted(set(pipeline_options or {}) - set(pipelines) - set(efficiency_pipelines or ()))
+    if unknown:
+        raise ValueError(f"pipeline_options: {', '.join(unknown)} is not among the pipelines run")
+
+    def options_of(pipeline: Pipeline) -> dict[str, Any]:
+        own = dict((pipeline_options or {}).get(pipeline.name, {}))
+        return (dict(image_options or {}) | own) if pipeline.needs_images else own
+
     truth_set = load_truth_set(truthset, check_images=False)
     chosen = [get_pipeline(name) for name in pipelines]
     votes, folder, source = read_simulated_votes(truth_set, votes_dir)
@@ -254,7 +265,7 @@ def run_benchmark(
     learn: list[pd.DataFrame] = []
     for pipeline in chosen:
         say(f"fitting {pipeline.name} on {votes.n_votes:,} votes")
-        result: PipelineOutput = pipeline(votes, inputs, **(image_options or {}) if pipeline.needs_images else {})
+        result: PipelineOutput = pipeline(votes, inputs, **options_of(pipeline))
         if save_fits and out is not None and result.fit is not None:
             result.fit.save(Path(out) / "fits" / pipeline.name)
         a, bins = answer_scores(result.posteriors, truth)
@@ -288,7 +299,7 @@ def run_benchmark(
         for name in eff_names:
             say(f"label efficiency: {name} with {m} classification(s) per subject")
             chosen_pipeline = get_pipeline(name)
-            result = chosen_pipeline(subset, inputs, **(image_options or {}) if chosen_pipeline.needs_images else {})
+            result = chosen_pipeline(subset, inputs, **options_of(chosen_pipeline))
             a, _ = answer_scores(result.posteriors, truth)
             eff.append(a[["question", "subjects", "accuracy"]].assign(pipeline=name, votes_per_subject=m))
 
@@ -309,6 +320,7 @@ def run_benchmark(
         "pipelines": [p.name for p in chosen],
         "efficiency_pipelines": eff_names,
         "efficiency_votes": grid,
+        "pipeline_options": {name: dict(o) for name, o in (pipeline_options or {}).items()},
     }
     looped = None
     if loop:

@@ -8,7 +8,9 @@ population's learning curve (``question, experience, accuracy, lo, hi``).
 Registered here: every annostat model (``mv``, ``ds``, ``hds``, ``learning``, ``mace``, ``mn``, ``item``, ``lre``;
 Bayesian ones with SVI) and, when crowd-kit is installed (the ``peers`` extra), crowd-kit's ``ck-mv``, ``ck-wawa``,
 ``ck-ds``, ``ck-ods`` (one-coin Dawid-Skene), ``ck-glad`` and ``ck-mace``, fitted question by question on the same
-votes. ``cost`` says which pipelines are cheap enough to refit many times for the label-efficiency curve.
+votes. ``cost`` says which pipelines are cheap enough to refit many times for the label-efficiency curve. annostat's
+models take their options through the pipeline (``get_pipeline("hds")(votes, inference="map")``; the harness's
+``pipeline_options``); a pipeline of one's own takes options when its function accepts ``**options``.
 
 Adding one::
 
@@ -23,6 +25,7 @@ Adding one::
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,7 +56,7 @@ class PipelineOutput:
 class Pipeline:
     name: str
     title: str
-    run: Callable[..., PipelineOutput]  # run(votes), or run(votes, inputs, **options) for an image pipeline
+    run: Callable[..., PipelineOutput]  # run(votes, **options), or run(votes, inputs, **options) for an image pipeline
     cost: str = "fast"  # "fast": refitted for the label-efficiency curve by default; "slow": fitted once
     needs: str | None = None  # an optional package the pipeline imports
     needs_images: bool = False  # run(votes, inputs): the harness hands it the truth set's images
@@ -62,18 +65,25 @@ class Pipeline:
     def available(self) -> bool:
         return self.needs is None or importlib.util.find_spec(self.needs) is not None
 
-    def __call__(self, votes: Votes, inputs: Inputs | None = None, **image_options: Any) -> PipelineOutput:
-        """Run on ``votes``; image pipelines read ``inputs`` (``annostat.vision.inputs``) and take the joint model's
-        options (``epochs``, ``rounds``, ``width``, ...)."""
+    def __call__(self, votes: Votes, inputs: Inputs | None = None, **options: Any) -> PipelineOutput:
+        """Run on ``votes`` with the model's ``options`` (an annostat model's, e.g. ``inference="map"`` for
+        ``hds``; the joint model's, ``epochs``, ``rounds``, ``width``, ..., for an image pipeline, which also reads
+        ``inputs``, ``annostat.vision.inputs``). Peers' pipelines take no options."""
         start = time.perf_counter()
         if self.needs_images:
             if inputs is None:
                 raise ValueError(f"pipeline {self.name} needs the subjects' images")
-            out = self.run(votes, inputs, **image_options)
+            out = self.run(votes, inputs, **options)
+        elif options and not _takes_options(self.run):
+            raise ValueError(f"pipeline {self.name} takes no options (given {', '.join(sorted(options))})")
         else:
-            out = self.run(votes)
+            out = self.run(votes, **options)
         out.seconds = time.perf_counter() - start
         return out
+
+
+def _takes_options(run: Callable[..., PipelineOutput]) -> bool:
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in inspect.signature(run).parameters.values())
 
 
 PIPELINES: dict[str, Pipeline] = {}
@@ -127,9 +137,9 @@ def _learning_curves(fit: Fit, grid: np.ndarray) -> pd.DataFrame | None:
     return pd.concat(parts, ignore_index=True) if parts else None
 
 
-def _model_pipeline(name: str) -> Callable[[Votes], PipelineOutput]:
-    def run(votes: Votes) -> PipelineOutput:
-        fit = get_model(name).fit(votes)
+def _model_pipeline(name: str) -> Callable[..., PipelineOutput]:
+    def run(votes: Votes, **options: Any) -> PipelineOutput:
+        fit = get_model(name, **options).fit(votes)
         volunteers = fit.volunteers
         keep = [c for c in ("volunteer", "question", "n", "accuracy", "accuracy_lo", "accuracy_hi") if c in volunteers]
         learns = model_spec(name).can("learning")

@@ -52,9 +52,13 @@ def write_report(result: BenchmarkResult, out: str | os.PathLike) -> Path:
             "question (true value: their expected accuracy on the votes they gave)."
         ),
         "",
-        "## Scores",
-        "",
     ]
+    if options := s.get("pipeline_options"):
+        given = "; ".join(
+            f"{name}: " + ", ".join(f"{key}={value}" for key, value in o.items()) for name, o in options.items() if o
+        )
+        lines += [f"Model options: {given}.", ""]
+    lines += ["## Scores", ""]
     columns = [
         "pipeline",
         "question",

@@ -4,7 +4,9 @@
 recommendations, and links to one page per volunteer (``volunteers/<pseudonym>.html``, for the ``max_pages`` most
 active volunteers): per question, their confusion beside the population's as heatmaps, their accuracy with its
 interval, their learning curve (approximated from start, plateau and rate, for learning-curve fits), the advice and
-the worked examples with thumbnails. Everything shown is escaped; names are the pseudonyms unless names were kept.
+the worked examples with thumbnails. The heatmaps and curves are inline SVG written as text (hover a cell for its
+meaning): a project's thousands of pages cost no plotting. Everything shown is escaped; names are the pseudonyms
+unless names were kept.
 """
 
 from __future__ import annotations
@@ -16,9 +18,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from annostat.figures import pyplot, save
-from annostat.files import safe_file_name
-
 if TYPE_CHECKING:
     from annostat.guidance.evidence import FitTables
 
@@ -27,7 +26,7 @@ body{font-family:system-ui,sans-serif;margin:2em;max-width:70em;color:#222}
 table{border-collapse:collapse}th,td{padding:.3em .6em;border-bottom:1px solid #ddd;text-align:left}
 th{cursor:pointer;background:#f4f4f4}td.num{text-align:right}
 .rec{font-weight:600}.examples img{width:96px;height:96px;margin:.2em;image-rendering:pixelated}
-.card{border:1px solid #ccc;border-radius:6px;padding:1em;margin:1em 0}
+.card{border:1px solid #ccc;border-radius:6px;padding:1em;margin:1em 0}.caption{font-size:.8em;color:#555;margin:0}
 """
 _SCRIPT = """
 function filterRows(){const q=document.getElementById('search').value.toLowerCase();
@@ -44,44 +43,80 @@ def _e(value: Any) -> str:
     return html.escape("" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value))
 
 
-def _heatmap(path: Path, mine: np.ndarray, population: np.ndarray, answers: list[str], title: str) -> None:
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.0), sharey=True)
-    for ax, matrix, name in ((axes[0], mine, "you"), (axes[1], population, "most volunteers")):
-        ax.imshow(matrix, vmin=0, vmax=1, cmap="Blues")
-        for (k, j), value in np.ndenumerate(matrix):
-            ax.text(
-                j, k, f"{value:.2f}", ha="center", va="center", fontsize=7, color="white" if value > 0.5 else "black"
+def _blue(value: float) -> str:
+    """A white-to-blue colour for a probability (as the fit's own heatmaps shade them), as ``#rrggbb``."""
+    low, high = np.array([247, 251, 255]), np.array([8, 48, 107])
+    r, g, b = (low + (high - low) * float(np.clip(value, 0.0, 1.0))).round().astype(int)
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def _heatmap_svg(mine: np.ndarray, population: np.ndarray, answers: list[str], title: str) -> str:
+    """The volunteer's confusion matrix beside the population's, as inline SVG (rows: true answer, columns: answer
+    given, each cell its probability). Written as text: a page of many questions costs no plotting."""
+    k = len(answers)
+    cell, label = 34, max(7 * max(len(a) for a in answers), 40)
+    width = label + k * cell
+    panels = []
+    for offset, matrix, name in ((0, mine, "you"), (width + 24, population, "most volunteers")):
+        cells = []
+        for (i, j), value in np.ndenumerate(np.asarray(matrix, dtype=float)):
+            x, y = offset + label + j * cell, 18 + i * cell
+            ink = "#fff" if value > 0.5 else "#000"
+            cells.append(
+                f'<rect x="{x}" y="{y}" width="{cell}" height="{cell}" fill="{_blue(value)}"><title>true '
+                f"{_e(answers[i])}, answered {_e(answers[j])}: {value:.2f}</title></rect>"
+                f'<text x="{x + cell / 2}" y="{y + cell / 2 + 3}" fill="{ink}" text-anchor="middle">{value:.2f}</text>'
             )
-        ax.set_xticks(range(len(answers)), answers, rotation=45, ha="right", fontsize=7)
-        ax.set_yticks(range(len(answers)), answers, fontsize=7)
-        ax.set_title(name, fontsize=8)
-        ax.set_xlabel("answer given", fontsize=7)
-    axes[0].set_ylabel("true answer", fontsize=7)
-    fig.suptitle(title, fontsize=9)
-    save(fig, path, dpi=80)
-
-
-def _learning_plot(path: Path, row: pd.Series, n: int, title: str) -> None:
-    """The volunteer's learning curve, approximated from the fit's start, plateau and rate (logit-linear in
-    1 - exp(-rate e)), with their experience marked."""
-    plt = pyplot()
-    logit = lambda p: np.log(np.clip(p, 1e-4, 1 - 1e-4) / (1 - np.clip(p, 1e-4, 1 - 1e-4)))
-    e = np.linspace(0, max(2 * n, 50), 200)
-    curve = 1 / (
-        1
-        + np.exp(
-            -(logit(row["start"]) + (logit(row["plateau"]) - logit(row["start"])) * (1 - np.exp(-row["rate"] * e)))
+        rows = "".join(
+            f'<text x="{offset + label - 4}" y="{18 + i * cell + cell / 2 + 3}" text-anchor="end">{_e(a)}</text>'
+            for i, a in enumerate(answers)
         )
+        columns = "".join(
+            f'<text x="{offset + label + j * cell + cell / 2}" y="{18 + k * cell + 10}" text-anchor="end" '
+            f'transform="rotate(-45 {offset + label + j * cell + cell / 2} {18 + k * cell + 10})">{_e(a)}</text>'
+            for j, a in enumerate(answers)
+        )
+        head = f'<text x="{offset + label + k * cell / 2}" y="12" text-anchor="middle">{name}</text>'
+        panels.append(head + "".join(cells) + rows + columns)
+    height = 18 + k * cell + label + 8
+    return (
+        f'<svg class="heatmap" xmlns="http://www.w3.org/2000/svg" width="{2 * width + 24}" height="{height}" '
+        f'font-size="9" font-family="sans-serif" role="img" aria-label="confusion on {_e(title)}: rows the true '
+        f'answer, columns the answer given">{"".join(panels)}</svg>'
+        '<p class="caption">Rows: the true answer; columns: the answer given.</p>'
     )
-    fig, ax = plt.subplots(figsize=(4.2, 2.6))
-    ax.plot(e, curve)
-    ax.axvline(n, color="grey", ls=":", lw=1)
-    ax.text(n, ax.get_ylim()[0], " now", fontsize=7, color="grey", va="bottom")
-    ax.set_xlabel("answers given to this question", fontsize=7)
-    ax.set_ylabel("accuracy", fontsize=7)
-    ax.set_title(f"{title}: learning curve (approximate)", fontsize=8)
-    save(fig, path, dpi=80)
+
+
+def _learning_svg(row: pd.Series, n: int, title: str) -> str:
+    """The volunteer's learning curve, approximated from the fit's start, plateau and rate (logit-linear in
+    1 - exp(-rate e)), with their experience marked, as inline SVG."""
+
+    def logit(p: float) -> float:
+        p = float(np.clip(p, 1e-4, 1 - 1e-4))
+        return float(np.log(p / (1 - p)))
+
+    e = np.linspace(0, max(2 * n, 50), 60)
+    z = logit(row["start"]) + (logit(row["plateau"]) - logit(row["start"])) * (1 - np.exp(-row["rate"] * e))
+    curve = 1 / (1 + np.exp(-z))
+    w, h, left, bottom = 300, 150, 34, 24
+    x = left + (w - left - 6) * e / e[-1]
+    y = 6 + (h - bottom - 6) * (1 - curve)
+    points = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(x, y, strict=True))
+    now = left + (w - left - 6) * min(n / e[-1], 1.0)
+    return (
+        f'<svg class="learning" xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-size="9" '
+        f'font-family="sans-serif" role="img" aria-label="learning curve on {_e(title)} (approximate)">'
+        f'<line x1="{left}" y1="{h - bottom}" x2="{w - 6}" y2="{h - bottom}" stroke="#888"/>'
+        f'<line x1="{left}" y1="6" x2="{left}" y2="{h - bottom}" stroke="#888"/>'
+        f'<text x="{left - 3}" y="10" text-anchor="end">1</text>'
+        f'<text x="{left - 3}" y="{h - bottom}" text-anchor="end">0</text>'
+        f'<polyline points="{points}" fill="none" stroke="#1f77b4" stroke-width="1.5"/>'
+        f'<line x1="{now:.1f}" y1="6" x2="{now:.1f}" y2="{h - bottom}" stroke="#888" stroke-dasharray="2,2"/>'
+        f'<text x="{now:.1f}" y="16" fill="#666"> now ({n})</text>'
+        f'<text x="{(left + w) / 2}" y="{h - 6}" text-anchor="middle">answers given to this question</text>'
+        f'<text x="10" y="{(h - bottom) / 2}" transform="rotate(-90 10 {(h - bottom) / 2})" '
+        f'text-anchor="middle">accuracy</text></svg>'
+    )
 
 
 def write_cards(
@@ -98,8 +133,6 @@ def write_cards(
     """Write ``index.html`` and the volunteer pages; returns the number of pages written."""
     pages = out / "volunteers"
     pages.mkdir(parents=True, exist_ok=True)
-    figures = out / "figures"
-    figures.mkdir(exist_ok=True)
     by_shown = {v: k for k, v in shown.items()}
     totals = advice.groupby("volunteer").agg(
         n=("n", "sum"),
@@ -151,16 +184,12 @@ def write_cards(
             figure = ""
             if original in ev.volunteers:
                 v = ev.volunteers.index(original)
-                fig_name = f"{stem}--{safe_file_name(r.question)}.png"
-                _heatmap(figures / fig_name, ev.mean_confusion[v], ev.population, ev.answers, r.question)
-                figure = f'<img src="../figures/{_e(fig_name)}" alt="confusion on {_e(r.question)}">'
+                figure = _heatmap_svg(ev.mean_confusion[v], ev.population, ev.answers, r.question)
             learning = fit.volunteers[
                 (fit.volunteers["volunteer"] == original) & (fit.volunteers["question"] == r.question)
             ]
             if {"start", "plateau", "rate"} <= set(learning.columns) and len(learning):
-                curve_name = f"{stem}--{safe_file_name(r.question)}-learning.png"
-                _learning_plot(figures / curve_name, learning.iloc[0], int(r.n), r.question)
-                figure += f'<img src="../figures/{_e(curve_name)}" alt="learning curve on {_e(r.question)}">'
+                figure += _learning_svg(learning.iloc[0], int(r.n), r.question)
             mine = (
                 examples[(examples["volunteer"] == volunteer) & (examples["question"] == r.question)]
                 if len(examples)
