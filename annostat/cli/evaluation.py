@@ -14,6 +14,7 @@ from annostat.cli.common import console, fail, given_on_command_line, input_erro
 from annostat.infer.cache import use_compilation_cache
 
 if TYPE_CHECKING:
+    from annostat.evaluation.demo import DemoResult
     from annostat.evaluation.harness import BenchmarkResult
     from annostat.evaluation.loop import LoopResult
 
@@ -167,24 +168,87 @@ def demo(
     ),
     galaxies: int = typer.Option(300, min=10, help="Stand-in galaxies to render."),
     volunteers: int = typer.Option(150, min=1, help="Simulated volunteers."),
-    retire_after: int = typer.Option(10, min=1, help="Classifications per galaxy."),
-    efficiency: str = typer.Option("1,2,3,5,10", help="Classifications per galaxy for the label-efficiency curve."),
+    retire_after: int = typer.Option(3, min=1, help="Classifications per classified galaxy."),
+    unclassified: float = typer.Option(0.2, min=0.0, max=0.9, help="Share of the galaxies nobody classifies."),
+    image_size: int = typer.Option(32, min=8, max=256, help="Pixels a side of the rendered galaxies."),
+    efficiency: str = typer.Option("1,2,3", help="Classifications per galaxy for the label-efficiency curve."),
+    joint: bool = typer.Option(True, help="Fit the joint model (a CNN on the pixels with Dawid-Skene)."),
+    quick: bool = typer.Option(False, help="About a minute: 100 galaxies, two questions, a smaller network."),
     seed: int = typer.Option(0, help="Random seed."),
 ) -> None:
-    """The whole loop: render galaxies, simulate volunteers, fit, benchmark against the truth, write the report."""
-    from annostat.evaluation.demo import run_demo
+    """The whole product on simulated galaxies: render them, let simulated volunteers classify most of them (3
+    classifications each), fit majority vote, Dawid-Skene, hierarchical Dawid-Skene and the joint model, benchmark
+    them against the truth, write the volunteers' advice and cards, and run one round of the live loop."""
+    import time
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from annostat.evaluation.demo import demo_pipelines, run_demo
 
     grid = split_list(efficiency, "--efficiency", int, "whole numbers")
     use_compilation_cache()
-    with input_errors():
+    started = time.perf_counter()
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("stage {task.completed}/{task.total}"))
+    with input_errors(), Progress(*columns, TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("demo", total=5)
         result = run_demo(
             out,
             n_galaxies=galaxies,
             n_volunteers=volunteers,
             retire_after=retire_after,
+            unclassified=unclassified,
+            image_size=image_size,
             seed=seed,
             efficiency=grid,
+            pipelines=demo_pipelines(joint=joint),
+            quick=quick,
             log=lambda message: console.print(message, highlight=False),
+            progress=lambda done, total, stage: bar.update(task, completed=done, total=total, description=stage),
         )
-    print_scores(result, "Simulated Galaxy Zoo votes: pipelines against the truth")
-    Console().print(f"Truth set and votes in {out}/truth; report in {result.report}; fits in {out}/report/fits")
+    print_demo(result, time.perf_counter() - started)
+
+
+def print_demo(result: DemoResult, seconds: float) -> None:
+    """The demo's closing table and the paths to open."""
+    table = Table(title="Simulated Galaxy Zoo: each model against the true answers (means over questions)")
+    for header in ("model", "galaxies", "classif./galaxy", "accuracy", "ECE"):
+        table.add_column(header, justify="left" if header == "model" else "right")
+    for row in result.summary().to_dict("records"):
+        table.add_row(
+            row["model"],
+            f"{row['galaxies']:,}",
+            f"{row['classifications_per_galaxy']:.1f}",
+            f"{row['accuracy']:.3f}",
+            f"{row['ece']:.3f}",
+        )
+    out = Console()
+    out.print(table)
+    lines = []
+    if result.joint and len(result.unclassified):
+        lines.append(
+            f"The joint model answered {int(result.unclassified['subjects'].max()):,} galaxies nobody classified, "
+            f"from their pixels alone."
+        )
+    loop = result.loop
+    lines.append(
+        f"Live loop, one round: {loop['retired']} galaxies retired, {loop['selected']} of the rest selected, "
+        f"{loop['classifications']} more "
+        f"classifications; Dawid-Skene updated in {loop['update_seconds']:.1f} s, accuracy {loop['accuracy_before']:.3f} -> "
+        f"{loop['accuracy_after']:.3f} (on the selected galaxies {loop['selected_accuracy_before']:.3f} -> "
+        f"{loop['selected_accuracy_after']:.3f})."
+    )
+    a = result.advice
+    lines.append(
+        f"Advice for {a['volunteers']:,} volunteers ({a['model']} fit), {a['pages']:,} cards, "
+        f"{a['named_confusions']} named confusions."
+    )
+    root = result.out
+    lines += [
+        "",
+        f"Open: {root / 'report' / 'report.md'} (the benchmark, figures beside it)",
+        f"      {root / 'advice' / 'index.html'} (the volunteer cards)",
+        f"      {root / 'report' / 'fits'} (each fit folder), {root / 'loop'} (the loop round), {root / 'truth'}",
+        f"Done in {seconds:.0f} s.",
+    ]
+    for line in lines:
+        out.print(line, highlight=False, soft_wrap=True)

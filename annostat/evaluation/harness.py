@@ -263,12 +263,14 @@ def run_benchmark(
     vols: list[pd.DataFrame] = []
     calib: list[pd.DataFrame] = []
     learn: list[pd.DataFrame] = []
+    full_scores: dict[str, pd.DataFrame] = {}
     for pipeline in chosen:
         say(f"fitting {pipeline.name} on {votes.n_votes:,} votes")
         result: PipelineOutput = pipeline(votes, inputs, **options_of(pipeline))
         if save_fits and out is not None and result.fit is not None:
             result.fit.save(Path(out) / "fits" / pipeline.name)
         a, bins = answer_scores(result.posteriors, truth)
+        full_scores[pipeline.name] = a
         v, joined = volunteer_scores(result.volunteers, true_volunteers, min_votes, result.accuracy_at)
         lc, curves = learning_scores(result.learning, true_curve, root_questions)
         table = a.merge(v, on="question", how="left").merge(lc, on="question", how="left")
@@ -294,13 +296,19 @@ def run_benchmark(
         list(efficiency_pipelines) if efficiency_pipelines is not None else [p.name for p in chosen if p.cost == "fast"]
     )
     eff = []
+    # with m at least every subject's classifications the subset is all the votes: the fit above, not refitted
+    pairs = votes.to_frame().select("subject", "volunteer").unique().group_by("subject").len()
+    most = int(pairs["len"].to_numpy().max()) if len(pairs) else 0
     for m in grid:
-        subset = first_classifications(votes, m)
+        subset = first_classifications(votes, m) if m < most else None
         for name in eff_names:
-            say(f"label efficiency: {name} with {m} classification(s) per subject")
-            chosen_pipeline = get_pipeline(name)
-            result = chosen_pipeline(subset, inputs, **options_of(chosen_pipeline))
-            a, _ = answer_scores(result.posteriors, truth)
+            if subset is None and name in full_scores:
+                a = full_scores[name]
+            else:
+                say(f"label efficiency: {name} with {m} classification(s) per subject")
+                chosen_pipeline = get_pipeline(name)
+                result = chosen_pipeline(votes if subset is None else subset, inputs, **options_of(chosen_pipeline))
+                a, _ = answer_scores(result.posteriors, truth)
             eff.append(a[["question", "subjects", "accuracy"]].assign(pipeline=name, votes_per_subject=m))
 
     def frame(parts, columns):

@@ -605,7 +605,11 @@ class OnDemandVolunteers:
 
     @classmethod
     def simulate(
-        cls, truth: TruthSet, population: VolunteerPopulation | None = None, most: int = 40, **options: Any
+        cls,
+        truth: TruthSet | pd.DataFrame,
+        population: VolunteerPopulation | None = None,
+        most: int = 40,
+        **options: Any,
     ) -> OnDemandVolunteers:
         """Simulate the streams: :func:`simulate` with every subject classified ``most`` times."""
         return cls(simulate(truth, population, retire_after=most, **options))
