@@ -70,6 +70,21 @@ def test_update_matches_a_refit(split, fits):
     assert set(info["sweeps"]) == {"smooth-or-featured", "disk-edge-on"}
 
 
+def test_an_update_of_small_questions_compiles_one_sweep_program_a_question(split):
+    """A small question's sweeps are padded to its own size: every round's sweep one program, not one per size (a
+    live loop's update of a tree of small questions spent seconds compiling them)."""
+    import importlib
+
+    module = importlib.import_module("annostat.live.update")
+    _, old, new = split
+    last = DawidSkene().fit(Votes.from_frame(old))
+    module._sweeps.clear_cache()
+    updated = update(last, Votes.from_frame(new))
+    rounds = updated.summary()["update"]["sweeps"]
+    assert sum(rounds.values()) > len(rounds)  # more than one sweep a question: several rounds, one program each
+    assert module._sweeps._cache_size() <= len(rounds)
+
+
 def test_update_is_closer_to_the_converged_fit_than_the_last_fit(split, fits):
     """The update moves the last fit's volunteers to where the converged fit of all the votes has them."""
     _, old, new = split

@@ -270,6 +270,8 @@ def _previous_name(fit: Fit) -> str:
 #: sweeps in each round over the subjects of volunteers whose confusion moved (partial E-steps: the next round and the
 #: final pass over every subject follow; at 1M votes 1-3 give the same agreement with a refit, benchmarks/update_speed)
 ROUND_SWEEPS = 2
+#: the smallest sweep, in subjects and votes (powers of two), unless the question is smaller: one program a question
+SWEEP_FLOOR = (4096, 16384)
 
 
 def _update_question(
@@ -344,7 +346,8 @@ def _update_question(
         would otherwise spend most of their time on (4x the loop's time with 25% padding)."""
         nonlocal counts_pad, totals
         members, place = run_members(starts, ends, chosen)
-        n_pad, m_pad = _power_of_two(len(chosen) + 1), _power_of_two(len(members))
+        n_pad = max(_power_of_two(len(chosen) + 1), n_floor)
+        m_pad = max(_power_of_two(len(members)), m_floor)
         cells, place_pad = padded_votes(cell[members], place, m_pad, n_pad)
         T_pad = np.zeros((n_pad, K), np.float32)
         T_pad[: len(chosen)] = T[chosen]
@@ -364,8 +367,13 @@ def _update_question(
             n=n_pad,
         )
         T[chosen] = np.asarray(T_pad)[: len(chosen)]
-        counts_pad = np.asarray(counts_pad)
+        counts_pad, totals = np.asarray(counts_pad), np.asarray(totals)  # host arrays each call: one program
         return int(n), bool(done)
+
+    # small sweeps are padded to the question's own size, up to SWEEP_FLOOR subjects and votes: each round's sweep would
+    # otherwise be a program of its own (dozens of compilations for a tree of small questions, seconds each update)
+    n_floor = min(_power_of_two(S + 1), SWEEP_FLOOR[0])
+    m_floor = min(_power_of_two(len(cell)), SWEEP_FLOOR[1])
 
     # the subjects the new votes touch, swept until they settle; then, in rounds of ROUND_SWEEPS sweeps, the subjects
     # of every volunteer whose confusion has moved by more than ``spread`` since their posteriors were last computed
