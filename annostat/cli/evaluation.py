@@ -183,14 +183,14 @@ def demo(
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from annostat.evaluation.demo import demo_pipelines, run_demo
+    from annostat.evaluation.demo import STAGES, demo_pipelines, run_demo
 
     grid = split_list(efficiency, "--efficiency", int, "whole numbers")
     use_compilation_cache()
     started = time.perf_counter()
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("stage {task.completed}/{task.total}"))
     with input_errors(), Progress(*columns, TimeElapsedColumn(), console=console, transient=True) as bar:
-        task = bar.add_task("demo", total=5)
+        task = bar.add_task("demo", total=len(STAGES))
         result = run_demo(
             out,
             n_galaxies=galaxies,
@@ -232,9 +232,9 @@ def print_demo(result: DemoResult, seconds: float) -> None:
     loop = result.loop
     lines.append(
         f"Live loop, one round: {loop['retired']} galaxies retired, {loop['selected']} of the rest selected, "
-        f"{loop['classifications']} more "
-        f"classifications; Dawid-Skene updated in {loop['update_seconds']:.1f} s, accuracy {loop['accuracy_before']:.3f} -> "
-        f"{loop['accuracy_after']:.3f} (on the selected galaxies {loop['selected_accuracy_before']:.3f} -> "
+        f"{loop['classifications']} more classifications; Dawid-Skene updated in {loop['update_seconds']:.1f} s, "
+        f"accuracy {loop['accuracy_before']:.3f} -> {loop['accuracy_after']:.3f} "
+        f"(on the selected galaxies {loop['selected_accuracy_before']:.3f} -> "
         f"{loop['selected_accuracy_after']:.3f})."
     )
     a = result.advice

@@ -27,7 +27,13 @@ from typing import Any
 
 import pandas as pd
 
-from annostat.evaluation.harness import BenchmarkResult, answer_scores, run_benchmark
+from annostat.evaluation.harness import (
+    BenchmarkResult,
+    answer_scores,
+    run_benchmark,
+    true_answers,
+    unclassified_truth,
+)
 from annostat.evaluation.pipelines import PIPELINES
 from annostat.truth.simulate import VolunteerPopulation, simulate
 
@@ -54,17 +60,15 @@ class DemoResult:
     joint_voted: pd.DataFrame  # the same, on the galaxies with votes
     advice: dict[str, Any]  # write_advice's summary
     loop: dict[str, Any]  # the live loop round's figures
+    classifications_per_galaxy: float  # on the classified galaxies
+    joint: str | None = None  # the joint model's pipeline, when it was fitted
     seconds: dict[str, float] = field(default_factory=dict)  # per stage
-
-    @property
-    def joint(self) -> str | None:
-        return next((p for p in self.benchmark.setup["pipelines"] if p.startswith("joint")), None)
 
     def summary(self) -> pd.DataFrame:
         """One row per model (the joint model twice: galaxies with votes, galaxies without): galaxies, mean accuracy
-        and mean ECE over questions, votes per galaxy used."""
+        and mean ECE over questions, classifications per galaxy used."""
         scores = self.benchmark.scores
-        per_galaxy = self.benchmark.setup["votes_per_galaxy"]
+        per_galaxy = self.classifications_per_galaxy
         rows = []
         for name in self.benchmark.setup["pipelines"]:
             if name == self.joint:
@@ -150,23 +154,18 @@ def run_demo(
     population = VolunteerPopulation(n_volunteers=n_volunteers)
     tree = truth_set.manifest["tree"]
     shown = truth_set.truth.iloc[:n_shown]
+    simulated = list(questions) if questions else None
     say(
         f"{n_volunteers} simulated volunteers classify {n_shown} of them, {retire_after} classifications each; "
         f"{n_galaxies - n_shown} stay unclassified"
     )
-    sim = simulate(
-        shown,
-        population,
-        tree=tree,
-        questions=list(questions) if questions else None,
-        retire_after=retire_after,
-        seed=seed,
-    )
+    sim = simulate(shown, population, tree=tree, questions=simulated, retire_after=retire_after, seed=seed)
     sim.write(truth_set.votes_dir)
 
     stage(2)
     names = list(pipelines or demo_pipelines())
     joint = next((n for n in names if PIPELINES[n].needs_images), None)
+    joint_settings = dict(DEMO_JOINT if joint_options is None else joint_options)
     benchmark = run_benchmark(
         truth_set.root,
         names,
@@ -175,11 +174,15 @@ def run_demo(
         efficiency_pipelines=[n for n in names if n in ("mv", "ds")],
         save_fits=True,
         image_size=image_size,
-        image_options=dict(DEMO_JOINT if joint_options is None else joint_options),
+        image_options=joint_settings,
         log=say,
     )
-    benchmark.setup["votes_per_galaxy"] = sim.votes.groupby("subject")["classification_id"].nunique().mean()
-    voted, unvoted = _joint_split(out / "report" / "fits" / joint, truth_set, sim) if joint else (pd.DataFrame(),) * 2
+    per_galaxy = float(sim.votes.groupby("subject")["classification_id"].nunique().mean())
+    voted, unvoted = pd.DataFrame(), pd.DataFrame()
+    if joint:  # its posteriors name the classified galaxies by Panoptes id, the others by image id
+        posteriors = pd.read_parquet(out / "report" / "fits" / joint / "posteriors.parquet")
+        voted = answer_scores(posteriors, true_answers(truth_set, truth_set.votes_dir))[0]
+        unvoted = answer_scores(posteriors, unclassified_truth(truth_set, truth_set.votes_dir))[0]
 
     stage(3)
     from annostat.guidance.advise import write_advice
@@ -189,9 +192,9 @@ def run_demo(
     advice = write_advice(out / "report" / "fits" / advised, out / "advice", truth=truth_set.root, min_votes=5)
 
     stage(4)
-    loop = _loop_round(out, truth_set, sim, population, tree, questions, seed, retire_after, loop_classifications, say)
+    loop = _loop_round(out, shown, sim, population, tree, simulated, seed, retire_after, loop_classifications, say)
     stage(5)
-    result = DemoResult(out, benchmark, unvoted, voted, advice["summary"], loop, seconds)
+    result = DemoResult(out, benchmark, unvoted, voted, advice["summary"], loop, per_galaxy, joint, seconds)
     summary = {
         "models": result.summary().to_dict("records"),
         "loop": loop,
@@ -203,8 +206,8 @@ def run_demo(
             "volunteers": n_volunteers,
             "retire_after": retire_after,
             "image_size": image_size,
-            "questions": list(questions) if questions else "the whole tree",
-            "joint": dict(DEMO_JOINT if joint_options is None else joint_options) if joint else None,
+            "questions": simulated or "the whole tree",
+            "joint": joint_settings if joint else None,
             "seed": seed,
         },
     }
@@ -212,33 +215,20 @@ def run_demo(
     return result
 
 
-def _joint_split(folder: Path, truth_set: Any, sim: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The joint model's scores on the galaxies with votes and on those nobody classified (its posteriors name the
-    latter by image id)."""
-    posteriors = pd.read_parquet(folder / "posteriors.parquet")
-    long = truth_set.true_answers()
-    ids = dict(zip(sim.subjects["image_id"].astype(str), sim.subjects["subject"]))
-    shown = long[long["subject"].astype(str).isin(ids)]
-    voted_truth = shown.assign(subject=shown["subject"].astype(str).map(ids))
-    unvoted_truth = long[~long["subject"].astype(str).isin(ids)]
-    voted, _ = answer_scores(posteriors, voted_truth)
-    unvoted, _ = answer_scores(posteriors, unvoted_truth)
-    return voted, unvoted
-
-
 def _loop_round(
     out: Path,
-    truth_set: Any,
+    shown: pd.DataFrame,
     sim: Any,
     population: VolunteerPopulation,
     tree: str,
-    questions: Sequence[str] | None,
+    questions: list[str] | None,
     seed: int,
     retire_after: int,
     n: int | None,
     say: Callable[[str], None],
 ) -> dict[str, Any]:
-    """Select from the Dawid-Skene fit, let the same volunteers classify the chosen galaxies once more, update."""
+    """Select from the Dawid-Skene fit, let the same volunteers classify the chosen galaxies (``shown``, the truth
+    table the export was simulated from) once more, update."""
     import polars as pl
 
     from annostat.data.votes import Votes
@@ -249,7 +239,6 @@ def _loop_round(
     from annostat.truth.simulate import OnDemandVolunteers
 
     fit = Fit.load(out / "report" / "fits" / "ds")
-    shown = truth_set.truth.iloc[: len(sim.subjects)]
     n = n or max(1, len(sim.subjects) // 5)
     folder = out / "loop"
     folder.mkdir(parents=True, exist_ok=True)
@@ -266,7 +255,7 @@ def _loop_round(
         population,
         most=retire_after + 3,
         tree=tree,
-        questions=list(questions) if questions else None,
+        questions=questions,
         seed=seed,
     )
     subjects = chosen["subject"].to_list()

@@ -93,7 +93,7 @@ def true_answers(truth_set: TruthSet, folder: Path) -> pd.DataFrame:
     return long.merge(subjects, on="image_id")[["subject", "question", "answer"]]
 
 
-def _unclassified_truth(truth_set: TruthSet, folder: Path) -> pd.DataFrame:
+def unclassified_truth(truth_set: TruthSet, folder: Path) -> pd.DataFrame:
     """True answers of the truth set's galaxies that the simulation did not show (keyed by image id, as the image
     pipelines name them)."""
     shown = set(pd.read_parquet(folder / "subjects.parquet")["image_id"].astype(str))
@@ -257,7 +257,7 @@ def run_benchmark(
 
         say(f"decoding the truth set's images at {image_size}x{image_size}")
         inputs = image_inputs(truth_set.root, votes.subjects.to_list(), image_size, subject_table=votes.subject_table)
-        truth = pd.concat([truth, _unclassified_truth(truth_set, folder)], ignore_index=True)
+        truth = pd.concat([truth, unclassified_truth(truth_set, folder)], ignore_index=True)
 
     scores: list[pd.DataFrame] = []
     vols: list[pd.DataFrame] = []
