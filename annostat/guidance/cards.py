@@ -11,6 +11,7 @@ unless names were kept.
 
 from __future__ import annotations
 
+import functools
 import html
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,11 +44,20 @@ def _e(value: Any) -> str:
     return html.escape("" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value))
 
 
+@functools.cache
+def _blues() -> list[str]:
+    """matplotlib's ``Blues`` scale as its 256 ``#rrggbb`` colours (looked up once)."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    scale = colormaps["Blues"]
+    return [to_hex(scale(i)) for i in range(scale.N)]
+
+
 def _blue(value: float) -> str:
-    """A white-to-blue colour for a probability (as the fit's own heatmaps shade them), as ``#rrggbb``."""
-    low, high = np.array([247, 251, 255]), np.array([8, 48, 107])
-    r, g, b = (low + (high - low) * float(np.clip(value, 0.0, 1.0))).round().astype(int)
-    return f"#{r:02x}{g:02x}{b:02x}"
+    """The colour of a probability on matplotlib's ``Blues`` scale (as the cards' heatmaps always were)."""
+    table = _blues()
+    return table[int(np.clip(value, 0.0, 1.0) * (len(table) - 1) + 0.5)]
 
 
 def _heatmap_svg(mine: np.ndarray, population: np.ndarray, answers: list[str], title: str) -> str:
