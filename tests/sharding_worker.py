@@ -27,6 +27,9 @@ def differences(one, many) -> dict:
         "confusion": confusion,
         "posterior": float((merged["p_one"] - merged["p_many"]).abs().max()),
         "iterations": [len(x.log_likelihood) for x in one.questions] == [len(y.log_likelihood) for y in many.questions],
+        "iterations_apart": max(
+            abs(len(x.log_likelihood) - len(y.log_likelihood)) for x, y in zip(one.questions, many.questions)
+        ),
     }
 
 
@@ -40,9 +43,21 @@ def main(folder: str) -> None:
     out: dict = {"devices": jax.device_count()}
     sim = simulate_questions(700, 60, ("smooth-or-featured", "disk-edge-on"), retire_after=6, seed=4)
     votes = Votes.from_frame(sim.votes)
-    one = DawidSkene(devices=1).fit(votes)
+    # a fixed number of iterations: the same EM, to float32 rounding; with the tolerance stop, the objectives (sums
+    # taken in another order over the devices, ~5e-7 of themselves apart, where the stop's tolerance is 1e-6) may
+    # stop the fits an iteration apart
+    one = DawidSkene(devices=1, tol=0.0, max_iter=30).fit(votes)
+    one_stopped = DawidSkene(devices=1).fit(votes)
     for d in (2, 4):
-        out[f"ds_{d}"] = differences(one, DawidSkene(devices=d).fit(votes))
+        out[f"ds_{d}"] = differences(one, DawidSkene(devices=d, tol=0.0, max_iter=30).fit(votes))
+        out[f"ds_stopped_{d}"] = differences(one_stopped, DawidSkene(devices=d).fit(votes))
+    blocked_from, em.BLOCKED_FROM = em.BLOCKED_FROM, 0  # votes in blocks (large fits' layout), on 1 and 4 devices
+    fixed = {"tol": 0.0, "max_iter": 30}
+    out["ds_blocked_4"] = differences(
+        DawidSkene(devices=1, **fixed).fit(votes), DawidSkene(devices=4, **fixed).fit(votes)
+    )
+    out["ds_blocked_4"]["blocks"] = em.block_sizes([em.run_lengths(*votes.arrays(0), votes.n_subjects, 64, 3)])
+    em.BLOCKED_FROM = blocked_from
     crowdkit = {"crowdkit_stopping": True, "pseudo_diagonal": 0.0, "pseudo_off_diagonal": 0.0, "atol_per_vote": 1e-5}
     out["crowdkit_4"] = differences(
         DawidSkene(devices=1, **crowdkit).fit(votes), DawidSkene(devices=4, **crowdkit).fit(votes)
@@ -133,7 +148,8 @@ def main(folder: str) -> None:
     sim.votes.to_csv(path, index=False)
     posteriors = {}
     for d in (1, 4):
-        result = CliRunner().invoke(app, ["fit", str(path), "--devices", str(d), "--out", f"{folder}/fit{d}", "-q"])
+        command = ["fit", str(path), "--devices", str(d), "--tol", "0", "--max-iter", "30", "--out", f"{folder}/fit{d}"]
+        result = CliRunner().invoke(app, [*command, "-q"])
         assert result.exit_code == 0, result.output
         posteriors[d] = pd.read_parquet(f"{folder}/fit{d}/posteriors.parquet")
     out["cli_posterior"] = float((posteriors[1]["p"] - posteriors[4]["p"]).abs().max())

@@ -4,10 +4,24 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from annostat import DawidSkene, MajorityVote, Votes
 from annostat.evaluation.harness import answer_scores, volunteer_scores
-from annostat.infer.em import PART, _counts, _partial_sums, bucket, n_parts_pad
+from annostat.infer.em import (
+    BLOCK_SIZES,
+    PART,
+    _counts,
+    _partial_sums,
+    block_owners,
+    block_size,
+    blocked,
+    bucket,
+    n_blocks,
+    n_parts_pad,
+)
+from annostat.models import likelihood
 from tests.conftest import accuracy, real_votes
 
 
@@ -42,6 +56,47 @@ def test_partial_sums_split_each_cell_into_short_runs():
     assert np.count_nonzero(np.bincount(part, minlength=part.max() + 1)) == part.max() + 1  # no empty runs
     assert len(np.unique(part[cells == 0])) == 4  # 3 * PART + 5 votes: four runs
     assert np.all(np.diff(part_cell) >= 0)  # sorted, the padding the last cell
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 12), min_size=1, max_size=30), st.sampled_from(BLOCK_SIZES), st.integers(0, 3))
+def test_blocked_layout_holds_every_vote_once_in_its_runs_blocks(lengths, b, spare):
+    lengths = np.asarray(lengths)
+    values = np.arange(1, lengths.sum() + 1, dtype=np.int32)  # distinct, 0 the padding
+    n = n_blocks(lengths, b)
+    flat = blocked(values, lengths, b, n + spare, 0)
+    by_slot = flat.reshape(b, n + spare)
+    owner = block_owners(lengths, b)
+    assert len(owner) == n and np.all(np.diff(owner) >= 0)
+    assert np.array_equal(np.sort(flat[flat > 0]), values)  # every vote once, the rest padding
+    assert not by_slot[:, n:].any()  # padding blocks
+    run = np.repeat(np.arange(len(lengths)), lengths)
+    for j in range(b):  # each vote in a block of its own run, in order
+        real = by_slot[j, :n] > 0
+        assert np.array_equal(run[by_slot[j, :n][real] - 1], owner[real])
+    assert np.array_equal(flat.reshape(b, -1).T[:n][flat.reshape(b, -1).T[:n] > 0], values)
+
+
+def test_blocked_vote_log_likelihood_is_the_ragged_sum():
+    rng = np.random.default_rng(2)
+    V, K, S = 7, 3, 40
+    lengths = rng.integers(0, 9, S)
+    subject = np.repeat(np.arange(S), lengths)
+    cell = (rng.integers(0, V, len(subject)) * K + rng.integers(0, K, len(subject))).astype(np.int32)
+    log_theta = jnp.log(jnp.asarray(rng.dirichlet(np.ones(K), (V, K)), jnp.float32))
+    ragged = likelihood.ragged_joint(likelihood.vote_log_likelihood(log_theta, cell), subject, S, jnp.zeros(K))
+    for b in BLOCK_SIZES:
+        flat = blocked(cell, lengths, b, n_blocks(lengths, b) + 2, V * K)
+        per_block = likelihood.blocked_vote_log_likelihood(log_theta, flat.reshape(b, -1))
+        owner = np.append(block_owners(lengths, b), [S - 1, S - 1])  # padding blocks: any subject, they add 0
+        joint = likelihood.ragged_joint(per_block, owner, S, jnp.zeros(K))
+        assert np.allclose(joint, ragged, atol=1e-5)
+
+
+def test_block_size_pads_little():
+    assert block_size(np.full(100, 10)) in (2, 5)  # ten votes a subject: whole blocks
+    assert block_size(np.ones(100, int)) == 1  # one vote a subject: blocks would be all padding
+    assert block_size(np.zeros(5, int)) == 1
 
 
 def test_counts_of_a_prolific_volunteer_keep_float32_precision():

@@ -90,15 +90,16 @@ def total(x: jax.Array) -> jax.Array:
 
 
 @lru_cache(maxsize=32)
-def _em_kernel(mesh: Mesh, K: int, n_subj_pad: int, n_vol_pad: int, elbo_mode: bool, evidence: bool):
-    """``annostat.infer.em._em_iterations`` with the subjects split over ``mesh`` (compiled on first call)."""
+def _em_kernel(mesh: Mesh, layout: Any, elbo_mode: bool, evidence: bool):
+    """``annostat.infer.em._em_iterations`` with the subjects split over ``mesh`` (compiled on first call), for
+    shards of ``layout`` (``annostat.infer.em.Layout``)."""
     from annostat.infer.em import _em_iterations
 
     shard, whole = PartitionSpec(AXIS), PartitionSpec()
     state = (shard, whole, whole, whole, whole, whole) + ((whole,) if evidence else ())
     data = (shard, shard, shard, shard, shard, whole, shard, shard) + ((shard,) if evidence else ())
     settings = (whole,) * (7 if evidence else 5)
-    body = partial(_em_iterations, K=K, n_subj_pad=n_subj_pad, n_vol_pad=n_vol_pad, elbo_mode=elbo_mode, total=total)
+    body = partial(_em_iterations, **layout.static, elbo_mode=elbo_mode, total=total)
     return jax.jit(
         jax.shard_map(
             body, mesh=mesh, in_specs=(state, data, settings, whole), out_specs=(state, whole, whole, (whole,) * 3)
@@ -137,35 +138,39 @@ def em_layout(
     confusions are summed over shards), and ``vmask`` (which of the padded volunteers are real) is held whole on
     every device. With several processes the subjects are this process's share (``annostat.infer.hosts``)."""
     from annostat.infer import hosts
-    from annostat.infer.em import bucket, shard_arrays
+    from annostat.infer.em import Layout, block_sizes, bucket, layout_of, run_lengths, shard_arrays
 
     S, n_vol_pad = len(init), len(vmask)
     n_local = len(local_devices(mesh))
     bounds = subject_blocks(subject, S, n_local)
     vote_bounds = np.searchsorted(subject, bounds, side="left")
     blocks = [(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
-    n_subj_pad, n_votes_pad = hosts.agree_max(
-        bucket(max(b - a for a, b in blocks) + 1), bucket(int(np.diff(vote_bounds).max()))
-    )
+    parts = [slice(int(va), int(vb)) for va, vb in itertools.pairwise(vote_bounds)]
+    lengths = [
+        run_lengths(subject[p] - a, volunteer[p], answer[p], b - a, n_vol_pad, K) for (a, b), p in zip(blocks, parts)
+    ]
+    # every shard of every process the same layout: block sizes agreed first (the largest: any is exact), then sizes
+    sizes = hosts.agree_max(*block_sizes(lengths))
+    mine = layout_of(lengths, bucket(max(b - a for a, b in blocks) + 1), n_vol_pad, K, (sizes[0], sizes[1]))
+    n_subj_pad, e_blocks_pad, m_blocks_pad = hosts.agree_max(mine.n_subj_pad, mine.e_blocks_pad, mine.m_blocks_pad)
+    layout = Layout(n_subj_pad, n_vol_pad, K, mine.e_block, e_blocks_pad, mine.m_block, m_blocks_pad)
     shards = []
-    for (a, b), va, vb in zip(blocks, vote_bounds[:-1], vote_bounds[1:]):
+    for (a, b), p, shard_lengths in zip(blocks, parts, lengths):
         shards.append(
             shard_arrays(
-                subject[va:vb] - a,
-                volunteer[va:vb],
-                answer[va:vb],
+                subject[p] - a,
+                volunteer[p],
+                answer[p],
                 init[a:b],
                 None if log_evidence is None else log_evidence[a:b],
-                n_votes_pad,
-                n_subj_pad,
-                n_vol_pad,
-                K,
+                layout,
+                shard_lengths,
             )
         )
     T0 = np.concatenate([t for t, _ in shards])
     columns = [np.concatenate(parts) for parts in zip(*(d for _, d in shards))]
     data = tuple(place(mesh, c) for c in columns[:5]) + (vmask,) + tuple(place(mesh, c) for c in columns[5:])
-    kernel = _em_kernel(mesh, K, n_subj_pad, n_vol_pad, bool(elbo_mode), log_evidence is not None)
+    kernel = _em_kernel(mesh, layout, bool(elbo_mode), log_evidence is not None)
     return blocks, n_subj_pad, (place(mesh, T0), data), kernel
 
 
