@@ -145,9 +145,10 @@ def em_layout(
     bounds = subject_blocks(subject, S, n_local)
     vote_bounds = np.searchsorted(subject, bounds, side="left")
     blocks = [(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
-    parts = [slice(int(va), int(vb)) for va, vb in itertools.pairwise(vote_bounds)]
+    vote_slices = [slice(int(va), int(vb)) for va, vb in itertools.pairwise(vote_bounds)]
     lengths = [
-        run_lengths(subject[p] - a, volunteer[p], answer[p], b - a, n_vol_pad, K) for (a, b), p in zip(blocks, parts)
+        run_lengths(subject[p] - a, volunteer[p], answer[p], b - a, n_vol_pad, K)
+        for (a, b), p in zip(blocks, vote_slices)
     ]
     # every shard of every process the same layout: block sizes agreed first (the largest: any is exact), then sizes
     sizes = hosts.agree_max(*block_sizes(lengths))
@@ -155,7 +156,7 @@ def em_layout(
     n_subj_pad, e_blocks_pad, m_blocks_pad = hosts.agree_max(mine.n_subj_pad, mine.e_blocks_pad, mine.m_blocks_pad)
     layout = Layout(n_subj_pad, n_vol_pad, K, mine.e_block, e_blocks_pad, mine.m_block, m_blocks_pad)
     shards = []
-    for (a, b), p, shard_lengths in zip(blocks, parts, lengths):
+    for (a, b), p, shard_lengths in zip(blocks, vote_slices, lengths):
         shards.append(
             shard_arrays(
                 subject[p] - a,
