@@ -52,12 +52,15 @@ def main(folder: str) -> None:
         out[f"ds_{d}"] = differences(one, DawidSkene(devices=d, tol=0.0, max_iter=30).fit(votes))
         out[f"ds_stopped_{d}"] = differences(one_stopped, DawidSkene(devices=d).fit(votes))
     blocked_from, em.BLOCKED_FROM = em.BLOCKED_FROM, 0  # votes in blocks (large fits' layout), on 1 and 4 devices
-    fixed = {"tol": 0.0, "max_iter": 30}
-    out["ds_blocked_4"] = differences(
-        DawidSkene(devices=1, **fixed).fit(votes), DawidSkene(devices=4, **fixed).fit(votes)
-    )
-    out["ds_blocked_4"]["blocks"] = em.block_sizes([em.run_lengths(*votes.arrays(0), votes.n_subjects, 64, 3)])
-    em.BLOCKED_FROM = blocked_from
+    try:
+        fixed = {"tol": 0.0, "max_iter": 30}
+        out["ds_blocked_4"] = differences(
+            DawidSkene(devices=1, **fixed).fit(votes), DawidSkene(devices=4, **fixed).fit(votes)
+        )
+        lengths = em.run_lengths(*votes.arrays(0), votes.n_subjects, votes.n_volunteers, votes.n_answers[0])
+        out["ds_blocked_4"]["blocks"] = em.block_sizes([lengths])
+    finally:
+        em.BLOCKED_FROM = blocked_from
     crowdkit = {"crowdkit_stopping": True, "pseudo_diagonal": 0.0, "pseudo_off_diagonal": 0.0, "atol_per_vote": 1e-5}
     out["crowdkit_4"] = differences(
         DawidSkene(devices=1, **crowdkit).fit(votes), DawidSkene(devices=4, **crowdkit).fit(votes)

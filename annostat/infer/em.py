@@ -103,12 +103,17 @@ def block_size(run_lengths: np.ndarray) -> int:
     lengths = lengths[lengths > 0]
     if not len(lengths):
         return 1
-    return min(BLOCK_SIZES, key=lambda b: int((-(-lengths // b)).sum()) * (b + BLOCK_COST))
+    return min(BLOCK_SIZES, key=lambda b: n_blocks(lengths, b) * (b + BLOCK_COST))
+
+
+def blocks_per_run(run_lengths: np.ndarray, b: int) -> np.ndarray:
+    """The blocks of ``b`` votes each run (a subject's or a cell's votes) of these lengths takes: ceil(length / b)."""
+    return -(-np.asarray(run_lengths, np.int64) // b)
 
 
 def n_blocks(run_lengths: np.ndarray, b: int) -> int:
     """How many blocks of ``b`` votes runs of these lengths take."""
-    return int((-(-np.asarray(run_lengths, np.int64) // b)).sum())
+    return int(blocks_per_run(run_lengths, b).sum())
 
 
 def blocked(values: np.ndarray, lengths: np.ndarray, b: int, n_blocks_pad: int, fill: int) -> np.ndarray:
@@ -123,7 +128,7 @@ def blocked(values: np.ndarray, lengths: np.ndarray, b: int, n_blocks_pad: int, 
         flat[:n] = values
         return flat
     lengths = np.asarray(lengths, np.int64)
-    per_run = -(-lengths // b)
+    per_run = blocks_per_run(lengths, b)
     pad = per_run * b - lengths
     where = np.repeat((np.cumsum(pad) - pad).astype(np.int32), lengths)  # int32: at 100M votes, 400 MB
     where += np.arange(n, dtype=np.int32)  # each value's place with every run padded to whole blocks
@@ -137,8 +142,7 @@ def blocked(values: np.ndarray, lengths: np.ndarray, b: int, n_blocks_pad: int, 
 
 def block_owners(lengths: np.ndarray, b: int) -> np.ndarray:
     """The run (int32) each block of :func:`blocked` belongs to."""
-    lengths = np.asarray(lengths, np.int64)
-    return np.repeat(np.arange(len(lengths), dtype=np.int32), -(-lengths // b))
+    return np.repeat(np.arange(len(lengths), dtype=np.int32), blocks_per_run(lengths, b))
 
 
 def n_parts_pad(n_blocks_pad: int, n_vol_pad: int, K: int, b: int = 1) -> int:
@@ -155,11 +159,7 @@ def _counts(T, m_subjects, m_part, part_cell, n_vol_pad, K, m_block=1):
     volunteer's subjects (at 10M votes, fits whose sums were taken in another order, on two processes, differed by
     2.6e-4 in a confusion after 10 iterations; with the runs 1.1e-6, ``benchmarks/ds_hosts.py``). The runs keep
     every sum small: ~4e-7 at a million votes."""
-    rows = jnp.concatenate([T, jnp.zeros((1, K), T.dtype)])  # the last row: padding
-    slots = m_subjects.reshape(m_block, -1)
-    blocks = rows.at[slots[0]].get(mode=IN_BOUNDS)
-    for j in range(1, m_block):
-        blocks = blocks + rows.at[slots[j]].get(mode=IN_BOUNDS)
+    blocks = likelihood.blocked_row_sums(T, m_subjects.reshape(m_block, -1))
     parts = jax.ops.segment_sum(blocks, m_part, num_segments=len(part_cell), indices_are_sorted=True, mode=IN_BOUNDS)
     counts = jax.ops.segment_sum(parts, part_cell, num_segments=n_vol_pad * K, indices_are_sorted=True, mode=IN_BOUNDS)
     return jnp.swapaxes(counts.reshape(n_vol_pad, K, K), 1, 2)
@@ -473,7 +473,7 @@ def shard_arrays(
     T0 = np.full((L.n_subj_pad, K), 1.0 / K, np.float32)
     T0[:S] = init
     extra_votes = np.zeros(L.n_subj_pad, np.float32)
-    extra_votes[:S] = np.maximum(np.diff(np.searchsorted(subject, np.arange(S + 1))) - 1, 0)
+    extra_votes[:S] = np.maximum(per_subject - 1, 0)
     data = (e_cells, e_subject, m_subjects, m_part, smask, extra_votes, part_cell)
     if log_evidence is not None:
         evidence = np.zeros((L.n_subj_pad, K), np.float32)

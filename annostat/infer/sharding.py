@@ -137,8 +137,10 @@ def em_layout(
     size shared by all shards of all processes (one compiled kernel); volunteers keep their global codes (their
     confusions are summed over shards), and ``vmask`` (which of the padded volunteers are real) is held whole on
     every device. With several processes the subjects are this process's share (``annostat.infer.hosts``)."""
+    from dataclasses import replace
+
     from annostat.infer import hosts
-    from annostat.infer.em import Layout, block_sizes, bucket, layout_of, run_lengths, shard_arrays
+    from annostat.infer.em import block_sizes, bucket, layout_of, run_lengths, shard_arrays
 
     S, n_vol_pad = len(init), len(vmask)
     n_local = len(local_devices(mesh))
@@ -151,10 +153,10 @@ def em_layout(
         for (a, b), p in zip(blocks, vote_slices)
     ]
     # every shard of every process the same layout: block sizes agreed first (the largest: any is exact), then sizes
-    sizes = hosts.agree_max(*block_sizes(lengths))
-    mine = layout_of(lengths, bucket(max(b - a for a, b in blocks) + 1), n_vol_pad, K, (sizes[0], sizes[1]))
+    e_block, m_block = hosts.agree_max(*block_sizes(lengths))
+    mine = layout_of(lengths, bucket(max(b - a for a, b in blocks) + 1), n_vol_pad, K, (e_block, m_block))
     n_subj_pad, e_blocks_pad, m_blocks_pad = hosts.agree_max(mine.n_subj_pad, mine.e_blocks_pad, mine.m_blocks_pad)
-    layout = Layout(n_subj_pad, n_vol_pad, K, mine.e_block, e_blocks_pad, mine.m_block, m_blocks_pad)
+    layout = replace(mine, n_subj_pad=n_subj_pad, e_blocks_pad=e_blocks_pad, m_blocks_pad=m_blocks_pad)
     shards = []
     for (a, b), p, shard_lengths in zip(blocks, vote_slices, lengths):
         shards.append(

@@ -63,17 +63,22 @@ def vote_log_likelihood(log_confusion: AnyArray, cell: AnyArray) -> jax.Array:
     return confusion_rows(log_confusion).at[cell].get(mode=IN_BOUNDS)
 
 
+def blocked_row_sums(rows: AnyArray, index_by_slot: AnyArray) -> jax.Array:
+    """[B, K]: for each block, the sum of the rows of ``rows`` [R, K] its slots name, from ``index_by_slot`` [b, B]
+    (slot j of every block); an index of ``R`` (one past the last row) is padding and adds zero. ``b`` contiguous
+    gathers added together: a block's sum costs no scatter (``annostat.infer.em``'s layout of the votes)."""
+    padded = jnp.concatenate([rows, jnp.zeros((1, rows.shape[-1]), rows.dtype)])
+    total = padded.at[index_by_slot[0]].get(mode=IN_BOUNDS)
+    for j in range(1, index_by_slot.shape[0]):
+        total = total + padded.at[index_by_slot[j]].get(mode=IN_BOUNDS)
+    return total
+
+
 def blocked_vote_log_likelihood(log_confusion: AnyArray, cells_by_slot: AnyArray) -> jax.Array:
     """[B, K]: the summed log p(vote | true answer k) of each block of votes (:func:`vote_log_likelihood` added up),
-    from the cells of the blocks' votes slot by slot, ``cells_by_slot`` [b, B] (slot j of every block); a cell one
-    past the last row (``V * K``) is padding and counts zero. ``b`` contiguous gathers added together: a block's
-    sum costs no scatter (``annostat.infer.em``'s layout)."""
-    K = log_confusion.shape[-1]
-    rows = jnp.concatenate([confusion_rows(log_confusion), jnp.zeros((1, K), log_confusion.dtype)])
-    total = rows.at[cells_by_slot[0]].get(mode=IN_BOUNDS)
-    for j in range(1, cells_by_slot.shape[0]):
-        total = total + rows.at[cells_by_slot[j]].get(mode=IN_BOUNDS)
-    return total
+    from the cells of the blocks' votes slot by slot, ``cells_by_slot`` [b, B] (:func:`blocked_row_sums`); a cell
+    one past the last row (``V * K``) is padding and counts zero."""
+    return blocked_row_sums(confusion_rows(log_confusion), cells_by_slot)
 
 
 def ragged_joint(vote_ll: AnyArray, subject: AnyArray, n_subjects: int, log_prior: AnyArray) -> jax.Array:
