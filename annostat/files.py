@@ -18,9 +18,10 @@ import json
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
@@ -89,13 +90,69 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> Path:
     """Call ``write(temporary path)`` next to ``path``, then move the result into place: a reader never sees a
     half-written file, and a failed write leaves nothing behind."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = _temporary_beside(path)
     try:
         write(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # as an ordinary write would leave it, not mkstemp's owner-only 0600
-        os.replace(tmp, path)
+        _move_into_place(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+class WriteAhead:
+    """:func:`atomic_write` started early: ``write(temporary path)`` runs on a worker thread (beside ``path``, under
+    a hidden temporary name) while the caller goes on, :meth:`place` waits for it and moves the file into place, and
+    leaving the ``with`` block without placing it removes it. ``holds`` says what the file was written from, so a
+    later writer can tell whether the file is the one it would write.
+
+    A fit folder's ``votes.parquet`` is written so while the model fits (``annostat fit``): at 100M votes ~10 s of
+    encoding that otherwise waits for the fit."""
+
+    def __init__(self, path: str | os.PathLike, write: Callable[[str], Any], holds: Any = None) -> None:
+        self.path, self.holds = Path(path), holds
+        self._made = not self.path.parent.exists()  # a folder made for the file goes again if it is not placed
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = _temporary_beside(self.path)
+        self._error: BaseException | None = None
+        self._placed = False
+
+        def run() -> None:
+            try:
+                write(self._tmp)
+            except BaseException as exc:  # noqa: BLE001 -- raised again by place(), in the caller's thread
+                self._error = exc
+
+        self._thread = threading.Thread(target=run, name=f"write {self.path.name}", daemon=True)
+        self._thread.start()
+
+    def place(self) -> Path:
+        """Wait for the write and move the file into place (a failed write raises its error here)."""
+        self._thread.join()
+        if self._error is not None:
+            Path(self._tmp).unlink(missing_ok=True)
+            raise self._error
+        _move_into_place(self._tmp, self.path)
+        self._placed = True
+        return self.path
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if not self._placed:
+            self._thread.join()
+            Path(self._tmp).unlink(missing_ok=True)
+            if self._made and not any(self.path.parent.iterdir()):
+                self.path.parent.rmdir()
+
+
+def _temporary_beside(path: Path) -> str:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    return tmp
+
+
+def _move_into_place(tmp: str, path: Path) -> None:
+    os.chmod(tmp, 0o666 & ~_UMASK)  # as an ordinary write would leave it, not mkstemp's owner-only 0600
+    os.replace(tmp, path)

@@ -22,6 +22,7 @@ Tables are pandas DataFrames (``fit.table(name)`` gives polars). ``fit.save(fold
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,7 +33,7 @@ import polars as pl
 from annostat.data.subjects import Subjects
 from annostat.data.votes import Votes
 from annostat.errors import InputError, first_line
-from annostat.files import atomic_write, read_json, remove_stale
+from annostat.files import WriteAhead, atomic_write, read_json, remove_stale
 
 if TYPE_CHECKING:
     import arviz as az
@@ -348,8 +349,9 @@ class Fit:
             }
         )
 
-    def save(self, folder: str | Path) -> Path:
-        """Write the fit folder (see the module docstring); returns the folder."""
+    def save(self, folder: str | Path, votes_ahead: WriteAhead | None = None) -> Path:
+        """Write the fit folder (see the module docstring); returns the folder. ``votes_ahead``:
+        ``votes.parquet`` started by :func:`votes_ahead` before the fit, used if it holds these votes."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         if (folder / "fit.json").is_file():  # re-fitting into a fit folder: nothing of the last fit may linger
@@ -357,7 +359,18 @@ class Fit:
         for name, filename in FILES.items():
             atomic_write(folder / filename, self.table(name).write_parquet)
         # the votes themselves (original labels), for catalogues and later analyses of the fit; the subjects
-        atomic_write(folder / "votes.parquet", self._write_votes)
+        if (
+            votes_ahead is not None
+            and votes_ahead.path == folder / "votes.parquet"
+            and votes_ahead.holds
+            == (
+                id(self.votes),
+                self._uses_experience(),
+            )
+        ):
+            votes_ahead.place()  # written while the model fitted
+        else:
+            atomic_write(folder / "votes.parquet", lambda tmp: write_votes(self.votes, tmp, self._uses_experience()))
         atomic_write(folder / "subject_data.parquet", self.subjects.frame.write_parquet)
         if self.votes.gold is not None:  # the gold answers the fit used, so later commands use them too
             atomic_write(folder / "gold.parquet", self.votes.gold.frame.drop("row").write_parquet)
@@ -381,27 +394,8 @@ class Fit:
         read back recomputes them from the times)."""
         return self.votes.to_frame(experience=self._uses_experience())
 
-    def _write_votes(self, path: str) -> None:
-        """``votes.parquet``: :meth:`vote_table` written a part at a time (one row group each), so that at Galaxy
-        Zoo's size the labelled table (text labels of 100M votes) is never in memory whole."""
-        import pyarrow.parquet as pq
-
-        experience, writer = self._uses_experience(), None
-        try:
-            for start in range(0, max(self.votes.n_votes, 1), VOTES_PART):
-                part = self.votes.to_frame(experience, slice(start, start + VOTES_PART)).to_arrow()
-                if writer is None:
-                    writer = pq.ParquetWriter(path, part.schema, compression="zstd")
-                writer.write_table(part)
-        finally:
-            if writer is not None:
-                writer.close()
-
     def _uses_experience(self) -> bool:
-        from annostat.models.registry import REGISTRY
-
-        spec = REGISTRY.get(self.model)
-        return spec is None or spec.can("learning")
+        return uses_experience(self.model)
 
     def update(self, new_votes: Any, **options: Any) -> Fit:
         """The fit of these votes and ``new_votes`` together, warm-started from this one
@@ -429,6 +423,38 @@ class Fit:
             f"Fit(model={self.model!r}, {self.votes.n_votes:,} votes, {len(self.questions)} questions, "
             f"iterations={self.iterations}, converged={self.converged})"
         )
+
+
+def uses_experience(model: str) -> bool:
+    """Whether a fit folder of ``model`` keeps the votes' experience columns (a model of learning reads them)."""
+    from annostat.models.registry import REGISTRY
+
+    spec = REGISTRY.get(model)
+    return spec is None or spec.can("learning")
+
+
+def write_votes(votes: Votes, path: str | Path, experience: bool) -> None:
+    """``votes.parquet``: :meth:`Votes.to_frame` made a part at a time and streamed to the file by polars (one row
+    group a part, encoded on every core), so that at Galaxy Zoo's size the labelled table (text labels of 100M votes)
+    is never in memory whole."""
+    from polars.io.plugins import register_io_source
+
+    def parts(*_: Any) -> Iterator[pl.DataFrame]:
+        for start in range(0, max(votes.n_votes, 1), VOTES_PART):
+            yield votes.to_frame(experience, slice(start, start + VOTES_PART))
+
+    schema = votes.to_frame(experience, slice(0, 0)).schema
+    register_io_source(parts, schema=schema).sink_parquet(path, compression="zstd", row_group_size=VOTES_PART)
+
+
+def votes_ahead(votes: Votes, folder: str | Path, model: str) -> WriteAhead:
+    """Start writing the fit folder's ``votes.parquet`` for a fit of ``model`` to ``votes`` on a worker thread, for
+    :meth:`Fit.save` to place once the model has fitted (``with votes_ahead(...) as ahead: ... fit.save(folder,
+    ahead)``; leaving the block unplaced removes it)."""
+    experience = uses_experience(model)
+    return WriteAhead(
+        Path(folder) / "votes.parquet", lambda tmp: write_votes(votes, tmp, experience), holds=(id(votes), experience)
+    )
 
 
 #: the fit folder's tables and their files
@@ -619,7 +645,7 @@ class SavedFit(Fit):
         except Exception as exc:  # noqa: BLE001 - netCDF/HDF5 readers raise several kinds
             raise InputError(f"{path}: not a readable netCDF trace ({first_line(exc)})") from None
 
-    def save(self, folder: str | Path) -> Path:
+    def save(self, folder: str | Path, votes_ahead: WriteAhead | None = None) -> Path:
         raise NotImplementedError("a fit read from its folder is saved already; copy the folder instead")
 
     def __repr__(self) -> str:

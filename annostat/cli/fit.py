@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -229,6 +230,7 @@ def fit(
     checkpoint, for annostat predict) and training.parquet."""
     from annostat.data.io.load import detect_format, load_votes
     from annostat.data.priors import read_prior
+    from annostat.fit import votes_ahead
     from annostat.infer import hosts
 
     use_compilation_cache()
@@ -353,24 +355,28 @@ def fit(
             subject_prior = read_prior(
                 prior, table, id_column=prior_id_col, weight=prior_weight, learn_weight=not fixed_prior_weight
             )
-        if joint:
-            inputs = _joint_inputs(
-                table, images, features, features_id_col, image_size, image_fit, missing_images, quiet
-            )
-            rounds_dir = out / "network" / "progress"
-            if rounds_dir.exists() and not resume:
-                shutil.rmtree(rounds_dir)
-            with training_progress(not quiet) as progress:
-                result = joint_model.fit(table, inputs, progress=progress, checkpoint=rounds_dir)
-        else:
-            with fit_progress(not quiet) as progress:
-                result = estimator.fit(table, progress=progress, prior=subject_prior)
-            result = hosts.gather(result)  # several processes: process 0 holds the whole fit, the others None
-            if result is None:
-                return
-            table = result.votes
-        result.seconds = time.perf_counter() - start
-        result.save(out)
+        with ExitStack() as written:
+            if joint:
+                inputs = _joint_inputs(
+                    table, images, features, features_id_col, image_size, image_fit, missing_images, quiet
+                )
+                rounds_dir = out / "network" / "progress"
+                if rounds_dir.exists() and not resume:
+                    shutil.rmtree(rounds_dir)
+                with training_progress(not quiet) as progress:
+                    result = joint_model.fit(table, inputs, progress=progress, checkpoint=rounds_dir)
+                ahead = None
+            else:
+                # one process: the votes' file is written while the model fits (the votes are what was read)
+                ahead = written.enter_context(votes_ahead(table, out, model.value)) if processes == 1 else None
+                with fit_progress(not quiet) as progress:
+                    result = estimator.fit(table, progress=progress, prior=subject_prior)
+                result = hosts.gather(result)  # several processes: process 0 holds the whole fit, the others None
+                if result is None:
+                    return
+                table = result.votes
+            result.seconds = time.perf_counter() - start
+            result.save(out, ahead)
         if joint:
             shutil.rmtree(out / "network" / "progress", ignore_errors=True)  # finished: nothing to resume
         if export is not None and export.report.quarantine is not None:

@@ -19,7 +19,6 @@ in time order, ties broken by file order; rows without a time sort after the tim
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,14 @@ import polars as pl
 
 from annostat.data._memory import with_plain_pages
 from annostat.data.io.tables import PARQUET_SUFFIXES, read_table
-from annostat.data.sorting import argsort_distinct, first_of_each, run_members, stable_argsort
+from annostat.data.sorting import (
+    argsort_distinct,
+    filter_columns,
+    gather_columns,
+    repeats_in_runs,
+    run_members,
+    stable_sort,
+)
 from annostat.data.subjects import Subjects
 from annostat.errors import InputError, where
 
@@ -341,11 +347,10 @@ class Votes:
         shared = share is not None or ROW_COLUMN in frame.columns  # a share of a table may hold no rows at all
         if frame.width == 0 or (frame.height == 0 and not shared):
             raise InputError(f"{source}: the table is empty (no rows)")
-        # categorical label columns are their labels: codes and sort order as for plain text
-        frame = frame.with_columns(pl.col(pl.Categorical, pl.Enum).cast(pl.String))
         given = {"subject": subject, "volunteer": volunteer, "question": question, "answer": answer, "time": time}
         cols = _resolve_columns(frame.columns, source, given)
         _check_types(frame, cols, source)
+        frame = _plain_categoricals(frame, [c for role, c in cols.items() if role != "time"])
         if share is not None:  # this process's subjects; row numbers those of the whole table
             frame = frame.with_row_index(ROW_COLUMN).filter(share_of_subjects(cols["subject"], share))
         n_read = frame.height
@@ -391,7 +396,9 @@ class Votes:
             volunteer_code.alias("volunteer_code"),
             question_code.alias("question_code"),
         )
+        n_outside = 0  # votes whose answer is outside its question's given answer set (their labels may go unused)
         if answers is not None:
+            work = work.with_columns(pl.col("answer").cast(_text_type(work.schema["answer"])))
             work, answer_sets, n_outside = _code_given_answers(work, questions, answers, source)
             if n_outside:
                 dropped["answer not in its question's answer set"] = n_outside
@@ -400,6 +407,7 @@ class Votes:
             work = work.with_columns(answer_code.alias("answer_code"))
             answer_sets = [labels.rename("answer")]
         else:
+            work = work.with_columns(pl.col("answer").cast(_text_type(work.schema["answer"])))
             work = work.with_columns(
                 (pl.col("answer").rank("dense").over("question_code") - 1).cast(pl.Int32).alias("answer_code")
             )
@@ -425,6 +433,7 @@ class Votes:
             rows_read=n_read,
             columns=cols,
             source=source,
+            labels_used=not n_outside,
         )
 
     @classmethod
@@ -441,7 +450,7 @@ class Votes:
         """A share of a table (``share``) on which no votes fell: no labels, its rows accounted for."""
 
         def empty(role: str) -> pl.Series:
-            return pl.Series(role, [], dtype=work_schema[role])
+            return pl.Series(role, [], dtype=_text_type(work_schema[role]))
 
         questions = empty("question") if "question" in cols else pl.Series("question", [cols["answer"]])
         answers = [] if "question" in cols else [empty("answer")]
@@ -487,19 +496,21 @@ class Votes:
         provenance: dict[str, Any] | None = None,
         in_order: bool = False,
         subject_table: Subjects | None = None,
+        labels_used: bool = False,
     ) -> Votes:
         """Votes from integer codes (one entry per vote, any order) and their label maps: the duplicate policy,
         time order, experience and final sort of :meth:`from_frame`, for readers that code labels themselves.
 
         ``in_order=True`` says the votes already are in the table's order (question, subject, input row) and every
         subject and volunteer label has a vote (duplicate policy ``all`` only): the arrays are kept as given, with
-        no sort and no copies, which matters for exports of 100M votes."""
+        no sort and no copies, which matters for exports of 100M votes. ``labels_used=True`` says every subject and
+        volunteer label has a vote among these (none need dropping: no pass to find them)."""
         dropped = dict(dropped or {})
         subject, volunteer, question = (np.asarray(a, dtype=np.int32) for a in (subject, volunteer, question))
         answer = np.asarray(answer, dtype=np.int32)
         row = np.asarray(row)
-        if row.dtype not in (np.int32, np.int64):  # input row numbers: int32 kept (100M votes), else int64
-            row = row.astype(np.int64)
+        if row.dtype not in (np.int32, np.int64):  # input row numbers: int32 if they fit (100M votes), else int64
+            row = row.astype(np.int32 if len(row) == 0 or int(row.max()) < 2**31 else np.int64)
         n = len(subject)
         rows_read = n + sum(dropped.values()) if rows_read is None else rows_read
         S, Q = len(subjects), len(questions)
@@ -512,71 +523,55 @@ class Votes:
 
         if in_order and duplicates != "all":
             raise ValueError("in_order needs the duplicate policy 'all'")
-        rows = None  # the votes kept (None: all)
-        if in_order:  # duplicates counted question by question (contiguous here): small hash tables
-            bounds = np.flatnonzero(np.r_[True, question[1:] != question[:-1], True])
-            n_duplicates = 0
-            for a, b in itertools.pairwise(bounds):
-                key = volunteer[a:b].astype(np.int64)
-                key *= S
-                key += subject[a:b]
-                n_duplicates += int(b - a) - pl.Series(key).n_unique()
-                del key
-        else:  # duplicate votes: one volunteer, one subject, one question (int64 keys, built in place)
-            repeat_key = volunteer.astype(np.int64)
-            repeat_key *= S
-            repeat_key += subject
-            repeat_key *= Q
-            repeat_key += question
-            if duplicates == "all":
-                n_duplicates = n - pl.Series(repeat_key).n_unique()
-            else:
-                in_time = None if time is None else time_order()  # no times: file order, no gather
-                keyed = repeat_key if in_time is None else repeat_key[in_time]
-                # one sort: the first (or last) of each key, whose count gives the duplicates too
-                first = first_of_each(keyed, last=duplicates == "last")
-                n_duplicates = n - int(np.count_nonzero(first))
-                if n_duplicates:
-                    dropped[f"duplicate vote (policy {duplicates})"] = n_duplicates
-                    if in_time is None:
-                        rows = np.flatnonzero(first)
-                    else:
-                        keep = np.empty(n, bool)
-                        keep[in_time] = first
-                        rows = np.flatnonzero(keep)
-                        del keep
-                del keyed, first, in_time
-            del repeat_key
-        # final order: question, subject, input order
-        if in_order:
+        if in_order:  # counted within each subject's votes, as they lie (no sort, no copies of the codes)
+            runs = question.astype(np.int64)
+            runs *= S
+            runs += subject
+            n_duplicates = int(np.count_nonzero(repeats_in_runs(runs, volunteer)))
+            del runs
             final = None
             codes = {"subject": subject, "volunteer": volunteer, "question": question, "answer": answer, "row": row}
-        else:
-            if rows is None:
-                rows = np.arange(n, dtype=np.int64)
-                sort_key = question.astype(np.int64)
-                sort_key *= S
-                sort_key += subject
+        else:  # the table's order, (question, subject, input order), then the repeats within each subject's votes
+            sort_key: np.ndarray = question.astype(np.int32 if Q * S < 2**31 else np.int64)  # int32 sorts faster
+            sort_key *= S
+            sort_key += subject
+            order, runs = stable_sort(sort_key)  # runs: the sorted keys
+            assert runs is not None
+            del sort_key
+            # the sorted keys give each vote's subject and question; rows numbered 0..n-1 (every row read was kept):
+            # a row is its position
+            positions = len(row) == 0 or (row[0] == 0 and row[-1] == n - 1 and bool((row[1:] > row[:-1]).all()))
+            codes = gather_columns(
+                {"volunteer": volunteer, "answer": answer} | ({} if positions else {"row": row}), order
+            )
+            if Q > 1:
+                codes["question"], codes["subject"] = (c.astype(np.int32) for c in np.divmod(runs, S))
             else:
-                sort_key = question[rows].astype(np.int64)
-                sort_key *= S
-                sort_key += subject[rows]
-            final = rows[stable_argsort(sort_key)]  # ties (one subject's votes) in input order: rows ascend
-            del rows, sort_key
-            codes = {
-                "subject": subject[final],
-                "volunteer": volunteer[final],
-                "question": question[final],
-                "answer": answer[final],
-                "row": row[final],
-            }
+                codes["question"], codes["subject"] = np.zeros(n, np.int32), runs.astype(np.int32, copy=False)
+            codes["row"] = codes["row"] if not positions else order.astype(row.dtype)
+            codes = {role: codes[role] for role in ("subject", "volunteer", "question", "answer", "row")}
+            rank = None  # repeats: the first (or last) in time order is kept; no times, in input order
+            if time is not None and duplicates != "all":
+                rank = np.empty(n, np.int64)
+                rank[time_order()] = np.arange(n)
+                rank = rank[order]
+            repeat = repeats_in_runs(runs, codes["volunteer"], rank, last=duplicates == "last")
+            del runs, rank
+            n_duplicates = int(np.count_nonzero(repeat))
+            final = order
+            if n_duplicates and duplicates != "all":
+                dropped[f"duplicate vote (policy {duplicates})"] = n_duplicates
+                kept = ~repeat
+                final = order[kept]
+                codes = filter_columns(codes, kept)
+            del repeat, order
 
         def experience() -> tuple[np.ndarray, np.ndarray]:
             overall, per_question = _experience(volunteer, question, time_order(), Q)
             return (overall, per_question) if final is None else (overall[final], per_question[final])
 
         time_column = time.gather(final) if time is not None and final is not None else time
-        if not in_order:  # labels whose every vote fell to the answer-set filter are dropped and the codes compacted
+        if not in_order and not labels_used:  # labels whose every vote fell to a filter: dropped, codes compacted
             codes, subjects, volunteers = _compact(codes, subjects, volunteers)
         report = RowReport(
             source=source,
@@ -952,22 +947,59 @@ def _no_times(n: int) -> pl.Series:
     return pl.repeat(None, n, dtype=pl.Float64, eager=True).alias("time")
 
 
+def _text_type(dtype: pl.DataType) -> pl.DataType:
+    """The type a label column is coded as: categorical labels are their text, any other type itself."""
+    return pl.String() if isinstance(dtype, (pl.Categorical, pl.Enum)) else dtype
+
+
+def _plain_categoricals(frame: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
+    """Categorical label columns (a Parquet dictionary column, a pandas category) are their labels as text: those
+    with a blank label (read as missing, as in a text column) are cast to text here; the others stay categorical,
+    and :func:`_codes` codes them from their few distinct labels without writing every vote's text."""
+    blank = []
+    for name in columns:
+        if isinstance(frame.schema[name], (pl.Categorical, pl.Enum)):
+            labels = frame[name].unique().drop_nulls().cast(pl.String)
+            if (labels.str.strip_chars() == "").any():
+                blank.append(name)
+    return frame.with_columns(pl.col(blank).cast(pl.String)) if blank else frame
+
+
 def _codes(column: pl.Series) -> tuple[pl.Series, pl.Series]:
     """Sorted unique labels and the Int32 code (position among them) of every value."""
+    if isinstance(column.dtype, (pl.Categorical, pl.Enum)):  # labels sorted as text; codes from a small table
+        present = column.unique().drop_nulls()
+        text = present.cast(pl.String)
+        order = text.arg_sort().to_numpy()
+        physical = present.to_physical().to_numpy().astype(np.int64)
+        code_of = np.zeros(int(physical.max()) + 1 if len(physical) else 1, np.int32)
+        code_of[physical[order]] = np.arange(len(order), dtype=np.int32)
+        return text.gather(order).rename(column.name), pl.Series(code_of[column.to_physical().to_numpy()])
     if column.dtype.is_integer():
         values = column.to_numpy()
         low, high = int(values.min()), int(values.max())
         if high - low <= 4 * len(values) + 1_000_000:  # compact range: a counting pass, no sort
-            present = np.bincount(values - low, minlength=high - low + 1) > 0
-            code_of = np.cumsum(present, dtype=np.int32) - 1
+            offset = np.subtract(values, low, dtype=np.int32 if high - low < 2**31 else np.int64, casting="unsafe")
+            present = _present(offset, high - low + 1)
             labels = np.flatnonzero(present) + low
-            return pl.Series(column.name, labels, dtype=column.dtype), pl.Series(code_of[values - low])
+            if len(labels) == high - low + 1:  # every id in the range is there: the code is the offset
+                return pl.Series(column.name, labels, dtype=column.dtype), pl.Series(offset)
+            code_of = np.cumsum(present, dtype=np.int32) - 1
+            return pl.Series(column.name, labels, dtype=column.dtype), pl.Series(code_of[offset])
     sorted_labels = column.unique().sort()
     if column.dtype == pl.Utf8:
         codes = column.cast(pl.Enum(sorted_labels)).to_physical()
     else:
         codes = column.rank("dense") - 1
     return sorted_labels, codes.cast(pl.Int32)
+
+
+def _present(codes: np.ndarray, size: int) -> np.ndarray:
+    """Whether each of the codes 0..size-1 occurs in ``codes``: one scatter of True (half a ``bincount``'s time, which
+    also counts and first widens the codes to int64)."""
+    present = np.zeros(size, bool)
+    present[codes] = True
+    return present
 
 
 def _experience(
@@ -1039,7 +1071,7 @@ def _code_given_answers(
 def _compact(codes: dict[str, np.ndarray], subjects: pl.Series, volunteers: pl.Series):
     """Drop labels that have no votes left and re-code densely."""
     for name, labels in (("subject", subjects), ("volunteer", volunteers)):
-        used = np.bincount(codes[name], minlength=len(labels)) > 0
+        used = _present(codes[name], len(labels))
         if used.all():
             continue
         remap = np.cumsum(used, dtype=np.int32) - 1

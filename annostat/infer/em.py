@@ -46,7 +46,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from annostat.data.sorting import stable_argsort
+from annostat.data.sorting import sorted_pairs
 from annostat.models import likelihood
 from annostat.models.likelihood import IN_BOUNDS
 
@@ -346,7 +346,9 @@ def run_lengths(
     subject: np.ndarray, volunteer: np.ndarray, answer: np.ndarray, n_subjects: int, n_vol_pad: int, K: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """The votes of each subject (``subject`` sorted) and of each cell (volunteer, answer)."""
-    per_subject = np.diff(np.searchsorted(subject, np.arange(n_subjects + 1)))
+    starts = np.flatnonzero(np.concatenate([[True], subject[1:] != subject[:-1]])) if len(subject) else np.zeros(0, int)
+    per_subject = np.zeros(n_subjects, np.int64)  # one pass over the sorted subjects: where each one's votes start
+    per_subject[subject[starts]] = np.diff(np.append(starts, len(subject)))
     per_cell = np.zeros(n_vol_pad * K, np.int64)
     step = 1 << 22  # a few million votes at a time: no int64 copy of every vote
     for i in range(0, len(subject), step):
@@ -460,10 +462,10 @@ def shard_arrays(
     owner = block_owners(per_subject, L.e_block)
     e_subject = np.full(L.e_blocks_pad, L.n_subj_pad - 1, np.int32)
     e_subject[: len(owner)] = owner
-    order = stable_argsort(key)  # by (volunteer, answer), votes of one cell in subject order
+    by_cell = sorted_pairs(key, np.asarray(subject, np.int32))  # by (volunteer, answer), a cell's votes by subject
     del key
-    m_subjects = blocked(np.asarray(subject, np.int32)[order], per_cell, L.m_block, L.m_blocks_pad, L.n_subj_pad)
-    del order
+    m_subjects = blocked(by_cell, per_cell, L.m_block, L.m_blocks_pad, L.n_subj_pad)
+    del by_cell
     block_cell = block_owners(per_cell, L.m_block)
     part, part_cell = _partial_sums(block_cell, L.n_parts_pad, PART // L.m_block, (L.n_vol_pad - 1) * K)
     m_part = np.full(L.m_blocks_pad, L.n_parts_pad - 1, np.int32)  # padding blocks: the last sum (they add 0)

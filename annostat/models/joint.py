@@ -35,7 +35,7 @@ import polars as pl
 
 from annostat.data.votes import Votes
 from annostat.errors import InputError
-from annostat.files import atomic_write, read_json
+from annostat.files import WriteAhead, atomic_write, read_json
 from annostat.fit import Fit, QuestionFit, accuracy_from_confusion
 from annostat.infer.joint import JointResult, JointSettings, fit_joint
 from annostat.infer.training import expected_counts, layout_votes, question_joint
@@ -309,8 +309,8 @@ class JointFit(Fit):
             )
         return getattr(self, "_members", None)
 
-    def save(self, folder: str | Path) -> Path:
-        folder = super().save(folder)
+    def save(self, folder: str | Path, votes_ahead: WriteAhead | None = None) -> Path:
+        folder = super().save(folder, votes_ahead)
         from annostat.vision.checkpoint import save_networks
 
         save_networks(folder / "network", self.config, self.result.networks)
