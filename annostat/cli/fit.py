@@ -230,7 +230,7 @@ def fit(
     checkpoint, for annostat predict) and training.parquet."""
     from annostat.data.io.load import detect_format, load_votes
     from annostat.data.priors import read_prior
-    from annostat.fit import votes_ahead
+    from annostat.fit import uses_experience, votes_ahead
     from annostat.infer import hosts
 
     use_compilation_cache()
@@ -367,8 +367,10 @@ def fit(
                     result = joint_model.fit(table, inputs, progress=progress, checkpoint=rounds_dir)
                 ahead = None
             else:
-                # one process: the votes' file is written while the model fits (the votes are what was read)
-                ahead = written.enter_context(votes_ahead(table, out, model.value)) if processes == 1 else None
+                # one process: the votes' file is written while the model fits (the votes are what was read); not for
+                # a model of learning, whose fit and file would both build the votes' experience columns at once
+                early = processes == 1 and not uses_experience(model.value)
+                ahead = written.enter_context(votes_ahead(table, out, model.value)) if early else None
                 with fit_progress(not quiet) as progress:
                     result = estimator.fit(table, progress=progress, prior=subject_prior)
                 result = hosts.gather(result)  # several processes: process 0 holds the whole fit, the others None
