@@ -434,7 +434,7 @@ def uses_experience(model: str) -> bool:
 
 
 def write_votes(votes: Votes, path: str | Path, experience: bool) -> None:
-    """``votes.parquet``: :meth:`Votes.to_frame` made a part at a time and streamed to the file by polars (one row
+    """``votes.parquet``: :meth:`~annostat.data.votes.Votes.to_frame` made a part at a time and streamed to the file by polars (one row
     group a part, encoded on every core), so that at Galaxy Zoo's size the labelled table (text labels of 100M votes)
     is never in memory whole."""
     from polars.io.plugins import register_io_source
