@@ -350,8 +350,8 @@ class Fit:
         )
 
     def save(self, folder: str | Path, votes_ahead: WriteAhead | None = None) -> Path:
-        """Write the fit folder (see the module docstring); returns the folder. ``votes_ahead``:
-        ``votes.parquet`` started by :func:`votes_ahead` before the fit, used if it holds these votes."""
+        """Write the fit folder (see the module docstring); returns the folder. ``votes_ahead``: ``votes.parquet``
+        started by :func:`~annostat.fit.votes_ahead` before the fit, used if it holds these votes."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         if (folder / "fit.json").is_file():  # re-fitting into a fit folder: nothing of the last fit may linger
@@ -449,8 +449,8 @@ def write_votes(votes: Votes, path: str | Path, experience: bool) -> None:
 
 def votes_ahead(votes: Votes, folder: str | Path, model: str) -> WriteAhead:
     """Start writing the fit folder's ``votes.parquet`` for a fit of ``model`` to ``votes`` on a worker thread, for
-    :meth:`Fit.save` to place once the model has fitted (``with votes_ahead(...) as ahead: ... fit.save(folder,
-    ahead)``; leaving the block unplaced removes it)."""
+    :meth:`~annostat.fit.Fit.save` to place once the model has fitted (``with votes_ahead(...) as ahead: ...
+    fit.save(folder, ahead)``; leaving the block unplaced removes it)."""
     experience = uses_experience(model)
     return WriteAhead(
         Path(folder) / "votes.parquet", lambda tmp: write_votes(votes, tmp, experience), holds=(id(votes), experience)

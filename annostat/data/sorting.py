@@ -130,14 +130,9 @@ def repeats_in_runs(
     new_run[0] = True
     np.not_equal(runs[1:], runs[:-1], out=new_run[1:])
     starts = np.flatnonzero(new_run)
+    del new_run
     lengths = np.diff(np.append(starts, n))
     index: type[np.signedinteger] = np.int32 if n < 2**31 else np.int64
-    run = np.cumsum(new_run, dtype=index)
-    del new_run
-    run -= 1
-    place = np.arange(n, dtype=index)  # each entry's place in its run
-    place -= starts.astype(index)[run]
-    del starts
 
     def mark(a: np.ndarray, b: np.ndarray) -> None:  # pairs of one value in one run, a before b in array order
         b_later = np.ones(len(b), bool) if rank is None else rank[b] > rank[a]
@@ -147,28 +142,39 @@ def repeats_in_runs(
     per_length = np.bincount(np.minimum(lengths, longest + 1), minlength=longest + 2)[: longest + 1]
     behind = [int(sum((L - d) * int(per_length[L]) for L in range(d + 1, longest + 1))) for d in range(longest)]
     distance = 1
-    while distance < longest and behind[distance] > n // 8:  # most entries: the array against itself shifted
-        same = values[distance:] == values[:-distance]
-        same &= place[distance:] >= distance
-        earlier = np.flatnonzero(same).astype(index)
-        del same
-        if len(earlier):
-            mark(earlier, earlier + distance)
-        distance += 1
-    short = lengths[run] <= longest
-    candidates = place >= distance
-    candidates &= short
-    candidates = np.flatnonzero(candidates).astype(index)
-    while len(candidates):  # the few entries left: by their positions
+    if distance < longest and behind[distance] > n // 8:  # most entries: the array against itself shifted
+        near = np.arange(n, dtype=index)  # each entry's place in its run, capped at 127 (longest <= 127 here)
+        near -= np.repeat(starts.astype(index), lengths)
+        np.minimum(near, 127, out=near)
+        near = near.astype(np.int8)
+        same, inside = np.empty(n - 1, bool), np.empty(n - 1, bool)  # reused: no fresh pages each distance
+        while distance < min(longest, 127) and behind[distance] > n // 8:
+            m = n - distance
+            np.equal(values[distance:], values[:-distance], out=same[:m])
+            np.greater_equal(near[distance:], distance, out=inside[:m])
+            same[:m] &= inside[:m]
+            earlier = np.flatnonzero(same[:m]).astype(index)
+            if len(earlier):
+                mark(earlier, earlier + distance)
+            distance += 1
+        del near, same, inside
+    # the few entries left (those at least `distance` into a short run): by their positions, run by run
+    left = np.flatnonzero((lengths > distance) & (lengths <= longest))
+    candidates, place = run_members(starts[left] + distance, starts[left] + lengths[left], np.arange(len(left)))
+    place = (candidates - starts[left][place]).astype(index)  # each candidate's place in its run
+    candidates = candidates.astype(index)
+    while len(candidates):
         earlier = candidates - distance
         same = values[candidates] == values[earlier]
         if same.any():
             mark(earlier[same], candidates[same])
         distance += 1
-        candidates = candidates[place[candidates] >= distance]
-    long_entries = np.flatnonzero(~short)
-    if len(long_entries):
-        repeat[long_entries] = _repeats_by_sort(run[long_entries], values[long_entries], rank, long_entries, last)
+        further = place >= distance
+        candidates, place = candidates[further], place[further]
+    long_runs = np.flatnonzero(lengths > longest)
+    if len(long_runs):
+        entries, run = run_members(starts[long_runs], starts[long_runs] + lengths[long_runs], np.arange(len(long_runs)))
+        repeat[entries] = _repeats_by_sort(run, values[entries], rank, entries, last)
     return repeat
 
 

@@ -24,10 +24,24 @@ Progress = Callable[[Any, int, int], None]
 
 
 def vote_fractions(subject: np.ndarray, answer: np.ndarray, n_subjects: int, n_answers: int) -> np.ndarray:
-    """[S, K] fraction of each subject's votes given to each answer (codes 0..S-1, 0..K-1)."""
-    counts = np.bincount(subject.astype(np.int64) * n_answers + answer, minlength=n_subjects * n_answers)
-    counts = counts.reshape(n_subjects, n_answers).astype(np.float64)
-    return counts / counts.sum(axis=1, keepdims=True)
+    """[S, K] fraction of each subject's votes given to each answer (codes 0..S-1, 0..K-1). Votes sorted by subject
+    (a question's votes in the table's order) are counted a few million at a time, each part over its own span of
+    subjects: no int64 key of every vote."""
+    S, K = int(n_subjects), int(n_answers)
+    counts = np.zeros(S * K, np.int64)
+    step = 1 << 22
+    if len(subject) > step and bool((subject[1:] >= subject[:-1]).all()):
+        for i in range(0, len(subject), step):
+            part, low = subject[i : i + step], int(subject[i])
+            key = part - low
+            key *= K
+            key += answer[i : i + step]
+            span = np.bincount(key, minlength=(int(part[-1]) - low + 1) * K)
+            counts[low * K : low * K + len(span)] += span
+    else:
+        counts += np.bincount(subject.astype(np.int64) * K + answer, minlength=S * K)
+    fractions = counts.reshape(S, K).astype(np.float64)
+    return fractions / fractions.sum(axis=1, keepdims=True)
 
 
 def local_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
