@@ -58,12 +58,18 @@ def sorted_pairs(high: np.ndarray, low: np.ndarray) -> np.ndarray:
     if sys.byteorder != "little" or high.dtype.itemsize > 4:
         key = high.astype(np.int64) * (1 << 32) + low.astype(np.int64)
         return low[stable_argsort(key)]
+    return _packed_sort(high, low)[:, 0].astype(low.dtype)
+
+
+def _packed_sort(high: np.ndarray, low: np.ndarray) -> np.ndarray:
+    """Pairs of a signed 32-bit ``high`` and an unsigned 32-bit ``low`` packed one an int64 (high word, low word),
+    sorted by NumPy's vectorised sort: the sorted [low word, high word] rows (little-endian only)."""
     packed = np.empty(len(high), np.int64)
-    words = packed.view(np.uint32).reshape(-1, 2)
+    words = packed.view(np.uint32).reshape(-1, 2)  # [low word, high word] of each int64
     words[:, 0] = low
-    words[:, 1] = high.astype(np.int32, copy=False).view(np.uint32)
+    words[:, 1] = high.astype(np.int32, copy=False).view(np.uint32)  # signed high word: negative keys first
     packed.sort()
-    return words[:, 0].astype(low.dtype)
+    return words
 
 
 def stable_sort(keys: np.ndarray, keys_too: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
@@ -73,11 +79,7 @@ def stable_sort(keys: np.ndarray, keys_too: bool = True) -> tuple[np.ndarray, np
         return np.arange(len(keys), dtype=np.int64), keys if keys_too else None
     narrow = keys.dtype.kind == "i" and keys.dtype.itemsize <= 4
     if narrow and len(keys) < 2**32 and sys.byteorder == "little":
-        packed = np.empty(len(keys), np.int64)
-        words = packed.view(np.uint32).reshape(-1, 2)  # [low word, high word] of each int64
-        words[:, 0] = np.arange(len(keys), dtype=np.uint32)
-        words[:, 1] = keys.astype(np.int32, copy=False).view(np.uint32)  # signed high word: negative keys first
-        packed.sort()
+        words = _packed_sort(keys, np.arange(len(keys), dtype=np.uint32))
         in_order = words[:, 1].view(np.int32).astype(keys.dtype) if keys_too else None
         return words[:, 0].copy(), in_order
     order = pl.DataFrame({"key": keys}).with_row_index("at").sort("key", maintain_order=True)["at"].to_numpy()
