@@ -32,11 +32,11 @@ from annostat.data._memory import with_plain_pages
 from annostat.data.io.tables import PARQUET_SUFFIXES, read_table
 from annostat.data.sorting import (
     argsort_distinct,
-    filter_columns,
-    gather_columns,
     repeats_in_runs,
+    run_boundaries,
     run_members,
     stable_sort,
+    take_columns,
 )
 from annostat.data.subjects import Subjects
 from annostat.errors import InputError, where
@@ -541,7 +541,7 @@ class Votes:
             # the sorted keys give each vote's subject and question; rows numbered 0..n-1 (every row read was kept):
             # a row is its position
             positions = len(row) == 0 or (row[0] == 0 and row[-1] == n - 1 and bool((row[1:] > row[:-1]).all()))
-            codes = gather_columns(
+            codes = take_columns(
                 {"volunteer": volunteer, "answer": answer} | ({} if positions else {"row": row}), order
             )
             if Q > 1:
@@ -563,7 +563,7 @@ class Votes:
                 dropped[f"duplicate vote (policy {duplicates})"] = n_duplicates
                 kept = ~repeat
                 final = order[kept]
-                codes = filter_columns(codes, kept)
+                codes = take_columns(codes, kept)
             del repeat, order
 
         def experience() -> tuple[np.ndarray, np.ndarray]:
@@ -1022,8 +1022,7 @@ def _rank_within(group: np.ndarray, position: np.ndarray) -> np.ndarray:
     order = argsort_distinct(group * n + position)
     g = group[order]
     starts = np.zeros(n, np.int64)
-    new_group = np.ones(n, bool)
-    new_group[1:] = g[1:] != g[:-1]
+    new_group = run_boundaries(g)
     starts[new_group] = np.flatnonzero(new_group)
     ranks = np.empty(n, np.int64)
     ranks[order] = np.arange(n) - np.maximum.accumulate(starts)

@@ -46,7 +46,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from annostat.data.sorting import sorted_pairs
+from annostat.data.sorting import run_boundaries, sorted_pairs
 from annostat.models import likelihood
 from annostat.models.likelihood import IN_BOUNDS
 
@@ -346,7 +346,7 @@ def run_lengths(
     subject: np.ndarray, volunteer: np.ndarray, answer: np.ndarray, n_subjects: int, n_vol_pad: int, K: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """The votes of each subject (``subject`` sorted) and of each cell (volunteer, answer)."""
-    starts = np.flatnonzero(np.concatenate([[True], subject[1:] != subject[:-1]])) if len(subject) else np.zeros(0, int)
+    starts = np.flatnonzero(run_boundaries(subject))
     per_subject = np.zeros(n_subjects, np.int64)  # one pass over the sorted subjects: where each one's votes start
     per_subject[subject[starts]] = np.diff(np.append(starts, len(subject)))
     per_cell = np.zeros(n_vol_pad * K, np.int64)
@@ -493,8 +493,7 @@ def _partial_sums(
     if n == 0:
         return np.zeros(0, np.int32), np.full(n_parts, 0 if fill is None else fill, np.int32)
     position = np.arange(n, dtype=np.int32)  # int32 and in place: at 100M votes, two arrays of 400 MB
-    new_cell = np.ones(n, bool)
-    np.not_equal(cells[1:], cells[:-1], out=new_cell[1:])
+    new_cell = run_boundaries(cells)
     cell_start = np.where(new_cell, position, 0).astype(np.int32, copy=False)
     np.maximum.accumulate(cell_start, out=cell_start)
     position -= cell_start
