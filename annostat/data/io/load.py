@@ -12,7 +12,7 @@ from annostat.data._memory import with_plain_pages
 from annostat.data.gold import Gold
 from annostat.data.io.panoptes import PanoptesExport, _columns, is_panoptes_export, read_panoptes
 from annostat.data.io.tables import _integer_if_lossless
-from annostat.data.sorting import stable_argsort
+from annostat.data.sorting import run_boundaries, stable_argsort
 from annostat.data.subjects import subjects_from_subject_data
 from annostat.data.trees import EXTRA_QUESTIONS, TREES
 from annostat.data.votes import Votes, _answer_labels, _codes
@@ -55,9 +55,8 @@ def votes_from_panoptes(path: str | Path, **options: Any) -> tuple[Votes, Panopt
     # each vote's classification: votes and classifications are both sorted by row, and every used
     # classification has at least one vote
     vote_rows = codes.row
-    index = np.empty(len(vote_rows), np.int32)
-    index[0] = 0
-    np.cumsum(vote_rows[1:] != vote_rows[:-1], out=index[1:])
+    index = np.cumsum(run_boundaries(vote_rows), dtype=np.int32)
+    index -= 1
     counts = np.bincount(index, minlength=c.height)
     starts = np.cumsum(counts) - counts
 

@@ -43,6 +43,7 @@ import polars as pl
 
 from annostat.data.io.tables import describe_problems, record_problems, refuse_repeated_names
 from annostat.data.io.workflows import Workflow, normalise_label, read_workflows
+from annostat.data.sorting import run_boundaries
 from annostat.data.trees import EXTRA_QUESTIONS, PANOPTES_TASKS, TREES
 from annostat.errors import InputError, first_line
 
@@ -511,7 +512,7 @@ def read_panoptes(
             report.skipped[f"repeat classification of a subject (kept the {repeats})"] += n_repeats
             classifications = classifications.filter(pl.col("row").is_in(keep.implode()))
     # rows left without any vote (codes.row is sorted)
-    voted = codes.row[np.r_[True, codes.row[1:] != codes.row[:-1]]] if len(codes) else codes.row
+    voted = codes.row[run_boundaries(codes.row)]
     has_votes = np.isin(classifications["row"].to_numpy(), voted, assume_unique=True)
     if not has_votes.all():
         report.skipped["no answered question task"] += int((~has_votes).sum())
