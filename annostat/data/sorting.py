@@ -159,8 +159,9 @@ def repeats_in_runs(
         del near, same, inside
     # the few entries left (those at least `distance` into a short run): by their positions, run by run
     left = np.flatnonzero((lengths > distance) & (lengths <= longest))
-    candidates, place = run_members(starts[left] + distance, starts[left] + lengths[left], np.arange(len(left)))
-    place = (candidates - starts[left][place]).astype(index)  # each candidate's place in its run
+    first = starts[left]
+    candidates, place = run_members(first + distance, first + lengths[left], np.arange(len(left)))
+    place = (candidates - first[place]).astype(index)  # each candidate's place in its run
     candidates = candidates.astype(index)
     while len(candidates):
         earlier = candidates - distance
