@@ -93,6 +93,37 @@ def test_blocked_vote_log_likelihood_is_the_ragged_sum():
         assert np.allclose(joint, ragged, atol=1e-5)
 
 
+@pytest.mark.parametrize("K", [2, 3, 5, 12])  # column by column up to likelihood.FEW_ANSWERS, a reduction past it
+def test_marginal_is_logsumexp_with_its_gradient(K):
+    import jax
+
+    rng = np.random.default_rng(K)
+    joint = jnp.asarray(rng.normal(size=(50, K)) * 30, jnp.float32)
+    joint = joint.at[0].set(-jnp.inf).at[1, 0].set(-jnp.inf)  # no answer possible; one answer ruled out
+    ours, theirs = likelihood.marginal(joint), jax.nn.logsumexp(joint, axis=-1)
+    assert ours[0] == -jnp.inf and np.allclose(ours[1:], theirs[1:], rtol=1e-6)
+    grad = jax.grad(lambda j: likelihood.marginal(j)[1:].sum())(joint)
+    assert np.allclose(grad[1:], jax.nn.softmax(joint[1:], axis=-1), atol=1e-6)
+    x = joint[1:]
+    assert np.allclose(likelihood.sum_over_answers(x), x.sum(axis=-1)) and np.array_equal(
+        likelihood.max_over_answers(x), x.max(axis=-1)
+    )
+
+
+def test_confusion_m_step_in_rows_is_the_m_step_transposed():
+    from annostat.infer.em import log_confusion_from_counts, log_confusion_rows_from_counts
+
+    rng = np.random.default_rng(3)
+    counts = jnp.asarray(rng.random((6, 3, 3)) * 10, jnp.float32)  # [V, true answer, answer]
+    pseudo = jnp.asarray(rng.random((3, 3)), jnp.float32)
+    theta = np.exp(log_confusion_from_counts(counts, pseudo, 1e-10))
+    assert np.allclose(theta.sum(axis=-1), 1, atol=1e-6)
+    expected = (counts + pseudo) / (counts + pseudo).sum(axis=-1, keepdims=True)
+    assert np.allclose(theta, expected, rtol=1e-5)
+    rows = log_confusion_rows_from_counts(jnp.swapaxes(counts, 1, 2), jnp.broadcast_to(pseudo.T, (6, 3, 3)), 1e-10)
+    assert np.allclose(np.exp(rows), np.swapaxes(theta, 1, 2), rtol=1e-6)
+
+
 def test_block_size_pads_little():
     assert block_size(np.full(100, 10)) in (2, 5)  # ten votes a subject: whole blocks
     assert block_size(np.ones(100, int)) == 1  # one vote a subject: blocks would be all padding
@@ -107,9 +138,9 @@ def test_counts_of_a_prolific_volunteer_keep_float32_precision():
     T = rng.random((n, K)).astype(np.float32)
     cells = np.zeros(n, np.int32)  # volunteer 0, answer 0
     part, part_cell = _partial_sums(cells, n_parts_pad(n, 2, K))
-    counts = np.asarray(_counts(jnp.asarray(T), np.arange(n, dtype=np.int32), part, part_cell, 2, K))
+    counts = np.asarray(_counts(jnp.asarray(T), (np.arange(n, dtype=np.int32),), part, part_cell, 2, K))
     exact = T.astype(np.float64).sum(axis=0)
-    assert np.allclose(counts[0, :, 0], exact, rtol=1e-6, atol=0)
+    assert np.allclose(counts[0, 0, :], exact, rtol=1e-6, atol=0)  # [volunteer, answer, true answer]
 
 
 def test_dawid_skene_beats_majority_vote_on_simulated_votes(small_sim, ds_fit, mv_fit):

@@ -23,9 +23,15 @@ Both passes read the votes in **blocks** (:func:`blocked`): a subject's (or a ce
 ``b`` votes, the last padded with votes that count nothing, laid out slot by slot, so that a block's sum is ``b``
 contiguous gathers added together and the scatter-add (sequential on a CPU) runs over blocks, not votes. ``b`` is
 chosen per question from the numbers of votes (:func:`block_size`): 2-5 where subjects have ten votes or more,
-1 (vote by vote) where padding would cost more than it saves, and below :data:`BLOCKED_FROM` votes. At 2M votes
-(ten a subject) an EM iteration takes ~20 ms instead of ~23 ms vote by vote on 2 CPU cores; the E- and M-step
-passes alone, ~15 ms instead of ~29 ms.
+1 (vote by vote) where padding would cost more than it saves, and below :data:`BLOCKED_FROM` votes. The kernel takes
+each slot as an array of its own (:func:`slots`), so it copies no slice of the votes and compiles fewer loops.
+
+What an iteration costs on a CPU is mostly its gathers: the rows gathered (the posteriors in the M-step, the log
+confusions in the E-step) are padded to a power-of-two width, one aligned load each; the confusions are kept in the
+E-step's layout (rows (volunteer, answer) of K true answers, ``likelihood.confusion_rows``) from the M-step's counts
+on, so no transposes run between the two; sums and maxima over a few answers go column by column
+(``likelihood.sum_over_answers``). At 2M votes (ten a subject) on 2 CPU cores an iteration takes ~16 ms (profiled
+with ``jax.profiler``: ~7 ms of it the gathers, ~2.5 ms the scatter-adds), ~20 ms before those three changes.
 
 Everything runs in float32 inside jit-compiled ``lax.while_loop`` chunks of iterations, so arrays stay on the device
 and Python is visited only every few iterations (for progress reports). Array sizes are padded up to a few fixed
@@ -140,6 +146,12 @@ def blocked(values: np.ndarray, lengths: np.ndarray, b: int, n_blocks_pad: int, 
     return flat
 
 
+def slots(flat: np.ndarray, b: int) -> tuple[np.ndarray, ...]:
+    """The layout of :func:`blocked` as ``b`` arrays, slot j of every block in the j-th (views of ``flat``): the EM
+    kernel takes them apart, so that it gathers each slot with no slice of the whole to copy or to compile."""
+    return tuple(flat.reshape(b, -1))
+
+
 def block_owners(lengths: np.ndarray, b: int) -> np.ndarray:
     """The run (int32) each block of :func:`blocked` belongs to."""
     return np.repeat(np.arange(len(lengths), dtype=np.int32), blocks_per_run(lengths, b))
@@ -151,25 +163,40 @@ def n_parts_pad(n_blocks_pad: int, n_vol_pad: int, K: int, b: int = 1) -> int:
 
 
 def _counts(T, m_subjects, m_part, part_cell, n_vol_pad, K, m_block=1):
-    """Expected counts C[v, k, l]: sum of T[s_n, k] over volunteer v's votes with answer l, in three stages: blocks
-    of ``m_block`` votes of one cell (``m_subjects``, the layout of :func:`blocked`; padding slots point past the
+    """Expected counts C[v, l, k] (in the layout of ``likelihood.confusion_rows``: cells (v, l) of K true answers):
+    sum of T[s_n, k] over volunteer v's votes with answer l, in three stages: blocks
+    of ``m_block`` votes of one cell (``m_subjects``, the slots of :func:`blocked`; padding slots point past the
     last subject and add nothing), runs of blocks of at most ``PART`` votes (``m_part``), then the runs of each cell
     (``part_cell``). One scatter-add of a prolific volunteer's million votes in float32 rounds every addition to a
     sum near 5e5 (to ~0.03): the count drifts by ~3e-6 of itself, and EM's iterations carry that into the
     volunteer's subjects (at 10M votes, fits whose sums were taken in another order, on two processes, differed by
     2.6e-4 in a confusion after 10 iterations; with the runs 1.1e-6, ``benchmarks/ds_hosts.py``). The runs keep
     every sum small: ~4e-7 at a million votes."""
-    blocks = likelihood.blocked_row_sums(T, m_subjects.reshape(m_block, -1))
+    blocks = likelihood.blocked_row_sums(T, m_subjects)
     parts = jax.ops.segment_sum(blocks, m_part, num_segments=len(part_cell), indices_are_sorted=True, mode=IN_BOUNDS)
     counts = jax.ops.segment_sum(parts, part_cell, num_segments=n_vol_pad * K, indices_are_sorted=True, mode=IN_BOUNDS)
-    return jnp.swapaxes(counts.reshape(n_vol_pad, K, K), 1, 2)
+    return counts.reshape(n_vol_pad, K, K)
+
+
+def log_confusion_rows_from_counts(counts: AnyArray, pseudo: AnyArray, eps: float | AnyArray) -> jax.Array:
+    """The M-step of the confusions, in the layout the E-step reads: log theta [V, K (answer l), K (true answer k)]
+    from expected counts and Dirichlet pseudo-counts in that layout: for each true answer k, max(counts + pseudo,
+    eps) over the answers l normalised (MAP under Dirichlet(pseudo + 1))."""
+    theta = jnp.maximum(counts + pseudo, eps)
+    K = theta.shape[-2]
+    norm = theta[..., 0, :]
+    for answer in range(1, K):  # a sum over the answers, one [V, K] slice at a time (likelihood.FEW_ANSWERS)
+        norm = norm + theta[..., answer, :]
+    return jnp.log(theta) - jnp.log(norm)[..., None, :]
 
 
 def log_confusion_from_counts(counts: AnyArray, pseudo: AnyArray, eps: float | AnyArray) -> jax.Array:
     """The M-step of the confusions: log theta [V, K, K] from expected counts [V, K, K] (rows the true answer) and the
-    Dirichlet pseudo-counts [K, K]: each row max(counts + pseudo, eps) normalised (MAP under Dirichlet(pseudo + 1))."""
-    theta = jnp.maximum(counts + pseudo, eps)
-    return jnp.log(theta) - jnp.log(theta.sum(axis=-1, keepdims=True))
+    Dirichlet pseudo-counts [K, K]: each row max(counts + pseudo, eps) normalised (MAP under Dirichlet(pseudo + 1));
+    :func:`log_confusion_rows_from_counts` in the confusions' own layout."""
+    pseudo = jnp.broadcast_to(jnp.asarray(pseudo), jnp.shape(counts))
+    rows = log_confusion_rows_from_counts(jnp.swapaxes(counts, -1, -2), jnp.swapaxes(pseudo, -1, -2), eps)
+    return jnp.swapaxes(rows, -1, -2)
 
 
 def log_priors_from_totals(totals: AnyArray, prior_pseudo: AnyArray, eps: float | AnyArray) -> jax.Array:
@@ -178,10 +205,16 @@ def log_priors_from_totals(totals: AnyArray, prior_pseudo: AnyArray, eps: float 
     return jnp.log(pi) - jnp.log(pi.sum())
 
 
+def answer_totals(T: AnyArray, smask: AnyArray) -> jax.Array:
+    """[K]: the posteriors [S, K] of the subjects in ``smask`` summed, answer by answer (one reduction over the
+    subjects a column: XLA's CPU reduction of [S, K] to [K] is several times slower)."""
+    return jnp.stack([jnp.sum(T[:, k] * smask) for k in range(T.shape[1])])
+
+
 def _m_step(T, m_subjects, m_part, part_cell, smask, n_vol_pad, K, pseudo, prior_pseudo, eps, total=_single, m_block=1):
     counts = total(_counts(T, m_subjects, m_part, part_cell, n_vol_pad, K, m_block))
-    log_theta = log_confusion_from_counts(counts, pseudo, eps)
-    log_pi = log_priors_from_totals(total((T * smask[:, None]).sum(axis=0)), prior_pseudo, eps)
+    log_theta = log_confusion_rows_from_counts(counts, pseudo, eps)
+    log_pi = log_priors_from_totals(total(answer_totals(T, smask)), prior_pseudo, eps)
     return log_pi, log_theta, counts
 
 
@@ -225,9 +258,10 @@ def _prior_m_step(T, smask, r, log_pi, w, a0, w_max, learn, total=_single):
 
 def _e_step(log_prior, log_theta, e_cells, e_subject, smask, n_subj_pad, total=_single, e_block=1):
     """Posteriors [S, K], the marginal log-likelihood of the votes, and the joint [S, K]; ``log_prior`` is
-    [K] or [S, K], ``e_cells`` the votes' cells (volunteer, answer) in blocks of ``e_block`` (:func:`blocked`),
+    [K] or [S, K], ``e_cells`` the votes' cells (volunteer, answer) in blocks of ``e_block``, slot by slot
+    (:func:`slots`),
     ``e_subject`` each block's subject."""
-    block_ll = likelihood.blocked_vote_log_likelihood(log_theta, e_cells.reshape(e_block, -1))
+    block_ll = likelihood.blocked_row_sums(log_theta.reshape(-1, log_theta.shape[-1]), e_cells)
     joint = likelihood.ragged_joint(block_ll, e_subject, n_subj_pad, log_prior)
     norm = likelihood.marginal(joint)
     return likelihood.posterior(joint, norm), total(jnp.sum(norm * smask)), joint
@@ -253,7 +287,8 @@ def _em_iterations(
     """Up to ``n_steps`` EM iterations (M-step, then E-step), stopping early on convergence.
 
     ``state`` = (posteriors, log priors, log confusion and expected counts that produced them, previous objective,
-    iterations done[, the classifier's weight, with evidence]).
+    iterations done[, the classifier's weight, with evidence]); the confusions, their counts and the pseudo-counts
+    of ``settings`` are in the E-step's layout [V, answer, true answer] (``likelihood.confusion_rows``).
     The objective is the log-likelihood plus log prior, or, in crowd-kit mode (``elbo_mode``), the evidence lower
     bound of the previous posteriors under the new parameters; crowd-kit mode also stops on any gain below the
     tolerance (losses included) and then keeps the previous posteriors, as crowd-kit does.
@@ -406,9 +441,9 @@ def _chunk_signature(layout: Layout, evidence: bool = False) -> tuple[Any, ...]:
         a((), i32),
     )
     data = (
-        a((layout.e_block * layout.e_blocks_pad,), i32),
+        (a((layout.e_blocks_pad,), i32),) * layout.e_block,
         a((layout.e_blocks_pad,), i32),
-        a((layout.m_block * layout.m_blocks_pad,), i32),
+        (a((layout.m_blocks_pad,), i32),) * layout.m_block,
         a((layout.m_blocks_pad,), i32),
         a((n_subj_pad,), f32),
         a((n_vol_pad,), f32),
@@ -444,10 +479,11 @@ def shard_arrays(
     log_evidence: np.ndarray | None,
     layout: Layout,
     lengths: tuple[np.ndarray, np.ndarray] | None = None,
-) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+) -> tuple[np.ndarray, tuple[Any, ...]]:
     """One shard's padded arrays: the starting posteriors [n_subj_pad, K] and the data of ``_em_iterations``
-    but the volunteer mask: the E-step's layout (the votes' cells in blocks of one subject, :func:`blocked`, and
-    each block's subject), the M-step's (the votes' subjects in blocks of one cell, and each block's partial sum),
+    but the volunteer mask: the E-step's layout (the votes' cells in blocks of one subject, :func:`blocked`, as a
+    tuple of :func:`slots`, and each block's subject), the M-step's (the votes' subjects in blocks of one cell, as
+    slots, and each block's partial sum),
     the subject mask, the extra votes, each partial sum's cell[, evidence].
 
     ``subject`` holds the shard's own codes 0..S-1 (sorted), ``volunteer`` the global codes; padding blocks belong
@@ -458,13 +494,13 @@ def shard_arrays(
     per_subject, per_cell = lengths or run_lengths(subject, volunteer, answer, S, L.n_vol_pad, K)
     key = volunteer.astype(np.int32) * K
     key += answer.astype(np.int32)
-    e_cells = blocked(key, per_subject, L.e_block, L.e_blocks_pad, L.n_vol_pad * K)
+    e_cells = slots(blocked(key, per_subject, L.e_block, L.e_blocks_pad, L.n_vol_pad * K), L.e_block)
     owner = block_owners(per_subject, L.e_block)
     e_subject = np.full(L.e_blocks_pad, L.n_subj_pad - 1, np.int32)
     e_subject[: len(owner)] = owner
     by_cell = sorted_pairs(key, np.asarray(subject, np.int32))  # by (volunteer, answer), a cell's votes by subject
     del key
-    m_subjects = blocked(by_cell, per_cell, L.m_block, L.m_blocks_pad, L.n_subj_pad)
+    m_subjects = slots(blocked(by_cell, per_cell, L.m_block, L.m_blocks_pad, L.n_subj_pad), L.m_block)
     del by_cell
     block_cell = block_owners(per_cell, L.m_block)
     part, part_cell = _partial_sums(block_cell, L.n_parts_pad, PART // L.m_block, (L.n_vol_pad - 1) * K)
@@ -582,6 +618,7 @@ def dawid_skene_em(
     if fixed_counts is not None:
         pseudo[:V] += np.asarray(fixed_counts, np.float32)
         prior_pseudo += np.asarray(fixed_totals, np.float32)
+    pseudo = np.ascontiguousarray(np.swapaxes(pseudo, 1, 2))  # the kernel's layout: [V, answer, true answer]
     settings = (pseudo, prior_pseudo, *map(np.float32, (eps, rtol, atol)))
     zeros = np.zeros((n_vol_pad, K, K), np.float32)
     state: tuple[Any, ...] = (T0, np.zeros(K, np.float32), zeros, zeros, np.float32(-np.inf), np.int32(0))
@@ -606,8 +643,8 @@ def dawid_skene_em(
     )  # this process's blocks of subjects, in order
     return EMResult(
         posteriors=np.concatenate([block[: b - a] for block, (a, b) in zip(local, blocks)]).reshape(-1, K),
-        confusion=np.exp(np.asarray(log_theta)[:V]),
-        counts=np.asarray(counts)[:V],
+        confusion=np.exp(np.swapaxes(np.asarray(log_theta)[:V], 1, 2)),
+        counts=np.ascontiguousarray(np.swapaxes(np.asarray(counts)[:V], 1, 2)),
         priors=np.exp(np.asarray(log_pi)),
         log_likelihood=ll,
         log_prior=lp,

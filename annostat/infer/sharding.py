@@ -171,8 +171,14 @@ def em_layout(
             )
         )
     T0 = np.concatenate([t for t, _ in shards])
-    columns = [np.concatenate(parts) for parts in zip(*(d for _, d in shards))]
-    data = tuple(place(mesh, c) for c in columns[:5]) + (vmask,) + tuple(place(mesh, c) for c in columns[5:])
+
+    def joined(parts):  # the shards' parts of one column, one after another (each slot of a blocked column apart)
+        if isinstance(parts[0], tuple):
+            return tuple(place(mesh, np.concatenate(slot)) for slot in zip(*parts))
+        return place(mesh, np.concatenate(parts))
+
+    columns = [joined(parts) for parts in zip(*(d for _, d in shards))]
+    data = tuple(columns[:5]) + (vmask,) + tuple(columns[5:])
     kernel = _em_kernel(mesh, layout, bool(elbo_mode), log_evidence is not None)
     return blocks, n_subj_pad, (place(mesh, T0), data), kernel
 

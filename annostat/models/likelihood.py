@@ -37,12 +37,41 @@ import jax
 import jax.numpy as jnp
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import numpy as np
 
 #: what the likelihood's functions take: JAX arrays, or NumPy arrays (moved to the device as they are used)
 AnyArray: TypeAlias = "jax.Array | np.ndarray"
 
 IN_BOUNDS = "promise_in_bounds"  # codes are valid by construction: no bounds handling in the gathers
+
+#: up to this many answers, sums and maxima over the answers are taken column by column: XLA's CPU reductions over
+#: a short last axis cost ~3 ns an entry (at 2M votes, a tenth of a Dawid-Skene iteration), elementwise operations
+#: on K columns a fraction of that
+FEW_ANSWERS = 8
+
+
+def sum_over_answers(x: AnyArray) -> jax.Array:
+    """[...]: ``x`` [..., K] summed over its last axis (the answers), column by column for a few answers."""
+    K = x.shape[-1]
+    if K > FEW_ANSWERS:
+        return jnp.sum(x, axis=-1)
+    total = jnp.asarray(x[..., 0])
+    for k in range(1, K):
+        total = total + x[..., k]
+    return total
+
+
+def max_over_answers(x: AnyArray) -> jax.Array:
+    """[...]: the largest entry of ``x`` [..., K] over its last axis, column by column for a few answers."""
+    K = x.shape[-1]
+    if K > FEW_ANSWERS:
+        return jnp.max(x, axis=-1)
+    top = jnp.asarray(x[..., 0])
+    for k in range(1, K):
+        top = jnp.maximum(top, x[..., k])
+    return top
 
 
 def cell_index(volunteer: AnyArray, answer: AnyArray, n_answers: int) -> AnyArray:
@@ -63,15 +92,22 @@ def vote_log_likelihood(log_confusion: AnyArray, cell: AnyArray) -> jax.Array:
     return confusion_rows(log_confusion).at[cell].get(mode=IN_BOUNDS)
 
 
-def blocked_row_sums(rows: AnyArray, index_by_slot: AnyArray) -> jax.Array:
+def blocked_row_sums(rows: AnyArray, index_by_slot: AnyArray | Sequence[AnyArray]) -> jax.Array:
     """[B, K]: for each block, the sum of the rows of ``rows`` [R, K] its slots name, from ``index_by_slot`` [b, B]
-    (slot j of every block); an index of ``R`` (one past the last row) is padding and adds zero. ``b`` contiguous
-    gathers added together: a block's sum costs no scatter (``annostat.infer.em``'s layout of the votes)."""
-    padded = jnp.concatenate([rows, jnp.zeros((1, rows.shape[-1]), rows.dtype)])
-    total = padded.at[index_by_slot[0]].get(mode=IN_BOUNDS)
-    for j in range(1, index_by_slot.shape[0]):
-        total = total + padded.at[index_by_slot[j]].get(mode=IN_BOUNDS)
-    return total
+    (slot j of every block; or a sequence of b arrays [B]); an index of ``R`` (one past the last row) is padding and
+    adds zero. ``b`` contiguous
+    gathers added together: a block's sum costs no scatter (``annostat.infer.em``'s layout of the votes).
+
+    The rows are gathered padded to a power-of-two width (3 answers: 4), so that each is one aligned load: at 2M
+    votes this takes a third off the E-step's gathers on a CPU."""
+    K = rows.shape[-1]
+    width = 1 << (K - 1).bit_length()
+    padded = jnp.pad(rows, ((0, 1), (0, width - K)))
+    first, *others = index_by_slot
+    total = padded.at[first].get(mode=IN_BOUNDS)
+    for index in others:
+        total = total + padded.at[index].get(mode=IN_BOUNDS)
+    return total[:, :K]
 
 
 def blocked_vote_log_likelihood(log_confusion: AnyArray, cells_by_slot: AnyArray) -> jax.Array:
@@ -97,8 +133,11 @@ def padded_joint(vote_ll: AnyArray, mask: AnyArray, log_prior: AnyArray) -> jax.
 
 
 def marginal(joint: AnyArray) -> jax.Array:
-    """[...]: the marginal log-likelihood, the true answer summed out."""
-    return jax.nn.logsumexp(joint, axis=-1)
+    """[...]: the marginal log-likelihood, the true answer summed out (log-sum-exp over the last axis, shifted by
+    its largest entry, which carries no gradient, as ``jax.nn.logsumexp`` does)."""
+    top = max_over_answers(joint)
+    shift = jax.lax.stop_gradient(jnp.where(jnp.isfinite(top), top, 0.0))
+    return shift + jnp.log(sum_over_answers(jnp.exp(joint - shift[..., None])))
 
 
 def posterior(joint: AnyArray, marginal_ll: AnyArray | None = None) -> jax.Array:
