@@ -77,7 +77,9 @@ def test_blocked_layout_holds_every_vote_once_in_its_runs_blocks(lengths, b, spa
     assert np.array_equal(flat.reshape(b, -1).T[:n][flat.reshape(b, -1).T[:n] > 0], values)
 
 
-def test_blocked_vote_log_likelihood_is_the_ragged_sum():
+@pytest.mark.parametrize("padded_up_to", [likelihood.PADDED_ROWS_UP_TO, 0])  # rows padded to 4 wide, or as they are
+def test_blocked_vote_log_likelihood_is_the_ragged_sum(padded_up_to, monkeypatch):
+    monkeypatch.setattr(likelihood, "PADDED_ROWS_UP_TO", padded_up_to)
     rng = np.random.default_rng(2)
     V, K, S = 7, 3, 40
     lengths = rng.integers(0, 9, S)
