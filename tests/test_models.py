@@ -49,7 +49,7 @@ def test_partial_sums_split_each_cell_into_short_runs():
             [np.zeros(3 * PART + 5, np.int32), rng.integers(1, 40, 2000).astype(np.int32), np.full(PART, 47, np.int32)]
         )
     )
-    part, part_cell = _partial_sums(cells, n_parts_pad(len(cells), 16, 3))
+    part, part_cell = _partial_sums(cells, n_parts_pad(len(cells), 16 * 3))
     assert np.all(np.diff(part) >= 0) and part[0] == 0  # runs follow the votes' order
     assert np.array_equal(part_cell[part], cells)  # every vote's run is of its cell
     assert np.bincount(part).max() <= PART
@@ -126,6 +126,29 @@ def test_confusion_m_step_in_rows_is_the_m_step_transposed():
     assert np.allclose(np.exp(rows), np.swapaxes(theta, 1, 2), rtol=1e-6)
 
 
+def test_m_step_over_ranges_of_subjects_is_the_same_fit(monkeypatch):
+    """A large table of posteriors is read in ranges of subjects (em.subject_ranges): the same expected counts,
+    summed in another order."""
+    from annostat.infer import em
+
+    rng = np.random.default_rng(4)
+    S, V, K, per = 3000, 60, 3, 8
+    truth = rng.integers(0, K, S)
+    volunteer = rng.integers(0, V, S * per)
+    subject = np.repeat(np.arange(S), per)
+    right = rng.random(S * per) < 0.75
+    answer = np.where(right, truth[subject], rng.integers(0, K, S * per))
+    frame = pd.DataFrame({"subject": subject, "volunteer": volunteer, "answer": answer})
+    votes = Votes.from_frame(frame, subject="subject", volunteer="volunteer", answer="answer", question=None, time=None)
+    whole = DawidSkene(max_iter=30, tol=0.0).fit(votes)
+    monkeypatch.setattr(em, "M_RANGE_BYTES", 4096)  # 3000 subjects' posteriors: 36 kB, so ranges of 341 subjects
+    monkeypatch.setattr(em, "RUN_VOTES", 1)
+    assert len(em.subject_ranges(S, K, S * per, 61 * K)) - 1 == 9
+    ranged = DawidSkene(max_iter=30, tol=0.0).fit(votes)
+    assert np.allclose(ranged.posteriors["p"], whole.posteriors["p"], atol=1e-5)
+    assert np.allclose(ranged.volunteers["accuracy"], whole.volunteers["accuracy"], atol=1e-5)
+
+
 def test_block_size_pads_little():
     assert block_size(np.full(100, 10)) in (2, 5)  # ten votes a subject: whole blocks
     assert block_size(np.ones(100, int)) == 1  # one vote a subject: blocks would be all padding
@@ -139,7 +162,7 @@ def test_counts_of_a_prolific_volunteer_keep_float32_precision():
     rng = np.random.default_rng(1)
     T = rng.random((n, K)).astype(np.float32)
     cells = np.zeros(n, np.int32)  # volunteer 0, answer 0
-    part, part_cell = _partial_sums(cells, n_parts_pad(n, 2, K))
+    part, part_cell = _partial_sums(cells, n_parts_pad(n, 2 * K))
     counts = np.asarray(_counts(jnp.asarray(T), (np.arange(n, dtype=np.int32),), part, part_cell, 2, K))
     exact = T.astype(np.float64).sum(axis=0)
     assert np.allclose(counts[0, 0, :], exact, rtol=1e-6, atol=0)  # [volunteer, answer, true answer]

@@ -155,8 +155,12 @@ def em_layout(
     # every shard of every process the same layout: block sizes agreed first (the largest: any is exact), then sizes
     e_block, m_block = hosts.agree_max(*block_sizes(lengths))
     mine = layout_of(lengths, bucket(max(b - a for a, b in blocks) + 1), n_vol_pad, K, (e_block, m_block))
-    n_subj_pad, e_blocks_pad, m_blocks_pad = hosts.agree_max(mine.n_subj_pad, mine.e_blocks_pad, mine.m_blocks_pad)
-    layout = replace(mine, n_subj_pad=n_subj_pad, e_blocks_pad=e_blocks_pad, m_blocks_pad=m_blocks_pad)
+    n_subj_pad, e_blocks_pad, m_blocks_pad, m_runs_pad = hosts.agree_max(
+        mine.n_subj_pad, mine.e_blocks_pad, mine.m_blocks_pad, mine.m_runs_pad
+    )
+    layout = replace(
+        mine, n_subj_pad=n_subj_pad, e_blocks_pad=e_blocks_pad, m_blocks_pad=m_blocks_pad, m_runs_pad=m_runs_pad
+    )
     shards = []
     for (a, b), p, shard_lengths in zip(blocks, vote_slices, lengths):
         shards.append(

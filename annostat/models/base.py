@@ -23,10 +23,12 @@ if TYPE_CHECKING:
 Progress = Callable[[Any, int, int], None]
 
 
-def vote_fractions(subject: np.ndarray, answer: np.ndarray, n_subjects: int, n_answers: int) -> np.ndarray:
-    """[S, K] fraction of each subject's votes given to each answer (codes 0..S-1, 0..K-1). Votes sorted by subject
-    (a question's votes in the table's order) are counted a few million at a time, each part over its own span of
-    subjects: no int64 key of every vote."""
+def vote_fractions(
+    subject: np.ndarray, answer: np.ndarray, n_subjects: int, n_answers: int, dtype: type = np.float64
+) -> np.ndarray:
+    """[S, K] fraction of each subject's votes given to each answer (codes 0..S-1, 0..K-1), as ``dtype``. Votes
+    sorted by subject (a question's votes in the table's order) are counted a few million at a time, each part over
+    its own span of subjects: no int64 key of every vote."""
     S, K = int(n_subjects), int(n_answers)
     counts = np.zeros(S * K, np.int64)
     step = 1 << 22
@@ -40,8 +42,9 @@ def vote_fractions(subject: np.ndarray, answer: np.ndarray, n_subjects: int, n_a
             counts[low * K : low * K + len(span)] += span
     else:
         counts += np.bincount(subject.astype(np.int64) * K + answer, minlength=S * K)
-    fractions = counts.reshape(S, K).astype(np.float64)
-    return fractions / fractions.sum(axis=1, keepdims=True)
+    fractions: np.ndarray = counts.reshape(S, K).astype(dtype)
+    fractions /= fractions.sum(axis=1, keepdims=True)
+    return fractions
 
 
 def local_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

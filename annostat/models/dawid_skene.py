@@ -189,7 +189,7 @@ class DawidSkene(Model):
                 len(free),
                 V,
                 K,
-                init=vote_fractions(e_subject, e_answer, len(free), K),
+                init=vote_fractions(e_subject, e_answer, len(free), K, np.float32),  # EM runs in float32
                 pseudo_counts=pseudo,
                 prior_pseudo_count=self.prior_pseudo_count,
                 eps=self.eps,
