@@ -121,7 +121,7 @@ def main() -> None:
             "volunteers",
             "seconds, table to fit folder",
             "ns a vote",
-            "peak RSS (GB)",
+            "peak RSS (GiB)",
             "EM iterations",
             "accuracy",
         )
