@@ -27,7 +27,7 @@ chosen per question from the numbers of votes (:func:`block_size`): 2-5 where su
 each slot as an array of its own (:func:`slots`), so it copies no slice of the votes and compiles fewer loops.
 
 What an iteration costs on a CPU is mostly its gathers: the rows gathered (the posteriors in the M-step, the log
-confusions in the E-step) are padded to a power-of-two width, one aligned load each; the confusions are kept in the
+confusions in the E-step) are padded to a power-of-two width while the table is small, one aligned load each; the confusions are kept in the
 E-step's layout (rows (volunteer, answer) of K true answers, ``likelihood.confusion_rows``) from the M-step's counts
 on, so no transposes run between the two; sums and maxima over a few answers go column by column
 (``likelihood.sum_over_answers``); a large table of posteriors is read in ranges of subjects
