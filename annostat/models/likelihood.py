@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     import numpy as np
 
@@ -56,26 +56,26 @@ FEW_ANSWERS = 8
 PADDED_ROWS_UP_TO = 8 << 20
 
 
-def sum_over_answers(x: AnyArray) -> jax.Array:
-    """[...]: ``x`` [..., K] summed over its last axis (the answers), column by column for a few answers."""
+def _over_answers(x: AnyArray, pairwise: Callable, reduction: Callable) -> jax.Array:
+    """``x`` [..., K] folded over its last axis: ``pairwise`` column after column for a few answers, else the
+    ``reduction``."""
     K = x.shape[-1]
     if K > FEW_ANSWERS:
-        return jnp.sum(x, axis=-1)
-    total = jnp.asarray(x[..., 0])
+        return reduction(x, axis=-1)
+    folded = jnp.asarray(x[..., 0])
     for k in range(1, K):
-        total = total + x[..., k]
-    return total
+        folded = pairwise(folded, x[..., k])
+    return folded
+
+
+def sum_over_answers(x: AnyArray) -> jax.Array:
+    """[...]: ``x`` [..., K] summed over its last axis (the answers), column by column for a few answers."""
+    return _over_answers(x, jnp.add, jnp.sum)
 
 
 def max_over_answers(x: AnyArray) -> jax.Array:
     """[...]: the largest entry of ``x`` [..., K] over its last axis, column by column for a few answers."""
-    K = x.shape[-1]
-    if K > FEW_ANSWERS:
-        return jnp.max(x, axis=-1)
-    top = jnp.asarray(x[..., 0])
-    for k in range(1, K):
-        top = jnp.maximum(top, x[..., k])
-    return top
+    return _over_answers(x, jnp.maximum, jnp.max)
 
 
 def cell_index(volunteer: AnyArray, answer: AnyArray, n_answers: int) -> AnyArray:
