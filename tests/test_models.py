@@ -78,7 +78,7 @@ def test_blocked_layout_holds_every_vote_once_in_its_runs_blocks(lengths, b, spa
 
 
 @pytest.mark.parametrize("padded_up_to", [likelihood.PADDED_ROWS_UP_TO, 0])  # rows padded to 4 wide, or as they are
-def test_blocked_vote_log_likelihood_is_the_ragged_sum(padded_up_to, monkeypatch):
+def test_blocked_row_sums_of_the_confusions_are_the_ragged_sum(padded_up_to, monkeypatch):
     monkeypatch.setattr(likelihood, "PADDED_ROWS_UP_TO", padded_up_to)
     rng = np.random.default_rng(2)
     V, K, S = 7, 3, 40
@@ -89,7 +89,7 @@ def test_blocked_vote_log_likelihood_is_the_ragged_sum(padded_up_to, monkeypatch
     ragged = likelihood.ragged_joint(likelihood.vote_log_likelihood(log_theta, cell), subject, S, jnp.zeros(K))
     for b in BLOCK_SIZES:
         flat = blocked(cell, lengths, b, n_blocks(lengths, b) + 2, V * K)
-        per_block = likelihood.blocked_vote_log_likelihood(log_theta, flat.reshape(b, -1))
+        per_block = likelihood.blocked_row_sums(likelihood.confusion_rows(log_theta), flat.reshape(b, -1))
         owner = np.append(block_owners(lengths, b), [S - 1, S - 1])  # padding blocks: any subject, they add 0
         joint = likelihood.ragged_joint(per_block, owner, S, jnp.zeros(K))
         assert np.allclose(joint, ragged, atol=1e-5)

@@ -27,8 +27,8 @@ chosen per question from the numbers of votes (:func:`block_size`): 2-5 where su
 each slot as an array of its own (:func:`slots`), so it copies no slice of the votes and compiles fewer loops.
 
 What an iteration costs on a CPU is mostly its gathers: the rows gathered (the posteriors in the M-step, the log
-confusions in the E-step) are padded to a power-of-two width while the table is small, one aligned load each; the confusions are kept in the
-E-step's layout (rows (volunteer, answer) of K true answers, ``likelihood.confusion_rows``) from the M-step's counts
+confusions in the E-step) are padded to a power-of-two width while the table is small, one aligned load each; the
+confusions are kept in the E-step's layout (rows (volunteer, answer) of K true answers, ``likelihood.confusion_rows``) from the M-step's counts
 on, so no transposes run between the two; sums and maxima over a few answers go column by column
 (``likelihood.sum_over_answers``); a large table of posteriors is read in ranges of subjects
 (:func:`subject_ranges`). At 2M votes (ten a subject) on 2 CPU cores an iteration takes ~16 ms (profiled with
@@ -176,7 +176,7 @@ M_RANGE_BYTES = 6 << 20
 RUN_VOTES = 8
 
 
-def subject_ranges(n_subjects: int, K: int, n_votes: int = 0, n_cells: int = 1) -> np.ndarray:
+def subject_ranges(n_subjects: int, K: int, n_votes: int, n_cells: int) -> np.ndarray:
     """Boundaries (subject codes, int64) of the ranges of subjects the M-step reads the posteriors in: one range
     while the posteriors [S, K] take at most :data:`M_RANGE_BYTES` in float32, else ranges of about that size, at
     most one for every :data:`RUN_VOTES` votes of a cell (``n_votes / n_cells``)."""
@@ -187,10 +187,10 @@ def subject_ranges(n_subjects: int, K: int, n_votes: int = 0, n_cells: int = 1) 
     return np.minimum(np.arange(n + 1, dtype=np.int64) * -(-S // n), S)
 
 
-def _counts(T, m_subjects, m_part, part_cell, n_vol_pad, K, m_block=1):
+def _counts(T, m_subjects, m_part, part_cell, n_vol_pad, K):
     """Expected counts C[v, l, k] (in the layout of ``likelihood.confusion_rows``: cells (v, l) of K true answers):
     sum of T[s_n, k] over volunteer v's votes with answer l, in three stages: blocks
-    of ``m_block`` votes of one cell (``m_subjects``, the slots of :func:`blocked`; padding slots point past the
+    of a few votes of one cell (``m_subjects``, the slots of :func:`blocked`; padding slots point past the
     last subject and add nothing), runs of blocks of at most ``PART`` votes (``m_part``), then the runs of each cell
     (``part_cell``). One scatter-add of a prolific volunteer's million votes in float32 rounds every addition to a
     sum near 5e5 (to ~0.03): the count drifts by ~3e-6 of itself, and EM's iterations carry that into the
@@ -208,11 +208,7 @@ def log_confusion_rows_from_counts(counts: AnyArray, pseudo: AnyArray, eps: floa
     from expected counts and Dirichlet pseudo-counts in that layout: for each true answer k, max(counts + pseudo,
     eps) over the answers l normalised (MAP under Dirichlet(pseudo + 1))."""
     theta = jnp.maximum(counts + pseudo, eps)
-    K = theta.shape[-2]
-    norm = theta[..., 0, :]
-    for answer in range(1, K):  # a sum over the answers, one [V, K] slice at a time (likelihood.FEW_ANSWERS)
-        norm = norm + theta[..., answer, :]
-    return jnp.log(theta) - jnp.log(norm)[..., None, :]
+    return jnp.log(theta) - jnp.log(likelihood.sum_over_answers(theta, axis=-2))[..., None, :]
 
 
 def log_confusion_from_counts(counts: AnyArray, pseudo: AnyArray, eps: float | AnyArray) -> jax.Array:
@@ -236,8 +232,8 @@ def answer_totals(T: AnyArray, smask: AnyArray) -> jax.Array:
     return jnp.stack([jnp.sum(T[:, k] * smask) for k in range(T.shape[1])])
 
 
-def _m_step(T, m_subjects, m_part, part_cell, smask, n_vol_pad, K, pseudo, prior_pseudo, eps, total=_single, m_block=1):
-    counts = total(_counts(T, m_subjects, m_part, part_cell, n_vol_pad, K, m_block))
+def _m_step(T, m_subjects, m_part, part_cell, smask, n_vol_pad, K, pseudo, prior_pseudo, eps, total=_single):
+    counts = total(_counts(T, m_subjects, m_part, part_cell, n_vol_pad, K))
     log_theta = log_confusion_rows_from_counts(counts, pseudo, eps)
     log_pi = log_priors_from_totals(total(answer_totals(T, smask)), prior_pseudo, eps)
     return log_pi, log_theta, counts
@@ -281,11 +277,10 @@ def _prior_m_step(T, smask, r, log_pi, w, a0, w_max, learn, total=_single):
     return jax.nn.log_softmax(b), w
 
 
-def _e_step(log_prior, log_theta, e_cells, e_subject, smask, n_subj_pad, total=_single, e_block=1):
+def _e_step(log_prior, log_theta, e_cells, e_subject, smask, n_subj_pad, total=_single):
     """Posteriors [S, K], the marginal log-likelihood of the votes, and the joint [S, K]; ``log_prior`` is
-    [K] or [S, K], ``e_cells`` the votes' cells (volunteer, answer) in blocks of ``e_block``, slot by slot
-    (:func:`slots`),
-    ``e_subject`` each block's subject."""
+    [K] or [S, K], ``e_cells`` the votes' cells (volunteer, answer) in blocks of a subject's votes, slot by slot
+    (:func:`slots`), ``e_subject`` each block's subject."""
     block_ll = likelihood.blocked_row_sums(log_theta.reshape(-1, log_theta.shape[-1]), e_cells)
     joint = likelihood.ragged_joint(block_ll, e_subject, n_subj_pad, log_prior)
     norm = likelihood.marginal(joint)
@@ -306,9 +301,7 @@ def _crowdkit_elbo(T, L, log_pi, extra_votes, smask, eps, total=_single):
     return total(jnp.sum(Tm * (L + extra_votes[:, None] * log_pi)) - jnp.sum(Tm * jnp.log(jnp.maximum(T, eps))))
 
 
-def _em_iterations(
-    state, data, settings, n_steps, *, K, n_subj_pad, n_vol_pad, elbo_mode, e_block=1, m_block=1, total=_single
-):
+def _em_iterations(state, data, settings, n_steps, *, K, n_subj_pad, n_vol_pad, elbo_mode, total=_single):
     """Up to ``n_steps`` EM iterations (M-step, then E-step), stopping early on convergence.
 
     ``state`` = (posteriors, log priors, log confusion and expected counts that produced them, previous objective,
@@ -320,8 +313,8 @@ def _em_iterations(
 
     ``total`` sums the subjects' and votes' terms over shards: the identity on one device, a ``psum`` when the
     subjects (and their votes) are split over devices (``annostat.infer.sharding``); everything per subject stays
-    on its shard, the parameters are the same on every shard. ``e_block`` and ``m_block``: the votes a block holds
-    in the E-step's and the M-step's layouts (:func:`shard_arrays`).
+    on its shard, the parameters are the same on every shard. The blocked layouts' slots (:func:`shard_arrays`) come
+    as tuples of arrays, so their number is part of the arguments' shapes.
     """
     e_cells, e_subject, m_subjects, m_part, smask, vmask, extra_votes, part_cell = data[:8]
     log_evidence = data[8] if len(data) > 8 else None  # [S, K] a classifier's per-subject evidence, when given
@@ -335,14 +328,14 @@ def _em_iterations(
     def body(c):
         i, _, (T, last_log_pi, _, _, previous, it, *weight), traces = c
         log_pi, log_theta, counts = _m_step(
-            T, m_subjects, m_part, part_cell, smask, n_vol_pad, K, pseudo, prior_pseudo, eps, total, m_block
+            T, m_subjects, m_part, part_cell, smask, n_vol_pad, K, pseudo, prior_pseudo, eps, total
         )
         if log_evidence is None:
             log_prior = log_pi
         else:
             log_pi, w = _prior_m_step(T, smask, log_evidence, last_log_pi, weight[0], prior_pseudo, w_max, learn, total)
             log_prior, weight = likelihood.evidence_log_prior(log_pi, log_evidence, w), [w]
-        T_new, ll, L = _e_step(log_prior, log_theta, e_cells, e_subject, smask, n_subj_pad, total, e_block)
+        T_new, ll, L = _e_step(log_prior, log_theta, e_cells, e_subject, smask, n_subj_pad, total)
         lp = log_prior_density(log_pi, log_theta, vmask, pseudo, prior_pseudo)
         threshold = atol + rtol * jnp.abs(previous)
         if elbo_mode:  # crowd-kit: stop on a gain strictly below tol (losses included), keep the previous posteriors
@@ -362,7 +355,7 @@ def _em_iterations(
     return state, i, done, traces
 
 
-_em_chunk = jax.jit(_em_iterations, static_argnames=("K", "n_subj_pad", "n_vol_pad", "elbo_mode", "e_block", "m_block"))
+_em_chunk = jax.jit(_em_iterations, static_argnames=("K", "n_subj_pad", "n_vol_pad", "elbo_mode"))
 
 
 # Compilation runs ahead on a worker thread: XLA compiles (releasing the GIL) while numpy prepares the votes.
@@ -398,8 +391,6 @@ class Layout:
             "K": self.K,
             "n_subj_pad": self.n_subj_pad,
             "n_vol_pad": self.n_vol_pad,
-            "e_block": self.e_block,
-            "m_block": self.m_block,
         }
 
 

@@ -56,26 +56,27 @@ FEW_ANSWERS = 8
 PADDED_ROWS_UP_TO = 8 << 20
 
 
-def _over_answers(x: AnyArray, pairwise: Callable, reduction: Callable) -> jax.Array:
-    """``x`` [..., K] folded over its last axis: ``pairwise`` column after column for a few answers, else the
+def _over_answers(x: AnyArray, pairwise: Callable, reduction: Callable, axis: int) -> jax.Array:
+    """``x`` folded over its ``axis`` of answers: ``pairwise`` slice after slice for a few answers, else the
     ``reduction``."""
-    K = x.shape[-1]
-    if K > FEW_ANSWERS:
-        return reduction(x, axis=-1)
-    folded = jnp.asarray(x[..., 0])
-    for k in range(1, K):
-        folded = pairwise(folded, x[..., k])
+    x = jnp.moveaxis(jnp.asarray(x), axis, 0)  # a view while tracing: the slices below read the original layout
+    if x.shape[0] > FEW_ANSWERS:
+        return reduction(x, axis=0)
+    folded = x[0]
+    for k in range(1, x.shape[0]):
+        folded = pairwise(folded, x[k])
     return folded
 
 
-def sum_over_answers(x: AnyArray) -> jax.Array:
-    """[...]: ``x`` [..., K] summed over its last axis (the answers), column by column for a few answers."""
-    return _over_answers(x, jnp.add, jnp.sum)
+def sum_over_answers(x: AnyArray, axis: int = -1) -> jax.Array:
+    """``x`` summed over its ``axis`` of answers (the last by default), slice by slice for a few answers."""
+    return _over_answers(x, jnp.add, jnp.sum, axis)
 
 
-def max_over_answers(x: AnyArray) -> jax.Array:
-    """[...]: the largest entry of ``x`` [..., K] over its last axis, column by column for a few answers."""
-    return _over_answers(x, jnp.maximum, jnp.max)
+def max_over_answers(x: AnyArray, axis: int = -1) -> jax.Array:
+    """The largest entry of ``x`` over its ``axis`` of answers (the last by default), slice by slice for a few
+    answers."""
+    return _over_answers(x, jnp.maximum, jnp.max, axis)
 
 
 def cell_index(volunteer: AnyArray, answer: AnyArray, n_answers: int) -> AnyArray:
@@ -116,13 +117,6 @@ def blocked_row_sums(rows: AnyArray, index_by_slot: AnyArray | Sequence[AnyArray
     for index in others:
         total = total + padded.at[index].get(mode=IN_BOUNDS)
     return total[:, :K]
-
-
-def blocked_vote_log_likelihood(log_confusion: AnyArray, cells_by_slot: AnyArray) -> jax.Array:
-    """[B, K]: the summed log p(vote | true answer k) of each block of votes (:func:`vote_log_likelihood` added up),
-    from the cells of the blocks' votes slot by slot, ``cells_by_slot`` [b, B] (:func:`blocked_row_sums`); a cell
-    one past the last row (``V * K``) is padding and counts zero."""
-    return blocked_row_sums(confusion_rows(log_confusion), cells_by_slot)
 
 
 def ragged_joint(vote_ll: AnyArray, subject: AnyArray, n_subjects: int, log_prior: AnyArray) -> jax.Array:
