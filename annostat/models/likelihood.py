@@ -31,7 +31,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import jax
 import jax.numpy as jnp
@@ -59,12 +59,18 @@ PADDED_ROWS_UP_TO = 8 << 20
 def _over_answers(x: AnyArray, pairwise: Callable, reduction: Callable, axis: int) -> jax.Array:
     """``x`` folded over its ``axis`` of answers: ``pairwise`` slice after slice for a few answers, else the
     ``reduction``."""
-    x = jnp.moveaxis(jnp.asarray(x), axis, 0)  # a view while tracing: the slices below read the original layout
-    if x.shape[0] > FEW_ANSWERS:
-        return reduction(x, axis=0)
-    folded = x[0]
-    for k in range(1, x.shape[0]):
-        folded = pairwise(folded, x[k])
+    K = x.shape[axis]
+    if K > FEW_ANSWERS:
+        return reduction(x, axis=axis)
+    after: tuple[Any, ...] = (slice(None),) * (x.ndim - 1 - axis % x.ndim)  # the axes after ``axis``, whole
+
+    def answer(k: int) -> AnyArray:  # x[..., k, :, ...]: answer k's slice
+        index: tuple[Any, ...] = (Ellipsis, k, *after)
+        return x[index]
+
+    folded = jnp.asarray(answer(0))
+    for k in range(1, K):
+        folded = pairwise(folded, answer(k))
     return folded
 
 
